@@ -1,0 +1,94 @@
+//! The one error type of the HTTP API. Clients get Backstage's error shape
+//! (`{"error":{"name","message"},"response":{"statusCode"}}`) with the right
+//! status; internal details go to the log only.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::store::{QueryError, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "InputError"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFoundError"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "ConflictError"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "NotAllowedError"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Error"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, name) = self.parts();
+        let message = match &self {
+            ApiError::Internal(e) => {
+                tracing::error!(error = ?e, "request failed");
+                "internal error; see the server log".to_string()
+            }
+            other => other.to_string(),
+        };
+        let body = json!({
+            "error": {"name": name, "message": message},
+            "response": {"statusCode": status.as_u16()},
+        });
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::LocationExists(what) => ApiError::Conflict(format!("location {what} already exists")),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        ApiError::BadRequest(format!("invalid JSON body: {}", e.body_text()))
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(e: PathRejection) -> Self {
+        ApiError::BadRequest(e.body_text())
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ApiError::Internal(e.into())
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::Internal(e)
+    }
+}

@@ -1,0 +1,66 @@
+//! The HTTP API (axum): Backstage-compatible catalog routes under
+//! `/api/catalog`, and `/healthz`.
+//!
+//! **Invariant:** only `api` knows HTTP. Handlers parse requests, call the
+//! store on blocking threads and shape responses; they hold no state of
+//! their own beyond [`AppState`].
+
+mod catalog;
+mod error;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+pub use error::ApiError;
+
+use crate::config::Config;
+use crate::scheduler::Refresher;
+use crate::store::Store;
+
+/// Everything a handler may use; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub refresher: Arc<Refresher>,
+    pub config: Arc<Config>,
+}
+
+/// The whole HTTP surface; used by `serve` and by tests.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/api/catalog", catalog::router())
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// `axum::Json`, but a bad body is answered in our own error format.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+/// Runs store work off the async executor.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await?
+}
+
+async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let store = state.store.clone();
+    let stats = blocking(move || Ok(store.stats()?)).await?;
+    Ok(Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "ready": state.refresher.is_ready(),
+        "catalog": stats,
+    })))
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}

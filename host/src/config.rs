@@ -1,0 +1,236 @@
+//! `greenroom.toml`: server address and data folder, catalog locations,
+//! custom kinds, refresh and fetch limits. Unknown keys are errors, so a typo
+//! never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+use crate::catalog::{CustomKind, Kinds};
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub catalog: CatalogConfig,
+    /// The folder relative paths in the file are taken from.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_addr")]
+    pub addr: SocketAddr,
+    /// Where the store (and later caches and indexes) live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            addr: default_addr(),
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+fn default_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7007))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(".greenroom")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogConfig {
+    #[serde(default)]
+    pub locations: Vec<LocationConfig>,
+    #[serde(default)]
+    pub kinds: Vec<KindConfig>,
+    /// How often every location is read again, e.g. "60s", "5m".
+    #[serde(default = "default_refresh", with = "humantime_serde_compat")]
+    pub refresh_interval: Duration,
+    /// How long a URL location may take to answer.
+    #[serde(default = "default_fetch_timeout", with = "humantime_serde_compat")]
+    pub fetch_timeout: Duration,
+    /// Larger catalog files (and substituted files) are refused.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+    /// Whether `POST /api/catalog/locations` may register `file` locations
+    /// (reading the server's disk). Off by default; URL locations are always
+    /// allowed.
+    #[serde(default)]
+    pub allow_file_locations_from_api: bool,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        CatalogConfig {
+            locations: Vec::new(),
+            kinds: Vec::new(),
+            refresh_interval: default_refresh(),
+            fetch_timeout: default_fetch_timeout(),
+            max_file_bytes: default_max_file_bytes(),
+            allow_file_locations_from_api: false,
+        }
+    }
+}
+
+fn default_refresh() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_fetch_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_max_file_bytes() -> u64 {
+    8 * 1024 * 1024
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocationConfig {
+    #[serde(rename = "type", default = "default_location_type")]
+    pub kind: String,
+    pub target: String,
+}
+
+fn default_location_type() -> String {
+    "file".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KindConfig {
+    /// e.g. `MLModel`.
+    pub kind: String,
+    /// Accepted apiVersions; empty accepts any `group/version`.
+    #[serde(default)]
+    pub api_versions: Vec<String>,
+    /// A JSON Schema (JSON or YAML file) for the kind's `spec`.
+    pub schema: PathBuf,
+    #[serde(default = "yes")]
+    pub owner_required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("'{text}' is not a duration like \"30s\" or \"5m\": {e}")))
+    }
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config.base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        config.base_dir = std::path::absolute(&config.base_dir).unwrap_or(config.base_dir);
+        for (i, l) in config.catalog.locations.iter().enumerate() {
+            if !matches!(l.kind.as_str(), "file" | "url") {
+                bail!("{}: catalog.locations[{i}].type is '{}'; use \"file\" or \"url\"", path.display(), l.kind);
+            }
+        }
+        Ok(config)
+    }
+
+    /// The config used when no file is given: the current folder.
+    pub fn in_dir(dir: &Path) -> Config {
+        Config {
+            base_dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
+            ..Config::default()
+        }
+    }
+
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) }
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.resolve(&self.server.data_dir).join("greenroom.db")
+    }
+
+    /// Loads the custom kinds' schemas.
+    pub fn kinds(&self) -> anyhow::Result<Kinds> {
+        let mut kinds = Kinds::default();
+        for k in &self.catalog.kinds {
+            let path = self.resolve(&k.schema);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("custom kind {}: cannot read its schema {}", k.kind, path.display()))?;
+            let schema = if path.extension().is_some_and(|e| e == "json") {
+                serde_json::from_str(&text).with_context(|| format!("custom kind {}: {} is not valid JSON", k.kind, path.display()))?
+            } else {
+                crate::ingest::yaml::parse_documents(&text)
+                    .map_err(|e| anyhow::anyhow!("custom kind {}: {}:{e}", k.kind, path.display()))?
+                    .into_iter()
+                    .next()
+                    .map(|d| d.value)
+                    .unwrap_or_default()
+            };
+            kinds.add(CustomKind::new(&k.kind, k.api_versions.clone(), k.owner_required, &schema)?)?;
+        }
+        Ok(kinds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_full_config_and_rejects_typos() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("m.schema.json"), r#"{"type": "object", "required": ["framework"]}"#).unwrap();
+        let path = dir.path().join("greenroom.toml");
+        std::fs::write(
+            &path,
+            r#"
+[server]
+addr = "127.0.0.1:9000"
+[catalog]
+refresh_interval = "5m"
+[[catalog.locations]]
+target = "catalog/all.yaml"
+[[catalog.kinds]]
+kind = "MLModel"
+schema = "m.schema.json"
+"#,
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.server.addr.port(), 9000);
+        assert_eq!(c.catalog.refresh_interval, Duration::from_secs(300));
+        assert_eq!(c.catalog.locations[0].kind, "file");
+        assert!(c.kinds().unwrap().get("mlmodel").is_some());
+
+        std::fs::write(&path, "[catalog]\nrefresh_intervall = \"5m\"\n").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("refresh_intervall") && err.contains("greenroom.toml"), "{err}");
+        std::fs::write(&path, "[catalog]\nrefresh_interval = \"soon\"\n").unwrap();
+        assert!(Config::load(&path).unwrap_err().to_string().contains("not a duration"));
+    }
+}

@@ -1,0 +1,422 @@
+//! Reading locations into the catalog: files, directories, globs and URLs;
+//! Location entities that point at more locations (with cycle detection);
+//! `$text`/`$json`/`$yaml` substitutions; and the last-good-version rule.
+//!
+//! A refresh streams file by file into one store transaction: memory holds
+//! one file at a time, and a failure anywhere leaves what is stored intact.
+//! A file that cannot be read or parsed keeps the entities it gave before;
+//! an entity that turns invalid keeps its last good version, with the error
+//! attached as its status.
+
+pub mod source;
+pub mod yaml;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::catalog::{EntityRef, Kinds, Problem, ValidEntity};
+use crate::store::{Location, ProblemRecord, RefreshSummary, Store, StoreError};
+pub use source::{ReadError, Reader, Target};
+use yaml::FieldPath;
+
+/// Reads locations and validates what they hold.
+pub struct Ingestor {
+    pub kinds: Arc<Kinds>,
+    pub reader: Reader,
+    /// Relative file targets are taken from here (the config file's folder).
+    pub base_dir: PathBuf,
+}
+
+/// Receives what a walk over a location finds.
+trait Sink {
+    fn entity(&mut self, entity: ValidEntity, source: &str, line: usize) -> Result<(), StoreError>;
+    /// An invalid entity; `problems` already carry positions.
+    fn invalid(&mut self, entity_ref: Option<&EntityRef>, problems: Vec<ProblemRecord>) -> Result<(), StoreError>;
+    fn problem(&mut self, problem: ProblemRecord);
+    /// The file could not be read or parsed: keep what it gave before.
+    fn keep_source(&mut self, source: &str);
+}
+
+impl Ingestor {
+    /// Refreshes one location in one transaction.
+    pub fn refresh(&self, store: &Store, location: &Location) -> Result<RefreshSummary, StoreError> {
+        let mut sink = StoreSink {
+            tx: store.begin_refresh(&location.id)?,
+        };
+        self.walk(&location.kind, &location.target, &location.id, &mut sink)?;
+        sink.tx.commit()
+    }
+
+    /// Validates files or directories without storing anything (the CLI's
+    /// `validate`): every problem found, and how many entities were valid.
+    pub fn check(&self, targets: &[String]) -> (Vec<ProblemRecord>, usize) {
+        let mut sink = CheckSink::default();
+        for t in targets {
+            // Checking never touches the store, so the walk cannot fail.
+            let _ = self.walk("file", t, "", &mut sink);
+        }
+        (sink.problems, sink.seen.len())
+    }
+
+    /// Reads a location without storing it (`POST /locations?dryRun=true`):
+    /// the entities it would produce and its problems.
+    pub fn preview(&self, kind: &str, target: &str) -> (Vec<Value>, Vec<ProblemRecord>) {
+        let mut sink = CheckSink {
+            collect: true,
+            ..CheckSink::default()
+        };
+        let _ = self.walk(kind, target, "", &mut sink);
+        (sink.entities, sink.problems)
+    }
+
+    fn walk(&self, kind: &str, target: &str, location_id: &str, sink: &mut dyn Sink) -> Result<(), StoreError> {
+        let problem = |source: String, message: String| ProblemRecord {
+            location_id: location_id.to_string(),
+            source,
+            line: None,
+            column: None,
+            entity_ref: None,
+            field: None,
+            message,
+        };
+        let root = match Target::from_location(kind, target, &self.base_dir) {
+            Ok(t) => t,
+            Err(e) => {
+                sink.problem(problem(format!("{kind}:{target}"), e.to_string()));
+                return Ok(());
+            }
+        };
+        let files = match root.expand() {
+            Ok(f) => f,
+            Err(e) => {
+                sink.problem(problem(root.to_string(), e.to_string()));
+                return Ok(());
+            }
+        };
+        let mut queue: VecDeque<(Target, Vec<String>)> = files.into_iter().map(|f| (f, Vec::new())).collect();
+        let mut visited = HashSet::new();
+        while let Some((file, chain)) = queue.pop_front() {
+            if !visited.insert(file.to_string()) {
+                continue;
+            }
+            let mut children = Vec::new();
+            self.file(&file, &root, location_id, sink, &mut children)?;
+            let mut chain = chain;
+            chain.push(file.to_string());
+            for (child, line) in children {
+                let expanded = match child.expand() {
+                    Ok(e) => e,
+                    Err(e) => {
+                        sink.problem(problem(file.to_string(), e.to_string()));
+                        continue;
+                    }
+                };
+                for c in expanded {
+                    let name = c.to_string();
+                    if chain.contains(&name) {
+                        let mut cycle: Vec<&str> = chain.iter().map(String::as_str).collect();
+                        cycle.push(&name);
+                        sink.problem(ProblemRecord {
+                            line: Some(line as u32),
+                            column: Some(1),
+                            ..problem(
+                                file.to_string(),
+                                format!("Location cycle: {}; the repeated target is not read again", cycle.join(" -> ")),
+                            )
+                        });
+                    } else if !visited.contains(&name) {
+                        queue.push_back((c, chain.clone()));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one file; pushes the targets of its Location entities (with
+    /// the line they were declared on) to `children`.
+    fn file(
+        &self,
+        file: &Target,
+        root: &Target,
+        location_id: &str,
+        sink: &mut dyn Sink,
+        children: &mut Vec<(Target, usize)>,
+    ) -> Result<(), StoreError> {
+        let source = file.to_string();
+        let text = match self.reader.read(file) {
+            Ok(t) => t,
+            Err(e) => {
+                sink.problem(ProblemRecord {
+                    location_id: location_id.to_string(),
+                    source: source.clone(),
+                    line: None,
+                    column: None,
+                    entity_ref: None,
+                    field: None,
+                    message: format!("cannot read {}: {e}", display_source(&source)),
+                });
+                sink.keep_source(&source);
+                return Ok(());
+            }
+        };
+        let docs = match yaml::parse_documents(&text) {
+            Ok(d) => d,
+            Err(e) => {
+                sink.problem(ProblemRecord {
+                    location_id: location_id.to_string(),
+                    source: source.clone(),
+                    line: Some(e.line as u32),
+                    column: Some(e.col as u32),
+                    entity_ref: None,
+                    field: None,
+                    message: format!("YAML syntax error: {}", e.message),
+                });
+                sink.keep_source(&source);
+                return Ok(());
+            }
+        };
+        for (index, doc) in docs.into_iter().enumerate() {
+            let mut value = doc.value;
+            let mut problems = Vec::new();
+            self.substitute(&mut value, FieldPath::default(), file, root, &mut problems);
+            annotate(&mut value, &source, &root.to_string());
+            let (entity_ref, all) = match self.kinds.validate(value) {
+                Ok(valid) if problems.is_empty() => {
+                    if valid.entity_ref.kind == "location" {
+                        for t in location_targets(&valid.value) {
+                            match file.join(&t) {
+                                Ok(child) => children.push((child, doc.line)),
+                                Err(e) => problems.push(Problem {
+                                    field: FieldPath::parse_dotted("spec.target"),
+                                    message: e.to_string(),
+                                }),
+                            }
+                        }
+                    }
+                    if problems.is_empty() {
+                        sink.entity(valid, &source, doc.line)?;
+                        continue;
+                    }
+                    (Some(valid.entity_ref), problems)
+                }
+                Ok(valid) => (Some(valid.entity_ref), problems),
+                Err(invalid) => {
+                    problems.extend(invalid.problems);
+                    (invalid.entity_ref, problems)
+                }
+            };
+            let records = all
+                .into_iter()
+                .map(|p| {
+                    let (line, col) = yaml::locate(&text, index, &p.field).unwrap_or((doc.line, 1));
+                    let field = p.field.to_string();
+                    let message = if p.message.starts_with(&field) || field.is_empty() {
+                        p.message
+                    } else {
+                        format!("{field}: {}", p.message)
+                    };
+                    ProblemRecord {
+                        location_id: location_id.to_string(),
+                        source: source.clone(),
+                        line: Some(line as u32),
+                        column: Some(col as u32),
+                        entity_ref: entity_ref.as_ref().map(ToString::to_string),
+                        field: (!field.is_empty()).then_some(field),
+                        message,
+                    }
+                })
+                .collect();
+            sink.invalid(entity_ref.as_ref(), records)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces `{"$text": path}`, `{"$json": path}` and `{"$yaml": path}`
+    /// with the referenced file's content.
+    fn substitute(&self, value: &mut Value, path: FieldPath, file: &Target, root: &Target, problems: &mut Vec<Problem>) {
+        match value {
+            Value::Object(map) if map.len() == 1 => {
+                let (key, reference) = map.iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap_or_default();
+                if !matches!(key.as_str(), "$text" | "$json" | "$yaml") {
+                    let (k, v) = map.iter_mut().next().expect("one entry");
+                    let p = path.clone().key(k);
+                    self.substitute(v, p, file, root, problems);
+                    return;
+                }
+                let mut fail = |message: String| {
+                    problems.push(Problem {
+                        field: path.clone(),
+                        message,
+                    })
+                };
+                let Some(reference) = reference.as_str() else {
+                    fail(format!("{key} needs a path or URL string"));
+                    return;
+                };
+                let target = match file.join(reference) {
+                    Ok(t) => t,
+                    Err(e) => return fail(format!("{key}: {e}")),
+                };
+                if !(target.is_within(root) || target.is_within(file)) {
+                    return fail(format!(
+                        "{key} '{reference}' points outside the location's folder or origin; substitutions may only read files beside the catalog"
+                    ));
+                }
+                let text = match self.reader.read(&target) {
+                    Ok(t) => t,
+                    Err(e) => return fail(format!("{key} '{reference}': cannot read {}: {e}", display_source(&target.to_string()))),
+                };
+                let parsed = match key.as_str() {
+                    "$text" => Ok(Value::String(text)),
+                    "$json" => serde_json::from_str(&text).map_err(|e| format!("$json '{reference}' is not valid JSON: {e}")),
+                    _ => yaml::parse_documents(&text)
+                        .map_err(|e| format!("$yaml '{reference}' is not valid YAML: {e}"))
+                        .map(|docs| docs.into_iter().next().map(|d| d.value).unwrap_or(Value::Null)),
+                };
+                match parsed {
+                    Ok(v) => *value = v,
+                    Err(m) => fail(m),
+                }
+            }
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    self.substitute(v, path.clone().key(k), file, root, problems);
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter_mut().enumerate() {
+                    self.substitute(v, path.clone().index(i), file, root, problems);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `file:/x/y.yaml` → `/x/y.yaml`, for messages.
+pub fn display_source(source: &str) -> &str {
+    source
+        .strip_prefix("file:")
+        .or_else(|| source.strip_prefix("url:"))
+        .unwrap_or(source)
+}
+
+fn location_targets(value: &Value) -> Vec<String> {
+    let spec = &value["spec"];
+    let mut out: Vec<String> = spec["target"].as_str().map(str::to_string).into_iter().collect();
+    if let Some(list) = spec["targets"].as_array() {
+        out.extend(list.iter().filter_map(Value::as_str).map(str::to_string));
+    }
+    out
+}
+
+/// Records where an entity came from, as Backstage does.
+fn annotate(value: &mut Value, source: &str, origin: &str) {
+    let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let annotations = meta.entry("annotations").or_insert_with(|| Value::Object(Default::default()));
+    if let Some(a) = annotations.as_object_mut() {
+        a.insert("backstage.io/managed-by-location".into(), Value::String(source.into()));
+        a.insert("backstage.io/managed-by-origin-location".into(), Value::String(origin.into()));
+    }
+}
+
+struct StoreSink<'s> {
+    tx: crate::store::RefreshTx<'s>,
+}
+
+impl Sink for StoreSink<'_> {
+    fn entity(&mut self, entity: ValidEntity, source: &str, line: usize) -> Result<(), StoreError> {
+        let entity_ref = entity.entity_ref.to_string();
+        if let Err(rejected) = self.tx.put(entity, source)? {
+            use crate::store::Rejected;
+            let message = match rejected {
+                Rejected::ClaimedElsewhere { location } => format!(
+                    "{entity_ref} is already defined by location {location}; the first claim wins, so this definition is ignored. Remove one of the two."
+                ),
+                Rejected::Duplicate { first_source } => format!(
+                    "{entity_ref} is defined twice; the first definition (in {}) wins and this one is ignored",
+                    display_source(&first_source)
+                ),
+            };
+            let location_id = self.tx.location_id().to_string();
+            self.tx.problem(ProblemRecord {
+                location_id,
+                source: source.to_string(),
+                line: Some(line as u32),
+                column: Some(1),
+                entity_ref: Some(entity_ref),
+                field: None,
+                message,
+            });
+        }
+        Ok(())
+    }
+
+    fn invalid(&mut self, entity_ref: Option<&EntityRef>, problems: Vec<ProblemRecord>) -> Result<(), StoreError> {
+        if let Some(r) = entity_ref {
+            let messages: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+            self.tx.keep_invalid(r, &messages)?;
+        }
+        for p in problems {
+            self.tx.problem(p);
+        }
+        Ok(())
+    }
+
+    fn problem(&mut self, problem: ProblemRecord) {
+        self.tx.problem(problem);
+    }
+
+    fn keep_source(&mut self, source: &str) {
+        self.tx.keep_source(source);
+    }
+}
+
+#[derive(Default)]
+struct CheckSink {
+    problems: Vec<ProblemRecord>,
+    seen: HashMap<String, String>,
+    collect: bool,
+    entities: Vec<Value>,
+}
+
+impl Sink for CheckSink {
+    fn entity(&mut self, entity: ValidEntity, source: &str, line: usize) -> Result<(), StoreError> {
+        let entity_ref = entity.entity_ref.to_string();
+        let here = format!("{}:{line}", display_source(source));
+        if let Some(first) = self.seen.get(&entity_ref) {
+            self.problems.push(ProblemRecord {
+                location_id: String::new(),
+                source: source.to_string(),
+                line: Some(line as u32),
+                column: Some(1),
+                entity_ref: Some(entity_ref.clone()),
+                field: None,
+                message: format!("{entity_ref} is defined twice; first at {first}"),
+            });
+        } else {
+            self.seen.insert(entity_ref, here);
+            if self.collect {
+                self.entities.push(entity.value);
+            }
+        }
+        Ok(())
+    }
+
+    fn invalid(&mut self, _entity_ref: Option<&EntityRef>, problems: Vec<ProblemRecord>) -> Result<(), StoreError> {
+        self.problems.extend(problems);
+        Ok(())
+    }
+
+    fn problem(&mut self, problem: ProblemRecord) {
+        self.problems.push(problem);
+    }
+
+    fn keep_source(&mut self, _source: &str) {}
+}

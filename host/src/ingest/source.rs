@@ -1,0 +1,275 @@
+//! Where catalog files come from: local files (single, directory, glob) and
+//! http(s) URLs, read with size and time limits.
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::Url;
+
+/// A place a catalog file is read from. Its `Display` form is the source
+/// string stored with entities and problems (`file:/abs/path`,
+/// `url:https://…`), as in Backstage's `managed-by-location` annotation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Target {
+    File(PathBuf),
+    Url(Url),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::File(p) => write!(f, "file:{}", p.display()),
+            Target::Url(u) => write!(f, "url:{u}"),
+        }
+    }
+}
+
+/// Why a target could not be read.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ReadError {
+    #[error("file not found")]
+    NotFound,
+    #[error("cannot read: {0}")]
+    Io(String),
+    #[error("is {size} bytes, over the limit of {limit} bytes (catalog.max_file_bytes); split it into smaller files")]
+    TooLarge { size: u64, limit: u64 },
+    #[error("GET returned HTTP {0}")]
+    Status(u16),
+    #[error("no answer within {0:?} (catalog.fetch_timeout)")]
+    Timeout(Duration),
+    #[error("request failed: {0}")]
+    Http(String),
+    #[error("is not UTF-8 text")]
+    NotText,
+    #[error("invalid target '{0}': {1}")]
+    Invalid(String, String),
+}
+
+impl Target {
+    /// A target from a location's `type` and `target`, relative paths taken
+    /// from `base_dir`.
+    pub fn from_location(kind: &str, target: &str, base_dir: &Path) -> Result<Target, ReadError> {
+        match kind {
+            "url" => Url::parse(target)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"))
+                .map(Target::Url)
+                .ok_or_else(|| ReadError::Invalid(target.into(), "expected an http(s) URL".into())),
+            "file" => {
+                let path = Path::new(target);
+                let path = if path.is_absolute() { path.to_path_buf() } else { base_dir.join(path) };
+                Ok(Target::File(normalize(&path)))
+            }
+            other => Err(ReadError::Invalid(target.into(), format!("unknown location type '{other}'; use 'file' or 'url'"))),
+        }
+    }
+
+    /// Resolves a reference written inside this target's file (a Location
+    /// entity's target, a `$text` path).
+    pub fn join(&self, reference: &str) -> Result<Target, ReadError> {
+        if reference.starts_with("http://") || reference.starts_with("https://") {
+            return Target::from_location("url", reference, Path::new("/"));
+        }
+        match self {
+            Target::File(p) => {
+                let dir = p.parent().unwrap_or(Path::new("/"));
+                Target::from_location("file", reference, dir)
+            }
+            Target::Url(u) => u
+                .join(reference)
+                .map(Target::Url)
+                .map_err(|e| ReadError::Invalid(reference.into(), e.to_string())),
+        }
+    }
+
+    /// Whether `self` lies under `root`'s directory (files) or on the same
+    /// origin (URLs): substitutions may not reach elsewhere.
+    pub fn is_within(&self, root: &Target) -> bool {
+        match (self, root) {
+            (Target::File(p), Target::File(r)) => {
+                let dir = if r.is_dir() { r.as_path() } else { r.parent().unwrap_or(Path::new("/")) };
+                let dir = glob_base(dir);
+                p.starts_with(dir)
+            }
+            (Target::Url(u), Target::Url(r)) => u.origin() == r.origin(),
+            _ => false,
+        }
+    }
+
+    /// Expands a file target that is a directory (every `catalog-info.yaml`
+    /// below it) or a glob pattern into files, sorted.
+    pub fn expand(&self) -> Result<Vec<Target>, ReadError> {
+        let Target::File(path) = self else {
+            return Ok(vec![self.clone()]);
+        };
+        let text = path.to_string_lossy();
+        let pattern = if text.contains(['*', '?', '[']) {
+            text.into_owned()
+        } else if path.is_dir() {
+            format!("{}/**/catalog-info.y*ml", text.trim_end_matches('/'))
+        } else {
+            return Ok(vec![self.clone()]);
+        };
+        let paths = glob::glob(&pattern).map_err(|e| ReadError::Invalid(pattern.clone(), e.to_string()))?;
+        let mut out: Vec<Target> = paths.filter_map(Result::ok).filter(|p| p.is_file()).map(Target::File).collect();
+        out.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+        Ok(out)
+    }
+}
+
+/// The directory part of a path that may hold glob characters.
+fn glob_base(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        if c.as_os_str().to_string_lossy().contains(['*', '?', '[']) {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Removes `.` and `..` without touching the file system.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Reads targets with limits.
+#[derive(Clone)]
+pub struct Reader {
+    http: reqwest::blocking::Client,
+    max_bytes: u64,
+    timeout: Duration,
+}
+
+impl Reader {
+    pub fn new(max_bytes: u64, timeout: Duration) -> Result<Reader, ReadError> {
+        let http = reqwest::blocking::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("greenroom/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ReadError::Http(e.to_string()))?;
+        Ok(Reader { http, max_bytes, timeout })
+    }
+
+    pub fn read(&self, target: &Target) -> Result<String, ReadError> {
+        let bytes = match target {
+            Target::File(path) => {
+                let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => ReadError::NotFound,
+                    _ => ReadError::Io(e.to_string()),
+                })?;
+                if meta.is_dir() {
+                    return Err(ReadError::Io("is a directory".into()));
+                }
+                if meta.len() > self.max_bytes {
+                    return Err(ReadError::TooLarge {
+                        size: meta.len(),
+                        limit: self.max_bytes,
+                    });
+                }
+                std::fs::read(path).map_err(|e| ReadError::Io(e.to_string()))?
+            }
+            Target::Url(url) => {
+                let resp = self.http.get(url.clone()).send().map_err(|e| self.http_error(e))?;
+                let status = resp.status();
+                if !status.is_success() {
+                    return Err(ReadError::Status(status.as_u16()));
+                }
+                if let Some(len) = resp.content_length()
+                    && len > self.max_bytes
+                {
+                    return Err(ReadError::TooLarge {
+                        size: len,
+                        limit: self.max_bytes,
+                    });
+                }
+                let mut buf = Vec::new();
+                resp.take(self.max_bytes + 1)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| ReadError::Http(e.to_string()))?;
+                if buf.len() as u64 > self.max_bytes {
+                    return Err(ReadError::TooLarge {
+                        size: buf.len() as u64,
+                        limit: self.max_bytes,
+                    });
+                }
+                buf
+            }
+        };
+        String::from_utf8(bytes).map_err(|_| ReadError::NotText)
+    }
+
+    fn http_error(&self, e: reqwest::Error) -> ReadError {
+        if e.is_timeout() {
+            ReadError::Timeout(self.timeout)
+        } else {
+            ReadError::Http(e.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_relative_targets() {
+        let root = Target::from_location("file", "org/catalog-info.yaml", Path::new("/srv/catalog")).unwrap();
+        assert_eq!(root.to_string(), "file:/srv/catalog/org/catalog-info.yaml");
+        let child = root.join("../apis/./pay.yaml").unwrap();
+        assert_eq!(child.to_string(), "file:/srv/catalog/apis/pay.yaml");
+        let url = Target::from_location("url", "https://git.example.com/org/repo/catalog-info.yaml", Path::new("/")).unwrap();
+        assert_eq!(url.join("docs/openapi.yaml").unwrap().to_string(), "url:https://git.example.com/org/repo/docs/openapi.yaml");
+        assert!(Target::from_location("ftp", "x", Path::new("/")).is_err());
+        assert!(Target::from_location("url", "file:///etc/passwd", Path::new("/")).is_err());
+    }
+
+    #[test]
+    fn substitutions_stay_within_the_root() {
+        let root = Target::File("/srv/catalog/all.yaml".into());
+        assert!(Target::File("/srv/catalog/apis/a.yaml".into()).is_within(&root));
+        assert!(!Target::File("/etc/passwd".into()).is_within(&root));
+        let glob_root = Target::File("/srv/catalog/*/catalog-info.yaml".into());
+        assert!(Target::File("/srv/catalog/x/openapi.yaml".into()).is_within(&glob_root));
+        let u = Target::Url(Url::parse("https://a.example/x.yaml").unwrap());
+        assert!(Target::Url(Url::parse("https://a.example/y").unwrap()).is_within(&u));
+        assert!(!Target::Url(Url::parse("https://b.example/y").unwrap()).is_within(&u));
+    }
+
+    #[test]
+    fn expands_directories_and_globs() {
+        let dir = tempfile::tempdir().unwrap();
+        for p in ["a/catalog-info.yaml", "b/c/catalog-info.yaml", "b/other.yaml"] {
+            let path = dir.path().join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "x: 1").unwrap();
+        }
+        let found = Target::File(dir.path().to_path_buf()).expand().unwrap();
+        assert_eq!(found.len(), 2);
+        let found = Target::File(dir.path().join("b/*.yaml")).expand().unwrap();
+        assert_eq!(found, vec![Target::File(dir.path().join("b/other.yaml"))]);
+    }
+
+    #[test]
+    fn refuses_large_files_and_reports_missing_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.yaml");
+        std::fs::write(&big, vec![b'a'; 2048]).unwrap();
+        let reader = Reader::new(1024, Duration::from_secs(1)).unwrap();
+        assert_eq!(reader.read(&Target::File(big)), Err(ReadError::TooLarge { size: 2048, limit: 1024 }));
+        assert_eq!(reader.read(&Target::File(dir.path().join("none.yaml"))), Err(ReadError::NotFound));
+    }
+}

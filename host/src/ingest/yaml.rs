@@ -1,0 +1,414 @@
+//! YAML (multi-document) to JSON values, with line and column positions for
+//! error messages.
+//!
+//! Positions are only collected on demand ([`locate`]): parsing the whole
+//! catalog stays allocation-light, and the rare invalid entity pays for a
+//! second parse of its file.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use saphyr_parser::{Event, Marker, Parser, ScalarStyle, ScanError, Span, StrInput};
+use serde_json::{Map, Number, Value};
+
+/// Above this many nodes a file is refused: it guards against alias bombs
+/// ("billion laughs") that would expand into gigabytes of JSON.
+const MAX_NODES: usize = 2_000_000;
+
+/// One step of a path into a document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathSeg {
+    Key(String),
+    Index(usize),
+}
+
+/// A path into a document, shown as `spec.owner` or `metadata.tags[2]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldPath(pub Vec<PathSeg>);
+
+impl FieldPath {
+    pub fn key(mut self, key: &str) -> Self {
+        self.0.push(PathSeg::Key(key.to_string()));
+        self
+    }
+    pub fn index(mut self, index: usize) -> Self {
+        self.0.push(PathSeg::Index(index));
+        self
+    }
+    pub fn parse_dotted(path: &str) -> Self {
+        FieldPath(path.split('.').map(|k| PathSeg::Key(k.to_string())).collect())
+    }
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                PathSeg::Key(k) if i == 0 => write!(f, "{k}")?,
+                PathSeg::Key(k) if k.contains('.') || k.contains('/') => write!(f, "[\"{k}\"]")?,
+                PathSeg::Key(k) => write!(f, ".{k}")?,
+                PathSeg::Index(n) => write!(f, "[{n}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One YAML document of a file.
+#[derive(Debug, Clone)]
+pub struct YamlDoc {
+    pub value: Value,
+    /// 1-based line where the document's content starts.
+    pub line: usize,
+}
+
+/// A syntax error, with its 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{line}:{col}: {message}")]
+pub struct YamlError {
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl YamlError {
+    fn at(mark: Marker, message: impl Into<String>) -> Self {
+        YamlError {
+            line: mark.line(),
+            col: mark.col() + 1,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ScanError> for YamlError {
+    fn from(e: ScanError) -> Self {
+        YamlError::at(*e.marker(), e.info().to_string())
+    }
+}
+
+/// Parses every document of a YAML stream into JSON values. Empty documents
+/// (a lone `---`) are skipped.
+pub fn parse_documents(text: &str) -> Result<Vec<YamlDoc>, YamlError> {
+    let mut b = Builder::new(text, None);
+    let mut docs = Vec::new();
+    while let Some((value, line)) = b.next_document()? {
+        if !value.is_null() {
+            docs.push(YamlDoc { value, line });
+        }
+    }
+    Ok(docs)
+}
+
+/// Finds the line and column (1-based) of `path` inside the `doc`-th
+/// non-empty document of `text`. When the path does not exist (a missing
+/// field), the position of its deepest existing parent is returned.
+pub fn locate(text: &str, doc: usize, path: &FieldPath) -> Option<(usize, usize)> {
+    let mut positions = Vec::new();
+    let mut b = Builder::new(text, Some(&mut positions));
+    let mut seen = 0;
+    loop {
+        if let Some(p) = b.positions.as_deref_mut() {
+            p.clear();
+        }
+        let (value, line) = b.next_document().ok()??;
+        if value.is_null() {
+            continue;
+        }
+        if seen == doc {
+            let mut best: Option<(usize, Marker)> = None;
+            for (p, mark) in b.positions.take()?.iter() {
+                let len = p.len();
+                if path.0.starts_with(p) && best.is_none_or(|(l, _)| len > l) {
+                    best = Some((len, *mark));
+                }
+            }
+            return Some(match best {
+                Some((_, m)) => (m.line(), m.col() + 1),
+                None => (line, 1),
+            });
+        }
+        seen += 1;
+    }
+}
+
+struct Builder<'a, 'p> {
+    parser: Parser<'a, StrInput<'a>>,
+    anchors: HashMap<usize, Value>,
+    nodes: usize,
+    positions: Option<&'p mut Vec<(Vec<PathSeg>, Marker)>>,
+    path: Vec<PathSeg>,
+}
+
+impl<'a, 'p> Builder<'a, 'p> {
+    fn new(text: &'a str, positions: Option<&'p mut Vec<(Vec<PathSeg>, Marker)>>) -> Self {
+        Builder {
+            parser: Parser::new_from_str(text),
+            anchors: HashMap::new(),
+            nodes: 0,
+            positions,
+            path: Vec::new(),
+        }
+    }
+
+    fn next_event(&mut self) -> Result<(Event<'a>, Span), YamlError> {
+        match self.parser.next_event() {
+            Some(Ok(ev)) => Ok(ev),
+            Some(Err(e)) => Err(e.into()),
+            None => Err(YamlError {
+                line: 0,
+                col: 0,
+                message: "unexpected end of input".into(),
+            }),
+        }
+    }
+
+    /// Returns the next document and its first line, or `None` at the end.
+    fn next_document(&mut self) -> Result<Option<(Value, usize)>, YamlError> {
+        loop {
+            let (ev, span) = self.next_event()?;
+            match ev {
+                Event::StreamStart | Event::Nothing | Event::DocumentEnd => continue,
+                Event::StreamEnd => return Ok(None),
+                Event::DocumentStart(_) => {
+                    self.anchors.clear();
+                    let (first, first_span) = self.next_event()?;
+                    if matches!(first, Event::DocumentEnd) {
+                        return Ok(Some((Value::Null, span.start.line())));
+                    }
+                    let line = first_span.start.line();
+                    let value = self.node(first, first_span)?;
+                    return Ok(Some((value, line)));
+                }
+                other => {
+                    return Err(YamlError::at(span.start, format!("unexpected YAML event {other:?}")));
+                }
+            }
+        }
+    }
+
+    fn record(&mut self, mark: Marker) {
+        if let Some(p) = self.positions.as_deref_mut() {
+            p.push((self.path.clone(), mark));
+        }
+    }
+
+    fn count(&mut self, mark: Marker, n: usize) -> Result<(), YamlError> {
+        self.nodes += n;
+        if self.nodes > MAX_NODES {
+            return Err(YamlError::at(
+                mark,
+                format!("document has more than {MAX_NODES} nodes (alias expansion?); split it into smaller files"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn node(&mut self, ev: Event<'a>, span: Span) -> Result<Value, YamlError> {
+        self.count(span.start, 1)?;
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => {
+                let forced_string = tag.as_ref().is_some_and(|t| t.suffix == "str");
+                let value = if style == ScalarStyle::Plain && !forced_string {
+                    resolve_plain(&text)
+                } else {
+                    Value::String(text.into_owned())
+                };
+                if anchor > 0 {
+                    self.anchors.insert(anchor, value.clone());
+                }
+                Ok(value)
+            }
+            Event::Alias(id) => match self.anchors.get(&id) {
+                Some(v) => {
+                    let v = v.clone();
+                    self.count(span.start, count_nodes(&v))?;
+                    Ok(v)
+                }
+                None => Err(YamlError::at(span.start, "alias refers to an unknown anchor")),
+            },
+            Event::SequenceStart(anchor, _) => {
+                let mut items = Vec::new();
+                loop {
+                    let (ev, span) = self.next_event()?;
+                    if matches!(ev, Event::SequenceEnd) {
+                        break;
+                    }
+                    self.path.push(PathSeg::Index(items.len()));
+                    self.record(span.start);
+                    let item = self.node(ev, span);
+                    self.path.pop();
+                    items.push(item?);
+                }
+                let value = Value::Array(items);
+                if anchor > 0 {
+                    self.anchors.insert(anchor, value.clone());
+                }
+                Ok(value)
+            }
+            Event::MappingStart(anchor, _) => {
+                let mut map = Map::new();
+                let mut merged = Map::new();
+                loop {
+                    let (ev, key_span) = self.next_event()?;
+                    if matches!(ev, Event::MappingEnd) {
+                        break;
+                    }
+                    let key = match self.node(ev, key_span)? {
+                        Value::String(s) => s,
+                        Value::Null => "null".to_string(),
+                        other => other.to_string(),
+                    };
+                    let (ev, span) = self.next_event()?;
+                    if key == "<<" {
+                        // YAML merge key: fold the referenced mapping(s) in,
+                        // keys written in this mapping win.
+                        let sources = match self.node(ev, span)? {
+                            Value::Array(list) => list,
+                            other => vec![other],
+                        };
+                        for source in sources {
+                            match source {
+                                Value::Object(m) => {
+                                    for (k, v) in m {
+                                        merged.entry(k).or_insert(v);
+                                    }
+                                }
+                                _ => return Err(YamlError::at(key_span.start, "merge key '<<' needs a mapping")),
+                            }
+                        }
+                        continue;
+                    }
+                    self.path.push(PathSeg::Key(key.clone()));
+                    self.record(key_span.start);
+                    let value = self.node(ev, span);
+                    self.path.pop();
+                    let value = value?;
+                    if map.insert(key.clone(), value).is_some() {
+                        return Err(YamlError::at(key_span.start, format!("duplicate key '{key}'")));
+                    }
+                }
+                for (k, v) in merged {
+                    map.entry(k).or_insert(v);
+                }
+                let value = Value::Object(map);
+                if anchor > 0 {
+                    self.anchors.insert(anchor, value.clone());
+                }
+                Ok(value)
+            }
+            other => Err(YamlError::at(span.start, format!("unexpected YAML event {other:?}"))),
+        }
+    }
+}
+
+fn count_nodes(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(count_nodes).sum::<usize>(),
+        Value::Object(m) => 1 + m.values().map(count_nodes).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// Resolves a plain scalar by the YAML 1.2 core schema.
+fn resolve_plain(s: &str) -> Value {
+    match s {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "-.inf" | ".nan" | ".NaN" | ".NAN" => {
+            // JSON has no infinities or NaN; keep the text.
+            return Value::String(s.to_string());
+        }
+        _ => {}
+    }
+    let first = s.as_bytes()[0];
+    if first.is_ascii_digit() || first == b'-' || first == b'+' || first == b'.' {
+        if let Some(hex) = s.strip_prefix("0x")
+            && let Ok(n) = i64::from_str_radix(hex, 16)
+        {
+            return Value::Number(n.into());
+        }
+        if let Some(oct) = s.strip_prefix("0o")
+            && let Ok(n) = i64::from_str_radix(oct, 8)
+        {
+            return Value::Number(n.into());
+        }
+        let digits = s.trim_start_matches(['-', '+']);
+        if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(n) = s.parse::<i64>() {
+                return Value::Number(n.into());
+            }
+            if let Ok(n) = s.parse::<u64>() {
+                return Value::Number(n.into());
+            }
+        }
+        let looks_float = digits.bytes().any(|b| b.is_ascii_digit())
+            && digits.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
+        if looks_float
+            && let Ok(f) = s.parse::<f64>()
+            && let Some(n) = Number::from_f64(f)
+        {
+            return Value::Number(n);
+        }
+    }
+    Value::String(s.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_multi_document_streams_with_lines() {
+        let text = "apiVersion: v1\nkind: Component\n---\n# comment\nkind: Group\nmetadata:\n  name: a\n---\n";
+        let docs = parse_documents(text).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].line, 1);
+        assert_eq!(docs[1].line, 5);
+        assert_eq!(docs[1].value, json!({"kind": "Group", "metadata": {"name": "a"}}));
+    }
+
+    #[test]
+    fn resolves_core_schema_scalars() {
+        let v = &parse_documents("a: 1\nb: 1.5\nc: true\nd: ~\ne: '1'\nf: 0x10\ng: hello world\nh: 1.2.3\ni: !!str 7\n").unwrap()[0].value;
+        assert_eq!(v, &json!({"a": 1, "b": 1.5, "c": true, "d": null, "e": "1", "f": 16, "g": "hello world", "h": "1.2.3", "i": "7"}));
+    }
+
+    #[test]
+    fn supports_anchors_aliases_and_merge_keys() {
+        let v = &parse_documents("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\nlist: [*b]\n").unwrap()[0].value;
+        assert_eq!(v["use"], json!({"x": 1, "y": 3}));
+        assert_eq!(v["list"], json!([{"x": 1, "y": 2}]));
+    }
+
+    #[test]
+    fn reports_syntax_errors_with_position() {
+        let err = parse_documents("a: 1\nb: [1, 2\nc: 3\n").unwrap_err();
+        assert!(err.line >= 2, "{err}");
+        let err = parse_documents("a: 1\na: 2\n").unwrap_err();
+        assert_eq!((err.line, err.message.as_str()), (2, "duplicate key 'a'"));
+    }
+
+    #[test]
+    fn refuses_alias_bombs() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..8 {
+            let p = i - 1;
+            text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        }
+        let err = parse_documents(&text).unwrap_err();
+        assert!(err.message.contains("nodes"), "{err}");
+    }
+
+    #[test]
+    fn locates_fields_and_missing_fields() {
+        let text = "kind: A\n---\nkind: Component\nmetadata:\n  name: x\n  tags:\n    - ok\n    - Bad Tag\nspec:\n  type: service\n";
+        let path = FieldPath::default().key("metadata").key("tags").index(1);
+        assert_eq!(locate(text, 1, &path), Some((8, 7)));
+        let missing = FieldPath::default().key("spec").key("owner");
+        assert_eq!(locate(text, 1, &missing), Some((9, 1)));
+        assert_eq!(path.to_string(), "metadata.tags[1]");
+    }
+}

@@ -1,0 +1,63 @@
+//! Greenroom: a developer portal in one process. This crate holds the whole
+//! host: the catalog model, ingestion of locations, the SQLite store, the
+//! refresh scheduler and the HTTP API. `main.rs` is only the CLI around it.
+//!
+//! Data flows one way: locations → `ingest` → `catalog` (validate, relate)
+//! → `store`; `api` reads the store and asks `scheduler` for refreshes.
+
+pub mod api;
+pub mod catalog;
+pub mod config;
+pub mod ingest;
+pub mod scheduler;
+pub mod store;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+/// Everything a running portal needs, built from a config.
+pub struct Portal {
+    pub state: api::AppState,
+}
+
+impl Portal {
+    /// Opens the store, loads custom kinds and registers the configured
+    /// locations (without reading them yet).
+    pub fn open(config: config::Config) -> anyhow::Result<Portal> {
+        let kinds = config.kinds()?;
+        let store = Arc::new(store::Store::open(&config.store_path())?);
+        for l in &config.catalog.locations {
+            store
+                .ensure_location(&l.kind, &l.target, store::Origin::Config)
+                .with_context(|| format!("registering location {}:{}", l.kind, l.target))?;
+        }
+        let reader = ingest::Reader::new(config.catalog.max_file_bytes, config.catalog.fetch_timeout)?;
+        let ingestor = Arc::new(ingest::Ingestor {
+            kinds: Arc::new(kinds),
+            reader,
+            base_dir: config.base_dir.clone(),
+        });
+        let refresher = scheduler::Refresher::new(store.clone(), ingestor);
+        Ok(Portal {
+            state: api::AppState {
+                store,
+                refresher,
+                config: Arc::new(config),
+            },
+        })
+    }
+
+    /// Serves the API on `listener` and refreshes locations in the
+    /// background until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let refresh = self.state.refresher.spawn(self.state.config.catalog.refresh_interval);
+        let result = axum::serve(listener, api::app(self.state)).with_graceful_shutdown(shutdown).await;
+        refresh.abort();
+        result.context("HTTP server failed")
+    }
+}

@@ -1,0 +1,322 @@
+//! The SQLite store: entities, their search rows and relations, locations
+//! and ingestion problems.
+//!
+//! **Invariant:** only `store` writes SQL. One writer connection behind a
+//! mutex, a small pool of reader connections; WAL mode lets readers run
+//! while a location refresh writes. Every refresh of a location is one
+//! transaction ([`RefreshTx`]): a crash half-way leaves the previous state.
+//! Callers run store methods off the async executor (`spawn_blocking`).
+
+mod query;
+mod schema;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde::Serialize;
+
+pub use query::{EntityPage, Filter, FilterSet, FullText, ListQuery, Order, PageQuery, QueryError};
+pub use write::{RefreshSummary, RefreshTx, Rejected};
+
+/// Errors from the store. SQLite's own errors are internal: callers show a
+/// generic message and log the detail.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot open the store at {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("the store at {path} has schema version {found}, newer than this greenroom ({supported}); upgrade greenroom")]
+    TooNew { path: PathBuf, found: i64, supported: i64 },
+    #[error("location {0} already exists")]
+    LocationExists(String),
+    #[error("corrupt stored value: {0}")]
+    Corrupt(String),
+}
+
+/// Where a location came from: configuration locations are re-created at
+/// start-up, API ones persist until deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Config,
+    Api,
+}
+
+/// A registered location, as Backstage's API shows it, plus its last
+/// refresh outcome.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Location {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub target: String,
+    #[serde(skip)]
+    pub origin: Origin,
+    pub last_refresh_ms: Option<i64>,
+    pub entity_count: i64,
+    pub error_count: i64,
+}
+
+/// A problem found while ingesting a location: which file, where, which
+/// entity and field, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProblemRecord {
+    pub location_id: String,
+    pub source: String,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub entity_ref: Option<String>,
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// Aggregate counts for `/healthz` and the benchmark.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    pub entities: i64,
+    pub locations: i64,
+    pub problems: i64,
+    pub orphans: i64,
+}
+
+const READERS: usize = 4;
+
+/// The store handle; cheap to share behind an `Arc`.
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    /// Bumped by every committed write; lets callers cache derived answers.
+    generation: AtomicU64,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, flags).map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -16000;",
+    )?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating and migrating when needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let mut writer = open_connection(path, OpenFlags::default())?;
+        schema::migrate(&mut writer, path)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            readers.push(open_connection(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?);
+        }
+        Ok(Store {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(readers),
+            generation: AtomicU64::new(1),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (the
+        // transaction rolls back), so a poisoned lock is safe to reuse.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` with a reader connection from the pool (or a new one when
+    /// all are busy).
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let conn = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match conn {
+            Some(c) => c,
+            None => open_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?,
+        };
+        let result = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < READERS {
+            pool.push(conn);
+        }
+        result
+    }
+
+    // ----- locations -----
+
+    /// Registers a location. Fails with [`StoreError::LocationExists`] when
+    /// the same type and target are already registered.
+    pub fn add_location(&self, kind: &str, target: &str, origin: Origin) -> Result<Location, StoreError> {
+        let conn = self.writer();
+        let exists: Option<String> = conn
+            .query_row("SELECT id FROM locations WHERE type = ?1 AND target = ?2", params![kind, target], |r| r.get(0))
+            .optional()?;
+        if exists.is_some() {
+            return Err(StoreError::LocationExists(format!("{kind}:{target}")));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let origin_text = match origin {
+            Origin::Config => "config",
+            Origin::Api => "api",
+        };
+        conn.execute(
+            "INSERT INTO locations (id, type, target, origin, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, kind, target, origin_text, now_ms()],
+        )?;
+        drop(conn);
+        self.bump();
+        Ok(Location {
+            id,
+            kind: kind.to_string(),
+            target: target.to_string(),
+            origin,
+            last_refresh_ms: None,
+            entity_count: 0,
+            error_count: 0,
+        })
+    }
+
+    /// Registers a location unless it exists; returns it either way.
+    pub fn ensure_location(&self, kind: &str, target: &str, origin: Origin) -> Result<Location, StoreError> {
+        match self.add_location(kind, target, origin) {
+            Err(StoreError::LocationExists(_)) => {
+                let found = self.locations()?.into_iter().find(|l| l.kind == kind && l.target == target);
+                found.ok_or_else(|| StoreError::Corrupt(format!("location {kind}:{target} vanished")))
+            }
+            other => other,
+        }
+    }
+
+    pub fn locations(&self) -> Result<Vec<Location>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!("{LOCATION_SELECT} ORDER BY l.created_ms, l.id"))?;
+            let rows = stmt.query_map([], location_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    pub fn location(&self, id: &str) -> Result<Option<Location>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!("{LOCATION_SELECT} WHERE l.id = ?1"))?;
+            Ok(stmt.query_row([id], location_row).optional()?)
+        })
+    }
+
+    /// Deletes a location with every entity and problem it brought.
+    pub fn delete_location(&self, id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM search WHERE entity_id IN (SELECT id FROM entities WHERE location_id = ?1)",
+            [id],
+        )?;
+        tx.execute(
+            "DELETE FROM relations WHERE originating IN (SELECT id FROM entities WHERE location_id = ?1)",
+            [id],
+        )?;
+        tx.execute("DELETE FROM entities WHERE location_id = ?1", [id])?;
+        tx.execute("DELETE FROM problems WHERE location_id = ?1", [id])?;
+        let n = tx.execute("DELETE FROM locations WHERE id = ?1", [id])?;
+        tx.commit()?;
+        drop(conn);
+        self.bump();
+        Ok(n > 0)
+    }
+
+    /// Current ingestion problems, of one location or of all.
+    pub fn problems(&self, location_id: Option<&str>) -> Result<Vec<ProblemRecord>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT location_id, source, line, col, entity_ref, field, message FROM problems
+                 WHERE ?1 IS NULL OR location_id = ?1 ORDER BY location_id, source, line, id",
+            )?;
+            let rows = stmt.query_map([location_id], |r| {
+                Ok(ProblemRecord {
+                    location_id: r.get(0)?,
+                    source: r.get(1)?,
+                    line: r.get(2)?,
+                    column: r.get(3)?,
+                    entity_ref: r.get(4)?,
+                    field: r.get(5)?,
+                    message: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        self.read(|conn| {
+            let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+            Ok(Stats {
+                entities: count("SELECT count(*) FROM entities")?,
+                locations: count("SELECT count(*) FROM locations")?,
+                problems: count("SELECT count(*) FROM problems")?,
+                orphans: count(&format!("SELECT count(*) FROM entities e WHERE {ORPHAN_SQL}"))?,
+            })
+        })
+    }
+
+    /// Begins the single transaction in which a location's refresh is
+    /// written. Holds the writer until committed or dropped (rolled back).
+    pub fn begin_refresh(&self, location_id: &str) -> Result<RefreshTx<'_>, StoreError> {
+        RefreshTx::begin(self, location_id)
+    }
+}
+
+/// True for an entity whose owner resolves to no Group or User.
+pub(crate) const ORPHAN_SQL: &str = "e.owner_ref IS NOT NULL AND NOT EXISTS \
+    (SELECT 1 FROM entities o WHERE o.ref = e.owner_ref AND o.kind IN ('group', 'user'))";
+
+const LOCATION_SELECT: &str = "SELECT l.id, l.type, l.target, l.origin, l.last_refresh_ms,
+    (SELECT count(*) FROM entities e WHERE e.location_id = l.id),
+    (SELECT count(*) FROM problems p WHERE p.location_id = l.id)
+    FROM locations l";
+
+fn location_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Location> {
+    let origin: String = r.get(3)?;
+    Ok(Location {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        target: r.get(2)?,
+        origin: if origin == "config" { Origin::Config } else { Origin::Api },
+        last_refresh_ms: r.get(4)?,
+        entity_count: r.get(5)?,
+        error_count: r.get(6)?,
+    })
+}

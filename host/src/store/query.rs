@@ -1,0 +1,688 @@
+//! Reading entities: Backstage's filter language over the `search` table,
+//! ordering, offset and cursor paging, facets, and the assembly of the
+//! final entity JSON (stored body + live relations + status).
+//!
+//! Responses are assembled as strings from the stored JSON: an entity is
+//! never parsed on the way out unless `fields` asks for a projection.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{ORPHAN_SQL, Store, StoreError};
+use crate::catalog::EntityRef;
+use crate::catalog::relations;
+
+/// A bad query: answered with 400 and this message.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum QueryError {
+    #[error("invalid filter '{0}': expected key=value or key, separated by commas")]
+    Filter(String),
+    #[error("invalid order '{0}': expected asc:<field> or desc:<field>")]
+    Order(String),
+    #[error("invalid cursor: {0}")]
+    Cursor(String),
+    #[error("{0}")]
+    Limit(String),
+}
+
+/// One `filter=` parameter: every key must match (AND); the values given
+/// for one key are alternatives (OR). An empty value list means "exists".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterSet(pub Vec<(String, Vec<String>)>);
+
+/// All `filter=` parameters: any set may match (OR).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filter(pub Vec<FilterSet>);
+
+impl FilterSet {
+    /// Parses `kind=component,spec.type=service,spec.type=website,metadata.tags`.
+    pub fn parse(text: &str) -> Result<FilterSet, QueryError> {
+        let mut set: Vec<(String, Vec<String>)> = Vec::new();
+        for part in text.split(',') {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            let (key, value) = match part.split_once('=') {
+                Some((k, v)) => (k.trim(), Some(v.trim())),
+                None => (part, None),
+            };
+            if key.is_empty() || key.len() > 200 {
+                return Err(QueryError::Filter(text.to_string()));
+            }
+            let key = key.to_lowercase();
+            let slot = match set.iter().position(|(k, _)| *k == key) {
+                Some(i) => i,
+                None => {
+                    set.push((key, Vec::new()));
+                    set.len() - 1
+                }
+            };
+            if let Some(v) = value {
+                set[slot].1.push(v.to_lowercase());
+            }
+        }
+        if set.is_empty() {
+            return Err(QueryError::Filter(text.to_string()));
+        }
+        Ok(FilterSet(set))
+    }
+
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> FilterSet {
+        let text: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        FilterSet::parse(&text.join(",")).unwrap_or_default()
+    }
+}
+
+impl Filter {
+    pub fn parse<'a>(params: impl IntoIterator<Item = &'a str>) -> Result<Filter, QueryError> {
+        let sets = params.into_iter().map(FilterSet::parse).collect::<Result<Vec<_>, _>>()?;
+        if sets.iter().map(|s| s.0.len()).sum::<usize>() > 100 {
+            return Err(QueryError::Limit("too many filter conditions (at most 100)".into()));
+        }
+        Ok(Filter(sets))
+    }
+}
+
+/// A sort order on one field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Order {
+    pub field: String,
+    pub desc: bool,
+}
+
+impl Order {
+    /// Parses `/entities`' `asc:metadata.name`.
+    pub fn parse_prefixed(text: &str) -> Result<Order, QueryError> {
+        match text.split_once(':') {
+            Some(("asc", f)) if !f.is_empty() => Ok(Order { field: f.to_lowercase(), desc: false }),
+            Some(("desc", f)) if !f.is_empty() => Ok(Order { field: f.to_lowercase(), desc: true }),
+            _ => Err(QueryError::Order(text.to_string())),
+        }
+    }
+
+    /// Parses by-query's `metadata.name,asc`.
+    pub fn parse_suffixed(text: &str) -> Result<Order, QueryError> {
+        let (field, dir) = text.split_once(',').unwrap_or((text, "asc"));
+        match dir.trim() {
+            "asc" if !field.is_empty() => Ok(Order { field: field.trim().to_lowercase(), desc: false }),
+            "desc" if !field.is_empty() => Ok(Order { field: field.trim().to_lowercase(), desc: true }),
+            _ => Err(QueryError::Order(text.to_string())),
+        }
+    }
+}
+
+/// `GET /entities`: filter, order, offset paging, projection.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub filter: Filter,
+    pub order: Vec<Order>,
+    pub limit: Option<usize>,
+    pub offset: usize,
+    pub fields: Vec<String>,
+}
+
+/// A full-text condition of by-query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FullText {
+    pub term: String,
+    pub fields: Vec<String>,
+}
+
+/// `GET /entities/by-query`: the first request names the query, later ones
+/// pass only the cursor, which carries it.
+#[derive(Debug, Clone, Default)]
+pub struct PageQuery {
+    pub filter: Filter,
+    pub order: Option<Order>,
+    pub full_text: Option<FullText>,
+    pub limit: usize,
+    pub cursor: Option<String>,
+    pub fields: Vec<String>,
+}
+
+/// One page of by-query.
+#[derive(Debug, Clone)]
+pub struct EntityPage {
+    pub items: Vec<String>,
+    pub total_items: i64,
+    pub next_cursor: Option<String>,
+    pub prev_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Cursor {
+    filter: Filter,
+    order: Order,
+    text: Option<FullText>,
+    /// Sort value and id of the row to continue after (or before).
+    key: (String, i64),
+    backward: bool,
+    total: i64,
+}
+
+impl Cursor {
+    fn encode(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    }
+
+    fn decode(text: &str) -> Result<Cursor, QueryError> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(|e| QueryError::Cursor(e.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| QueryError::Cursor(e.to_string()))
+    }
+}
+
+/// SQL text with numbered parameters.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    args: Vec<String>,
+}
+
+impl Sql {
+    fn arg(&mut self, v: impl Into<String>) -> String {
+        self.args.push(v.into());
+        format!("?{}", self.args.len())
+    }
+
+    fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+    }
+
+    fn filter(&mut self, filter: &Filter) {
+        if filter.0.is_empty() {
+            self.push("1");
+            return;
+        }
+        self.push("(");
+        for (i, set) in filter.0.iter().enumerate() {
+            if i > 0 {
+                self.push(" OR ");
+            }
+            self.push("(");
+            for (j, (key, values)) in set.0.iter().enumerate() {
+                if j > 0 {
+                    self.push(" AND ");
+                }
+                if let Some(rel) = key.strip_prefix("relations.") {
+                    let t = relations::canonical(rel).unwrap_or(rel).to_string();
+                    let t = self.arg(t);
+                    let _ = write!(self.text, "e.ref IN (SELECT source_ref FROM relations WHERE type = {t}");
+                } else {
+                    let k = self.arg(key.clone());
+                    let _ = write!(self.text, "e.id IN (SELECT entity_id FROM search WHERE key = {k}");
+                }
+                let column = if key.starts_with("relations.") { "target_ref" } else { "value" };
+                if !values.is_empty() {
+                    let _ = write!(self.text, " AND {column} IN (");
+                    for (n, v) in values.iter().enumerate() {
+                        if n > 0 {
+                            self.push(", ");
+                        }
+                        let a = self.arg(v.clone());
+                        self.push(&a);
+                    }
+                    self.push(")");
+                }
+                self.push(")");
+            }
+            self.push(")");
+        }
+        self.push(")");
+    }
+
+    fn full_text(&mut self, text: &FullText) {
+        let escaped = text.term.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let pattern = self.arg(format!("%{escaped}%"));
+        if text.fields.is_empty() {
+            let _ = write!(self.text, " AND (e.name LIKE {pattern} ESCAPE '\\' OR e.title LIKE {pattern} ESCAPE '\\')");
+        } else {
+            self.push(" AND e.id IN (SELECT entity_id FROM search WHERE key IN (");
+            for (n, f) in text.fields.iter().enumerate() {
+                if n > 0 {
+                    self.push(", ");
+                }
+                let a = self.arg(f.to_lowercase());
+                self.push(&a);
+            }
+            let _ = write!(self.text, ") AND value LIKE {pattern} ESCAPE '\\')");
+        }
+    }
+
+    /// The SQL expression an order field sorts by.
+    fn sort_expr(&mut self, field: &str) -> String {
+        match field {
+            "metadata.name" => "e.name".into(),
+            "kind" => "e.kind".into(),
+            "metadata.namespace" => "e.namespace".into(),
+            "metadata.title" => "COALESCE(e.title, e.name)".into(),
+            other => {
+                let k = self.arg(other.to_string());
+                format!("COALESCE((SELECT min(value) FROM search s WHERE s.entity_id = e.id AND s.key = {k}), '')")
+            }
+        }
+    }
+}
+
+/// Columns every entity read selects, in this order.
+const ENTITY_COLUMNS: &str = "e.id, e.body, e.errors, e.ref";
+
+fn orphan_column() -> String {
+    format!("({ORPHAN_SQL})")
+}
+
+impl Store {
+    pub fn entity_by_ref(&self, r: &EntityRef, fields: &[String]) -> Result<Option<String>, StoreError> {
+        self.read(|conn| {
+            let sql = format!("SELECT {ENTITY_COLUMNS}, {} FROM entities e WHERE e.ref = ?1", orphan_column());
+            one_entity(conn, &sql, &r.to_string(), fields)
+        })
+    }
+
+    pub fn entity_by_uid(&self, uid: &str, fields: &[String]) -> Result<Option<String>, StoreError> {
+        self.read(|conn| {
+            let sql = format!("SELECT {ENTITY_COLUMNS}, {} FROM entities e WHERE e.uid = ?1", orphan_column());
+            one_entity(conn, &sql, uid, fields)
+        })
+    }
+
+    /// Entities for each ref in order; `None` where a ref matches nothing.
+    pub fn entities_by_refs(&self, refs: &[Option<EntityRef>], fields: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+        self.read(|conn| {
+            let sql = format!("SELECT {ENTITY_COLUMNS}, {} FROM entities e WHERE e.ref = ?1", orphan_column());
+            refs.iter()
+                .map(|r| match r {
+                    Some(r) => one_entity(conn, &sql, &r.to_string(), fields),
+                    None => Ok(None),
+                })
+                .collect()
+        })
+    }
+
+    /// Calls `each` with every entity the query selects, in order, without
+    /// holding more than one in memory.
+    pub fn list_each(&self, q: &ListQuery, mut each: impl FnMut(String) -> bool) -> Result<(), StoreError> {
+        self.read(|conn| {
+            let mut sql = Sql::default();
+            let orphan = orphan_column();
+            sql.push(&format!("SELECT {ENTITY_COLUMNS}, {orphan} FROM entities e WHERE "));
+            sql.filter(&q.filter);
+            sql.push(" ORDER BY ");
+            for o in &q.order {
+                let expr = sql.sort_expr(&o.field);
+                let dir = if o.desc { "DESC" } else { "ASC" };
+                sql.push(&format!("{expr} {dir}, "));
+            }
+            sql.push("e.id");
+            if let Some(limit) = q.limit {
+                sql.push(&format!(" LIMIT {limit}"));
+            } else if q.offset > 0 {
+                sql.push(" LIMIT -1");
+            }
+            if q.offset > 0 {
+                sql.push(&format!(" OFFSET {}", q.offset));
+            }
+            let mut stmt = conn.prepare_cached(&sql.text)?;
+            let mut rows = stmt.query(params_from_iter(sql.args.iter()))?;
+            while let Some(row) = rows.next()? {
+                let json = assemble(conn, row, &q.fields)?;
+                if !each(json) {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    pub fn list(&self, q: &ListQuery) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        self.list_each(q, |e| {
+            out.push(e);
+            true
+        })?;
+        Ok(out)
+    }
+
+    /// One page of `by-query`, with cursors to the next and previous page.
+    pub fn page(&self, q: &PageQuery) -> Result<Result<EntityPage, QueryError>, StoreError> {
+        let (filter, order, text, key, backward, total) = match &q.cursor {
+            Some(c) => match Cursor::decode(c) {
+                Ok(c) => (c.filter, c.order, c.text, Some(c.key), c.backward, Some(c.total)),
+                Err(e) => return Ok(Err(e)),
+            },
+            None => (
+                q.filter.clone(),
+                q.order.clone().unwrap_or(Order {
+                    field: "metadata.name".into(),
+                    desc: false,
+                }),
+                q.full_text.clone(),
+                None,
+                false,
+                None,
+            ),
+        };
+        let limit = q.limit.clamp(1, 1000);
+        self.read(|conn| {
+            let mut sql = Sql::default();
+            let expr = sql.sort_expr(&order.field);
+            let orphan = orphan_column();
+            sql.push(&format!("SELECT {ENTITY_COLUMNS}, {orphan}, {expr} FROM entities e WHERE "));
+            let where_start = sql.text.len();
+            sql.filter(&filter);
+            if let Some(t) = &text {
+                sql.full_text(t);
+            }
+            let where_end = sql.text.len();
+            // Walking backwards flips the comparison and the sort.
+            let ascending = order.desc == backward;
+            if let Some((v, id)) = &key {
+                let (v, id) = (sql.arg(v.clone()), sql.arg(id.to_string()));
+                let cmp = if ascending { ">" } else { "<" };
+                sql.push(&format!(" AND ({expr} {cmp} {v} OR ({expr} = {v} AND e.id {cmp} CAST({id} AS INTEGER)))"));
+            }
+            let dir = if ascending { "ASC" } else { "DESC" };
+            sql.push(&format!(" ORDER BY {expr} {dir}, e.id {dir} LIMIT {}", limit + 1));
+
+            let total = match total {
+                Some(t) => t,
+                None => {
+                    let count_sql = format!("SELECT count(*) FROM entities e WHERE {}", &sql.text[where_start..where_end]);
+                    let used = count_args(&count_sql);
+                    conn.prepare_cached(&count_sql)?
+                        .query_row(params_from_iter(sql.args.iter().take(used)), |r| r.get(0))?
+                }
+            };
+
+            let mut stmt = conn.prepare_cached(&sql.text)?;
+            let mut rows = stmt.query(params_from_iter(sql.args.iter()))?;
+            let mut items = Vec::with_capacity(limit);
+            let mut keys = Vec::with_capacity(limit);
+            let mut more = false;
+            while let Some(row) = rows.next()? {
+                if items.len() == limit {
+                    more = true;
+                    break;
+                }
+                let id: i64 = row.get(0)?;
+                let sort: String = row.get(5)?;
+                keys.push((sort, id));
+                items.push(assemble(conn, row, &q.fields)?);
+            }
+            if backward {
+                items.reverse();
+                keys.reverse();
+            }
+            let cursor = |key: &(String, i64), backward: bool| {
+                Cursor {
+                    filter: filter.clone(),
+                    order: order.clone(),
+                    text: text.clone(),
+                    key: key.clone(),
+                    backward,
+                    total,
+                }
+                .encode()
+            };
+            let (has_next, has_prev) = if backward { (true, more) } else { (more, key.is_some()) };
+            Ok(Ok(EntityPage {
+                next_cursor: if has_next { keys.last().map(|k| cursor(k, false)) } else { None },
+                prev_cursor: if has_prev { keys.first().map(|k| cursor(k, true)) } else { None },
+                items,
+                total_items: total,
+            }))
+        })
+    }
+
+    /// Counts of each value of each facet among the entities `filter`
+    /// selects, most frequent first.
+    pub fn facets(&self, facets: &[String], filter: &Filter) -> Result<BTreeMap<String, Vec<(String, i64)>>, StoreError> {
+        self.read(|conn| {
+            let mut out = BTreeMap::new();
+            for facet in facets {
+                let mut sql = Sql::default();
+                let key = facet.to_lowercase();
+                if let Some(rel) = key.strip_prefix("relations.") {
+                    let t = sql.arg(relations::canonical(rel).unwrap_or(rel));
+                    sql.push(&format!(
+                        "SELECT r.target_ref, count(DISTINCT r.source_ref) AS n FROM relations r WHERE r.type = {t}"
+                    ));
+                    if !filter.0.is_empty() {
+                        sql.push(" AND r.source_ref IN (SELECT e.ref FROM entities e WHERE ");
+                        sql.filter(filter);
+                        sql.push(")");
+                    }
+                    sql.push(" GROUP BY r.target_ref");
+                } else {
+                    let k = sql.arg(key);
+                    sql.push(&format!(
+                        "SELECT COALESCE(min(s.original), s.value), count(*) AS n FROM search s WHERE s.key = {k}"
+                    ));
+                    if !filter.0.is_empty() {
+                        sql.push(" AND s.entity_id IN (SELECT e.id FROM entities e WHERE ");
+                        sql.filter(filter);
+                        sql.push(")");
+                    }
+                    sql.push(" GROUP BY s.value");
+                }
+                sql.push(" ORDER BY n DESC, 1 ASC");
+                let mut stmt = conn.prepare_cached(&sql.text)?;
+                let rows = stmt.query_map(params_from_iter(sql.args.iter()), |r| Ok((r.get(0)?, r.get(1)?)))?;
+                out.insert(facet.clone(), rows.collect::<Result<Vec<_>, _>>()?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Entities whose owner resolves to no Group or User, as refs.
+    pub fn orphans(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!("SELECT e.ref, e.owner_ref FROM entities e WHERE {ORPHAN_SQL} ORDER BY e.ref"))?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    /// The location id and source file an entity came from.
+    pub fn entity_origin(&self, r: &EntityRef) -> Result<Option<(String, String)>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT location_id, source FROM entities WHERE ref = ?1")?
+                .query_row([r.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?)
+        })
+    }
+}
+
+/// Counts the distinct numbered parameters a statement uses.
+fn count_args(sql: &str) -> usize {
+    let mut max = 0;
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'?' {
+            let start = i + 1;
+            let mut end = start;
+            while end < bytes.len() && bytes[end].is_ascii_digit() {
+                end += 1;
+            }
+            if let Ok(n) = sql[start..end].parse::<usize>() {
+                max = max.max(n);
+            }
+            i = end;
+        } else {
+            i += 1;
+        }
+    }
+    max
+}
+
+fn one_entity(conn: &Connection, sql: &str, key: &str, fields: &[String]) -> Result<Option<String>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query([key])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(assemble(conn, row, fields)?)),
+        None => Ok(None),
+    }
+}
+
+/// Builds the served JSON of one entity from a row of
+/// `id, body, errors, ref, orphan`.
+fn assemble(conn: &Connection, row: &rusqlite::Row<'_>, fields: &[String]) -> Result<String, StoreError> {
+    let body: String = row.get(1)?;
+    let errors: Option<String> = row.get(2)?;
+    let entity_ref: String = row.get(3)?;
+    let orphan: bool = row.get(4)?;
+
+    let mut out = String::with_capacity(body.len() + 256);
+    let Some(open) = body.strip_suffix('}') else {
+        return Err(StoreError::Corrupt(format!("stored body of {entity_ref} is not an object")));
+    };
+    out.push_str(open);
+    out.push_str(",\"relations\":[");
+    let mut stmt = conn.prepare_cached("SELECT DISTINCT type, target_ref FROM relations WHERE source_ref = ?1 ORDER BY type, target_ref")?;
+    let mut rels = stmt.query([&entity_ref])?;
+    let mut first = true;
+    while let Some(r) = rels.next()? {
+        let kind: String = r.get(0)?;
+        let target: String = r.get(1)?;
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        let parsed = EntityRef::parse(&target, None, "default").ok();
+        let target_obj = match parsed {
+            Some(p) => serde_json::json!({"kind": p.kind, "namespace": p.namespace, "name": p.name}),
+            None => Value::Null,
+        };
+        let _ = write!(
+            out,
+            "{{\"type\":{},\"targetRef\":{},\"target\":{}}}",
+            Value::String(kind),
+            Value::String(target),
+            target_obj
+        );
+    }
+    out.push(']');
+    if errors.is_some() || orphan {
+        let mut items: Vec<Value> = match errors {
+            Some(e) => serde_json::from_str(&e).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        if orphan {
+            items.push(serde_json::json!({
+                "type": "greenroom.dev/orphan-owner",
+                "level": "warning",
+                "message": "The owner of this entity does not resolve to any Group or User in the catalog",
+            }));
+        }
+        let _ = write!(out, ",\"status\":{}", serde_json::json!({ "items": items }));
+    }
+    out.push('}');
+    if fields.is_empty() {
+        return Ok(out);
+    }
+    let full: Value = serde_json::from_str(&out).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(project(&full, fields).to_string())
+}
+
+/// Keeps only the listed dotted paths of an entity (Backstage's `fields`).
+pub fn project(entity: &Value, fields: &[String]) -> Value {
+    let mut out = Value::Object(Default::default());
+    for field in fields {
+        let parts: Vec<&str> = field.split('.').collect();
+        let mut src = entity;
+        let mut found = true;
+        for p in &parts {
+            match src.get(p) {
+                Some(v) => src = v,
+                None => {
+                    found = false;
+                    break;
+                }
+            }
+        }
+        if !found {
+            continue;
+        }
+        let mut dst = &mut out;
+        for (i, p) in parts.iter().enumerate() {
+            let Some(obj) = dst.as_object_mut() else { break };
+            if i == parts.len() - 1 {
+                obj.insert((*p).to_string(), src.clone());
+                break;
+            }
+            dst = obj.entry((*p).to_string()).or_insert_with(|| Value::Object(Default::default()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_filters_like_backstage() {
+        let f = Filter::parse(["kind=Component,spec.type=service,spec.type=website,metadata.tags", "kind=API"]).unwrap();
+        assert_eq!(f.0.len(), 2);
+        assert_eq!(
+            f.0[0].0,
+            vec![
+                ("kind".to_string(), vec!["component".to_string()]),
+                ("spec.type".to_string(), vec!["service".to_string(), "website".to_string()]),
+                ("metadata.tags".to_string(), vec![]),
+            ]
+        );
+        assert!(Filter::parse([","]).is_err());
+        assert!(Filter::parse(["=x"]).is_err());
+    }
+
+    #[test]
+    fn parses_orders() {
+        assert_eq!(Order::parse_prefixed("desc:metadata.name").unwrap(), Order { field: "metadata.name".into(), desc: true });
+        assert!(Order::parse_prefixed("up:metadata.name").is_err());
+        assert_eq!(Order::parse_suffixed("spec.type,asc").unwrap(), Order { field: "spec.type".into(), desc: false });
+        assert_eq!(Order::parse_suffixed("metadata.title").unwrap().desc, false);
+        assert!(Order::parse_suffixed("x,sideways").is_err());
+    }
+
+    #[test]
+    fn projects_fields() {
+        let e = json!({"kind": "Component", "metadata": {"name": "a", "tags": ["x"]}, "spec": {"owner": "t"}});
+        assert_eq!(
+            project(&e, &["metadata.name".into(), "spec".into(), "missing.x".into()]),
+            json!({"metadata": {"name": "a"}, "spec": {"owner": "t"}})
+        );
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = Cursor {
+            filter: Filter::default(),
+            order: Order { field: "metadata.name".into(), desc: false },
+            text: None,
+            key: ("a".into(), 7),
+            backward: false,
+            total: 9,
+        };
+        let back = Cursor::decode(&c.encode()).unwrap();
+        assert_eq!(back.key, ("a".into(), 7));
+        assert!(Cursor::decode("not a cursor!").is_err());
+    }
+
+    #[test]
+    fn counts_numbered_args() {
+        assert_eq!(count_args("a = ?1 AND b IN (?2, ?3) OR c = ?2"), 3);
+        assert_eq!(count_args("nothing"), 0);
+    }
+}

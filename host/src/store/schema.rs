@@ -1,0 +1,93 @@
+//! Schema migrations, numbered by `PRAGMA user_version`. A migration is only
+//! ever appended: a released one never changes.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: catalog
+    "CREATE TABLE locations (
+        id TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        target TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        last_refresh_ms INTEGER,
+        UNIQUE (type, target)
+    );
+    CREATE TABLE entities (
+        id INTEGER PRIMARY KEY,
+        uid TEXT NOT NULL UNIQUE,
+        ref TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        namespace TEXT NOT NULL,
+        name TEXT NOT NULL,
+        title TEXT,
+        owner_ref TEXT,
+        location_id TEXT NOT NULL REFERENCES locations(id),
+        source TEXT NOT NULL,
+        etag TEXT NOT NULL,
+        body TEXT NOT NULL,
+        errors TEXT,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE INDEX entities_location ON entities(location_id);
+    CREATE INDEX entities_name ON entities(name, id);
+    CREATE INDEX entities_owner ON entities(owner_ref);
+    -- One row per leaf value of an entity, lower-cased, for filters and facets.
+    CREATE TABLE search (
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        entity_id INTEGER NOT NULL,
+        original TEXT,
+        PRIMARY KEY (key, value, entity_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX search_entity ON search(entity_id);
+    -- Relations, both directions, each row owned by the entity whose spec produced it.
+    CREATE TABLE relations (
+        originating INTEGER NOT NULL,
+        source_ref TEXT NOT NULL,
+        type TEXT NOT NULL,
+        target_ref TEXT NOT NULL
+    );
+    CREATE INDEX relations_source ON relations(source_ref, type);
+    CREATE INDEX relations_target ON relations(target_ref, type);
+    CREATE INDEX relations_originating ON relations(originating);
+    CREATE TABLE problems (
+        id INTEGER PRIMARY KEY,
+        location_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        line INTEGER,
+        col INTEGER,
+        entity_ref TEXT,
+        field TEXT,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX problems_location ON problems(location_id);",
+];
+
+/// The schema version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found,
+            supported: VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, path = %path.display(), "migrated store schema");
+    }
+    Ok(())
+}
