@@ -1,0 +1,9 @@
+//! End-to-end tests of Greenroom: each starts the real server (real store on
+//! disk, real HTTP on 127.0.0.1) and talks to it as a client would. One test
+//! binary with modules, so the host is linked once.
+#![cfg(test)]
+
+mod bad_input;
+mod catalog_api;
+mod demo;
+mod support;

@@ -1,1 +1,73 @@
-fn main(){}
+//! `cargo xtask`: the project's only build tool. It installs what a fresh
+//! machine lacks (rustup components and targets, later wasm tools and a
+//! browser), then builds, tests, runs the demo or benchmarks.
+
+mod bench;
+mod http;
+mod tools;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the portal on the demo organisation at http://127.0.0.1:7007.
+    Demo {
+        /// Build with optimisations (slower first build, faster portal).
+        #[arg(long)]
+        release: bool,
+    },
+    /// Every check and test of the project: fmt, clippy, unit, integration.
+    Test,
+    /// Benchmarks, release builds; figures are appended to BENCHMARKS.md.
+    Bench {
+        #[command(subcommand)]
+        what: bench::Bench,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo { release } => demo(release),
+        Command::Test => test(),
+        Command::Bench { what } => bench::run(what),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo(release: bool) -> anyhow::Result<()> {
+    tools::ensure_components(&["rustfmt"])?;
+    let root = tools::workspace_root()?;
+    let config = root.join("examples/demo/greenroom.toml");
+    let mut args = vec!["run", "--package", "greenroom", "--bin", "greenroom"];
+    if release {
+        args.push("--release");
+    }
+    let config = config.to_string_lossy().into_owned();
+    args.extend(["--", "--config", &config, "serve"]);
+    eprintln!("xtask: building and starting the portal on the Northwind demo organisation");
+    eprintln!("xtask: it will serve http://127.0.0.1:7007 (Ctrl-C stops it)");
+    tools::cargo(&args)
+}
+
+fn test() -> anyhow::Result<()> {
+    tools::ensure_components(&["rustfmt", "clippy"])?;
+    tools::cargo(&["fmt", "--all", "--check"])?;
+    tools::cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    tools::cargo(&["test", "--workspace", "--no-fail-fast"])
+}

@@ -136,7 +136,7 @@ mod tests {
                 "spec": {"framework": "xgboost", "owner": "team-risk", "system": "fraud"}}))
             .unwrap();
         assert_eq!(ok.owner.unwrap().to_string(), "group:default/team-risk");
-        assert_eq!(ok.relations.len(), 4);
+        assert_eq!(ok.relations.len(), 2);
 
         let err = kinds
             .validate(json!({"apiVersion": "greenroom.dev/v1alpha1", "kind": "mlmodel", "metadata": {"name": "m"},

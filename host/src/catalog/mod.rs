@@ -272,7 +272,18 @@ impl Kinds {
             None => None,
         };
 
-        if let (Some(spec), Some(me)) = (spec_obj, &entity_ref) {
+        // Checked even when the name is bad, so that one pass reports every
+        // problem; relations of an invalid entity are discarded anyway.
+        let placeholder;
+        let me = match (&entity_ref, &kind) {
+            (Some(r), _) => Some(r),
+            (None, Some(k)) => {
+                placeholder = EntityRef::new(k, &namespace, "unnamed");
+                Some(&placeholder)
+            }
+            (None, None) => None,
+        };
+        if let (Some(spec), Some(me)) = (spec_obj, me) {
             let spec_path = root().key("spec");
             let (required, owner_required, ref_fields): (&[&str], bool, &[RefField]) = match (rule, custom) {
                 (Some(r), _) => (r.required, r.owner_required, r.refs),
@@ -316,7 +327,7 @@ impl Kinds {
                             if rf.field == "owner" {
                                 owner = Some(target.clone());
                             }
-                            rels.add(me, rf.relation, target);
+                            rels.add(rf.relation, target);
                         }
                         Err(e) => problems.push(Problem::new(path, e.to_string())),
                     }
@@ -540,13 +551,17 @@ mod tests {
         assert_eq!(e.entity_ref.to_string(), "component:default/checkout");
         assert_eq!(e.value["metadata"]["namespace"], "default");
         assert_eq!(e.owner.unwrap().to_string(), "group:default/team-payments");
-        let rels: Vec<String> = e.relations.iter().map(|r| format!("{} {} {}", r.source, r.kind, r.target)).collect();
-        assert!(rels.contains(&"component:default/checkout ownedBy group:default/team-payments".into()));
-        assert!(rels.contains(&"group:default/team-payments ownerOf component:default/checkout".into()));
-        assert!(rels.contains(&"component:default/checkout partOf system:default/payments".into()));
-        assert!(rels.contains(&"api:default/checkout-api apiProvidedBy component:default/checkout".into()));
-        assert!(rels.contains(&"component:default/checkout consumesApi api:fraud/score".into()));
-        assert!(rels.contains(&"resource:default/payments-db dependencyOf component:default/checkout".into()));
+        let rels: Vec<String> = e.relations.iter().map(|r| format!("{} {}", r.kind, r.target)).collect();
+        assert_eq!(
+            rels,
+            vec![
+                "ownedBy group:default/team-payments",
+                "partOf system:default/payments",
+                "providesApi api:default/checkout-api",
+                "consumesApi api:fraud/score",
+                "dependsOn resource:default/payments-db",
+            ]
+        );
     }
 
     #[test]
@@ -595,11 +610,11 @@ mod tests {
             .validate(json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": "payments"},
                 "spec": {"type": "team", "parent": "commerce", "children": ["payments-core"], "members": ["ada"]}}))
             .unwrap();
-        let rels: Vec<String> = g.relations.iter().map(|r| format!("{} {} {}", r.source, r.kind, r.target)).collect();
-        assert!(rels.contains(&"group:default/payments childOf group:default/commerce".into()));
-        assert!(rels.contains(&"group:default/commerce parentOf group:default/payments".into()));
-        assert!(rels.contains(&"group:default/payments parentOf group:default/payments-core".into()));
-        assert!(rels.contains(&"user:default/ada memberOf group:default/payments".into()));
+        let rels: Vec<String> = g.relations.iter().map(|r| format!("{} {}", r.kind, r.target)).collect();
+        assert_eq!(
+            rels,
+            vec!["childOf group:default/commerce", "parentOf group:default/payments-core", "hasMember user:default/ada"]
+        );
         assert!(g.owner.is_none());
     }
 

@@ -1,6 +1,5 @@
-//! Relations between entities, derived from their specs. Every relation is
-//! emitted in both directions so that either end can be read without a join
-//! (Backstage's `BuiltinKindsEntityProcessor` does the same).
+//! Relations between entities, derived from their specs. Each has a
+//! reverse (`ownedBy` / `ownerOf`); both ends see the relation.
 
 use super::refs::EntityRef;
 
@@ -37,38 +36,27 @@ pub fn canonical(kind: &str) -> Option<&'static str> {
         .find(|t| t.eq_ignore_ascii_case(kind))
 }
 
-/// One directed relation.
+/// A relation from the entity that declares it to `target`. Only this
+/// direction is stored; the reverse (`ownerOf` for `ownedBy`) is derived when
+/// the target is read, so a change to one entity never rewrites another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relation {
-    pub source: EntityRef,
     pub kind: &'static str,
     pub target: EntityRef,
 }
 
-/// Collects relations for one entity, adding the reverse of each.
+/// Collects an entity's outgoing relations without duplicates.
 #[derive(Debug, Default)]
 pub struct RelationSet {
     pub relations: Vec<Relation>,
 }
 
 impl RelationSet {
-    /// Adds `source -kind-> target` and `target -reverse(kind)-> source`.
-    pub fn add(&mut self, source: &EntityRef, kind: &'static str, target: EntityRef) {
-        let back = reverse(kind).expect("relation types are taken from PAIRS");
-        let rel = Relation {
-            source: source.clone(),
-            kind,
-            target: target.clone(),
-        };
-        if self.relations.contains(&rel) {
-            return;
+    pub fn add(&mut self, kind: &'static str, target: EntityRef) {
+        let rel = Relation { kind, target };
+        if !self.relations.contains(&rel) {
+            self.relations.push(rel);
         }
-        self.relations.push(rel);
-        self.relations.push(Relation {
-            source: target,
-            kind: back,
-            target: source.clone(),
-        });
     }
 }
 
@@ -87,14 +75,12 @@ mod tests {
     }
 
     #[test]
-    fn adds_both_directions_once() {
-        let a = EntityRef::new("component", "default", "a");
+    fn adds_each_relation_once() {
         let g = EntityRef::new("group", "default", "g");
         let mut set = RelationSet::default();
-        set.add(&a, "ownedBy", g.clone());
-        set.add(&a, "ownedBy", g.clone());
+        set.add("ownedBy", g.clone());
+        set.add("ownedBy", g.clone());
+        set.add("dependsOn", g);
         assert_eq!(set.relations.len(), 2);
-        assert_eq!(set.relations[1].source, g);
-        assert_eq!(set.relations[1].kind, "ownerOf");
     }
 }

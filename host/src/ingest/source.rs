@@ -2,7 +2,6 @@
 //! http(s) URLs, read with size and time limits.
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -146,17 +145,35 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// Reads targets with limits.
+/// The runtime URL reads run on. Reading happens on blocking threads (a
+/// refresh streams into a SQLite transaction), which may not drive the
+/// server's runtime; this one lives for the whole process and is never
+/// dropped, so it can be entered from any non-async thread.
+fn io_runtime() -> Result<&'static tokio::runtime::Runtime, ReadError> {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("greenroom-fetch")
+        .enable_all()
+        .build()
+        .map_err(|e| ReadError::Io(format!("cannot start the fetch runtime: {e}")))?;
+    Ok(RUNTIME.get_or_init(|| rt))
+}
+
+/// Reads targets with limits. Call only from blocking threads.
 #[derive(Clone)]
 pub struct Reader {
-    http: reqwest::blocking::Client,
+    http: reqwest::Client,
     max_bytes: u64,
     timeout: Duration,
 }
 
 impl Reader {
     pub fn new(max_bytes: u64, timeout: Duration) -> Result<Reader, ReadError> {
-        let http = reqwest::blocking::Client::builder()
+        let http = reqwest::Client::builder()
             .timeout(timeout)
             .user_agent(concat!("greenroom/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -182,34 +199,34 @@ impl Reader {
                 }
                 std::fs::read(path).map_err(|e| ReadError::Io(e.to_string()))?
             }
-            Target::Url(url) => {
-                let resp = self.http.get(url.clone()).send().map_err(|e| self.http_error(e))?;
-                let status = resp.status();
-                if !status.is_success() {
-                    return Err(ReadError::Status(status.as_u16()));
-                }
-                if let Some(len) = resp.content_length()
-                    && len > self.max_bytes
-                {
-                    return Err(ReadError::TooLarge {
-                        size: len,
-                        limit: self.max_bytes,
-                    });
-                }
-                let mut buf = Vec::new();
-                resp.take(self.max_bytes + 1)
-                    .read_to_end(&mut buf)
-                    .map_err(|e| ReadError::Http(e.to_string()))?;
-                if buf.len() as u64 > self.max_bytes {
-                    return Err(ReadError::TooLarge {
-                        size: buf.len() as u64,
-                        limit: self.max_bytes,
-                    });
-                }
-                buf
-            }
+            Target::Url(url) => io_runtime()?.block_on(self.fetch(url))?,
         };
         String::from_utf8(bytes).map_err(|_| ReadError::NotText)
+    }
+
+    async fn fetch(&self, url: &Url) -> Result<Vec<u8>, ReadError> {
+        let mut resp = self.http.get(url.clone()).send().await.map_err(|e| self.http_error(e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(ReadError::Status(status.as_u16()));
+        }
+        let too_large = |size| ReadError::TooLarge {
+            size,
+            limit: self.max_bytes,
+        };
+        if let Some(len) = resp.content_length()
+            && len > self.max_bytes
+        {
+            return Err(too_large(len));
+        }
+        let mut buf = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.http_error(e))? {
+            buf.extend_from_slice(&chunk);
+            if buf.len() as u64 > self.max_bytes {
+                return Err(too_large(buf.len() as u64));
+            }
+        }
+        Ok(buf)
     }
 
     fn http_error(&self, e: reqwest::Error) -> ReadError {

@@ -130,6 +130,9 @@ impl Store {
             let _ = std::fs::create_dir_all(dir);
         }
         let mut writer = open_connection(path, OpenFlags::default())?;
+        // A refresh of a large location touches every index; with too small
+        // a cache, dirty pages spill to the WAL again and again.
+        writer.execute_batch("PRAGMA cache_size = -131072;")?;
         schema::migrate(&mut writer, path)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
@@ -224,7 +227,7 @@ impl Store {
 
     pub fn locations(&self) -> Result<Vec<Location>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!("{LOCATION_SELECT} ORDER BY l.created_ms, l.id"))?;
+            let mut stmt = conn.prepare_cached(&format!("{LOCATION_SELECT} ORDER BY l.rowid"))?;
             let rows = stmt.query_map([], location_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
@@ -246,7 +249,7 @@ impl Store {
             [id],
         )?;
         tx.execute(
-            "DELETE FROM relations WHERE originating IN (SELECT id FROM entities WHERE location_id = ?1)",
+            "DELETE FROM relations WHERE source_ref IN (SELECT ref FROM entities WHERE location_id = ?1)",
             [id],
         )?;
         tx.execute("DELETE FROM entities WHERE location_id = ?1", [id])?;
@@ -319,4 +322,73 @@ fn location_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Location> {
         entity_count: r.get(5)?,
         error_count: r.get(6)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::catalog::{EntityRef, Kinds, ValidEntity};
+
+    fn valid(name: &str) -> ValidEntity {
+        Kinds::default()
+            .validate(json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": name}, "spec": {"type": "team"}}))
+            .unwrap()
+    }
+
+    fn has(store: &Store, name: &str) -> bool {
+        store.entity_by_ref(&EntityRef::new("group", "default", name), &[]).unwrap().is_some()
+    }
+
+    #[test]
+    fn an_unfinished_refresh_leaves_the_previous_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        let store = Store::open(&path).unwrap();
+        let loc = store.add_location("file", "x.yaml", Origin::Config).unwrap();
+        let mut tx = store.begin_refresh(&loc.id).unwrap();
+        tx.put(valid("a"), "file:x.yaml").unwrap().unwrap();
+        assert_eq!(tx.commit().unwrap().added, 1);
+
+        // A refresh that dies half-way (dropped without commit)...
+        let mut tx = store.begin_refresh(&loc.id).unwrap();
+        tx.put(valid("b"), "file:x.yaml").unwrap().unwrap();
+        drop(tx);
+        assert!(has(&store, "a") && !has(&store, "b"));
+        // ...and a process that dies half-way: nothing of it survives a reopen.
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert!(has(&store, "a") && !has(&store, "b"));
+        assert_eq!(store.stats().unwrap().entities, 1);
+    }
+
+    #[test]
+    fn refuses_a_store_from_a_newer_greenroom() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.db");
+        drop(Store::open(&path).unwrap());
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        match Store::open(&path) {
+            Err(StoreError::TooNew { found: 99, .. }) => {}
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("opened a store from the future"),
+        }
+    }
+
+    #[test]
+    fn locations_are_unique_and_deleting_one_removes_its_entities() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        let loc = store.add_location("url", "https://x.example/a.yaml", Origin::Api).unwrap();
+        assert!(matches!(store.add_location("url", "https://x.example/a.yaml", Origin::Api), Err(StoreError::LocationExists(_))));
+        let mut tx = store.begin_refresh(&loc.id).unwrap();
+        tx.put(valid("a"), "url:https://x.example/a.yaml").unwrap().unwrap();
+        tx.commit().unwrap();
+        let generation = store.generation();
+        assert!(store.delete_location(&loc.id).unwrap());
+        assert!(store.generation() > generation);
+        assert!(!has(&store, "a"));
+        assert!(!store.delete_location(&loc.id).unwrap());
+    }
 }

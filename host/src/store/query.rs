@@ -164,6 +164,7 @@ struct Cursor {
     key: (String, i64),
     backward: bool,
     total: i64,
+    limit: usize,
 }
 
 impl Cursor {
@@ -178,6 +179,44 @@ impl Cursor {
             .map_err(|e| QueryError::Cursor(e.to_string()))?;
         serde_json::from_slice(&bytes).map_err(|e| QueryError::Cursor(e.to_string()))
     }
+}
+
+/// A condition counts as selective below this many matching rows; then it
+/// drives the query and the rest are checked per row.
+const SELECTIVE: usize = 2000;
+
+/// One condition of a filter set.
+enum Cond<'a> {
+    Search { key: &'a str, values: &'a [String] },
+    Relation { kind: String, back: Option<&'static str>, values: &'a [String] },
+    Text(&'a FullText),
+}
+
+fn conds(set: &FilterSet) -> Vec<Cond<'_>> {
+    set.0
+        .iter()
+        .map(|(key, values)| match key.strip_prefix("relations.") {
+            Some(rel) => {
+                let kind = relations::canonical(rel).map_or_else(|| rel.to_string(), str::to_string);
+                Cond::Relation {
+                    back: relations::reverse(&kind),
+                    kind,
+                    values,
+                }
+            }
+            None => Cond::Search { key, values },
+        })
+        .collect()
+}
+
+/// How many entities `c` matches, counted up to [`SELECTIVE`].
+fn estimate(conn: &Connection, c: &Cond<'_>) -> Result<usize, StoreError> {
+    let mut sql = Sql::default();
+    sql.push("SELECT count(*) FROM (");
+    sql.driver(c);
+    let _ = write!(sql.text, " LIMIT {SELECTIVE})");
+    let n: i64 = conn.prepare_cached(&sql.text)?.query_row(params_from_iter(sql.args.iter()), |r| r.get(0))?;
+    Ok(n as usize)
 }
 
 /// SQL text with numbered parameters.
@@ -197,64 +236,163 @@ impl Sql {
         self.text.push_str(s);
     }
 
-    fn filter(&mut self, filter: &Filter) {
-        if filter.0.is_empty() {
-            self.push("1");
-            return;
-        }
-        self.push("(");
-        for (i, set) in filter.0.iter().enumerate() {
-            if i > 0 {
-                self.push(" OR ");
+    fn values(&mut self, column: &str, values: &[String]) {
+        let _ = write!(self.text, " AND {column} IN (");
+        for (n, v) in values.iter().enumerate() {
+            if n > 0 {
+                self.push(", ");
             }
-            self.push("(");
-            for (j, (key, values)) in set.0.iter().enumerate() {
-                if j > 0 {
-                    self.push(" AND ");
-                }
-                if let Some(rel) = key.strip_prefix("relations.") {
-                    let t = relations::canonical(rel).unwrap_or(rel).to_string();
-                    let t = self.arg(t);
-                    let _ = write!(self.text, "e.ref IN (SELECT source_ref FROM relations WHERE type = {t}");
-                } else {
-                    let k = self.arg(key.clone());
-                    let _ = write!(self.text, "e.id IN (SELECT entity_id FROM search WHERE key = {k}");
-                }
-                let column = if key.starts_with("relations.") { "target_ref" } else { "value" };
+            let a = self.arg(v.clone());
+            self.push(&a);
+        }
+        self.push(")");
+    }
+
+    fn like(&mut self, term: &str) -> String {
+        let escaped = term.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        self.arg(format!("%{escaped}%"))
+    }
+
+    /// A SELECT of the ids of the entities matching `c`.
+    fn driver(&mut self, c: &Cond<'_>) {
+        match c {
+            Cond::Search { key, values } => {
+                let k = self.arg(*key);
+                let _ = write!(self.text, "SELECT entity_id AS id FROM search WHERE key = {k}");
                 if !values.is_empty() {
-                    let _ = write!(self.text, " AND {column} IN (");
-                    for (n, v) in values.iter().enumerate() {
-                        if n > 0 {
-                            self.push(", ");
-                        }
-                        let a = self.arg(v.clone());
-                        self.push(&a);
+                    self.values("value", values);
+                }
+            }
+            Cond::Relation { kind, back, values } => {
+                let t = self.arg(kind.clone());
+                let _ = write!(self.text, "SELECT e2.id AS id FROM relations r JOIN entities e2 ON e2.ref = r.source_ref WHERE r.type = {t}");
+                if !values.is_empty() {
+                    self.values("r.target_ref", values);
+                }
+                if let Some(b) = back {
+                    let b = self.arg(*b);
+                    let _ = write!(
+                        self.text,
+                        " UNION ALL SELECT e2.id AS id FROM relations r JOIN entities e2 ON e2.ref = r.target_ref WHERE r.type = {b}"
+                    );
+                    if !values.is_empty() {
+                        self.values("r.source_ref", values);
+                    }
+                }
+            }
+            Cond::Text(t) if t.fields.is_empty() => {
+                let p = self.like(&t.term);
+                let _ = write!(
+                    self.text,
+                    "SELECT id FROM entities INDEXED BY entities_text WHERE name LIKE {p} ESCAPE '\\' OR title LIKE {p} ESCAPE '\\'"
+                );
+            }
+            Cond::Text(t) => {
+                let p = self.like(&t.term);
+                self.push("SELECT entity_id AS id FROM search WHERE 1");
+                let fields: Vec<String> = t.fields.iter().map(|f| f.to_lowercase()).collect();
+                self.values("key", &fields);
+                let _ = write!(self.text, " AND value LIKE {p} ESCAPE '\\'");
+            }
+        }
+    }
+
+    /// A condition on the row `e`.
+    fn exists(&mut self, c: &Cond<'_>) {
+        match c {
+            Cond::Search { key, values } if values.is_empty() => {
+                let k = self.arg(*key);
+                let _ = write!(self.text, "EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id AND s.key = {k})");
+            }
+            Cond::Search { key, values } => {
+                let k = self.arg(*key);
+                let _ = write!(self.text, "EXISTS (SELECT 1 FROM search s WHERE s.key = {k}");
+                self.values("s.value", values);
+                self.push(" AND s.entity_id = e.id)");
+            }
+            Cond::Relation { kind, back, values } => {
+                let t = self.arg(kind.clone());
+                let _ = write!(self.text, "(EXISTS (SELECT 1 FROM relations r WHERE r.source_ref = e.ref AND r.type = {t}");
+                if !values.is_empty() {
+                    self.values("r.target_ref", values);
+                }
+                self.push(")");
+                if let Some(b) = back {
+                    let b = self.arg(*b);
+                    let _ = write!(self.text, " OR EXISTS (SELECT 1 FROM relations r WHERE r.target_ref = e.ref AND r.type = {b}");
+                    if !values.is_empty() {
+                        self.values("r.source_ref", values);
                     }
                     self.push(")");
                 }
                 self.push(")");
             }
-            self.push(")");
+            Cond::Text(t) if t.fields.is_empty() => {
+                let p = self.like(&t.term);
+                let _ = write!(self.text, "(e.name LIKE {p} ESCAPE '\\' OR e.title LIKE {p} ESCAPE '\\')");
+            }
+            Cond::Text(t) => {
+                let p = self.like(&t.term);
+                self.push("EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id");
+                let fields: Vec<String> = t.fields.iter().map(|f| f.to_lowercase()).collect();
+                self.values("s.key", &fields);
+                let _ = write!(self.text, " AND s.value LIKE {p} ESCAPE '\\')");
+            }
         }
-        self.push(")");
     }
 
-    fn full_text(&mut self, text: &FullText) {
-        let escaped = text.term.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        let pattern = self.arg(format!("%{escaped}%"));
-        if text.fields.is_empty() {
-            let _ = write!(self.text, " AND (e.name LIKE {pattern} ESCAPE '\\' OR e.title LIKE {pattern} ESCAPE '\\')");
-        } else {
-            self.push(" AND e.id IN (SELECT entity_id FROM search WHERE key IN (");
-            for (n, f) in text.fields.iter().enumerate() {
-                if n > 0 {
-                    self.push(", ");
+    /// Writes `FROM … WHERE …` selecting the entities of `filter` (and the
+    /// full-text condition), planned by hand: SQLite cannot know which
+    /// condition is selective (`kind=component` matches half the catalog,
+    /// `spec.owner=team-x` a few dozen), so each is counted up to
+    /// [`SELECTIVE`] rows and the most selective one drives; when none is,
+    /// entities are scanned in the requested order and checked row by row.
+    fn from_where(&mut self, conn: &Connection, filter: &Filter, text: Option<&FullText>) -> Result<(), StoreError> {
+        if filter.0.len() > 1 {
+            self.push("FROM entities e WHERE (");
+            for (i, set) in filter.0.iter().enumerate() {
+                if i > 0 {
+                    self.push(" OR ");
                 }
-                let a = self.arg(f.to_lowercase());
-                self.push(&a);
+                self.push("(1");
+                for c in conds(set) {
+                    self.push(" AND ");
+                    self.exists(&c);
+                }
+                self.push(")");
             }
-            let _ = write!(self.text, ") AND value LIKE {pattern} ESCAPE '\\')");
+            self.push(")");
+            if let Some(t) = text {
+                self.push(" AND ");
+                self.exists(&Cond::Text(t));
+            }
+            return Ok(());
         }
+        let mut all: Vec<Cond<'_>> = filter.0.first().map(conds).unwrap_or_default();
+        if let Some(t) = text {
+            all.push(Cond::Text(t));
+        }
+        let mut best: Option<(usize, usize)> = None;
+        for (i, c) in all.iter().enumerate() {
+            let n = estimate(conn, c)?;
+            if n < SELECTIVE && best.is_none_or(|(_, b)| n < b) {
+                best = Some((i, n));
+            }
+        }
+        match best {
+            Some((i, _)) => {
+                let driver = all.remove(i);
+                self.push("FROM (SELECT DISTINCT id FROM (");
+                self.driver(&driver);
+                self.push(")) d CROSS JOIN entities e ON e.id = d.id WHERE 1");
+            }
+            None => self.push("FROM entities e WHERE 1"),
+        }
+        for c in &all {
+            self.push(" AND ");
+            self.exists(c);
+        }
+        Ok(())
     }
 
     /// The SQL expression an order field sorts by.
@@ -313,8 +451,8 @@ impl Store {
         self.read(|conn| {
             let mut sql = Sql::default();
             let orphan = orphan_column();
-            sql.push(&format!("SELECT {ENTITY_COLUMNS}, {orphan} FROM entities e WHERE "));
-            sql.filter(&q.filter);
+            sql.push(&format!("SELECT {ENTITY_COLUMNS}, {orphan} "));
+            sql.from_where(conn, &q.filter, None)?;
             sql.push(" ORDER BY ");
             for o in &q.order {
                 let expr = sql.sort_expr(&o.field);
@@ -353,9 +491,9 @@ impl Store {
 
     /// One page of `by-query`, with cursors to the next and previous page.
     pub fn page(&self, q: &PageQuery) -> Result<Result<EntityPage, QueryError>, StoreError> {
-        let (filter, order, text, key, backward, total) = match &q.cursor {
+        let (filter, order, text, key, backward, total, limit) = match &q.cursor {
             Some(c) => match Cursor::decode(c) {
-                Ok(c) => (c.filter, c.order, c.text, Some(c.key), c.backward, Some(c.total)),
+                Ok(c) => (c.filter, c.order, c.text, Some(c.key), c.backward, Some(c.total), c.limit),
                 Err(e) => return Ok(Err(e)),
             },
             None => (
@@ -368,20 +506,26 @@ impl Store {
                 None,
                 false,
                 None,
+                q.limit,
             ),
         };
-        let limit = q.limit.clamp(1, 1000);
+        let limit = limit.clamp(1, 1000);
         self.read(|conn| {
-            let mut sql = Sql::default();
+            let mut from = Sql::default();
+            from.from_where(conn, &filter, text.as_ref())?;
+            let total = match total {
+                Some(t) => t,
+                None => conn
+                    .prepare_cached(&format!("SELECT count(*) {}", from.text))?
+                    .query_row(params_from_iter(from.args.iter()), |r| r.get(0))?,
+            };
+            let mut sql = Sql {
+                text: String::new(),
+                args: from.args,
+            };
             let expr = sql.sort_expr(&order.field);
             let orphan = orphan_column();
-            sql.push(&format!("SELECT {ENTITY_COLUMNS}, {orphan}, {expr} FROM entities e WHERE "));
-            let where_start = sql.text.len();
-            sql.filter(&filter);
-            if let Some(t) = &text {
-                sql.full_text(t);
-            }
-            let where_end = sql.text.len();
+            sql.text = format!("SELECT {ENTITY_COLUMNS}, {orphan}, {expr} {}", from.text);
             // Walking backwards flips the comparison and the sort.
             let ascending = order.desc == backward;
             if let Some((v, id)) = &key {
@@ -391,16 +535,6 @@ impl Store {
             }
             let dir = if ascending { "ASC" } else { "DESC" };
             sql.push(&format!(" ORDER BY {expr} {dir}, e.id {dir} LIMIT {}", limit + 1));
-
-            let total = match total {
-                Some(t) => t,
-                None => {
-                    let count_sql = format!("SELECT count(*) FROM entities e WHERE {}", &sql.text[where_start..where_end]);
-                    let used = count_args(&count_sql);
-                    conn.prepare_cached(&count_sql)?
-                        .query_row(params_from_iter(sql.args.iter().take(used)), |r| r.get(0))?
-                }
-            };
 
             let mut stmt = conn.prepare_cached(&sql.text)?;
             let mut rows = stmt.query(params_from_iter(sql.args.iter()))?;
@@ -429,6 +563,7 @@ impl Store {
                     key: key.clone(),
                     backward,
                     total,
+                    limit,
                 }
                 .encode()
             };
@@ -451,24 +586,28 @@ impl Store {
                 let mut sql = Sql::default();
                 let key = facet.to_lowercase();
                 if let Some(rel) = key.strip_prefix("relations.") {
-                    let t = sql.arg(relations::canonical(rel).unwrap_or(rel));
+                    // Pairs from both directions, each counted once.
+                    let kind = relations::canonical(rel).unwrap_or(rel);
+                    let t = sql.arg(kind);
+                    let b = sql.arg(relations::reverse(kind).unwrap_or(""));
                     sql.push(&format!(
-                        "SELECT r.target_ref, count(DISTINCT r.source_ref) AS n FROM relations r WHERE r.type = {t}"
+                        "SELECT tgt, count(*) AS n FROM (SELECT source_ref AS ent, target_ref AS tgt FROM relations WHERE type = {t} \
+                         UNION SELECT target_ref, source_ref FROM relations WHERE type = {b}) WHERE 1"
                     ));
                     if !filter.0.is_empty() {
-                        sql.push(" AND r.source_ref IN (SELECT e.ref FROM entities e WHERE ");
-                        sql.filter(filter);
+                        sql.push(" AND ent IN (SELECT e.ref ");
+                        sql.from_where(conn, filter, None)?;
                         sql.push(")");
                     }
-                    sql.push(" GROUP BY r.target_ref");
+                    sql.push(" GROUP BY tgt");
                 } else {
                     let k = sql.arg(key);
                     sql.push(&format!(
                         "SELECT COALESCE(min(s.original), s.value), count(*) AS n FROM search s WHERE s.key = {k}"
                     ));
                     if !filter.0.is_empty() {
-                        sql.push(" AND s.entity_id IN (SELECT e.id FROM entities e WHERE ");
-                        sql.filter(filter);
+                        sql.push(" AND s.entity_id IN (SELECT e.id ");
+                        sql.from_where(conn, filter, None)?;
                         sql.push(")");
                     }
                     sql.push(" GROUP BY s.value");
@@ -502,29 +641,6 @@ impl Store {
     }
 }
 
-/// Counts the distinct numbered parameters a statement uses.
-fn count_args(sql: &str) -> usize {
-    let mut max = 0;
-    let bytes = sql.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'?' {
-            let start = i + 1;
-            let mut end = start;
-            while end < bytes.len() && bytes[end].is_ascii_digit() {
-                end += 1;
-            }
-            if let Ok(n) = sql[start..end].parse::<usize>() {
-                max = max.max(n);
-            }
-            i = end;
-        } else {
-            i += 1;
-        }
-    }
-    max
-}
-
 fn one_entity(conn: &Connection, sql: &str, key: &str, fields: &[String]) -> Result<Option<String>, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query([key])?;
@@ -548,12 +664,28 @@ fn assemble(conn: &Connection, row: &rusqlite::Row<'_>, fields: &[String]) -> Re
     };
     out.push_str(open);
     out.push_str(",\"relations\":[");
-    let mut stmt = conn.prepare_cached("SELECT DISTINCT type, target_ref FROM relations WHERE source_ref = ?1 ORDER BY type, target_ref")?;
-    let mut rels = stmt.query([&entity_ref])?;
+    // Declared relations, and the reverse of those declared by others.
+    let mut stmt = conn.prepare_cached(
+        "SELECT 0, type, target_ref FROM relations WHERE source_ref = ?1 \
+         UNION ALL SELECT 1, type, source_ref FROM relations WHERE target_ref = ?1",
+    )?;
+    let mut found = std::collections::BTreeSet::new();
+    let mut rows = stmt.query([&entity_ref])?;
+    while let Some(r) = rows.next()? {
+        let reversed: bool = r.get(0)?;
+        let kind: String = r.get(1)?;
+        let kind = if reversed {
+            match relations::reverse(&kind) {
+                Some(k) => k.to_string(),
+                None => continue,
+            }
+        } else {
+            kind
+        };
+        found.insert((kind, r.get::<_, String>(2)?));
+    }
     let mut first = true;
-    while let Some(r) = rels.next()? {
-        let kind: String = r.get(0)?;
-        let target: String = r.get(1)?;
+    for (kind, target) in found {
         if !first {
             out.push(',');
         }
@@ -674,15 +806,11 @@ mod tests {
             key: ("a".into(), 7),
             backward: false,
             total: 9,
+            limit: 20,
         };
         let back = Cursor::decode(&c.encode()).unwrap();
         assert_eq!(back.key, ("a".into(), 7));
         assert!(Cursor::decode("not a cursor!").is_err());
     }
 
-    #[test]
-    fn counts_numbered_args() {
-        assert_eq!(count_args("a = ?1 AND b IN (?2, ?3) OR c = ?2"), 3);
-        assert_eq!(count_args("nothing"), 0);
-    }
 }

@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX entities_location ON entities(location_id);
     CREATE INDEX entities_name ON entities(name, id);
+    CREATE INDEX entities_text ON entities(name, title);
     CREATE INDEX entities_owner ON entities(owner_ref);
     -- One row per leaf value of an entity, lower-cased, for filters and facets.
     CREATE TABLE search (
@@ -47,16 +48,14 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (key, value, entity_id)
     ) WITHOUT ROWID;
     CREATE INDEX search_entity ON search(entity_id);
-    -- Relations, both directions, each row owned by the entity whose spec produced it.
+    -- Relations as declared (source -> target); the reverse is derived on read.
     CREATE TABLE relations (
-        originating INTEGER NOT NULL,
         source_ref TEXT NOT NULL,
         type TEXT NOT NULL,
-        target_ref TEXT NOT NULL
-    );
-    CREATE INDEX relations_source ON relations(source_ref, type);
+        target_ref TEXT NOT NULL,
+        PRIMARY KEY (source_ref, type, target_ref)
+    ) WITHOUT ROWID;
     CREATE INDEX relations_target ON relations(target_ref, type);
-    CREATE INDEX relations_originating ON relations(originating);
     CREATE TABLE problems (
         id INTEGER PRIMARY KEY,
         location_id TEXT NOT NULL,

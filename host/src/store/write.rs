@@ -133,8 +133,8 @@ impl<'s> RefreshTx<'s> {
                     .execute(params![e.id, title, owner, source, etag, body, now])?;
                 self.conn.prepare_cached("DELETE FROM search WHERE entity_id = ?1")?.execute([e.id])?;
                 self.conn
-                    .prepare_cached("DELETE FROM relations WHERE originating = ?1")?
-                    .execute([e.id])?;
+                    .prepare_cached("DELETE FROM relations WHERE source_ref = ?1")?
+                    .execute([&key])?;
                 self.summary.updated += 1;
                 e.id
             }
@@ -167,6 +167,8 @@ impl<'s> RefreshTx<'s> {
 
         self.flat.clear();
         flatten(&value, &mut String::new(), &mut self.flat);
+        // uid and etag are unique per entity: useless as filters or facets.
+        self.flat.retain(|(k, _, _)| k != "metadata.uid" && k != "metadata.etag");
         let mut insert = self
             .conn
             .prepare_cached("INSERT OR IGNORE INTO search (key, value, entity_id, original) VALUES (?1, ?2, ?3, ?4)")?;
@@ -176,9 +178,9 @@ impl<'s> RefreshTx<'s> {
         drop(insert);
         let mut insert = self
             .conn
-            .prepare_cached("INSERT INTO relations (originating, source_ref, type, target_ref) VALUES (?1, ?2, ?3, ?4)")?;
+            .prepare_cached("INSERT OR IGNORE INTO relations (source_ref, type, target_ref) VALUES (?1, ?2, ?3)")?;
         for r in &relations {
-            insert.execute(params![id, r.source.to_string(), r.kind, r.target.to_string()])?;
+            insert.execute(params![key, r.kind, r.target.to_string()])?;
         }
         Ok(Ok(()))
     }
@@ -229,7 +231,7 @@ impl<'s> RefreshTx<'s> {
     pub fn commit(mut self) -> Result<RefreshSummary, StoreError> {
         let mut gone = Vec::new();
         {
-            let mut stmt = self.conn.prepare_cached("SELECT id, source FROM entities WHERE location_id = ?1")?;
+            let mut stmt = self.conn.prepare_cached("SELECT id, source, ref FROM entities WHERE location_id = ?1")?;
             let mut rows = stmt.query([&self.location_id])?;
             while let Some(row) = rows.next()? {
                 let id: i64 = row.get(0)?;
@@ -238,13 +240,13 @@ impl<'s> RefreshTx<'s> {
                 }
                 let source: String = row.get(1)?;
                 if !self.kept_sources.contains(&source) {
-                    gone.push(id);
+                    gone.push((id, row.get::<_, String>(2)?));
                 }
             }
         }
-        for id in &gone {
+        for (id, entity_ref) in &gone {
             self.conn.prepare_cached("DELETE FROM search WHERE entity_id = ?1")?.execute([id])?;
-            self.conn.prepare_cached("DELETE FROM relations WHERE originating = ?1")?.execute([id])?;
+            self.conn.prepare_cached("DELETE FROM relations WHERE source_ref = ?1")?.execute([entity_ref])?;
             self.conn.prepare_cached("DELETE FROM entities WHERE id = ?1")?.execute([id])?;
         }
         self.summary.removed = gone.len();

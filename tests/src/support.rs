@@ -1,0 +1,197 @@
+//! Starting a portal on a temporary folder, and a loopback file server for
+//! URL locations.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use greenroom::api::AppState;
+use greenroom::config::Config;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+/// A running portal on 127.0.0.1 with its own folder.
+pub struct Portal {
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Portal {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Writes `files` (relative path, content) under `dir`.
+pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+impl Portal {
+    /// Starts a portal whose `greenroom.toml` is `config_toml` (with the
+    /// data folder set to the temp dir), after writing `files` beside it.
+    /// Returns once the first refresh of every location finished.
+    pub async fn start(config_toml: &str, files: &[(&str, &str)]) -> Portal {
+        let dir = tempfile::tempdir().unwrap();
+        write_files(dir.path(), files);
+        let path = dir.path().join("greenroom.toml");
+        std::fs::write(&path, format!("[server]\ndata_dir = \"data\"\n{config_toml}")).unwrap();
+        Self::start_with(dir, Config::load(&path).unwrap()).await
+    }
+
+    pub async fn start_with(dir: tempfile::TempDir, config: Config) -> Portal {
+        let portal = greenroom::Portal::open(config).unwrap();
+        let state = portal.state.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(portal.serve(listener, async {
+            let _ = stopped.await;
+        }));
+        let p = Portal {
+            dir,
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            state,
+            stop: Some(stop),
+        };
+        p.wait_ready().await;
+        p
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        write_files(self.dir.path(), &[(rel, text)]);
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((200, h)) = self.try_get("/healthz").await
+                && h["ready"] == true
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "portal did not become ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Reads every location again, now.
+    pub async fn refresh(&self) {
+        self.state.refresher.refresh_all().await;
+    }
+
+    async fn try_get(&self, path: &str) -> reqwest::Result<(u16, Value)> {
+        let resp = self.http.get(format!("{}{path}", self.base)).send().await?;
+        let status = resp.status().as_u16();
+        let body = resp.json().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// GETs a JSON path; returns status and body.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.try_get(path).await.unwrap()
+    }
+
+    /// GETs a path that must answer 200.
+    pub async fn ok(&self, path: &str) -> Value {
+        let (status, body) = self.get(path).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self.http.post(format!("{}{path}", self.base)).json(body).send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn entity(&self, kind: &str, name: &str) -> Option<Value> {
+        match self.get(&format!("/api/catalog/entities/by-name/{kind}/default/{name}")).await {
+            (200, e) => Some(e),
+            (404, _) => None,
+            (s, b) => panic!("unexpected {s}: {b}"),
+        }
+    }
+
+    pub async fn problems(&self) -> Vec<Value> {
+        self.ok("/api/catalog/problems").await["items"].as_array().unwrap().clone()
+    }
+}
+
+/// The relations of an entity as `type targetRef` strings.
+pub fn relations(entity: &Value) -> Vec<String> {
+    entity["relations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {}", r["type"].as_str().unwrap(), r["targetRef"].as_str().unwrap()))
+        .collect()
+}
+
+/// A loopback HTTP server serving files from a folder, plus `/hang` (never
+/// answers) and 404 for anything missing.
+pub struct FileServer {
+    pub addr: SocketAddr,
+    pub root: PathBuf,
+    _stop: oneshot::Sender<()>,
+}
+
+impl FileServer {
+    pub async fn start(root: &Path) -> FileServer {
+        use axum::extract::{Path as UrlPath, State};
+        use axum::http::StatusCode;
+        async fn file(State(root): State<PathBuf>, UrlPath(path): UrlPath<String>) -> Result<String, StatusCode> {
+            if path.starts_with("hang") {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+            std::fs::read_to_string(root.join(&path)).map_err(|_| StatusCode::NOT_FOUND)
+        }
+        let app = axum::Router::new().route("/{*path}", axum::routing::get(file)).with_state(root.to_path_buf());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        FileServer {
+            addr,
+            root: root.to_path_buf(),
+            _stop: stop,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/{path}", self.addr)
+    }
+}
+
+/// A Component document.
+pub fn component(name: &str, owner: &str) -> String {
+    format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n  type: service\n  lifecycle: production\n  owner: {owner}\n"
+    )
+}
+
+/// A Group document.
+pub fn group(name: &str) -> String {
+    format!("apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: {name}\nspec:\n  type: team\n  children: []\n")
+}

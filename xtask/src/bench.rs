@@ -1,0 +1,351 @@
+//! `cargo xtask bench catalog`: a synthetic organisation of N entities,
+//! ingested by a release build of the real server into an empty on-disk
+//! store, then measured over HTTP on loopback. Figures are printed and
+//! appended to BENCHMARKS.md.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+
+use crate::http::Conn;
+use crate::tools;
+
+#[derive(Subcommand)]
+pub enum Bench {
+    /// Catalog ingest and query latency at N entities.
+    Catalog {
+        #[arg(long, default_value_t = 100_000)]
+        entities: usize,
+        /// Requests per measured query kind.
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+    },
+}
+
+pub fn run(what: Bench) -> anyhow::Result<()> {
+    match what {
+        Bench::Catalog { entities, requests } => catalog(entities, requests),
+    }
+}
+
+/// A small deterministic generator (xorshift), so runs are comparable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// The shape of a synthetic organisation of `n` entities.
+struct Shape {
+    domains: usize,
+    systems: usize,
+    groups: usize,
+    users: usize,
+    apis: usize,
+    resources: usize,
+    components: usize,
+}
+
+impl Shape {
+    fn of(n: usize) -> Shape {
+        let domains = (n / 5000).clamp(1, 50);
+        let systems = (n / 200).max(1);
+        let groups = (n / 100).max(1);
+        let users = n / 10;
+        let apis = n * 15 / 100;
+        let resources = n * 14 / 100;
+        let components = n - domains - systems - groups - users - apis - resources;
+        Shape {
+            domains,
+            systems,
+            groups,
+            users,
+            apis,
+            resources,
+            components,
+        }
+    }
+}
+
+const LIFECYCLES: [&str; 3] = ["production", "experimental", "deprecated"];
+const TYPES: [&str; 4] = ["service", "website", "library", "pipeline"];
+const LANGS: [&str; 6] = ["go", "java", "python", "rust", "typescript", "kotlin"];
+
+/// Writes the organisation as multi-document files of 500 entities.
+fn generate(dir: &Path, n: usize) -> anyhow::Result<()> {
+    let done = dir.join(".complete");
+    if done.exists() {
+        return Ok(());
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir)?;
+    let s = Shape::of(n);
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut docs: Vec<String> = Vec::with_capacity(n);
+    for i in 0..s.domains {
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Domain\nmetadata:\n  name: domain-{i}\n  description: Business domain {i}\nspec:\n  owner: team-{}\n",
+            i % s.groups
+        ));
+    }
+    for i in 0..s.systems {
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: System\nmetadata:\n  name: system-{i}\n  title: System {i}\nspec:\n  owner: team-{}\n  domain: domain-{}\n",
+            rng.below(s.groups),
+            i % s.domains
+        ));
+    }
+    for i in 0..s.groups {
+        let parent = if i == 0 { String::new() } else { format!("  parent: team-{}\n", (i - 1) / 8) };
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: team-{i}\n  title: Team {i}\nspec:\n  type: team\n  profile:\n    displayName: Team {i}\n    email: team-{i}@example.com\n{parent}  children: []\n"
+        ));
+    }
+    for i in 0..s.users {
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: user-{i}\nspec:\n  profile:\n    displayName: User {i}\n    email: user-{i}@example.com\n  memberOf: [team-{}]\n",
+            i % s.groups
+        ));
+    }
+    for i in 0..s.apis {
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata:\n  name: api-{i}\n  description: API number {i}\n  tags: [rest, v{}]\nspec:\n  type: openapi\n  lifecycle: {}\n  owner: team-{}\n  system: system-{}\n  definition: |\n    openapi: 3.0.3\n    info:\n      title: API {i}\n      version: 1.0.0\n    paths: {{}}\n",
+            rng.below(4),
+            LIFECYCLES[rng.below(3)],
+            rng.below(s.groups),
+            rng.below(s.systems)
+        ));
+    }
+    for i in 0..s.resources {
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Resource\nmetadata:\n  name: resource-{i}\nspec:\n  type: {}\n  owner: team-{}\n  system: system-{}\n",
+            ["database", "queue", "bucket", "cache"][rng.below(4)],
+            rng.below(s.groups),
+            rng.below(s.systems)
+        ));
+    }
+    for i in 0..s.components {
+        let lang = LANGS[rng.below(LANGS.len())];
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: svc-{i}\n  title: Service {i}\n  description: Synthetic {lang} component number {i}\n  annotations:\n    github.com/project-slug: example/svc-{i}\n    sentry.io/project-slug: svc-{i}\n  tags: [{lang}, tier-{}]\n  links:\n    - url: https://example.com/svc-{i}\n      title: Dashboard\nspec:\n  type: {}\n  lifecycle: {}\n  owner: team-{}\n  system: system-{}\n  providesApis: [api-{}]\n  consumesApis: [api-{}, api-{}]\n  dependsOn: [resource:resource-{}]\n",
+            rng.below(3),
+            TYPES[rng.below(TYPES.len())],
+            LIFECYCLES[rng.below(3)],
+            rng.below(s.groups),
+            rng.below(s.systems),
+            rng.below(s.apis),
+            rng.below(s.apis),
+            rng.below(s.apis),
+            rng.below(s.resources)
+        ));
+    }
+    for (i, chunk) in docs.chunks(500).enumerate() {
+        std::fs::write(dir.join(format!("part-{i:05}.yaml")), chunk.join("---\n"))?;
+    }
+    std::fs::write(done, n.to_string())?;
+    Ok(())
+}
+
+/// Percentiles of a set of durations, in milliseconds.
+fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
+    samples.sort();
+    let at = |q: f64| {
+        let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        samples[i].as_secs_f64() * 1000.0
+    };
+    (at(0.50), at(0.99))
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(bin: &Path, config: &Path) -> anyhow::Result<Server> {
+    let mut child = Command::new(bin)
+        .args(["--config", &config.to_string_lossy(), "serve", "--addr", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .with_context(|| format!("server did not print its address: {line:?}"))?;
+    Ok(Server { child, addr })
+}
+
+fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmHWM in /proc status")?;
+    Ok(kb / 1024.0)
+}
+
+fn measure(conn: &mut Conn, requests: usize, mut path: impl FnMut(usize) -> String) -> anyhow::Result<(f64, f64)> {
+    // Warm-up: first requests prepare statements and fill caches.
+    for i in 0..requests.min(50) {
+        conn.get(&path(i))?;
+    }
+    let mut samples = Vec::with_capacity(requests);
+    for i in 0..requests {
+        let p = path(i);
+        let t = Instant::now();
+        let (status, body) = conn.get(&p)?;
+        samples.push(t.elapsed());
+        if status != 200 {
+            bail!("GET {p} answered {status}: {}", String::from_utf8_lossy(&body));
+        }
+    }
+    Ok(percentiles(samples))
+}
+
+fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
+    if n < 1000 {
+        bail!("--entities must be at least 1000");
+    }
+    tools::cargo(&["build", "--release", "--package", "greenroom", "--bin", "greenroom"])?;
+    let target = tools::target_dir()?;
+    let bin = target.join("release/greenroom");
+    let dir = target.join(format!("bench/catalog-{n}"));
+    let org = dir.join("org");
+    eprintln!("xtask: generating a synthetic organisation of {n} entities in {}", org.display());
+    generate(&org, n)?;
+    let data = dir.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    let config = dir.join("greenroom.toml");
+    std::fs::write(
+        &config,
+        "[server]\ndata_dir = \"data\"\n[catalog]\nrefresh_interval = \"24h\"\n[[catalog.locations]]\ntype = \"file\"\ntarget = \"org/part-*.yaml\"\n",
+    )?;
+
+    let started = Instant::now();
+    let server = start(&bin, &config)?;
+    let mut conn = Conn::open(server.addr)?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let (_, body) = conn.get("/healthz")?;
+        let health: serde_json::Value = serde_json::from_slice(&body)?;
+        if health["ready"] == true {
+            let count = health["catalog"]["entities"].as_u64().unwrap_or(0) as usize;
+            if count != n {
+                bail!("ingested {count} entities, expected {n}: {health}");
+            }
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("ingest did not finish within 10 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ingest = started.elapsed();
+    eprintln!("xtask: ingested {n} entities in {:.1} s", ingest.as_secs_f64());
+
+    let shape = Shape::of(n);
+    let mut rng = Rng(42);
+    let by_name = measure(&mut conn, requests, |_| {
+        format!("/api/catalog/entities/by-name/component/default/svc-{}", rng.below(shape.components))
+    })?;
+    let mut rng = Rng(43);
+    let list_team = measure(&mut conn, requests, |_| {
+        format!(
+            "/api/catalog/entities?filter=kind=component,spec.owner=team-{}&order=asc:metadata.name&limit=50",
+            rng.below(shape.groups)
+        )
+    })?;
+    let mut rng = Rng(44);
+    let list_broad = measure(&mut conn, requests, |_| {
+        format!(
+            "/api/catalog/entities?filter=kind=component,spec.lifecycle={}&limit=50",
+            LIFECYCLES[rng.below(3)]
+        )
+    })?;
+    let facets = measure(&mut conn, requests / 4, |_| {
+        "/api/catalog/entity-facets?facet=kind&facet=spec.type&facet=spec.owner".to_string()
+    })?;
+    let mut rng = Rng(45);
+    let by_query = measure(&mut conn, requests, |_| {
+        format!(
+            "/api/catalog/entities/by-query?filter=kind=component&limit=20&orderField=metadata.name,asc&fullTextFilterTerm=svc-{}",
+            rng.below(shape.components)
+        )
+    })?;
+    let rss = peak_rss_mib(server.child.id())?;
+    drop(server);
+
+    let fmt = |(p50, p99): (f64, f64)| format!("{p50:.2} / {p99:.2}");
+    let rate = n as f64 / ingest.as_secs_f64();
+    println!("entities               {n}");
+    println!("ingest (empty store)   {:.1} s ({rate:.0} entities/s)", ingest.as_secs_f64());
+    println!("by-name p50/p99        {} ms", fmt(by_name));
+    println!("team list p50/p99      {} ms  (filter kind+spec.owner, order by name, limit 50)", fmt(list_team));
+    println!("broad list p50/p99     {} ms  (filter kind+spec.lifecycle, limit 50)", fmt(list_broad));
+    println!("facets p50/p99         {} ms  (kind, spec.type, spec.owner)", fmt(facets));
+    println!("by-query p50/p99       {} ms  (kind filter, full text, order by name, 20)", fmt(by_query));
+    println!("server peak RSS        {rss:.0} MiB");
+
+    let row = format!(
+        "| {} | {n} | {:.1} s ({rate:.0}/s) | {} | {} | {} | {} | {} | {rss:.0} MiB |\n",
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+        ingest.as_secs_f64(),
+        fmt(by_name),
+        fmt(list_team),
+        fmt(list_broad),
+        fmt(facets),
+        fmt(by_query),
+    );
+    append_row(&tools::workspace_root()?.join("BENCHMARKS.md"), "## Catalog", &row)
+}
+
+/// Appends a table row under `heading` in BENCHMARKS.md.
+fn append_row(path: &PathBuf, heading: &str, row: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let Some(start) = text.find(heading) else {
+        bail!("{} has no '{heading}' section", path.display());
+    };
+    // The section's table ends at the first blank line after its header row.
+    let table = text[start..].find("\n|").map(|i| start + i + 1).context("section has no table")?;
+    let end = text[table..].find("\n\n").map(|i| table + i + 1).unwrap_or(text.len());
+    let mut out = String::with_capacity(text.len() + row.len());
+    out.push_str(&text[..end]);
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    let _ = write!(out, "{row}");
+    out.push_str(&text[end..]);
+    std::fs::write(path, out)?;
+    eprintln!("xtask: appended the figures to {}", path.display());
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! Finding and installing what the build needs, with precise errors where
+//! that is impossible.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// The workspace root (where the top `Cargo.toml` is).
+pub fn workspace_root() -> anyhow::Result<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map(PathBuf::from)
+        .context("xtask is not inside the workspace")
+}
+
+/// Where cargo puts build output (honours `CARGO_TARGET_DIR`).
+pub fn target_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    Ok(workspace_root()?.join("target"))
+}
+
+/// Runs cargo with `args` in the workspace root; fails on a non-zero exit.
+pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let status = Command::new(&cargo)
+        .args(args)
+        .current_dir(workspace_root()?)
+        .status()
+        .with_context(|| format!("cannot run {cargo}"))?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Installs missing rustup components (rustfmt, clippy).
+pub fn ensure_components(components: &[&str]) -> anyhow::Result<()> {
+    let Ok(out) = Command::new("rustup").args(["component", "list", "--installed"]).output() else {
+        // Without rustup (a distribution toolchain) the components must
+        // already be there; cargo says so precisely if they are not.
+        return Ok(());
+    };
+    let installed = String::from_utf8_lossy(&out.stdout);
+    for c in components {
+        if !installed.lines().any(|l| l.starts_with(&format!("{c}-")) || l == *c) {
+            eprintln!("xtask: installing rustup component {c}");
+            let status = Command::new("rustup").args(["component", "add", c]).status()?;
+            if !status.success() {
+                bail!("could not install the rustup component {c}; run `rustup component add {c}` and try again");
+            }
+        }
+    }
+    Ok(())
+}
