@@ -4,7 +4,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -220,7 +220,9 @@ async fn by_refs(State(state): State<AppState>, RawQuery(raw): RawQuery, ApiJson
     Ok(json_text(StatusCode::OK, format!("{{\"items\":{}}}", join_array(&items))))
 }
 
-async fn facets(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<Value>, ApiError> {
+/// `GET /entity-facets`. Answers are cached until the catalog changes; a
+/// client that sends `Cache-Control: no-cache` gets them computed afresh.
+async fn facets(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Json<Value>, ApiError> {
     let p = Params::new(raw);
     let facets: Vec<String> = p.all("facet").map(str::to_string).collect();
     if facets.is_empty() {
@@ -228,7 +230,18 @@ async fn facets(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Resul
     }
     let filter = Filter::parse(p.all("filter"))?;
     let store = state.store.clone();
-    let result = blocking(move || Ok(store.facets(&facets, &filter)?)).await?;
+    let fresh = headers
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("no-cache"));
+    let result = blocking(move || {
+        Ok(if fresh {
+            store.facets_uncached(&facets, &filter)?
+        } else {
+            store.facets(&facets, &filter)?
+        })
+    })
+    .await?;
     let facets: serde_json::Map<String, Value> = result
         .into_iter()
         .map(|(k, counts)| {

@@ -5,7 +5,6 @@
 //! Responses are assembled as strings from the stored JSON: an entity is
 //! never parsed on the way out unless `fields` asks for a projection.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use base64::Engine as _;
@@ -13,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{ORPHAN_SQL, Store, StoreError};
+use super::{Facets, ORPHAN_SQL, Store, StoreError};
 use crate::catalog::EntityRef;
 use crate::catalog::relations;
 
@@ -181,8 +180,8 @@ impl Cursor {
     }
 }
 
-/// A condition counts as selective below this many matching rows; then it
-/// drives the query and the rest are checked per row.
+/// A condition matching at most this many entities is selective: it drives
+/// the query and the rest are checked per row.
 const SELECTIVE: usize = 2000;
 
 /// One condition of a filter set.
@@ -209,14 +208,18 @@ fn conds(set: &FilterSet) -> Vec<Cond<'_>> {
         .collect()
 }
 
-/// How many entities `c` matches, counted up to [`SELECTIVE`].
-fn estimate(conn: &Connection, c: &Cond<'_>) -> Result<usize, StoreError> {
+/// The ids of the entities `c` matches, when there are at most
+/// [`SELECTIVE`]; `None` when there are more.
+fn candidates(conn: &Connection, c: &Cond<'_>) -> Result<Option<Vec<i64>>, StoreError> {
     let mut sql = Sql::default();
-    sql.push("SELECT count(*) FROM (");
+    sql.push("SELECT DISTINCT id FROM (");
     sql.driver(c);
-    let _ = write!(sql.text, " LIMIT {SELECTIVE})");
-    let n: i64 = conn.prepare_cached(&sql.text)?.query_row(params_from_iter(sql.args.iter()), |r| r.get(0))?;
-    Ok(n as usize)
+    let _ = write!(sql.text, ") LIMIT {}", SELECTIVE + 1);
+    let mut stmt = conn.prepare_cached(&sql.text)?;
+    let ids = stmt
+        .query_map(params_from_iter(sql.args.iter()), |r| r.get(0))?
+        .collect::<Result<Vec<i64>, _>>()?;
+    Ok((ids.len() <= SELECTIVE).then_some(ids))
 }
 
 /// SQL text with numbered parameters.
@@ -304,6 +307,12 @@ impl Sql {
                 let k = self.arg(*key);
                 let _ = write!(self.text, "EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id AND s.key = {k})");
             }
+            Cond::Search { key: "kind", values } => {
+                // The kind column (lower-cased like search values) lets the
+                // (kind, name) index serve "components, by name".
+                self.push("1");
+                self.values("e.kind", values);
+            }
             Cond::Search { key, values } => {
                 let k = self.arg(*key);
                 let _ = write!(self.text, "EXISTS (SELECT 1 FROM search s WHERE s.key = {k}");
@@ -342,12 +351,19 @@ impl Sql {
     }
 
     /// Writes `FROM … WHERE …` selecting the entities of `filter` (and the
-    /// full-text condition), planned by hand: SQLite cannot know which
-    /// condition is selective (`kind=component` matches half the catalog,
-    /// `spec.owner=team-x` a few dozen), so each is counted up to
-    /// [`SELECTIVE`] rows and the most selective one drives; when none is,
-    /// entities are scanned in the requested order and checked row by row.
-    fn from_where(&mut self, conn: &Connection, filter: &Filter, text: Option<&FullText>) -> Result<(), StoreError> {
+    /// full-text condition), and returns the expression to order by for
+    /// "by id". Planned by hand, because SQLite cannot know which condition
+    /// is selective (`kind=component` matches half the catalog,
+    /// `spec.owner=team-x` a few dozen):
+    ///
+    /// - a condition matching fewer than [`SELECTIVE`] entities drives: its
+    ///   ids are fetched once and joined, the rest checked per row;
+    /// - otherwise, when the caller orders by id, a single-value condition's
+    ///   index range (already in id order) drives and the query stops at
+    ///   the limit;
+    /// - otherwise entities are scanned (in `kind, name` order when a kind
+    ///   is given) and checked per row.
+    fn from_where(&mut self, conn: &Connection, filter: &Filter, text: Option<&FullText>, by_id: bool) -> Result<&'static str, StoreError> {
         if filter.0.len() > 1 {
             self.push("FROM entities e WHERE (");
             for (i, set) in filter.0.iter().enumerate() {
@@ -366,33 +382,42 @@ impl Sql {
                 self.push(" AND ");
                 self.exists(&Cond::Text(t));
             }
-            return Ok(());
+            return Ok("e.id");
         }
         let mut all: Vec<Cond<'_>> = filter.0.first().map(conds).unwrap_or_default();
         if let Some(t) = text {
             all.push(Cond::Text(t));
         }
-        let mut best: Option<(usize, usize)> = None;
+        let mut best: Option<(usize, Vec<i64>)> = None;
         for (i, c) in all.iter().enumerate() {
-            let n = estimate(conn, c)?;
-            if n < SELECTIVE && best.is_none_or(|(_, b)| n < b) {
-                best = Some((i, n));
+            if let Some(ids) = candidates(conn, c)?
+                && best.as_ref().is_none_or(|(_, b)| ids.len() < b.len())
+            {
+                best = Some((i, ids));
             }
         }
-        match best {
-            Some((i, _)) => {
-                let driver = all.remove(i);
-                self.push("FROM (SELECT DISTINCT id FROM (");
-                self.driver(&driver);
-                self.push(")) d CROSS JOIN entities e ON e.id = d.id WHERE 1");
-            }
-            None => self.push("FROM entities e WHERE 1"),
-        }
+        let id = if let Some((i, ids)) = best {
+            all.remove(i);
+            let list = self.arg(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()));
+            let _ = write!(self.text, "FROM json_each({list}) d CROSS JOIN entities e ON e.id = d.value WHERE 1");
+            "e.id"
+        } else if let Some(i) = all
+            .iter()
+            .position(|c| by_id && matches!(c, Cond::Search { values, .. } if values.len() == 1))
+        {
+            let Cond::Search { key, values } = all.remove(i) else { unreachable!("matched above") };
+            let (k, v) = (self.arg(key), self.arg(values[0].clone()));
+            let _ = write!(self.text, "FROM search d CROSS JOIN entities e ON e.id = d.entity_id WHERE d.key = {k} AND d.value = {v}");
+            "d.entity_id"
+        } else {
+            self.push("FROM entities e WHERE 1");
+            "e.id"
+        };
         for c in &all {
             self.push(" AND ");
             self.exists(c);
         }
-        Ok(())
+        Ok(id)
     }
 
     /// The SQL expression an order field sorts by.
@@ -452,14 +477,14 @@ impl Store {
             let mut sql = Sql::default();
             let orphan = orphan_column();
             sql.push(&format!("SELECT {ENTITY_COLUMNS}, {orphan} "));
-            sql.from_where(conn, &q.filter, None)?;
+            let id = sql.from_where(conn, &q.filter, None, q.order.is_empty())?;
             sql.push(" ORDER BY ");
             for o in &q.order {
                 let expr = sql.sort_expr(&o.field);
                 let dir = if o.desc { "DESC" } else { "ASC" };
                 sql.push(&format!("{expr} {dir}, "));
             }
-            sql.push("e.id");
+            sql.push(id);
             if let Some(limit) = q.limit {
                 sql.push(&format!(" LIMIT {limit}"));
             } else if q.offset > 0 {
@@ -512,7 +537,7 @@ impl Store {
         let limit = limit.clamp(1, 1000);
         self.read(|conn| {
             let mut from = Sql::default();
-            from.from_where(conn, &filter, text.as_ref())?;
+            from.from_where(conn, &filter, text.as_ref(), false)?;
             let total = match total {
                 Some(t) => t,
                 None => conn
@@ -578,10 +603,28 @@ impl Store {
     }
 
     /// Counts of each value of each facet among the entities `filter`
-    /// selects, most frequent first.
-    pub fn facets(&self, facets: &[String], filter: &Filter) -> Result<BTreeMap<String, Vec<(String, i64)>>, StoreError> {
+    /// selects, most frequent first. Answers are cached until the next write.
+    pub fn facets(&self, facets: &[String], filter: &Filter) -> Result<Facets, StoreError> {
+        let key = format!("{facets:?}|{filter:?}");
+        let generation = self.generation();
+        if let Some((g, hit)) = self.facet_cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
+            && *g == generation
+        {
+            return Ok(hit.clone());
+        }
+        let result = self.facets_uncached(facets, filter)?;
+        let mut cache = self.facet_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        cache.insert(key, (generation, result.clone()));
+        Ok(result)
+    }
+
+    /// Facet counts computed now, bypassing the cache.
+    pub fn facets_uncached(&self, facets: &[String], filter: &Filter) -> Result<Facets, StoreError> {
         self.read(|conn| {
-            let mut out = BTreeMap::new();
+            let mut out = Facets::new();
             for facet in facets {
                 let mut sql = Sql::default();
                 let key = facet.to_lowercase();
@@ -596,7 +639,7 @@ impl Store {
                     ));
                     if !filter.0.is_empty() {
                         sql.push(" AND ent IN (SELECT e.ref ");
-                        sql.from_where(conn, filter, None)?;
+                        sql.from_where(conn, filter, None, false)?;
                         sql.push(")");
                     }
                     sql.push(" GROUP BY tgt");
@@ -607,7 +650,7 @@ impl Store {
                     ));
                     if !filter.0.is_empty() {
                         sql.push(" AND s.entity_id IN (SELECT e.id ");
-                        sql.from_where(conn, filter, None)?;
+                        sql.from_where(conn, filter, None, false)?;
                         sql.push(")");
                     }
                     sql.push(" GROUP BY s.value");

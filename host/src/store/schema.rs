@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX entities_location ON entities(location_id);
     CREATE INDEX entities_name ON entities(name, id);
+    CREATE INDEX entities_kind_name ON entities(kind, name, id);
     CREATE INDEX entities_text ON entities(name, title);
     CREATE INDEX entities_owner ON entities(owner_ref);
     -- One row per leaf value of an entity, lower-cased, for filters and facets.
