@@ -135,15 +135,21 @@ mod humantime_serde_compat {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("'{text}' is not a duration like \"30s\" or \"5m\": {e}")))
+        humantime::parse_duration(&text).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "'{text}' is not a duration like \"30s\" or \"5m\": {e}"
+            ))
+        })
     }
 }
 
 impl Config {
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
-        let mut config: Config = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let mut config: Config =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         config.base_dir = path
             .parent()
             .map(Path::to_path_buf)
@@ -152,7 +158,11 @@ impl Config {
         config.base_dir = std::path::absolute(&config.base_dir).unwrap_or(config.base_dir);
         for (i, l) in config.catalog.locations.iter().enumerate() {
             if !matches!(l.kind.as_str(), "file" | "url") {
-                bail!("{}: catalog.locations[{i}].type is '{}'; use \"file\" or \"url\"", path.display(), l.kind);
+                bail!(
+                    "{}: catalog.locations[{i}].type is '{}'; use \"file\" or \"url\"",
+                    path.display(),
+                    l.kind
+                );
             }
         }
         Ok(config)
@@ -167,7 +177,11 @@ impl Config {
     }
 
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) }
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
     }
 
     pub fn store_path(&self) -> PathBuf {
@@ -179,10 +193,21 @@ impl Config {
         let mut kinds = Kinds::default();
         for k in &self.catalog.kinds {
             let path = self.resolve(&k.schema);
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("custom kind {}: cannot read its schema {}", k.kind, path.display()))?;
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "custom kind {}: cannot read its schema {}",
+                    k.kind,
+                    path.display()
+                )
+            })?;
             let schema = if path.extension().is_some_and(|e| e == "json") {
-                serde_json::from_str(&text).with_context(|| format!("custom kind {}: {} is not valid JSON", k.kind, path.display()))?
+                serde_json::from_str(&text).with_context(|| {
+                    format!(
+                        "custom kind {}: {} is not valid JSON",
+                        k.kind,
+                        path.display()
+                    )
+                })?
             } else {
                 crate::ingest::yaml::parse_documents(&text)
                     .map_err(|e| anyhow::anyhow!("custom kind {}: {}:{e}", k.kind, path.display()))?
@@ -191,7 +216,12 @@ impl Config {
                     .map(|d| d.value)
                     .unwrap_or_default()
             };
-            kinds.add(CustomKind::new(&k.kind, k.api_versions.clone(), k.owner_required, &schema)?)?;
+            kinds.add(CustomKind::new(
+                &k.kind,
+                k.api_versions.clone(),
+                k.owner_required,
+                &schema,
+            )?)?;
         }
         Ok(kinds)
     }
@@ -204,7 +234,11 @@ mod tests {
     #[test]
     fn reads_a_full_config_and_rejects_typos() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("m.schema.json"), r#"{"type": "object", "required": ["framework"]}"#).unwrap();
+        std::fs::write(
+            dir.path().join("m.schema.json"),
+            r#"{"type": "object", "required": ["framework"]}"#,
+        )
+        .unwrap();
         let path = dir.path().join("greenroom.toml");
         std::fs::write(
             &path,
@@ -229,8 +263,16 @@ schema = "m.schema.json"
 
         std::fs::write(&path, "[catalog]\nrefresh_intervall = \"5m\"\n").unwrap();
         let err = Config::load(&path).unwrap_err().to_string();
-        assert!(err.contains("refresh_intervall") && err.contains("greenroom.toml"), "{err}");
+        assert!(
+            err.contains("refresh_intervall") && err.contains("greenroom.toml"),
+            "{err}"
+        );
         std::fs::write(&path, "[catalog]\nrefresh_interval = \"soon\"\n").unwrap();
-        assert!(Config::load(&path).unwrap_err().to_string().contains("not a duration"));
+        assert!(
+            Config::load(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("not a duration")
+        );
     }
 }

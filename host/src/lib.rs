@@ -32,7 +32,8 @@ impl Portal {
                 .ensure_location(&l.kind, &l.target, store::Origin::Config)
                 .with_context(|| format!("registering location {}:{}", l.kind, l.target))?;
         }
-        let reader = ingest::Reader::new(config.catalog.max_file_bytes, config.catalog.fetch_timeout)?;
+        let reader =
+            ingest::Reader::new(config.catalog.max_file_bytes, config.catalog.fetch_timeout)?;
         let ingestor = Arc::new(ingest::Ingestor {
             kinds: Arc::new(kinds),
             reader,
@@ -55,8 +56,13 @@ impl Portal {
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let refresh = self.state.refresher.spawn(self.state.config.catalog.refresh_interval);
-        let result = axum::serve(listener, api::app(self.state)).with_graceful_shutdown(shutdown).await;
+        let refresh = self
+            .state
+            .refresher
+            .spawn(self.state.config.catalog.refresh_interval);
+        let result = axum::serve(listener, api::app(self.state))
+            .with_graceful_shutdown(shutdown)
+            .await;
         refresh.abort();
         result.context("HTTP server failed")
     }

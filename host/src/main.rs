@@ -40,7 +40,8 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -81,9 +82,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let addr = config.server.addr;
     let portal = greenroom::Portal::open(config)?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}; is another greenroom running? choose another with --addr"))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr}; is another greenroom running? choose another with --addr")
+    })?;
     let local = listener.local_addr()?;
     println!("Greenroom is serving on http://{local}");
     portal
@@ -96,7 +97,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 fn print_problems(problems: &[ProblemRecord]) {
     for p in problems {
         let path = display_source(&p.source);
-        let entity = p.entity_ref.as_deref().map(|r| format!("{r}: ")).unwrap_or_default();
+        let entity = p
+            .entity_ref
+            .as_deref()
+            .map(|r| format!("{r}: "))
+            .unwrap_or_default();
         match (p.line, p.column) {
             (Some(l), Some(c)) => println!("{path}:{l}:{c}: {entity}{}", p.message),
             _ => println!("{path}: {entity}{}", p.message),
@@ -108,18 +113,30 @@ fn validate(config: Config, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let portal = ingestor(&config)?;
     let targets: Vec<String> = paths
         .iter()
-        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()).to_string_lossy().into_owned())
+        .map(|p| {
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.clone())
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     let (problems, valid) = portal.check(&targets);
     print_problems(&problems);
     eprintln!("{valid} valid entities, {} problems", problems.len());
-    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn ingestor(config: &Config) -> anyhow::Result<greenroom::ingest::Ingestor> {
     Ok(greenroom::ingest::Ingestor {
         kinds: std::sync::Arc::new(config.kinds()?),
-        reader: greenroom::ingest::Reader::new(config.catalog.max_file_bytes, config.catalog.fetch_timeout)?,
+        reader: greenroom::ingest::Reader::new(
+            config.catalog.max_file_bytes,
+            config.catalog.fetch_timeout,
+        )?,
         base_dir: std::env::current_dir()?,
     })
 }
@@ -140,5 +157,9 @@ fn import(config: Config, target: &str) -> anyhow::Result<ExitCode> {
     );
     let problems = store.problems(Some(&location.id))?;
     print_problems(&problems);
-    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

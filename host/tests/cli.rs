@@ -18,8 +18,16 @@ fn validate_prints_path_line_col_and_fails() {
     std::fs::write(dir.path().join("bad.yaml"), bad).unwrap();
     std::fs::write(dir.path().join("broken.yaml"), "kind: [\n").unwrap();
 
-    let out = greenroom().arg("validate").arg(dir.path().join("good.yaml")).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = greenroom()
+        .arg("validate")
+        .arg(dir.path().join("good.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("2 valid entities, 0 problems"));
 
     let out = greenroom()
@@ -33,63 +41,100 @@ fn validate_prints_path_line_col_and_fails() {
     let bad_path = dir.path().join("bad.yaml").display().to_string();
     let broken_path = dir.path().join("broken.yaml").display().to_string();
     assert!(
-        stdout.contains(&format!("{bad_path}:5:10: component:default/svc-b: metadata.tags[0]: tag 'Not-Lower' is invalid")),
+        stdout.contains(&format!(
+            "{bad_path}:5:10: component:default/svc-b: metadata.tags[0]: tag 'Not-Lower' is invalid"
+        )),
         "{stdout}"
     );
-    assert!(stdout.contains(&format!("{bad_path}:6:1: component:default/svc-b: spec.owner is required")), "{stdout}");
-    assert!(stdout.contains(&format!("{broken_path}:2:1: YAML syntax error")), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{bad_path}:6:1: component:default/svc-b: spec.owner is required"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("{broken_path}:2:1: YAML syntax error")),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn validate_accepts_directories_and_the_demo() {
     let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/demo");
     let out = greenroom()
-        .args(["--config", &format!("{demo}/greenroom.toml"), "validate", &format!("{demo}/catalog-info.yaml")])
+        .args([
+            "--config",
+            &format!("{demo}/greenroom.toml"),
+            "validate",
+            &format!("{demo}/catalog-info.yaml"),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("143 valid entities, 0 problems"), "{stderr}");
+    assert!(
+        stderr.contains("143 valid entities, 0 problems"),
+        "{stderr}"
+    );
 
     // A directory means every catalog-info.yaml below it.
     let out = greenroom()
-        .args(["--config", &format!("{demo}/greenroom.toml"), "validate", &format!("{demo}/services")])
+        .args([
+            "--config",
+            &format!("{demo}/greenroom.toml"),
+            "validate",
+            &format!("{demo}/services"),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("42 valid entities"));
 }
 
+fn import(config: &std::path::Path, target: &std::path::Path) -> std::process::Output {
+    greenroom()
+        .arg("--config")
+        .arg(config)
+        .arg("import")
+        .arg(target)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn import_registers_a_location_in_the_store() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("catalog.yaml"), GOOD).unwrap();
-    std::fs::write(dir.path().join("greenroom.toml"), "[server]\ndata_dir = \"data\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("greenroom.toml"),
+        "[server]\ndata_dir = \"data\"\n",
+    )
+    .unwrap();
     let config = dir.path().join("greenroom.toml");
-    let out = greenroom()
-        .arg("--config")
-        .arg(&config)
-        .arg("import")
-        .arg(dir.path().join("catalog.yaml"))
-        .output()
-        .unwrap();
+    let out = import(&config, &dir.path().join("catalog.yaml"));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("2 added"), "{stdout}");
     // Importing again changes nothing and reuses the location.
-    let out = greenroom()
-        .arg("--config")
-        .arg(&config)
-        .arg("import")
-        .arg(dir.path().join("catalog.yaml"))
-        .output()
-        .unwrap();
+    let out = import(&config, &dir.path().join("catalog.yaml"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 added, 0 updated, 2 unchanged"));
     assert!(dir.path().join("data/greenroom.db").exists());
 
-    let out = greenroom().arg("--config").arg(&config).arg("import").arg(dir.path().join("missing.yaml")).output().unwrap();
+    let out = import(&config, &dir.path().join("missing.yaml"));
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("missing.yaml: cannot read"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("missing.yaml: cannot read"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -97,8 +142,16 @@ fn bad_config_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("greenroom.toml");
     std::fs::write(&config, "[catalog]\nlocations = 3\n").unwrap();
-    let out = greenroom().arg("--config").arg(&config).args(["validate", "x.yaml"]).output().unwrap();
+    let out = greenroom()
+        .arg("--config")
+        .arg(&config)
+        .args(["validate", "x.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("greenroom.toml") && stderr.contains("locations"), "{stderr}");
+    assert!(
+        stderr.contains("greenroom.toml") && stderr.contains("locations"),
+        "{stderr}"
+    );
 }

@@ -8,7 +8,10 @@ use crate::support::{FileServer, Portal, component, group, relations};
 fn catalog() -> String {
     let mut docs = vec![group("team-a"), group("team-b")];
     for i in 0..30 {
-        let (team, ty) = (if i % 3 == 0 { "team-a" } else { "team-b" }, if i % 2 == 0 { "service" } else { "website" });
+        let (team, ty) = (
+            if i % 3 == 0 { "team-a" } else { "team-b" },
+            if i % 2 == 0 { "service" } else { "website" },
+        );
         docs.push(format!(
             "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: comp-{i:02}\n  title: Component {i:02}\n  tags: [t{}]\nspec:\n  type: {ty}\n  lifecycle: production\n  owner: {team}\n",
             i % 4
@@ -36,14 +39,21 @@ fn names(list: &Value) -> Vec<String> {
 #[tokio::test]
 async fn by_name_uid_and_refs() {
     let p = portal().await;
-    let e = p.ok("/api/catalog/entities/by-name/Component/DEFAULT/Comp-03").await;
+    let e = p
+        .ok("/api/catalog/entities/by-name/Component/DEFAULT/Comp-03")
+        .await;
     assert_eq!(e["metadata"]["name"], "comp-03");
     let uid = e["metadata"]["uid"].as_str().unwrap();
     assert!(!e["metadata"]["etag"].as_str().unwrap().is_empty());
-    assert_eq!(p.ok(&format!("/api/catalog/entities/by-uid/{uid}")).await["metadata"]["uid"], uid);
+    assert_eq!(
+        p.ok(&format!("/api/catalog/entities/by-uid/{uid}")).await["metadata"]["uid"],
+        uid
+    );
     assert_eq!(relations(&e), vec!["ownedBy group:default/team-a"]);
 
-    let (status, err) = p.get("/api/catalog/entities/by-name/component/default/nope").await;
+    let (status, err) = p
+        .get("/api/catalog/entities/by-name/component/default/nope")
+        .await;
     assert_eq!(status, 404);
     assert_eq!(err["error"]["name"], "NotFoundError");
     assert!(err["error"]["message"].as_str().unwrap().contains("nope"));
@@ -67,13 +77,20 @@ async fn list_filters_orders_pages_and_projects() {
     let p = portal().await;
     // AND across keys, OR across values of one key and across filter sets.
     let a_services = p.ok("/api/catalog/entities?filter=kind=component,spec.owner=team-a,spec.type=service&fields=metadata.name").await;
-    assert_eq!(names(&a_services), vec!["comp-00", "comp-06", "comp-12", "comp-18", "comp-24"]);
-    let either = p.ok("/api/catalog/entities?filter=metadata.tags=t1,metadata.tags=t2&fields=metadata.name").await;
+    assert_eq!(
+        names(&a_services),
+        vec!["comp-00", "comp-06", "comp-12", "comp-18", "comp-24"]
+    );
+    let either = p
+        .ok("/api/catalog/entities?filter=metadata.tags=t1,metadata.tags=t2&fields=metadata.name")
+        .await;
     assert_eq!(either.as_array().unwrap().len(), 15);
     let sets = p.ok("/api/catalog/entities?filter=kind=group&filter=metadata.name=comp-29&fields=metadata.name").await;
     assert_eq!(names(&sets), vec!["team-a", "team-b", "comp-29"]);
     // Key existence; relation filters.
-    let tagged = p.ok("/api/catalog/entities?filter=metadata.tags&fields=kind").await;
+    let tagged = p
+        .ok("/api/catalog/entities?filter=metadata.tags&fields=kind")
+        .await;
     assert_eq!(tagged.as_array().unwrap().len(), 30);
     let owned = p.ok("/api/catalog/entities?filter=relations.ownedBy=group:default/team-a&fields=metadata.name").await;
     assert_eq!(owned.as_array().unwrap().len(), 10);
@@ -81,18 +98,25 @@ async fn list_filters_orders_pages_and_projects() {
     let page = p
         .ok("/api/catalog/entities?filter=kind=component&order=desc:metadata.name&limit=3&offset=2&fields=metadata.name,spec.type")
         .await;
-    assert_eq!(page, json!([
-        {"metadata": {"name": "comp-27"}, "spec": {"type": "website"}},
-        {"metadata": {"name": "comp-26"}, "spec": {"type": "service"}},
-        {"metadata": {"name": "comp-25"}, "spec": {"type": "website"}},
-    ]));
+    assert_eq!(
+        page,
+        json!([
+            {"metadata": {"name": "comp-27"}, "spec": {"type": "website"}},
+            {"metadata": {"name": "comp-26"}, "spec": {"type": "service"}},
+            {"metadata": {"name": "comp-25"}, "spec": {"type": "website"}},
+        ])
+    );
     let by_type = p.ok("/api/catalog/entities?filter=kind=component&order=asc:spec.type&order=desc:metadata.name&limit=2&fields=metadata.name").await;
     assert_eq!(names(&by_type), vec!["comp-28", "comp-26"]);
     // Without a limit the whole selection is streamed.
     let all = p.ok("/api/catalog/entities").await;
     assert_eq!(all.as_array().unwrap().len(), 32);
     // Bad parameters are 400s in the error format.
-    for bad in ["/api/catalog/entities?filter=,", "/api/catalog/entities?order=sideways:x", "/api/catalog/entities?limit=-1"] {
+    for bad in [
+        "/api/catalog/entities?filter=,",
+        "/api/catalog/entities?order=sideways:x",
+        "/api/catalog/entities?limit=-1",
+    ] {
         let (status, body) = p.get(bad).await;
         assert_eq!(status, 400, "{bad}: {body}");
         assert_eq!(body["error"]["name"], "InputError");
@@ -109,7 +133,9 @@ async fn by_query_cursors_walk_forward_and_back() {
     let mut page = first;
     let mut pages = vec![page.clone()];
     while let Some(next) = page["pageInfo"]["nextCursor"].as_str() {
-        page = p.ok(&format!("/api/catalog/entities/by-query?cursor={next}")).await;
+        page = p
+            .ok(&format!("/api/catalog/entities/by-query?cursor={next}"))
+            .await;
         assert_eq!(page["totalItems"], 30);
         seen.extend(names(&page["items"]));
         pages.push(page.clone());
@@ -119,25 +145,40 @@ async fn by_query_cursors_walk_forward_and_back() {
     assert_eq!(pages.len(), 5);
     // Back from the last page gives the page before it.
     let prev = pages[4]["pageInfo"]["prevCursor"].as_str().unwrap();
-    let back = p.ok(&format!("/api/catalog/entities/by-query?cursor={prev}")).await;
+    let back = p
+        .ok(&format!("/api/catalog/entities/by-query?cursor={prev}"))
+        .await;
     assert_eq!(names(&back["items"]), names(&pages[3]["items"]));
 
     let desc = p.ok("/api/catalog/entities/by-query?filter=kind=component&limit=2&orderField=metadata.name,desc&fields=metadata.name").await;
     assert_eq!(names(&desc["items"]), vec!["comp-29", "comp-28"]);
-    let text = p.ok("/api/catalog/entities/by-query?fullTextFilterTerm=ent%2012&fields=metadata.name").await;
+    let text = p
+        .ok("/api/catalog/entities/by-query?fullTextFilterTerm=ent%2012&fields=metadata.name")
+        .await;
     assert_eq!(names(&text["items"]), vec!["comp-12"]);
     let text = p.ok("/api/catalog/entities/by-query?fullTextFilterTerm=T3&fullTextFilterFields=metadata.tags&limit=50&fields=metadata.name").await;
     assert_eq!(text["totalItems"], 7);
-    let (status, body) = p.get("/api/catalog/entities/by-query?cursor=garbage!").await;
-    assert_eq!((status, body["error"]["name"].as_str()), (400, Some("InputError")));
+    let (status, body) = p
+        .get("/api/catalog/entities/by-query?cursor=garbage!")
+        .await;
+    assert_eq!(
+        (status, body["error"]["name"].as_str()),
+        (400, Some("InputError"))
+    );
 }
 
 #[tokio::test]
 async fn facets_count_values_with_filters() {
     let p = portal().await;
     let f = p.ok("/api/catalog/entity-facets?facet=kind&facet=spec.type&facet=relations.ownedBy&filter=kind=component").await;
-    assert_eq!(f["facets"]["kind"], json!([{"value": "Component", "count": 30}]));
-    assert_eq!(f["facets"]["spec.type"], json!([{"value": "service", "count": 15}, {"value": "website", "count": 15}]));
+    assert_eq!(
+        f["facets"]["kind"],
+        json!([{"value": "Component", "count": 30}])
+    );
+    assert_eq!(
+        f["facets"]["spec.type"],
+        json!([{"value": "service", "count": 15}, {"value": "website", "count": 15}])
+    );
     assert_eq!(
         f["facets"]["relations.ownedBy"],
         json!([{"value": "group:default/team-b", "count": 20}, {"value": "group:default/team-a", "count": 10}])
@@ -149,42 +190,99 @@ async fn facets_count_values_with_filters() {
 #[tokio::test]
 async fn locations_can_be_added_previewed_and_removed() {
     let remote = tempfile::tempdir().unwrap();
-    std::fs::write(remote.path().join("team-c.yaml"), format!("{}---\n{}", group("team-c"), component("remote-svc", "team-c"))).unwrap();
+    std::fs::write(
+        remote.path().join("team-c.yaml"),
+        format!(
+            "{}---\n{}",
+            group("team-c"),
+            component("remote-svc", "team-c")
+        ),
+    )
+    .unwrap();
     let files = FileServer::start(remote.path()).await;
     let p = portal().await;
     let url = files.url("team-c.yaml");
 
-    let (status, preview) = p.post("/api/catalog/locations?dryRun=true", &json!({"type": "url", "target": url})).await;
+    let (status, preview) = p
+        .post(
+            "/api/catalog/locations?dryRun=true",
+            &json!({"type": "url", "target": url}),
+        )
+        .await;
     assert_eq!(status, 201, "{preview}");
     assert_eq!(preview["entities"].as_array().unwrap().len(), 2);
     assert_eq!(preview["exists"], false);
-    assert!(p.entity("component", "remote-svc").await.is_none(), "a dry run stores nothing");
+    assert!(
+        p.entity("component", "remote-svc").await.is_none(),
+        "a dry run stores nothing"
+    );
 
-    let (status, added) = p.post("/api/catalog/locations", &json!({"type": "url", "target": url})).await;
+    let (status, added) = p
+        .post(
+            "/api/catalog/locations",
+            &json!({"type": "url", "target": url}),
+        )
+        .await;
     assert_eq!(status, 201, "{added}");
     let id = added["location"]["id"].as_str().unwrap().to_string();
     let e = p.entity("component", "remote-svc").await.unwrap();
-    assert_eq!(e["metadata"]["annotations"]["backstage.io/managed-by-location"], format!("url:{url}"));
-    let (status, _) = p.post("/api/catalog/locations", &json!({"type": "url", "target": url})).await;
+    assert_eq!(
+        e["metadata"]["annotations"]["backstage.io/managed-by-location"],
+        format!("url:{url}")
+    );
+    let (status, _) = p
+        .post(
+            "/api/catalog/locations",
+            &json!({"type": "url", "target": url}),
+        )
+        .await;
     assert_eq!(status, 409);
 
     let locations = p.ok("/api/catalog/locations").await;
     assert_eq!(locations.as_array().unwrap().len(), 2);
-    assert!(locations.as_array().unwrap().iter().any(|l| l["data"]["target"] == url.as_str()));
+    assert!(
+        locations
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["data"]["target"] == url.as_str())
+    );
     let loc = p.ok(&format!("/api/catalog/locations/{id}")).await;
     assert_eq!(loc["entityCount"], 2);
-    let by_entity = p.ok("/api/catalog/locations/by-entity/component/default/remote-svc").await;
+    let by_entity = p
+        .ok("/api/catalog/locations/by-entity/component/default/remote-svc")
+        .await;
     assert_eq!(by_entity["id"], id.as_str());
 
     // File locations through the API are off unless configured.
-    let (status, body) = p.post("/api/catalog/locations", &json!({"type": "file", "target": "/etc/passwd"})).await;
+    let (status, body) = p
+        .post(
+            "/api/catalog/locations",
+            &json!({"type": "file", "target": "/etc/passwd"}),
+        )
+        .await;
     assert_eq!(status, 403, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("allow_file_locations_from_api"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("allow_file_locations_from_api")
+    );
 
-    let resp = p.http.delete(format!("{}/api/catalog/locations/{id}", p.base)).send().await.unwrap();
+    let resp = p
+        .http
+        .delete(format!("{}/api/catalog/locations/{id}", p.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 204);
     assert!(p.entity("component", "remote-svc").await.is_none());
-    let resp = p.http.delete(format!("{}/api/catalog/locations/{id}", p.base)).send().await.unwrap();
+    let resp = p
+        .http
+        .delete(format!("{}/api/catalog/locations/{id}", p.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status().as_u16(), 404);
 }
 
@@ -196,11 +294,22 @@ async fn validate_entity_and_refresh() {
         .await;
     assert_eq!((status, body), (200, json!({"errors": []})));
     let (status, body) = p
-        .post("/api/catalog/validate-entity", &json!({"location": "url:x", "entity": serde_yaml_like_component("bad svc", None)}))
+        .post(
+            "/api/catalog/validate-entity",
+            &json!({"location": "url:x", "entity": serde_yaml_like_component("bad svc", None)}),
+        )
         .await;
     assert_eq!(status, 400);
-    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
-    assert!(fields.contains(&"metadata.name") && fields.contains(&"spec.owner"), "{body}");
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"metadata.name") && fields.contains(&"spec.owner"),
+        "{body}"
+    );
 
     // Malformed JSON bodies get our error format, not axum's text.
     let resp = p
@@ -216,18 +325,37 @@ async fn validate_entity_and_refresh() {
     assert_eq!(body["error"]["name"], "InputError");
 
     // Refresh picks up an edited file immediately.
-    p.write("catalog.yaml", &catalog().replace("title: Component 05", "title: Renamed Five"));
-    let (status, _) = p.post("/api/catalog/refresh", &json!({"entityRef": "component:default/comp-05"})).await;
+    p.write(
+        "catalog.yaml",
+        &catalog().replace("title: Component 05", "title: Renamed Five"),
+    );
+    let (status, _) = p
+        .post(
+            "/api/catalog/refresh",
+            &json!({"entityRef": "component:default/comp-05"}),
+        )
+        .await;
     assert_eq!(status, 200);
-    assert_eq!(p.entity("component", "comp-05").await.unwrap()["metadata"]["title"], "Renamed Five");
-    let (status, _) = p.post("/api/catalog/refresh", &json!({"entityRef": "component:default/ghost"})).await;
+    assert_eq!(
+        p.entity("component", "comp-05").await.unwrap()["metadata"]["title"],
+        "Renamed Five"
+    );
+    let (status, _) = p
+        .post(
+            "/api/catalog/refresh",
+            &json!({"entityRef": "component:default/ghost"}),
+        )
+        .await;
     assert_eq!(status, 404);
 
     let health = p.ok("/healthz").await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["catalog"]["entities"], 32);
     let (status, body) = p.get("/api/nothing-here").await;
-    assert_eq!((status, body["error"]["name"].as_str()), (404, Some("NotFoundError")));
+    assert_eq!(
+        (status, body["error"]["name"].as_str()),
+        (404, Some("NotFoundError"))
+    );
 }
 
 fn serde_yaml_like_component(name: &str, owner: Option<&str>) -> Value {
@@ -246,9 +374,15 @@ async fn etag_changes_only_when_the_entity_does() {
     let same = p.entity("component", "comp-07").await.unwrap();
     assert_eq!(before["metadata"]["etag"], same["metadata"]["etag"]);
     assert_eq!(before["metadata"]["uid"], same["metadata"]["uid"]);
-    p.write("catalog.yaml", &catalog().replace("title: Component 07", "title: Seven"));
+    p.write(
+        "catalog.yaml",
+        &catalog().replace("title: Component 07", "title: Seven"),
+    );
     p.refresh().await;
     let after = p.entity("component", "comp-07").await.unwrap();
     assert_ne!(before["metadata"]["etag"], after["metadata"]["etag"]);
-    assert_eq!(before["metadata"]["uid"], after["metadata"]["uid"], "uid is stable across changes");
+    assert_eq!(
+        before["metadata"]["uid"], after["metadata"]["uid"],
+        "uid is stable across changes"
+    );
 }

@@ -26,14 +26,24 @@ async fn demo_organisation_ingests_with_relations_and_ownership() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["value"].as_str().unwrap().to_string(), f["count"].as_i64().unwrap()))
+        .map(|f| {
+            (
+                f["value"].as_str().unwrap().to_string(),
+                f["count"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert!(kinds["Domain"] >= 4, "{kinds:?}");
     assert!(kinds["System"] >= 8, "{kinds:?}");
-    assert!(kinds["Component"] + kinds["API"] + kinds["Resource"] >= 60, "{kinds:?}");
+    assert!(
+        kinds["Component"] + kinds["API"] + kinds["Resource"] >= 60,
+        "{kinds:?}"
+    );
     assert_eq!(kinds["MLModel"], 3);
     assert_eq!(kinds["Datacenter"], 3);
-    let teams = p.ok("/api/catalog/entities?filter=kind=group,spec.type=team&fields=metadata.name").await;
+    let teams = p
+        .ok("/api/catalog/entities?filter=kind=group,spec.type=team&fields=metadata.name")
+        .await;
     assert!(teams.as_array().unwrap().len() >= 8);
 
     // A service: owner, system, APIs both ways, dependencies.
@@ -46,28 +56,53 @@ async fn demo_organisation_ingests_with_relations_and_ownership() {
         "consumesApi api:default/payments-api",
         "dependsOn resource:default/orders-db",
     ] {
-        assert!(rels.contains(&expected.to_string()), "{expected} missing from {rels:?}");
+        assert!(
+            rels.contains(&expected.to_string()),
+            "{expected} missing from {rels:?}"
+        );
     }
     let team = p.entity("group", "team-checkout").await.unwrap();
     let rels = relations(&team);
-    assert!(rels.contains(&"ownerOf component:default/order-service".to_string()), "{rels:?}");
-    assert!(rels.contains(&"childOf group:default/commerce-engineering".to_string()), "{rels:?}");
-    assert!(rels.contains(&"hasMember user:default/priya.nair".to_string()), "{rels:?}");
+    assert!(
+        rels.contains(&"ownerOf component:default/order-service".to_string()),
+        "{rels:?}"
+    );
+    assert!(
+        rels.contains(&"childOf group:default/commerce-engineering".to_string()),
+        "{rels:?}"
+    );
+    assert!(
+        rels.contains(&"hasMember user:default/priya.nair".to_string()),
+        "{rels:?}"
+    );
     let api = p.entity("api", "payments-api").await.unwrap();
-    assert!(relations(&api).contains(&"apiProvidedBy component:default/payment-gateway".to_string()));
+    assert!(
+        relations(&api).contains(&"apiProvidedBy component:default/payment-gateway".to_string())
+    );
     assert!(relations(&api).contains(&"apiConsumedBy component:default/order-service".to_string()));
     // $text pulled the real OpenAPI definition in.
     let definition = api["spec"]["definition"].as_str().unwrap();
     assert!(definition.starts_with("openapi: 3.0.3"), "{definition}");
     assert!(definition.contains("/payments/{paymentId}/refunds"));
     let events = p.entity("api", "order-events").await.unwrap();
-    assert!(events["spec"]["definition"].as_str().unwrap().starts_with("asyncapi: 2.6.0"));
+    assert!(
+        events["spec"]["definition"]
+            .as_str()
+            .unwrap()
+            .starts_with("asyncapi: 2.6.0")
+    );
 
     // Ownership: every owned entity has an owner; exactly one is orphaned.
     let orphans = p.ok("/api/catalog/orphans").await;
-    assert_eq!(orphans["items"], serde_json::json!([{"entityRef": "component:default/legacy-shop", "ownerRef": "group:default/team-web-legacy"}]));
+    assert_eq!(
+        orphans["items"],
+        serde_json::json!([{"entityRef": "component:default/legacy-shop", "ownerRef": "group:default/team-web-legacy"}])
+    );
     let legacy = p.entity("component", "legacy-shop").await.unwrap();
-    assert_eq!(legacy["status"]["items"][0]["type"], "greenroom.dev/orphan-owner");
+    assert_eq!(
+        legacy["status"]["items"][0]["type"],
+        "greenroom.dev/orphan-owner"
+    );
     assert!(order.get("status").is_none());
 
     // Custom kinds relate like built-in ones.
@@ -79,9 +114,24 @@ async fn demo_organisation_ingests_with_relations_and_ownership() {
 
     // Where each entity came from, as Backstage records it.
     let annotations = &order["metadata"]["annotations"];
-    assert!(annotations["backstage.io/managed-by-location"].as_str().unwrap().ends_with("services/order-service/catalog-info.yaml"));
-    assert!(annotations["backstage.io/managed-by-origin-location"].as_str().unwrap().ends_with("examples/demo/catalog-info.yaml"));
-    for key in ["github.com/project-slug", "sentry.io/project-slug", "backstage.io/techdocs-ref", "greenroom.dev/coverage-report"] {
+    assert!(
+        annotations["backstage.io/managed-by-location"]
+            .as_str()
+            .unwrap()
+            .ends_with("services/order-service/catalog-info.yaml")
+    );
+    assert!(
+        annotations["backstage.io/managed-by-origin-location"]
+            .as_str()
+            .unwrap()
+            .ends_with("examples/demo/catalog-info.yaml")
+    );
+    for key in [
+        "github.com/project-slug",
+        "sentry.io/project-slug",
+        "backstage.io/techdocs-ref",
+        "greenroom.dev/coverage-report",
+    ] {
         assert!(annotations[key].is_string(), "{key} missing");
     }
 }

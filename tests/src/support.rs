@@ -44,7 +44,11 @@ impl Portal {
         let dir = tempfile::tempdir().unwrap();
         write_files(dir.path(), files);
         let path = dir.path().join("greenroom.toml");
-        std::fs::write(&path, format!("[server]\ndata_dir = \"data\"\n{config_toml}")).unwrap();
+        std::fs::write(
+            &path,
+            format!("[server]\ndata_dir = \"data\"\n{config_toml}"),
+        )
+        .unwrap();
         Self::start_with(dir, Config::load(&path).unwrap()).await
     }
 
@@ -66,10 +70,6 @@ impl Portal {
         };
         p.wait_ready().await;
         p
-    }
-
-    pub fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
     }
 
     pub fn write(&self, rel: &str, text: &str) {
@@ -114,13 +114,24 @@ impl Portal {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let resp = self.http.post(format!("{}{path}", self.base)).json(body).send().await.unwrap();
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn entity(&self, kind: &str, name: &str) -> Option<Value> {
-        match self.get(&format!("/api/catalog/entities/by-name/{kind}/default/{name}")).await {
+        match self
+            .get(&format!(
+                "/api/catalog/entities/by-name/{kind}/default/{name}"
+            ))
+            .await
+        {
             (200, e) => Some(e),
             (404, _) => None,
             (s, b) => panic!("unexpected {s}: {b}"),
@@ -128,7 +139,10 @@ impl Portal {
     }
 
     pub async fn problems(&self) -> Vec<Value> {
-        self.ok("/api/catalog/problems").await["items"].as_array().unwrap().clone()
+        self.ok("/api/catalog/problems").await["items"]
+            .as_array()
+            .unwrap()
+            .clone()
     }
 }
 
@@ -138,7 +152,13 @@ pub fn relations(entity: &Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| format!("{} {}", r["type"].as_str().unwrap(), r["targetRef"].as_str().unwrap()))
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["type"].as_str().unwrap(),
+                r["targetRef"].as_str().unwrap()
+            )
+        })
         .collect()
 }
 
@@ -154,13 +174,18 @@ impl FileServer {
     pub async fn start(root: &Path) -> FileServer {
         use axum::extract::{Path as UrlPath, State};
         use axum::http::StatusCode;
-        async fn file(State(root): State<PathBuf>, UrlPath(path): UrlPath<String>) -> Result<String, StatusCode> {
+        async fn file(
+            State(root): State<PathBuf>,
+            UrlPath(path): UrlPath<String>,
+        ) -> Result<String, StatusCode> {
             if path.starts_with("hang") {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }
             std::fs::read_to_string(root.join(&path)).map_err(|_| StatusCode::NOT_FOUND)
         }
-        let app = axum::Router::new().route("/{*path}", axum::routing::get(file)).with_state(root.to_path_buf());
+        let app = axum::Router::new()
+            .route("/{*path}", axum::routing::get(file))
+            .with_state(root.to_path_buf());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -193,5 +218,7 @@ pub fn component(name: &str, owner: &str) -> String {
 
 /// A Group document.
 pub fn group(name: &str) -> String {
-    format!("apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: {name}\nspec:\n  type: team\n  children: []\n")
+    format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: {name}\nspec:\n  type: team\n  children: []\n"
+    )
 }

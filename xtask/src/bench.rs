@@ -112,7 +112,11 @@ fn generate(dir: &Path, n: usize) -> anyhow::Result<()> {
         ));
     }
     for i in 0..s.groups {
-        let parent = if i == 0 { String::new() } else { format!("  parent: team-{}\n", (i - 1) / 8) };
+        let parent = if i == 0 {
+            String::new()
+        } else {
+            format!("  parent: team-{}\n", (i - 1) / 8)
+        };
         docs.push(format!(
             "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: team-{i}\n  title: Team {i}\nspec:\n  type: team\n  profile:\n    displayName: Team {i}\n    email: team-{i}@example.com\n{parent}  children: []\n"
         ));
@@ -186,7 +190,13 @@ impl Drop for Server {
 
 fn start(bin: &Path, config: &Path) -> anyhow::Result<Server> {
     let mut child = Command::new(bin)
-        .args(["--config", &config.to_string_lossy(), "serve", "--addr", "127.0.0.1:0"])
+        .args([
+            "--config",
+            &config.to_string_lossy(),
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+        ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -214,11 +224,20 @@ fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
     Ok(kb / 1024.0)
 }
 
-fn measure(conn: &mut Conn, requests: usize, path: impl FnMut(usize) -> String) -> anyhow::Result<(f64, f64)> {
+fn measure(
+    conn: &mut Conn,
+    requests: usize,
+    path: impl FnMut(usize) -> String,
+) -> anyhow::Result<(f64, f64)> {
     measure_with(conn, requests, "", path)
 }
 
-fn measure_with(conn: &mut Conn, requests: usize, headers: &str, mut path: impl FnMut(usize) -> String) -> anyhow::Result<(f64, f64)> {
+fn measure_with(
+    conn: &mut Conn,
+    requests: usize,
+    headers: &str,
+    mut path: impl FnMut(usize) -> String,
+) -> anyhow::Result<(f64, f64)> {
     // Warm-up: first requests prepare statements and fill caches.
     for i in 0..requests.min(50) {
         conn.get_with(&path(i), headers)?;
@@ -230,7 +249,10 @@ fn measure_with(conn: &mut Conn, requests: usize, headers: &str, mut path: impl 
         let (status, body) = conn.get_with(&p, headers)?;
         samples.push(t.elapsed());
         if status != 200 {
-            bail!("GET {p} answered {status}: {}", String::from_utf8_lossy(&body));
+            bail!(
+                "GET {p} answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
         }
     }
     Ok(percentiles(samples))
@@ -240,12 +262,22 @@ fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
     if n < 1000 {
         bail!("--entities must be at least 1000");
     }
-    tools::cargo(&["build", "--release", "--package", "greenroom", "--bin", "greenroom"])?;
+    tools::cargo(&[
+        "build",
+        "--release",
+        "--package",
+        "greenroom",
+        "--bin",
+        "greenroom",
+    ])?;
     let target = tools::target_dir()?;
     let bin = target.join("release/greenroom");
     let dir = target.join(format!("bench/catalog-{n}"));
     let org = dir.join("org");
-    eprintln!("xtask: generating a synthetic organisation of {n} entities in {}", org.display());
+    eprintln!(
+        "xtask: generating a synthetic organisation of {n} entities in {}",
+        org.display()
+    );
     generate(&org, n)?;
     let data = dir.join("data");
     let _ = std::fs::remove_dir_all(&data);
@@ -275,12 +307,18 @@ fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     let ingest = started.elapsed();
-    eprintln!("xtask: ingested {n} entities in {:.1} s", ingest.as_secs_f64());
+    eprintln!(
+        "xtask: ingested {n} entities in {:.1} s",
+        ingest.as_secs_f64()
+    );
 
     let shape = Shape::of(n);
     let mut rng = Rng(42);
     let by_name = measure(&mut conn, requests, |_| {
-        format!("/api/catalog/entities/by-name/component/default/svc-{}", rng.below(shape.components))
+        format!(
+            "/api/catalog/entities/by-name/component/default/svc-{}",
+            rng.below(shape.components)
+        )
     })?;
     let mut rng = Rng(43);
     let list_team = measure(&mut conn, requests, |_| {
@@ -301,12 +339,20 @@ fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
     })?;
     // Facets are cached until the next write; `Cache-Control: no-cache`
     // measures the work itself, over the whole catalog and filtered by kind.
-    let facets_cold = measure_with(&mut conn, requests / 10, "Cache-Control: no-cache\r\n", |_| {
-        "/api/catalog/entity-facets?facet=kind&facet=spec.type&facet=spec.owner".to_string()
-    })?;
-    let facets_kind = measure_with(&mut conn, requests / 10, "Cache-Control: no-cache\r\n", |_| {
-        "/api/catalog/entity-facets?facet=spec.type&facet=spec.owner&facet=spec.lifecycle&filter=kind=component".to_string()
-    })?;
+    let facets_cold = measure_with(
+        &mut conn,
+        requests / 10,
+        "Cache-Control: no-cache\r\n",
+        |_| "/api/catalog/entity-facets?facet=kind&facet=spec.type&facet=spec.owner".to_string(),
+    )?;
+    let facets_kind = measure_with(
+        &mut conn,
+        requests / 10,
+        "Cache-Control: no-cache\r\n",
+        |_| {
+            "/api/catalog/entity-facets?facet=spec.type&facet=spec.owner&facet=spec.lifecycle&filter=kind=component".to_string()
+        },
+    )?;
     let mut rng = Rng(45);
     let by_query = measure(&mut conn, requests, |_| {
         format!(
@@ -320,14 +366,35 @@ fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
     let fmt = |(p50, p99): (f64, f64)| format!("{p50:.2} / {p99:.2}");
     let rate = n as f64 / ingest.as_secs_f64();
     println!("entities               {n}");
-    println!("ingest (empty store)   {:.1} s ({rate:.0} entities/s)", ingest.as_secs_f64());
+    println!(
+        "ingest (empty store)   {:.1} s ({rate:.0} entities/s)",
+        ingest.as_secs_f64()
+    );
     println!("by-name p50/p99        {} ms", fmt(by_name));
-    println!("team list p50/p99      {} ms  (filter kind+spec.owner, order by name, limit 50)", fmt(list_team));
-    println!("broad list p50/p99     {} ms  (filter kind+spec.lifecycle, limit 50)", fmt(list_broad));
-    println!("facets p50/p99         {} ms  (kind, spec.type, spec.owner; cached until the next write)", fmt(facets));
-    println!("facets uncached        {} ms  (same, Cache-Control: no-cache)", fmt(facets_cold));
-    println!("kind facets uncached   {} ms  (spec.type, spec.owner, spec.lifecycle of components, no-cache)", fmt(facets_kind));
-    println!("by-query p50/p99       {} ms  (kind filter, full text, order by name, 20)", fmt(by_query));
+    println!(
+        "team list p50/p99      {} ms  (filter kind+spec.owner, order by name, limit 50)",
+        fmt(list_team)
+    );
+    println!(
+        "broad list p50/p99     {} ms  (filter kind+spec.lifecycle, limit 50)",
+        fmt(list_broad)
+    );
+    println!(
+        "facets p50/p99         {} ms  (kind, spec.type, spec.owner; cached until the next write)",
+        fmt(facets)
+    );
+    println!(
+        "facets uncached        {} ms  (same, Cache-Control: no-cache)",
+        fmt(facets_cold)
+    );
+    println!(
+        "kind facets uncached   {} ms  (spec.type, spec.owner, spec.lifecycle of components, no-cache)",
+        fmt(facets_kind)
+    );
+    println!(
+        "by-query p50/p99       {} ms  (kind filter, full text, order by name, 20)",
+        fmt(by_query)
+    );
     println!("server peak RSS        {rss:.0} MiB");
 
     let row = format!(
@@ -342,7 +409,11 @@ fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
         fmt(facets_kind),
         fmt(by_query),
     );
-    append_row(&tools::workspace_root()?.join("BENCHMARKS.md"), "## Catalog", &row)
+    append_row(
+        &tools::workspace_root()?.join("BENCHMARKS.md"),
+        "## Catalog",
+        &row,
+    )
 }
 
 /// Appends a table row under `heading` in BENCHMARKS.md.
@@ -352,8 +423,14 @@ fn append_row(path: &PathBuf, heading: &str, row: &str) -> anyhow::Result<()> {
         bail!("{} has no '{heading}' section", path.display());
     };
     // The section's table ends at the first blank line after its header row.
-    let table = text[start..].find("\n|").map(|i| start + i + 1).context("section has no table")?;
-    let end = text[table..].find("\n\n").map(|i| table + i + 1).unwrap_or(text.len());
+    let table = text[start..]
+        .find("\n|")
+        .map(|i| start + i + 1)
+        .context("section has no table")?;
+    let end = text[table..]
+        .find("\n\n")
+        .map(|i| table + i + 1)
+        .unwrap_or(text.len());
     let mut out = String::with_capacity(text.len() + row.len());
     out.push_str(&text[..end]);
     if !out.ends_with('\n') {

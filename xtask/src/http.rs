@@ -30,7 +30,10 @@ impl Conn {
 
     /// GETs `path` with extra header lines (each ending in `\r\n`).
     pub fn get_with(&mut self, path: &str, headers: &str) -> anyhow::Result<(u16, Vec<u8>)> {
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n{headers}\r\n", self.addr);
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\n{headers}\r\n",
+            self.addr
+        );
         self.reader.get_mut().write_all(request.as_bytes())?;
         let mut line = String::new();
         self.reader.read_line(&mut line)?;

@@ -68,6 +68,13 @@ fn demo(release: bool) -> anyhow::Result<()> {
 fn test() -> anyhow::Result<()> {
     tools::ensure_components(&["rustfmt", "clippy"])?;
     tools::cargo(&["fmt", "--all", "--check"])?;
-    tools::cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
-    tools::cargo(&["test", "--workspace", "--no-fail-fast"])
+    tools::cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    tools::cargo_test(&["test", "--workspace", "--no-fail-fast"])
 }

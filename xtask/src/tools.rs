@@ -38,20 +38,72 @@ pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `cargo test …`, passing its output through, and ends with one line
+/// that sums every test binary's results: `summary: N passed, M failed`.
+pub fn cargo_test(args: &[&str]) -> anyhow::Result<()> {
+    use std::io::{BufRead, BufReader};
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let mut child = Command::new(&cargo)
+        .args(args)
+        .current_dir(workspace_root()?)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {cargo}"))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            let count = |word: &str| {
+                rest.split(['.', ';'])
+                    .map(str::trim)
+                    .find_map(|part| {
+                        part.strip_suffix(word)
+                            .and_then(|n| n.trim().parse::<u64>().ok())
+                    })
+                    .unwrap_or(0)
+            };
+            passed += count(" passed");
+            failed += count(" failed");
+        }
+    }
+    let status = child.wait()?;
+    println!("summary: {passed} passed, {failed} failed");
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    if passed == 0 {
+        bail!("no test ran");
+    }
+    Ok(())
+}
+
 /// Installs missing rustup components (rustfmt, clippy).
 pub fn ensure_components(components: &[&str]) -> anyhow::Result<()> {
-    let Ok(out) = Command::new("rustup").args(["component", "list", "--installed"]).output() else {
+    let Ok(out) = Command::new("rustup")
+        .args(["component", "list", "--installed"])
+        .output()
+    else {
         // Without rustup (a distribution toolchain) the components must
         // already be there; cargo says so precisely if they are not.
         return Ok(());
     };
     let installed = String::from_utf8_lossy(&out.stdout);
     for c in components {
-        if !installed.lines().any(|l| l.starts_with(&format!("{c}-")) || l == *c) {
+        if !installed
+            .lines()
+            .any(|l| l.starts_with(&format!("{c}-")) || l == *c)
+        {
             eprintln!("xtask: installing rustup component {c}");
-            let status = Command::new("rustup").args(["component", "add", c]).status()?;
+            let status = Command::new("rustup")
+                .args(["component", "add", c])
+                .status()?;
             if !status.success() {
-                bail!("could not install the rustup component {c}; run `rustup component add {c}` and try again");
+                bail!(
+                    "could not install the rustup component {c}; run `rustup component add {c}` and try again"
+                );
             }
         }
     }

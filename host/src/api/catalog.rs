@@ -25,7 +25,10 @@ pub fn router() -> Router<AppState> {
         .route("/entity-facets", get(facets))
         .route("/locations", get(list_locations).post(add_location))
         .route("/locations/{id}", get(get_location).delete(delete_location))
-        .route("/locations/by-entity/{kind}/{namespace}/{name}", get(location_by_entity))
+        .route(
+            "/locations/by-entity/{kind}/{namespace}/{name}",
+            get(location_by_entity),
+        )
         .route("/validate-entity", post(validate_entity))
         .route("/refresh", post(refresh))
         .route("/problems", get(problems))
@@ -45,7 +48,10 @@ impl Params {
     }
 
     fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     fn one<'a>(&'a self, key: &'a str) -> Option<&'a str> {
@@ -55,8 +61,9 @@ impl Params {
     fn number(&self, key: &str) -> Result<Option<usize>, ApiError> {
         self.one(key)
             .map(|v| {
-                v.parse::<usize>()
-                    .map_err(|_| ApiError::BadRequest(format!("{key} must be a non-negative integer, got '{v}'")))
+                v.parse::<usize>().map_err(|_| {
+                    ApiError::BadRequest(format!("{key} must be a non-negative integer, got '{v}'"))
+                })
             })
             .transpose()
     }
@@ -91,11 +98,17 @@ fn join_array(items: &[String]) -> String {
 
 /// `GET /entities`: a JSON array. Without `limit` the whole selection is
 /// streamed, never held in memory at once.
-async fn list_entities(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+async fn list_entities(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
     let p = Params::new(raw);
     let query = ListQuery {
         filter: Filter::parse(p.all("filter"))?,
-        order: p.all("order").map(Order::parse_prefixed).collect::<Result<_, _>>()?,
+        order: p
+            .all("order")
+            .map(Order::parse_prefixed)
+            .collect::<Result<_, _>>()?,
         limit: p.number("limit")?,
         offset: p.number("offset")?.unwrap_or(0),
         fields: p.list("fields"),
@@ -116,7 +129,9 @@ async fn list_entities(State(state): State<AppState>, RawQuery(raw): RawQuery) -
             first = false;
             buf.push_str(&entity);
             if buf.len() >= 64 * 1024 {
-                return tx.blocking_send(Ok(Bytes::from(std::mem::take(&mut buf)))).is_ok();
+                return tx
+                    .blocking_send(Ok(Bytes::from(std::mem::take(&mut buf))))
+                    .is_ok();
             }
             true
         });
@@ -136,9 +151,15 @@ async fn list_entities(State(state): State<AppState>, RawQuery(raw): RawQuery) -
 }
 
 /// `GET /entities/by-query`: cursor paging with totals.
-async fn query_entities(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+async fn query_entities(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
     let p = Params::new(raw);
-    let term = p.one("fullTextFilterTerm").map(str::trim).filter(|t| !t.is_empty());
+    let term = p
+        .one("fullTextFilterTerm")
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
     let query = PageQuery {
         filter: Filter::parse(p.all("filter"))?,
         order: p.one("orderField").map(Order::parse_suffixed).transpose()?,
@@ -185,7 +206,11 @@ async fn by_name(
     }
 }
 
-async fn by_uid(State(state): State<AppState>, Path(uid): Path<String>, RawQuery(raw): RawQuery) -> Result<Response, ApiError> {
+async fn by_uid(
+    State(state): State<AppState>,
+    Path(uid): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
     let fields = Params::new(raw).list("fields");
     let store = state.store.clone();
     let key = uid.clone();
@@ -203,9 +228,15 @@ struct ByRefs {
     fields: Vec<String>,
 }
 
-async fn by_refs(State(state): State<AppState>, RawQuery(raw): RawQuery, ApiJson(body): ApiJson<ByRefs>) -> Result<Response, ApiError> {
+async fn by_refs(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+    ApiJson(body): ApiJson<ByRefs>,
+) -> Result<Response, ApiError> {
     if body.entity_refs.len() > 10_000 {
-        return Err(ApiError::BadRequest("at most 10000 entityRefs per request".into()));
+        return Err(ApiError::BadRequest(
+            "at most 10000 entityRefs per request".into(),
+        ));
     }
     let mut fields = body.fields;
     fields.extend(Params::new(raw).list("fields"));
@@ -216,17 +247,29 @@ async fn by_refs(State(state): State<AppState>, RawQuery(raw): RawQuery, ApiJson
         .collect();
     let store = state.store.clone();
     let items = blocking(move || Ok(store.entities_by_refs(&refs, &fields)?)).await?;
-    let items: Vec<String> = items.into_iter().map(|i| i.unwrap_or_else(|| "null".into())).collect();
-    Ok(json_text(StatusCode::OK, format!("{{\"items\":{}}}", join_array(&items))))
+    let items: Vec<String> = items
+        .into_iter()
+        .map(|i| i.unwrap_or_else(|| "null".into()))
+        .collect();
+    Ok(json_text(
+        StatusCode::OK,
+        format!("{{\"items\":{}}}", join_array(&items)),
+    ))
 }
 
 /// `GET /entity-facets`. Answers are cached until the catalog changes; a
 /// client that sends `Cache-Control: no-cache` gets them computed afresh.
-async fn facets(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn facets(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let p = Params::new(raw);
     let facets: Vec<String> = p.all("facet").map(str::to_string).collect();
     if facets.is_empty() {
-        return Err(ApiError::BadRequest("give at least one facet, e.g. ?facet=kind".into()));
+        return Err(ApiError::BadRequest(
+            "give at least one facet, e.g. ?facet=kind".into(),
+        ));
     }
     let filter = Filter::parse(p.all("filter"))?;
     let store = state.store.clone();
@@ -245,7 +288,10 @@ async fn facets(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw)
     let facets: serde_json::Map<String, Value> = result
         .into_iter()
         .map(|(k, counts)| {
-            let list = counts.into_iter().map(|(value, count)| json!({"value": value, "count": count})).collect();
+            let list = counts
+                .into_iter()
+                .map(|(value, count)| json!({"value": value, "count": count}))
+                .collect();
             (k, Value::Array(list))
         })
         .collect();
@@ -255,14 +301,24 @@ async fn facets(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw)
 async fn list_locations(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = state.store.clone();
     let locations = blocking(move || Ok(store.locations()?)).await?;
-    Ok(Json(Value::Array(locations.into_iter().map(|l| json!({ "data": l })).collect())))
+    Ok(Json(Value::Array(
+        locations
+            .into_iter()
+            .map(|l| json!({ "data": l }))
+            .collect(),
+    )))
 }
 
-async fn get_location(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_location(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let store = state.store.clone();
     let key = id.clone();
-    let (location, problems) = blocking(move || Ok((store.location(&key)?, store.problems(Some(&key))?))).await?;
-    let location = location.ok_or_else(|| ApiError::NotFound(format!("Found no location with ID {id}")))?;
+    let (location, problems) =
+        blocking(move || Ok((store.location(&key)?, store.problems(Some(&key))?))).await?;
+    let location =
+        location.ok_or_else(|| ApiError::NotFound(format!("Found no location with ID {id}")))?;
     let mut value = serde_json::to_value(location).map_err(|e| ApiError::Internal(e.into()))?;
     value["problems"] = serde_json::to_value(problems).map_err(|e| ApiError::Internal(e.into()))?;
     Ok(Json(value))
@@ -295,7 +351,11 @@ async fn add_location(
                     .into(),
             ));
         }
-        other => return Err(ApiError::BadRequest(format!("unknown location type '{other}'; use 'url' or 'file'"))),
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown location type '{other}'; use 'url' or 'file'"
+            )));
+        }
     }
     if body.target.trim().is_empty() {
         return Err(ApiError::BadRequest("target must not be empty".into()));
@@ -303,7 +363,13 @@ async fn add_location(
     let store = state.store.clone();
     let exists = {
         let (kind, target) = (body.kind.clone(), body.target.clone());
-        blocking(move || Ok(store.locations()?.into_iter().any(|l| l.kind == kind && l.target == target))).await?
+        blocking(move || {
+            Ok(store
+                .locations()?
+                .into_iter()
+                .any(|l| l.kind == kind && l.target == target))
+        })
+        .await?
     };
     if dry_run {
         let ingestor = state.refresher.ingestor().clone();
@@ -321,21 +387,34 @@ async fn add_location(
             .into_response());
     }
     if exists {
-        return Err(ApiError::Conflict(format!("location {}:{} already exists", body.kind, body.target)));
+        return Err(ApiError::Conflict(format!(
+            "location {}:{} already exists",
+            body.kind, body.target
+        )));
     }
     let store = state.store.clone();
-    let location = blocking(move || Ok(store.add_location(&body.kind, &body.target, Origin::Api)?)).await?;
+    let location =
+        blocking(move || Ok(store.add_location(&body.kind, &body.target, Origin::Api)?)).await?;
     let summary = state.refresher.refresh(location.clone()).await?;
-    Ok((StatusCode::CREATED, Json(json!({"location": location, "entities": [], "summary": summary}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"location": location, "entities": [], "summary": summary})),
+    )
+        .into_response())
 }
 
-async fn delete_location(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete_location(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
     let store = state.store.clone();
     let key = id.clone();
     if blocking(move || Ok(store.delete_location(&key)?)).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::NotFound(format!("Found no location with ID {id}")))
+        Err(ApiError::NotFound(format!(
+            "Found no location with ID {id}"
+        )))
     }
 }
 
@@ -346,11 +425,7 @@ async fn location_by_entity(
     let r = EntityRef::new(&kind, &namespace, &name);
     let store = state.store.clone();
     let lookup = r.clone();
-    let found = blocking(move || {
-        let Some((id, _)) = store.entity_origin(&lookup)? else { return Ok(None) };
-        Ok(store.location(&id)?)
-    })
-    .await?;
+    let found = blocking(move || Ok(store.location_of_entity(&lookup)?)).await?;
     found
         .map(|l| Json(json!(l)))
         .ok_or_else(|| ApiError::NotFound(format!("No entity {r} found")))
@@ -364,7 +439,10 @@ struct ValidateRequest {
     location: Option<String>,
 }
 
-async fn validate_entity(State(state): State<AppState>, ApiJson(body): ApiJson<ValidateRequest>) -> Result<Response, ApiError> {
+async fn validate_entity(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ValidateRequest>,
+) -> Result<Response, ApiError> {
     let kinds = state.refresher.ingestor().kinds.clone();
     match kinds.validate(body.entity) {
         Ok(_) => Ok((StatusCode::OK, Json(json!({"errors": []}))).into_response()),
@@ -389,22 +467,25 @@ struct RefreshRequest {
 }
 
 /// Re-reads the location an entity came from, now.
-async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJson<RefreshRequest>) -> Result<StatusCode, ApiError> {
+async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<StatusCode, ApiError> {
     let r = EntityRef::parse(&body.entity_ref, None, crate::catalog::DEFAULT_NAMESPACE)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let store = state.store.clone();
     let lookup = r.clone();
-    let location = blocking(move || {
-        let Some((id, _)) = store.entity_origin(&lookup)? else { return Ok(None) };
-        Ok(store.location(&id)?)
-    })
-    .await?
-    .ok_or_else(|| ApiError::NotFound(format!("No entity {r} found")))?;
+    let location = blocking(move || Ok(store.location_of_entity(&lookup)?))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("No entity {r} found")))?;
     state.refresher.refresh(location).await?;
     Ok(StatusCode::OK)
 }
 
-async fn problems(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Result<Json<Value>, ApiError> {
+async fn problems(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
     let location = Params::new(raw).one("location").map(str::to_string);
     let store = state.store.clone();
     let items = blocking(move || Ok(store.problems(location.as_deref())?)).await?;

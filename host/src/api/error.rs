@@ -57,7 +57,9 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::LocationExists(what) => ApiError::Conflict(format!("location {what} already exists")),
+            StoreError::LocationExists(what) => {
+                ApiError::Conflict(format!("location {what} already exists"))
+            }
             other => ApiError::Internal(other.into()),
         }
     }

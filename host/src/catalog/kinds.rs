@@ -42,7 +42,12 @@ pub enum KindError {
 }
 
 impl CustomKind {
-    pub fn new(kind: &str, api_versions: Vec<String>, owner_required: bool, schema: &Value) -> Result<Self, KindError> {
+    pub fn new(
+        kind: &str,
+        api_versions: Vec<String>,
+        owner_required: bool,
+        schema: &Value,
+    ) -> Result<Self, KindError> {
         super::refs::check_kind(kind).map_err(|reason| KindError::InvalidName {
             kind: kind.to_string(),
             reason,
@@ -123,7 +128,15 @@ mod tests {
         });
         let mut kinds = Kinds::default();
         kinds
-            .add(CustomKind::new("MLModel", vec!["greenroom.dev/v1alpha1".into()], true, &schema).unwrap())
+            .add(
+                CustomKind::new(
+                    "MLModel",
+                    vec!["greenroom.dev/v1alpha1".into()],
+                    true,
+                    &schema,
+                )
+                .unwrap(),
+            )
             .unwrap();
         kinds
     }
@@ -144,14 +157,24 @@ mod tests {
             .unwrap_err();
         let fields: Vec<String> = err.problems.iter().map(|p| p.field.to_string()).collect();
         assert!(fields.contains(&"spec.framework".to_string()), "{fields:?}");
-        assert!(fields.contains(&"spec.metrics.auc".to_string()), "{fields:?}");
+        assert!(
+            fields.contains(&"spec.metrics.auc".to_string()),
+            "{fields:?}"
+        );
 
         let err = kinds
             .validate(json!({"apiVersion": "backstage.io/v1alpha1", "kind": "MLModel", "metadata": {"name": "m"}, "spec": {"framework": "xgboost"}}))
             .unwrap_err();
         let msgs: Vec<String> = err.problems.iter().map(|p| p.message.clone()).collect();
-        assert!(msgs.iter().any(|m| m.contains("apiVersion 'backstage.io/v1alpha1' is not valid")), "{msgs:?}");
-        assert!(msgs.iter().any(|m| m.contains("spec.owner is required")), "{msgs:?}");
+        assert!(
+            msgs.iter()
+                .any(|m| m.contains("apiVersion 'backstage.io/v1alpha1' is not valid")),
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter().any(|m| m.contains("spec.owner is required")),
+            "{msgs:?}"
+        );
     }
 
     #[test]
@@ -165,6 +188,9 @@ mod tests {
             kinds.add(CustomKind::new("mlmodel", vec![], true, &json!({})).unwrap()),
             Err(KindError::Duplicate(_))
         ));
-        assert!(matches!(CustomKind::new("X", vec![], true, &json!({"type": 12})), Err(KindError::Schema { .. })));
+        assert!(matches!(
+            CustomKind::new("X", vec![], true, &json!({"type": 12})),
+            Err(KindError::Schema { .. })
+        ));
     }
 }

@@ -60,7 +60,11 @@ struct RefField {
     many: bool,
 }
 
-const fn one(field: &'static str, relation: &'static str, default_kind: Option<&'static str>) -> RefField {
+const fn one(
+    field: &'static str,
+    relation: &'static str,
+    default_kind: Option<&'static str>,
+) -> RefField {
     RefField {
         field,
         relation,
@@ -69,12 +73,14 @@ const fn one(field: &'static str, relation: &'static str, default_kind: Option<&
     }
 }
 
-const fn many(field: &'static str, relation: &'static str, default_kind: Option<&'static str>) -> RefField {
+const fn many(
+    field: &'static str,
+    relation: &'static str,
+    default_kind: Option<&'static str>,
+) -> RefField {
     RefField {
-        field,
-        relation,
-        default_kind,
         many: true,
+        ..one(field, relation, default_kind)
     }
 }
 
@@ -165,7 +171,11 @@ const BUILT_IN: &[KindRule] = &[
     },
     KindRule {
         kind: "Template",
-        api_versions: &["scaffolder.backstage.io/v1beta3", "backstage.io/v1beta2", "backstage.io/v1alpha1"],
+        api_versions: &[
+            "scaffolder.backstage.io/v1beta3",
+            "backstage.io/v1beta2",
+            "backstage.io/v1alpha1",
+        ],
         required: &["type"],
         owner_required: false,
         refs: &[OWNER],
@@ -188,7 +198,10 @@ impl Kinds {
         let Some(obj) = value.as_object_mut() else {
             return Err(InvalidEntity {
                 entity_ref: None,
-                problems: vec![Problem::new(root(), "an entity must be a mapping with apiVersion, kind, metadata and spec")],
+                problems: vec![Problem::new(
+                    root(),
+                    "an entity must be a mapping with apiVersion, kind, metadata and spec",
+                )],
             });
         };
         // Fields the server owns are never taken from input.
@@ -198,7 +211,10 @@ impl Kinds {
         let kind = match obj.get("kind") {
             Some(Value::String(k)) if !k.is_empty() => Some(k.clone()),
             Some(_) => {
-                problems.push(Problem::new(root().key("kind"), "kind must be a non-empty string"));
+                problems.push(Problem::new(
+                    root().key("kind"),
+                    "kind must be a non-empty string",
+                ));
                 None
             }
             None => {
@@ -209,22 +225,32 @@ impl Kinds {
         let api_version = match obj.get("apiVersion") {
             Some(Value::String(v)) => Some(v.clone()),
             Some(_) => {
-                problems.push(Problem::new(root().key("apiVersion"), "apiVersion must be a string"));
+                problems.push(Problem::new(
+                    root().key("apiVersion"),
+                    "apiVersion must be a string",
+                ));
                 None
             }
             None => {
-                problems.push(Problem::new(root().key("apiVersion"), "apiVersion is required, e.g. backstage.io/v1alpha1"));
+                problems.push(Problem::new(
+                    root().key("apiVersion"),
+                    "apiVersion is required, e.g. backstage.io/v1alpha1",
+                ));
                 None
             }
         };
 
         let (name, namespace) = validate_metadata(obj, &mut problems);
         let entity_ref = match (&kind, &name) {
-            (Some(k), Some(n)) if refs::check_kind(k).is_ok() => Some(EntityRef::new(k, &namespace, n)),
+            (Some(k), Some(n)) if refs::check_kind(k).is_ok() => {
+                Some(EntityRef::new(k, &namespace, n))
+            }
             _ => None,
         };
 
-        let rule = kind.as_deref().and_then(|k| BUILT_IN.iter().find(|r| r.kind.eq_ignore_ascii_case(k)));
+        let rule = kind
+            .as_deref()
+            .and_then(|k| BUILT_IN.iter().find(|r| r.kind.eq_ignore_ascii_case(k)));
         let custom = kind.as_deref().and_then(|k| self.get(k));
         let mut owner = None;
         let mut rels = RelationSet::default();
@@ -245,13 +271,18 @@ impl Kinds {
                     (None, Some(c)) => c.api_versions.iter().map(String::as_str).collect(),
                     _ => Vec::new(),
                 };
-                let valid_shape = v.split_once('/').is_some_and(|(g, ver)| !g.is_empty() && !ver.is_empty());
+                let valid_shape = v
+                    .split_once('/')
+                    .is_some_and(|(g, ver)| !g.is_empty() && !ver.is_empty());
                 if (rule.is_some() || custom.is_some())
                     && !(allowed.iter().any(|a| a == v) || (allowed.is_empty() && valid_shape))
                 {
                     problems.push(Problem::new(
                         root().key("apiVersion"),
-                        format!("apiVersion '{v}' is not valid for kind {kind}; use {}", allowed.join(" or ")),
+                        format!(
+                            "apiVersion '{v}' is not valid for kind {kind}; use {}",
+                            allowed.join(" or ")
+                        ),
                     ));
                 }
             }
@@ -285,16 +316,27 @@ impl Kinds {
         };
         if let (Some(spec), Some(me)) = (spec_obj, me) {
             let spec_path = root().key("spec");
-            let (required, owner_required, ref_fields): (&[&str], bool, &[RefField]) = match (rule, custom) {
-                (Some(r), _) => (r.required, r.owner_required, r.refs),
-                (None, Some(c)) => (&[], c.owner_required, &[OWNER, SYSTEM, DEPENDS_ON, DEPENDENCY_OF]),
-                _ => (&[], false, &[]),
-            };
+            let (required, owner_required, ref_fields): (&[&str], bool, &[RefField]) =
+                match (rule, custom) {
+                    (Some(r), _) => (r.required, r.owner_required, r.refs),
+                    (None, Some(c)) => (
+                        &[],
+                        c.owner_required,
+                        &[OWNER, SYSTEM, DEPENDS_ON, DEPENDENCY_OF],
+                    ),
+                    _ => (&[], false, &[]),
+                };
             for &field in required {
                 match spec.get(field) {
                     Some(Value::String(s)) if !s.is_empty() => {}
-                    Some(_) => problems.push(Problem::new(spec_path.clone().key(field), format!("spec.{field} must be a non-empty string"))),
-                    None => problems.push(Problem::new(spec_path.clone().key(field), format!("spec.{field} is required"))),
+                    Some(_) => problems.push(Problem::new(
+                        spec_path.clone().key(field),
+                        format!("spec.{field} must be a non-empty string"),
+                    )),
+                    None => problems.push(Problem::new(
+                        spec_path.clone().key(field),
+                        format!("spec.{field} is required"),
+                    )),
                 }
             }
             if owner_required && !spec.contains_key("owner") {
@@ -304,13 +346,22 @@ impl Kinds {
                 ));
             }
             for rf in ref_fields {
-                let Some(v) = spec.get(rf.field) else { continue };
+                let Some(v) = spec.get(rf.field) else {
+                    continue;
+                };
                 let path = spec_path.clone().key(rf.field);
                 let texts: Vec<(FieldPath, &Value)> = if rf.many {
                     match v {
-                        Value::Array(items) => items.iter().enumerate().map(|(i, v)| (path.clone().index(i), v)).collect(),
+                        Value::Array(items) => items
+                            .iter()
+                            .enumerate()
+                            .map(|(i, v)| (path.clone().index(i), v))
+                            .collect(),
                         _ => {
-                            problems.push(Problem::new(path, format!("spec.{} must be a list of entity references", rf.field)));
+                            problems.push(Problem::new(
+                                path,
+                                format!("spec.{} must be a list of entity references", rf.field),
+                            ));
                             continue;
                         }
                     }
@@ -319,7 +370,10 @@ impl Kinds {
                 };
                 for (path, v) in texts {
                     let Value::String(text) = v else {
-                        problems.push(Problem::new(path, format!("spec.{} must be an entity reference string", rf.field)));
+                        problems.push(Problem::new(
+                            path,
+                            format!("spec.{} must be an entity reference string", rf.field),
+                        ));
                         continue;
                     };
                     match EntityRef::parse(text, rf.default_kind, &me.namespace) {
@@ -352,40 +406,65 @@ impl Kinds {
                 relations: rels.relations,
             })
         } else {
-            Err(InvalidEntity { entity_ref, problems })
+            Err(InvalidEntity {
+                entity_ref,
+                problems,
+            })
         }
     }
 }
 
-fn validate_location_spec(spec: &Map<String, Value>, path: &FieldPath, problems: &mut Vec<Problem>) {
+fn validate_location_spec(
+    spec: &Map<String, Value>,
+    path: &FieldPath,
+    problems: &mut Vec<Problem>,
+) {
     let target = spec.get("target");
     let targets = spec.get("targets");
     if target.is_none() && targets.is_none() {
-        problems.push(Problem::new(path.clone().key("target"), "a Location needs spec.target or spec.targets"));
+        problems.push(Problem::new(
+            path.clone().key("target"),
+            "a Location needs spec.target or spec.targets",
+        ));
     }
     if let Some(t) = target
         && !t.is_string()
     {
-        problems.push(Problem::new(path.clone().key("target"), "spec.target must be a string"));
+        problems.push(Problem::new(
+            path.clone().key("target"),
+            "spec.target must be a string",
+        ));
     }
     if let Some(t) = targets
         && !t.as_array().is_some_and(|a| a.iter().all(Value::is_string))
     {
-        problems.push(Problem::new(path.clone().key("targets"), "spec.targets must be a list of strings"));
+        problems.push(Problem::new(
+            path.clone().key("targets"),
+            "spec.targets must be a list of strings",
+        ));
     }
     if let Some(t) = spec.get("type")
         && !matches!(t.as_str(), Some("url" | "file"))
     {
-        problems.push(Problem::new(path.clone().key("type"), "spec.type must be 'url' or 'file'"));
+        problems.push(Problem::new(
+            path.clone().key("type"),
+            "spec.type must be 'url' or 'file'",
+        ));
     }
 }
 
 /// Validates `metadata` in place: fills in the namespace, drops
 /// server-owned fields. Returns the name and namespace when readable.
-fn validate_metadata(obj: &mut Map<String, Value>, problems: &mut Vec<Problem>) -> (Option<String>, String) {
+fn validate_metadata(
+    obj: &mut Map<String, Value>,
+    problems: &mut Vec<Problem>,
+) -> (Option<String>, String) {
     let path = root().key("metadata");
     let Some(meta) = obj.get_mut("metadata") else {
-        problems.push(Problem::new(path, "metadata is required, with at least metadata.name"));
+        problems.push(Problem::new(
+            path,
+            "metadata is required, with at least metadata.name",
+        ));
         return (None, DEFAULT_NAMESPACE.to_string());
     };
     let Some(meta) = meta.as_object_mut() else {
@@ -400,16 +479,25 @@ fn validate_metadata(obj: &mut Map<String, Value>, problems: &mut Vec<Problem>) 
         Some(Value::String(n)) => match refs::check_name(n) {
             Ok(()) => Some(n.clone()),
             Err(reason) => {
-                problems.push(Problem::new(path.clone().key("name"), format!("metadata.name {reason}")));
+                problems.push(Problem::new(
+                    path.clone().key("name"),
+                    format!("metadata.name {reason}"),
+                ));
                 None
             }
         },
         Some(_) => {
-            problems.push(Problem::new(path.clone().key("name"), "metadata.name must be a string"));
+            problems.push(Problem::new(
+                path.clone().key("name"),
+                "metadata.name must be a string",
+            ));
             None
         }
         None => {
-            problems.push(Problem::new(path.clone().key("name"), "metadata.name is required"));
+            problems.push(Problem::new(
+                path.clone().key("name"),
+                "metadata.name is required",
+            ));
             None
         }
     };
@@ -420,12 +508,18 @@ fn validate_metadata(obj: &mut Map<String, Value>, problems: &mut Vec<Problem>) 
         }
         Some(Value::String(ns)) => {
             if let Err(reason) = refs::check_name(ns) {
-                problems.push(Problem::new(path.clone().key("namespace"), format!("metadata.namespace {reason}")));
+                problems.push(Problem::new(
+                    path.clone().key("namespace"),
+                    format!("metadata.namespace {reason}"),
+                ));
             }
             ns.clone()
         }
         Some(_) => {
-            problems.push(Problem::new(path.clone().key("namespace"), "metadata.namespace must be a string"));
+            problems.push(Problem::new(
+                path.clone().key("namespace"),
+                "metadata.namespace must be a string",
+            ));
             DEFAULT_NAMESPACE.to_string()
         }
     };
@@ -433,7 +527,10 @@ fn validate_metadata(obj: &mut Map<String, Value>, problems: &mut Vec<Problem>) 
         if let Some(v) = meta.get(field)
             && !v.is_string()
         {
-            problems.push(Problem::new(path.clone().key(field), format!("metadata.{field} must be a string")));
+            problems.push(Problem::new(
+                path.clone().key(field),
+                format!("metadata.{field} must be a string"),
+            ));
         }
     }
     for field in ["labels", "annotations"] {
@@ -443,14 +540,23 @@ fn validate_metadata(obj: &mut Map<String, Value>, problems: &mut Vec<Problem>) 
                 for (key, v) in map {
                     let p = path.clone().key(field).key(key);
                     if let Err(reason) = check_qualified_key(key) {
-                        problems.push(Problem::new(p.clone(), format!("metadata.{field} key '{key}' {reason}")));
+                        problems.push(Problem::new(
+                            p.clone(),
+                            format!("metadata.{field} key '{key}' {reason}"),
+                        ));
                     }
                     if !v.is_string() {
-                        problems.push(Problem::new(p, format!("metadata.{field}.{key} must be a string (quote it)")));
+                        problems.push(Problem::new(
+                            p,
+                            format!("metadata.{field}.{key} must be a string (quote it)"),
+                        ));
                     }
                 }
             }
-            Some(_) => problems.push(Problem::new(path.clone().key(field), format!("metadata.{field} must be a mapping of strings"))),
+            Some(_) => problems.push(Problem::new(
+                path.clone().key(field),
+                format!("metadata.{field} must be a mapping of strings"),
+            )),
         }
     }
     match meta.get("tags") {
@@ -468,7 +574,10 @@ fn validate_metadata(obj: &mut Map<String, Value>, problems: &mut Vec<Problem>) 
                 }
             }
         }
-        Some(_) => problems.push(Problem::new(path.clone().key("tags"), "metadata.tags must be a list of strings")),
+        Some(_) => problems.push(Problem::new(
+            path.clone().key("tags"),
+            "metadata.tags must be a list of strings",
+        )),
     }
     match meta.get("links") {
         None => {}
@@ -479,15 +588,24 @@ fn validate_metadata(obj: &mut Map<String, Value>, problems: &mut Vec<Problem>) 
                     Some(l) if l.get("url").is_some_and(Value::is_string) => {
                         for f in ["title", "icon", "type"] {
                             if l.get(f).is_some_and(|v| !v.is_string()) {
-                                problems.push(Problem::new(p.clone().key(f), format!("link {f} must be a string")));
+                                problems.push(Problem::new(
+                                    p.clone().key(f),
+                                    format!("link {f} must be a string"),
+                                ));
                             }
                         }
                     }
-                    _ => problems.push(Problem::new(p, "a link needs a url string (and optionally title, icon, type)")),
+                    _ => problems.push(Problem::new(
+                        p,
+                        "a link needs a url string (and optionally title, icon, type)",
+                    )),
                 }
             }
         }
-        Some(_) => problems.push(Problem::new(path.clone().key("links"), "metadata.links must be a list")),
+        Some(_) => problems.push(Problem::new(
+            path.clone().key("links"),
+            "metadata.links must be a list",
+        )),
     }
     (name, namespace)
 }
@@ -495,8 +613,12 @@ fn validate_metadata(obj: &mut Map<String, Value>, problems: &mut Vec<Problem>) 
 fn valid_tag(t: &str) -> bool {
     !t.is_empty()
         && t.len() <= 63
-        && t.split('-')
-            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, ':' | '+' | '#')))
+        && t.split('-').all(|part| {
+            !part.is_empty()
+                && part.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, ':' | '+' | '#')
+                })
+        })
 }
 
 /// Checks a label or annotation key: `[prefix/]name`, where the prefix is a
@@ -517,7 +639,9 @@ fn check_qualified_key(key: &str) -> Result<(), String> {
                     && !label.ends_with('-')
             });
         if !ok {
-            return Err(format!("has an invalid prefix '{p}': it must be a DNS name"));
+            return Err(format!(
+                "has an invalid prefix '{p}': it must be a DNS name"
+            ));
         }
     }
     refs::check_name(name)
@@ -535,7 +659,11 @@ mod tests {
     fn problems(v: Value) -> Vec<String> {
         match Kinds::default().validate(v) {
             Ok(_) => vec![],
-            Err(e) => e.problems.into_iter().map(|p| format!("{}: {}", p.field, p.message)).collect(),
+            Err(e) => e
+                .problems
+                .into_iter()
+                .map(|p| format!("{}: {}", p.field, p.message))
+                .collect(),
         }
     }
 
@@ -551,7 +679,11 @@ mod tests {
         assert_eq!(e.entity_ref.to_string(), "component:default/checkout");
         assert_eq!(e.value["metadata"]["namespace"], "default");
         assert_eq!(e.owner.unwrap().to_string(), "group:default/team-payments");
-        let rels: Vec<String> = e.relations.iter().map(|r| format!("{} {}", r.kind, r.target)).collect();
+        let rels: Vec<String> = e
+            .relations
+            .iter()
+            .map(|r| format!("{} {}", r.kind, r.target))
+            .collect();
         assert_eq!(
             rels,
             vec![
@@ -566,32 +698,60 @@ mod tests {
 
     #[test]
     fn ownership_is_required() {
-        let p = problems(component(json!({"type": "service", "lifecycle": "production"})));
+        let p = problems(component(
+            json!({"type": "service", "lifecycle": "production"}),
+        ));
         assert_eq!(p.len(), 1, "{p:?}");
-        assert!(p[0].starts_with("spec.owner: spec.owner is required"), "{p:?}");
+        assert!(
+            p[0].starts_with("spec.owner: spec.owner is required"),
+            "{p:?}"
+        );
     }
 
     #[test]
     fn wrong_field_types_name_the_field() {
-        let p = problems(json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+        let p = problems(
+            json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
             "metadata": {"name": "x", "tags": ["ok", "Not OK"], "annotations": {"a": 1}, "links": [{"title": "no url"}]},
-            "spec": {"type": 3, "lifecycle": "production", "owner": "t", "providesApis": "not-a-list"}}));
+            "spec": {"type": 3, "lifecycle": "production", "owner": "t", "providesApis": "not-a-list"}}),
+        );
         let joined = p.join("\n");
-        assert!(joined.contains("metadata.tags[1]: tag 'Not OK' is invalid"), "{joined}");
-        assert!(joined.contains("metadata.annotations.a: metadata.annotations.a must be a string"), "{joined}");
-        assert!(joined.contains("metadata.links[0]: a link needs a url"), "{joined}");
-        assert!(joined.contains("spec.type: spec.type must be a non-empty string"), "{joined}");
-        assert!(joined.contains("spec.providesApis: spec.providesApis must be a list"), "{joined}");
+        assert!(
+            joined.contains("metadata.tags[1]: tag 'Not OK' is invalid"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("metadata.annotations.a: metadata.annotations.a must be a string"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("metadata.links[0]: a link needs a url"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("spec.type: spec.type must be a non-empty string"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("spec.providesApis: spec.providesApis must be a list"),
+            "{joined}"
+        );
     }
 
     #[test]
     fn unknown_kind_and_bad_api_version_and_name() {
-        let p = problems(json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Robot", "metadata": {"name": "r"}, "spec": {}}));
+        let p = problems(
+            json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Robot", "metadata": {"name": "r"}, "spec": {}}),
+        );
         assert!(p[0].contains("unknown kind 'Robot'"), "{p:?}");
-        let p = problems(json!({"apiVersion": "v1", "kind": "Group", "metadata": {"name": "bad name!"}, "spec": {"type": "team"}}));
+        let p = problems(
+            json!({"apiVersion": "v1", "kind": "Group", "metadata": {"name": "bad name!"}, "spec": {"type": "team"}}),
+        );
         assert!(p.iter().any(|m| m.starts_with("apiVersion:")), "{p:?}");
         assert!(p.iter().any(|m| m.starts_with("metadata.name:")), "{p:?}");
-        let e = Kinds::default().validate(json!({"kind": "Group"})).unwrap_err();
+        let e = Kinds::default()
+            .validate(json!({"kind": "Group"}))
+            .unwrap_err();
         assert!(e.entity_ref.is_none());
     }
 
@@ -610,23 +770,38 @@ mod tests {
             .validate(json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": "payments"},
                 "spec": {"type": "team", "parent": "commerce", "children": ["payments-core"], "members": ["ada"]}}))
             .unwrap();
-        let rels: Vec<String> = g.relations.iter().map(|r| format!("{} {}", r.kind, r.target)).collect();
+        let rels: Vec<String> = g
+            .relations
+            .iter()
+            .map(|r| format!("{} {}", r.kind, r.target))
+            .collect();
         assert_eq!(
             rels,
-            vec!["childOf group:default/commerce", "parentOf group:default/payments-core", "hasMember user:default/ada"]
+            vec![
+                "childOf group:default/commerce",
+                "parentOf group:default/payments-core",
+                "hasMember user:default/ada"
+            ]
         );
         assert!(g.owner.is_none());
     }
 
     #[test]
     fn depends_on_needs_a_kind() {
-        let p = problems(component(json!({"type": "service", "lifecycle": "production", "owner": "t", "dependsOn": ["db"]})));
-        assert!(p[0].starts_with("spec.dependsOn[0]: entity reference 'db' has no kind"), "{p:?}");
+        let p = problems(component(
+            json!({"type": "service", "lifecycle": "production", "owner": "t", "dependsOn": ["db"]}),
+        ));
+        assert!(
+            p[0].starts_with("spec.dependsOn[0]: entity reference 'db' has no kind"),
+            "{p:?}"
+        );
     }
 
     #[test]
     fn location_needs_a_target() {
-        let p = problems(json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Location", "metadata": {"name": "l"}, "spec": {"type": "ftp"}}));
+        let p = problems(
+            json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Location", "metadata": {"name": "l"}, "spec": {"type": "ftp"}}),
+        );
         assert_eq!(p.len(), 2, "{p:?}");
     }
 

@@ -19,7 +19,9 @@ pub struct EntityRef {
 pub enum RefError {
     #[error("empty entity reference")]
     Empty,
-    #[error("entity reference '{0}' has no kind and no default kind applies; write it as kind:namespace/name")]
+    #[error(
+        "entity reference '{0}' has no kind and no default kind applies; write it as kind:namespace/name"
+    )]
     MissingKind(String),
     #[error("entity reference '{reference}': {reason}")]
     Invalid { reference: String, reason: String },
@@ -86,14 +88,24 @@ pub fn check_name(name: &str) -> Result<(), String> {
         return Err("must not be empty".into());
     }
     if name.len() > 63 {
-        return Err(format!("'{name}' is {} characters long; at most 63 are allowed", name.len()));
+        return Err(format!(
+            "'{name}' is {} characters long; at most 63 are allowed",
+            name.len()
+        ));
     }
     let bytes = name.as_bytes();
-    if let Some(bad) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
-        return Err(format!("'{name}' contains '{bad}'; only letters, digits, '-', '_' and '.' are allowed"));
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(format!(
+            "'{name}' contains '{bad}'; only letters, digits, '-', '_' and '.' are allowed"
+        ));
     }
     if !bytes[0].is_ascii_alphanumeric() || !bytes[bytes.len() - 1].is_ascii_alphanumeric() {
-        return Err(format!("'{name}' must start and end with a letter or digit"));
+        return Err(format!(
+            "'{name}' must start and end with a letter or digit"
+        ));
     }
     Ok(())
 }
@@ -106,7 +118,9 @@ pub fn check_kind(kind: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!("'{kind}' must be 1–63 letters or digits, starting with a letter"))
+        Err(format!(
+            "'{kind}' must be 1–63 letters or digits, starting with a letter"
+        ))
     }
 }
 
@@ -128,8 +142,14 @@ mod tests {
 
     #[test]
     fn rejects_missing_kind_and_bad_names() {
-        assert!(matches!(EntityRef::parse("foo", None, "default"), Err(RefError::MissingKind(_))));
-        assert!(matches!(EntityRef::parse("", Some("group"), "default"), Err(RefError::Empty)));
+        assert!(matches!(
+            EntityRef::parse("foo", None, "default"),
+            Err(RefError::MissingKind(_))
+        ));
+        assert!(matches!(
+            EntityRef::parse("", Some("group"), "default"),
+            Err(RefError::Empty)
+        ));
         let err = EntityRef::parse("group:default/-bad", None, "default").unwrap_err();
         assert!(err.to_string().contains("must start and end"), "{err}");
         assert!(EntityRef::parse(":x", None, "default").is_err());

@@ -34,7 +34,11 @@ pub struct Ingestor {
 trait Sink {
     fn entity(&mut self, entity: ValidEntity, source: &str, line: usize) -> Result<(), StoreError>;
     /// An invalid entity; `problems` already carry positions.
-    fn invalid(&mut self, entity_ref: Option<&EntityRef>, problems: Vec<ProblemRecord>) -> Result<(), StoreError>;
+    fn invalid(
+        &mut self,
+        entity_ref: Option<&EntityRef>,
+        problems: Vec<ProblemRecord>,
+    ) -> Result<(), StoreError>;
     fn problem(&mut self, problem: ProblemRecord);
     /// The file could not be read or parsed: keep what it gave before.
     fn keep_source(&mut self, source: &str);
@@ -42,7 +46,11 @@ trait Sink {
 
 impl Ingestor {
     /// Refreshes one location in one transaction.
-    pub fn refresh(&self, store: &Store, location: &Location) -> Result<RefreshSummary, StoreError> {
+    pub fn refresh(
+        &self,
+        store: &Store,
+        location: &Location,
+    ) -> Result<RefreshSummary, StoreError> {
         let mut sink = StoreSink {
             tx: store.begin_refresh(&location.id)?,
         };
@@ -72,7 +80,13 @@ impl Ingestor {
         (sink.entities, sink.problems)
     }
 
-    fn walk(&self, kind: &str, target: &str, location_id: &str, sink: &mut dyn Sink) -> Result<(), StoreError> {
+    fn walk(
+        &self,
+        kind: &str,
+        target: &str,
+        location_id: &str,
+        sink: &mut dyn Sink,
+    ) -> Result<(), StoreError> {
         let problem = |source: String, message: String| ProblemRecord {
             location_id: location_id.to_string(),
             source,
@@ -96,7 +110,8 @@ impl Ingestor {
                 return Ok(());
             }
         };
-        let mut queue: VecDeque<(Target, Vec<String>)> = files.into_iter().map(|f| (f, Vec::new())).collect();
+        let mut queue: VecDeque<(Target, Vec<String>)> =
+            files.into_iter().map(|f| (f, Vec::new())).collect();
         let mut visited = HashSet::new();
         while let Some((file, chain)) = queue.pop_front() {
             if !visited.insert(file.to_string()) {
@@ -124,7 +139,10 @@ impl Ingestor {
                             column: Some(1),
                             ..problem(
                                 file.to_string(),
-                                format!("Location cycle: {}; the repeated target is not read again", cycle.join(" -> ")),
+                                format!(
+                                    "Location cycle: {}; the repeated target is not read again",
+                                    cycle.join(" -> ")
+                                ),
                             )
                         });
                     } else if !visited.contains(&name) {
@@ -237,10 +255,21 @@ impl Ingestor {
 
     /// Replaces `{"$text": path}`, `{"$json": path}` and `{"$yaml": path}`
     /// with the referenced file's content.
-    fn substitute(&self, value: &mut Value, path: FieldPath, file: &Target, root: &Target, problems: &mut Vec<Problem>) {
+    fn substitute(
+        &self,
+        value: &mut Value,
+        path: FieldPath,
+        file: &Target,
+        root: &Target,
+        problems: &mut Vec<Problem>,
+    ) {
         match value {
             Value::Object(map) if map.len() == 1 => {
-                let (key, reference) = map.iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap_or_default();
+                let (key, reference) = map
+                    .iter()
+                    .next()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .unwrap_or_default();
                 if !matches!(key.as_str(), "$text" | "$json" | "$yaml") {
                     let (k, v) = map.iter_mut().next().expect("one entry");
                     let p = path.clone().key(k);
@@ -268,14 +297,25 @@ impl Ingestor {
                 }
                 let text = match self.reader.read(&target) {
                     Ok(t) => t,
-                    Err(e) => return fail(format!("{key} '{reference}': cannot read {}: {e}", display_source(&target.to_string()))),
+                    Err(e) => {
+                        return fail(format!(
+                            "{key} '{reference}': cannot read {}: {e}",
+                            display_source(&target.to_string())
+                        ));
+                    }
                 };
                 let parsed = match key.as_str() {
                     "$text" => Ok(Value::String(text)),
-                    "$json" => serde_json::from_str(&text).map_err(|e| format!("$json '{reference}' is not valid JSON: {e}")),
+                    "$json" => serde_json::from_str(&text)
+                        .map_err(|e| format!("$json '{reference}' is not valid JSON: {e}")),
                     _ => yaml::parse_documents(&text)
                         .map_err(|e| format!("$yaml '{reference}' is not valid YAML: {e}"))
-                        .map(|docs| docs.into_iter().next().map(|d| d.value).unwrap_or(Value::Null)),
+                        .map(|docs| {
+                            docs.into_iter()
+                                .next()
+                                .map(|d| d.value)
+                                .unwrap_or(Value::Null)
+                        }),
                 };
                 match parsed {
                     Ok(v) => *value = v,
@@ -307,7 +347,11 @@ pub fn display_source(source: &str) -> &str {
 
 fn location_targets(value: &Value) -> Vec<String> {
     let spec = &value["spec"];
-    let mut out: Vec<String> = spec["target"].as_str().map(str::to_string).into_iter().collect();
+    let mut out: Vec<String> = spec["target"]
+        .as_str()
+        .map(str::to_string)
+        .into_iter()
+        .collect();
     if let Some(list) = spec["targets"].as_array() {
         out.extend(list.iter().filter_map(Value::as_str).map(str::to_string));
     }
@@ -319,10 +363,18 @@ fn annotate(value: &mut Value, source: &str, origin: &str) {
     let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;
     };
-    let annotations = meta.entry("annotations").or_insert_with(|| Value::Object(Default::default()));
+    let annotations = meta
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Default::default()));
     if let Some(a) = annotations.as_object_mut() {
-        a.insert("backstage.io/managed-by-location".into(), Value::String(source.into()));
-        a.insert("backstage.io/managed-by-origin-location".into(), Value::String(origin.into()));
+        a.insert(
+            "backstage.io/managed-by-location".into(),
+            Value::String(source.into()),
+        );
+        a.insert(
+            "backstage.io/managed-by-origin-location".into(),
+            Value::String(origin.into()),
+        );
     }
 }
 
@@ -358,7 +410,11 @@ impl Sink for StoreSink<'_> {
         Ok(())
     }
 
-    fn invalid(&mut self, entity_ref: Option<&EntityRef>, problems: Vec<ProblemRecord>) -> Result<(), StoreError> {
+    fn invalid(
+        &mut self,
+        entity_ref: Option<&EntityRef>,
+        problems: Vec<ProblemRecord>,
+    ) -> Result<(), StoreError> {
         if let Some(r) = entity_ref {
             let messages: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
             self.tx.keep_invalid(r, &messages)?;
@@ -409,7 +465,11 @@ impl Sink for CheckSink {
         Ok(())
     }
 
-    fn invalid(&mut self, _entity_ref: Option<&EntityRef>, problems: Vec<ProblemRecord>) -> Result<(), StoreError> {
+    fn invalid(
+        &mut self,
+        _entity_ref: Option<&EntityRef>,
+        problems: Vec<ProblemRecord>,
+    ) -> Result<(), StoreError> {
         self.problems.extend(problems);
         Ok(())
     }

@@ -32,7 +32,9 @@ pub enum ReadError {
     NotFound,
     #[error("cannot read: {0}")]
     Io(String),
-    #[error("is {size} bytes, over the limit of {limit} bytes (catalog.max_file_bytes); split it into smaller files")]
+    #[error(
+        "is {size} bytes, over the limit of {limit} bytes (catalog.max_file_bytes); split it into smaller files"
+    )]
     TooLarge { size: u64, limit: u64 },
     #[error("GET returned HTTP {0}")]
     Status(u16),
@@ -58,10 +60,17 @@ impl Target {
                 .ok_or_else(|| ReadError::Invalid(target.into(), "expected an http(s) URL".into())),
             "file" => {
                 let path = Path::new(target);
-                let path = if path.is_absolute() { path.to_path_buf() } else { base_dir.join(path) };
+                let path = if path.is_absolute() {
+                    path.to_path_buf()
+                } else {
+                    base_dir.join(path)
+                };
                 Ok(Target::File(normalize(&path)))
             }
-            other => Err(ReadError::Invalid(target.into(), format!("unknown location type '{other}'; use 'file' or 'url'"))),
+            other => Err(ReadError::Invalid(
+                target.into(),
+                format!("unknown location type '{other}'; use 'file' or 'url'"),
+            )),
         }
     }
 
@@ -88,7 +97,11 @@ impl Target {
     pub fn is_within(&self, root: &Target) -> bool {
         match (self, root) {
             (Target::File(p), Target::File(r)) => {
-                let dir = if r.is_dir() { r.as_path() } else { r.parent().unwrap_or(Path::new("/")) };
+                let dir = if r.is_dir() {
+                    r.as_path()
+                } else {
+                    r.parent().unwrap_or(Path::new("/"))
+                };
                 let dir = glob_base(dir);
                 p.starts_with(dir)
             }
@@ -111,9 +124,14 @@ impl Target {
         } else {
             return Ok(vec![self.clone()]);
         };
-        let paths = glob::glob(&pattern).map_err(|e| ReadError::Invalid(pattern.clone(), e.to_string()))?;
-        let mut out: Vec<Target> = paths.filter_map(Result::ok).filter(|p| p.is_file()).map(Target::File).collect();
-        out.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+        let paths =
+            glob::glob(&pattern).map_err(|e| ReadError::Invalid(pattern.clone(), e.to_string()))?;
+        let mut out: Vec<Target> = paths
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file())
+            .map(Target::File)
+            .collect();
+        out.sort_by_key(ToString::to_string);
         Ok(out)
     }
 }
@@ -178,7 +196,11 @@ impl Reader {
             .user_agent(concat!("greenroom/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ReadError::Http(e.to_string()))?;
-        Ok(Reader { http, max_bytes, timeout })
+        Ok(Reader {
+            http,
+            max_bytes,
+            timeout,
+        })
     }
 
     pub fn read(&self, target: &Target) -> Result<String, ReadError> {
@@ -205,7 +227,12 @@ impl Reader {
     }
 
     async fn fetch(&self, url: &Url) -> Result<Vec<u8>, ReadError> {
-        let mut resp = self.http.get(url.clone()).send().await.map_err(|e| self.http_error(e))?;
+        let mut resp = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| self.http_error(e))?;
         let status = resp.status();
         if !status.is_success() {
             return Err(ReadError::Status(status.as_u16()));
@@ -244,12 +271,22 @@ mod tests {
 
     #[test]
     fn resolves_relative_targets() {
-        let root = Target::from_location("file", "org/catalog-info.yaml", Path::new("/srv/catalog")).unwrap();
+        let root =
+            Target::from_location("file", "org/catalog-info.yaml", Path::new("/srv/catalog"))
+                .unwrap();
         assert_eq!(root.to_string(), "file:/srv/catalog/org/catalog-info.yaml");
         let child = root.join("../apis/./pay.yaml").unwrap();
         assert_eq!(child.to_string(), "file:/srv/catalog/apis/pay.yaml");
-        let url = Target::from_location("url", "https://git.example.com/org/repo/catalog-info.yaml", Path::new("/")).unwrap();
-        assert_eq!(url.join("docs/openapi.yaml").unwrap().to_string(), "url:https://git.example.com/org/repo/docs/openapi.yaml");
+        let url = Target::from_location(
+            "url",
+            "https://git.example.com/org/repo/catalog-info.yaml",
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(
+            url.join("docs/openapi.yaml").unwrap().to_string(),
+            "url:https://git.example.com/org/repo/docs/openapi.yaml"
+        );
         assert!(Target::from_location("ftp", "x", Path::new("/")).is_err());
         assert!(Target::from_location("url", "file:///etc/passwd", Path::new("/")).is_err());
     }
@@ -269,7 +306,11 @@ mod tests {
     #[test]
     fn expands_directories_and_globs() {
         let dir = tempfile::tempdir().unwrap();
-        for p in ["a/catalog-info.yaml", "b/c/catalog-info.yaml", "b/other.yaml"] {
+        for p in [
+            "a/catalog-info.yaml",
+            "b/c/catalog-info.yaml",
+            "b/other.yaml",
+        ] {
             let path = dir.path().join(p);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, "x: 1").unwrap();
@@ -286,7 +327,16 @@ mod tests {
         let big = dir.path().join("big.yaml");
         std::fs::write(&big, vec![b'a'; 2048]).unwrap();
         let reader = Reader::new(1024, Duration::from_secs(1)).unwrap();
-        assert_eq!(reader.read(&Target::File(big)), Err(ReadError::TooLarge { size: 2048, limit: 1024 }));
-        assert_eq!(reader.read(&Target::File(dir.path().join("none.yaml"))), Err(ReadError::NotFound));
+        assert_eq!(
+            reader.read(&Target::File(big)),
+            Err(ReadError::TooLarge {
+                size: 2048,
+                limit: 1024
+            })
+        );
+        assert_eq!(
+            reader.read(&Target::File(dir.path().join("none.yaml"))),
+            Err(ReadError::NotFound)
+        );
     }
 }

@@ -36,7 +36,11 @@ impl FieldPath {
         self
     }
     pub fn parse_dotted(path: &str) -> Self {
-        FieldPath(path.split('.').map(|k| PathSeg::Key(k.to_string())).collect())
+        FieldPath(
+            path.split('.')
+                .map(|k| PathSeg::Key(k.to_string()))
+                .collect(),
+        )
     }
 }
 
@@ -181,7 +185,10 @@ impl<'a, 'p> Builder<'a, 'p> {
                     return Ok(Some((value, line)));
                 }
                 other => {
-                    return Err(YamlError::at(span.start, format!("unexpected YAML event {other:?}")));
+                    return Err(YamlError::at(
+                        span.start,
+                        format!("unexpected YAML event {other:?}"),
+                    ));
                 }
             }
         }
@@ -198,7 +205,9 @@ impl<'a, 'p> Builder<'a, 'p> {
         if self.nodes > MAX_NODES {
             return Err(YamlError::at(
                 mark,
-                format!("document has more than {MAX_NODES} nodes (alias expansion?); split it into smaller files"),
+                format!(
+                    "document has more than {MAX_NODES} nodes (alias expansion?); split it into smaller files"
+                ),
             ));
         }
         Ok(())
@@ -225,7 +234,10 @@ impl<'a, 'p> Builder<'a, 'p> {
                     self.count(span.start, count_nodes(&v))?;
                     Ok(v)
                 }
-                None => Err(YamlError::at(span.start, "alias refers to an unknown anchor")),
+                None => Err(YamlError::at(
+                    span.start,
+                    "alias refers to an unknown anchor",
+                )),
             },
             Event::SequenceStart(anchor, _) => {
                 let mut items = Vec::new();
@@ -274,7 +286,12 @@ impl<'a, 'p> Builder<'a, 'p> {
                                         merged.entry(k).or_insert(v);
                                     }
                                 }
-                                _ => return Err(YamlError::at(key_span.start, "merge key '<<' needs a mapping")),
+                                _ => {
+                                    return Err(YamlError::at(
+                                        key_span.start,
+                                        "merge key '<<' needs a mapping",
+                                    ));
+                                }
                             }
                         }
                         continue;
@@ -285,7 +302,10 @@ impl<'a, 'p> Builder<'a, 'p> {
                     self.path.pop();
                     let value = value?;
                     if map.insert(key.clone(), value).is_some() {
-                        return Err(YamlError::at(key_span.start, format!("duplicate key '{key}'")));
+                        return Err(YamlError::at(
+                            key_span.start,
+                            format!("duplicate key '{key}'"),
+                        ));
                     }
                 }
                 for (k, v) in merged {
@@ -297,7 +317,10 @@ impl<'a, 'p> Builder<'a, 'p> {
                 }
                 Ok(value)
             }
-            other => Err(YamlError::at(span.start, format!("unexpected YAML event {other:?}"))),
+            other => Err(YamlError::at(
+                span.start,
+                format!("unexpected YAML event {other:?}"),
+            )),
         }
     }
 }
@@ -344,7 +367,9 @@ fn resolve_plain(s: &str) -> Value {
             }
         }
         let looks_float = digits.bytes().any(|b| b.is_ascii_digit())
-            && digits.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
+            && digits
+                .bytes()
+                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'));
         if looks_float
             && let Ok(f) = s.parse::<f64>()
             && let Some(n) = Number::from_f64(f)
@@ -367,18 +392,30 @@ mod tests {
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0].line, 1);
         assert_eq!(docs[1].line, 5);
-        assert_eq!(docs[1].value, json!({"kind": "Group", "metadata": {"name": "a"}}));
+        assert_eq!(
+            docs[1].value,
+            json!({"kind": "Group", "metadata": {"name": "a"}})
+        );
     }
 
     #[test]
     fn resolves_core_schema_scalars() {
-        let v = &parse_documents("a: 1\nb: 1.5\nc: true\nd: ~\ne: '1'\nf: 0x10\ng: hello world\nh: 1.2.3\ni: !!str 7\n").unwrap()[0].value;
-        assert_eq!(v, &json!({"a": 1, "b": 1.5, "c": true, "d": null, "e": "1", "f": 16, "g": "hello world", "h": "1.2.3", "i": "7"}));
+        let v = &parse_documents(
+            "a: 1\nb: 1.5\nc: true\nd: ~\ne: '1'\nf: 0x10\ng: hello world\nh: 1.2.3\ni: !!str 7\n",
+        )
+        .unwrap()[0]
+            .value;
+        assert_eq!(
+            v,
+            &json!({"a": 1, "b": 1.5, "c": true, "d": null, "e": "1", "f": 16, "g": "hello world", "h": "1.2.3", "i": "7"})
+        );
     }
 
     #[test]
     fn supports_anchors_aliases_and_merge_keys() {
-        let v = &parse_documents("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\nlist: [*b]\n").unwrap()[0].value;
+        let v = &parse_documents("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\nlist: [*b]\n")
+            .unwrap()[0]
+            .value;
         assert_eq!(v["use"], json!({"x": 1, "y": 3}));
         assert_eq!(v["list"], json!([{"x": 1, "y": 2}]));
     }

@@ -50,7 +50,8 @@ impl Refresher {
         let ingestor = self.ingestor.clone();
         let started = Instant::now();
         let target = location.target.clone();
-        let summary = tokio::task::spawn_blocking(move || ingestor.refresh(&store, &location)).await??;
+        let summary =
+            tokio::task::spawn_blocking(move || ingestor.refresh(&store, &location)).await??;
         tracing::info!(
             location = %target,
             added = summary.added,

@@ -29,9 +29,18 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("cannot open the store at {path}: {source}")]
-    Open { path: PathBuf, source: rusqlite::Error },
-    #[error("the store at {path} has schema version {found}, newer than this greenroom ({supported}); upgrade greenroom")]
-    TooNew { path: PathBuf, found: i64, supported: i64 },
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the store at {path} has schema version {found}, newer than this greenroom ({supported}); upgrade greenroom"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
     #[error("location {0} already exists")]
     LocationExists(String),
     #[error("corrupt stored value: {0}")]
@@ -139,11 +148,15 @@ impl Store {
         let mut writer = open_connection(path, OpenFlags::default())?;
         // A refresh of a large location touches every index; with too small
         // a cache, dirty pages spill to the WAL again and again.
-        writer.execute_batch("PRAGMA cache_size = -131072; PRAGMA journal_size_limit = 67108864;")?;
+        writer
+            .execute_batch("PRAGMA cache_size = -131072; PRAGMA journal_size_limit = 67108864;")?;
         schema::migrate(&mut writer, path)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
-            readers.push(open_connection(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?);
+            readers.push(open_connection(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?);
         }
         Ok(Store {
             path: path.to_path_buf(),
@@ -174,11 +187,17 @@ impl Store {
 
     /// Runs `f` with a reader connection from the pool (or a new one when
     /// all are busy).
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let conn = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match conn {
             Some(c) => c,
-            None => open_connection(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?,
+            None => open_connection(
+                &self.path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?,
         };
         let result = f(&conn);
         let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
@@ -192,10 +211,19 @@ impl Store {
 
     /// Registers a location. Fails with [`StoreError::LocationExists`] when
     /// the same type and target are already registered.
-    pub fn add_location(&self, kind: &str, target: &str, origin: Origin) -> Result<Location, StoreError> {
+    pub fn add_location(
+        &self,
+        kind: &str,
+        target: &str,
+        origin: Origin,
+    ) -> Result<Location, StoreError> {
         let conn = self.writer();
         let exists: Option<String> = conn
-            .query_row("SELECT id FROM locations WHERE type = ?1 AND target = ?2", params![kind, target], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM locations WHERE type = ?1 AND target = ?2",
+                params![kind, target],
+                |r| r.get(0),
+            )
             .optional()?;
         if exists.is_some() {
             return Err(StoreError::LocationExists(format!("{kind}:{target}")));
@@ -223,11 +251,21 @@ impl Store {
     }
 
     /// Registers a location unless it exists; returns it either way.
-    pub fn ensure_location(&self, kind: &str, target: &str, origin: Origin) -> Result<Location, StoreError> {
+    pub fn ensure_location(
+        &self,
+        kind: &str,
+        target: &str,
+        origin: Origin,
+    ) -> Result<Location, StoreError> {
         match self.add_location(kind, target, origin) {
             Err(StoreError::LocationExists(_)) => {
-                let found = self.locations()?.into_iter().find(|l| l.kind == kind && l.target == target);
-                found.ok_or_else(|| StoreError::Corrupt(format!("location {kind}:{target} vanished")))
+                let found = self
+                    .locations()?
+                    .into_iter()
+                    .find(|l| l.kind == kind && l.target == target);
+                found.ok_or_else(|| {
+                    StoreError::Corrupt(format!("location {kind}:{target} vanished"))
+                })
             }
             other => other,
         }
@@ -298,7 +336,9 @@ impl Store {
                 entities: count("SELECT count(*) FROM entities")?,
                 locations: count("SELECT count(*) FROM locations")?,
                 problems: count("SELECT count(*) FROM problems")?,
-                orphans: count(&format!("SELECT count(*) FROM entities e WHERE {ORPHAN_SQL}"))?,
+                orphans: count(&format!(
+                    "SELECT count(*) FROM entities e WHERE {ORPHAN_SQL}"
+                ))?,
             })
         })
     }
@@ -325,7 +365,11 @@ fn location_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Location> {
         id: r.get(0)?,
         kind: r.get(1)?,
         target: r.get(2)?,
-        origin: if origin == "config" { Origin::Config } else { Origin::Api },
+        origin: if origin == "config" {
+            Origin::Config
+        } else {
+            Origin::Api
+        },
         last_refresh_ms: r.get(4)?,
         entity_count: r.get(5)?,
         error_count: r.get(6)?,
@@ -346,7 +390,10 @@ mod tests {
     }
 
     fn has(store: &Store, name: &str) -> bool {
-        store.entity_by_ref(&EntityRef::new("group", "default", name), &[]).unwrap().is_some()
+        store
+            .entity_by_ref(&EntityRef::new("group", "default", name), &[])
+            .unwrap()
+            .is_some()
     }
 
     #[test]
@@ -354,7 +401,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.db");
         let store = Store::open(&path).unwrap();
-        let loc = store.add_location("file", "x.yaml", Origin::Config).unwrap();
+        let loc = store
+            .add_location("file", "x.yaml", Origin::Config)
+            .unwrap();
         let mut tx = store.begin_refresh(&loc.id).unwrap();
         tx.put(valid("a"), "file:x.yaml").unwrap().unwrap();
         assert_eq!(tx.commit().unwrap().added, 1);
@@ -376,7 +425,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.db");
         drop(Store::open(&path).unwrap());
-        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
         match Store::open(&path) {
             Err(StoreError::TooNew { found: 99, .. }) => {}
             Err(other) => panic!("unexpected error {other}"),
@@ -388,10 +440,17 @@ mod tests {
     fn locations_are_unique_and_deleting_one_removes_its_entities() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("g.db")).unwrap();
-        let loc = store.add_location("url", "https://x.example/a.yaml", Origin::Api).unwrap();
-        assert!(matches!(store.add_location("url", "https://x.example/a.yaml", Origin::Api), Err(StoreError::LocationExists(_))));
+        let loc = store
+            .add_location("url", "https://x.example/a.yaml", Origin::Api)
+            .unwrap();
+        assert!(matches!(
+            store.add_location("url", "https://x.example/a.yaml", Origin::Api),
+            Err(StoreError::LocationExists(_))
+        ));
         let mut tx = store.begin_refresh(&loc.id).unwrap();
-        tx.put(valid("a"), "url:https://x.example/a.yaml").unwrap().unwrap();
+        tx.put(valid("a"), "url:https://x.example/a.yaml")
+            .unwrap()
+            .unwrap();
         tx.commit().unwrap();
         let generation = store.generation();
         assert!(store.delete_location(&loc.id).unwrap());
@@ -416,18 +475,31 @@ mod plan_tests {
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("g.db")).unwrap();
-        let loc = store.add_location("file", "x.yaml", Origin::Config).unwrap();
+        let loc = store
+            .add_location("file", "x.yaml", Origin::Config)
+            .unwrap();
         let mut tx = store.begin_refresh(&loc.id).unwrap();
         let kinds = Kinds::default();
         for i in 0..N {
-            let (kind, ty) = if i % 3 == 0 { ("Resource", "database") } else { ("Component", ["service", "website"][i % 2]) };
-            let lifecycle = if i % 5 == 4 { "experimental" } else { "production" };
-            let mut spec = json!({"type": ty, "lifecycle": lifecycle, "owner": format!("team-{}", i % 7)});
-            if i % 11 == 0 {
+            let (kind, ty) = if i.is_multiple_of(3) {
+                ("Resource", "database")
+            } else {
+                ("Component", ["service", "website"][i % 2])
+            };
+            let lifecycle = if i % 5 == 4 {
+                "experimental"
+            } else {
+                "production"
+            };
+            let mut spec =
+                json!({"type": ty, "lifecycle": lifecycle, "owner": format!("team-{}", i % 7)});
+            if i.is_multiple_of(11) {
                 spec["dependsOn"] = json!(["resource:r-0"]);
             }
             let v = json!({"apiVersion": "backstage.io/v1alpha1", "kind": kind, "metadata": {"name": format!("e-{:05}", (i * 7919) % N), "tags": [format!("t{}", i % 4)]}, "spec": spec});
-            tx.put(kinds.validate(v).unwrap(), "file:x.yaml").unwrap().unwrap();
+            tx.put(kinds.validate(v).unwrap(), "file:x.yaml")
+                .unwrap()
+                .unwrap();
         }
         tx.commit().unwrap();
         (dir, store)
@@ -436,7 +508,10 @@ mod plan_tests {
     fn run(store: &Store, filters: &[&str], order: &[&str], limit: Option<usize>) -> Vec<String> {
         let q = ListQuery {
             filter: Filter::parse(filters.iter().copied()).unwrap(),
-            order: order.iter().map(|o| Order::parse_prefixed(o).unwrap()).collect(),
+            order: order
+                .iter()
+                .map(|o| Order::parse_prefixed(o).unwrap())
+                .collect(),
             limit,
             offset: 0,
             fields: vec!["metadata.name".into()],
@@ -445,48 +520,134 @@ mod plan_tests {
             .list(&q)
             .unwrap()
             .iter()
-            .map(|e| serde_json::from_str::<Value>(e).unwrap()["metadata"]["name"].as_str().unwrap().to_string())
+            .map(|e| {
+                serde_json::from_str::<Value>(e).unwrap()["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect()
     }
 
     /// What the filter should select, computed without SQL, in id order.
     fn naive(pred: impl Fn(usize) -> bool) -> Vec<String> {
-        (0..N).filter(|&i| pred(i)).map(|i| format!("e-{:05}", (i * 7919) % N)).collect()
+        (0..N)
+            .filter(|&i| pred(i))
+            .map(|i| format!("e-{:05}", (i * 7919) % N))
+            .collect()
     }
 
     #[test]
     fn every_plan_agrees_with_a_naive_evaluation() {
         let (_dir, store) = store();
-        let components = |i: usize| i % 3 != 0;
+        let components = |i: usize| !i.is_multiple_of(3);
         // Broad conditions, ordered by id: the index range of one drives.
         let expected = naive(|i| components(i) && i % 5 != 4);
         assert!(expected.len() > 2000);
-        assert_eq!(run(&store, &["kind=component,spec.lifecycle=production"], &[], None), expected);
-        assert_eq!(run(&store, &["kind=component,spec.lifecycle=production"], &[], Some(25)), expected[..25].to_vec());
+        assert_eq!(
+            run(
+                &store,
+                &["kind=component,spec.lifecycle=production"],
+                &[],
+                None
+            ),
+            expected
+        );
+        assert_eq!(
+            run(
+                &store,
+                &["kind=component,spec.lifecycle=production"],
+                &[],
+                Some(25)
+            ),
+            expected[..25].to_vec()
+        );
         // Broad, ordered by name: the (kind, name) scan.
         let mut by_name = expected.clone();
         by_name.sort();
-        assert_eq!(run(&store, &["kind=component,spec.lifecycle=production"], &["asc:metadata.name"], Some(40)), by_name[..40].to_vec());
+        assert_eq!(
+            run(
+                &store,
+                &["kind=component,spec.lifecycle=production"],
+                &["asc:metadata.name"],
+                Some(40)
+            ),
+            by_name[..40].to_vec()
+        );
         by_name.reverse();
-        assert_eq!(run(&store, &["spec.lifecycle=production,kind=component"], &["desc:metadata.name"], Some(40)), by_name[..40].to_vec());
+        assert_eq!(
+            run(
+                &store,
+                &["spec.lifecycle=production,kind=component"],
+                &["desc:metadata.name"],
+                Some(40)
+            ),
+            by_name[..40].to_vec()
+        );
         // A selective condition among broad ones drives.
         let expected = naive(|i| components(i) && i % 7 == 3 && i % 4 == 1);
-        assert_eq!(run(&store, &["kind=component,spec.owner=team-3,metadata.tags=t1"], &[], None), expected);
+        assert_eq!(
+            run(
+                &store,
+                &["kind=component,spec.owner=team-3,metadata.tags=t1"],
+                &[],
+                None
+            ),
+            expected
+        );
         // Several values, existence, relations, OR of sets.
         let expected = naive(|i| i % 4 == 1 || i % 4 == 2);
-        assert_eq!(run(&store, &["metadata.tags=t1,metadata.tags=t2"], &[], None), expected);
-        assert_eq!(run(&store, &["spec.dependsOn"], &[], None), naive(|i| i % 11 == 0));
-        assert_eq!(run(&store, &["relations.dependsOn=resource:default/r-0"], &[], None), naive(|i| i % 11 == 0));
-        let expected = naive(|i| (components(i) && i % 5 == 4) || i % 11 == 0);
-        assert_eq!(run(&store, &["kind=component,spec.lifecycle=experimental", "spec.dependsOn"], &[], None), expected);
+        assert_eq!(
+            run(&store, &["metadata.tags=t1,metadata.tags=t2"], &[], None),
+            expected
+        );
+        assert_eq!(
+            run(&store, &["spec.dependsOn"], &[], None),
+            naive(|i| i.is_multiple_of(11))
+        );
+        assert_eq!(
+            run(
+                &store,
+                &["relations.dependsOn=resource:default/r-0"],
+                &[],
+                None
+            ),
+            naive(|i| i.is_multiple_of(11))
+        );
+        let expected = naive(|i| (components(i) && i % 5 == 4) || i.is_multiple_of(11));
+        assert_eq!(
+            run(
+                &store,
+                &[
+                    "kind=component,spec.lifecycle=experimental",
+                    "spec.dependsOn"
+                ],
+                &[],
+                None
+            ),
+            expected
+        );
         // Ordered by a field without a column.
-        let got = run(&store, &["kind=resource"], &["asc:spec.lifecycle", "asc:metadata.name"], Some(5));
+        let got = run(
+            &store,
+            &["kind=resource"],
+            &["asc:spec.lifecycle", "asc:metadata.name"],
+            Some(5),
+        );
         let mut expected: Vec<(usize, String)> = (0..N)
-            .filter(|i| i % 3 == 0)
+            .filter(|i| i.is_multiple_of(3))
             .map(|i| (i % 5 / 4, format!("e-{:05}", (i * 7919) % N)))
             .collect();
         expected.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        assert_eq!(got, expected.iter().take(5).map(|e| e.1.clone()).collect::<Vec<_>>(), "experimental sorts before production");
+        assert_eq!(
+            got,
+            expected
+                .iter()
+                .take(5)
+                .map(|e| e.1.clone())
+                .collect::<Vec<_>>(),
+            "experimental sorts before production"
+        );
     }
 
     #[test]
@@ -512,7 +673,15 @@ mod plan_tests {
         sorted.sort();
         sorted.dedup();
         assert_eq!((seen.len(), sorted.len()), (3000, 3000));
-        let facets = store.facets(&["spec.owner".into()], &Filter::parse(["kind=component"]).unwrap()).unwrap();
-        assert_eq!(facets["spec.owner"].iter().map(|(_, n)| n).sum::<i64>(), 3000);
+        let facets = store
+            .facets(
+                &["spec.owner".into()],
+                &Filter::parse(["kind=component"]).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(
+            facets["spec.owner"].iter().map(|(_, n)| n).sum::<i64>(),
+            3000
+        );
     }
 }

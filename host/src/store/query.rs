@@ -80,9 +80,14 @@ impl FilterSet {
 
 impl Filter {
     pub fn parse<'a>(params: impl IntoIterator<Item = &'a str>) -> Result<Filter, QueryError> {
-        let sets = params.into_iter().map(FilterSet::parse).collect::<Result<Vec<_>, _>>()?;
+        let sets = params
+            .into_iter()
+            .map(FilterSet::parse)
+            .collect::<Result<Vec<_>, _>>()?;
         if sets.iter().map(|s| s.0.len()).sum::<usize>() > 100 {
-            return Err(QueryError::Limit("too many filter conditions (at most 100)".into()));
+            return Err(QueryError::Limit(
+                "too many filter conditions (at most 100)".into(),
+            ));
         }
         Ok(Filter(sets))
     }
@@ -99,8 +104,14 @@ impl Order {
     /// Parses `/entities`' `asc:metadata.name`.
     pub fn parse_prefixed(text: &str) -> Result<Order, QueryError> {
         match text.split_once(':') {
-            Some(("asc", f)) if !f.is_empty() => Ok(Order { field: f.to_lowercase(), desc: false }),
-            Some(("desc", f)) if !f.is_empty() => Ok(Order { field: f.to_lowercase(), desc: true }),
+            Some(("asc", f)) if !f.is_empty() => Ok(Order {
+                field: f.to_lowercase(),
+                desc: false,
+            }),
+            Some(("desc", f)) if !f.is_empty() => Ok(Order {
+                field: f.to_lowercase(),
+                desc: true,
+            }),
             _ => Err(QueryError::Order(text.to_string())),
         }
     }
@@ -109,8 +120,14 @@ impl Order {
     pub fn parse_suffixed(text: &str) -> Result<Order, QueryError> {
         let (field, dir) = text.split_once(',').unwrap_or((text, "asc"));
         match dir.trim() {
-            "asc" if !field.is_empty() => Ok(Order { field: field.trim().to_lowercase(), desc: false }),
-            "desc" if !field.is_empty() => Ok(Order { field: field.trim().to_lowercase(), desc: true }),
+            "asc" if !field.is_empty() => Ok(Order {
+                field: field.trim().to_lowercase(),
+                desc: false,
+            }),
+            "desc" if !field.is_empty() => Ok(Order {
+                field: field.trim().to_lowercase(),
+                desc: true,
+            }),
             _ => Err(QueryError::Order(text.to_string())),
         }
     }
@@ -186,8 +203,15 @@ const SELECTIVE: usize = 2000;
 
 /// One condition of a filter set.
 enum Cond<'a> {
-    Search { key: &'a str, values: &'a [String] },
-    Relation { kind: String, back: Option<&'static str>, values: &'a [String] },
+    Search {
+        key: &'a str,
+        values: &'a [String],
+    },
+    Relation {
+        kind: String,
+        back: Option<&'static str>,
+        values: &'a [String],
+    },
     Text(&'a FullText),
 }
 
@@ -196,7 +220,8 @@ fn conds(set: &FilterSet) -> Vec<Cond<'_>> {
         .iter()
         .map(|(key, values)| match key.strip_prefix("relations.") {
             Some(rel) => {
-                let kind = relations::canonical(rel).map_or_else(|| rel.to_string(), str::to_string);
+                let kind =
+                    relations::canonical(rel).map_or_else(|| rel.to_string(), str::to_string);
                 Cond::Relation {
                     back: relations::reverse(&kind),
                     kind,
@@ -252,7 +277,11 @@ impl Sql {
     }
 
     fn like(&mut self, term: &str) -> String {
-        let escaped = term.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = term
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         self.arg(format!("%{escaped}%"))
     }
 
@@ -261,14 +290,20 @@ impl Sql {
         match c {
             Cond::Search { key, values } => {
                 let k = self.arg(*key);
-                let _ = write!(self.text, "SELECT entity_id AS id FROM search WHERE key = {k}");
+                let _ = write!(
+                    self.text,
+                    "SELECT entity_id AS id FROM search WHERE key = {k}"
+                );
                 if !values.is_empty() {
                     self.values("value", values);
                 }
             }
             Cond::Relation { kind, back, values } => {
                 let t = self.arg(kind.clone());
-                let _ = write!(self.text, "SELECT e2.id AS id FROM relations r JOIN entities e2 ON e2.ref = r.source_ref WHERE r.type = {t}");
+                let _ = write!(
+                    self.text,
+                    "SELECT e2.id AS id FROM relations r JOIN entities e2 ON e2.ref = r.source_ref WHERE r.type = {t}"
+                );
                 if !values.is_empty() {
                     self.values("r.target_ref", values);
                 }
@@ -303,11 +338,17 @@ impl Sql {
     /// A condition on the row `e`.
     fn exists(&mut self, c: &Cond<'_>) {
         match c {
-            Cond::Search { key, values } if values.is_empty() => {
+            Cond::Search { key, values: [] } => {
                 let k = self.arg(*key);
-                let _ = write!(self.text, "EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id AND s.key = {k})");
+                let _ = write!(
+                    self.text,
+                    "EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id AND s.key = {k})"
+                );
             }
-            Cond::Search { key: "kind", values } => {
+            Cond::Search {
+                key: "kind",
+                values,
+            } => {
                 // The kind column (lower-cased like search values) lets the
                 // (kind, name) index serve "components, by name".
                 self.push("1");
@@ -315,20 +356,29 @@ impl Sql {
             }
             Cond::Search { key, values } => {
                 let k = self.arg(*key);
-                let _ = write!(self.text, "EXISTS (SELECT 1 FROM search s WHERE s.key = {k}");
+                let _ = write!(
+                    self.text,
+                    "EXISTS (SELECT 1 FROM search s WHERE s.key = {k}"
+                );
                 self.values("s.value", values);
                 self.push(" AND s.entity_id = e.id)");
             }
             Cond::Relation { kind, back, values } => {
                 let t = self.arg(kind.clone());
-                let _ = write!(self.text, "(EXISTS (SELECT 1 FROM relations r WHERE r.source_ref = e.ref AND r.type = {t}");
+                let _ = write!(
+                    self.text,
+                    "(EXISTS (SELECT 1 FROM relations r WHERE r.source_ref = e.ref AND r.type = {t}"
+                );
                 if !values.is_empty() {
                     self.values("r.target_ref", values);
                 }
                 self.push(")");
                 if let Some(b) = back {
                     let b = self.arg(*b);
-                    let _ = write!(self.text, " OR EXISTS (SELECT 1 FROM relations r WHERE r.target_ref = e.ref AND r.type = {b}");
+                    let _ = write!(
+                        self.text,
+                        " OR EXISTS (SELECT 1 FROM relations r WHERE r.target_ref = e.ref AND r.type = {b}"
+                    );
                     if !values.is_empty() {
                         self.values("r.source_ref", values);
                     }
@@ -338,7 +388,10 @@ impl Sql {
             }
             Cond::Text(t) if t.fields.is_empty() => {
                 let p = self.like(&t.term);
-                let _ = write!(self.text, "(e.name LIKE {p} ESCAPE '\\' OR e.title LIKE {p} ESCAPE '\\')");
+                let _ = write!(
+                    self.text,
+                    "(e.name LIKE {p} ESCAPE '\\' OR e.title LIKE {p} ESCAPE '\\')"
+                );
             }
             Cond::Text(t) => {
                 let p = self.like(&t.term);
@@ -363,7 +416,13 @@ impl Sql {
     ///   the limit;
     /// - otherwise entities are scanned (in `kind, name` order when a kind
     ///   is given) and checked per row.
-    fn from_where(&mut self, conn: &Connection, filter: &Filter, text: Option<&FullText>, by_id: bool) -> Result<&'static str, StoreError> {
+    fn push_from_where(
+        &mut self,
+        conn: &Connection,
+        filter: &Filter,
+        text: Option<&FullText>,
+        by_id: bool,
+    ) -> Result<&'static str, StoreError> {
         if filter.0.len() > 1 {
             self.push("FROM entities e WHERE (");
             for (i, set) in filter.0.iter().enumerate() {
@@ -399,15 +458,23 @@ impl Sql {
         let id = if let Some((i, ids)) = best {
             all.remove(i);
             let list = self.arg(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()));
-            let _ = write!(self.text, "FROM json_each({list}) d CROSS JOIN entities e ON e.id = d.value WHERE 1");
+            let _ = write!(
+                self.text,
+                "FROM json_each({list}) d CROSS JOIN entities e ON e.id = d.value WHERE 1"
+            );
             "e.id"
         } else if let Some(i) = all
             .iter()
             .position(|c| by_id && matches!(c, Cond::Search { values, .. } if values.len() == 1))
         {
-            let Cond::Search { key, values } = all.remove(i) else { unreachable!("matched above") };
+            let Cond::Search { key, values } = all.remove(i) else {
+                unreachable!("matched above")
+            };
             let (k, v) = (self.arg(key), self.arg(values[0].clone()));
-            let _ = write!(self.text, "FROM search d CROSS JOIN entities e ON e.id = d.entity_id WHERE d.key = {k} AND d.value = {v}");
+            let _ = write!(
+                self.text,
+                "FROM search d CROSS JOIN entities e ON e.id = d.entity_id WHERE d.key = {k} AND d.value = {v}"
+            );
             "d.entity_id"
         } else {
             self.push("FROM entities e WHERE 1");
@@ -429,7 +496,9 @@ impl Sql {
             "metadata.title" => "COALESCE(e.title, e.name)".into(),
             other => {
                 let k = self.arg(other.to_string());
-                format!("COALESCE((SELECT min(value) FROM search s WHERE s.entity_id = e.id AND s.key = {k}), '')")
+                format!(
+                    "COALESCE((SELECT min(value) FROM search s WHERE s.entity_id = e.id AND s.key = {k}), '')"
+                )
             }
         }
     }
@@ -443,24 +512,45 @@ fn orphan_column() -> String {
 }
 
 impl Store {
-    pub fn entity_by_ref(&self, r: &EntityRef, fields: &[String]) -> Result<Option<String>, StoreError> {
+    pub fn entity_by_ref(
+        &self,
+        r: &EntityRef,
+        fields: &[String],
+    ) -> Result<Option<String>, StoreError> {
         self.read(|conn| {
-            let sql = format!("SELECT {ENTITY_COLUMNS}, {} FROM entities e WHERE e.ref = ?1", orphan_column());
+            let sql = format!(
+                "SELECT {ENTITY_COLUMNS}, {} FROM entities e WHERE e.ref = ?1",
+                orphan_column()
+            );
             one_entity(conn, &sql, &r.to_string(), fields)
         })
     }
 
-    pub fn entity_by_uid(&self, uid: &str, fields: &[String]) -> Result<Option<String>, StoreError> {
+    pub fn entity_by_uid(
+        &self,
+        uid: &str,
+        fields: &[String],
+    ) -> Result<Option<String>, StoreError> {
         self.read(|conn| {
-            let sql = format!("SELECT {ENTITY_COLUMNS}, {} FROM entities e WHERE e.uid = ?1", orphan_column());
+            let sql = format!(
+                "SELECT {ENTITY_COLUMNS}, {} FROM entities e WHERE e.uid = ?1",
+                orphan_column()
+            );
             one_entity(conn, &sql, uid, fields)
         })
     }
 
     /// Entities for each ref in order; `None` where a ref matches nothing.
-    pub fn entities_by_refs(&self, refs: &[Option<EntityRef>], fields: &[String]) -> Result<Vec<Option<String>>, StoreError> {
+    pub fn entities_by_refs(
+        &self,
+        refs: &[Option<EntityRef>],
+        fields: &[String],
+    ) -> Result<Vec<Option<String>>, StoreError> {
         self.read(|conn| {
-            let sql = format!("SELECT {ENTITY_COLUMNS}, {} FROM entities e WHERE e.ref = ?1", orphan_column());
+            let sql = format!(
+                "SELECT {ENTITY_COLUMNS}, {} FROM entities e WHERE e.ref = ?1",
+                orphan_column()
+            );
             refs.iter()
                 .map(|r| match r {
                     Some(r) => one_entity(conn, &sql, &r.to_string(), fields),
@@ -472,12 +562,16 @@ impl Store {
 
     /// Calls `each` with every entity the query selects, in order, without
     /// holding more than one in memory.
-    pub fn list_each(&self, q: &ListQuery, mut each: impl FnMut(String) -> bool) -> Result<(), StoreError> {
+    pub fn list_each(
+        &self,
+        q: &ListQuery,
+        mut each: impl FnMut(String) -> bool,
+    ) -> Result<(), StoreError> {
         self.read(|conn| {
             let mut sql = Sql::default();
             let orphan = orphan_column();
             sql.push(&format!("SELECT {ENTITY_COLUMNS}, {orphan} "));
-            let id = sql.from_where(conn, &q.filter, None, q.order.is_empty())?;
+            let id = sql.push_from_where(conn, &q.filter, None, q.order.is_empty())?;
             sql.push(" ORDER BY ");
             for o in &q.order {
                 let expr = sql.sort_expr(&o.field);
@@ -518,7 +612,15 @@ impl Store {
     pub fn page(&self, q: &PageQuery) -> Result<Result<EntityPage, QueryError>, StoreError> {
         let (filter, order, text, key, backward, total, limit) = match &q.cursor {
             Some(c) => match Cursor::decode(c) {
-                Ok(c) => (c.filter, c.order, c.text, Some(c.key), c.backward, Some(c.total), c.limit),
+                Ok(c) => (
+                    c.filter,
+                    c.order,
+                    c.text,
+                    Some(c.key),
+                    c.backward,
+                    Some(c.total),
+                    c.limit,
+                ),
                 Err(e) => return Ok(Err(e)),
             },
             None => (
@@ -537,7 +639,7 @@ impl Store {
         let limit = limit.clamp(1, 1000);
         self.read(|conn| {
             let mut from = Sql::default();
-            from.from_where(conn, &filter, text.as_ref(), false)?;
+            from.push_from_where(conn, &filter, text.as_ref(), false)?;
             let total = match total {
                 Some(t) => t,
                 None => conn
@@ -556,10 +658,15 @@ impl Store {
             if let Some((v, id)) = &key {
                 let (v, id) = (sql.arg(v.clone()), sql.arg(id.to_string()));
                 let cmp = if ascending { ">" } else { "<" };
-                sql.push(&format!(" AND ({expr} {cmp} {v} OR ({expr} = {v} AND e.id {cmp} CAST({id} AS INTEGER)))"));
+                sql.push(&format!(
+                    " AND ({expr} {cmp} {v} OR ({expr} = {v} AND e.id {cmp} CAST({id} AS INTEGER)))"
+                ));
             }
             let dir = if ascending { "ASC" } else { "DESC" };
-            sql.push(&format!(" ORDER BY {expr} {dir}, e.id {dir} LIMIT {}", limit + 1));
+            sql.push(&format!(
+                " ORDER BY {expr} {dir}, e.id {dir} LIMIT {}",
+                limit + 1
+            ));
 
             let mut stmt = conn.prepare_cached(&sql.text)?;
             let mut rows = stmt.query(params_from_iter(sql.args.iter()))?;
@@ -592,10 +699,22 @@ impl Store {
                 }
                 .encode()
             };
-            let (has_next, has_prev) = if backward { (true, more) } else { (more, key.is_some()) };
+            let (has_next, has_prev) = if backward {
+                (true, more)
+            } else {
+                (more, key.is_some())
+            };
             Ok(Ok(EntityPage {
-                next_cursor: if has_next { keys.last().map(|k| cursor(k, false)) } else { None },
-                prev_cursor: if has_prev { keys.first().map(|k| cursor(k, true)) } else { None },
+                next_cursor: if has_next {
+                    keys.last().map(|k| cursor(k, false))
+                } else {
+                    None
+                },
+                prev_cursor: if has_prev {
+                    keys.first().map(|k| cursor(k, true))
+                } else {
+                    None
+                },
                 items,
                 total_items: total,
             }))
@@ -607,7 +726,11 @@ impl Store {
     pub fn facets(&self, facets: &[String], filter: &Filter) -> Result<Facets, StoreError> {
         let key = format!("{facets:?}|{filter:?}");
         let generation = self.generation();
-        if let Some((g, hit)) = self.facet_cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
+        if let Some((g, hit)) = self
+            .facet_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
             && *g == generation
         {
             return Ok(hit.clone());
@@ -622,7 +745,11 @@ impl Store {
     }
 
     /// Facet counts computed now, bypassing the cache.
-    pub fn facets_uncached(&self, facets: &[String], filter: &Filter) -> Result<Facets, StoreError> {
+    pub fn facets_uncached(
+        &self,
+        facets: &[String],
+        filter: &Filter,
+    ) -> Result<Facets, StoreError> {
         self.read(|conn| {
             let mut out = Facets::new();
             for facet in facets {
@@ -639,7 +766,7 @@ impl Store {
                     ));
                     if !filter.0.is_empty() {
                         sql.push(" AND ent IN (SELECT e.ref ");
-                        sql.from_where(conn, filter, None, false)?;
+                        sql.push_from_where(conn, filter, None, false)?;
                         sql.push(")");
                     }
                     sql.push(" GROUP BY tgt");
@@ -650,7 +777,7 @@ impl Store {
                     ));
                     if !filter.0.is_empty() {
                         sql.push(" AND s.entity_id IN (SELECT e.id ");
-                        sql.from_where(conn, filter, None, false)?;
+                        sql.push_from_where(conn, filter, None, false)?;
                         sql.push(")");
                     }
                     sql.push(" GROUP BY s.value");
@@ -667,10 +794,20 @@ impl Store {
     /// Entities whose owner resolves to no Group or User, as refs.
     pub fn orphans(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!("SELECT e.ref, e.owner_ref FROM entities e WHERE {ORPHAN_SQL} ORDER BY e.ref"))?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT e.ref, e.owner_ref FROM entities e WHERE {ORPHAN_SQL} ORDER BY e.ref"
+            ))?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
+    }
+
+    /// The location an entity came from.
+    pub fn location_of_entity(&self, r: &EntityRef) -> Result<Option<super::Location>, StoreError> {
+        match self.entity_origin(r)? {
+            Some((id, _)) => self.location(&id),
+            None => Ok(None),
+        }
     }
 
     /// The location id and source file an entity came from.
@@ -684,7 +821,12 @@ impl Store {
     }
 }
 
-fn one_entity(conn: &Connection, sql: &str, key: &str, fields: &[String]) -> Result<Option<String>, StoreError> {
+fn one_entity(
+    conn: &Connection,
+    sql: &str,
+    key: &str,
+    fields: &[String],
+) -> Result<Option<String>, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query([key])?;
     match rows.next()? {
@@ -695,7 +837,11 @@ fn one_entity(conn: &Connection, sql: &str, key: &str, fields: &[String]) -> Res
 
 /// Builds the served JSON of one entity from a row of
 /// `id, body, errors, ref, orphan`.
-fn assemble(conn: &Connection, row: &rusqlite::Row<'_>, fields: &[String]) -> Result<String, StoreError> {
+fn assemble(
+    conn: &Connection,
+    row: &rusqlite::Row<'_>,
+    fields: &[String],
+) -> Result<String, StoreError> {
     let body: String = row.get(1)?;
     let errors: Option<String> = row.get(2)?;
     let entity_ref: String = row.get(3)?;
@@ -703,7 +849,9 @@ fn assemble(conn: &Connection, row: &rusqlite::Row<'_>, fields: &[String]) -> Re
 
     let mut out = String::with_capacity(body.len() + 256);
     let Some(open) = body.strip_suffix('}') else {
-        return Err(StoreError::Corrupt(format!("stored body of {entity_ref} is not an object")));
+        return Err(StoreError::Corrupt(format!(
+            "stored body of {entity_ref} is not an object"
+        )));
     };
     out.push_str(open);
     out.push_str(",\"relations\":[");
@@ -735,7 +883,9 @@ fn assemble(conn: &Connection, row: &rusqlite::Row<'_>, fields: &[String]) -> Re
         first = false;
         let parsed = EntityRef::parse(&target, None, "default").ok();
         let target_obj = match parsed {
-            Some(p) => serde_json::json!({"kind": p.kind, "namespace": p.namespace, "name": p.name}),
+            Some(p) => {
+                serde_json::json!({"kind": p.kind, "namespace": p.namespace, "name": p.name})
+            }
             None => Value::Null,
         };
         let _ = write!(
@@ -790,12 +940,16 @@ pub fn project(entity: &Value, fields: &[String]) -> Value {
         }
         let mut dst = &mut out;
         for (i, p) in parts.iter().enumerate() {
-            let Some(obj) = dst.as_object_mut() else { break };
+            let Some(obj) = dst.as_object_mut() else {
+                break;
+            };
             if i == parts.len() - 1 {
                 obj.insert((*p).to_string(), src.clone());
                 break;
             }
-            dst = obj.entry((*p).to_string()).or_insert_with(|| Value::Object(Default::default()));
+            dst = obj
+                .entry((*p).to_string())
+                .or_insert_with(|| Value::Object(Default::default()));
         }
     }
     out
@@ -808,13 +962,20 @@ mod tests {
 
     #[test]
     fn parses_filters_like_backstage() {
-        let f = Filter::parse(["kind=Component,spec.type=service,spec.type=website,metadata.tags", "kind=API"]).unwrap();
+        let f = Filter::parse([
+            "kind=Component,spec.type=service,spec.type=website,metadata.tags",
+            "kind=API",
+        ])
+        .unwrap();
         assert_eq!(f.0.len(), 2);
         assert_eq!(
             f.0[0].0,
             vec![
                 ("kind".to_string(), vec!["component".to_string()]),
-                ("spec.type".to_string(), vec!["service".to_string(), "website".to_string()]),
+                (
+                    "spec.type".to_string(),
+                    vec!["service".to_string(), "website".to_string()]
+                ),
                 ("metadata.tags".to_string(), vec![]),
             ]
         );
@@ -824,10 +985,22 @@ mod tests {
 
     #[test]
     fn parses_orders() {
-        assert_eq!(Order::parse_prefixed("desc:metadata.name").unwrap(), Order { field: "metadata.name".into(), desc: true });
+        assert_eq!(
+            Order::parse_prefixed("desc:metadata.name").unwrap(),
+            Order {
+                field: "metadata.name".into(),
+                desc: true
+            }
+        );
         assert!(Order::parse_prefixed("up:metadata.name").is_err());
-        assert_eq!(Order::parse_suffixed("spec.type,asc").unwrap(), Order { field: "spec.type".into(), desc: false });
-        assert_eq!(Order::parse_suffixed("metadata.title").unwrap().desc, false);
+        assert_eq!(
+            Order::parse_suffixed("spec.type,asc").unwrap(),
+            Order {
+                field: "spec.type".into(),
+                desc: false
+            }
+        );
+        assert!(!Order::parse_suffixed("metadata.title").unwrap().desc);
         assert!(Order::parse_suffixed("x,sideways").is_err());
     }
 
@@ -835,7 +1008,10 @@ mod tests {
     fn projects_fields() {
         let e = json!({"kind": "Component", "metadata": {"name": "a", "tags": ["x"]}, "spec": {"owner": "t"}});
         assert_eq!(
-            project(&e, &["metadata.name".into(), "spec".into(), "missing.x".into()]),
+            project(
+                &e,
+                &["metadata.name".into(), "spec".into(), "missing.x".into()]
+            ),
             json!({"metadata": {"name": "a"}, "spec": {"owner": "t"}})
         );
     }
@@ -844,7 +1020,10 @@ mod tests {
     fn cursors_round_trip_and_reject_garbage() {
         let c = Cursor {
             filter: Filter::default(),
-            order: Order { field: "metadata.name".into(), desc: false },
+            order: Order {
+                field: "metadata.name".into(),
+                desc: false,
+            },
             text: None,
             key: ("a".into(), 7),
             backward: false,
@@ -855,5 +1034,4 @@ mod tests {
         assert_eq!(back.key, ("a".into(), 7));
         assert!(Cursor::decode("not a cursor!").is_err());
     }
-
 }

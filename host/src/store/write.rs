@@ -71,7 +71,11 @@ impl<'s> RefreshTx<'s> {
     }
 
     /// Writes a valid entity read from `source` (unless unchanged).
-    pub fn put(&mut self, entity: ValidEntity, source: &str) -> Result<Result<(), Rejected>, StoreError> {
+    pub fn put(
+        &mut self,
+        entity: ValidEntity,
+        source: &str,
+    ) -> Result<Result<(), Rejected>, StoreError> {
         let ValidEntity {
             entity_ref,
             mut value,
@@ -90,14 +94,19 @@ impl<'s> RefreshTx<'s> {
         {
             let target: String = self
                 .conn
-                .query_row("SELECT type || ':' || target FROM locations WHERE id = ?1", [&e.location_id], |r| r.get(0))
+                .query_row(
+                    "SELECT type || ':' || target FROM locations WHERE id = ?1",
+                    [&e.location_id],
+                    |r| r.get(0),
+                )
                 .optional()?
                 .unwrap_or_else(|| e.location_id.clone());
             return Ok(Err(Rejected::ClaimedElsewhere { location: target }));
         }
         self.seen_refs.insert(key.clone(), source.to_string());
 
-        let plain = serde_json::to_string(&value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let plain =
+            serde_json::to_string(&value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let etag = etag_of(&plain);
         let now = now_ms();
         if let Some(e) = &existing {
@@ -105,14 +114,18 @@ impl<'s> RefreshTx<'s> {
             if e.etag == etag {
                 if e.source != source || e.has_errors {
                     self.conn
-                        .prepare_cached("UPDATE entities SET source = ?2, errors = NULL WHERE id = ?1")?
+                        .prepare_cached(
+                            "UPDATE entities SET source = ?2, errors = NULL WHERE id = ?1",
+                        )?
                         .execute(params![e.id, source])?;
                 }
                 self.summary.unchanged += 1;
                 return Ok(Ok(()));
             }
         }
-        let uid = existing.as_ref().map_or_else(|| uuid::Uuid::new_v4().to_string(), |e| e.uid.clone());
+        let uid = existing
+            .as_ref()
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), |e| e.uid.clone());
         if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.insert("uid".into(), Value::String(uid.clone()));
             meta.insert("etag".into(), Value::String(etag.clone()));
@@ -131,7 +144,9 @@ impl<'s> RefreshTx<'s> {
                          errors = NULL, updated_ms = ?7 WHERE id = ?1",
                     )?
                     .execute(params![e.id, title, owner, source, etag, body, now])?;
-                self.conn.prepare_cached("DELETE FROM search WHERE entity_id = ?1")?.execute([e.id])?;
+                self.conn
+                    .prepare_cached("DELETE FROM search WHERE entity_id = ?1")?
+                    .execute([e.id])?;
                 self.conn
                     .prepare_cached("DELETE FROM relations WHERE source_ref = ?1")?
                     .execute([&key])?;
@@ -168,7 +183,8 @@ impl<'s> RefreshTx<'s> {
         self.flat.clear();
         flatten(&value, &mut String::new(), &mut self.flat);
         // uid and etag are unique per entity: useless as filters or facets.
-        self.flat.retain(|(k, _, _)| k != "metadata.uid" && k != "metadata.etag");
+        self.flat
+            .retain(|(k, _, _)| k != "metadata.uid" && k != "metadata.etag");
         let mut insert = self
             .conn
             .prepare_cached("INSERT OR IGNORE INTO search (key, value, entity_id, original) VALUES (?1, ?2, ?3, ?4)")?;
@@ -176,9 +192,9 @@ impl<'s> RefreshTx<'s> {
             insert.execute(params![k, v, id, original])?;
         }
         drop(insert);
-        let mut insert = self
-            .conn
-            .prepare_cached("INSERT OR IGNORE INTO relations (source_ref, type, target_ref) VALUES (?1, ?2, ?3)")?;
+        let mut insert = self.conn.prepare_cached(
+            "INSERT OR IGNORE INTO relations (source_ref, type, target_ref) VALUES (?1, ?2, ?3)",
+        )?;
         for r in &relations {
             insert.execute(params![key, r.kind, r.target.to_string()])?;
         }
@@ -187,7 +203,11 @@ impl<'s> RefreshTx<'s> {
 
     /// Keeps the stored version of an entity that is now invalid, with the
     /// errors attached as its status. Returns whether there was one to keep.
-    pub fn keep_invalid(&mut self, entity_ref: &EntityRef, errors: &[String]) -> Result<bool, StoreError> {
+    pub fn keep_invalid(
+        &mut self,
+        entity_ref: &EntityRef,
+        errors: &[String],
+    ) -> Result<bool, StoreError> {
         let key = entity_ref.to_string();
         let Some(e) = self.existing(&key)? else {
             return Ok(false);
@@ -231,7 +251,9 @@ impl<'s> RefreshTx<'s> {
     pub fn commit(mut self) -> Result<RefreshSummary, StoreError> {
         let mut gone = Vec::new();
         {
-            let mut stmt = self.conn.prepare_cached("SELECT id, source, ref FROM entities WHERE location_id = ?1")?;
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT id, source, ref FROM entities WHERE location_id = ?1")?;
             let mut rows = stmt.query([&self.location_id])?;
             while let Some(row) = rows.next()? {
                 let id: i64 = row.get(0)?;
@@ -245,9 +267,15 @@ impl<'s> RefreshTx<'s> {
             }
         }
         for (id, entity_ref) in &gone {
-            self.conn.prepare_cached("DELETE FROM search WHERE entity_id = ?1")?.execute([id])?;
-            self.conn.prepare_cached("DELETE FROM relations WHERE source_ref = ?1")?.execute([entity_ref])?;
-            self.conn.prepare_cached("DELETE FROM entities WHERE id = ?1")?.execute([id])?;
+            self.conn
+                .prepare_cached("DELETE FROM search WHERE entity_id = ?1")?
+                .execute([id])?;
+            self.conn
+                .prepare_cached("DELETE FROM relations WHERE source_ref = ?1")?
+                .execute([entity_ref])?;
+            self.conn
+                .prepare_cached("DELETE FROM entities WHERE id = ?1")?
+                .execute([id])?;
         }
         self.summary.removed = gone.len();
         self.conn
@@ -258,7 +286,15 @@ impl<'s> RefreshTx<'s> {
                 "INSERT INTO problems (location_id, source, line, col, entity_ref, field, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for p in &self.problems {
-                insert.execute(params![self.location_id, p.source, p.line, p.column, p.entity_ref, p.field, p.message])?;
+                insert.execute(params![
+                    self.location_id,
+                    p.source,
+                    p.line,
+                    p.column,
+                    p.entity_ref,
+                    p.field,
+                    p.message
+                ])?;
             }
         }
         self.summary.problems = self.problems.len();
@@ -322,7 +358,11 @@ const MAX_INDEXED_VALUE: usize = 200;
 /// Flattens an entity into `(key, lower-cased value, original value when it
 /// differs)` rows: `metadata.tags` gives one row per tag, nested objects give
 /// dotted keys (`metadata.annotations.github.com/project-slug`).
-pub(crate) fn flatten(value: &Value, prefix: &mut String, out: &mut Vec<(String, String, Option<String>)>) {
+pub(crate) fn flatten(
+    value: &Value,
+    prefix: &mut String,
+    out: &mut Vec<(String, String, Option<String>)>,
+) {
     match value {
         Value::Object(map) => {
             for (k, v) in map {
@@ -370,7 +410,15 @@ mod tests {
             &mut String::new(),
             &mut out,
         );
-        let keys: Vec<String> = out.iter().map(|(k, v, o)| format!("{k}={v}{}", o.as_deref().map(|o| format!(" ({o})")).unwrap_or_default())).collect();
+        let keys: Vec<String> = out
+            .iter()
+            .map(|(k, v, o)| {
+                format!(
+                    "{k}={v}{}",
+                    o.as_deref().map(|o| format!(" ({o})")).unwrap_or_default()
+                )
+            })
+            .collect();
         assert_eq!(
             keys,
             vec![
