@@ -386,3 +386,26 @@ async fn etag_changes_only_when_the_entity_does() {
         "uid is stable across changes"
     );
 }
+
+#[tokio::test]
+async fn locations_refresh_on_their_interval() {
+    let p = Portal::start(
+        "[catalog]\nrefresh_interval = \"100ms\"\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n",
+        &[("catalog.yaml", &group("team-a"))],
+    )
+    .await;
+    p.write(
+        "catalog.yaml",
+        &format!("{}---\n{}", group("team-a"), component("late", "team-a")),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while p.entity("component", "late").await.is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refresh loop never picked the change up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, page) = p.get("/").await;
+    assert_eq!(status, 200, "{page}");
+}

@@ -32,6 +32,7 @@ pub struct AppState {
 /// The whole HTTP surface; used by `serve` and by tests.
 pub fn app(state: AppState) -> Router {
     Router::new()
+        .route("/", get(index))
         .route("/healthz", get(healthz))
         .nest("/api/catalog", catalog::router())
         .fallback(not_found)
@@ -59,6 +60,11 @@ async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value
         "ready": state.refresher.is_ready(),
         "catalog": stats,
     })))
+}
+
+/// Until the web UI lands, `/` says what this server offers.
+async fn index() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("index.html"))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
