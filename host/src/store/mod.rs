@@ -685,3 +685,49 @@ mod plan_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod cache_tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::catalog::Kinds;
+
+    #[test]
+    fn facets_stay_cached_across_refreshes_that_change_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        let loc = store
+            .add_location("file", "x.yaml", Origin::Config)
+            .unwrap();
+        let group = |name: &str| {
+            Kinds::default()
+                .validate(json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": name}, "spec": {"type": "team"}}))
+                .unwrap()
+        };
+        let refresh = |names: &[&str]| {
+            let mut tx = store.begin_refresh(&loc.id).unwrap();
+            for n in names {
+                tx.put(group(n), "file:x.yaml").unwrap().unwrap();
+            }
+            tx.commit().unwrap()
+        };
+        refresh(&["a"]);
+        let facet = || store.facets(&["kind".into()], &Filter::default()).unwrap()["kind"].clone();
+        assert_eq!(facet(), vec![("Group".to_string(), 1)]);
+        let generation = store.generation();
+        refresh(&["a"]);
+        assert_eq!(
+            store.generation(),
+            generation,
+            "an unchanged refresh keeps caches"
+        );
+        refresh(&["a", "b"]);
+        assert!(store.generation() > generation);
+        assert_eq!(
+            facet(),
+            vec![("Group".to_string(), 2)],
+            "a change invalidates them"
+        );
+    }
+}

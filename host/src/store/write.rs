@@ -45,6 +45,8 @@ pub struct RefreshTx<'s> {
     problems: Vec<ProblemRecord>,
     summary: RefreshSummary,
     open: bool,
+    /// Set when an unchanged entity's source or error status was rewritten.
+    touched: bool,
     flat: Vec<(String, String, Option<String>)>,
 }
 
@@ -62,6 +64,7 @@ impl<'s> RefreshTx<'s> {
             problems: Vec::new(),
             summary: RefreshSummary::default(),
             open: true,
+            touched: false,
             flat: Vec::new(),
         })
     }
@@ -113,6 +116,7 @@ impl<'s> RefreshTx<'s> {
             self.seen.insert(e.id);
             if e.etag == etag {
                 if e.source != source || e.has_errors {
+                    self.touched = true;
                     self.conn
                         .prepare_cached(
                             "UPDATE entities SET source = ?2, errors = NULL WHERE id = ?1",
@@ -303,7 +307,12 @@ impl<'s> RefreshTx<'s> {
             .execute(params![self.location_id, now_ms()])?;
         self.conn.execute_batch("COMMIT")?;
         self.open = false;
-        self.store.bump();
+        // Cached answers (facets) stay valid when nothing an entity shows
+        // changed; a periodic refresh of an unchanged catalog keeps them.
+        let s = &self.summary;
+        if s.added + s.updated + s.removed + s.kept_invalid > 0 || self.touched {
+            self.store.bump();
+        }
         Ok(std::mem::take(&mut self.summary))
     }
 
