@@ -18,6 +18,8 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub catalog: CatalogConfig,
+    #[serde(default)]
+    pub plugins: PluginsConfig,
     /// The folder relative paths in the file are taken from.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -96,6 +98,76 @@ fn default_fetch_timeout() -> Duration {
 
 fn default_max_file_bytes() -> u64 {
     8 * 1024 * 1024
+}
+
+/// The plugin runtime: where plugins live, what each call may use, and
+/// what administrators granted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Folder of `.wasm` plugins (relative to this file); none when unset.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Where compiled plugins are cached (default: `<data_dir>/plugin-cache`).
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// How long one call into a plugin may run.
+    #[serde(default = "default_call_timeout", with = "humantime_serde_compat")]
+    pub call_timeout: Duration,
+    #[serde(default = "default_memory_mib")]
+    pub memory_limit_mib: usize,
+    /// Largest answer a call may return.
+    #[serde(default = "default_max_output")]
+    pub max_output_bytes: usize,
+    #[serde(default = "default_fetch_timeout", with = "humantime_serde_compat")]
+    pub http_timeout: Duration,
+    #[serde(default = "default_http_max")]
+    pub http_max_bytes: u64,
+    #[serde(default)]
+    pub grants: Vec<GrantConfig>,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        PluginsConfig {
+            dir: None,
+            cache_dir: None,
+            call_timeout: default_call_timeout(),
+            memory_limit_mib: default_memory_mib(),
+            max_output_bytes: default_max_output(),
+            http_timeout: default_fetch_timeout(),
+            http_max_bytes: default_http_max(),
+            grants: Vec::new(),
+        }
+    }
+}
+
+fn default_call_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_memory_mib() -> usize {
+    64
+}
+
+fn default_max_output() -> usize {
+    1024 * 1024
+}
+
+fn default_http_max() -> u64 {
+    10 * 1024 * 1024
+}
+
+/// What one plugin may use. Secret values come from the environment
+/// variable `GREENROOM_SECRET_<NAME>`, never from this file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantConfig {
+    pub id: String,
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

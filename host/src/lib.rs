@@ -9,6 +9,7 @@ pub mod api;
 pub mod catalog;
 pub mod config;
 pub mod ingest;
+pub mod plugins;
 pub mod scheduler;
 pub mod store;
 
@@ -34,6 +35,19 @@ impl Portal {
         }
         let reader =
             ingest::Reader::new(config.catalog.max_file_bytes, config.catalog.fetch_timeout)?;
+        let cache_dir = match &config.plugins.cache_dir {
+            Some(dir) => config.resolve(dir),
+            None => config.resolve(&config.server.data_dir).join("plugin-cache"),
+        };
+        let plugins = Arc::new(plugins::Plugins::new(
+            config.plugins.clone(),
+            &cache_dir,
+            store.clone(),
+            reader.clone(),
+        )?);
+        if let Some(dir) = &config.plugins.dir {
+            plugins.load_dir(&config.resolve(dir));
+        }
         let ingestor = Arc::new(ingest::Ingestor {
             kinds: Arc::new(kinds),
             reader,
@@ -44,6 +58,7 @@ impl Portal {
             state: api::AppState {
                 store,
                 refresher,
+                plugins,
                 config: Arc::new(config),
             },
         })

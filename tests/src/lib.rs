@@ -6,4 +6,5 @@
 mod bad_input;
 mod catalog_api;
 mod demo;
+mod plugins;
 mod support;

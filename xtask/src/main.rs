@@ -50,8 +50,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// Plugins are WebAssembly components built for this target.
+const PLUGIN_TARGET: &str = "wasm32-wasip2";
+
 fn demo(release: bool) -> anyhow::Result<()> {
-    tools::ensure_components(&["rustfmt"])?;
+    tools::ensure_targets(&[PLUGIN_TARGET])?;
     let root = tools::workspace_root()?;
     let config = root.join("examples/demo/greenroom.toml");
     let mut args = vec!["run", "--package", "greenroom", "--bin", "greenroom"];

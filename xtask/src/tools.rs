@@ -80,6 +80,29 @@ pub fn cargo_test(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Installs missing rustup targets (wasm32-wasip2 for plugins).
+pub fn ensure_targets(targets: &[&str]) -> anyhow::Result<()> {
+    let Ok(out) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    else {
+        return Ok(());
+    };
+    let installed = String::from_utf8_lossy(&out.stdout);
+    for t in targets {
+        if !installed.lines().any(|l| l.trim() == *t) {
+            eprintln!("xtask: installing rustup target {t}");
+            let status = Command::new("rustup").args(["target", "add", t]).status()?;
+            if !status.success() {
+                bail!(
+                    "could not install the rustup target {t}; run `rustup target add {t}` and try again"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Installs missing rustup components (rustfmt, clippy).
 pub fn ensure_components(components: &[&str]) -> anyhow::Result<()> {
     let Ok(out) = Command::new("rustup")

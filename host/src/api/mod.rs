@@ -7,6 +7,7 @@
 
 mod catalog;
 mod error;
+mod plugins;
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ use crate::store::Store;
 pub struct AppState {
     pub store: Arc<Store>,
     pub refresher: Arc<Refresher>,
+    pub plugins: Arc<crate::plugins::Plugins>,
     pub config: Arc<Config>,
 }
 
@@ -35,6 +37,7 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(index))
         .route("/healthz", get(healthz))
         .nest("/api/catalog", catalog::router())
+        .merge(plugins::router())
         .fallback(not_found)
         .with_state(state)
 }

@@ -167,7 +167,7 @@ fn normalize(path: &Path) -> PathBuf {
 /// refresh streams into a SQLite transaction), which may not drive the
 /// server's runtime; this one lives for the whole process and is never
 /// dropped, so it can be entered from any non-async thread.
-fn io_runtime() -> Result<&'static tokio::runtime::Runtime, ReadError> {
+pub(crate) fn io_runtime() -> Result<&'static tokio::runtime::Runtime, ReadError> {
     static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
     if let Some(rt) = RUNTIME.get() {
         return Ok(rt);

@@ -68,6 +68,20 @@ const MIGRATIONS: &[&str] = &[
         message TEXT NOT NULL
     );
     CREATE INDEX problems_location ON problems(location_id);",
+    // 2: plugins
+    "CREATE TABLE plugin_kv (
+        plugin_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value BLOB NOT NULL,
+        expires_ms INTEGER,
+        PRIMARY KEY (plugin_id, key)
+    ) WITHOUT ROWID;
+    CREATE TABLE plugin_grants (
+        plugin_id TEXT PRIMARY KEY,
+        hosts TEXT NOT NULL,
+        secrets TEXT NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0
+    );",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,242 @@
+//! The host side of the WIT imports: what a plugin can reach, per call.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::greenroom::plugin::{catalog, http, kv, log, source, types};
+use super::http::{Allowed, Error as HttpError, Request};
+use crate::catalog::EntityRef;
+use crate::ingest::{Reader, Target};
+use crate::store::Store as Db;
+
+/// The state of one call into one plugin. A fresh one per call, so nothing
+/// leaks between calls.
+pub struct HostState {
+    pub plugin_id: String,
+    pub limits: StoreLimits,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub stdout: MemoryOutputPipe,
+    pub stderr: MemoryOutputPipe,
+    db: Arc<Db>,
+    kv_quota: u64,
+    http: Arc<Allowed>,
+    reader: Reader,
+}
+
+/// What every call's state is made from.
+pub struct CallContext {
+    pub plugin_id: String,
+    pub memory_bytes: usize,
+    pub db: Arc<Db>,
+    pub kv_quota: u64,
+    pub http: Arc<Allowed>,
+    pub reader: Reader,
+}
+
+impl HostState {
+    pub fn new(ctx: &CallContext) -> HostState {
+        let stdout = MemoryOutputPipe::new(64 * 1024);
+        let stderr = MemoryOutputPipe::new(64 * 1024);
+        // No preopened directories, no environment, no arguments, no stdin,
+        // no network: the WASI interfaces standard toolchains import are
+        // linked, and answer with errors.
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        HostState {
+            plugin_id: ctx.plugin_id.clone(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(ctx.memory_bytes)
+                .instances(16)
+                .tables(64)
+                .memories(16)
+                .trap_on_grow_failure(true)
+                .build(),
+            wasi,
+            table: ResourceTable::new(),
+            stdout,
+            stderr,
+            db: ctx.db.clone(),
+            kv_quota: ctx.kv_quota,
+            http: ctx.http.clone(),
+            reader: ctx.reader.clone(),
+        }
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl log::Host for HostState {
+    fn log(&mut self, level: log::Level, message: String) {
+        let plugin = self.plugin_id.as_str();
+        let message: String = message.chars().take(4096).collect();
+        match level {
+            log::Level::Trace => tracing::trace!(plugin, "{message}"),
+            log::Level::Debug => tracing::debug!(plugin, "{message}"),
+            log::Level::Info => tracing::info!(plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(plugin, "{message}"),
+            log::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+}
+
+impl kv::Host for HostState {
+    fn get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.db.kv_get(&self.plugin_id, &key).unwrap_or_else(|e| {
+            tracing::error!(plugin = %self.plugin_id, error = %e, "kv get failed");
+            None
+        })
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>, ttl_seconds: Option<u32>) -> Result<(), String> {
+        match self
+            .db
+            .kv_set(&self.plugin_id, &key, &value, ttl_seconds, self.kv_quota)
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!("kv quota of {} bytes exceeded", self.kv_quota)),
+            Err(e) => {
+                tracing::error!(plugin = %self.plugin_id, error = %e, "kv set failed");
+                Err("kv store unavailable".into())
+            }
+        }
+    }
+
+    fn delete(&mut self, key: String) {
+        if let Err(e) = self.db.kv_delete(&self.plugin_id, &key) {
+            tracing::error!(plugin = %self.plugin_id, error = %e, "kv delete failed");
+        }
+    }
+}
+
+/// Converts a served entity (JSON text) to the WIT record.
+pub fn entity_record(json: String) -> Option<types::Entity> {
+    let v: serde_json::Value = serde_json::from_str(&json).ok()?;
+    let kind = v["kind"].as_str()?.to_string();
+    let namespace = v["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string();
+    let name = v["metadata"]["name"].as_str()?.to_string();
+    Some(types::Entity {
+        entity_ref: EntityRef::new(&kind, &namespace, &name).to_string(),
+        kind,
+        namespace,
+        name,
+        json,
+    })
+}
+
+impl catalog::Host for HostState {
+    fn get_entity(&mut self, entity_ref: String) -> Option<types::Entity> {
+        let r = EntityRef::parse(&entity_ref, Some("component"), "default").ok()?;
+        self.db
+            .entity_by_ref(&r, &[])
+            .ok()
+            .flatten()
+            .and_then(entity_record)
+    }
+
+    fn query(&mut self, filter: String, limit: u32) -> Vec<types::Entity> {
+        let Ok(filter) = crate::store::Filter::parse([filter.as_str()]) else {
+            return Vec::new();
+        };
+        let q = crate::store::ListQuery {
+            filter,
+            limit: Some(limit.min(500) as usize),
+            ..Default::default()
+        };
+        self.db
+            .list(&q)
+            .map(|list| list.into_iter().filter_map(entity_record).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl source::Host for HostState {
+    fn read_file(&mut self, entity_ref: String, path: String) -> Result<String, String> {
+        let r = EntityRef::parse(&entity_ref, Some("component"), "default")
+            .map_err(|e| e.to_string())?;
+        let (_, origin) = self
+            .db
+            .entity_origin(&r)
+            .map_err(|_| "catalog unavailable".to_string())?
+            .ok_or_else(|| format!("no entity {r}"))?;
+        let catalog_file = match origin.split_once(':') {
+            Some(("file", p)) => Target::File(p.into()),
+            Some(("url", u)) => Target::Url(u.parse().map_err(|_| "bad source URL".to_string())?),
+            _ => return Err("the entity's source is unknown".into()),
+        };
+        if path.starts_with('/') || path.contains("://") {
+            return Err(format!(
+                "'{path}' must be relative to the entity's catalog file"
+            ));
+        }
+        let target = catalog_file.join(&path).map_err(|e| e.to_string())?;
+        if !target.is_within(&catalog_file) {
+            return Err(format!("'{path}' leaves the entity's folder"));
+        }
+        self.reader
+            .read(&target)
+            .map_err(|e| format!("{path}: {e}"))
+    }
+}
+
+impl http::Host for HostState {
+    fn fetch(&mut self, request: http::Request) -> Result<http::Response, http::HttpError> {
+        let req = Request {
+            method: request.method,
+            url: request.url,
+            headers: request
+                .headers
+                .into_iter()
+                .map(|h| (h.name, h.value))
+                .collect(),
+            body: request.body,
+        };
+        let allowed = self.http.clone();
+        let result = match crate::ingest::source::io_runtime() {
+            Ok(rt) => rt.block_on(allowed.fetch(req)),
+            Err(e) => Err(HttpError::Transport(e.to_string())),
+        };
+        match result {
+            Ok(r) => Ok(http::Response {
+                status: r.status,
+                headers: r
+                    .headers
+                    .into_iter()
+                    .map(|(name, value)| http::Header { name, value })
+                    .collect(),
+                body: r.body,
+            }),
+            Err(e) => {
+                tracing::debug!(plugin = %self.plugin_id, error = ?e, "plugin http request refused or failed");
+                Err(match e {
+                    HttpError::NotGranted(m) => http::HttpError::NotGranted(m),
+                    HttpError::Refused(m) => http::HttpError::Refused(m),
+                    HttpError::Timeout => http::HttpError::Timeout,
+                    HttpError::TooLarge => http::HttpError::TooLarge,
+                    HttpError::Transport(m) => http::HttpError::Transport(m),
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! A plugin's manifest: who it is and what it asks for. The SDK embeds it
+//! as JSON in the custom section `greenroom:manifest` of the component's
+//! core module; unknown fields are refused so a typo never silently asks for
+//! less than intended.
+
+use serde::{Deserialize, Serialize};
+
+/// The custom section holding the manifest.
+pub const SECTION: &str = "greenroom:manifest";
+
+/// Default kv quota when a manifest names none: 1 MiB.
+pub const DEFAULT_KV_QUOTA: u64 = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// `[a-z0-9-]`, unique in a portal, e.g. `github`.
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+    /// `scheme://host[:port]` the plugin wants to call.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Names of secrets the plugin wants the host to inject.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Bytes of kv storage it wants.
+    #[serde(default = "default_quota")]
+    pub kv_quota: u64,
+}
+
+fn default_quota() -> u64 {
+    DEFAULT_KV_QUOTA
+}
+
+/// Why a file is not a usable plugin.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ManifestError {
+    #[error("not a WebAssembly component: {0}")]
+    NotWasm(String),
+    #[error(
+        "has no `{SECTION}` custom section; build it with greenroom-plugin-sdk's `manifest!` or add the section yourself"
+    )]
+    Missing,
+    #[error("its manifest is invalid JSON: {0}")]
+    Invalid(String),
+    #[error("its manifest is invalid: {0}")]
+    Field(String),
+}
+
+impl Manifest {
+    /// Reads the manifest from a component's bytes (the section may sit in
+    /// the component or in any core module inside it).
+    pub fn from_wasm(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        let mut found = None;
+        for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+            let payload = payload.map_err(|e| ManifestError::NotWasm(e.to_string()))?;
+            if let wasmparser::Payload::CustomSection(section) = payload
+                && section.name() == SECTION
+            {
+                found = Some(section.data().to_vec());
+            }
+        }
+        let data = found.ok_or(ManifestError::Missing)?;
+        let manifest: Manifest =
+            serde_json::from_slice(&data).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+        manifest.check()?;
+        Ok(manifest)
+    }
+
+    fn check(&self) -> Result<(), ManifestError> {
+        let valid_id = !self.id.is_empty()
+            && self.id.len() <= 63
+            && self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !self.id.starts_with('-');
+        if !valid_id {
+            return Err(ManifestError::Field(format!(
+                "id '{}' must be 1–63 of a-z, 0-9 and '-'",
+                self.id
+            )));
+        }
+        if self.version.is_empty() {
+            return Err(ManifestError::Field("version is empty".into()));
+        }
+        for h in &self.hosts {
+            super::http::Origin::parse(h)
+                .map_err(|e| ManifestError::Field(format!("hosts: {e}")))?;
+        }
+        Ok(())
+    }
+}

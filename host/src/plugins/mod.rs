@@ -1,0 +1,367 @@
+//! The plugin runtime: WebAssembly components loaded from the plugins
+//! folder, each called in a fresh sandbox with a deadline, a memory cap and
+//! an output cap, reaching only what its manifest asks for and an
+//! administrator granted.
+//!
+//! **Invariant:** only `host/src/plugins` imports wasmtime. A plugin can
+//! never crash, hang or take over the host: every failure becomes a
+//! [`CallError`] naming the plugin, recorded in its health.
+
+pub mod bindings {
+    //! Host bindings generated from `wit/greenroom-plugin.wit`.
+    wasmtime::component::bindgen!({ path: "../wit", world: "plugin" });
+}
+pub mod host;
+pub mod http;
+pub mod manifest;
+pub mod runtime;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::config::PluginsConfig;
+use crate::ingest::Reader;
+use crate::store::{Store as Db, StoredGrants};
+use bindings::greenroom::plugin::types;
+pub use manifest::{Manifest, ManifestError};
+pub use runtime::{CallError, CallLimits, Loaded, Runtime};
+
+/// Largest `.wasm` file accepted.
+const MAX_WASM_BYTES: u64 = 200 * 1024 * 1024;
+
+enum Slot {
+    Loaded(Arc<Loaded>),
+    Failed { error: String },
+}
+
+/// All plugins of a portal.
+pub struct Plugins {
+    runtime: Runtime,
+    db: Arc<Db>,
+    config: PluginsConfig,
+    reader: Reader,
+    /// By file path.
+    slots: RwLock<BTreeMap<PathBuf, Slot>>,
+}
+
+/// One row of `GET /api/plugins`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PluginInfo {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub description: Option<String>,
+    pub file: String,
+    pub state: &'static str,
+    pub error: Option<String>,
+    pub exports: Vec<String>,
+    pub requested: Option<Requested>,
+    pub granted: Option<StoredGrants>,
+    pub health: Option<HealthInfo>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Requested {
+    pub hosts: Vec<String>,
+    pub secrets: Vec<String>,
+    pub kv_quota: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthInfo {
+    pub calls: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub last_error: Option<String>,
+}
+
+impl Plugins {
+    pub fn new(
+        config: PluginsConfig,
+        cache_dir: &Path,
+        db: Arc<Db>,
+        reader: Reader,
+    ) -> anyhow::Result<Plugins> {
+        Ok(Plugins {
+            runtime: Runtime::new(cache_dir)?,
+            db,
+            config,
+            reader,
+            slots: RwLock::new(BTreeMap::new()),
+        })
+    }
+
+    pub fn limits(&self) -> CallLimits {
+        CallLimits {
+            timeout: self.config.call_timeout,
+            memory_bytes: self.config.memory_limit_mib * 1024 * 1024,
+            max_output_bytes: self.config.max_output_bytes,
+        }
+    }
+
+    /// Loads every `.wasm` in `dir`. A file that fails is listed with its
+    /// error and affects nothing else.
+    pub fn load_dir(&self, dir: &Path) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            tracing::warn!(dir = %dir.display(), "plugins folder not readable");
+            return;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+            .collect();
+        files.sort();
+        for f in files {
+            self.load_file(&f);
+        }
+    }
+
+    /// Loads (or replaces) the plugin in `file`.
+    pub fn load_file(&self, file: &Path) {
+        let slot = match self.try_load(file) {
+            Ok(loaded) => {
+                tracing::info!(plugin = %loaded.manifest.id, version = %loaded.manifest.version, file = %file.display(), exports = ?loaded.exports, "plugin loaded");
+                Slot::Loaded(Arc::new(loaded))
+            }
+            Err(e) => {
+                let error = format!("{}: {e:#}", file.display());
+                tracing::error!("plugin not loaded: {error}");
+                Slot::Failed { error }
+            }
+        };
+        self.slots
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(file.to_path_buf(), slot);
+    }
+
+    fn try_load(&self, file: &Path) -> anyhow::Result<Loaded> {
+        let size = std::fs::metadata(file)?.len();
+        if size > MAX_WASM_BYTES {
+            anyhow::bail!("is {size} bytes, over the {MAX_WASM_BYTES}-byte limit for plugins");
+        }
+        let bytes = std::fs::read(file)?;
+        let manifest = Manifest::from_wasm(&bytes)?;
+        if let Some(other) = self
+            .loaded()
+            .into_iter()
+            .find(|l| l.manifest.id == manifest.id && l.file != file)
+        {
+            anyhow::bail!(
+                "declares id '{}', already used by {}",
+                manifest.id,
+                other.file.display()
+            );
+        }
+        let (component, hash) = self.runtime.compile(&bytes)?;
+        let ctx = host::CallContext {
+            plugin_id: manifest.id.clone(),
+            memory_bytes: self.config.memory_limit_mib * 1024 * 1024,
+            db: self.db.clone(),
+            kv_quota: manifest.kv_quota,
+            http: Arc::new(self.allowed(&manifest)?),
+            reader: self.reader.clone(),
+        };
+        Loaded::new(
+            &self.runtime,
+            manifest,
+            file.to_path_buf(),
+            &component,
+            hash,
+            ctx,
+        )
+    }
+
+    /// Grants from the config and the store, intersected with what the
+    /// manifest requests: a capability is usable only if both say so.
+    fn grants(&self, manifest: &Manifest) -> StoredGrants {
+        let mut g = self
+            .db
+            .grants(&manifest.id)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        for c in self.config.grants.iter().filter(|c| c.id == manifest.id) {
+            g.hosts.extend(c.hosts.iter().cloned());
+            g.secrets.extend(c.secrets.iter().cloned());
+        }
+        g
+    }
+
+    fn allowed(&self, manifest: &Manifest) -> anyhow::Result<http::Allowed> {
+        let grants = self.grants(manifest);
+        let requested: Vec<http::Origin> = manifest
+            .hosts
+            .iter()
+            .filter_map(|h| http::Origin::parse(h).ok())
+            .collect();
+        let origins = grants
+            .hosts
+            .iter()
+            .filter_map(|h| http::Origin::parse(h).ok())
+            .filter(|o| requested.contains(o))
+            .collect();
+        let mut secrets = HashMap::new();
+        for name in grants
+            .secrets
+            .iter()
+            .filter(|s| manifest.secrets.contains(s))
+        {
+            if let Ok(value) = std::env::var(format!("GREENROOM_SECRET_{name}")) {
+                secrets.insert(name.clone(), value);
+            }
+        }
+        Ok(http::Allowed {
+            plugin_id: manifest.id.clone(),
+            origins,
+            secrets,
+            timeout: self.config.http_timeout,
+            max_bytes: self.config.http_max_bytes,
+        })
+    }
+
+    pub fn loaded(&self) -> Vec<Arc<Loaded>> {
+        self.slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter_map(|s| match s {
+                Slot::Loaded(l) => Some(l.clone()),
+                Slot::Failed { .. } => None,
+            })
+            .collect()
+    }
+
+    pub fn list(&self) -> Vec<PluginInfo> {
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        slots
+            .iter()
+            .map(|(file, slot)| match slot {
+                Slot::Loaded(l) => {
+                    let grants = self.grants(&l.manifest);
+                    let h = l.health.lock().unwrap_or_else(|p| p.into_inner());
+                    let (p50, p95) = h.percentiles();
+                    PluginInfo {
+                        id: Some(l.manifest.id.clone()),
+                        name: Some(l.manifest.name.clone()),
+                        version: Some(l.manifest.version.clone()),
+                        description: Some(l.manifest.description.clone()),
+                        file: file.display().to_string(),
+                        state: if grants.disabled {
+                            "disabled"
+                        } else {
+                            "loaded"
+                        },
+                        error: None,
+                        exports: l.exports.clone(),
+                        requested: Some(Requested {
+                            hosts: l.manifest.hosts.clone(),
+                            secrets: l.manifest.secrets.clone(),
+                            kv_quota: l.manifest.kv_quota,
+                        }),
+                        granted: Some(grants),
+                        health: Some(HealthInfo {
+                            calls: h.calls,
+                            errors: h.errors,
+                            p50_ms: p50,
+                            p95_ms: p95,
+                            last_error: h.last_error.clone(),
+                        }),
+                    }
+                }
+                Slot::Failed { error } => PluginInfo {
+                    id: None,
+                    name: None,
+                    version: None,
+                    description: None,
+                    file: file.display().to_string(),
+                    state: "failed",
+                    error: Some(error.clone()),
+                    exports: Vec::new(),
+                    requested: None,
+                    granted: None,
+                    health: None,
+                },
+            })
+            .collect()
+    }
+}
+
+/// A card as served to the web UI: `{plugin, pluginVersion, id, title,
+/// nodes}`, or an error card `{plugin, id: "error", error}`.
+pub fn card_json(plugin: &Loaded, card: &types::Card) -> Value {
+    json!({
+        "plugin": plugin.manifest.id,
+        "pluginVersion": plugin.manifest.version,
+        "id": card.id,
+        "title": card.title,
+        "nodes": card.nodes.iter().map(node_json).collect::<Vec<_>>(),
+    })
+}
+
+pub fn error_card_json(plugin: &Loaded, error: &CallError) -> Value {
+    json!({
+        "plugin": plugin.manifest.id,
+        "pluginVersion": plugin.manifest.version,
+        "id": "error",
+        "title": plugin.manifest.name,
+        "error": format!("{} {error}", plugin.label()),
+    })
+}
+
+fn tone(t: types::Tone) -> &'static str {
+    match t {
+        types::Tone::Neutral => "neutral",
+        types::Tone::Info => "info",
+        types::Tone::Good => "good",
+        types::Tone::Warning => "warning",
+        types::Tone::Critical => "critical",
+    }
+}
+
+fn link_json(l: &types::Link) -> Value {
+    json!({"label": l.label, "href": l.href})
+}
+
+fn badge_json(b: &types::Badge) -> Value {
+    json!({"label": b.label, "tone": tone(b.tone)})
+}
+
+/// A node as `{"type": "...", ...}`: the JSON the web UI renders.
+pub fn node_json(n: &types::Node) -> Value {
+    use types::Node;
+    match n {
+        Node::Heading(t) => json!({"type": "heading", "text": t}),
+        Node::Text(t) => json!({"type": "text", "text": t}),
+        Node::Markdown(t) => json!({"type": "markdown", "markdown": t}),
+        Node::Field(f) => {
+            json!({"type": "field", "label": f.label, "value": f.value, "tone": f.tone.map(tone)})
+        }
+        Node::Link(l) => json!({"type": "link", "label": l.label, "href": l.href}),
+        Node::Badge(b) => json!({"type": "badge", "label": b.label, "tone": tone(b.tone)}),
+        Node::Progress(p) => {
+            json!({"type": "progress", "value": p.value, "max": p.max, "label": p.label})
+        }
+        Node::Sparkline(v) => json!({"type": "sparkline", "values": v}),
+        Node::Table(t) => json!({
+            "type": "table",
+            "columns": t.columns,
+            "rows": t.rows.iter().map(|row| row.iter().map(|c| match c {
+                types::Cell::Text(t) => json!({"type": "text", "text": t}),
+                types::Cell::Link(l) => { let mut v = link_json(l); v["type"] = json!("link"); v }
+                types::Cell::Badge(b) => { let mut v = badge_json(b); v["type"] = json!("badge"); v }
+            }).collect::<Vec<_>>()).collect::<Vec<_>>(),
+        }),
+        Node::Code(t) => json!({"type": "code", "text": t}),
+        Node::Divider => json!({"type": "divider"}),
+    }
+}

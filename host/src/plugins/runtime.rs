@@ -1,0 +1,394 @@
+//! wasmtime: one engine, compiled components cached on disk by content
+//! hash, an `InstancePre` per plugin, a fresh `Store` per call with a
+//! deadline (epoch interruption) and a memory cap.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
+use wasmtime::{Config, Engine};
+
+use super::bindings;
+use super::bindings::exports::greenroom::plugin::cards;
+use super::bindings::greenroom::plugin::types;
+use super::host::{CallContext, HostState};
+use super::manifest::Manifest;
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// The engine and linker every plugin shares.
+pub struct Runtime {
+    pub engine: Engine,
+    linker: Linker<HostState>,
+    cache_dir: PathBuf,
+}
+
+impl Runtime {
+    pub fn new(cache_dir: &Path) -> anyhow::Result<Runtime> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        config.max_wasm_stack(512 * 1024);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        // The ticker stops once the engine is gone.
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("greenroom-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(TICK);
+                }
+            })?;
+        std::fs::create_dir_all(cache_dir)
+            .with_context(|| format!("cannot create {}", cache_dir.display()))?;
+        Ok(Runtime {
+            engine,
+            linker,
+            cache_dir: cache_dir.to_path_buf(),
+        })
+    }
+
+    /// Compiles a component, or loads its compiled form from the cache.
+    pub fn compile(&self, bytes: &[u8]) -> anyhow::Result<(Component, String)> {
+        let hash = hex(&Sha256::digest(bytes));
+        let cached = self.cache_dir.join(format!("{hash}.cwasm"));
+        if cached.exists() {
+            // SAFETY: the cache holds only what `serialize` below wrote for
+            // this engine configuration; wasmtime checks the engine matches.
+            match unsafe { Component::deserialize_file(&self.engine, &cached) } {
+                Ok(c) => return Ok((c, hash)),
+                Err(e) => {
+                    tracing::warn!(file = %cached.display(), error = %e, "compiled plugin cache entry unusable; recompiling")
+                }
+            }
+        }
+        let component = Component::new(&self.engine, bytes)?;
+        if let Ok(serialized) = component.serialize() {
+            let tmp = cached.with_extension("tmp");
+            if std::fs::write(&tmp, serialized)
+                .and_then(|()| std::fs::rename(&tmp, &cached))
+                .is_err()
+            {
+                tracing::warn!(file = %cached.display(), "cannot write the compiled plugin cache");
+            }
+        }
+        Ok((component, hash))
+    }
+
+    pub fn prepare(&self, component: &Component) -> anyhow::Result<InstancePre<HostState>> {
+        Ok(self.linker.instantiate_pre(component)?)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Limits applied to every call.
+#[derive(Debug, Clone)]
+pub struct CallLimits {
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+    pub max_output_bytes: usize,
+}
+
+/// Why a call produced no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("has nothing for this entity")]
+    NotApplicable,
+    #[error("{0}")]
+    Plugin(String),
+    #[error("did not answer within {0:?} and was stopped")]
+    Timeout(Duration),
+    #[error("exceeded its memory limit of {0} MiB")]
+    Memory(usize),
+    #[error("returned {size} bytes, more than the {limit} allowed")]
+    TooLarge { size: usize, limit: usize },
+    #[error("crashed: {0}")]
+    Trap(String),
+    #[error("is backing off after {failures} failures in a row; next try in {wait:?}")]
+    BackingOff { failures: u32, wait: Duration },
+    #[error("does not export {0}")]
+    NotExported(&'static str),
+}
+
+/// Calls, errors and recent latencies of one plugin.
+#[derive(Debug, Default)]
+pub struct Health {
+    pub calls: u64,
+    pub errors: u64,
+    pub last_error: Option<String>,
+    failures_in_a_row: u32,
+    backoff_until: Option<Instant>,
+    latencies_us: Vec<u64>,
+}
+
+impl Health {
+    fn record(&mut self, took: Duration, error: Option<&CallError>) {
+        self.calls += 1;
+        if self.latencies_us.len() == 256 {
+            self.latencies_us.remove(0);
+        }
+        self.latencies_us.push(took.as_micros() as u64);
+        match error {
+            Some(e) => {
+                self.errors += 1;
+                self.last_error = Some(e.to_string());
+                self.failures_in_a_row += 1;
+                if self.failures_in_a_row >= 3 {
+                    let secs = (5u64 << (self.failures_in_a_row - 3).min(6)).min(300);
+                    self.backoff_until = Some(Instant::now() + Duration::from_secs(secs));
+                }
+            }
+            None => {
+                self.failures_in_a_row = 0;
+                self.backoff_until = None;
+            }
+        }
+    }
+
+    fn check_backoff(&self) -> Result<(), CallError> {
+        match self.backoff_until {
+            Some(until) if until > Instant::now() => Err(CallError::BackingOff {
+                failures: self.failures_in_a_row,
+                wait: until - Instant::now(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// p50 and p95 of recent calls, in milliseconds.
+    pub fn percentiles(&self) -> (f64, f64) {
+        if self.latencies_us.is_empty() {
+            return (0.0, 0.0);
+        }
+        let mut sorted = self.latencies_us.clone();
+        sorted.sort_unstable();
+        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
+        (at(0.5), at(0.95))
+    }
+}
+
+/// A plugin ready to call.
+pub struct Loaded {
+    pub manifest: Manifest,
+    pub file: PathBuf,
+    pub hash: String,
+    /// Exported interfaces, e.g. `greenroom:plugin/cards@0.1.0`.
+    pub exports: Vec<String>,
+    pub imports: Vec<String>,
+    pre: InstancePre<HostState>,
+    cards: Option<cards::GuestIndices>,
+    pub ctx: CallContext,
+    pub health: Mutex<Health>,
+}
+
+impl Loaded {
+    pub fn new(
+        runtime: &Runtime,
+        manifest: Manifest,
+        file: PathBuf,
+        component: &Component,
+        hash: String,
+        ctx: CallContext,
+    ) -> anyhow::Result<Loaded> {
+        let ty = component.component_type();
+        let exports: Vec<String> = ty
+            .exports(&runtime.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let imports: Vec<String> = ty
+            .imports(&runtime.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        if imports
+            .iter()
+            .any(|i| i.starts_with("greenroom:plugin/http"))
+            && manifest.hosts.is_empty()
+        {
+            anyhow::bail!("imports greenroom:plugin/http but its manifest declares no hosts");
+        }
+        if let Some(other) = imports
+            .iter()
+            .chain(exports.iter())
+            .find(|n| n.starts_with("greenroom:plugin/") && !n.ends_with("@0.1.0"))
+        {
+            anyhow::bail!(
+                "is built against {other}, a version of the plugin contract this host does not know (it speaks greenroom:plugin@0.1.0)"
+            );
+        }
+        let pre = runtime.prepare(component)?;
+        let cards = cards::GuestIndices::new(&pre).ok();
+        Ok(Loaded {
+            manifest,
+            file,
+            hash,
+            exports,
+            imports,
+            pre,
+            cards,
+            ctx,
+            health: Mutex::new(Health::default()),
+        })
+    }
+
+    pub fn label(&self) -> String {
+        format!("plugin {} {}", self.manifest.id, self.manifest.version)
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on a fresh instance with the call limits; records health.
+    fn call<R>(
+        &self,
+        limits: &CallLimits,
+        f: impl FnOnce(
+            &mut wasmtime::Store<HostState>,
+            &wasmtime::component::Instance,
+        ) -> wasmtime::Result<Result<R, types::PluginError>>,
+        size: impl FnOnce(&R) -> usize,
+    ) -> Result<R, CallError> {
+        self.health().check_backoff()?;
+        let started = Instant::now();
+        let mut store = wasmtime::Store::new(self.pre.engine(), HostState::new(&self.ctx));
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline((limits.timeout.as_millis() / TICK.as_millis()).max(1) as u64);
+        store.epoch_deadline_trap();
+        let outcome = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|instance| f(&mut store, &instance));
+        for (stream, pipe) in [
+            ("stdout", &store.data().stdout),
+            ("stderr", &store.data().stderr),
+        ] {
+            let text = pipe.contents();
+            if !text.is_empty() {
+                tracing::info!(plugin = %self.manifest.id, stream, "{}", String::from_utf8_lossy(&text).trim_end());
+            }
+        }
+        let result = match outcome {
+            Ok(Ok(value)) => {
+                let n = size(&value);
+                if n > limits.max_output_bytes {
+                    Err(CallError::TooLarge {
+                        size: n,
+                        limit: limits.max_output_bytes,
+                    })
+                } else {
+                    Ok(value)
+                }
+            }
+            Ok(Err(types::PluginError::NotApplicable)) => Err(CallError::NotApplicable),
+            Ok(Err(e)) => Err(CallError::Plugin(plugin_error_text(&e))),
+            Err(e) => Err(classify(&e, limits)),
+        };
+        let took = started.elapsed();
+        let fault = result
+            .as_ref()
+            .err()
+            .filter(|e| !matches!(e, CallError::NotApplicable));
+        self.health().record(took, fault);
+        result
+    }
+
+    /// The plugin's cards for an entity.
+    pub fn cards(
+        &self,
+        entity: &types::Entity,
+        limits: &CallLimits,
+    ) -> Result<Vec<types::Card>, CallError> {
+        let Some(indices) = &self.cards else {
+            return Err(CallError::NotExported("cards"));
+        };
+        self.call(
+            limits,
+            |store, instance| {
+                indices
+                    .load(&mut *store, instance)?
+                    .call_cards(&mut *store, entity)
+            },
+            |cards| cards.iter().map(card_size).sum(),
+        )
+    }
+
+    pub fn exports_cards(&self) -> bool {
+        self.cards.is_some()
+    }
+}
+
+fn plugin_error_text(e: &types::PluginError) -> String {
+    match e {
+        types::PluginError::NotApplicable => "has nothing for this entity".into(),
+        types::PluginError::Upstream(m) => format!("upstream error: {m}"),
+        types::PluginError::Config(m) => format!("configuration error: {m}"),
+        types::PluginError::Internal(m) => format!("internal error: {m}"),
+    }
+}
+
+fn classify(e: &wasmtime::Error, limits: &CallLimits) -> CallError {
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        return match trap {
+            wasmtime::Trap::Interrupt => CallError::Timeout(limits.timeout),
+            wasmtime::Trap::UnreachableCodeReached => {
+                CallError::Trap("panicked (wasm `unreachable` executed)".into())
+            }
+            wasmtime::Trap::StackOverflow => CallError::Trap("stack overflow".into()),
+            // Rust and C keep their stack in linear memory: running off its
+            // end shows up as an access below address zero.
+            wasmtime::Trap::MemoryOutOfBounds => CallError::Trap(
+                "out-of-bounds memory access (a stack overflow or memory bug in the plugin)".into(),
+            ),
+            other => CallError::Trap(other.to_string()),
+        };
+    }
+    let text = format!("{e:#}");
+    if text.contains("growing memory") || text.contains("memory minimum size") {
+        return CallError::Memory(limits.memory_bytes / (1024 * 1024));
+    }
+    CallError::Trap(text)
+}
+
+/// Approximate bytes of a card (text it carries).
+fn card_size(card: &types::Card) -> usize {
+    use types::{Cell, Node};
+    let cell = |c: &Cell| match c {
+        Cell::Text(t) => t.len(),
+        Cell::Link(l) => l.label.len() + l.href.len(),
+        Cell::Badge(b) => b.label.len(),
+    };
+    card.id.len()
+        + card.title.len()
+        + card
+            .nodes
+            .iter()
+            .map(|n| match n {
+                Node::Heading(t) | Node::Text(t) | Node::Markdown(t) | Node::Code(t) => t.len(),
+                Node::Field(f) => f.label.len() + f.value.len(),
+                Node::Link(l) => l.label.len() + l.href.len(),
+                Node::Badge(b) => b.label.len(),
+                Node::Progress(p) => 16 + p.label.as_ref().map_or(0, String::len),
+                Node::Sparkline(v) => v.len() * 8,
+                Node::Table(t) => {
+                    t.columns.iter().map(String::len).sum::<usize>()
+                        + t.rows.iter().flatten().map(cell).sum::<usize>()
+                }
+                Node::Divider => 1,
+            })
+            .sum::<usize>()
+}
+
+/// Shared between loaded plugins: cheap to clone.
+pub type SharedLoaded = Arc<Loaded>;

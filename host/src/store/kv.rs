@@ -1,0 +1,146 @@
+//! Plugin state: each plugin's private key/value store (with expiry and a
+//! byte quota) and the grants an administrator gave it.
+
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, now_ms};
+
+/// What an administrator allowed a plugin, persisted across restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredGrants {
+    pub hosts: Vec<String>,
+    pub secrets: Vec<String>,
+    pub disabled: bool,
+}
+
+impl Store {
+    pub fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let now = now_ms();
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT value FROM plugin_kv WHERE plugin_id = ?1 AND key = ?2 AND (expires_ms IS NULL OR expires_ms > ?3)",
+                )?
+                .query_row(params![plugin, key, now], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    /// Stores a value unless the plugin's keys and values would exceed
+    /// `quota` bytes; returns `Ok(false)` when over quota.
+    pub fn kv_set(
+        &self,
+        plugin: &str,
+        key: &str,
+        value: &[u8],
+        ttl_seconds: Option<u32>,
+        quota: u64,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM plugin_kv WHERE plugin_id = ?1 AND expires_ms <= ?2",
+            params![plugin, now],
+        )?;
+        let used: i64 = tx.query_row(
+            "SELECT COALESCE(sum(length(key) + length(value)), 0) FROM plugin_kv WHERE plugin_id = ?1 AND key <> ?2",
+            params![plugin, key],
+            |r| r.get(0),
+        )?;
+        if used as u64 + (key.len() + value.len()) as u64 > quota {
+            return Ok(false);
+        }
+        let expires = ttl_seconds.map(|t| now + i64::from(t) * 1000);
+        tx.execute(
+            "INSERT OR REPLACE INTO plugin_kv (plugin_id, key, value, expires_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![plugin, key, value, expires],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    pub fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), StoreError> {
+        self.writer().execute(
+            "DELETE FROM plugin_kv WHERE plugin_id = ?1 AND key = ?2",
+            params![plugin, key],
+        )?;
+        Ok(())
+    }
+
+    pub fn grants(&self, plugin: &str) -> Result<Option<StoredGrants>, StoreError> {
+        self.read(|conn| {
+            let row: Option<(String, String, bool)> = conn
+                .prepare_cached(
+                    "SELECT hosts, secrets, disabled FROM plugin_grants WHERE plugin_id = ?1",
+                )?
+                .query_row([plugin], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            row.map(|(h, s, disabled)| {
+                Ok(StoredGrants {
+                    hosts: serde_json::from_str(&h)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    secrets: serde_json::from_str(&s)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    disabled,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    pub fn set_grants(&self, plugin: &str, grants: &StoredGrants) -> Result<(), StoreError> {
+        let hosts =
+            serde_json::to_string(&grants.hosts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let secrets = serde_json::to_string(&grants.secrets)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.writer().execute(
+            "INSERT OR REPLACE INTO plugin_grants (plugin_id, hosts, secrets, disabled) VALUES (?1, ?2, ?3, ?4)",
+            params![plugin, hosts, secrets, grants.disabled],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_is_private_expires_and_keeps_a_quota() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        assert!(store.kv_set("a", "k", b"hello", None, 100).unwrap());
+        assert_eq!(
+            store.kv_get("a", "k").unwrap().as_deref(),
+            Some(&b"hello"[..])
+        );
+        assert_eq!(
+            store.kv_get("b", "k").unwrap(),
+            None,
+            "another plugin sees nothing"
+        );
+        assert!(
+            !store.kv_set("a", "big", &[0; 200], None, 100).unwrap(),
+            "over quota"
+        );
+        assert!(
+            store.kv_set("a", "k", &[1; 90], None, 100).unwrap(),
+            "replacing counts only the new value"
+        );
+        assert!(store.kv_set("a", "gone", b"x", Some(0), 1000).unwrap());
+        assert_eq!(store.kv_get("a", "gone").unwrap(), None, "expired");
+        store.kv_delete("a", "k").unwrap();
+        assert_eq!(store.kv_get("a", "k").unwrap(), None);
+
+        assert_eq!(store.grants("a").unwrap(), None);
+        let g = StoredGrants {
+            hosts: vec!["https://api.github.com".into()],
+            secrets: vec!["GITHUB_TOKEN".into()],
+            disabled: false,
+        };
+        store.set_grants("a", &g).unwrap();
+        assert_eq!(store.grants("a").unwrap(), Some(g));
+    }
+}

@@ -1,0 +1,86 @@
+//! Misbehaves on purpose, chosen by the entity's name, so the containment
+//! tests can check that the host survives each kind of misbehaviour:
+//!
+//! | entity name | what it does |
+//! |---|---|
+//! | `loop` | spins forever |
+//! | `alloc` | allocates and touches 1 GiB |
+//! | `big` | returns a 100 MB card |
+//! | `panic` | panics |
+//! | `recurse` | recurses without end |
+//! | `files` | reads `/etc/passwd` through WASI |
+//! | `socket` | opens a TCP socket through WASI |
+//! | `http-<n>` | fetches the URL in annotation `test/url` |
+//! | anything else | one small card |
+
+use greenroom_plugin_sdk::{
+    Card, CardBuilder, Entity, Plugin, PluginError, host, manifest, register_plugin,
+};
+
+manifest!(
+    r#"{"id": "hostile", "name": "Hostile", "version": "0.1.0", "description": "Containment test plugin", "hosts": ["http://127.0.0.1:1"], "secrets": ["TEST_SECRET"]}"#
+);
+
+struct Hostile;
+
+fn recurse(n: u64) -> u64 {
+    let mut frame = [n; 64];
+    std::hint::black_box(&mut frame);
+    if n == u64::MAX {
+        return 0;
+    }
+    let below = recurse(std::hint::black_box(n + 1));
+    std::hint::black_box(&mut frame);
+    below.wrapping_add(frame[(n % 64) as usize])
+}
+
+fn card(text: &str) -> Result<Vec<Card>, PluginError> {
+    Ok(vec![
+        CardBuilder::new("result", "Result").text(text).build(),
+    ])
+}
+
+impl Plugin for Hostile {
+    fn cards(entity: Entity) -> Result<Vec<Card>, PluginError> {
+        match entity.name.as_str() {
+            "loop" => {
+                let mut n = 0u64;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "alloc" => {
+                let mut v = vec![0u8; 1 << 30];
+                for i in (0..v.len()).step_by(4096) {
+                    v[i] = 1;
+                }
+                card(&format!("{}", v.len()))
+            }
+            "big" => card(&"x".repeat(100 * 1024 * 1024)),
+            "panic" => panic!("hostile plugin panics on purpose"),
+            "recurse" => card(&recurse(std::hint::black_box(0)).to_string()),
+            "files" => match std::fs::read_to_string("/etc/passwd") {
+                Ok(text) => card(&format!("READ: {text}")),
+                Err(e) => card(&format!("file error: {e}")),
+            },
+            "socket" => match std::net::TcpStream::connect("127.0.0.1:7007") {
+                Ok(_) => card("CONNECTED"),
+                Err(e) => card(&format!("socket error: {e}")),
+            },
+            name if name.starts_with("http") => {
+                let url = entity.annotation("test/url").unwrap_or_default();
+                match host::get(&url, &[("Authorization", "Bearer {{secret:TEST_SECRET}}")]) {
+                    Ok(r) => card(&format!(
+                        "status {}: {}",
+                        r.status,
+                        String::from_utf8_lossy(&r.body)
+                    )),
+                    Err(e) => card(&format!("http error: {e:?}")),
+                }
+            }
+            _ => card("fine"),
+        }
+    }
+}
+
+register_plugin!(Hostile);

@@ -1,0 +1,281 @@
+//! Plugins as real WebAssembly components, built from source by this
+//! crate's build script, loaded by the real host: cards served, and every
+//! kind of misbehaviour contained with a clear error while the server keeps
+//! answering.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::support::{FileServer, Portal, group};
+
+fn wasm(name: &str) -> PathBuf {
+    PathBuf::from(env!("GREENROOM_TEST_PLUGINS")).join(format!("{name}.wasm"))
+}
+
+/// One compile cache for every test portal, so each plugin compiles once.
+fn cache_dir() -> &'static str {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap())
+        .path()
+        .to_str()
+        .unwrap()
+}
+
+fn entity(name: &str, annotations: &str) -> String {
+    format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  annotations: {{{annotations}}}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n"
+    )
+}
+
+/// A portal with `plugins` installed and one entity per name.
+async fn portal(plugins: &[&str], names: &[(&str, &str)], extra: &str) -> Portal {
+    let mut docs = vec![group("team-a")];
+    docs.extend(names.iter().map(|(n, a)| entity(n, a)));
+    let config = format!(
+        "[plugins]\ndir = \"plugins\"\ncache_dir = \"{}\"\ncall_timeout = \"1s\"\n{extra}\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n",
+        cache_dir()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    for p in plugins {
+        std::fs::copy(wasm(p), dir.path().join(format!("plugins/{p}.wasm"))).unwrap();
+    }
+    std::fs::write(dir.path().join("catalog.yaml"), docs.join("---\n")).unwrap();
+    let path = dir.path().join("greenroom.toml");
+    std::fs::write(&path, format!("[server]\ndata_dir = \"data\"\n{config}")).unwrap();
+    let config = greenroom::config::Config::load(&path).unwrap();
+    Portal::start_with(dir, config).await
+}
+
+async fn cards(p: &Portal, name: &str) -> Vec<Value> {
+    p.ok(&format!("/api/cards/component/default/{name}")).await["cards"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn by_plugin<'a>(cards: &'a [Value], plugin: &str) -> &'a Value {
+    cards
+        .iter()
+        .find(|c| c["plugin"] == plugin)
+        .unwrap_or_else(|| panic!("no card from {plugin}: {cards:?}"))
+}
+
+#[tokio::test]
+async fn hello_serves_a_card_and_is_listed_with_its_exports() {
+    let p = portal(&["hello"], &[("checkout", "")], "").await;
+    let cards = cards(&p, "checkout").await;
+    assert_eq!(cards.len(), 1, "{cards:?}");
+    let hello = &cards[0];
+    assert_eq!(hello["plugin"], "hello");
+    assert_eq!(hello["title"], "Hello");
+    assert_eq!(
+        hello["nodes"][0],
+        serde_json::json!({"type": "heading", "text": "Hello, checkout!"})
+    );
+    assert_eq!(hello["nodes"][1]["value"], "team-a");
+    assert_eq!(
+        hello["nodes"][2],
+        serde_json::json!({"type": "badge", "label": "Component", "tone": "info"})
+    );
+
+    let list = p.ok("/api/plugins").await;
+    let item = &list["items"][0];
+    assert_eq!(item["id"], "hello");
+    assert_eq!(item["state"], "loaded");
+    assert_eq!(
+        item["exports"],
+        serde_json::json!(["greenroom:plugin/cards@0.1.0"]),
+        "only what it implements"
+    );
+    assert_eq!(item["health"]["calls"], 1);
+    assert_eq!(item["health"]["errors"], 0);
+    let (status, _) = p.get("/api/cards/component/default/missing").await;
+    assert_eq!(status, 404);
+}
+
+/// Each misbehaviour, in a portal of its own (a plugin that keeps failing
+/// backs off, which would mask the next case).
+async fn contained(name: &str) -> (String, Vec<Value>) {
+    let p = portal(&["hello", "hostile"], &[(name, "")], "").await;
+    let cards = cards(&p, name).await;
+    assert_eq!(
+        by_plugin(&cards, "hello")["title"],
+        "Hello",
+        "other plugins still answer"
+    );
+    let hostile = by_plugin(&cards, "hostile");
+    let text = hostile["error"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            hostile["nodes"][0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        });
+    (text, cards)
+}
+
+#[tokio::test]
+async fn an_infinite_loop_is_stopped_at_the_deadline() {
+    let (error, _) = contained("loop").await;
+    assert_eq!(
+        error,
+        "plugin hostile 0.1.0 did not answer within 1s and was stopped"
+    );
+}
+
+#[tokio::test]
+async fn a_gigabyte_allocation_hits_the_memory_cap() {
+    let (error, _) = contained("alloc").await;
+    assert_eq!(
+        error,
+        "plugin hostile 0.1.0 exceeded its memory limit of 64 MiB"
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_megabyte_answer_is_refused() {
+    let (error, _) = contained("big").await;
+    assert!(
+        error.contains("memory limit") || error.contains("more than"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_panic_and_deep_recursion_are_crashes_not_host_failures() {
+    let (error, _) = contained("panic").await;
+    assert_eq!(
+        error,
+        "plugin hostile 0.1.0 crashed: panicked (wasm `unreachable` executed)"
+    );
+    let (error, _) = contained("recurse").await;
+    assert!(
+        error.starts_with("plugin hostile 0.1.0 crashed:") && error.contains("stack overflow"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn files_and_sockets_are_out_of_reach() {
+    let (text, _) = contained("files").await;
+    assert!(
+        text.starts_with("file error:") && !text.contains("root:"),
+        "{text}"
+    );
+    let (text, _) = contained("socket").await;
+    assert!(text.starts_with("socket error:"), "{text}");
+}
+
+#[tokio::test]
+async fn http_needs_a_grant_and_a_manifest_request() {
+    let remote = tempfile::tempdir().unwrap();
+    let server = FileServer::start(remote.path()).await;
+    let port = server.addr.port();
+    let entities = [
+        (
+            "http-ungranted",
+            "\"test/url\": \"http://127.0.0.1:1/x\"".to_string(),
+        ),
+        (
+            "http-unrequested",
+            format!("\"test/url\": \"http://127.0.0.1:{port}/x\""),
+        ),
+    ];
+    let names: Vec<(&str, &str)> = entities.iter().map(|(n, a)| (*n, a.as_str())).collect();
+    // The manifest asks for http://127.0.0.1:1 only: granting another host
+    // is not enough, and asking is not enough without a grant.
+    let grants =
+        format!("[[plugins.grants]]\nid = \"hostile\"\nhosts = [\"http://127.0.0.1:{port}\"]\n");
+    let p = portal(&["hostile"], &names, &grants).await;
+    let text = |cards: Vec<Value>| cards[0]["nodes"][0]["text"].as_str().unwrap().to_string();
+    let t = text(cards(&p, "http-ungranted").await);
+    assert!(
+        t.contains("NotGranted")
+            && t.contains("not granted to plugin hostile")
+            && t.contains("127.0.0.1:1"),
+        "{t}"
+    );
+    let t = text(cards(&p, "http-unrequested").await);
+    assert!(
+        t.contains("NotGranted") && t.contains(&format!("127.0.0.1:{port}")),
+        "{t}"
+    );
+    assert!(
+        p.ok("/api/plugins").await["items"][0]["requested"]["hosts"][0] == "http://127.0.0.1:1"
+    );
+}
+
+#[tokio::test]
+async fn a_looping_plugin_costs_other_requests_nothing() {
+    let p = portal(&["hello", "hostile"], &[("loop", ""), ("calm", "")], "").await;
+    let base = p.base.clone();
+    let http = p.http.clone();
+    let looping = tokio::spawn(async move {
+        http.get(format!("{base}/api/cards/component/default/loop"))
+            .send()
+            .await
+            .unwrap();
+        std::time::Instant::now()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(p.ok("/healthz").await["status"], "ok");
+    let calm = cards(&p, "calm").await;
+    assert_eq!(by_plugin(&calm, "hello")["title"], "Hello");
+    assert_eq!(by_plugin(&calm, "hostile")["nodes"][0]["text"], "fine");
+    let answered = std::time::Instant::now();
+    let loop_done = looping.await.unwrap();
+    assert!(
+        answered < loop_done,
+        "other requests were answered while the loop was still running"
+    );
+}
+
+#[tokio::test]
+async fn invalid_files_are_listed_with_their_error_and_harm_nothing() {
+    let p = portal(&["hello"], &[("checkout", "")], "").await;
+    drop(p);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    let hello = std::fs::read(wasm("hello")).unwrap();
+    std::fs::write(dir.path().join("plugins/hello.wasm"), &hello).unwrap();
+    std::fs::write(
+        dir.path().join("plugins/truncated.wasm"),
+        &hello[..hello.len() / 2],
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("plugins/garbage.wasm"), b"not wasm at all").unwrap();
+    std::fs::write(
+        dir.path().join("catalog.yaml"),
+        format!("{}---\n{}", group("team-a"), entity("checkout", "")),
+    )
+    .unwrap();
+    let path = dir.path().join("greenroom.toml");
+    std::fs::write(
+        &path,
+        format!("[server]\ndata_dir = \"data\"\n[plugins]\ndir = \"plugins\"\ncache_dir = \"{}\"\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n", cache_dir()),
+    )
+    .unwrap();
+    let p = Portal::start_with(dir, greenroom::config::Config::load(&path).unwrap()).await;
+    let list = p.ok("/api/plugins").await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    let failed: Vec<&Value> = items.iter().filter(|i| i["state"] == "failed").collect();
+    assert_eq!(failed.len(), 2, "{items:?}");
+    for f in &failed {
+        let error = f["error"].as_str().unwrap();
+        assert!(
+            error.contains(".wasm: not a WebAssembly component"),
+            "{error}"
+        );
+    }
+    assert_eq!(
+        cards(&p, "checkout").await.len(),
+        1,
+        "the good plugin still serves"
+    );
+}
