@@ -33,6 +33,15 @@ pub struct ServerConfig {
     /// Where the store (and later caches and indexes) live.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// The environment variable holding the bearer token that admin routes
+    /// (plugin grants, disable, enable) require. Unset variable: admin
+    /// routes are refused.
+    #[serde(default = "default_admin_token_env")]
+    pub admin_token_env: String,
+}
+
+fn default_admin_token_env() -> String {
+    "GREENROOM_ADMIN_TOKEN".into()
 }
 
 impl Default for ServerConfig {
@@ -40,6 +49,7 @@ impl Default for ServerConfig {
         ServerConfig {
             addr: default_addr(),
             data_dir: default_data_dir(),
+            admin_token_env: default_admin_token_env(),
         }
     }
 }

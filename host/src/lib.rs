@@ -46,7 +46,13 @@ impl Portal {
             reader.clone(),
         )?);
         if let Some(dir) = &config.plugins.dir {
-            plugins.load_dir(&config.resolve(dir));
+            let dir = config.resolve(dir);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create the plugins folder {}", dir.display()))?;
+            plugins.load_dir(&dir);
+            plugins
+                .watch(&dir)
+                .with_context(|| format!("cannot watch the plugins folder {}", dir.display()))?;
         }
         let ingestor = Arc::new(ingest::Ingestor {
             kinds: Arc::new(kinds),

@@ -237,8 +237,6 @@ async fn a_looping_plugin_costs_other_requests_nothing() {
 
 #[tokio::test]
 async fn invalid_files_are_listed_with_their_error_and_harm_nothing() {
-    let p = portal(&["hello"], &[("checkout", "")], "").await;
-    drop(p);
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
     let hello = std::fs::read(wasm("hello")).unwrap();
@@ -278,4 +276,145 @@ async fn invalid_files_are_listed_with_their_error_and_harm_nothing() {
         1,
         "the good plugin still serves"
     );
+}
+
+/// Polls `/api/plugins` until `check` holds.
+async fn until_plugins(p: &Portal, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let list = p.ok("/api/plugins").await["items"]
+            .as_array()
+            .unwrap()
+            .clone();
+        if check(&list) {
+            return list;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}: {list:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn dropped_in_plugins_load_swap_and_unload_without_a_restart() {
+    let p = portal(&[], &[("checkout", "")], "").await;
+    assert!(
+        p.ok("/api/plugins").await["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    let target = p.dir.path().join("plugins/extra.wasm");
+
+    std::fs::copy(wasm("hello"), &target).unwrap();
+    until_plugins(&p, "hello is loaded", |l| {
+        l.len() == 1 && l[0]["id"] == "hello"
+    })
+    .await;
+    assert_eq!(cards(&p, "checkout").await[0]["plugin"], "hello");
+
+    // Replaced in place: the new plugin serves.
+    std::fs::copy(wasm("hostile"), &target).unwrap();
+    until_plugins(&p, "hostile replaced hello", |l| {
+        l.len() == 1 && l[0]["id"] == "hostile"
+    })
+    .await;
+    assert_eq!(cards(&p, "checkout").await[0]["plugin"], "hostile");
+
+    // A broken file shows its error and serves nothing.
+    std::fs::write(&target, b"\0asm garbage").unwrap();
+    let list = until_plugins(&p, "the broken file is listed", |l| {
+        l.len() == 1 && l[0]["state"] == "failed"
+    })
+    .await;
+    assert!(list[0]["error"].as_str().unwrap().contains("extra.wasm"));
+    assert!(cards(&p, "checkout").await.is_empty());
+
+    std::fs::remove_file(&target).unwrap();
+    until_plugins(&p, "the plugin is unloaded", |l| l.is_empty()).await;
+}
+
+#[tokio::test]
+async fn grants_and_disabling_go_through_the_admin_api() {
+    // A variable name of this test's own: tests share the environment.
+    let var = "GREENROOM_TEST_ADMIN_TOKEN_GRANTS";
+    // SAFETY: no other test reads or writes this variable.
+    unsafe { std::env::set_var(var, "letmein") };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    for name in ["hello", "hostile"] {
+        std::fs::copy(wasm(name), dir.path().join(format!("plugins/{name}.wasm"))).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("catalog.yaml"),
+        format!("{}---\n{}", group("team-a"), entity("checkout", "")),
+    )
+    .unwrap();
+    let path = dir.path().join("greenroom.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\ndata_dir = \"data\"\nadmin_token_env = \"{var}\"\n[plugins]\ndir = \"plugins\"\ncache_dir = \"{}\"\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n",
+            cache_dir()
+        ),
+    )
+    .unwrap();
+    let p = Portal::start_with(dir, greenroom::config::Config::load(&path).unwrap()).await;
+    let post = |path: &'static str, token: Option<&'static str>, body: Value| {
+        let mut req = p.http.post(format!("{}{path}", p.base)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            (
+                resp.status().as_u16(),
+                resp.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, _) = post("/api/plugins/hostile/disable", None, Value::Null).await;
+    assert_eq!(status, 401);
+    let (status, _) = post("/api/plugins/hostile/disable", Some("wrong"), Value::Null).await;
+    assert_eq!(status, 401);
+    let (status, info) = post("/api/plugins/hostile/disable", Some("letmein"), Value::Null).await;
+    assert_eq!(
+        (status, info["state"].as_str()),
+        (200, Some("disabled")),
+        "{info}"
+    );
+    let served: Vec<String> = cards(&p, "checkout")
+        .await
+        .iter()
+        .map(|c| c["plugin"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(served, vec!["hello"], "a disabled plugin is never called");
+    let (status, _) = post("/api/plugins/hostile/enable", Some("letmein"), Value::Null).await;
+    assert_eq!(status, 200);
+    assert_eq!(cards(&p, "checkout").await.len(), 2);
+
+    let (status, info) = post(
+        "/api/plugins/hostile/grants",
+        Some("letmein"),
+        serde_json::json!({"hosts": ["http://127.0.0.1:1"], "secrets": ["TEST_SECRET"]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(
+        info["granted"]["hosts"],
+        serde_json::json!(["http://127.0.0.1:1"])
+    );
+    let (status, err) = post(
+        "/api/plugins/hostile/grants",
+        Some("letmein"),
+        serde_json::json!({"hosts": ["not a url"]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{err}");
+    let (status, _) = post("/api/plugins/nobody/enable", Some("letmein"), Value::Null).await;
+    assert_eq!(status, 404);
+    // SAFETY: as above.
+    unsafe { std::env::remove_var(var) };
 }

@@ -8,6 +8,7 @@ mod tools;
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -53,10 +54,35 @@ fn main() -> ExitCode {
 /// Plugins are WebAssembly components built for this target.
 const PLUGIN_TARGET: &str = "wasm32-wasip2";
 
+/// The plugins the demo portal runs.
+const DEMO_PLUGINS: &[&str] = &["hello"];
+
 fn demo(release: bool) -> anyhow::Result<()> {
     tools::ensure_targets(&[PLUGIN_TARGET])?;
     let root = tools::workspace_root()?;
     let config = root.join("examples/demo/greenroom.toml");
+    // The demo's plugins, built from source and dropped into its folder.
+    let plugin_target = tools::target_dir()?.join("plugins");
+    let plugin_target_text = plugin_target.to_string_lossy().into_owned();
+    tools::cargo(&[
+        "build",
+        "--release",
+        "--target",
+        PLUGIN_TARGET,
+        "--manifest-path",
+        "plugins/Cargo.toml",
+        "--package",
+        "hello",
+        "--target-dir",
+        &plugin_target_text,
+    ])?;
+    let plugins_dir = root.join("examples/demo/.greenroom/plugins");
+    std::fs::create_dir_all(&plugins_dir)?;
+    for name in DEMO_PLUGINS {
+        let built = plugin_target.join(format!("{PLUGIN_TARGET}/release/{name}.wasm"));
+        std::fs::copy(&built, plugins_dir.join(format!("{name}.wasm")))
+            .with_context(|| format!("cannot copy {}", built.display()))?;
+    }
     let mut args = vec!["run", "--package", "greenroom", "--bin", "greenroom"];
     if release {
         args.push("--release");

@@ -19,6 +19,8 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
     Forbidden(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -30,6 +32,7 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "InputError"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFoundError"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "ConflictError"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "AuthenticationError"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "NotAllowedError"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Error"),
         }

@@ -4,18 +4,102 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, blocking};
+use super::{ApiError, ApiJson, AppState, blocking};
 use crate::catalog::EntityRef;
 use crate::plugins::{CallError, card_json, error_card_json, host::entity_record};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/plugins", get(list))
+        .route("/api/plugins/{id}/grants", post(grant))
+        .route("/api/plugins/{id}/disable", post(disable))
+        .route("/api/plugins/{id}/enable", post(enable))
         .route("/api/cards/{kind}/{namespace}/{name}", get(cards))
+}
+
+/// Admin routes need `Authorization: Bearer <token>`, the token being the
+/// value of the environment variable named by `server.admin_token_env`.
+fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let var = &state.config.server.admin_token_env;
+    let Some(expected) = std::env::var(var).ok().filter(|t| !t.is_empty()) else {
+        return Err(ApiError::Forbidden(format!(
+            "the admin API is off; set the environment variable {var} to a token to turn it on"
+        )));
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(t) if t == expected => Ok(()),
+        _ => Err(ApiError::Unauthorized(
+            "admin routes need `Authorization: Bearer <token>`".into(),
+        )),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantRequest {
+    #[serde(default)]
+    hosts: Vec<String>,
+    #[serde(default)]
+    secrets: Vec<String>,
+}
+
+/// Replaces what an administrator grants a plugin (beyond the config's
+/// grants); applies from the next call.
+async fn grant(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<GrantRequest>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&state, &headers)?;
+    for h in &body.hosts {
+        crate::plugins::http::Origin::parse(h).map_err(ApiError::BadRequest)?;
+    }
+    change(state, id, move |g| {
+        g.hosts = body.hosts;
+        g.secrets = body.secrets;
+    })
+    .await
+}
+
+async fn disable(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&state, &headers)?;
+    change(state, id, |g| g.disabled = true).await
+}
+
+async fn enable(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&state, &headers)?;
+    change(state, id, |g| g.disabled = false).await
+}
+
+async fn change(
+    state: AppState,
+    id: String,
+    f: impl FnOnce(&mut crate::store::StoredGrants) + Send + 'static,
+) -> Result<Json<Value>, ApiError> {
+    let plugins = state.plugins.clone();
+    let key = id.clone();
+    match blocking(move || Ok(plugins.update_grants(&key, f)?)).await? {
+        Some(info) => Ok(Json(json!(info))),
+        None => Err(ApiError::NotFound(format!("no plugin with id {id}"))),
+    }
 }
 
 async fn list(State(state): State<AppState>) -> Json<Value> {
@@ -42,7 +126,7 @@ async fn cards(
     let mut calls = tokio::task::JoinSet::new();
     for plugin in state
         .plugins
-        .loaded()
+        .enabled()
         .into_iter()
         .filter(|p| p.exports_cards())
     {

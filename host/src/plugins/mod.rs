@@ -16,9 +16,10 @@ pub mod http;
 pub mod manifest;
 pub mod runtime;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -46,6 +47,8 @@ pub struct Plugins {
     reader: Reader,
     /// By file path.
     slots: RwLock<BTreeMap<PathBuf, Slot>>,
+    /// Watches the plugins folder while it lives.
+    watcher: Mutex<Option<notify::RecommendedWatcher>>,
 }
 
 /// One row of `GET /api/plugins`.
@@ -96,6 +99,7 @@ impl Plugins {
             config,
             reader,
             slots: RwLock::new(BTreeMap::new()),
+            watcher: Mutex::new(None),
         })
     }
 
@@ -122,6 +126,70 @@ impl Plugins {
         files.sort();
         for f in files {
             self.load_file(&f);
+        }
+    }
+
+    /// Watches `dir`: a new or replaced `.wasm` is loaded and swapped in
+    /// (calls in flight finish on the version they started with), a deleted
+    /// one is unloaded. No restart is ever needed.
+    pub fn watch(self: &Arc<Self>, dir: &Path) -> anyhow::Result<()> {
+        use notify::Watcher;
+        let (tx, rx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
+        let mut watcher = notify::recommended_watcher(move |event| {
+            let _ = tx.send(event);
+        })?;
+        watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
+        *self.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(watcher);
+        let this: Weak<Plugins> = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("greenroom-plugin-watch".into())
+            .spawn(move || {
+                // Events come in bursts while a file is written: gather them for
+                // a moment, then act once per file.
+                while let Ok(first) = rx.recv() {
+                    let mut paths = BTreeSet::new();
+                    let mut add = |event: notify::Result<notify::Event>| {
+                        if let Ok(e) = event {
+                            paths.extend(
+                                e.paths
+                                    .into_iter()
+                                    .filter(|p| p.extension().is_some_and(|x| x == "wasm")),
+                            );
+                        }
+                    };
+                    add(first);
+                    let until = Instant::now() + Duration::from_millis(100);
+                    while let Some(left) = until.checked_duration_since(Instant::now()) {
+                        match rx.recv_timeout(left) {
+                            Ok(e) => add(e),
+                            Err(_) => break,
+                        }
+                    }
+                    let Some(plugins) = this.upgrade() else {
+                        return;
+                    };
+                    for path in paths {
+                        if path.is_file() {
+                            plugins.load_file(&path);
+                        } else {
+                            plugins.unload(&path);
+                        }
+                    }
+                }
+            })?;
+        Ok(())
+    }
+
+    /// Forgets the plugin that was in `file`.
+    pub fn unload(&self, file: &Path) {
+        if self
+            .slots
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(file)
+            .is_some()
+        {
+            tracing::info!(file = %file.display(), "plugin unloaded");
         }
     }
 
@@ -171,14 +239,17 @@ impl Plugins {
             http: Arc::new(self.allowed(&manifest)?),
             reader: self.reader.clone(),
         };
-        Loaded::new(
+        let disabled = self.db.grants(&manifest.id)?.is_some_and(|g| g.disabled);
+        let mut loaded = Loaded::new(
             &self.runtime,
             manifest,
             file.to_path_buf(),
             &component,
             hash,
             ctx,
-        )
+        )?;
+        loaded.disabled = disabled;
+        Ok(loaded)
     }
 
     /// Grants from the config and the store, intersected with what the
@@ -229,6 +300,31 @@ impl Plugins {
         })
     }
 
+    /// Replaces a plugin's stored grants (or toggles it) and reloads it so
+    /// the change applies to the next call. `None` when no such plugin.
+    pub fn update_grants(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut StoredGrants),
+    ) -> anyhow::Result<Option<PluginInfo>> {
+        let Some(plugin) = self.loaded().into_iter().find(|l| l.manifest.id == id) else {
+            return Ok(None);
+        };
+        let mut grants = self.db.grants(id)?.unwrap_or_default();
+        change(&mut grants);
+        self.db.set_grants(id, &grants)?;
+        self.load_file(&plugin.file);
+        Ok(self
+            .list()
+            .into_iter()
+            .find(|i| i.id.as_deref() == Some(id)))
+    }
+
+    /// Loaded plugins that are not disabled.
+    pub fn enabled(&self) -> Vec<Arc<Loaded>> {
+        self.loaded().into_iter().filter(|l| !l.disabled).collect()
+    }
+
     pub fn loaded(&self) -> Vec<Arc<Loaded>> {
         self.slots
             .read()
@@ -256,11 +352,7 @@ impl Plugins {
                         version: Some(l.manifest.version.clone()),
                         description: Some(l.manifest.description.clone()),
                         file: file.display().to_string(),
-                        state: if grants.disabled {
-                            "disabled"
-                        } else {
-                            "loaded"
-                        },
+                        state: if l.disabled { "disabled" } else { "loaded" },
                         error: None,
                         exports: l.exports.clone(),
                         requested: Some(Requested {

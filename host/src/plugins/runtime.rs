@@ -191,6 +191,8 @@ pub struct Loaded {
     cards: Option<cards::GuestIndices>,
     pub ctx: CallContext,
     pub health: Mutex<Health>,
+    /// An administrator switched it off: listed, never called.
+    pub disabled: bool,
 }
 
 impl Loaded {
@@ -239,6 +241,7 @@ impl Loaded {
             cards,
             ctx,
             health: Mutex::new(Health::default()),
+            disabled: false,
         })
     }
 
