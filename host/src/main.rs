@@ -35,6 +35,31 @@ enum Command {
     },
     /// Register a file or URL location in the store and read it now.
     Import { target: String },
+    /// Plugins: list, inspect, install, grant.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// The plugins in the plugins folder and whether they load.
+    List,
+    /// A plugin's manifest and interfaces; exits 1 when the host would refuse it.
+    Inspect { file: PathBuf },
+    /// Checks a plugin and puts it in the plugins folder; a running portal picks it up.
+    Install { file: PathBuf },
+    /// Grants a plugin hosts and secrets, in addition to what it has.
+    Grant {
+        id: String,
+        /// `scheme://host[:port]`, e.g. https://api.github.com
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// A secret name; its value comes from GREENROOM_SECRET_<NAME>.
+        #[arg(long = "secret")]
+        secrets: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,6 +101,123 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Validate { paths } => validate(config, &paths),
         Command::Import { target } => import(config, &target),
+        Command::Plugin { command } => plugin(config, command),
+    }
+}
+
+/// The plugin registry of a config, without a server.
+fn plugins(config: &Config) -> anyhow::Result<(greenroom::plugins::Plugins, Option<PathBuf>)> {
+    let store = std::sync::Arc::new(greenroom::store::Store::open(&config.store_path())?);
+    let cache = match &config.plugins.cache_dir {
+        Some(d) => config.resolve(d),
+        None => config.resolve(&config.server.data_dir).join("plugin-cache"),
+    };
+    let reader = greenroom::ingest::Reader::new(
+        config.catalog.max_file_bytes,
+        config.catalog.fetch_timeout,
+    )?;
+    let registry = greenroom::plugins::Plugins::new(config.plugins.clone(), &cache, store, reader)?;
+    Ok((
+        registry,
+        config.plugins.dir.as_ref().map(|d| config.resolve(d)),
+    ))
+}
+
+fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
+    let (registry, dir) = plugins(&config)?;
+    let need_dir = || {
+        dir.clone()
+            .context("no plugins folder: set [plugins] dir in greenroom.toml")
+    };
+    match command {
+        PluginCommand::List => {
+            registry.load_dir(&need_dir()?);
+            for p in registry.list() {
+                match (&p.id, &p.error) {
+                    (Some(id), _) => println!(
+                        "{id} {} {} exports: {}",
+                        p.version.as_deref().unwrap_or("?"),
+                        p.state,
+                        p.exports.join(", ")
+                    ),
+                    (None, Some(e)) => println!("{} failed: {e}", p.file),
+                    (None, None) => println!("{} failed", p.file),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Inspect { file } => match registry.inspect(&file) {
+            Ok((manifest, interfaces)) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"manifest": manifest, "exports": interfaces.exports, "imports": interfaces.imports})
+                    )?
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                println!("{}: refused: {e:#}", file.display());
+                Ok(ExitCode::from(1))
+            }
+        },
+        PluginCommand::Install { file } => {
+            let (manifest, _) = registry
+                .inspect(&file)
+                .with_context(|| format!("{} cannot be installed", file.display()))?;
+            let dir = need_dir()?;
+            std::fs::create_dir_all(&dir)?;
+            let target = dir.join(format!("{}.wasm", manifest.id));
+            // Write beside, then rename: a watching portal never sees half a file.
+            let tmp = dir.join(format!(".{}.wasm.tmp", manifest.id));
+            std::fs::copy(&file, &tmp)?;
+            std::fs::rename(&tmp, &target)?;
+            println!(
+                "installed {} {} as {}",
+                manifest.id,
+                manifest.version,
+                target.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Grant { id, hosts, secrets } => {
+            for h in &hosts {
+                greenroom::plugins::http::Origin::parse(h)
+                    .map_err(|e| anyhow::anyhow!("--host {e}"))?;
+            }
+            let store = greenroom::store::Store::open(&config.store_path())?;
+            let mut grants = store.grants(&id)?.unwrap_or_default();
+            grants.hosts.extend(
+                hosts
+                    .into_iter()
+                    .filter(|h| !grants.hosts.contains(h))
+                    .collect::<Vec<_>>(),
+            );
+            grants.secrets.extend(
+                secrets
+                    .into_iter()
+                    .filter(|s| !grants.secrets.contains(s))
+                    .collect::<Vec<_>>(),
+            );
+            store.set_grants(&id, &grants)?;
+            println!(
+                "{id} is granted hosts [{}] and secrets [{}]",
+                grants.hosts.join(", "),
+                grants.secrets.join(", ")
+            );
+            // A running portal reloads a plugin whose file changes: touch it
+            // so the grant applies now.
+            if let Some(dir) = dir {
+                registry.load_dir(&dir);
+                if let Some(p) = registry.loaded().into_iter().find(|p| p.manifest.id == id) {
+                    std::fs::File::options()
+                        .append(true)
+                        .open(&p.file)?
+                        .set_modified(std::time::SystemTime::now())?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

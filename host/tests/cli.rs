@@ -155,3 +155,75 @@ fn bad_config_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn plugin_commands_check_install_and_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("greenroom.toml");
+    std::fs::write(
+        &config,
+        "[server]\ndata_dir = \"data\"\n[plugins]\ndir = \"plugins\"\n",
+    )
+    .unwrap();
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm\x0d\0\x01\0 not really").unwrap();
+    let run = |args: &[&str]| {
+        greenroom()
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    let out = run(&["plugin", "inspect", garbage.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("garbage.wasm: refused: not a WebAssembly component"),
+        "{stdout}"
+    );
+
+    let out = run(&["plugin", "install", garbage.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("garbage.wasm cannot be installed"));
+    assert!(!dir.path().join("plugins/garbage.wasm").exists());
+
+    let out = run(&[
+        "plugin",
+        "grant",
+        "github",
+        "--host",
+        "https://api.github.com",
+        "--secret",
+        "GITHUB_TOKEN",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[
+        "plugin",
+        "grant",
+        "github",
+        "--host",
+        "https://ghe.example.com",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("github is granted hosts [https://api.github.com, https://ghe.example.com] and secrets [GITHUB_TOKEN]"),
+        "grants accumulate: {stdout}"
+    );
+    let out = run(&["plugin", "grant", "github", "--host", "not a url"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    std::fs::copy(&garbage, dir.path().join("plugins/broken.wasm")).unwrap();
+    let out = run(&["plugin", "list"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("broken.wasm failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -31,22 +31,36 @@ fn entity(name: &str, annotations: &str) -> String {
 
 /// A portal with `plugins` installed and one entity per name.
 async fn portal(plugins: &[&str], names: &[(&str, &str)], extra: &str) -> Portal {
+    let files: Vec<(String, Vec<u8>)> = plugins
+        .iter()
+        .map(|p| (format!("{p}.wasm"), std::fs::read(wasm(p)).unwrap()))
+        .collect();
+    portal_with(&files, names, "", extra).await
+}
+
+/// A portal with the given files in its plugins folder, one entity per
+/// name, and extra `[server]` and `[plugins]` settings.
+async fn portal_with(
+    plugin_files: &[(String, Vec<u8>)],
+    names: &[(&str, &str)],
+    server: &str,
+    plugins: &str,
+) -> Portal {
     let mut docs = vec![group("team-a")];
     docs.extend(names.iter().map(|(n, a)| entity(n, a)));
-    let config = format!(
-        "[plugins]\ndir = \"plugins\"\ncache_dir = \"{}\"\ncall_timeout = \"1s\"\n{extra}\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n",
-        cache_dir()
-    );
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
-    for p in plugins {
-        std::fs::copy(wasm(p), dir.path().join(format!("plugins/{p}.wasm"))).unwrap();
+    for (name, bytes) in plugin_files {
+        std::fs::write(dir.path().join("plugins").join(name), bytes).unwrap();
     }
     std::fs::write(dir.path().join("catalog.yaml"), docs.join("---\n")).unwrap();
     let path = dir.path().join("greenroom.toml");
-    std::fs::write(&path, format!("[server]\ndata_dir = \"data\"\n{config}")).unwrap();
-    let config = greenroom::config::Config::load(&path).unwrap();
-    Portal::start_with(dir, config).await
+    let config = format!(
+        "[server]\ndata_dir = \"data\"\n{server}\n[plugins]\ndir = \"plugins\"\ncache_dir = \"{}\"\ncall_timeout = \"1s\"\n{plugins}\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n",
+        cache_dir()
+    );
+    std::fs::write(&path, config).unwrap();
+    Portal::start_with(dir, greenroom::config::Config::load(&path).unwrap()).await
 }
 
 async fn cards(p: &Portal, name: &str) -> Vec<Value> {
@@ -237,28 +251,16 @@ async fn a_looping_plugin_costs_other_requests_nothing() {
 
 #[tokio::test]
 async fn invalid_files_are_listed_with_their_error_and_harm_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
     let hello = std::fs::read(wasm("hello")).unwrap();
-    std::fs::write(dir.path().join("plugins/hello.wasm"), &hello).unwrap();
-    std::fs::write(
-        dir.path().join("plugins/truncated.wasm"),
-        &hello[..hello.len() / 2],
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("plugins/garbage.wasm"), b"not wasm at all").unwrap();
-    std::fs::write(
-        dir.path().join("catalog.yaml"),
-        format!("{}---\n{}", group("team-a"), entity("checkout", "")),
-    )
-    .unwrap();
-    let path = dir.path().join("greenroom.toml");
-    std::fs::write(
-        &path,
-        format!("[server]\ndata_dir = \"data\"\n[plugins]\ndir = \"plugins\"\ncache_dir = \"{}\"\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n", cache_dir()),
-    )
-    .unwrap();
-    let p = Portal::start_with(dir, greenroom::config::Config::load(&path).unwrap()).await;
+    let files = vec![
+        ("hello.wasm".to_string(), hello.clone()),
+        (
+            "truncated.wasm".to_string(),
+            hello[..hello.len() / 2].to_vec(),
+        ),
+        ("garbage.wasm".to_string(), b"not wasm at all".to_vec()),
+    ];
+    let p = portal_with(&files, &[("checkout", "")], "", "").await;
     let list = p.ok("/api/plugins").await;
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 3);
@@ -342,26 +344,17 @@ async fn grants_and_disabling_go_through_the_admin_api() {
     let var = "GREENROOM_TEST_ADMIN_TOKEN_GRANTS";
     // SAFETY: no other test reads or writes this variable.
     unsafe { std::env::set_var(var, "letmein") };
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
-    for name in ["hello", "hostile"] {
-        std::fs::copy(wasm(name), dir.path().join(format!("plugins/{name}.wasm"))).unwrap();
-    }
-    std::fs::write(
-        dir.path().join("catalog.yaml"),
-        format!("{}---\n{}", group("team-a"), entity("checkout", "")),
+    let files: Vec<(String, Vec<u8>)> = ["hello", "hostile"]
+        .iter()
+        .map(|p| (format!("{p}.wasm"), std::fs::read(wasm(p)).unwrap()))
+        .collect();
+    let p = portal_with(
+        &files,
+        &[("checkout", "")],
+        &format!("admin_token_env = \"{var}\""),
+        "",
     )
-    .unwrap();
-    let path = dir.path().join("greenroom.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[server]\ndata_dir = \"data\"\nadmin_token_env = \"{var}\"\n[plugins]\ndir = \"plugins\"\ncache_dir = \"{}\"\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n",
-            cache_dir()
-        ),
-    )
-    .unwrap();
-    let p = Portal::start_with(dir, greenroom::config::Config::load(&path).unwrap()).await;
+    .await;
     let post = |path: &'static str, token: Option<&'static str>, body: Value| {
         let mut req = p.http.post(format!("{}{path}", p.base)).json(&body);
         if let Some(t) = token {
@@ -417,4 +410,36 @@ async fn grants_and_disabling_go_through_the_admin_api() {
     assert_eq!(status, 404);
     // SAFETY: as above.
     unsafe { std::env::remove_var(var) };
+}
+
+/// What `greenroom plugin inspect` and `install` rely on.
+#[tokio::test]
+async fn inspect_reads_the_manifest_and_the_interfaces() {
+    let p = portal(&[], &[], "").await;
+    let (manifest, interfaces) = p.state.plugins.inspect(&wasm("hostile")).unwrap();
+    assert_eq!(manifest.id, "hostile");
+    assert_eq!(manifest.hosts, vec!["http://127.0.0.1:1"]);
+    assert_eq!(manifest.secrets, vec!["TEST_SECRET"]);
+    assert_eq!(interfaces.exports, vec!["greenroom:plugin/cards@0.1.0"]);
+    assert!(
+        interfaces
+            .imports
+            .iter()
+            .any(|i| i == "greenroom:plugin/http@0.1.0"),
+        "{:?}",
+        interfaces.imports
+    );
+    assert!(
+        interfaces.imports.iter().any(|i| i.starts_with("wasi:")),
+        "a Rust wasip2 component imports WASI"
+    );
+    let (hello, interfaces) = p.state.plugins.inspect(&wasm("hello")).unwrap();
+    assert_eq!(hello.description, "Greets every entity and names its owner");
+    assert!(
+        !interfaces
+            .imports
+            .iter()
+            .any(|i| i.contains("greenroom:plugin/http")),
+        "hello asks for no network"
+    );
 }

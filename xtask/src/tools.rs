@@ -82,50 +82,39 @@ pub fn cargo_test(args: &[&str]) -> anyhow::Result<()> {
 
 /// Installs missing rustup targets (wasm32-wasip2 for plugins).
 pub fn ensure_targets(targets: &[&str]) -> anyhow::Result<()> {
-    let Ok(out) = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output()
-    else {
-        return Ok(());
-    };
-    let installed = String::from_utf8_lossy(&out.stdout);
-    for t in targets {
-        if !installed.lines().any(|l| l.trim() == *t) {
-            eprintln!("xtask: installing rustup target {t}");
-            let status = Command::new("rustup").args(["target", "add", t]).status()?;
-            if !status.success() {
-                bail!(
-                    "could not install the rustup target {t}; run `rustup target add {t}` and try again"
-                );
-            }
-        }
-    }
-    Ok(())
+    ensure_rustup("target", targets, |line, t| line.trim() == t)
 }
 
 /// Installs missing rustup components (rustfmt, clippy).
 pub fn ensure_components(components: &[&str]) -> anyhow::Result<()> {
+    ensure_rustup("component", components, |line, c| {
+        line == c || line.starts_with(&format!("{c}-"))
+    })
+}
+
+/// `rustup <what> add` for each of `items` that `rustup <what> list
+/// --installed` lacks.
+fn ensure_rustup(
+    what: &str,
+    items: &[&str],
+    listed: impl Fn(&str, &str) -> bool,
+) -> anyhow::Result<()> {
     let Ok(out) = Command::new("rustup")
-        .args(["component", "list", "--installed"])
+        .args([what, "list", "--installed"])
         .output()
     else {
-        // Without rustup (a distribution toolchain) the components must
-        // already be there; cargo says so precisely if they are not.
+        // Without rustup (a distribution toolchain) these must already be
+        // there; cargo says so precisely if they are not.
         return Ok(());
     };
     let installed = String::from_utf8_lossy(&out.stdout);
-    for c in components {
-        if !installed
-            .lines()
-            .any(|l| l.starts_with(&format!("{c}-")) || l == *c)
-        {
-            eprintln!("xtask: installing rustup component {c}");
-            let status = Command::new("rustup")
-                .args(["component", "add", c])
-                .status()?;
+    for item in items {
+        if !installed.lines().any(|l| listed(l, item)) {
+            eprintln!("xtask: installing rustup {what} {item}");
+            let status = Command::new("rustup").args([what, "add", item]).status()?;
             if !status.success() {
                 bail!(
-                    "could not install the rustup component {c}; run `rustup component add {c}` and try again"
+                    "could not install the rustup {what} {item}; run `rustup {what} add {item}` and try again"
                 );
             }
         }

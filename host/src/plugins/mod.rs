@@ -300,6 +300,17 @@ impl Plugins {
         })
     }
 
+    /// Reads, compiles and checks a plugin file without loading it: what
+    /// `greenroom plugin inspect` shows and `install` requires.
+    pub fn inspect(&self, file: &Path) -> anyhow::Result<(Manifest, runtime::Interfaces)> {
+        let bytes = std::fs::read(file)?;
+        let manifest = Manifest::from_wasm(&bytes)?;
+        let (component, _) = self.runtime.compile(&bytes)?;
+        let interfaces = self.runtime.interfaces(&manifest, &component)?;
+        self.runtime.prepare(&component)?;
+        Ok((manifest, interfaces))
+    }
+
     /// Replaces a plugin's stored grants (or toggles it) and reloads it so
     /// the change applies to the next call. `None` when no such plugin.
     pub fn update_grants(

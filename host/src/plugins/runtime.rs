@@ -17,6 +17,16 @@ use super::bindings::greenroom::plugin::types;
 use super::host::{CallContext, HostState};
 use super::manifest::Manifest;
 
+/// The version of `greenroom:plugin` this host speaks.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// A component's exported and imported interface names.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Interfaces {
+    pub exports: Vec<String>,
+    pub imports: Vec<String>,
+}
+
 /// How often the epoch advances; deadlines are counted in these ticks.
 pub const TICK: Duration = Duration::from_millis(10);
 
@@ -82,6 +92,39 @@ impl Runtime {
             }
         }
         Ok((component, hash))
+    }
+
+    /// What a component exports and imports, refused when its imports go
+    /// beyond what its manifest declares or it speaks an unknown contract.
+    pub fn interfaces(
+        &self,
+        manifest: &Manifest,
+        component: &Component,
+    ) -> anyhow::Result<Interfaces> {
+        let ty = component.component_type();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        if imports
+            .iter()
+            .any(|i| i.starts_with("greenroom:plugin/http"))
+            && manifest.hosts.is_empty()
+        {
+            anyhow::bail!("imports greenroom:plugin/http but its manifest declares no hosts");
+        }
+        if let Some(other) = imports.iter().chain(exports.iter()).find(|n| {
+            n.starts_with("greenroom:plugin/") && !n.ends_with(&format!("@{CONTRACT_VERSION}"))
+        }) {
+            anyhow::bail!(
+                "is built against {other}, a version of the plugin contract this host does not know (it speaks greenroom:plugin@{CONTRACT_VERSION})"
+            );
+        }
+        Ok(Interfaces { exports, imports })
     }
 
     pub fn prepare(&self, component: &Component) -> anyhow::Result<InstancePre<HostState>> {
@@ -204,31 +247,7 @@ impl Loaded {
         hash: String,
         ctx: CallContext,
     ) -> anyhow::Result<Loaded> {
-        let ty = component.component_type();
-        let exports: Vec<String> = ty
-            .exports(&runtime.engine)
-            .map(|(name, _)| name.to_string())
-            .collect();
-        let imports: Vec<String> = ty
-            .imports(&runtime.engine)
-            .map(|(name, _)| name.to_string())
-            .collect();
-        if imports
-            .iter()
-            .any(|i| i.starts_with("greenroom:plugin/http"))
-            && manifest.hosts.is_empty()
-        {
-            anyhow::bail!("imports greenroom:plugin/http but its manifest declares no hosts");
-        }
-        if let Some(other) = imports
-            .iter()
-            .chain(exports.iter())
-            .find(|n| n.starts_with("greenroom:plugin/") && !n.ends_with("@0.1.0"))
-        {
-            anyhow::bail!(
-                "is built against {other}, a version of the plugin contract this host does not know (it speaks greenroom:plugin@0.1.0)"
-            );
-        }
+        let Interfaces { exports, imports } = runtime.interfaces(&manifest, component)?;
         let pre = runtime.prepare(component)?;
         let cards = cards::GuestIndices::new(&pre).ok();
         Ok(Loaded {
