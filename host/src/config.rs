@@ -135,6 +135,13 @@ pub struct PluginsConfig {
     pub http_max_bytes: u64,
     #[serde(default)]
     pub grants: Vec<GrantConfig>,
+    /// How long a plugin's cards for an entity are served from cache.
+    #[serde(default = "default_cards_ttl", with = "humantime_serde_compat")]
+    pub cards_ttl: Duration,
+}
+
+fn default_cards_ttl() -> Duration {
+    Duration::from_secs(60)
 }
 
 impl Default for PluginsConfig {
@@ -148,6 +155,7 @@ impl Default for PluginsConfig {
             http_timeout: default_fetch_timeout(),
             http_max_bytes: default_http_max(),
             grants: Vec::new(),
+            cards_ttl: default_cards_ttl(),
         }
     }
 }

@@ -80,9 +80,9 @@ fn by_plugin<'a>(cards: &'a [Value], plugin: &str) -> &'a Value {
 #[tokio::test]
 async fn hello_serves_a_card_and_is_listed_with_its_exports() {
     let p = portal(&["hello"], &[("checkout", "")], "").await;
-    let cards = cards(&p, "checkout").await;
-    assert_eq!(cards.len(), 1, "{cards:?}");
-    let hello = &cards[0];
+    let cards_before = cards(&p, "checkout").await;
+    assert_eq!(cards_before.len(), 1, "{cards_before:?}");
+    let hello = &cards_before[0];
     assert_eq!(hello["plugin"], "hello");
     assert_eq!(hello["title"], "Hello");
     assert_eq!(
@@ -106,6 +106,15 @@ async fn hello_serves_a_card_and_is_listed_with_its_exports() {
     );
     assert_eq!(item["health"]["calls"], 1);
     assert_eq!(item["health"]["errors"], 0);
+
+    // Served from cache while fresh; a changed entity asks the plugin again.
+    assert_eq!(cards(&p, "checkout").await, cards_before);
+    assert_eq!(p.ok("/api/plugins").await["items"][0]["health"]["calls"], 1);
+    let text = std::fs::read_to_string(p.dir.path().join("catalog.yaml")).unwrap();
+    p.write("catalog.yaml", &text.replace("owner: team-a\n", "owner: team-b\n"));
+    p.refresh().await;
+    assert_eq!(cards(&p, "checkout").await[0]["nodes"][1]["value"], "team-b");
+    assert_eq!(p.ok("/api/plugins").await["items"][0]["health"]["calls"], 2);
     let (status, _) = p.get("/api/cards/component/default/missing").await;
     assert_eq!(status, 404);
 }

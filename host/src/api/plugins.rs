@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, ApiJson, AppState, blocking};
 use crate::catalog::EntityRef;
-use crate::plugins::{CallError, card_json, error_card_json, host::entity_record};
+use crate::plugins::{CallError, error_card_json, host::entity_record};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -122,7 +122,6 @@ async fn cards(
         Arc::new(entity_record(json).ok_or_else(|| {
             ApiError::Internal(anyhow::anyhow!("stored entity {r} is unreadable"))
         })?);
-    let limits = state.plugins.limits();
     let mut calls = tokio::task::JoinSet::new();
     for plugin in state
         .plugins
@@ -130,9 +129,9 @@ async fn cards(
         .into_iter()
         .filter(|p| p.exports_cards())
     {
-        let (entity, limits) = (entity.clone(), limits.clone());
+        let (entity, plugins) = (entity.clone(), state.plugins.clone());
         calls.spawn_blocking(move || {
-            let result = plugin.cards(&entity, &limits);
+            let result = plugins.cards(&plugin, &entity);
             (plugin, result)
         });
     }
@@ -140,7 +139,7 @@ async fn cards(
     while let Some(done) = calls.join_next().await {
         let (plugin, result) = done?;
         match result {
-            Ok(cards) => out.extend(cards.iter().map(|c| card_json(&plugin, c))),
+            Ok(cards) => out.extend(cards),
             Err(CallError::NotApplicable) => {}
             Err(e) => {
                 tracing::warn!(plugin = %plugin.manifest.id, entity = %r, error = %e, "plugin card failed");

@@ -49,6 +49,9 @@ pub struct Plugins {
     slots: RwLock<BTreeMap<PathBuf, Slot>>,
     /// Watches the plugins folder while it lives.
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
+    /// Cards by (plugin build, entity ref, entity etag), with when they
+    /// were made; a new plugin build or a changed entity misses.
+    cards_cache: Mutex<HashMap<(String, String, String), (Instant, Vec<Value>)>>,
 }
 
 /// One row of `GET /api/plugins`.
@@ -100,6 +103,7 @@ impl Plugins {
             reader,
             slots: RwLock::new(BTreeMap::new()),
             watcher: Mutex::new(None),
+            cards_cache: Mutex::new(HashMap::new()),
         })
     }
 
@@ -298,6 +302,37 @@ impl Plugins {
             timeout: self.config.http_timeout,
             max_bytes: self.config.http_max_bytes,
         })
+    }
+
+    /// A plugin's cards for an entity as JSON, from cache while fresh.
+    /// Failures are not cached: a plugin that recovers shows at once.
+    pub fn cards(&self, plugin: &Loaded, entity: &types::Entity) -> Result<Vec<Value>, CallError> {
+        let etag = serde_json::from_str::<Value>(&entity.json)
+            .ok()
+            .and_then(|v| v["metadata"]["etag"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        let key = (plugin.hash.clone(), entity.entity_ref.clone(), etag);
+        let ttl = self.config.cards_ttl;
+        if let Some((made, cards)) = self
+            .cards_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            && made.elapsed() < ttl
+        {
+            return Ok(cards.clone());
+        }
+        let cards: Vec<Value> = plugin
+            .cards(entity, &self.limits())?
+            .iter()
+            .map(|c| card_json(plugin, c))
+            .collect();
+        let mut cache = self.cards_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 10_000 {
+            cache.retain(|_, (made, _)| made.elapsed() < ttl);
+        }
+        cache.insert(key, (Instant::now(), cards.clone()));
+        Ok(cards)
     }
 
     /// Reads, compiles and checks a plugin file without loading it: what
