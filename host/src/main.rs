@@ -50,6 +50,12 @@ enum PluginCommand {
     Inspect { file: PathBuf },
     /// Checks a plugin and puts it in the plugins folder; a running portal picks it up.
     Install { file: PathBuf },
+    /// Measures a plugin: cold compile, cached load, fresh-instance cards calls.
+    Bench {
+        file: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        calls: usize,
+    },
     /// Grants a plugin hosts and secrets, in addition to what it has.
     Grant {
         id: String,
@@ -161,6 +167,17 @@ fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         },
+        PluginCommand::Bench { file, calls } => {
+            let r = registry.bench(&file, calls)?;
+            println!(
+                "cold_compile_ms={:.1} cached_load_ms={:.2} call_p50_us={:.1} call_p99_us={:.1}",
+                r.cold_compile.as_secs_f64() * 1e3,
+                r.cached_load.as_secs_f64() * 1e3,
+                r.call_p50.as_secs_f64() * 1e6,
+                r.call_p99.as_secs_f64() * 1e6
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         PluginCommand::Install { file } => {
             let (manifest, _) = registry
                 .inspect(&file)

@@ -111,9 +111,15 @@ async fn hello_serves_a_card_and_is_listed_with_its_exports() {
     assert_eq!(cards(&p, "checkout").await, cards_before);
     assert_eq!(p.ok("/api/plugins").await["items"][0]["health"]["calls"], 1);
     let text = std::fs::read_to_string(p.dir.path().join("catalog.yaml")).unwrap();
-    p.write("catalog.yaml", &text.replace("owner: team-a\n", "owner: team-b\n"));
+    p.write(
+        "catalog.yaml",
+        &text.replace("owner: team-a\n", "owner: team-b\n"),
+    );
     p.refresh().await;
-    assert_eq!(cards(&p, "checkout").await[0]["nodes"][1]["value"], "team-b");
+    assert_eq!(
+        cards(&p, "checkout").await[0]["nodes"][1]["value"],
+        "team-b"
+    );
     assert_eq!(p.ok("/api/plugins").await["items"][0]["health"]["calls"], 2);
     let (status, _) = p.get("/api/cards/component/default/missing").await;
     assert_eq!(status, 404);

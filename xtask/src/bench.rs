@@ -26,11 +26,17 @@ pub enum Bench {
         #[arg(long, default_value_t = 2000)]
         requests: usize,
     },
+    /// Plugin call latency, compile and cached load, and drop-in hot loading.
+    Plugins {
+        #[arg(long, default_value_t = 20_000)]
+        calls: usize,
+    },
 }
 
 pub fn run(what: Bench) -> anyhow::Result<()> {
     match what {
         Bench::Catalog { entities, requests } => catalog(entities, requests),
+        Bench::Plugins { calls } => plugins(calls),
     }
 }
 
@@ -441,4 +447,150 @@ fn append_row(path: &PathBuf, heading: &str, row: &str) -> anyhow::Result<()> {
     std::fs::write(path, out)?;
     eprintln!("xtask: appended the figures to {}", path.display());
     Ok(())
+}
+
+/// Builds the release host and the plugins, then measures.
+fn plugins(calls: usize) -> anyhow::Result<()> {
+    tools::ensure_targets(&[crate::PLUGIN_TARGET])?;
+    tools::cargo(&[
+        "build",
+        "--release",
+        "--package",
+        "greenroom",
+        "--bin",
+        "greenroom",
+    ])?;
+    let target = tools::target_dir()?;
+    let plugin_target = target.join("plugins");
+    let plugin_target_text = plugin_target.to_string_lossy().into_owned();
+    tools::cargo(&[
+        "build",
+        "--release",
+        "--target",
+        crate::PLUGIN_TARGET,
+        "--manifest-path",
+        "plugins/Cargo.toml",
+        "--target-dir",
+        &plugin_target_text,
+    ])?;
+    let bin = target.join("release/greenroom");
+    let hello = plugin_target.join(format!("{}/release/hello.wasm", crate::PLUGIN_TARGET));
+    let dir = target.join("bench/plugins");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("plugins"))?;
+    std::fs::write(
+        dir.join("catalog.yaml"),
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: checkout\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n",
+    )?;
+    let config = dir.join("greenroom.toml");
+    std::fs::write(
+        &config,
+        "[server]\ndata_dir = \"data\"\n[plugins]\ndir = \"plugins\"\n[catalog]\nrefresh_interval = \"24h\"\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n",
+    )?;
+
+    // In-process: compile, cached load, fresh-instance calls.
+    let out = Command::new(&bin)
+        .args([
+            "--config",
+            &config.to_string_lossy(),
+            "plugin",
+            "bench",
+            &hello.to_string_lossy(),
+            "--calls",
+            &calls.to_string(),
+        ])
+        .env("RUST_LOG", "warn")
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "plugin bench failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let field = |name: &str| -> anyhow::Result<f64> {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("no {name} in {line:?}"))
+    };
+    let (cold, cached, p50, p99) = (
+        field("cold_compile_ms")?,
+        field("cached_load_ms")?,
+        field("call_p50_us")?,
+        field("call_p99_us")?,
+    );
+
+    // Over HTTP: from dropping the file to the first card served.
+    let _ = std::fs::remove_dir_all(dir.join("data"));
+    let server = start(&bin, &config)?;
+    let mut conn = Conn::open(server.addr)?;
+    let wait_ready = |conn: &mut Conn| -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, body) = conn.get("/healthz")?;
+            if serde_json::from_slice::<serde_json::Value>(&body)?["ready"] == true {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the portal did not become ready");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_ready(&mut conn)?;
+    let drop_in = |conn: &mut Conn| -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        std::fs::copy(&hello, dir.join("plugins/hello.wasm"))?;
+        loop {
+            let (_, body) = conn.get("/api/cards/component/default/checkout")?;
+            let cards: serde_json::Value = serde_json::from_slice(&body)?;
+            if cards["cards"].as_array().is_some_and(|c| !c.is_empty()) {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("the dropped plugin was not served within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    let first_drop = drop_in(&mut conn)?;
+    std::fs::remove_file(dir.join("plugins/hello.wasm"))?;
+    std::thread::sleep(Duration::from_millis(500));
+    let cached_drop = drop_in(&mut conn)?;
+    // Cards over HTTP, from cache after the first call.
+    let served = measure(&mut conn, 2000, |_| {
+        "/api/cards/component/default/checkout".to_string()
+    })?;
+    drop(server);
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "plugin                 hello ({} KB)",
+        std::fs::metadata(&hello)?.len() / 1024
+    );
+    println!("instantiate + call     p50 {p50:.1} µs, p99 {p99:.1} µs (fresh Store per call)");
+    println!("cold compile           {cold:.1} ms; cached load {cached:.2} ms");
+    println!(
+        "drop to first card     {:.0} ms (compiling), {:.0} ms (compiled form cached)",
+        ms(first_drop),
+        ms(cached_drop)
+    );
+    println!(
+        "cards served (cached)  p50 {:.2} ms, p99 {:.2} ms over HTTP",
+        served.0, served.1
+    );
+    let row = format!(
+        "| {} | hello | {p50:.1} / {p99:.1} | {cold:.1} | {cached:.2} | {:.0} / {:.0} | {:.2} / {:.2} |\n",
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+        ms(first_drop),
+        ms(cached_drop),
+        served.0,
+        served.1
+    );
+    append_row(
+        &tools::workspace_root()?.join("BENCHMARKS.md"),
+        "## Plugins",
+        &row,
+    )
 }

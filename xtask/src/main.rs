@@ -52,7 +52,7 @@ fn main() -> ExitCode {
 }
 
 /// Plugins are WebAssembly components built for this target.
-const PLUGIN_TARGET: &str = "wasm32-wasip2";
+pub(crate) const PLUGIN_TARGET: &str = "wasm32-wasip2";
 
 /// The plugins the demo portal runs.
 const DEMO_PLUGINS: &[&str] = &["hello"];

@@ -51,7 +51,20 @@ pub struct Plugins {
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
     /// Cards by (plugin build, entity ref, entity etag), with when they
     /// were made; a new plugin build or a changed entity misses.
-    cards_cache: Mutex<HashMap<(String, String, String), (Instant, Vec<Value>)>>,
+    cards_cache: Mutex<HashMap<CardsKey, (Instant, Vec<Value>)>>,
+}
+
+/// Plugin build hash, entity ref, entity etag.
+type CardsKey = (String, String, String);
+
+/// What `Plugins::bench` measured.
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    pub cold_compile: Duration,
+    pub cached_load: Duration,
+    /// Fresh instance + trivial cards call.
+    pub call_p50: Duration,
+    pub call_p99: Duration,
 }
 
 /// One row of `GET /api/plugins`.
@@ -97,7 +110,7 @@ impl Plugins {
         reader: Reader,
     ) -> anyhow::Result<Plugins> {
         Ok(Plugins {
-            runtime: Runtime::new(cache_dir)?,
+            runtime: Runtime::new(cache_dir, config.memory_limit_mib * 1024 * 1024, 256)?,
             db,
             config,
             reader,
@@ -162,7 +175,7 @@ impl Plugins {
                         }
                     };
                     add(first);
-                    let until = Instant::now() + Duration::from_millis(100);
+                    let until = Instant::now() + Duration::from_millis(40);
                     while let Some(left) = until.checked_duration_since(Instant::now()) {
                         match rx.recv_timeout(left) {
                             Ok(e) => add(e),
@@ -333,6 +346,45 @@ impl Plugins {
         }
         cache.insert(key, (Instant::now(), cards.clone()));
         Ok(cards)
+    }
+
+    /// Measures a plugin: cold compile, cached load, and `calls` cards calls
+    /// (each a fresh instance) on a sample entity.
+    pub fn bench(&self, file: &Path, calls: usize) -> anyhow::Result<BenchReport> {
+        let bytes = std::fs::read(file)?;
+        let started = Instant::now();
+        wasmtime::component::Component::new(&self.runtime.engine, &bytes)?;
+        let cold = started.elapsed();
+        self.runtime.compile(&bytes)?;
+        let started = Instant::now();
+        self.runtime.compile(&bytes)?;
+        let cached = started.elapsed();
+        let loaded = self.try_load(file)?;
+        let entity = types::Entity {
+            entity_ref: "component:default/bench".into(),
+            kind: "Component".into(),
+            namespace: "default".into(),
+            name: "bench".into(),
+            json: r#"{"apiVersion":"backstage.io/v1alpha1","kind":"Component","metadata":{"name":"bench","namespace":"default"},"spec":{"type":"service","lifecycle":"production","owner":"team-a"}}"#.into(),
+        };
+        let limits = self.limits();
+        for _ in 0..calls.min(200) {
+            loaded.cards(&entity, &limits)?;
+        }
+        let mut samples = Vec::with_capacity(calls);
+        for _ in 0..calls {
+            let t = Instant::now();
+            loaded.cards(&entity, &limits)?;
+            samples.push(t.elapsed());
+        }
+        samples.sort();
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+        Ok(BenchReport {
+            cold_compile: cold,
+            cached_load: cached,
+            call_p50: at(0.5),
+            call_p99: at(0.99),
+        })
     }
 
     /// Reads, compiles and checks a plugin file without loading it: what

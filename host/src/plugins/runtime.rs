@@ -38,11 +38,29 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(cache_dir: &Path) -> anyhow::Result<Runtime> {
+    /// `memory_bytes` is the per-call memory cap; instances come from a
+    /// pool sized for `concurrency` calls at once, which makes a fresh
+    /// instance per call cheap (no mmap per call).
+    pub fn new(cache_dir: &Path, memory_bytes: usize, concurrency: u32) -> anyhow::Result<Runtime> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
         config.max_wasm_stack(512 * 1024);
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(concurrency)
+            .total_core_instances(concurrency * 8)
+            .total_memories(concurrency * 2)
+            .total_tables(concurrency * 8)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16)
+            .max_core_instances_per_component(16)
+            // Above the per-call cap, so that the StoreLimits check (which
+            // traps with a clear message) is the one that fires.
+            .max_memory_size(memory_bytes.saturating_mul(2));
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        // Reserve address space for what a plugin may use, not wasmtime's
+        // 4 GiB default per memory: a pool holds hundreds of memories.
+        config.memory_reservation(memory_bytes.saturating_mul(2) as u64);
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
