@@ -458,3 +458,54 @@ async fn inspect_reads_the_manifest_and_the_interfaces() {
         "hello asks for no network"
     );
 }
+
+#[tokio::test]
+async fn host_imports_kv_catalog_and_source_work_within_bounds() {
+    let p = portal(
+        &["hostile"],
+        &[("kv", ""), ("catalog", ""), ("source", "")],
+        "",
+    )
+    .await;
+    p.write("notes.txt", "written beside the catalog");
+    let text = |cards: Vec<Value>| cards[0]["nodes"][0]["text"].as_str().unwrap().to_string();
+    assert_eq!(
+        text(cards(&p, "kv").await),
+        "read hello; after delete None; over quota: Err(\"kv quota of 1048576 bytes exceeded\")"
+    );
+    assert_eq!(
+        text(cards(&p, "catalog").await),
+        "team group:default/team-a; components kv,catalog,source"
+    );
+    let t = text(cards(&p, "source").await);
+    assert!(
+        t.starts_with("notes Ok(\"written beside the catalog\"); escape Err("),
+        "{t}"
+    );
+    assert!(
+        t.contains("leaves the entity's folder") && !t.contains("root:"),
+        "{t}"
+    );
+}
+
+#[tokio::test]
+async fn a_plugin_that_keeps_failing_backs_off() {
+    let p = portal(&["hostile"], &[("panic", "")], "").await;
+    for _ in 0..3 {
+        let c = cards(&p, "panic").await;
+        assert!(
+            c[0]["error"].as_str().unwrap().contains("panicked"),
+            "{c:?}"
+        );
+    }
+    let c = cards(&p, "panic").await;
+    let error = c[0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("is backing off after 3 failures in a row"),
+        "{error}"
+    );
+    let health = &p.ok("/api/plugins").await["items"][0]["health"];
+    assert_eq!(health["calls"], 3, "backing off calls nothing");
+    assert_eq!(health["errors"], 3);
+    assert!(health["lastError"].as_str().unwrap().contains("panicked"));
+}

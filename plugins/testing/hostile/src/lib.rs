@@ -11,6 +11,9 @@
 //! | `files` | reads `/etc/passwd` through WASI |
 //! | `socket` | opens a TCP socket through WASI |
 //! | `http-<n>` | fetches the URL in annotation `test/url` |
+//! | `kv` | writes, reads and deletes its kv store, then overflows its quota |
+//! | `catalog` | reads the catalog through the host |
+//! | `source` | reads a file beside the entity, then tries to escape |
 //! | anything else | one small card |
 
 use greenroom_plugin_sdk::{
@@ -77,6 +80,32 @@ impl Plugin for Hostile {
                     )),
                     Err(e) => card(&format!("http error: {e:?}")),
                 }
+            }
+            "kv" => {
+                host::kv_set("greeting", b"hello", None).map_err(PluginError::Internal)?;
+                let read = host::kv_get("greeting").unwrap_or_default();
+                host::kv_delete("greeting");
+                let after = host::kv_get("greeting");
+                let over = host::kv_set("huge", &vec![0u8; 2 * 1024 * 1024], None);
+                card(&format!(
+                    "read {}; after delete {after:?}; over quota: {over:?}",
+                    String::from_utf8_lossy(&read)
+                ))
+            }
+            "catalog" => {
+                let team = host::entity("group:team-a")
+                    .map(|e| e.entity_ref)
+                    .unwrap_or_default();
+                let names: Vec<String> = host::query("kind=component", 10)
+                    .into_iter()
+                    .map(|e| e.name)
+                    .collect();
+                card(&format!("team {team}; components {}", names.join(",")))
+            }
+            "source" => {
+                let notes = host::read_file(&entity, "notes.txt");
+                let escape = host::read_file(&entity, "../../../../etc/passwd");
+                card(&format!("notes {notes:?}; escape {escape:?}"))
             }
             _ => card("fine"),
         }
