@@ -509,3 +509,26 @@ async fn a_plugin_that_keeps_failing_backs_off() {
     assert_eq!(health["errors"], 3);
     assert!(health["lastError"].as_str().unwrap().contains("panicked"));
 }
+
+#[tokio::test]
+async fn a_component_for_an_unknown_contract_version_is_refused() {
+    let p = portal(&["future", "hello"], &[("checkout", "")], "").await;
+    let list = p.ok("/api/plugins").await;
+    let items = list["items"].as_array().unwrap();
+    let future = items
+        .iter()
+        .find(|i| i["file"].as_str().unwrap().ends_with("future.wasm"))
+        .unwrap();
+    assert_eq!(future["state"], "failed");
+    let error = future["error"].as_str().unwrap();
+    assert!(
+        error.contains("greenroom:plugin/cards@0.9.0")
+            && error.contains("speaks greenroom:plugin@0.1.0"),
+        "{error}"
+    );
+    assert_eq!(
+        cards(&p, "checkout").await.len(),
+        1,
+        "the others still serve"
+    );
+}
