@@ -40,12 +40,77 @@ pub mod cards_bindings {
     });
 }
 
+#[cfg(feature = "facts")]
+#[doc(hidden)]
+pub mod facts_bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "export-facts",
+        with: { "greenroom:plugin/types@0.1.0": crate::bindings::greenroom::plugin::types },
+        pub_export_macro: true,
+        export_macro_name: "export_facts",
+        default_bindings_module: "greenroom_plugin_sdk::facts_bindings",
+    });
+}
+
+#[cfg(feature = "events")]
+#[doc(hidden)]
+pub mod events_bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "export-events",
+        with: { "greenroom:plugin/types@0.1.0": crate::bindings::greenroom::plugin::types },
+        pub_export_macro: true,
+        export_macro_name: "export_events",
+        default_bindings_module: "greenroom_plugin_sdk::events_bindings",
+    });
+}
+
+#[cfg(feature = "search")]
+#[doc(hidden)]
+pub mod search_bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "export-search",
+        with: { "greenroom:plugin/types@0.1.0": crate::bindings::greenroom::plugin::types },
+        pub_export_macro: true,
+        export_macro_name: "export_search",
+        default_bindings_module: "greenroom_plugin_sdk::search_bindings",
+    });
+}
+
+#[cfg(feature = "actions")]
+#[doc(hidden)]
+pub mod actions_bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "export-actions",
+        with: { "greenroom:plugin/types@0.1.0": crate::bindings::greenroom::plugin::types },
+        pub_export_macro: true,
+        export_macro_name: "export_actions",
+        default_bindings_module: "greenroom_plugin_sdk::actions_bindings",
+    });
+}
+
+#[cfg(feature = "docs")]
+#[doc(hidden)]
+pub mod docs_bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "export-docs",
+        with: { "greenroom:plugin/types@0.1.0": crate::bindings::greenroom::plugin::types },
+        pub_export_macro: true,
+        export_macro_name: "export_docs",
+        default_bindings_module: "greenroom_plugin_sdk::docs_bindings",
+    });
+}
+
 pub mod card;
 pub mod host;
 
 pub use bindings::greenroom::plugin::types::{
-    Badge, Card, Cell, Entity, Fact, FactValue, Field, Link, Node, PluginError, Progress, Table,
-    Tone,
+    Action, Badge, Card, Cell, DocPage, Entity, Event, Fact, FactValue, Field, Link, Node,
+    PluginError, Progress, SearchDocument, Table, Tone,
 };
 pub use card::CardBuilder;
 
@@ -61,9 +126,45 @@ static SDK_VERSION: [u8; 5] = *b"0.1.0";
 /// contract never breaks a plugin; override what you implement and enable
 /// its cargo feature.
 pub trait Plugin {
-    /// Cards for an entity's page.
+    /// Cards for an entity's page (feature `cards`).
     fn cards(entity: Entity) -> Result<Vec<Card>, PluginError> {
         let _ = entity;
+        Err(PluginError::NotApplicable)
+    }
+
+    /// Facts about an entity (feature `facts`).
+    fn facts(entity: Entity) -> Result<Vec<Fact>, PluginError> {
+        let _ = entity;
+        Err(PluginError::NotApplicable)
+    }
+
+    /// Events since a time in ms since the epoch (feature `events`).
+    fn events(since_ms: u64) -> Result<Vec<Event>, PluginError> {
+        let _ = since_ms;
+        Err(PluginError::NotApplicable)
+    }
+
+    /// Documents for global search (feature `search`).
+    fn search_documents(entity: Entity) -> Result<Vec<SearchDocument>, PluginError> {
+        let _ = entity;
+        Err(PluginError::NotApplicable)
+    }
+
+    /// Actions an owner can take on an entity (feature `actions`).
+    fn actions(entity: Entity) -> Vec<Action> {
+        let _ = entity;
+        Vec::new()
+    }
+
+    /// Runs an action; `input` is JSON text (feature `actions`).
+    fn run_action(id: String, entity: Entity, input: String) -> Result<String, PluginError> {
+        let _ = (id, entity, input);
+        Err(PluginError::NotApplicable)
+    }
+
+    /// A documentation page (feature `docs`).
+    fn doc_page(entity: Entity, path: String) -> Result<DocPage, PluginError> {
+        let _ = (entity, path);
         Err(PluginError::NotApplicable)
     }
 }
@@ -73,6 +174,11 @@ pub trait Plugin {
 macro_rules! register_plugin {
     ($plugin:ident) => {
         $crate::__export_cards!($plugin);
+        $crate::__export_facts!($plugin);
+        $crate::__export_events!($plugin);
+        $crate::__export_search!($plugin);
+        $crate::__export_actions!($plugin);
+        $crate::__export_docs!($plugin);
     };
 }
 
@@ -94,6 +200,118 @@ macro_rules! __export_cards {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_cards {
+    ($plugin:ident) => {};
+}
+
+#[cfg(feature = "facts")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_facts {
+    ($plugin:ident) => {
+        impl $crate::facts_bindings::exports::greenroom::plugin::facts::Guest for $plugin {
+            fn facts(entity: $crate::Entity) -> ::core::result::Result<::std::vec::Vec<$crate::Fact>, $crate::PluginError> {
+                <$plugin as $crate::Plugin>::facts(entity)
+            }
+        }
+        $crate::facts_bindings::export_facts!($plugin with_types_in $crate::facts_bindings);
+    };
+}
+
+#[cfg(not(feature = "facts"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_facts {
+    ($plugin:ident) => {};
+}
+
+#[cfg(feature = "events")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_events {
+    ($plugin:ident) => {
+        impl $crate::events_bindings::exports::greenroom::plugin::events::Guest for $plugin {
+            fn events(since_ms: u64) -> ::core::result::Result<::std::vec::Vec<$crate::Event>, $crate::PluginError> {
+                <$plugin as $crate::Plugin>::events(since_ms)
+            }
+        }
+        $crate::events_bindings::export_events!($plugin with_types_in $crate::events_bindings);
+    };
+}
+
+#[cfg(not(feature = "events"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_events {
+    ($plugin:ident) => {};
+}
+
+#[cfg(feature = "search")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_search {
+    ($plugin:ident) => {
+        impl $crate::search_bindings::exports::greenroom::plugin::search::Guest for $plugin {
+            fn documents(entity: $crate::Entity) -> ::core::result::Result<::std::vec::Vec<$crate::SearchDocument>, $crate::PluginError> {
+                <$plugin as $crate::Plugin>::search_documents(entity)
+            }
+        }
+        $crate::search_bindings::export_search!($plugin with_types_in $crate::search_bindings);
+    };
+}
+
+#[cfg(not(feature = "search"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_search {
+    ($plugin:ident) => {};
+}
+
+#[cfg(feature = "actions")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_actions {
+    ($plugin:ident) => {
+        impl $crate::actions_bindings::exports::greenroom::plugin::actions::Guest for $plugin {
+            fn available(entity: $crate::Entity) -> ::std::vec::Vec<$crate::Action> {
+                <$plugin as $crate::Plugin>::actions(entity)
+            }
+            fn run(
+                id: ::std::string::String,
+                entity: $crate::Entity,
+                input: ::std::string::String,
+            ) -> ::core::result::Result<::std::string::String, $crate::PluginError> {
+                <$plugin as $crate::Plugin>::run_action(id, entity, input)
+            }
+        }
+        $crate::actions_bindings::export_actions!($plugin with_types_in $crate::actions_bindings);
+    };
+}
+
+#[cfg(not(feature = "actions"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_actions {
+    ($plugin:ident) => {};
+}
+
+#[cfg(feature = "docs")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_docs {
+    ($plugin:ident) => {
+        impl $crate::docs_bindings::exports::greenroom::plugin::docs::Guest for $plugin {
+            fn page(entity: $crate::Entity, path: ::std::string::String) -> ::core::result::Result<$crate::DocPage, $crate::PluginError> {
+                <$plugin as $crate::Plugin>::doc_page(entity, path)
+            }
+        }
+        $crate::docs_bindings::export_docs!($plugin with_types_in $crate::docs_bindings);
+    };
+}
+
+#[cfg(not(feature = "docs"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_docs {
     ($plugin:ident) => {};
 }
 

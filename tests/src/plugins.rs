@@ -532,3 +532,61 @@ async fn a_component_for_an_unknown_contract_version_is_refused() {
         "the others still serve"
     );
 }
+
+/// Every export of the contract, called through the host on a plugin that
+/// implements them all; a plugin without an export says so.
+#[tokio::test]
+async fn every_export_of_the_contract_is_callable() {
+    let p = portal(&["everything", "hello"], &[("checkout", "")], "").await;
+    let list = p.ok("/api/plugins").await;
+    let everything = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "everything")
+        .unwrap()
+        .clone();
+    let mut exports: Vec<String> = everything["exports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_string())
+        .collect();
+    exports.sort();
+    let expected: Vec<String> = ["actions", "cards", "docs", "events", "facts", "search"]
+        .iter()
+        .map(|i| format!("greenroom:plugin/{i}@0.1.0"))
+        .collect();
+    assert_eq!(exports, expected);
+
+    let plugins = p.state.plugins.clone();
+    let store = p.state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let json = store.entity_by_ref(&greenroom::catalog::EntityRef::new("component", "default", "checkout"), &[]).unwrap().unwrap();
+        let entity = greenroom::plugins::host::entity_record(json).unwrap();
+        let limits = plugins.limits();
+        let loaded = plugins.loaded();
+        let all = loaded.iter().find(|l| l.manifest.id == "everything").unwrap();
+        let hello = loaded.iter().find(|l| l.manifest.id == "hello").unwrap();
+
+        let facts = all.facts(&entity, &limits).unwrap();
+        assert_eq!(facts[0].name, "test.name_length");
+        assert!(matches!(facts[0].value, greenroom::plugins::bindings::greenroom::plugin::types::FactValue::Number(n) if n == 8.0));
+        let events = all.events(1_000, &limits).unwrap();
+        assert_eq!((events[0].id.as_str(), events[0].at_ms, events[0].actor.as_deref()), ("deploy-1000", 1_001, Some("ada")));
+        let docs = all.search_documents(&entity, &limits).unwrap();
+        assert_eq!(docs[0].title, "About checkout");
+        let actions = all.actions(&entity, &limits).unwrap();
+        assert_eq!((actions[0].id.as_str(), actions[0].confirm), ("greet", true));
+        assert_eq!(all.run_action("greet", &entity, "{}", &limits).unwrap(), "hello checkout with {}");
+        let err = all.run_action("explode", &entity, "{}", &limits).unwrap_err();
+        assert_eq!(err.to_string(), "configuration error: no action explode");
+        let page = all.doc_page(&entity, "guide/index.md", &limits).unwrap();
+        assert_eq!((page.title.as_str(), page.nav[0].href.as_str()), ("checkout / guide/index.md", "index.md"));
+
+        assert_eq!(hello.facts(&entity, &limits).unwrap_err().to_string(), "does not export facts");
+        assert_eq!(hello.doc_page(&entity, "x", &limits).unwrap_err().to_string(), "does not export docs");
+    })
+    .await
+    .unwrap();
+}

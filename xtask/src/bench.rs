@@ -470,6 +470,8 @@ fn plugins(calls: usize) -> anyhow::Result<()> {
         crate::PLUGIN_TARGET,
         "--manifest-path",
         "plugins/Cargo.toml",
+        "--package",
+        "hello",
         "--target-dir",
         &plugin_target_text,
     ])?;

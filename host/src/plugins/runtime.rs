@@ -12,7 +12,7 @@ use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Config, Engine};
 
 use super::bindings;
-use super::bindings::exports::greenroom::plugin::cards;
+use super::bindings::exports::greenroom::plugin::{actions, cards, docs, events, facts, search};
 use super::bindings::greenroom::plugin::types;
 use super::host::{CallContext, HostState};
 use super::manifest::Manifest;
@@ -250,6 +250,11 @@ pub struct Loaded {
     pub imports: Vec<String>,
     pre: InstancePre<HostState>,
     cards: Option<cards::GuestIndices>,
+    facts: Option<facts::GuestIndices>,
+    events: Option<events::GuestIndices>,
+    search: Option<search::GuestIndices>,
+    actions: Option<actions::GuestIndices>,
+    docs: Option<docs::GuestIndices>,
     pub ctx: CallContext,
     pub health: Mutex<Health>,
     /// An administrator switched it off: listed, never called.
@@ -268,6 +273,11 @@ impl Loaded {
         let Interfaces { exports, imports } = runtime.interfaces(&manifest, component)?;
         let pre = runtime.prepare(component)?;
         let cards = cards::GuestIndices::new(&pre).ok();
+        let facts = facts::GuestIndices::new(&pre).ok();
+        let events = events::GuestIndices::new(&pre).ok();
+        let search = search::GuestIndices::new(&pre).ok();
+        let actions = actions::GuestIndices::new(&pre).ok();
+        let docs = docs::GuestIndices::new(&pre).ok();
         Ok(Loaded {
             manifest,
             file,
@@ -276,6 +286,11 @@ impl Loaded {
             imports,
             pre,
             cards,
+            facts,
+            events,
+            search,
+            actions,
+            docs,
             ctx,
             health: Mutex::new(Health::default()),
             disabled: false,
@@ -367,6 +382,167 @@ impl Loaded {
     pub fn exports_cards(&self) -> bool {
         self.cards.is_some()
     }
+
+    /// The plugin's facts about an entity.
+    pub fn facts(
+        &self,
+        entity: &types::Entity,
+        limits: &CallLimits,
+    ) -> Result<Vec<types::Fact>, CallError> {
+        let indices = self.facts.as_ref().ok_or(CallError::NotExported("facts"))?;
+        self.call(
+            limits,
+            |store, instance| {
+                indices
+                    .load(&mut *store, instance)?
+                    .call_facts(&mut *store, entity)
+            },
+            |facts| {
+                facts
+                    .iter()
+                    .map(|f| {
+                        f.name.len() + f.url.as_ref().map_or(0, String::len) + value_size(&f.value)
+                    })
+                    .sum()
+            },
+        )
+    }
+
+    /// Events at or after `since_ms`.
+    pub fn events(
+        &self,
+        since_ms: u64,
+        limits: &CallLimits,
+    ) -> Result<Vec<types::Event>, CallError> {
+        let indices = self
+            .events
+            .as_ref()
+            .ok_or(CallError::NotExported("events"))?;
+        self.call(
+            limits,
+            |store, instance| {
+                indices
+                    .load(&mut *store, instance)?
+                    .call_events(&mut *store, since_ms)
+            },
+            |events| {
+                events
+                    .iter()
+                    .map(|e| {
+                        e.id.len()
+                            + e.kind.len()
+                            + e.title.len()
+                            + opt_len(&e.entity_ref)
+                            + opt_len(&e.url)
+                            + opt_len(&e.actor)
+                            + 16
+                    })
+                    .sum()
+            },
+        )
+    }
+
+    /// Search documents for an entity.
+    pub fn search_documents(
+        &self,
+        entity: &types::Entity,
+        limits: &CallLimits,
+    ) -> Result<Vec<types::SearchDocument>, CallError> {
+        let indices = self
+            .search
+            .as_ref()
+            .ok_or(CallError::NotExported("search"))?;
+        self.call(
+            limits,
+            |store, instance| {
+                indices
+                    .load(&mut *store, instance)?
+                    .call_documents(&mut *store, entity)
+            },
+            |docs| {
+                docs.iter()
+                    .map(|d| d.id.len() + d.title.len() + d.text.len() + d.location.len())
+                    .sum()
+            },
+        )
+    }
+
+    /// Actions available on an entity.
+    pub fn actions(
+        &self,
+        entity: &types::Entity,
+        limits: &CallLimits,
+    ) -> Result<Vec<types::Action>, CallError> {
+        let indices = self
+            .actions
+            .as_ref()
+            .ok_or(CallError::NotExported("actions"))?;
+        self.call(
+            limits,
+            |store, instance| {
+                Ok(Ok(indices
+                    .load(&mut *store, instance)?
+                    .call_available(&mut *store, entity)?))
+            },
+            |actions| {
+                actions
+                    .iter()
+                    .map(|a| a.id.len() + a.label.len() + a.description.len())
+                    .sum()
+            },
+        )
+    }
+
+    /// Runs action `id` with `input` (JSON text); returns its message.
+    pub fn run_action(
+        &self,
+        id: &str,
+        entity: &types::Entity,
+        input: &str,
+        limits: &CallLimits,
+    ) -> Result<String, CallError> {
+        let indices = self
+            .actions
+            .as_ref()
+            .ok_or(CallError::NotExported("actions"))?;
+        self.call(
+            limits,
+            |store, instance| {
+                indices
+                    .load(&mut *store, instance)?
+                    .call_run(&mut *store, id, entity, input)
+            },
+            String::len,
+        )
+    }
+
+    /// A documentation page.
+    pub fn doc_page(
+        &self,
+        entity: &types::Entity,
+        path: &str,
+        limits: &CallLimits,
+    ) -> Result<types::DocPage, CallError> {
+        let indices = self.docs.as_ref().ok_or(CallError::NotExported("docs"))?;
+        self.call(
+            limits,
+            |store, instance| {
+                indices
+                    .load(&mut *store, instance)?
+                    .call_page(&mut *store, entity, path)
+            },
+            |page| {
+                page.path.len()
+                    + page.title.len()
+                    + page.markdown.len()
+                    + page
+                        .nav
+                        .iter()
+                        .map(|l| l.label.len() + l.href.len())
+                        .sum::<usize>()
+            },
+        )
+    }
 }
 
 fn plugin_error_text(e: &types::PluginError) -> String {
@@ -399,6 +575,17 @@ fn classify(e: &wasmtime::Error, limits: &CallLimits) -> CallError {
         return CallError::Memory(limits.memory_bytes / (1024 * 1024));
     }
     CallError::Trap(text)
+}
+
+fn opt_len(s: &Option<String>) -> usize {
+    s.as_ref().map_or(0, String::len)
+}
+
+fn value_size(v: &types::FactValue) -> usize {
+    match v {
+        types::FactValue::Text(t) => t.len(),
+        _ => 8,
+    }
 }
 
 /// Approximate bytes of a card (text it carries).

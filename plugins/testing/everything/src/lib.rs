@@ -1,0 +1,88 @@
+//! Implements every export of the contract with answers derived from its
+//! input, so the host's tests can check each call path end to end.
+
+use greenroom_plugin_sdk::{
+    Action, Card, CardBuilder, DocPage, Entity, Event, Fact, FactValue, Link, Plugin, PluginError,
+    SearchDocument, Tone, manifest, register_plugin,
+};
+
+manifest!(r#"{"id": "everything", "name": "Everything", "version": "0.1.0"}"#);
+
+struct Everything;
+
+impl Plugin for Everything {
+    fn cards(entity: Entity) -> Result<Vec<Card>, PluginError> {
+        Ok(vec![
+            CardBuilder::new("all", "All")
+                .text(&entity.entity_ref)
+                .build(),
+        ])
+    }
+
+    fn facts(entity: Entity) -> Result<Vec<Fact>, PluginError> {
+        Ok(vec![
+            Fact {
+                name: "test.name_length".into(),
+                value: FactValue::Number(entity.name.len() as f64),
+                url: None,
+            },
+            Fact {
+                name: "test.kind".into(),
+                value: FactValue::Text(entity.kind),
+                url: Some("https://example.com".into()),
+            },
+        ])
+    }
+
+    fn events(since_ms: u64) -> Result<Vec<Event>, PluginError> {
+        Ok(vec![Event {
+            id: format!("deploy-{since_ms}"),
+            kind: "deployment".into(),
+            entity_ref: Some("component:default/checkout".into()),
+            title: "Deployed checkout".into(),
+            url: None,
+            at_ms: since_ms + 1,
+            tone: Tone::Good,
+            actor: Some("ada".into()),
+        }])
+    }
+
+    fn search_documents(entity: Entity) -> Result<Vec<SearchDocument>, PluginError> {
+        Ok(vec![SearchDocument {
+            id: entity.name.clone(),
+            title: format!("About {}", entity.name),
+            text: "searchable text".into(),
+            location: format!("/docs/{}", entity.name),
+        }])
+    }
+
+    fn actions(entity: Entity) -> Vec<Action> {
+        vec![Action {
+            id: "greet".into(),
+            label: format!("Greet {}", entity.name),
+            description: "Says hello".into(),
+            confirm: true,
+        }]
+    }
+
+    fn run_action(id: String, entity: Entity, input: String) -> Result<String, PluginError> {
+        match id.as_str() {
+            "greet" => Ok(format!("hello {} with {input}", entity.name)),
+            other => Err(PluginError::Config(format!("no action {other}"))),
+        }
+    }
+
+    fn doc_page(entity: Entity, path: String) -> Result<DocPage, PluginError> {
+        Ok(DocPage {
+            path: path.clone(),
+            title: format!("{} / {path}", entity.name),
+            markdown: "# Title".into(),
+            nav: vec![Link {
+                label: "Home".into(),
+                href: "index.md".into(),
+            }],
+        })
+    }
+}
+
+register_plugin!(Everything);
