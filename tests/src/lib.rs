@@ -6,5 +6,6 @@
 mod bad_input;
 mod catalog_api;
 mod demo;
+mod harness;
 mod plugins;
 mod support;

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 /// The custom section holding the manifest.
 pub const SECTION: &str = "greenroom:manifest";
 
+/// In `hosts`: any origin an administrator grants.
+pub const ANY_HOST: &str = "*";
+
 /// Default kv quota when a manifest names none: 1 MiB.
 pub const DEFAULT_KV_QUOTA: u64 = 1024 * 1024;
 
@@ -20,7 +23,9 @@ pub struct Manifest {
     pub version: String,
     #[serde(default)]
     pub description: String,
-    /// `scheme://host[:port]` the plugin wants to call.
+    /// `scheme://host[:port]` the plugin wants to call, or `*` for "any
+    /// origin an administrator grants" (a plugin whose base URL is
+    /// configured, like GitHub Enterprise or self-hosted Sentry).
     #[serde(default)]
     pub hosts: Vec<String>,
     /// Names of secrets the plugin wants the host to inject.
@@ -87,7 +92,7 @@ impl Manifest {
         if self.version.is_empty() {
             return Err(ManifestError::Field("version is empty".into()));
         }
-        for h in &self.hosts {
+        for h in self.hosts.iter().filter(|h| h.as_str() != ANY_HOST) {
             super::http::Origin::parse(h)
                 .map_err(|e| ManifestError::Field(format!("hosts: {e}")))?;
         }

@@ -292,11 +292,12 @@ impl Plugins {
             .iter()
             .filter_map(|h| http::Origin::parse(h).ok())
             .collect();
+        let any = manifest.hosts.iter().any(|h| h == manifest::ANY_HOST);
         let origins = grants
             .hosts
             .iter()
             .filter_map(|h| http::Origin::parse(h).ok())
-            .filter(|o| requested.contains(o))
+            .filter(|o| any || requested.contains(o))
             .collect();
         let mut secrets = HashMap::new();
         for name in grants

@@ -3,20 +3,26 @@
 
 use greenroom_plugin_sdk::{
     Action, Card, CardBuilder, DocPage, Entity, Event, Fact, FactValue, Link, Plugin, PluginError,
-    SearchDocument, Tone, manifest, register_plugin,
+    SearchDocument, Tone, host, manifest, register_plugin,
 };
 
-manifest!(r#"{"id": "everything", "name": "Everything", "version": "0.1.0"}"#);
+manifest!(
+    r#"{"id": "everything", "name": "Everything", "version": "0.1.0", "hosts": ["*"], "secrets": ["TOKEN"]}"#
+);
 
 struct Everything;
 
 impl Plugin for Everything {
     fn cards(entity: Entity) -> Result<Vec<Card>, PluginError> {
-        Ok(vec![
-            CardBuilder::new("all", "All")
-                .text(&entity.entity_ref)
-                .build(),
-        ])
+        let mut card = CardBuilder::new("all", "All").text(&entity.entity_ref);
+        // With an upstream named, fetch it with a secret the host injects.
+        if let Some(url) = entity.annotation("test/url") {
+            let r = host::get(&url, &[("Authorization", "Bearer {{secret:TOKEN}}")])
+                .map_err(|e| PluginError::Upstream(format!("{e:?}")))?;
+            let body = String::from_utf8_lossy(&r.body);
+            card = card.field("Upstream", &format!("{} {body}", r.status), None);
+        }
+        Ok(vec![card.build()])
     }
 
     fn facts(entity: Entity) -> Result<Vec<Fact>, PluginError> {

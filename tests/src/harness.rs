@@ -1,0 +1,81 @@
+//! The plugin test harness, as a plugin author uses it.
+
+use std::path::PathBuf;
+
+use greenroom_plugin_harness::{FakeUpstream, Harness};
+
+fn wasm(name: &str) -> PathBuf {
+    PathBuf::from(env!("GREENROOM_TEST_PLUGINS")).join(format!("{name}.wasm"))
+}
+
+fn component(name: &str, url: &str) -> String {
+    format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  annotations:\n    test/url: {url}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n"
+    )
+}
+
+#[test]
+fn a_plugin_calls_a_fake_upstream_with_an_injected_secret() {
+    let upstream = FakeUpstream::start(&[("/status", 200, r#"{"ok":true}"#)]);
+    let h = Harness::builder(wasm("everything"))
+        .entity(&component("pay", &upstream.url("/status")))
+        .entity(&component("missing", &upstream.url("/nope")))
+        .grant_host(&upstream.origin())
+        .secret("TOKEN", "harness-token")
+        .build()
+        .unwrap();
+    let cards = h.cards("component:default/pay").unwrap();
+    assert_eq!(
+        cards[0]["nodes"][1]["value"], r#"200 {"ok":true}"#,
+        "{cards:?}"
+    );
+    let seen = upstream.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        (seen[0].method.as_str(), seen[0].path.as_str()),
+        ("GET", "/status")
+    );
+    assert_eq!(
+        seen[0].authorization.as_deref(),
+        Some("Bearer harness-token")
+    );
+    let cards = h.cards("pay").unwrap();
+    assert_eq!(cards[0]["nodes"][1]["value"], r#"200 {"ok":true}"#);
+    let missing = h.cards("missing").unwrap();
+    assert!(
+        missing[0]["nodes"][1]["value"]
+            .as_str()
+            .unwrap()
+            .starts_with("404")
+    );
+    assert_eq!(h.facts("pay").unwrap()[0].name, "test.name_length");
+    assert_eq!(
+        h.run_action("greet", "pay", "{}").unwrap(),
+        "hello pay with {}"
+    );
+    assert_eq!(h.health().unwrap()["errors"], 0);
+}
+
+#[test]
+fn without_the_grant_the_upstream_is_out_of_reach() {
+    let upstream = FakeUpstream::start(&[("/status", 200, "{}")]);
+    let h = Harness::builder(wasm("everything"))
+        .entity(&component("pay", &upstream.url("/status")))
+        .build()
+        .unwrap();
+    let err = h.cards("pay").unwrap_err().to_string();
+    assert!(
+        err.contains("NotGranted") && err.contains("not granted to plugin everything"),
+        "{err}"
+    );
+    assert!(upstream.requests().is_empty());
+}
+
+#[test]
+fn a_plugin_that_does_not_load_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.wasm");
+    std::fs::write(&bad, b"nope").unwrap();
+    let err = Harness::builder(&bad).build().err().unwrap().to_string();
+    assert!(err.contains("not a WebAssembly component"), "{err}");
+}
