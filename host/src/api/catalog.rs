@@ -273,10 +273,7 @@ async fn facets(
     }
     let filter = Filter::parse(p.all("filter"))?;
     let store = state.store.clone();
-    let fresh = headers
-        .get(header::CACHE_CONTROL)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("no-cache"));
+    let fresh = super::wants_fresh(&headers);
     let result = blocking(move || {
         Ok(if fresh {
             store.facets_uncached(&facets, &filter)?

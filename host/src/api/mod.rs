@@ -47,6 +47,15 @@ pub fn app(state: AppState) -> Router {
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
 
+/// Whether a client asked for an answer computed afresh
+/// (`Cache-Control: no-cache`).
+pub(crate) fn wants_fresh(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("no-cache"))
+}
+
 /// Runs store work off the async executor.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,

@@ -110,6 +110,7 @@ async fn list(State(state): State<AppState>) -> Json<Value> {
 /// sandbox with its own deadline; a failing plugin yields an error card.
 async fn cards(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Path((kind, namespace, name)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let r = EntityRef::new(&kind, &namespace, &name);
@@ -122,6 +123,7 @@ async fn cards(
         Arc::new(entity_record(json).ok_or_else(|| {
             ApiError::Internal(anyhow::anyhow!("stored entity {r} is unreadable"))
         })?);
+    let fresh = super::wants_fresh(&headers);
     let mut calls = tokio::task::JoinSet::new();
     for plugin in state
         .plugins
@@ -131,7 +133,7 @@ async fn cards(
     {
         let (entity, plugins) = (entity.clone(), state.plugins.clone());
         calls.spawn_blocking(move || {
-            let result = plugins.cards(&plugin, &entity);
+            let result = plugins.cards(&plugin, &entity, fresh);
             (plugin, result)
         });
     }

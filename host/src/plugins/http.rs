@@ -363,7 +363,19 @@ mod fetch_tests {
                 "/away",
                 get(|| async { Redirect::temporary("http://127.0.0.2:9/elsewhere") }),
             )
-            .route("/here", get(|| async { Redirect::temporary("/auth") }));
+            .route("/here", get(|| async { Redirect::temporary("/auth") }))
+            .route(
+                "/to-localhost",
+                get(|h: HeaderMap| async move {
+                    // Redirect to the same server by a name that resolves to loopback.
+                    let port = h
+                        .get("x-port")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("1")
+                        .to_string();
+                    Redirect::temporary(&format!("http://localhost:{port}/auth"))
+                }),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -410,6 +422,25 @@ mod fetch_tests {
             .await
             .unwrap();
         assert_eq!(r.body, b"Bearer s3cret".to_vec());
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_a_private_address_is_refused_even_when_granted_by_name() {
+        let addr = server().await;
+        let a = allowed(&[
+            &format!("http://127.0.0.1:{}", addr.port()),
+            &format!("http://localhost:{}", addr.port()),
+        ]);
+        let mut req = request(
+            format!("http://{addr}/to-localhost"),
+            "Bearer {{secret:TOKEN}}",
+        );
+        req.headers.push(("x-port".into(), addr.port().to_string()));
+        let err = a.fetch(req).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Refused(m) if m.contains("localhost resolves to")),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]

@@ -318,20 +318,27 @@ impl Plugins {
         })
     }
 
-    /// A plugin's cards for an entity as JSON, from cache while fresh.
-    /// Failures are not cached: a plugin that recovers shows at once.
-    pub fn cards(&self, plugin: &Loaded, entity: &types::Entity) -> Result<Vec<Value>, CallError> {
+    /// A plugin's cards for an entity as JSON, from cache while fresh
+    /// (unless `fresh`). Failures are not cached: a plugin that recovers
+    /// shows at once.
+    pub fn cards(
+        &self,
+        plugin: &Loaded,
+        entity: &types::Entity,
+        fresh: bool,
+    ) -> Result<Vec<Value>, CallError> {
         let etag = serde_json::from_str::<Value>(&entity.json)
             .ok()
             .and_then(|v| v["metadata"]["etag"].as_str().map(str::to_string))
             .unwrap_or_default();
         let key = (plugin.hash.clone(), entity.entity_ref.clone(), etag);
         let ttl = self.config.cards_ttl;
-        if let Some((made, cards)) = self
-            .cards_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
+        if !fresh
+            && let Some((made, cards)) = self
+                .cards_cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
             && made.elapsed() < ttl
         {
             return Ok(cards.clone());
