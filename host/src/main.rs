@@ -50,6 +50,15 @@ enum PluginCommand {
     Inspect { file: PathBuf },
     /// Checks a plugin and puts it in the plugins folder; a running portal picks it up.
     Install { file: PathBuf },
+    /// Adds a manifest (JSON file) to a component built without the Rust SDK.
+    EmbedManifest {
+        component: PathBuf,
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Where to write the result.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
     /// Measures a plugin: cold compile, cached load, fresh-instance cards calls.
     Bench {
         file: PathBuf,
@@ -167,6 +176,29 @@ fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::from(1))
             }
         },
+        PluginCommand::EmbedManifest {
+            component,
+            manifest,
+            output,
+        } => {
+            let text = std::fs::read_to_string(&manifest)
+                .with_context(|| format!("cannot read {}", manifest.display()))?;
+            let parsed: greenroom::plugins::Manifest = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a valid manifest", manifest.display()))?;
+            let bytes = std::fs::read(&component)
+                .with_context(|| format!("cannot read {}", component.display()))?;
+            let out = parsed
+                .embed(&bytes)
+                .with_context(|| format!("{}", component.display()))?;
+            std::fs::write(&output, out)?;
+            println!(
+                "wrote {} with the manifest of {} {}",
+                output.display(),
+                parsed.id,
+                parsed.version
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         PluginCommand::Bench { file, calls } => {
             let r = registry.bench(&file, calls)?;
             println!(

@@ -566,6 +566,7 @@ fn plugins(calls: usize) -> anyhow::Result<()> {
     })?;
     drop(server);
     let page = ten_card_page(&bin, &plugin_target_text, &dir)?;
+    let python = python_plugin(&bin, &config, &dir)?;
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
@@ -597,6 +598,16 @@ fn plugins(calls: usize) -> anyhow::Result<()> {
         page.0,
         page.1
     );
+    let mut row = row;
+    if let Some((cold, cached, p50, p99)) = python {
+        println!(
+            "python-hello           call p50 {p50:.0} µs, p99 {p99:.0} µs; cold compile {cold:.0} ms; cached load {cached:.1} ms"
+        );
+        row.push_str(&format!(
+            "| {} | python-hello | {p50:.0} / {p99:.0} | {cold:.0} | {cached:.1} | — | — | — |\n",
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        ));
+    }
     append_row(
         &tools::workspace_root()?.join("BENCHMARKS.md"),
         "## Plugins",
@@ -718,4 +729,100 @@ fn ten_card_page(bin: &Path, plugin_target: &str, dir: &Path) -> anyhow::Result<
     let at =
         |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0;
     Ok((at(0.5), at(0.95)))
+}
+
+/// Builds `examples/plugins/python-hello` with componentize-py (installed
+/// from PyPI when missing) and measures it like the Rust plugin. `None`
+/// (with the reason printed) when Python tooling cannot be had here.
+fn python_plugin(
+    bin: &Path,
+    config: &Path,
+    dir: &Path,
+) -> anyhow::Result<Option<(f64, f64, f64, f64)>> {
+    let root = tools::workspace_root()?;
+    let example = root.join("examples/plugins/python-hello");
+    let have = |cmd: &str| {
+        Command::new(cmd)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !have("componentize-py") {
+        let installed = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "componentize-py==0.25.1"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed || !have("componentize-py") {
+            eprintln!(
+                "xtask: componentize-py is not available (pip install componentize-py==0.25.1); skipping the Python plugin"
+            );
+            return Ok(None);
+        }
+    }
+    let raw = dir.join("python-raw.wasm");
+    let out = dir.join("python-hello.wasm");
+    let status = Command::new("componentize-py")
+        .args([
+            "-d",
+            &root.join("wit").to_string_lossy(),
+            "-w",
+            "export-cards",
+            "componentize",
+            "app",
+            "-o",
+            &raw.to_string_lossy(),
+        ])
+        .current_dir(&example)
+        .status()?;
+    if !status.success() {
+        bail!("componentize-py failed on {}", example.display());
+    }
+    let config_arg = config.to_string_lossy().into_owned();
+    let embed = Command::new(bin)
+        .args([
+            "--config",
+            &config_arg,
+            "plugin",
+            "embed-manifest",
+            &raw.to_string_lossy(),
+            "--manifest",
+        ])
+        .arg(example.join("manifest.json"))
+        .args(["-o", &out.to_string_lossy()])
+        .env("RUST_LOG", "warn")
+        .status()?;
+    if !embed.success() {
+        bail!("embedding the Python plugin's manifest failed");
+    }
+    let result = Command::new(bin)
+        .args([
+            "--config",
+            &config_arg,
+            "plugin",
+            "bench",
+            &out.to_string_lossy(),
+            "--calls",
+            "500",
+        ])
+        .env("RUST_LOG", "warn")
+        .output()?;
+    if !result.status.success() {
+        bail!(
+            "benchmarking the Python plugin failed: {}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+    }
+    let line = String::from_utf8_lossy(&result.stdout).trim().to_string();
+    let field = |name: &str| -> anyhow::Result<f64> {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("no {name} in {line:?}"))
+    };
+    Ok(Some((
+        field("cold_compile_ms")?,
+        field("cached_load_ms")?,
+        field("call_p50_us")?,
+        field("call_p99_us")?,
+    )))
 }

@@ -75,6 +75,33 @@ impl Manifest {
         Ok(manifest)
     }
 
+    /// Appends the manifest as a `greenroom:manifest` custom section to a
+    /// component built by a toolchain without the Rust SDK (componentize-py,
+    /// componentize-js, wit-bindgen C). Refuses a component that has one.
+    pub fn embed(&self, component: &[u8]) -> Result<Vec<u8>, ManifestError> {
+        self.check()?;
+        match Manifest::from_wasm(component) {
+            Err(ManifestError::Missing) => {}
+            Ok(_) | Err(ManifestError::Invalid(_)) | Err(ManifestError::Field(_)) => {
+                return Err(ManifestError::Field(
+                    "the component already has a manifest".into(),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+        let data = serde_json::to_vec(self).map_err(|e| ManifestError::Invalid(e.to_string()))?;
+        let mut payload = Vec::with_capacity(data.len() + SECTION.len() + 8);
+        leb128(&mut payload, SECTION.len());
+        payload.extend_from_slice(SECTION.as_bytes());
+        payload.extend_from_slice(&data);
+        let mut out = Vec::with_capacity(component.len() + payload.len() + 8);
+        out.extend_from_slice(component);
+        out.push(0); // custom section
+        leb128(&mut out, payload.len());
+        out.extend_from_slice(&payload);
+        Ok(out)
+    }
+
     fn check(&self) -> Result<(), ManifestError> {
         let valid_id = !self.id.is_empty()
             && self.id.len() <= 63
@@ -97,5 +124,74 @@ impl Manifest {
                 .map_err(|e| ManifestError::Field(format!("hosts: {e}")))?;
         }
         Ok(())
+    }
+}
+
+fn leb128(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(id: &str) -> Manifest {
+        Manifest {
+            id: id.into(),
+            name: "Test".into(),
+            version: "1.0.0".into(),
+            description: String::new(),
+            hosts: vec!["*".into()],
+            secrets: vec![],
+            kv_quota: DEFAULT_KV_QUOTA,
+        }
+    }
+
+    /// The smallest component: the preamble alone.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+
+    #[test]
+    fn embeds_and_reads_back_a_manifest() {
+        let with = manifest("py-hello").embed(EMPTY_COMPONENT).unwrap();
+        assert_eq!(Manifest::from_wasm(&with).unwrap(), manifest("py-hello"));
+        assert!(
+            manifest("again").embed(&with).is_err(),
+            "one manifest per component"
+        );
+        assert!(manifest("Bad Id").embed(EMPTY_COMPONENT).is_err());
+        assert_eq!(
+            Manifest::from_wasm(EMPTY_COMPONENT),
+            Err(ManifestError::Missing)
+        );
+        assert!(matches!(
+            Manifest::from_wasm(b"nope"),
+            Err(ManifestError::NotWasm(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_unknown_fields_and_bad_hosts() {
+        let mut bad = manifest("x");
+        bad.hosts = vec!["ftp://x".into()];
+        assert!(bad.embed(EMPTY_COMPONENT).is_err());
+        let raw = br#"{"id": "x", "name": "X", "version": "1", "hostz": []}"#;
+        let mut payload = vec![SECTION.len() as u8];
+        payload.extend_from_slice(SECTION.as_bytes());
+        payload.extend_from_slice(raw);
+        let mut w = EMPTY_COMPONENT.to_vec();
+        w.push(0);
+        w.push(payload.len() as u8);
+        w.extend_from_slice(&payload);
+        assert!(
+            matches!(Manifest::from_wasm(&w), Err(ManifestError::Invalid(m)) if m.contains("hostz"))
+        );
     }
 }
