@@ -397,19 +397,26 @@ impl Kinds {
             }
         }
 
-        if problems.is_empty() {
-            let entity_ref = entity_ref.expect("no problems means kind and name were read");
-            Ok(ValidEntity {
+        match entity_ref {
+            Some(entity_ref) if problems.is_empty() => Ok(ValidEntity {
                 entity_ref,
                 value,
                 owner,
                 relations: rels.relations,
-            })
-        } else {
-            Err(InvalidEntity {
+            }),
+            // Without problems the ref is always known; should a rule ever
+            // let one through, say so rather than store a nameless entity.
+            None if problems.is_empty() => Err(InvalidEntity {
+                entity_ref: None,
+                problems: vec![Problem::new(
+                    root().key("kind"),
+                    "the entity's kind and name could not be read",
+                )],
+            }),
+            entity_ref => Err(InvalidEntity {
                 entity_ref,
                 problems,
-            })
+            }),
         }
     }
 }
