@@ -461,22 +461,8 @@ fn plugins(calls: usize) -> anyhow::Result<()> {
         "greenroom",
     ])?;
     let target = tools::target_dir()?;
-    let plugin_target = target.join("plugins");
-    let plugin_target_text = plugin_target.to_string_lossy().into_owned();
-    tools::cargo(&[
-        "build",
-        "--release",
-        "--target",
-        crate::PLUGIN_TARGET,
-        "--manifest-path",
-        "plugins/Cargo.toml",
-        "--package",
-        "hello",
-        "--target-dir",
-        &plugin_target_text,
-    ])?;
     let bin = target.join("release/greenroom");
-    let hello = plugin_target.join(format!("{}/release/hello.wasm", crate::PLUGIN_TARGET));
+    let hello = tools::build_plugin("hello")?;
     let dir = target.join("bench/plugins");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("plugins"))?;
@@ -491,37 +477,7 @@ fn plugins(calls: usize) -> anyhow::Result<()> {
     )?;
 
     // In-process: compile, cached load, fresh-instance calls.
-    let out = Command::new(&bin)
-        .args([
-            "--config",
-            &config.to_string_lossy(),
-            "plugin",
-            "bench",
-            &hello.to_string_lossy(),
-            "--calls",
-            &calls.to_string(),
-        ])
-        .env("RUST_LOG", "warn")
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "plugin bench failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let field = |name: &str| -> anyhow::Result<f64> {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-            .and_then(|v| v.parse().ok())
-            .with_context(|| format!("no {name} in {line:?}"))
-    };
-    let (cold, cached, p50, p99) = (
-        field("cold_compile_ms")?,
-        field("cached_load_ms")?,
-        field("call_p50_us")?,
-        field("call_p99_us")?,
-    );
+    let (cold, cached, p50, p99) = plugin_bench(&bin, &config, &hello, calls)?;
 
     // Over HTTP: from dropping the file to the first card served.
     let _ = std::fs::remove_dir_all(dir.join("data"));
@@ -565,7 +521,7 @@ fn plugins(calls: usize) -> anyhow::Result<()> {
         "/api/cards/component/default/checkout".to_string()
     })?;
     drop(server);
-    let page = ten_card_page(&bin, &plugin_target_text, &dir)?;
+    let page = ten_card_page(&bin, &dir)?;
     let python = python_plugin(&bin, &config, &dir)?;
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -618,22 +574,8 @@ fn plugins(calls: usize) -> anyhow::Result<()> {
 /// An entity page with 10 plugin cards, each plugin fetching a loopback
 /// upstream (with a secret) on every request: p50 and p95 in ms, with
 /// `Cache-Control: no-cache` so every request calls all ten.
-fn ten_card_page(bin: &Path, plugin_target: &str, dir: &Path) -> anyhow::Result<(f64, f64)> {
-    tools::cargo(&[
-        "build",
-        "--release",
-        "--target",
-        crate::PLUGIN_TARGET,
-        "--manifest-path",
-        "plugins/Cargo.toml",
-        "--package",
-        "everything",
-        "--target-dir",
-        plugin_target,
-    ])?;
-    let wasm = std::fs::read(
-        Path::new(plugin_target).join(format!("{}/release/everything.wasm", crate::PLUGIN_TARGET)),
-    )?;
+fn ten_card_page(bin: &Path, dir: &Path) -> anyhow::Result<(f64, f64)> {
+    let wasm = std::fs::read(tools::build_plugin("everything")?)?;
     // Ten distinct plugins from one build: the manifest's id is patched in
     // place, keeping its length, so no section size changes.
     let needle = br#""id": "everything""#;
@@ -794,35 +736,43 @@ fn python_plugin(
     if !embed.success() {
         bail!("embedding the Python plugin's manifest failed");
     }
-    let result = Command::new(bin)
-        .args([
-            "--config",
-            &config_arg,
-            "plugin",
-            "bench",
-            &out.to_string_lossy(),
-            "--calls",
-            "500",
-        ])
+    Ok(Some(plugin_bench(bin, config, &out, 500)?))
+}
+
+/// `greenroom plugin bench`: cold compile ms, cached load ms, call p50 and
+/// p99 µs.
+fn plugin_bench(
+    bin: &Path,
+    config: &Path,
+    wasm: &Path,
+    calls: usize,
+) -> anyhow::Result<(f64, f64, f64, f64)> {
+    let out = Command::new(bin)
+        .arg("--config")
+        .arg(config)
+        .args(["plugin", "bench"])
+        .arg(wasm)
+        .args(["--calls", &calls.to_string()])
         .env("RUST_LOG", "warn")
         .output()?;
-    if !result.status.success() {
+    if !out.status.success() {
         bail!(
-            "benchmarking the Python plugin failed: {}",
-            String::from_utf8_lossy(&result.stderr)
+            "plugin bench of {} failed: {}",
+            wasm.display(),
+            String::from_utf8_lossy(&out.stderr)
         );
     }
-    let line = String::from_utf8_lossy(&result.stdout).trim().to_string();
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let field = |name: &str| -> anyhow::Result<f64> {
         line.split_whitespace()
             .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
             .and_then(|v| v.parse().ok())
             .with_context(|| format!("no {name} in {line:?}"))
     };
-    Ok(Some((
+    Ok((
         field("cold_compile_ms")?,
         field("cached_load_ms")?,
         field("call_p50_us")?,
         field("call_p99_us")?,
-    )))
+    ))
 }

@@ -62,24 +62,10 @@ fn demo(release: bool) -> anyhow::Result<()> {
     let root = tools::workspace_root()?;
     let config = root.join("examples/demo/greenroom.toml");
     // The demo's plugins, built from source and dropped into its folder.
-    let plugin_target = tools::target_dir()?.join("plugins");
-    let plugin_target_text = plugin_target.to_string_lossy().into_owned();
-    tools::cargo(&[
-        "build",
-        "--release",
-        "--target",
-        PLUGIN_TARGET,
-        "--manifest-path",
-        "plugins/Cargo.toml",
-        "--package",
-        "hello",
-        "--target-dir",
-        &plugin_target_text,
-    ])?;
     let plugins_dir = root.join("examples/demo/.greenroom/plugins");
     std::fs::create_dir_all(&plugins_dir)?;
     for name in DEMO_PLUGINS {
-        let built = plugin_target.join(format!("{PLUGIN_TARGET}/release/{name}.wasm"));
+        let built = tools::build_plugin(name)?;
         std::fs::copy(&built, plugins_dir.join(format!("{name}.wasm")))
             .with_context(|| format!("cannot copy {}", built.display()))?;
     }

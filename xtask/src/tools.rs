@@ -38,6 +38,27 @@ pub fn cargo(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Builds one plugin of the `plugins/` workspace for wasm32-wasip2 (on its
+/// own: cargo unifies features across packages built together) and
+/// returns the path of its `.wasm`.
+pub fn build_plugin(package: &str) -> anyhow::Result<PathBuf> {
+    let target = target_dir()?.join("plugins");
+    let target_text = target.to_string_lossy().into_owned();
+    cargo(&[
+        "build",
+        "--release",
+        "--target",
+        crate::PLUGIN_TARGET,
+        "--manifest-path",
+        "plugins/Cargo.toml",
+        "--package",
+        package,
+        "--target-dir",
+        &target_text,
+    ])?;
+    Ok(target.join(format!("{}/release/{package}.wasm", crate::PLUGIN_TARGET)))
+}
+
 /// Runs `cargo test …`, passing its output through, and ends with one line
 /// that sums every test binary's results: `summary: N passed, M failed`.
 pub fn cargo_test(args: &[&str]) -> anyhow::Result<()> {
