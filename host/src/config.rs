@@ -135,9 +135,16 @@ pub struct PluginsConfig {
     pub http_max_bytes: u64,
     #[serde(default)]
     pub grants: Vec<GrantConfig>,
+    /// The most kv storage any plugin gets, whatever its manifest asks.
+    #[serde(default = "default_max_kv_quota")]
+    pub max_kv_quota_bytes: u64,
     /// How long a plugin's cards for an entity are served from cache.
     #[serde(default = "default_cards_ttl", with = "humantime_serde_compat")]
     pub cards_ttl: Duration,
+}
+
+fn default_max_kv_quota() -> u64 {
+    16 * 1024 * 1024
 }
 
 fn default_cards_ttl() -> Duration {
@@ -155,6 +162,7 @@ impl Default for PluginsConfig {
             http_timeout: default_fetch_timeout(),
             http_max_bytes: default_http_max(),
             grants: Vec::new(),
+            max_kv_quota_bytes: default_max_kv_quota(),
             cards_ttl: default_cards_ttl(),
         }
     }

@@ -590,3 +590,16 @@ async fn every_export_of_the_contract_is_callable() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn the_operator_caps_what_a_plugin_may_store() {
+    let p = portal(&["hostile"], &[("kv", "")], "max_kv_quota_bytes = 100").await;
+    let t = cards(&p, "kv").await[0]["nodes"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        t.ends_with("over quota: Err(\"kv quota of 100 bytes exceeded\")"),
+        "{t}"
+    );
+}

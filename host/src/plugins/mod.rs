@@ -252,7 +252,8 @@ impl Plugins {
             plugin_id: manifest.id.clone(),
             memory_bytes: self.config.memory_limit_mib * 1024 * 1024,
             db: self.db.clone(),
-            kv_quota: manifest.kv_quota,
+            // A plugin asks for its kv quota; the operator caps it.
+            kv_quota: manifest.kv_quota.min(self.config.max_kv_quota_bytes),
             http: Arc::new(self.allowed(&manifest)?),
             reader: self.reader.clone(),
         };
@@ -269,8 +270,8 @@ impl Plugins {
         Ok(loaded)
     }
 
-    /// Grants from the config and the store, intersected with what the
-    /// manifest requests: a capability is usable only if both say so.
+    /// What an administrator granted: the config's grants plus the stored
+    /// ones. `allowed` intersects them with what the manifest requests.
     fn grants(&self, manifest: &Manifest) -> StoredGrants {
         let mut g = self
             .db
