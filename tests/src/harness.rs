@@ -79,3 +79,24 @@ fn a_plugin_that_does_not_load_says_why() {
     let err = Harness::builder(&bad).build().err().unwrap().to_string();
     assert!(err.contains("not a WebAssembly component"), "{err}");
 }
+
+#[test]
+fn a_granted_name_that_resolves_to_loopback_is_refused() {
+    let upstream = FakeUpstream::start(&[("/status", 200, "{}")]);
+    let by_name = format!("http://localhost:{}", upstream.addr.port());
+    let h = Harness::builder(wasm("everything"))
+        .entity(&component("pay", &format!("{by_name}/status")))
+        .grant_host(&by_name)
+        .secret("TOKEN", "harness-token")
+        .build()
+        .unwrap();
+    let err = h.cards("pay").unwrap_err().to_string();
+    assert!(
+        err.contains("Refused") && err.contains("localhost resolves to"),
+        "{err}"
+    );
+    assert!(
+        upstream.requests().is_empty(),
+        "nothing reached the address"
+    );
+}

@@ -523,6 +523,7 @@ fn plugins(calls: usize) -> anyhow::Result<()> {
     drop(server);
     let page = ten_card_page(&bin, &dir)?;
     let python = python_plugin(&bin, &config, &dir)?;
+    let javascript = javascript_plugin(&bin, &config, &dir)?;
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
@@ -555,6 +556,15 @@ fn plugins(calls: usize) -> anyhow::Result<()> {
         page.1
     );
     let mut row = row;
+    if let Some((cold, cached, p50, p99)) = javascript {
+        println!(
+            "js-hello               call p50 {p50:.0} µs, p99 {p99:.0} µs; cold compile {cold:.0} ms; cached load {cached:.1} ms"
+        );
+        row.push_str(&format!(
+            "| {} | js-hello | {p50:.0} / {p99:.0} | {cold:.0} | {cached:.1} | — | — | — |\n",
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        ));
+    }
     if let Some((cold, cached, p50, p99)) = python {
         println!(
             "python-hello           call p50 {p50:.0} µs, p99 {p99:.0} µs; cold compile {cold:.0} ms; cached load {cached:.1} ms"
@@ -719,23 +729,7 @@ fn python_plugin(
     if !status.success() {
         bail!("componentize-py failed on {}", example.display());
     }
-    let config_arg = config.to_string_lossy().into_owned();
-    let embed = Command::new(bin)
-        .args([
-            "--config",
-            &config_arg,
-            "plugin",
-            "embed-manifest",
-            &raw.to_string_lossy(),
-            "--manifest",
-        ])
-        .arg(example.join("manifest.json"))
-        .args(["-o", &out.to_string_lossy()])
-        .env("RUST_LOG", "warn")
-        .status()?;
-    if !embed.success() {
-        bail!("embedding the Python plugin's manifest failed");
-    }
+    embed_manifest(bin, config, &raw, &example.join("manifest.json"), &out)?;
     Ok(Some(plugin_bench(bin, config, &out, 500)?))
 }
 
@@ -775,4 +769,64 @@ fn plugin_bench(
         field("call_p50_us")?,
         field("call_p99_us")?,
     ))
+}
+
+/// Builds `examples/plugins/js-hello` with componentize-js (from the npm
+/// registry) and measures it. `None` (with the reason printed) when Node.js
+/// or the package cannot be had here.
+fn javascript_plugin(
+    bin: &Path,
+    config: &Path,
+    dir: &Path,
+) -> anyhow::Result<Option<(f64, f64, f64, f64)>> {
+    let root = tools::workspace_root()?;
+    let example = root.join("examples/plugins/js-hello");
+    let npm_ok = Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--silent"])
+        .current_dir(&example)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !npm_ok {
+        eprintln!(
+            "xtask: npm install of componentize-js failed or npm is missing; skipping the JavaScript plugin"
+        );
+        return Ok(None);
+    }
+    let raw = dir.join("js-raw.wasm");
+    let out = dir.join("js-hello.wasm");
+    let built = Command::new("node")
+        .arg(example.join("build.mjs"))
+        .arg(root.join("wit"))
+        .arg(&raw)
+        .status()?;
+    if !built.success() {
+        bail!("componentize-js failed on {}", example.display());
+    }
+    embed_manifest(bin, config, &raw, &example.join("manifest.json"), &out)?;
+    Ok(Some(plugin_bench(bin, config, &out, 500)?))
+}
+
+/// `greenroom plugin embed-manifest`.
+fn embed_manifest(
+    bin: &Path,
+    config: &Path,
+    raw: &Path,
+    manifest: &Path,
+    out: &Path,
+) -> anyhow::Result<()> {
+    let status = Command::new(bin)
+        .arg("--config")
+        .arg(config)
+        .args(["plugin", "embed-manifest"])
+        .arg(raw)
+        .arg("--manifest")
+        .arg(manifest)
+        .arg("-o")
+        .arg(out)
+        .env("RUST_LOG", "warn")
+        .status()?;
+    if !status.success() {
+        bail!("embedding the manifest {} failed", manifest.display());
+    }
+    Ok(())
 }
