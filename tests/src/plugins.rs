@@ -603,3 +603,40 @@ async fn the_operator_caps_what_a_plugin_may_store() {
         "{t}"
     );
 }
+
+#[tokio::test]
+async fn source_reads_beside_an_entity_from_a_url_location_and_no_further() {
+    let remote = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(remote.path().join("org/repo")).unwrap();
+    std::fs::create_dir_all(remote.path().join("org/other")).unwrap();
+    std::fs::write(
+        remote.path().join("org/repo/catalog-info.yaml"),
+        entity("source", ""),
+    )
+    .unwrap();
+    std::fs::write(
+        remote.path().join("org/repo/notes.txt"),
+        "served beside the catalog",
+    )
+    .unwrap();
+    std::fs::write(remote.path().join("org/other/secret.txt"), "someone else's").unwrap();
+    let server = FileServer::start(remote.path()).await;
+    let files: Vec<(String, Vec<u8>)> = vec![(
+        "hostile.wasm".into(),
+        std::fs::read(wasm("hostile")).unwrap(),
+    )];
+    let location = format!(
+        "[[catalog.locations]]\ntype = \"url\"\ntarget = \"{}\"\n",
+        server.url("org/repo/catalog-info.yaml")
+    );
+    let p = portal_with(&files, &[], "", &location).await;
+    let t = cards(&p, "source").await[0]["nodes"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        t.starts_with("notes Ok(\"served beside the catalog\"); escape Err("),
+        "{t}"
+    );
+    assert!(t.contains("leaves the entity's folder"), "{t}");
+}

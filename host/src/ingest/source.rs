@@ -92,8 +92,9 @@ impl Target {
         }
     }
 
-    /// Whether `self` lies under `root`'s directory (files) or on the same
-    /// origin (URLs): substitutions may not reach elsewhere.
+    /// Whether `self` lies under `root`'s folder (for URLs: on the same
+    /// origin and under the same path): substitutions and plugin reads may
+    /// not reach elsewhere.
     pub fn is_within(&self, root: &Target) -> bool {
         match (self, root) {
             (Target::File(p), Target::File(r)) => {
@@ -105,7 +106,13 @@ impl Target {
                 let dir = glob_base(dir);
                 p.starts_with(dir)
             }
-            (Target::Url(u), Target::Url(r)) => u.origin() == r.origin(),
+            (Target::Url(u), Target::Url(r)) => {
+                // Same origin and under the root's folder: on a shared host
+                // (a git server's raw files) the next folder is someone
+                // else's repository.
+                let dir = &r.path()[..r.path().rfind('/').map_or(0, |i| i + 1)];
+                u.origin() == r.origin() && u.path().starts_with(dir)
+            }
             _ => false,
         }
     }
@@ -298,6 +305,17 @@ mod tests {
         assert!(!Target::File("/etc/passwd".into()).is_within(&root));
         let glob_root = Target::File("/srv/catalog/*/catalog-info.yaml".into());
         assert!(Target::File("/srv/catalog/x/openapi.yaml".into()).is_within(&glob_root));
+        let repo =
+            Target::Url(Url::parse("https://git.example/org/repo/catalog-info.yaml").unwrap());
+        assert!(
+            Target::Url(Url::parse("https://git.example/org/repo/docs/a.md").unwrap())
+                .is_within(&repo)
+        );
+        assert!(
+            !Target::Url(Url::parse("https://git.example/org/other/a.md").unwrap())
+                .is_within(&repo)
+        );
+        assert!(!repo.join("../other/secrets.txt").unwrap().is_within(&repo));
         let u = Target::Url(Url::parse("https://a.example/x.yaml").unwrap());
         assert!(Target::Url(Url::parse("https://a.example/y").unwrap()).is_within(&u));
         assert!(!Target::Url(Url::parse("https://b.example/y").unwrap()).is_within(&u));
