@@ -640,3 +640,36 @@ async fn source_reads_beside_an_entity_from_a_url_location_and_no_further() {
     );
     assert!(t.contains("leaves the entity's folder"), "{t}");
 }
+
+/// The epoch deadline only interrupts running WebAssembly; a plugin waiting
+/// on a host import (HTTP) must be held to the same deadline.
+#[tokio::test]
+async fn a_plugin_waiting_on_a_slow_upstream_is_held_to_its_deadline() {
+    let remote = tempfile::tempdir().unwrap();
+    let server = FileServer::start(remote.path()).await;
+    let origin = format!("http://127.0.0.1:{}", server.addr.port());
+    let annotation = format!("\"test/url\": \"{}\"", server.url("hang.json"));
+    let files: Vec<(String, Vec<u8>)> = vec![(
+        "everything.wasm".into(),
+        std::fs::read(wasm("everything")).unwrap(),
+    )];
+    // SAFETY: every test that sets this variable sets the same value.
+    unsafe { std::env::set_var("GREENROOM_SECRET_TOKEN", "harness-token") };
+    let extra = format!(
+        "http_timeout = \"60s\"\n[[plugins.grants]]\nid = \"everything\"\nhosts = [\"{origin}\"]\nsecrets = [\"TOKEN\"]\n"
+    );
+    let p = portal_with(&files, &[("slow", annotation.as_str())], "", &extra).await;
+    let started = std::time::Instant::now();
+    let c = cards(&p, "slow").await;
+    let error = c[0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("did not answer within 1s") || error.contains("Timeout"),
+        "{c:?}"
+    );
+    // Behaviour, not speed: without the clamp the HTTP wait would last the
+    // full 60 s http_timeout.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the call outlived its deadline"
+    );
+}

@@ -26,6 +26,9 @@ pub struct HostState {
     kv_quota: u64,
     http: Arc<Allowed>,
     reader: Reader,
+    /// When the call must be over: host imports that wait (HTTP) stop then,
+    /// since the epoch deadline only interrupts running WebAssembly.
+    pub deadline: std::time::Instant,
 }
 
 /// What every call's state is made from.
@@ -39,7 +42,7 @@ pub struct CallContext {
 }
 
 impl HostState {
-    pub fn new(ctx: &CallContext) -> HostState {
+    pub fn new(ctx: &CallContext, timeout: std::time::Duration) -> HostState {
         let stdout = MemoryOutputPipe::new(64 * 1024);
         let stderr = MemoryOutputPipe::new(64 * 1024);
         // No preopened directories, no environment, no arguments, no stdin,
@@ -69,6 +72,7 @@ impl HostState {
             kv_quota: ctx.kv_quota,
             http: ctx.http.clone(),
             reader: ctx.reader.clone(),
+            deadline: std::time::Instant::now() + timeout,
         }
     }
 }
@@ -214,7 +218,13 @@ impl http::Host for HostState {
         };
         let allowed = self.http.clone();
         let result = match crate::ingest::source::io_runtime() {
-            Ok(rt) => rt.block_on(allowed.fetch(req)),
+            Ok(rt) => rt.block_on(
+                allowed.fetch_within(
+                    req,
+                    self.deadline
+                        .saturating_duration_since(std::time::Instant::now()),
+                ),
+            ),
             Err(e) => Err(HttpError::Transport(e.to_string())),
         };
         match result {

@@ -181,6 +181,20 @@ impl Allowed {
 
     /// Performs the request, following redirects only to granted origins.
     pub async fn fetch(&self, request: Request) -> Result<Response, Error> {
+        self.fetch_within(request, self.timeout).await
+    }
+
+    /// Like [`Allowed::fetch`], but done within `timeout` at most (the
+    /// time left of the plugin call that asked).
+    pub async fn fetch_within(
+        &self,
+        request: Request,
+        timeout: Duration,
+    ) -> Result<Response, Error> {
+        let timeout = timeout.min(self.timeout);
+        if timeout.is_zero() {
+            return Err(Error::Timeout);
+        }
         let method = reqwest::Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| Error::Refused(format!("bad method '{}'", request.method)))?;
         let mut url = Url::parse(&request.url)
@@ -196,7 +210,7 @@ impl Allowed {
                 .map_err(|_| Error::Refused(format!("bad value for header {name}")))?;
             headers.insert(name, value);
         }
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
         for _ in 0..=MAX_REDIRECTS {
             let origin = self.check_origin(&url)?;
             let addrs = self.resolve(&origin).await?;
@@ -205,7 +219,7 @@ impl Allowed {
             let client = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .resolve_to_addrs(&origin.host, &addrs)
-                .timeout(self.timeout)
+                .timeout(timeout)
                 .build()
                 .map_err(|e| Error::Transport(e.to_string()))?;
             let mut req = client

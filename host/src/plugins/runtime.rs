@@ -317,7 +317,8 @@ impl Loaded {
     ) -> Result<R, CallError> {
         self.health().check_backoff()?;
         let started = Instant::now();
-        let mut store = wasmtime::Store::new(self.pre.engine(), HostState::new(&self.ctx));
+        let mut store =
+            wasmtime::Store::new(self.pre.engine(), HostState::new(&self.ctx, limits.timeout));
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline((limits.timeout.as_millis() / TICK.as_millis()).max(1) as u64);
         store.epoch_deadline_trap();
