@@ -33,6 +33,19 @@ impl Portal {
                 .ensure_location(&l.kind, &l.target, store::Origin::Config)
                 .with_context(|| format!("registering location {}:{}", l.kind, l.target))?;
         }
+        // A location taken out of the config goes, with its entities;
+        // locations added through the API or the CLI stay.
+        for stale in store.locations()?.into_iter().filter(|l| {
+            l.origin == store::Origin::Config
+                && !config
+                    .catalog
+                    .locations
+                    .iter()
+                    .any(|c| c.kind == l.kind && c.target == l.target)
+        }) {
+            tracing::info!(location = %stale.target, "location no longer in the config; removing it and its entities");
+            store.delete_location(&stale.id)?;
+        }
         let reader =
             ingest::Reader::new(config.catalog.max_file_bytes, config.catalog.fetch_timeout)?;
         let cache_dir = match &config.plugins.cache_dir {

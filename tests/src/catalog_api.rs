@@ -409,3 +409,40 @@ async fn locations_refresh_on_their_interval() {
     let (status, page) = p.get("/").await;
     assert_eq!(status, 200, "{page}");
 }
+
+#[tokio::test]
+async fn a_location_taken_out_of_the_config_goes_with_its_entities() {
+    let files = [
+        ("a.yaml", group("team-a")),
+        ("b.yaml", component("beta", "team-a")),
+    ];
+    let files: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let p = Portal::start(
+        "[[catalog.locations]]\ntarget = \"a.yaml\"\n[[catalog.locations]]\ntarget = \"b.yaml\"\n",
+        &files,
+    )
+    .await;
+    assert!(p.entity("component", "beta").await.is_some());
+    let dir = tempfile::tempdir().unwrap();
+    let kept = p.dir.path().to_path_buf();
+    let config = kept.join("greenroom.toml");
+    std::fs::write(
+        &config,
+        "[server]\ndata_dir = \"data\"\n[[catalog.locations]]\ntarget = \"a.yaml\"\n",
+    )
+    .unwrap();
+    let restarted =
+        Portal::start_with(dir, greenroom::config::Config::load(&config).unwrap()).await;
+    assert!(restarted.entity("component", "beta").await.is_none());
+    assert!(restarted.entity("group", "team-a").await.is_some());
+    assert_eq!(
+        restarted
+            .ok("/api/catalog/locations")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    drop(p);
+}
