@@ -100,3 +100,43 @@ fn a_granted_name_that_resolves_to_loopback_is_refused() {
         "nothing reached the address"
     );
 }
+
+/// A plugin's stdout and stderr go to the host's log, tagged with its id.
+#[test]
+fn plugin_output_goes_to_the_log_with_its_id() {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let h = Harness::builder(wasm("hostile"))
+        .entity(&component("print", "none"))
+        .build()
+        .unwrap();
+    let cards = tracing::subscriber::with_default(subscriber, || h.cards("print").unwrap());
+    assert_eq!(cards[0]["nodes"][0]["text"], "printed");
+    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("plugin=\"hostile\"") || log.contains("plugin=hostile"),
+        "{log}"
+    );
+    assert!(
+        log.contains("stream=\"stdout\"") && log.contains("to stdout from the plugin"),
+        "{log}"
+    );
+    assert!(log.contains("to stderr from the plugin"), "{log}");
+}

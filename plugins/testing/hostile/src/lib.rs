@@ -14,6 +14,7 @@
 //! | `kv` | writes, reads and deletes its kv store, then overflows its quota |
 //! | `catalog` | reads the catalog through the host |
 //! | `source` | reads a file beside the entity, then tries to escape |
+//! | `print` | writes to stdout and stderr |
 //! | anything else | one small card |
 
 use greenroom_plugin_sdk::{
@@ -106,6 +107,11 @@ impl Plugin for Hostile {
                 let notes = host::read_file(&entity, "notes.txt");
                 let escape = host::read_file(&entity, "../../../../etc/passwd");
                 card(&format!("notes {notes:?}; escape {escape:?}"))
+            }
+            "print" => {
+                println!("to stdout from the plugin");
+                eprintln!("to stderr from the plugin");
+                card("printed")
             }
             _ => card("fine"),
         }
