@@ -8,7 +8,7 @@ use std::process::Command;
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().to_path_buf();
-    for dir in ["plugins", "plugin-sdk", "wit"] {
+    for dir in ["plugins", "plugin-sdk", "wit", "examples/plugins/c-hello"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     // OUT_DIR is <target>/<profile>/build/<pkg>/out.
@@ -43,6 +43,11 @@ fn main() {
             );
         }
     }
+    let c_plugin = build_c_plugin(&root, &plugin_target.join("c"));
+    println!(
+        "cargo:rustc-env=GREENROOM_TEST_C_PLUGIN={}",
+        c_plugin.display()
+    );
     println!(
         "cargo:rustc-env=GREENROOM_TEST_PLUGINS={}",
         plugin_target.join("wasm32-wasip2/release").display()
@@ -61,4 +66,54 @@ fn members(manifest: &Path) -> Vec<String> {
         .step_by(2)
         .map(|path| path.rsplit('/').next().unwrap_or(path).to_string())
         .collect()
+}
+
+/// Builds `examples/plugins/c-hello` the way a C author would: bindings from
+/// wit-bindgen's C generator, a preview1 reactor module from clang, and a
+/// component from WASI's preview1 adapter. Returns the component (without
+/// a manifest: the test adds it as `greenroom plugin embed-manifest` does).
+fn build_c_plugin(root: &Path, out: &Path) -> PathBuf {
+    use wit_bindgen_core::wit_parser::Resolve;
+    std::fs::create_dir_all(out).unwrap();
+    let mut resolve = Resolve::default();
+    let (pkg, _) = resolve.push_dir(root.join("wit")).expect("wit/ parses");
+    let world = resolve
+        .select_world(&[pkg], Some("export-cards"))
+        .expect("world export-cards");
+    let mut files = wit_bindgen_core::Files::default();
+    wit_bindgen_c::Opts::default()
+        .build()
+        .generate(&mut resolve, world, &mut files)
+        .expect("C bindings");
+    for (name, bytes) in files.iter() {
+        std::fs::write(out.join(name), bytes).unwrap();
+    }
+    let core = out.join("core.wasm");
+    let status = Command::new("clang")
+        .args(["--target=wasm32-wasi", "-mexec-model=reactor", "-O2", "-o"])
+        .arg(&core)
+        .arg(root.join("examples/plugins/c-hello/hello.c"))
+        .arg(out.join("export_cards.c"))
+        .arg(out.join("export_cards_component_type.o"))
+        .arg("-I")
+        .arg(out)
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        panic!(
+            "building the C plugin failed; it needs clang for wasm32-wasi: apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32 (cargo xtask test does it for you)"
+        );
+    }
+    let component = wit_component::ComponentEncoder::default()
+        .module(&std::fs::read(&core).unwrap())
+        .and_then(|e| {
+            e.validate(true).adapter(
+                wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME,
+                wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+            )
+        })
+        .and_then(|mut e| e.encode())
+        .expect("a component from the C module and the preview1 adapter");
+    let path = out.join("c-hello.wasm");
+    std::fs::write(&path, component).unwrap();
+    path
 }

@@ -673,3 +673,31 @@ async fn a_plugin_waiting_on_a_slow_upstream_is_held_to_its_deadline() {
         "the call outlived its deadline"
     );
 }
+
+/// A plugin in C, built through WASI's preview1 adapter (see
+/// `examples/plugins/c-hello`): its WASI imports link against the empty
+/// context and it serves like any other.
+#[tokio::test]
+async fn a_c_plugin_built_through_the_preview1_adapter_serves() {
+    let raw = std::fs::read(env!("GREENROOM_TEST_C_PLUGIN")).unwrap();
+    let manifest_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/plugins/c-hello/manifest.json");
+    let manifest: greenroom::plugins::Manifest =
+        serde_json::from_str(&std::fs::read_to_string(manifest_path).unwrap()).unwrap();
+    let files = vec![("c-hello.wasm".to_string(), manifest.embed(&raw).unwrap())];
+    let p = portal_with(&files, &[("checkout", "")], "", "").await;
+    let item = &p.ok("/api/plugins").await["items"][0];
+    assert_eq!(item["id"], "c-hello", "{item}");
+    assert!(
+        item["exports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "greenroom:plugin/cards@0.1.0")
+    );
+    let c = cards(&p, "checkout").await;
+    assert_eq!(
+        c[0]["nodes"][0],
+        serde_json::json!({"type": "heading", "text": "Hello from C, checkout!"})
+    );
+}

@@ -54,6 +54,9 @@ fn main() -> ExitCode {
 /// Plugins are WebAssembly components built for this target.
 pub(crate) const PLUGIN_TARGET: &str = "wasm32-wasip2";
 
+/// What the tests need to build the C plugin example.
+const C_PLUGIN_PACKAGES: &[&str] = &["clang", "lld", "wasi-libc", "libclang-rt-14-dev-wasm32"];
+
 /// The plugins the demo portal runs.
 const DEMO_PLUGINS: &[&str] = &["hello"];
 
@@ -82,11 +85,32 @@ fn demo(release: bool) -> anyhow::Result<()> {
 
 fn test() -> anyhow::Result<()> {
     tools::ensure_components(&["rustfmt", "clippy"])?;
+    // Plugins build for wasm32-wasip2, the C example with clang; the tests'
+    // build script builds both, so they must be here before clippy runs it.
+    tools::ensure_targets(&[PLUGIN_TARGET])?;
+    tools::ensure_debian(C_PLUGIN_PACKAGES)?;
     tools::cargo(&["fmt", "--all", "--check"])?;
+    tools::cargo(&[
+        "fmt",
+        "--all",
+        "--check",
+        "--manifest-path",
+        "plugins/Cargo.toml",
+    ])?;
     tools::cargo(&[
         "clippy",
         "--workspace",
         "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    tools::cargo(&[
+        "clippy",
+        "--manifest-path",
+        "plugins/Cargo.toml",
+        "--target",
+        PLUGIN_TARGET,
         "--",
         "-D",
         "warnings",

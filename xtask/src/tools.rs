@@ -101,6 +101,46 @@ pub fn cargo_test(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Installs missing Debian packages (clang for the C plugin example) with
+/// apt-get, or says exactly what to run when it cannot.
+pub fn ensure_debian(packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| {
+            !Command::new("dpkg")
+                .args(["-s", p])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let command = format!("apt-get install -y {}", missing.join(" "));
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root || Command::new("apt-get").arg("--version").output().is_err() {
+        bail!(
+            "these system packages are missing: {}; install them with `sudo {command}`",
+            missing.join(", ")
+        );
+    }
+    eprintln!("xtask: installing {}", missing.join(" "));
+    let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "-qq"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()?;
+    if !status.success() {
+        bail!("`{command}` failed; run it yourself and try again");
+    }
+    Ok(())
+}
+
 /// Installs missing rustup targets (wasm32-wasip2 for plugins).
 pub fn ensure_targets(targets: &[&str]) -> anyhow::Result<()> {
     ensure_rustup("target", targets, |line, t| line.trim() == t)
