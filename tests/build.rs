@@ -8,7 +8,13 @@ use std::process::Command;
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().to_path_buf();
-    for dir in ["plugins", "plugin-sdk", "wit", "examples/plugins/c-hello"] {
+    for dir in [
+        "plugins",
+        "plugin-sdk",
+        "wit",
+        "examples/plugins/c-hello",
+        "examples/plugins/python-hello/app.py",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     // OUT_DIR is <target>/<profile>/build/<pkg>/out.
@@ -47,6 +53,11 @@ fn main() {
     println!(
         "cargo:rustc-env=GREENROOM_TEST_C_PLUGIN={}",
         c_plugin.display()
+    );
+    let python_plugin = build_python_plugin(&root, &plugin_target.join("python"));
+    println!(
+        "cargo:rustc-env=GREENROOM_TEST_PYTHON_PLUGIN={}",
+        python_plugin.display()
     );
     println!(
         "cargo:rustc-env=GREENROOM_TEST_PLUGINS={}",
@@ -115,5 +126,25 @@ fn build_c_plugin(root: &Path, out: &Path) -> PathBuf {
         .expect("a component from the C module and the preview1 adapter");
     let path = out.join("c-hello.wasm");
     std::fs::write(&path, component).unwrap();
+    path
+}
+
+/// Builds `examples/plugins/python-hello` with componentize-py (without a
+/// manifest: the test adds it).
+fn build_python_plugin(root: &Path, out: &Path) -> PathBuf {
+    std::fs::create_dir_all(out).unwrap();
+    let path = out.join("python-hello.wasm");
+    let status = Command::new("componentize-py")
+        .arg("-d")
+        .arg(root.join("wit"))
+        .args(["-w", "export-cards", "componentize", "app", "-o"])
+        .arg(&path)
+        .current_dir(root.join("examples/plugins/python-hello"))
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        panic!(
+            "building the Python plugin failed; it needs componentize-py: python3 -m pip install componentize-py==0.25.1 (cargo xtask test does it for you)"
+        );
+    }
     path
 }

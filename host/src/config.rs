@@ -135,6 +135,11 @@ pub struct PluginsConfig {
     pub http_max_bytes: u64,
     #[serde(default)]
     pub grants: Vec<GrantConfig>,
+    /// Names plugin HTTP resolves to fixed addresses, like /etc/hosts (for
+    /// upstreams behind split DNS). Private addresses are still refused
+    /// unless the origin is granted by address.
+    #[serde(default)]
+    pub resolve: std::collections::HashMap<String, std::net::IpAddr>,
     /// The most kv storage any plugin gets, whatever its manifest asks.
     #[serde(default = "default_max_kv_quota")]
     pub max_kv_quota_bytes: u64,
@@ -162,6 +167,7 @@ impl Default for PluginsConfig {
             http_timeout: default_fetch_timeout(),
             http_max_bytes: default_http_max(),
             grants: Vec::new(),
+            resolve: Default::default(),
             max_kv_quota_bytes: default_max_kv_quota(),
             cards_ttl: default_cards_ttl(),
         }

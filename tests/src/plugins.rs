@@ -701,3 +701,48 @@ async fn a_c_plugin_built_through_the_preview1_adapter_serves() {
         serde_json::json!({"type": "heading", "text": "Hello from C, checkout!"})
     );
 }
+
+/// A granted *name* that resolves to the cloud metadata address is refused
+/// after resolution. The name is pinned with `[plugins.resolve]` (the same
+/// code path as DNS), since the test machine's DNS cannot be changed.
+#[tokio::test]
+async fn a_granted_name_resolving_to_the_metadata_address_is_refused() {
+    // SAFETY: every test that sets this variable sets the same value.
+    unsafe { std::env::set_var("GREENROOM_SECRET_TOKEN", "harness-token") };
+    let files: Vec<(String, Vec<u8>)> = vec![(
+        "everything.wasm".into(),
+        std::fs::read(wasm("everything")).unwrap(),
+    )];
+    let extra = "[plugins.resolve]\n\"metadata.test\" = \"169.254.169.254\"\n[[plugins.grants]]\nid = \"everything\"\nhosts = [\"http://metadata.test\"]\nsecrets = [\"TOKEN\"]\n";
+    let annotation = "\"test/url\": \"http://metadata.test/latest/meta-data/\"";
+    let p = portal_with(&files, &[("meta", annotation)], "", extra).await;
+    let c = cards(&p, "meta").await;
+    let error = c[0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("Refused") && error.contains("metadata.test resolves to 169.254.169.254"),
+        "{c:?}"
+    );
+}
+
+/// A plugin in Python (componentize-py, see `examples/plugins/python-hello`)
+/// loads with its WASI imports linked against the empty context, and serves.
+#[tokio::test]
+async fn a_python_plugin_serves() {
+    let raw = std::fs::read(env!("GREENROOM_TEST_PYTHON_PLUGIN")).unwrap();
+    let manifest_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/plugins/python-hello/manifest.json");
+    let manifest: greenroom::plugins::Manifest =
+        serde_json::from_str(&std::fs::read_to_string(manifest_path).unwrap()).unwrap();
+    let files = vec![(
+        "python-hello.wasm".to_string(),
+        manifest.embed(&raw).unwrap(),
+    )];
+    let p = portal_with(&files, &[("checkout", "")], "", "").await;
+    let item = &p.ok("/api/plugins").await["items"][0];
+    assert_eq!(item["id"], "python-hello", "{item}");
+    let c = cards(&p, "checkout").await;
+    assert_eq!(
+        c[0]["nodes"][0],
+        serde_json::json!({"type": "heading", "text": "Hello from Python, checkout!"})
+    );
+}

@@ -693,23 +693,9 @@ fn python_plugin(
 ) -> anyhow::Result<Option<(f64, f64, f64, f64)>> {
     let root = tools::workspace_root()?;
     let example = root.join("examples/plugins/python-hello");
-    let have = |cmd: &str| {
-        Command::new(cmd)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !have("componentize-py") {
-        let installed = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "componentize-py==0.25.1"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed || !have("componentize-py") {
-            eprintln!(
-                "xtask: componentize-py is not available (pip install componentize-py==0.25.1); skipping the Python plugin"
-            );
-            return Ok(None);
-        }
+    if let Err(e) = tools::ensure_pip_tool("componentize-py", crate::COMPONENTIZE_PY) {
+        eprintln!("xtask: {e:#}; skipping the Python plugin");
+        return Ok(None);
     }
     let raw = dir.join("python-raw.wasm");
     let out = dir.join("python-hello.wasm");

@@ -57,6 +57,9 @@ pub(crate) const PLUGIN_TARGET: &str = "wasm32-wasip2";
 /// What the tests need to build the C plugin example.
 const C_PLUGIN_PACKAGES: &[&str] = &["clang", "lld", "wasi-libc", "libclang-rt-14-dev-wasm32"];
 
+/// Builds the Python plugin example.
+pub(crate) const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+
 /// The plugins the demo portal runs.
 const DEMO_PLUGINS: &[&str] = &["hello"];
 
@@ -85,10 +88,12 @@ fn demo(release: bool) -> anyhow::Result<()> {
 
 fn test() -> anyhow::Result<()> {
     tools::ensure_components(&["rustfmt", "clippy"])?;
-    // Plugins build for wasm32-wasip2, the C example with clang; the tests'
-    // build script builds both, so they must be here before clippy runs it.
+    // Plugins build for wasm32-wasip2, the C example with clang, the Python
+    // one with componentize-py; the tests' build script builds them all, so
+    // they must be here before clippy runs it.
     tools::ensure_targets(&[PLUGIN_TARGET])?;
     tools::ensure_debian(C_PLUGIN_PACKAGES)?;
+    tools::ensure_pip_tool("componentize-py", COMPONENTIZE_PY)?;
     tools::cargo(&["fmt", "--all", "--check"])?;
     tools::cargo(&[
         "fmt",

@@ -141,6 +141,33 @@ pub fn ensure_debian(packages: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Installs a Python command-line tool from PyPI when `command --version`
+/// does not run.
+pub fn ensure_pip_tool(command: &str, requirement: &str) -> anyhow::Result<()> {
+    if Command::new(command)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return Ok(());
+    }
+    eprintln!("xtask: installing {requirement} from PyPI");
+    let status = Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet", requirement])
+        .status();
+    if !status.is_ok_and(|s| s.success())
+        || !Command::new(command)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        bail!(
+            "{command} is missing and could not be installed; run `python3 -m pip install {requirement}` and make sure {command} is on PATH"
+        );
+    }
+    Ok(())
+}
+
 /// Installs missing rustup targets (wasm32-wasip2 for plugins).
 pub fn ensure_targets(targets: &[&str]) -> anyhow::Result<()> {
     ensure_rustup("target", targets, |line, t| line.trim() == t)

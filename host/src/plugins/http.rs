@@ -94,6 +94,8 @@ pub struct Allowed {
     pub secrets: HashMap<String, String>,
     pub timeout: Duration,
     pub max_bytes: u64,
+    /// Names the operator resolves by hand (`[plugins.resolve]`).
+    pub resolve_override: HashMap<String, IpAddr>,
 }
 
 /// A request as the plugin gave it.
@@ -161,10 +163,15 @@ impl Allowed {
     /// was granted by address.
     async fn resolve(&self, origin: &Origin) -> Result<Vec<SocketAddr>, Error> {
         let host = origin.host.trim_matches(['[', ']']).to_string();
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), origin.port))
-            .await
-            .map_err(|e| Error::Transport(format!("cannot resolve {host}: {e}")))?
-            .collect();
+        let addrs: Vec<SocketAddr> = match self.resolve_override.get(&host) {
+            // The operator pinned this name (like /etc/hosts, for plugins);
+            // the same private-address rule applies to the answer.
+            Some(ip) => vec![SocketAddr::new(*ip, origin.port)],
+            None => tokio::net::lookup_host((host.as_str(), origin.port))
+                .await
+                .map_err(|e| Error::Transport(format!("cannot resolve {host}: {e}")))?
+                .collect(),
+        };
         if addrs.is_empty() {
             return Err(Error::Transport(format!("{host} has no address")));
         }
@@ -403,6 +410,7 @@ mod fetch_tests {
             secrets: [("TOKEN".to_string(), "s3cret".to_string())].into(),
             timeout: Duration::from_millis(500),
             max_bytes: 1024,
+            resolve_override: HashMap::new(),
         }
     }
 

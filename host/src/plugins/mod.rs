@@ -316,6 +316,7 @@ impl Plugins {
             secrets,
             timeout: self.config.http_timeout,
             max_bytes: self.config.http_max_bytes,
+            resolve_override: self.config.resolve.clone(),
         })
     }
 
