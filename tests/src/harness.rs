@@ -101,7 +101,8 @@ fn a_granted_name_that_resolves_to_loopback_is_refused() {
     );
 }
 
-/// A plugin's stdout and stderr go to the host's log, tagged with its id.
+/// The `log` import, stdout and stderr all go to the host's log, tagged
+/// with the plugin's id.
 #[test]
 fn plugin_output_goes_to_the_log_with_its_id() {
     use std::sync::{Arc, Mutex};
@@ -139,4 +140,8 @@ fn plugin_output_goes_to_the_log_with_its_id() {
         "{log}"
     );
     assert!(log.contains("to stderr from the plugin"), "{log}");
+    assert!(
+        log.contains("WARN") && log.contains("via the log import"),
+        "{log}"
+    );
 }

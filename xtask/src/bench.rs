@@ -522,6 +522,7 @@ fn plugins(calls: usize) -> anyhow::Result<()> {
     })?;
     drop(server);
     let page = ten_card_page(&bin, &dir)?;
+    let (idle, busy) = loop_cost(&bin, &dir)?;
     let python = python_plugin(&bin, &config, &dir)?;
     let javascript = javascript_plugin(&bin, &config, &dir)?;
 
@@ -545,15 +546,23 @@ fn plugins(calls: usize) -> anyhow::Result<()> {
         "10-card page, fresh    p50 {:.1} ms, p95 {:.1} ms (10 plugins, each calling a loopback upstream)",
         page.0, page.1
     );
+    println!(
+        "another entity's cards p50 {:.2} / p99 {:.2} ms idle, {:.2} / {:.2} ms while a plugin spins in a loop",
+        idle.0, idle.1, busy.0, busy.1
+    );
     let row = format!(
-        "| {} | hello | {p50:.1} / {p99:.1} | {cold:.1} | {cached:.2} | {:.0} / {:.0} | {:.2} / {:.2} | {:.1} / {:.1} |\n",
+        "| {} | hello | {p50:.1} / {p99:.1} | {cold:.1} | {cached:.2} | {:.0} / {:.0} | {:.2} / {:.2} | {:.1} / {:.1} | {:.2} / {:.2} → {:.2} / {:.2} |\n",
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
         ms(first_drop),
         ms(cached_drop),
         served.0,
         served.1,
         page.0,
-        page.1
+        page.1,
+        idle.0,
+        idle.1,
+        busy.0,
+        busy.1
     );
     let mut row = row;
     if let Some((cold, cached, p50, p99)) = javascript {
@@ -561,7 +570,7 @@ fn plugins(calls: usize) -> anyhow::Result<()> {
             "js-hello               call p50 {p50:.0} µs, p99 {p99:.0} µs; cold compile {cold:.0} ms; cached load {cached:.1} ms"
         );
         row.push_str(&format!(
-            "| {} | js-hello | {p50:.0} / {p99:.0} | {cold:.0} | {cached:.1} | — | — | — |\n",
+            "| {} | js-hello | {p50:.0} / {p99:.0} | {cold:.0} | {cached:.1} | — | — | — | — |\n",
             humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         ));
     }
@@ -570,7 +579,7 @@ fn plugins(calls: usize) -> anyhow::Result<()> {
             "python-hello           call p50 {p50:.0} µs, p99 {p99:.0} µs; cold compile {cold:.0} ms; cached load {cached:.1} ms"
         );
         row.push_str(&format!(
-            "| {} | python-hello | {p50:.0} / {p99:.0} | {cold:.0} | {cached:.1} | — | — | — |\n",
+            "| {} | python-hello | {p50:.0} / {p99:.0} | {cold:.0} | {cached:.1} | — | — | — | — |\n",
             humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         ));
     }
@@ -815,4 +824,60 @@ fn embed_manifest(
         bail!("embedding the manifest {} failed", manifest.display());
     }
     Ok(())
+}
+
+/// What a plugin stuck in a loop costs everyone else: another entity's
+/// cards (two plugins, computed fresh) measured idle, then while a third
+/// request keeps the looping plugin busy until its 10 s deadline.
+fn loop_cost(bin: &Path, dir: &Path) -> anyhow::Result<((f64, f64), (f64, f64))> {
+    let loop_dir = dir.join("loop");
+    std::fs::create_dir_all(loop_dir.join("plugins"))?;
+    for name in ["hello", "hostile"] {
+        std::fs::copy(
+            tools::build_plugin(name)?,
+            loop_dir.join(format!("plugins/{name}.wasm")),
+        )?;
+    }
+    let component = |name: &str| {
+        format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n"
+        )
+    };
+    std::fs::write(
+        loop_dir.join("catalog.yaml"),
+        format!("{}---\n{}", component("checkout"), component("loop")),
+    )?;
+    let config = loop_dir.join("greenroom.toml");
+    std::fs::write(
+        &config,
+        "[server]\ndata_dir = \"data\"\n[plugins]\ndir = \"plugins\"\ncall_timeout = \"10s\"\n[catalog]\nrefresh_interval = \"24h\"\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n",
+    )?;
+    let server = start(bin, &config)?;
+    let mut conn = Conn::open(server.addr)?;
+    let path = "/api/cards/component/default/checkout";
+    let idle = measure_with(&mut conn, 300, "Cache-Control: no-cache\r\n", |_| {
+        path.to_string()
+    })?;
+    let addr = server.addr;
+    let spinning = std::thread::spawn(move || -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        Conn::open(addr)?.get("/api/cards/component/default/loop")?;
+        Ok(started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let busy = measure_with(&mut conn, 300, "Cache-Control: no-cache\r\n", |_| {
+        path.to_string()
+    })?;
+    let measured_for = started.elapsed();
+    let spun_for = spinning
+        .join()
+        .map_err(|_| anyhow::anyhow!("loop thread panicked"))??;
+    if measured_for + Duration::from_millis(200) > spun_for {
+        bail!(
+            "the loop ended ({spun_for:?}) before the measurement did ({measured_for:?}); nothing was measured under load"
+        );
+    }
+    drop(server);
+    Ok((idle, busy))
 }

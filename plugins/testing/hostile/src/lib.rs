@@ -14,7 +14,7 @@
 //! | `kv` | writes, reads and deletes its kv store, then overflows its quota |
 //! | `catalog` | reads the catalog through the host |
 //! | `source` | reads a file beside the entity, then tries to escape |
-//! | `print` | writes to stdout and stderr |
+//! | `print` | logs through the host, writes to stdout and stderr |
 //! | anything else | one small card |
 
 use greenroom_plugin_sdk::{
@@ -109,6 +109,7 @@ impl Plugin for Hostile {
                 card(&format!("notes {notes:?}; escape {escape:?}"))
             }
             "print" => {
+                host::log(host::Level::Warn, "via the log import");
                 println!("to stdout from the plugin");
                 eprintln!("to stderr from the plugin");
                 card("printed")
