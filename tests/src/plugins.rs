@@ -746,3 +746,41 @@ async fn a_python_plugin_serves() {
         serde_json::json!({"type": "heading", "text": "Hello from Python, checkout!"})
     );
 }
+
+/// A call in flight when its plugin's file is replaced finishes on the
+/// version it started with; the next call gets the new one.
+#[tokio::test]
+async fn a_call_in_flight_finishes_on_the_old_version_when_the_file_is_replaced() {
+    let files: Vec<(String, Vec<u8>)> =
+        vec![("swap.wasm".into(), std::fs::read(wasm("hostile")).unwrap())];
+    let p = portal_with(&files, &[("loop", "")], "", "").await;
+    let (base, http) = (p.base.clone(), p.http.clone());
+    let in_flight = tokio::spawn(async move {
+        let resp = http
+            .get(format!("{base}/api/cards/component/default/loop"))
+            .send()
+            .await
+            .unwrap();
+        resp.json::<Value>().await.unwrap()
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    std::fs::copy(wasm("hello"), p.dir.path().join("plugins/swap.wasm")).unwrap();
+    until_plugins(&p, "hello replaced hostile", |l| {
+        l.len() == 1 && l[0]["id"] == "hello"
+    })
+    .await;
+    let old = in_flight.await.unwrap();
+    let card = &old["cards"][0];
+    assert_eq!(
+        card["plugin"], "hostile",
+        "the call in flight stayed on the old version: {old}"
+    );
+    assert!(
+        card["error"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer within 1s"),
+        "{old}"
+    );
+    assert_eq!(cards(&p, "loop").await[0]["plugin"], "hello");
+}
