@@ -674,20 +674,19 @@ async fn a_plugin_waiting_on_a_slow_upstream_is_held_to_its_deadline() {
     );
 }
 
-/// A plugin in C, built through WASI's preview1 adapter (see
-/// `examples/plugins/c-hello`): its WASI imports link against the empty
-/// context and it serves like any other.
-#[tokio::test]
-async fn a_c_plugin_built_through_the_preview1_adapter_serves() {
-    let raw = std::fs::read(env!("GREENROOM_TEST_C_PLUGIN")).unwrap();
+/// Loads an example plugin built by another toolchain, with the manifest
+/// from its folder embedded as `greenroom plugin embed-manifest` does, and
+/// checks that it is listed and serves its greeting.
+async fn example_plugin_serves(example: &str, component: &str, greeting: &str) {
+    let raw = std::fs::read(component).unwrap();
     let manifest_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/plugins/c-hello/manifest.json");
+        .join(format!("../examples/plugins/{example}/manifest.json"));
     let manifest: greenroom::plugins::Manifest =
         serde_json::from_str(&std::fs::read_to_string(manifest_path).unwrap()).unwrap();
-    let files = vec![("c-hello.wasm".to_string(), manifest.embed(&raw).unwrap())];
+    let files = vec![(format!("{example}.wasm"), manifest.embed(&raw).unwrap())];
     let p = portal_with(&files, &[("checkout", "")], "", "").await;
     let item = &p.ok("/api/plugins").await["items"][0];
-    assert_eq!(item["id"], "c-hello", "{item}");
+    assert_eq!(item["id"], example, "{item}");
     assert!(
         item["exports"]
             .as_array()
@@ -698,8 +697,31 @@ async fn a_c_plugin_built_through_the_preview1_adapter_serves() {
     let c = cards(&p, "checkout").await;
     assert_eq!(
         c[0]["nodes"][0],
-        serde_json::json!({"type": "heading", "text": "Hello from C, checkout!"})
+        serde_json::json!({"type": "heading", "text": greeting})
     );
+}
+
+/// A plugin in C, built through WASI's preview1 adapter: its WASI imports
+/// link against the empty context and it serves like any other.
+#[tokio::test]
+async fn a_c_plugin_built_through_the_preview1_adapter_serves() {
+    example_plugin_serves(
+        "c-hello",
+        env!("GREENROOM_TEST_C_PLUGIN"),
+        "Hello from C, checkout!",
+    )
+    .await;
+}
+
+/// A plugin in Python (componentize-py).
+#[tokio::test]
+async fn a_python_plugin_serves() {
+    example_plugin_serves(
+        "python-hello",
+        env!("GREENROOM_TEST_PYTHON_PLUGIN"),
+        "Hello from Python, checkout!",
+    )
+    .await;
 }
 
 /// A granted *name* that resolves to the cloud metadata address is refused
@@ -721,29 +743,6 @@ async fn a_granted_name_resolving_to_the_metadata_address_is_refused() {
     assert!(
         error.contains("Refused") && error.contains("metadata.test resolves to 169.254.169.254"),
         "{c:?}"
-    );
-}
-
-/// A plugin in Python (componentize-py, see `examples/plugins/python-hello`)
-/// loads with its WASI imports linked against the empty context, and serves.
-#[tokio::test]
-async fn a_python_plugin_serves() {
-    let raw = std::fs::read(env!("GREENROOM_TEST_PYTHON_PLUGIN")).unwrap();
-    let manifest_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/plugins/python-hello/manifest.json");
-    let manifest: greenroom::plugins::Manifest =
-        serde_json::from_str(&std::fs::read_to_string(manifest_path).unwrap()).unwrap();
-    let files = vec![(
-        "python-hello.wasm".to_string(),
-        manifest.embed(&raw).unwrap(),
-    )];
-    let p = portal_with(&files, &[("checkout", "")], "", "").await;
-    let item = &p.ok("/api/plugins").await["items"][0];
-    assert_eq!(item["id"], "python-hello", "{item}");
-    let c = cards(&p, "checkout").await;
-    assert_eq!(
-        c[0]["nodes"][0],
-        serde_json::json!({"type": "heading", "text": "Hello from Python, checkout!"})
     );
 }
 
