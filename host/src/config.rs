@@ -292,6 +292,20 @@ impl Config {
         self.resolve(&self.server.data_dir).join("greenroom.db")
     }
 
+    /// Where compiled plugins are cached: `plugins.cache_dir`, or
+    /// `<data_dir>/plugin-cache`.
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        match &self.plugins.cache_dir {
+            Some(dir) => self.resolve(dir),
+            None => self.resolve(&self.server.data_dir).join("plugin-cache"),
+        }
+    }
+
+    /// The plugins folder, when one is configured.
+    pub fn plugins_dir(&self) -> Option<PathBuf> {
+        self.plugins.dir.as_ref().map(|d| self.resolve(d))
+    }
+
     /// Loads the custom kinds' schemas.
     pub fn kinds(&self) -> anyhow::Result<Kinds> {
         let mut kinds = Kinds::default();

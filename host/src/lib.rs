@@ -46,20 +46,14 @@ impl Portal {
             tracing::info!(location = %stale.target, "location no longer in the config; removing it and its entities");
             store.delete_location(&stale.id)?;
         }
-        let reader =
-            ingest::Reader::new(config.catalog.max_file_bytes, config.catalog.fetch_timeout)?;
-        let cache_dir = match &config.plugins.cache_dir {
-            Some(dir) => config.resolve(dir),
-            None => config.resolve(&config.server.data_dir).join("plugin-cache"),
-        };
+        let reader = ingest::Reader::for_catalog(&config.catalog)?;
         let plugins = Arc::new(plugins::Plugins::new(
             config.plugins.clone(),
-            &cache_dir,
+            &config.plugin_cache_dir(),
             store.clone(),
             reader.clone(),
         )?);
-        if let Some(dir) = &config.plugins.dir {
-            let dir = config.resolve(dir);
+        if let Some(dir) = config.plugins_dir() {
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create the plugins folder {}", dir.display()))?;
             plugins.load_dir(&dir);

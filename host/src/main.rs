@@ -120,26 +120,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The plugin registry of a config, without a server.
-fn plugins(config: &Config) -> anyhow::Result<(greenroom::plugins::Plugins, Option<PathBuf>)> {
+/// The plugin registry of a config, without a server, with its store.
+fn plugins(
+    config: &Config,
+) -> anyhow::Result<(
+    greenroom::plugins::Plugins,
+    std::sync::Arc<greenroom::store::Store>,
+)> {
     let store = std::sync::Arc::new(greenroom::store::Store::open(&config.store_path())?);
-    let cache = match &config.plugins.cache_dir {
-        Some(d) => config.resolve(d),
-        None => config.resolve(&config.server.data_dir).join("plugin-cache"),
-    };
-    let reader = greenroom::ingest::Reader::new(
-        config.catalog.max_file_bytes,
-        config.catalog.fetch_timeout,
+    let reader = greenroom::ingest::Reader::for_catalog(&config.catalog)?;
+    let registry = greenroom::plugins::Plugins::new(
+        config.plugins.clone(),
+        &config.plugin_cache_dir(),
+        store.clone(),
+        reader,
     )?;
-    let registry = greenroom::plugins::Plugins::new(config.plugins.clone(), &cache, store, reader)?;
-    Ok((
-        registry,
-        config.plugins.dir.as_ref().map(|d| config.resolve(d)),
-    ))
+    Ok((registry, store))
 }
 
 fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
-    let (registry, dir) = plugins(&config)?;
+    let (registry, store) = plugins(&config)?;
+    let dir = config.plugins_dir();
     let need_dir = || {
         dir.clone()
             .context("no plugins folder: set [plugins] dir in greenroom.toml")
@@ -234,7 +235,6 @@ fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
                 greenroom::plugins::http::Origin::parse(h)
                     .map_err(|e| anyhow::anyhow!("--host {e}"))?;
             }
-            let store = greenroom::store::Store::open(&config.store_path())?;
             let mut grants = store.grants(&id)?.unwrap_or_default();
             grants.hosts.extend(
                 hosts
@@ -324,10 +324,7 @@ fn validate(config: Config, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
 fn ingestor(config: &Config) -> anyhow::Result<greenroom::ingest::Ingestor> {
     Ok(greenroom::ingest::Ingestor {
         kinds: std::sync::Arc::new(config.kinds()?),
-        reader: greenroom::ingest::Reader::new(
-            config.catalog.max_file_bytes,
-            config.catalog.fetch_timeout,
-        )?,
+        reader: greenroom::ingest::Reader::for_catalog(&config.catalog)?,
         base_dir: std::env::current_dir()?,
     })
 }

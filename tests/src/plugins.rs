@@ -54,13 +54,11 @@ async fn portal_with(
         std::fs::write(dir.path().join("plugins").join(name), bytes).unwrap();
     }
     std::fs::write(dir.path().join("catalog.yaml"), docs.join("---\n")).unwrap();
-    let path = dir.path().join("greenroom.toml");
     let config = format!(
-        "[server]\ndata_dir = \"data\"\n{server}\n[plugins]\ndir = \"plugins\"\ncache_dir = \"{}\"\ncall_timeout = \"1s\"\n{plugins}\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n",
+        "{server}\n[plugins]\ndir = \"plugins\"\ncache_dir = \"{}\"\ncall_timeout = \"1s\"\n{plugins}\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n",
         cache_dir()
     );
-    std::fs::write(&path, config).unwrap();
-    Portal::start_with(dir, greenroom::config::Config::load(&path).unwrap()).await
+    Portal::start_in(dir, &config).await
 }
 
 async fn cards(p: &Portal, name: &str) -> Vec<Value> {

@@ -43,6 +43,13 @@ impl Portal {
     pub async fn start(config_toml: &str, files: &[(&str, &str)]) -> Portal {
         let dir = tempfile::tempdir().unwrap();
         write_files(dir.path(), files);
+        Self::start_in(dir, config_toml).await
+    }
+
+    /// Starts a portal in `dir` (files already written there) whose
+    /// `greenroom.toml` is `config_toml` under a `[server]` table that
+    /// sets the data folder; keys at its start belong to `[server]`.
+    pub async fn start_in(dir: tempfile::TempDir, config_toml: &str) -> Portal {
         let path = dir.path().join("greenroom.toml");
         std::fs::write(
             &path,

@@ -173,13 +173,10 @@ fn generate(dir: &Path, n: usize) -> anyhow::Result<()> {
 }
 
 /// Percentiles of a set of durations, in milliseconds.
-fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
-    samples.sort();
-    let at = |q: f64| {
-        let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
-        samples[i].as_secs_f64() * 1000.0
-    };
-    (at(0.50), at(0.99))
+/// The `q` quantile of sorted samples, in milliseconds.
+fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
 }
 
 struct Server {
@@ -242,9 +239,20 @@ fn measure_with(
     conn: &mut Conn,
     requests: usize,
     headers: &str,
-    mut path: impl FnMut(usize) -> String,
+    path: impl FnMut(usize) -> String,
 ) -> anyhow::Result<(f64, f64)> {
-    // Warm-up: first requests prepare statements and fill caches.
+    let samples = samples(conn, requests, headers, path)?;
+    Ok((quantile_ms(&samples, 0.50), quantile_ms(&samples, 0.99)))
+}
+
+/// Latencies of `requests` GETs after a warm-up (the first requests
+/// prepare statements and fill caches), sorted; any non-200 is an error.
+fn samples(
+    conn: &mut Conn,
+    requests: usize,
+    headers: &str,
+    mut path: impl FnMut(usize) -> String,
+) -> anyhow::Result<Vec<Duration>> {
     for i in 0..requests.min(50) {
         conn.get_with(&path(i), headers)?;
     }
@@ -261,7 +269,8 @@ fn measure_with(
             );
         }
     }
-    Ok(percentiles(samples))
+    samples.sort();
+    Ok(samples)
 }
 
 fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
@@ -550,7 +559,7 @@ fn plugins(calls: usize) -> anyhow::Result<()> {
         "another entity's cards p50 {:.2} / p99 {:.2} ms idle, {:.2} / {:.2} ms while a plugin spins in a loop",
         idle.0, idle.1, busy.0, busy.1
     );
-    let row = format!(
+    let mut row = format!(
         "| {} | hello | {p50:.1} / {p99:.1} | {cold:.1} | {cached:.2} | {:.0} / {:.0} | {:.2} / {:.2} | {:.1} / {:.1} | {:.2} / {:.2} → {:.2} / {:.2} |\n",
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
         ms(first_drop),
@@ -564,22 +573,15 @@ fn plugins(calls: usize) -> anyhow::Result<()> {
         busy.0,
         busy.1
     );
-    let mut row = row;
-    if let Some((cold, cached, p50, p99)) = javascript {
+    for (name, figures) in [("js-hello", javascript), ("python-hello", python)] {
+        let Some((cold, cached, p50, p99)) = figures else {
+            continue;
+        };
         println!(
-            "js-hello               call p50 {p50:.0} µs, p99 {p99:.0} µs; cold compile {cold:.0} ms; cached load {cached:.1} ms"
+            "{name:<23}call p50 {p50:.0} µs, p99 {p99:.0} µs; cold compile {cold:.0} ms; cached load {cached:.1} ms"
         );
         row.push_str(&format!(
-            "| {} | js-hello | {p50:.0} / {p99:.0} | {cold:.0} | {cached:.1} | — | — | — | — |\n",
-            humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-        ));
-    }
-    if let Some((cold, cached, p50, p99)) = python {
-        println!(
-            "python-hello           call p50 {p50:.0} µs, p99 {p99:.0} µs; cold compile {cold:.0} ms; cached load {cached:.1} ms"
-        );
-        row.push_str(&format!(
-            "| {} | python-hello | {p50:.0} / {p99:.0} | {cold:.0} | {cached:.1} | — | — | — | — |\n",
+            "| {} | {name} | {p50:.0} / {p99:.0} | {cold:.0} | {cached:.1} | — | — | — | — |\n",
             humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         ));
     }
@@ -676,20 +678,10 @@ fn ten_card_page(bin: &Path, dir: &Path) -> anyhow::Result<(f64, f64)> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let mut samples = Vec::with_capacity(500);
-    for _ in 0..520 {
-        let t = Instant::now();
-        let (status, _) = conn.get_with(path, "Cache-Control: no-cache\r\n")?;
-        samples.push(t.elapsed());
-        if status != 200 {
-            bail!("cards answered {status}");
-        }
-    }
-    samples.drain(..20);
-    samples.sort();
-    let at =
-        |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1000.0;
-    Ok((at(0.5), at(0.95)))
+    let samples = samples(&mut conn, 500, "Cache-Control: no-cache\r\n", |_| {
+        path.to_string()
+    })?;
+    Ok((quantile_ms(&samples, 0.50), quantile_ms(&samples, 0.95)))
 }
 
 /// Builds `examples/plugins/python-hello` with componentize-py (installed

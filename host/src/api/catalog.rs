@@ -163,9 +163,9 @@ async fn query_entities(
     let query = PageQuery {
         filter: Filter::parse(p.all("filter"))?,
         order: p.one("orderField").map(Order::parse_suffixed).transpose()?,
-        full_text: term.map(|t| crate::store::FullText {
-            term: t.chars().take(200).collect(),
-            fields: p.list("fullTextFilterFields"),
+        full_text: term.map(|t| {
+            let term: String = t.chars().take(200).collect();
+            crate::store::FullText::new(&term, &p.list("fullTextFilterFields"))
         }),
         limit: p.number("limit")?.unwrap_or(20),
         cursor: p.one("cursor").map(str::to_string),

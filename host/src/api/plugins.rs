@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 
 use super::{ApiError, ApiJson, AppState, blocking};
 use crate::catalog::EntityRef;
-use crate::plugins::{CallError, error_card_json, host::entity_record};
+use crate::plugins::host::{entity_etag, entity_record};
+use crate::plugins::{CallError, error_card_json};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -124,6 +125,8 @@ async fn cards(
             ApiError::Internal(anyhow::anyhow!("stored entity {r} is unreadable"))
         })?);
     let fresh = super::wants_fresh(&headers);
+    // Read once per request: every plugin's cache entry is keyed by it.
+    let etag: Arc<str> = entity_etag(&entity).into();
     let mut calls = tokio::task::JoinSet::new();
     for plugin in state
         .plugins
@@ -131,9 +134,9 @@ async fn cards(
         .into_iter()
         .filter(|p| p.exports_cards())
     {
-        let (entity, plugins) = (entity.clone(), state.plugins.clone());
+        let (entity, etag, plugins) = (entity.clone(), etag.clone(), state.plugins.clone());
         calls.spawn_blocking(move || {
-            let result = plugins.cards(&plugin, &entity, fresh);
+            let result = plugins.cards(&plugin, &entity, &etag, fresh);
             (plugin, result)
         });
     }

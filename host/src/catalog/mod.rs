@@ -663,6 +663,14 @@ mod tests {
         json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": {"name": "checkout"}, "spec": spec})
     }
 
+    /// An entity's relations as `kind target` strings.
+    fn relation_strings(e: &ValidEntity) -> Vec<String> {
+        e.relations
+            .iter()
+            .map(|r| format!("{} {}", r.kind, r.target))
+            .collect()
+    }
+
     fn problems(v: Value) -> Vec<String> {
         match Kinds::default().validate(v) {
             Ok(_) => vec![],
@@ -685,12 +693,11 @@ mod tests {
             .unwrap();
         assert_eq!(e.entity_ref.to_string(), "component:default/checkout");
         assert_eq!(e.value["metadata"]["namespace"], "default");
-        assert_eq!(e.owner.unwrap().to_string(), "group:default/team-payments");
-        let rels: Vec<String> = e
-            .relations
-            .iter()
-            .map(|r| format!("{} {}", r.kind, r.target))
-            .collect();
+        assert_eq!(
+            e.owner.as_ref().unwrap().to_string(),
+            "group:default/team-payments"
+        );
+        let rels = relation_strings(&e);
         assert_eq!(
             rels,
             vec![
@@ -777,11 +784,7 @@ mod tests {
             .validate(json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": "payments"},
                 "spec": {"type": "team", "parent": "commerce", "children": ["payments-core"], "members": ["ada"]}}))
             .unwrap();
-        let rels: Vec<String> = g
-            .relations
-            .iter()
-            .map(|r| format!("{} {}", r.kind, r.target))
-            .collect();
+        let rels = relation_strings(&g);
         assert_eq!(
             rels,
             vec![

@@ -197,6 +197,11 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// A reader with the catalog's file size and fetch time limits.
+    pub fn for_catalog(catalog: &crate::config::CatalogConfig) -> Result<Reader, ReadError> {
+        Reader::new(catalog.max_file_bytes, catalog.fetch_timeout)
+    }
+
     pub fn new(max_bytes: u64, timeout: Duration) -> Result<Reader, ReadError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)

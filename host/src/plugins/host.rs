@@ -149,6 +149,15 @@ pub fn entity_record(json: String) -> Option<types::Entity> {
     })
 }
 
+/// The etag of an entity record (empty when absent): a version to cache
+/// answers against.
+pub fn entity_etag(entity: &types::Entity) -> String {
+    serde_json::from_str::<serde_json::Value>(&entity.json)
+        .ok()
+        .and_then(|v| v["metadata"]["etag"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 impl catalog::Host for HostState {
     fn get_entity(&mut self, entity_ref: String) -> Option<types::Entity> {
         let r = EntityRef::parse(&entity_ref, Some("component"), "default").ok()?;

@@ -248,16 +248,17 @@ impl Plugins {
             );
         }
         let (component, hash) = self.runtime.compile(&bytes)?;
+        let grants = self.grants(&manifest);
         let ctx = host::CallContext {
             plugin_id: manifest.id.clone(),
             memory_bytes: self.config.memory_limit_mib * 1024 * 1024,
             db: self.db.clone(),
             // A plugin asks for its kv quota; the operator caps it.
             kv_quota: manifest.kv_quota.min(self.config.max_kv_quota_bytes),
-            http: Arc::new(self.allowed(&manifest)?),
+            http: Arc::new(self.allowed(&manifest, &grants)),
             reader: self.reader.clone(),
         };
-        let disabled = self.db.grants(&manifest.id)?.is_some_and(|g| g.disabled);
+        let disabled = grants.disabled;
         let mut loaded = Loaded::new(
             &self.runtime,
             manifest,
@@ -286,8 +287,7 @@ impl Plugins {
         g
     }
 
-    fn allowed(&self, manifest: &Manifest) -> anyhow::Result<http::Allowed> {
-        let grants = self.grants(manifest);
+    fn allowed(&self, manifest: &Manifest, grants: &StoredGrants) -> http::Allowed {
         let requested: Vec<http::Origin> = manifest
             .hosts
             .iter()
@@ -310,14 +310,14 @@ impl Plugins {
                 secrets.insert(name.clone(), value);
             }
         }
-        Ok(http::Allowed {
+        http::Allowed {
             plugin_id: manifest.id.clone(),
             origins,
             secrets,
             timeout: self.config.http_timeout,
             max_bytes: self.config.http_max_bytes,
             resolve_override: self.config.resolve.clone(),
-        })
+        }
     }
 
     /// A plugin's cards for an entity as JSON, from cache while fresh
@@ -327,13 +327,14 @@ impl Plugins {
         &self,
         plugin: &Loaded,
         entity: &types::Entity,
+        etag: &str,
         fresh: bool,
     ) -> Result<Vec<Value>, CallError> {
-        let etag = serde_json::from_str::<Value>(&entity.json)
-            .ok()
-            .and_then(|v| v["metadata"]["etag"].as_str().map(str::to_string))
-            .unwrap_or_default();
-        let key = (plugin.hash.clone(), entity.entity_ref.clone(), etag);
+        let key = (
+            plugin.hash.clone(),
+            entity.entity_ref.clone(),
+            etag.to_string(),
+        );
         let ttl = self.config.cards_ttl;
         if !fresh
             && let Some((made, cards)) = self

@@ -143,11 +143,23 @@ pub struct ListQuery {
     pub fields: Vec<String>,
 }
 
-/// A full-text condition of by-query.
+/// A full-text condition of by-query, lower-cased once when made (search
+/// values are stored lower-cased).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FullText {
-    pub term: String,
-    pub fields: Vec<String>,
+    term: String,
+    fields: Vec<String>,
+}
+
+impl FullText {
+    /// `term` matched as a substring of `fields` (of name and title when
+    /// none are given).
+    pub fn new(term: &str, fields: &[String]) -> FullText {
+        FullText {
+            term: term.to_lowercase(),
+            fields: fields.iter().map(|f| f.to_lowercase()).collect(),
+        }
+    }
 }
 
 /// `GET /entities/by-query`: the first request names the query, later ones
@@ -278,7 +290,6 @@ impl Sql {
 
     fn like(&mut self, term: &str) -> String {
         let escaped = term
-            .to_lowercase()
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");
@@ -328,8 +339,7 @@ impl Sql {
             Cond::Text(t) => {
                 let p = self.like(&t.term);
                 self.push("SELECT entity_id AS id FROM search WHERE 1");
-                let fields: Vec<String> = t.fields.iter().map(|f| f.to_lowercase()).collect();
-                self.values("key", &fields);
+                self.values("key", &t.fields);
                 let _ = write!(self.text, " AND value LIKE {p} ESCAPE '\\'");
             }
         }
@@ -396,8 +406,7 @@ impl Sql {
             Cond::Text(t) => {
                 let p = self.like(&t.term);
                 self.push("EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id");
-                let fields: Vec<String> = t.fields.iter().map(|f| f.to_lowercase()).collect();
-                self.values("s.key", &fields);
+                self.values("s.key", &t.fields);
                 let _ = write!(self.text, " AND s.value LIKE {p} ESCAPE '\\')");
             }
         }

@@ -140,7 +140,8 @@ impl Harness {
     /// The plugin's cards for an entity, as the web UI receives them.
     pub fn cards(&self, entity_ref: &str) -> anyhow::Result<Vec<Value>> {
         let (plugin, entity) = (self.plugin()?, self.entity(entity_ref)?);
-        Ok(self.state.plugins.cards(&plugin, &entity, true)?)
+        let etag = greenroom::plugins::host::entity_etag(&entity);
+        Ok(self.state.plugins.cards(&plugin, &entity, &etag, true)?)
     }
 
     pub fn facts(&self, entity_ref: &str) -> anyhow::Result<Vec<types::Fact>> {
