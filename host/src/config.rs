@@ -2,6 +2,7 @@
 //! custom kinds, refresh and fetch limits. Unknown keys are errors, so a typo
 //! never silently falls back to a default.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -139,13 +140,43 @@ pub struct PluginsConfig {
     /// upstreams behind split DNS). Private addresses are still refused
     /// unless the origin is granted by address.
     #[serde(default)]
-    pub resolve: std::collections::HashMap<String, std::net::IpAddr>,
+    pub resolve: HashMap<String, std::net::IpAddr>,
     /// The most kv storage any plugin gets, whatever its manifest asks.
     #[serde(default = "default_max_kv_quota")]
     pub max_kv_quota_bytes: u64,
     /// How long a plugin's cards for an entity are served from cache.
     #[serde(default = "default_cards_ttl", with = "humantime_serde_compat")]
     pub cards_ttl: Duration,
+    /// Each plugin's settings, `[plugins.config.<id>]`, read by the plugin
+    /// through the `config` import (values as text).
+    #[serde(default)]
+    pub config: HashMap<String, toml::Table>,
+    /// Plugins whose actions (re-run, deploy, merge) may run from the
+    /// portal. Off for every plugin unless listed here.
+    #[serde(default)]
+    pub allow_actions: Vec<String>,
+}
+
+impl PluginsConfig {
+    /// A plugin's settings as text, the way the `config` import hands them
+    /// over: strings as they are, numbers and flags as written.
+    pub fn settings(&self, id: &str) -> HashMap<String, String> {
+        self.config
+            .get(id)
+            .map(|table| {
+                table
+                    .iter()
+                    .map(|(k, v)| {
+                        let text = match v {
+                            toml::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        (k.clone(), text)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 fn default_max_kv_quota() -> u64 {
@@ -170,6 +201,8 @@ impl Default for PluginsConfig {
             resolve: Default::default(),
             max_kv_quota_bytes: default_max_kv_quota(),
             cards_ttl: default_cards_ttl(),
+            config: HashMap::new(),
+            allow_actions: Vec::new(),
         }
     }
 }

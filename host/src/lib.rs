@@ -51,7 +51,6 @@ impl Portal {
             config.plugins.clone(),
             &config.plugin_cache_dir(),
             store.clone(),
-            reader.clone(),
         )?);
         if let Some(dir) = config.plugins_dir() {
             std::fs::create_dir_all(&dir)

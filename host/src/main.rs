@@ -128,12 +128,10 @@ fn plugins(
     std::sync::Arc<greenroom::store::Store>,
 )> {
     let store = std::sync::Arc::new(greenroom::store::Store::open(&config.store_path())?);
-    let reader = greenroom::ingest::Reader::for_catalog(&config.catalog)?;
     let registry = greenroom::plugins::Plugins::new(
         config.plugins.clone(),
         &config.plugin_cache_dir(),
         store.clone(),
-        reader,
     )?;
     Ok((registry, store))
 }

@@ -1,7 +1,7 @@
 //! Typed helpers over the host imports.
 
 use crate::Entity;
-use crate::bindings::greenroom::plugin::{catalog, http, kv, log, source};
+use crate::bindings::greenroom::plugin::{catalog, config, http, kv, log, source};
 
 pub use http::{Header, HttpError, Request, Response};
 pub use log::Level;
@@ -9,6 +9,11 @@ pub use log::Level;
 /// Writes to the host's log, tagged with this plugin's id.
 pub fn log(level: Level, message: &str) {
     log::log(level, message);
+}
+
+/// The operator's setting `key` from `[plugins.config.<id>]`, as text.
+pub fn config(key: &str) -> Option<String> {
+    config::get(key).filter(|v| !v.is_empty())
 }
 
 pub fn kv_get(key: &str) -> Option<Vec<u8>> {
@@ -60,4 +65,61 @@ pub fn fetch(
             .collect(),
         body,
     })
+}
+
+impl Response {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str())
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body as JSON; a body that is not JSON is an upstream error
+    /// naming `what` answered it.
+    pub fn json(&self, what: &str) -> Result<serde_json::Value, crate::PluginError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            crate::PluginError::Upstream(format!("{what} answered with malformed JSON: {e}"))
+        })
+    }
+
+    /// The body as text (lossy), at most `max` characters: for error
+    /// messages.
+    pub fn body_excerpt(&self, max: usize) -> String {
+        String::from_utf8_lossy(&self.body)
+            .chars()
+            .take(max)
+            .collect()
+    }
+}
+
+impl From<HttpError> for crate::PluginError {
+    /// Grants and refusals are the operator's to fix; the rest is the
+    /// upstream's.
+    fn from(e: HttpError) -> Self {
+        use crate::PluginError;
+        match e {
+            HttpError::NotGranted(m) => {
+                PluginError::Config(format!("{m}; an administrator must grant it"))
+            }
+            HttpError::Refused(m) => PluginError::Config(format!("request refused: {m}")),
+            HttpError::Timeout => PluginError::Upstream("no answer in time".into()),
+            HttpError::TooLarge => PluginError::Upstream(
+                "the answer is larger than the portal allows (plugins.http_max_bytes)".into(),
+            ),
+            HttpError::Transport(m) => PluginError::Upstream(format!("cannot connect: {m}")),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, from the host's wall clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

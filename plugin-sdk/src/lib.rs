@@ -107,6 +107,7 @@ pub mod docs_bindings {
 
 pub mod card;
 pub mod host;
+pub mod time;
 
 pub use bindings::greenroom::plugin::types::{
     Action, Badge, Card, Cell, DocPage, Entity, Event, Fact, FactValue, Field, Link, Node,

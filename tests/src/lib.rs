@@ -5,6 +5,7 @@
 
 mod bad_input;
 mod catalog_api;
+mod coverage;
 mod demo;
 mod harness;
 mod plugins;

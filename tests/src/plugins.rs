@@ -10,12 +10,12 @@ use serde_json::Value;
 
 use crate::support::{FileServer, Portal, group};
 
-fn wasm(name: &str) -> PathBuf {
+pub(crate) fn wasm(name: &str) -> PathBuf {
     PathBuf::from(env!("GREENROOM_TEST_PLUGINS")).join(format!("{name}.wasm"))
 }
 
 /// One compile cache for every test portal, so each plugin compiles once.
-fn cache_dir() -> &'static str {
+pub(crate) fn cache_dir() -> &'static str {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     DIR.get_or_init(|| tempfile::tempdir().unwrap())
         .path()
@@ -23,14 +23,14 @@ fn cache_dir() -> &'static str {
         .unwrap()
 }
 
-fn entity(name: &str, annotations: &str) -> String {
+pub(crate) fn entity(name: &str, annotations: &str) -> String {
     format!(
         "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  annotations: {{{annotations}}}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n"
     )
 }
 
 /// A portal with `plugins` installed and one entity per name.
-async fn portal(plugins: &[&str], names: &[(&str, &str)], extra: &str) -> Portal {
+pub(crate) async fn portal(plugins: &[&str], names: &[(&str, &str)], extra: &str) -> Portal {
     let files: Vec<(String, Vec<u8>)> = plugins
         .iter()
         .map(|p| (format!("{p}.wasm"), std::fs::read(wasm(p)).unwrap()))
@@ -40,7 +40,7 @@ async fn portal(plugins: &[&str], names: &[(&str, &str)], extra: &str) -> Portal
 
 /// A portal with the given files in its plugins folder, one entity per
 /// name, and extra `[server]` and `[plugins]` settings.
-async fn portal_with(
+pub(crate) async fn portal_with(
     plugin_files: &[(String, Vec<u8>)],
     names: &[(&str, &str)],
     server: &str,
@@ -61,14 +61,14 @@ async fn portal_with(
     Portal::start_in(dir, &config).await
 }
 
-async fn cards(p: &Portal, name: &str) -> Vec<Value> {
+pub(crate) async fn cards(p: &Portal, name: &str) -> Vec<Value> {
     p.ok(&format!("/api/cards/component/default/{name}")).await["cards"]
         .as_array()
         .unwrap()
         .clone()
 }
 
-fn by_plugin<'a>(cards: &'a [Value], plugin: &str) -> &'a Value {
+pub(crate) fn by_plugin<'a>(cards: &'a [Value], plugin: &str) -> &'a Value {
     cards
         .iter()
         .find(|c| c["plugin"] == plugin)

@@ -120,5 +120,20 @@ fn test() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ])?;
-    tools::cargo_test(&["test", "--workspace", "--no-fail-fast"])
+    // The SDK builds natively too: its own unit tests (time parsing and
+    // the like) run outside the sandbox.
+    let runs = [
+        tools::cargo_test(&["test", "--workspace", "--no-fail-fast"])?,
+        tools::cargo_test(&["test", "--manifest-path", "plugin-sdk/Cargo.toml", "--lib"])?,
+    ];
+    let passed: u64 = runs.iter().map(|r| r.0).sum();
+    let failed: u64 = runs.iter().map(|r| r.1).sum();
+    println!("summary: {passed} passed, {failed} failed");
+    if runs.iter().any(|r| !r.2) {
+        anyhow::bail!("tests failed");
+    }
+    if passed == 0 {
+        anyhow::bail!("no test ran");
+    }
+    Ok(())
 }

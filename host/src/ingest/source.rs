@@ -33,13 +33,17 @@ pub enum ReadError {
     #[error("cannot read: {0}")]
     Io(String),
     #[error(
-        "is {size} bytes, over the limit of {limit} bytes (catalog.max_file_bytes); split it into smaller files"
+        "is {size} bytes, over the limit of {limit} bytes ({setting}); make it smaller or raise the limit"
     )]
-    TooLarge { size: u64, limit: u64 },
+    TooLarge {
+        size: u64,
+        limit: u64,
+        setting: &'static str,
+    },
     #[error("GET returned HTTP {0}")]
     Status(u16),
-    #[error("no answer within {0:?} (catalog.fetch_timeout)")]
-    Timeout(Duration),
+    #[error("no answer within {0:?} ({1})")]
+    Timeout(Duration, &'static str),
     #[error("request failed: {0}")]
     Http(String),
     #[error("is not UTF-8 text")]
@@ -194,12 +198,21 @@ pub struct Reader {
     http: reqwest::Client,
     max_bytes: u64,
     timeout: Duration,
+    /// The settings that set the two limits, named in errors.
+    settings: (&'static str, &'static str),
 }
 
 impl Reader {
     /// A reader with the catalog's file size and fetch time limits.
     pub fn for_catalog(catalog: &crate::config::CatalogConfig) -> Result<Reader, ReadError> {
         Reader::new(catalog.max_file_bytes, catalog.fetch_timeout)
+    }
+
+    /// A reader for plugins' `source` reads, with the limits of their HTTP.
+    pub fn for_plugins(plugins: &crate::config::PluginsConfig) -> Result<Reader, ReadError> {
+        let mut reader = Reader::new(plugins.http_max_bytes, plugins.http_timeout)?;
+        reader.settings = ("plugins.http_max_bytes", "plugins.http_timeout");
+        Ok(reader)
     }
 
     pub fn new(max_bytes: u64, timeout: Duration) -> Result<Reader, ReadError> {
@@ -212,6 +225,7 @@ impl Reader {
             http,
             max_bytes,
             timeout,
+            settings: ("catalog.max_file_bytes", "catalog.fetch_timeout"),
         })
     }
 
@@ -226,10 +240,7 @@ impl Reader {
                     return Err(ReadError::Io("is a directory".into()));
                 }
                 if meta.len() > self.max_bytes {
-                    return Err(ReadError::TooLarge {
-                        size: meta.len(),
-                        limit: self.max_bytes,
-                    });
+                    return Err(self.too_large(meta.len()));
                 }
                 std::fs::read(path).map_err(|e| ReadError::Io(e.to_string()))?
             }
@@ -249,28 +260,32 @@ impl Reader {
         if !status.is_success() {
             return Err(ReadError::Status(status.as_u16()));
         }
-        let too_large = |size| ReadError::TooLarge {
-            size,
-            limit: self.max_bytes,
-        };
         if let Some(len) = resp.content_length()
             && len > self.max_bytes
         {
-            return Err(too_large(len));
+            return Err(self.too_large(len));
         }
         let mut buf = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| self.http_error(e))? {
             buf.extend_from_slice(&chunk);
             if buf.len() as u64 > self.max_bytes {
-                return Err(too_large(buf.len() as u64));
+                return Err(self.too_large(buf.len() as u64));
             }
         }
         Ok(buf)
     }
 
+    fn too_large(&self, size: u64) -> ReadError {
+        ReadError::TooLarge {
+            size,
+            limit: self.max_bytes,
+            setting: self.settings.0,
+        }
+    }
+
     fn http_error(&self, e: reqwest::Error) -> ReadError {
         if e.is_timeout() {
-            ReadError::Timeout(self.timeout)
+            ReadError::Timeout(self.timeout, self.settings.1)
         } else {
             ReadError::Http(e.to_string())
         }
@@ -354,7 +369,8 @@ mod tests {
             reader.read(&Target::File(big)),
             Err(ReadError::TooLarge {
                 size: 2048,
-                limit: 1024
+                limit: 1024,
+                setting: "catalog.max_file_bytes"
             })
         );
         assert_eq!(

@@ -7,7 +7,7 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::greenroom::plugin::{catalog, http, kv, log, source, types};
+use super::bindings::greenroom::plugin::{catalog, config, http, kv, log, source, types};
 use super::http::{Allowed, Error as HttpError, Request};
 use crate::catalog::EntityRef;
 use crate::ingest::{Reader, Target};
@@ -26,9 +26,13 @@ pub struct HostState {
     kv_quota: u64,
     http: Arc<Allowed>,
     reader: Reader,
-    /// When the call must be over: host imports that wait (HTTP) stop then,
-    /// since the epoch deadline only interrupts running WebAssembly.
+    settings: Arc<std::collections::HashMap<String, String>>,
+    /// When the call must be over: host imports that wait (HTTP) stop
+    /// before then, since the epoch deadline only interrupts running
+    /// WebAssembly, and a little early, so that the plugin has time to
+    /// report the timeout in its own words.
     pub deadline: std::time::Instant,
+    http_deadline: std::time::Instant,
 }
 
 /// What every call's state is made from.
@@ -39,6 +43,8 @@ pub struct CallContext {
     pub kv_quota: u64,
     pub http: Arc<Allowed>,
     pub reader: Reader,
+    /// The operator's `[plugins.config.<id>]`.
+    pub settings: Arc<std::collections::HashMap<String, String>>,
 }
 
 impl HostState {
@@ -72,7 +78,10 @@ impl HostState {
             kv_quota: ctx.kv_quota,
             http: ctx.http.clone(),
             reader: ctx.reader.clone(),
+            settings: ctx.settings.clone(),
             deadline: std::time::Instant::now() + timeout,
+            http_deadline: std::time::Instant::now() + timeout
+                - (timeout / 10).min(std::time::Duration::from_millis(100)),
         }
     }
 }
@@ -99,6 +108,12 @@ impl log::Host for HostState {
             log::Level::Warn => tracing::warn!(plugin, "{message}"),
             log::Level::Error => tracing::error!(plugin, "{message}"),
         }
+    }
+}
+
+impl config::Host for HostState {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.settings.get(&key).cloned()
     }
 }
 
@@ -230,7 +245,7 @@ impl http::Host for HostState {
             Ok(rt) => rt.block_on(
                 allowed.fetch_within(
                     req,
-                    self.deadline
+                    self.http_deadline
                         .saturating_duration_since(std::time::Instant::now()),
                 ),
             ),

@@ -103,12 +103,8 @@ pub struct HealthInfo {
 }
 
 impl Plugins {
-    pub fn new(
-        config: PluginsConfig,
-        cache_dir: &Path,
-        db: Arc<Db>,
-        reader: Reader,
-    ) -> anyhow::Result<Plugins> {
+    pub fn new(config: PluginsConfig, cache_dir: &Path, db: Arc<Db>) -> anyhow::Result<Plugins> {
+        let reader = Reader::for_plugins(&config)?;
         Ok(Plugins {
             runtime: Runtime::new(cache_dir, config.memory_limit_mib * 1024 * 1024, 256)?,
             db,
@@ -257,6 +253,7 @@ impl Plugins {
             kv_quota: manifest.kv_quota.min(self.config.max_kv_quota_bytes),
             http: Arc::new(self.allowed(&manifest, &grants)),
             reader: self.reader.clone(),
+            settings: Arc::new(self.config.settings(&manifest.id)),
         };
         let disabled = grants.disabled;
         let mut loaded = Loaded::new(

@@ -195,7 +195,11 @@ pub struct Health {
 }
 
 impl Health {
-    fn record(&mut self, took: Duration, error: Option<&CallError>) {
+    /// Records a call. `misbehaved` is a fault of the plugin itself (a
+    /// trap, a timeout, an internal error): those back it off. An upstream
+    /// or configuration problem the plugin reported cleanly is counted as an
+    /// error but backs nothing off, since it concerns one entity's data.
+    fn record(&mut self, took: Duration, error: Option<&CallError>, misbehaved: bool) {
         self.calls += 1;
         if self.latencies_us.len() == 256 {
             self.latencies_us.remove(0);
@@ -205,6 +209,9 @@ impl Health {
             Some(e) => {
                 self.errors += 1;
                 self.last_error = Some(e.to_string());
+                if !misbehaved {
+                    return;
+                }
                 self.failures_in_a_row += 1;
                 if self.failures_in_a_row >= 3 {
                     let secs = (5u64 << (self.failures_in_a_row - 3).min(6)).min(300);
@@ -335,6 +342,7 @@ impl Loaded {
                 tracing::info!(plugin = %self.manifest.id, stream, "{}", String::from_utf8_lossy(&text).trim_end());
             }
         }
+        let mut reported = false;
         let result = match outcome {
             Ok(Ok(value)) => {
                 let n = size(&value);
@@ -348,7 +356,10 @@ impl Loaded {
                 }
             }
             Ok(Err(types::PluginError::NotApplicable)) => Err(CallError::NotApplicable),
-            Ok(Err(e)) => Err(CallError::Plugin(plugin_error_text(&e))),
+            Ok(Err(e)) => {
+                reported = !matches!(e, types::PluginError::Internal(_));
+                Err(CallError::Plugin(plugin_error_text(&e)))
+            }
             Err(e) => Err(classify(&e, limits)),
         };
         let took = started.elapsed();
@@ -356,7 +367,7 @@ impl Loaded {
             .as_ref()
             .err()
             .filter(|e| !matches!(e, CallError::NotApplicable));
-        self.health().record(took, fault);
+        self.health().record(took, fault, !reported);
         result
     }
 
