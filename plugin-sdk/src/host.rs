@@ -123,3 +123,49 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+/// When an upstream that said "slow down" may be called again (ms since
+/// the epoch), if that is still ahead. `key` names the upstream, e.g. the
+/// base URL.
+pub fn rate_limited_until(key: &str) -> Option<u64> {
+    let stored = kv::get(&format!("rate-limit:{key}"))?;
+    let until: u64 = std::str::from_utf8(&stored).ok()?.parse().ok()?;
+    (until > now_ms()).then_some(until)
+}
+
+/// Reads a rate-limit answer: 429, or 403 with `x-ratelimit-remaining: 0`
+/// (GitHub's primary limit). Remembers until when to stay away, from
+/// `retry-after` (seconds) or a reset header (`x-ratelimit-reset`,
+/// `x-sentry-rate-limit-reset`; epoch seconds), and returns it. A missing
+/// reset means one minute, as GitHub's documentation advises.
+pub fn note_rate_limit(key: &str, response: &Response) -> Option<u64> {
+    let exhausted = response.header("x-ratelimit-remaining") == Some("0")
+        || response.header("x-sentry-rate-limit-remaining") == Some("0");
+    if !(response.status == 429 || (response.status == 403 && exhausted)) {
+        return None;
+    }
+    let now = now_ms();
+    let number = |name: &str| {
+        response
+            .header(name)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    let until = if let Some(secs) = number("retry-after") {
+        now + (secs.max(0.0) * 1000.0) as u64
+    } else if let Some(epoch) =
+        number("x-ratelimit-reset").or_else(|| number("x-sentry-rate-limit-reset"))
+    {
+        ((epoch * 1000.0) as u64).max(now)
+    } else {
+        now + 60_000
+    };
+    // Never longer than an hour, whatever a header says.
+    let until = until.min(now + 3_600_000);
+    let ttl = ((until - now) / 1000 + 1) as u32;
+    let _ = kv::set(
+        &format!("rate-limit:{key}"),
+        until.to_string().as_bytes(),
+        Some(ttl),
+    );
+    Some(until)
+}

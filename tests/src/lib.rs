@@ -9,4 +9,5 @@ mod coverage;
 mod demo;
 mod harness;
 mod plugins;
+mod sentry;
 mod support;
