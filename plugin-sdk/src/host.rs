@@ -76,6 +76,21 @@ impl Response {
             .map(|h| h.value.as_str())
     }
 
+    /// The next page's URL from a `Link` header (`<url>; rel="next"`), as
+    /// GitHub and Sentry page their lists. Sentry marks a next page without
+    /// results with `results="false"`: that is no next page.
+    pub fn next_link(&self) -> Option<String> {
+        self.header("link")?.split(',').find_map(|part| {
+            let (url, params) = part.trim().split_once(';')?;
+            (params.contains("rel=\"next\"") && !params.contains("results=\"false\"")).then(|| {
+                url.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
+        })
+    }
+
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }

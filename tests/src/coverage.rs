@@ -22,12 +22,12 @@ fn annotation(report: &str) -> String {
     format!("\"{ANNOTATION}\": \"{report}\"")
 }
 
-/// The plugin's facts about a component, as `(name, number)`.
-pub(crate) async fn facts(
+/// The plugin's facts about a component, as `(name, JSON value)`.
+pub(crate) async fn facts_of(
     p: &Portal,
     plugin: &str,
     name: &str,
-) -> Result<Vec<(String, f64)>, String> {
+) -> Result<Vec<(String, Value)>, String> {
     use greenroom::plugins::bindings::greenroom::plugin::types::FactValue;
     let state = p.state.clone();
     let (plugin, name) = (plugin.to_string(), name.to_string());
@@ -46,9 +46,13 @@ pub(crate) async fn facts(
             .map(|facts| {
                 facts
                     .into_iter()
-                    .map(|f| match f.value {
-                        FactValue::Number(n) => (f.name, n),
-                        other => panic!("{} is not a number: {other:?}", f.name),
+                    .map(|f| {
+                        let value = match f.value {
+                            FactValue::Number(n) => serde_json::json!(n),
+                            FactValue::Text(t) => serde_json::json!(t),
+                            FactValue::Flag(b) => serde_json::json!(b),
+                        };
+                        (f.name, value)
                     })
                     .collect()
             })
@@ -56,6 +60,24 @@ pub(crate) async fn facts(
     })
     .await
     .unwrap()
+}
+
+/// The plugin's numeric facts about a component, as `(name, number)`.
+pub(crate) async fn facts(
+    p: &Portal,
+    plugin: &str,
+    name: &str,
+) -> Result<Vec<(String, f64)>, String> {
+    Ok(facts_of(p, plugin, name)
+        .await?
+        .into_iter()
+        .map(|(n, v)| {
+            let number = v
+                .as_f64()
+                .unwrap_or_else(|| panic!("{n} is not a number: {v}"));
+            (n, number)
+        })
+        .collect())
 }
 
 fn field<'a>(card: &'a Value, label: &str) -> Option<&'a str> {

@@ -7,6 +7,7 @@ mod bad_input;
 mod catalog_api;
 mod coverage;
 mod demo;
+mod github;
 mod harness;
 mod plugins;
 mod sentry;

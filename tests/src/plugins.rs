@@ -46,8 +46,20 @@ pub(crate) async fn portal_with(
     server: &str,
     plugins: &str,
 ) -> Portal {
+    let docs: Vec<String> = names.iter().map(|(n, a)| entity(n, a)).collect();
+    portal_with_docs(plugin_files, &docs, server, plugins).await
+}
+
+/// A portal with the given plugin files, the group team-a plus `docs`
+/// (YAML documents), and extra `[server]` and `[plugins]` settings.
+pub(crate) async fn portal_with_docs(
+    plugin_files: &[(String, Vec<u8>)],
+    extra_docs: &[String],
+    server: &str,
+    plugins: &str,
+) -> Portal {
     let mut docs = vec![group("team-a")];
-    docs.extend(names.iter().map(|(n, a)| entity(n, a)));
+    docs.extend(extra_docs.iter().cloned());
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
     for (name, bytes) in plugin_files {

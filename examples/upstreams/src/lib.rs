@@ -161,6 +161,10 @@ fn router(inner: Shared) -> Router {
             "/repos/{owner}/{repo}/actions/workflows/{workflow}/dispatches",
             post(dispatch),
         )
+        .route(
+            "/repos/{owner}/{repo}/actions/workflows/{workflow}/runs",
+            get(list_workflow_runs),
+        )
         .route("/repos/{owner}/{repo}/deployments", get(list_deployments))
         .route(
             "/repos/{owner}/{repo}/deployments/{id}/statuses",
@@ -397,8 +401,8 @@ const TITLES: &[&str] = &[
 ];
 
 impl Repo {
-    /// Runs over the last week on main and two branches, deployments in
-    /// the last hours (for a third of repositories, one minutes ago), and
+    /// Runs over the last week on main and two branches, deployments over
+    /// the last days (for half the repositories, one minutes ago), and
     /// a few open pull requests.
     fn generate(slug: &str, next_id: &mut u64) -> Repo {
         let mut dice = Dice::new(slug);
@@ -458,7 +462,7 @@ impl Repo {
                 title,
             ));
         }
-        let recent = dice.below(3) == 0;
+        let recent = dice.below(2) == 0;
         for i in 0..5u64 {
             *next_id += 1;
             let ago = if i == 4 && recent {
@@ -656,6 +660,37 @@ async fn list_runs(
         .into_response()
 }
 
+/// "List workflow runs for a workflow" (by file name).
+async fn list_workflow_runs(
+    State(inner): State<Shared>,
+    Path((owner, repo, workflow)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    OriginalUri(uri): OriginalUri,
+    request_headers: HeaderMap,
+) -> Response {
+    let slug = format!("{owner}/{repo}");
+    let suffix = format!("/{workflow}");
+    let runs: Vec<Value> = with_repo(&inner, &slug, |r, _| {
+        r.runs
+            .iter()
+            .filter(|run| run["path"].as_str().is_some_and(|p| p.ends_with(&suffix)))
+            .cloned()
+            .collect()
+    });
+    let (per_page, offset) = page_of(&query);
+    let page: Vec<&Value> = runs.iter().skip(offset).take(per_page).collect();
+    (
+        github_link(
+            &absolute(&request_headers, &uri),
+            runs.len(),
+            per_page,
+            offset,
+        ),
+        Json(json!({"total_count": runs.len(), "workflow_runs": page})),
+    )
+        .into_response()
+}
+
 async fn rerun_failed_jobs(
     State(inner): State<Shared>,
     Path((owner, repo, id)): Path<(String, String, u64)>,
@@ -719,6 +754,7 @@ async fn dispatch(
         run["status"] = json!("queued");
         run["conclusion"] = Value::Null;
         run["head_branch"] = json!(git_ref);
+        run["head_sha"] = json!(Dice::new(&format!("{slug}@{next_id}")).sha());
         run["event"] = json!("workflow_dispatch");
         run["created_at"] = json!(rfc3339(0));
         run["run_started_at"] = json!(rfc3339(0));

@@ -5,6 +5,7 @@
 //! store on blocking threads and shape responses; they hold no state of
 //! their own beyond [`AppState`].
 
+mod actions;
 mod catalog;
 mod error;
 mod plugins;
@@ -38,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .nest("/api/catalog", catalog::router())
         .merge(plugins::router())
+        .merge(actions::router())
         .fallback(not_found)
         .with_state(state)
 }

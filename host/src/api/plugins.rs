@@ -107,6 +107,30 @@ async fn list(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "items": state.plugins.list() }))
 }
 
+/// An entity as plugins receive it, or 404.
+pub(crate) async fn entity_of(
+    state: &AppState,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+) -> Result<
+    (
+        EntityRef,
+        Arc<crate::plugins::bindings::greenroom::plugin::types::Entity>,
+    ),
+    ApiError,
+> {
+    let r = EntityRef::new(kind, namespace, name);
+    let store = state.store.clone();
+    let lookup = r.clone();
+    let json = blocking(move || Ok(store.entity_by_ref(&lookup, &[])?))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("No entity {r} found")))?;
+    let entity = entity_record(json)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("stored entity {r} is unreadable")))?;
+    Ok((r, Arc::new(entity)))
+}
+
 /// Cards for an entity: every plugin is called at once, each in its own
 /// sandbox with its own deadline; a failing plugin yields an error card.
 async fn cards(
@@ -114,16 +138,7 @@ async fn cards(
     headers: HeaderMap,
     Path((kind, namespace, name)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let r = EntityRef::new(&kind, &namespace, &name);
-    let store = state.store.clone();
-    let lookup = r.clone();
-    let json = blocking(move || Ok(store.entity_by_ref(&lookup, &[])?))
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("No entity {r} found")))?;
-    let entity =
-        Arc::new(entity_record(json).ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("stored entity {r} is unreadable"))
-        })?);
+    let (r, entity) = entity_of(&state, &kind, &namespace, &name).await?;
     let fresh = super::wants_fresh(&headers);
     // Read once per request: every plugin's cache entry is keyed by it.
     let etag: Arc<str> = entity_etag(&entity).into();

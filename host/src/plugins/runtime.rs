@@ -395,6 +395,14 @@ impl Loaded {
         self.cards.is_some()
     }
 
+    pub fn exports_actions(&self) -> bool {
+        self.actions.is_some()
+    }
+
+    pub fn exports_docs(&self) -> bool {
+        self.docs.is_some()
+    }
+
     /// The plugin's facts about an entity.
     pub fn facts(
         &self,

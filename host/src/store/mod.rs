@@ -7,6 +7,7 @@
 //! transaction ([`RefreshTx`]): a crash half-way leaves the previous state.
 //! Callers run store methods off the async executor (`spawn_blocking`).
 
+mod actions;
 mod kv;
 mod query;
 mod schema;
@@ -20,6 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 
+pub use actions::ActionRun;
 pub use kv::StoredGrants;
 pub use query::{EntityPage, Filter, FilterSet, FullText, ListQuery, Order, PageQuery, QueryError};
 pub use write::{RefreshSummary, RefreshTx, Rejected};

@@ -82,6 +82,21 @@ const MIGRATIONS: &[&str] = &[
         secrets TEXT NOT NULL,
         disabled INTEGER NOT NULL DEFAULT 0
     );",
+    // 3: plugin actions run from the portal, and who ran them
+    "CREATE TABLE action_runs (
+        id INTEGER PRIMARY KEY,
+        started_ms INTEGER NOT NULL,
+        finished_ms INTEGER,
+        plugin_id TEXT NOT NULL,
+        action_id TEXT NOT NULL,
+        label TEXT NOT NULL,
+        entity_ref TEXT NOT NULL,
+        user_ref TEXT NOT NULL,
+        input TEXT NOT NULL,
+        status TEXT NOT NULL,
+        message TEXT
+    );
+    CREATE INDEX action_runs_entity ON action_runs(entity_ref, started_ms);",
 ];
 
 /// The schema version this build writes.

@@ -134,20 +134,6 @@ fn rate_limited(until: u64) -> PluginError {
     ))
 }
 
-/// The next page's URL from Sentry's `Link` header, if it has results.
-fn next_page(response: &Response) -> Option<String> {
-    response.header("link")?.split(',').find_map(|part| {
-        let part = part.trim();
-        let (url, params) = part.split_once(';')?;
-        (params.contains("rel=\"next\"") && params.contains("results=\"true\"")).then(|| {
-            url.trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string()
-        })
-    })
-}
-
 /// Events in the last 24 hours, from an issue's hourly stats.
 fn events_24h(issue: &Value) -> u64 {
     issue["stats"]["24h"]
@@ -233,7 +219,7 @@ impl Plugin for Sentry {
             let (issues, response) = project.get(&url)?;
             unresolved += issues.len() as u64;
             events += issues.iter().map(events_24h).sum::<u64>();
-            match next_page(&response) {
+            match response.next_link() {
                 Some(next) => url = next,
                 None => break,
             }
