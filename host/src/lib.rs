@@ -8,6 +8,7 @@
 pub mod api;
 pub mod catalog;
 pub mod config;
+pub mod docs;
 pub mod ingest;
 pub mod plugins;
 pub mod scheduler;

@@ -184,3 +184,9 @@ pub fn note_rate_limit(key: &str, response: &Response) -> Option<u64> {
     );
     Some(until)
 }
+
+/// The names in a folder beside the entity's catalog file, sorted; folders
+/// end with `/`.
+pub fn list_dir(entity: &Entity, path: &str) -> Result<Vec<String>, String> {
+    source::list_dir(&entity.entity_ref, path)
+}

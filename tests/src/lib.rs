@@ -12,3 +12,4 @@ mod harness;
 mod plugins;
 mod sentry;
 mod support;
+mod techdocs;

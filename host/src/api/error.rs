@@ -22,6 +22,9 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A plugin or upstream failed to answer.
+    #[error("{0}")]
+    Upstream(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -34,6 +37,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "ConflictError"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "AuthenticationError"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "NotAllowedError"),
+            ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "UpstreamError"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Error"),
         }
     }

@@ -7,6 +7,7 @@
 
 mod actions;
 mod catalog;
+mod docs;
 mod error;
 mod plugins;
 
@@ -40,6 +41,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/catalog", catalog::router())
         .merge(plugins::router())
         .merge(actions::router())
+        .merge(docs::router())
         .fallback(not_found)
         .with_state(state)
 }

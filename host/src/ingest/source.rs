@@ -230,7 +230,11 @@ impl Reader {
     }
 
     pub fn read(&self, target: &Target) -> Result<String, ReadError> {
-        let bytes = match target {
+        String::from_utf8(self.read_bytes(target)?).map_err(|_| ReadError::NotText)
+    }
+
+    pub fn read_bytes(&self, target: &Target) -> Result<Vec<u8>, ReadError> {
+        Ok(match target {
             Target::File(path) => {
                 let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
                     std::io::ErrorKind::NotFound => ReadError::NotFound,
@@ -245,8 +249,7 @@ impl Reader {
                 std::fs::read(path).map_err(|e| ReadError::Io(e.to_string()))?
             }
             Target::Url(url) => io_runtime()?.block_on(self.fetch(url))?,
-        };
-        String::from_utf8(bytes).map_err(|_| ReadError::NotText)
+        })
     }
 
     async fn fetch(&self, url: &Url) -> Result<Vec<u8>, ReadError> {

@@ -199,32 +199,76 @@ impl catalog::Host for HostState {
     }
 }
 
+/// Where `path` (relative to the entity's catalog file) is, refusing paths
+/// that leave the catalog file's folder.
+pub fn beside_entity(db: &Db, entity_ref: &str, path: &str) -> Result<Target, String> {
+    let r =
+        EntityRef::parse(entity_ref, Some("component"), "default").map_err(|e| e.to_string())?;
+    let (_, origin) = db
+        .entity_origin(&r)
+        .map_err(|_| "catalog unavailable".to_string())?
+        .ok_or_else(|| format!("no entity {r}"))?;
+    let catalog_file = match origin.split_once(':') {
+        Some(("file", p)) => Target::File(p.into()),
+        Some(("url", u)) => Target::Url(u.parse().map_err(|_| "bad source URL".to_string())?),
+        _ => return Err("the entity's source is unknown".into()),
+    };
+    if path.starts_with('/') || path.contains("://") {
+        return Err(format!(
+            "'{path}' must be relative to the entity's catalog file"
+        ));
+    }
+    let target = catalog_file.join(path).map_err(|e| e.to_string())?;
+    if !target.is_within(&catalog_file) {
+        return Err(format!("'{path}' leaves the entity's folder"));
+    }
+    // A symbolic link inside the folder must not lead out of it either.
+    if let (Target::File(file), Target::File(catalog)) = (&target, &catalog_file)
+        && let (Ok(real), Some(Ok(root))) = (
+            std::fs::canonicalize(file),
+            catalog.parent().map(std::fs::canonicalize),
+        )
+        && !real.starts_with(&root)
+    {
+        return Err(format!(
+            "'{path}' leaves the entity's folder (through a link)"
+        ));
+    }
+    Ok(target)
+}
+
+/// Most names `list-dir` returns.
+const MAX_LISTED: usize = 10_000;
+
 impl source::Host for HostState {
     fn read_file(&mut self, entity_ref: String, path: String) -> Result<String, String> {
-        let r = EntityRef::parse(&entity_ref, Some("component"), "default")
-            .map_err(|e| e.to_string())?;
-        let (_, origin) = self
-            .db
-            .entity_origin(&r)
-            .map_err(|_| "catalog unavailable".to_string())?
-            .ok_or_else(|| format!("no entity {r}"))?;
-        let catalog_file = match origin.split_once(':') {
-            Some(("file", p)) => Target::File(p.into()),
-            Some(("url", u)) => Target::Url(u.parse().map_err(|_| "bad source URL".to_string())?),
-            _ => return Err("the entity's source is unknown".into()),
-        };
-        if path.starts_with('/') || path.contains("://") {
-            return Err(format!(
-                "'{path}' must be relative to the entity's catalog file"
-            ));
-        }
-        let target = catalog_file.join(&path).map_err(|e| e.to_string())?;
-        if !target.is_within(&catalog_file) {
-            return Err(format!("'{path}' leaves the entity's folder"));
-        }
+        let target = beside_entity(&self.db, &entity_ref, &path)?;
         self.reader
             .read(&target)
             .map_err(|e| format!("{path}: {e}"))
+    }
+
+    fn list_dir(&mut self, entity_ref: String, path: String) -> Result<Vec<String>, String> {
+        let folder = match beside_entity(&self.db, &entity_ref, &path)? {
+            Target::File(folder) => folder,
+            Target::Url(_) => {
+                return Err("the entity was read from a URL; its folders cannot be listed".into());
+            }
+        };
+        let entries = std::fs::read_dir(&folder).map_err(|e| format!("{path}: {e}"))?;
+        let mut names = Vec::new();
+        for entry in entries.flatten().take(MAX_LISTED) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            // Symlinks are not followed out of the folder: only real
+            // folders are listed as folders.
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            names.push(if is_dir { format!("{name}/") } else { name });
+        }
+        names.sort();
+        Ok(names)
     }
 }
 

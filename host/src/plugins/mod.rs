@@ -116,6 +116,11 @@ impl Plugins {
         })
     }
 
+    /// Reads files and URLs within the limits of plugin reads.
+    pub fn reader(&self) -> &Reader {
+        &self.reader
+    }
+
     pub fn limits(&self) -> CallLimits {
         CallLimits {
             timeout: self.config.call_timeout,
