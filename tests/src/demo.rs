@@ -137,3 +137,127 @@ async fn demo_organisation_ingests_with_relations_and_ownership() {
         assert!(annotations[key].is_string(), "{key} missing");
     }
 }
+
+/// What `cargo xtask demo` shows: the first-party plugins on the demo
+/// organisation, GitHub and Sentry answered by the loopback stand-in the
+/// demo starts, coverage from the reports in the demo's repositories, and
+/// docs from their TechDocs folders.
+#[tokio::test]
+async fn demo_shows_live_looking_plugin_cards_docs_and_deployments() {
+    let upstream = greenroom_upstreams::Upstreams::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo/greenroom.toml");
+    let mut config = Config::load(&path).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    config.server.data_dir = dir.path().join("data");
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for name in ["github", "sentry", "coverage", "techdocs"] {
+        std::fs::copy(
+            crate::plugins::wasm(name),
+            plugins.join(format!("{name}.wasm")),
+        )
+        .unwrap();
+    }
+    config.plugins.dir = Some(plugins);
+    config.plugins.cache_dir = Some(crate::plugins::cache_dir().into());
+    // The demo's settings, pointed at this test's stand-in instead of 7008.
+    for (plugin, url) in [
+        ("github", upstream.github_url()),
+        ("sentry", upstream.sentry_url()),
+    ] {
+        let settings = config.plugins.config.get_mut(plugin).unwrap();
+        assert!(
+            settings["base_url"]
+                .as_str()
+                .unwrap()
+                .starts_with("http://127.0.0.1:7008/")
+        );
+        settings.insert("base_url".into(), toml::Value::String(url));
+    }
+    for grant in &mut config.plugins.grants {
+        assert_eq!(grant.hosts, ["http://127.0.0.1:7008"]);
+        grant.hosts = vec![upstream.origin()];
+    }
+    for secret in ["GITHUB_TOKEN", "SENTRY_TOKEN"] {
+        // SAFETY: every test sets the same value for the same secret.
+        unsafe {
+            std::env::set_var(
+                format!("GREENROOM_SECRET_{secret}"),
+                format!("test-{}", secret.to_lowercase()),
+            )
+        };
+    }
+    let p = Portal::start_with(dir, config).await;
+
+    let cards = p.ok("/api/cards/component/default/payment-gateway").await["cards"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let plugins: Vec<&str> = cards
+        .iter()
+        .map(|c| c["plugin"].as_str().unwrap())
+        .collect();
+    assert_eq!(plugins, ["coverage", "github", "sentry"], "{cards:?}");
+    for card in &cards {
+        assert!(card.get("error").is_none(), "{card}");
+        let table = card["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["type"] == "table");
+        assert!(
+            table.is_some_and(|t| !t["rows"].as_array().unwrap().is_empty()),
+            "{card}"
+        );
+    }
+    let coverage = &cards[0]["nodes"][0];
+    assert_eq!(
+        (coverage["label"].as_str(), coverage["value"].as_str()),
+        (Some("Lines"), Some("83.6%"))
+    );
+    // Links go to the real services' pages (web_url), not to the stand-in.
+    assert!(
+        cards[1]
+            .to_string()
+            .contains("https://github.com/northwind/payment-gateway/actions")
+    );
+    assert!(
+        cards[2]
+            .to_string()
+            .contains("https://sentry.io/organizations/northwind/issues/")
+    );
+
+    let docs = p.ok("/api/docs/component/default/payment-gateway").await;
+    assert_eq!(docs["title"], "Overview");
+    assert!(
+        docs["html"]
+            .as_str()
+            .unwrap()
+            .contains("<h1 id=\"payment-gateway\">")
+    );
+
+    // "What was deployed in the last 30 minutes" has answers.
+    let github = p
+        .state
+        .plugins
+        .enabled()
+        .into_iter()
+        .find(|l| l.manifest.id == "github")
+        .unwrap();
+    let limits = p.state.plugins.limits();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 30 * 60_000;
+    let events = tokio::task::spawn_blocking(move || github.events(since, &limits))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        events.iter().filter(|e| e.kind == "deployment").count() >= 3,
+        "{events:?}"
+    );
+}

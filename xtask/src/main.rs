@@ -61,7 +61,11 @@ const C_PLUGIN_PACKAGES: &[&str] = &["clang", "lld", "wasi-libc", "libclang-rt-1
 pub(crate) const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 
 /// The plugins the demo portal runs.
-const DEMO_PLUGINS: &[&str] = &["hello"];
+const DEMO_PLUGINS: &[&str] = &["hello", "github", "sentry", "coverage", "techdocs"];
+
+/// Where the demo's GitHub and Sentry stand-in listens (greenroom.toml
+/// points the plugins there).
+const DEMO_UPSTREAMS: &str = "127.0.0.1:7008";
 
 fn demo(release: bool) -> anyhow::Result<()> {
     tools::ensure_targets(&[PLUGIN_TARGET])?;
@@ -75,6 +79,17 @@ fn demo(release: bool) -> anyhow::Result<()> {
         std::fs::copy(&built, plugins_dir.join(format!("{name}.wasm")))
             .with_context(|| format!("cannot copy {}", built.display()))?;
     }
+    let _upstreams = start_demo_upstreams(release)?;
+    // Throwaway tokens for the stand-ins; real ones are left alone.
+    for secret in [
+        "GREENROOM_SECRET_GITHUB_TOKEN",
+        "GREENROOM_SECRET_SENTRY_TOKEN",
+    ] {
+        if std::env::var_os(secret).is_none() {
+            // SAFETY: xtask is single-threaded here; children inherit it.
+            unsafe { std::env::set_var(secret, "demo-token") };
+        }
+    }
     let mut args = vec!["run", "--package", "greenroom", "--bin", "greenroom"];
     if release {
         args.push("--release");
@@ -84,6 +99,42 @@ fn demo(release: bool) -> anyhow::Result<()> {
     eprintln!("xtask: building and starting the portal on the Northwind demo organisation");
     eprintln!("xtask: it will serve http://127.0.0.1:7007 (Ctrl-C stops it)");
     tools::cargo(&args)
+}
+
+/// The GitHub and Sentry stand-in, stopped when dropped.
+struct ChildGuard(std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Builds and starts `greenroom-upstreams` on DEMO_UPSTREAMS, so the
+/// GitHub and Sentry cards show live-looking data without tokens or
+/// internet.
+fn start_demo_upstreams(release: bool) -> anyhow::Result<ChildGuard> {
+    let mut args = vec!["build", "--package", "greenroom-upstreams"];
+    if release {
+        args.push("--release");
+    }
+    tools::cargo(&args)?;
+    let profile = if release { "release" } else { "debug" };
+    let bin = tools::target_dir()?
+        .join(profile)
+        .join("greenroom-upstreams");
+    let mut child = std::process::Command::new(&bin)
+        .arg(DEMO_UPSTREAMS)
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    if let Some(status) = child.try_wait()? {
+        anyhow::bail!(
+            "the GitHub/Sentry stand-in could not start on {DEMO_UPSTREAMS} ({status}); is something else listening there?"
+        );
+    }
+    Ok(ChildGuard(child))
 }
 
 fn test() -> anyhow::Result<()> {

@@ -59,8 +59,6 @@ pub fn build_plugin(package: &str) -> anyhow::Result<PathBuf> {
     Ok(target.join(format!("{}/release/{package}.wasm", crate::PLUGIN_TARGET)))
 }
 
-/// Runs `cargo test …`, passing its output through, and ends with one line
-/// that sums every test binary's results: `summary: N passed, M failed`.
 /// Runs `cargo test …`, echoing its output; returns the tests passed and
 /// failed, and whether cargo succeeded.
 pub fn cargo_test(args: &[&str]) -> anyhow::Result<(u64, u64, bool)> {

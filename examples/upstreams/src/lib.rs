@@ -339,20 +339,36 @@ fn user(login: &str) -> Value {
     })
 }
 
-fn run_json(
-    slug: &str,
+/// A workflow run to describe in GitHub's format.
+struct Run<'a> {
     id: u64,
     number: u64,
-    workflow: (&str, &str, u64),
-    branch: &str,
-    status: &str,
-    conclusion: Option<&str>,
+    /// Name, file and id of the workflow.
+    workflow: (&'a str, &'a str, u64),
+    branch: &'a str,
+    status: &'a str,
+    conclusion: Option<&'a str>,
     started_secs_ago: u64,
     took_secs: u64,
-    actor: &str,
-    sha: &str,
-    title: &str,
-) -> Value {
+    actor: &'a str,
+    sha: &'a str,
+    title: &'a str,
+}
+
+fn run_json(slug: &str, run: Run<'_>) -> Value {
+    let Run {
+        id,
+        number,
+        workflow,
+        branch,
+        status,
+        conclusion,
+        started_secs_ago,
+        took_secs,
+        actor,
+        sha,
+        title,
+    } = run;
     let (name, file, workflow_id) = workflow;
     let updated = if status == "completed" {
         started_secs_ago.saturating_sub(took_secs)
@@ -449,17 +465,19 @@ impl Repo {
             let (sha, title) = (dice.sha(), dice.pick(TITLES));
             repo.runs.push(run_json(
                 slug,
-                *next_id,
-                number,
-                ci,
-                branch,
-                status,
-                conclusion,
-                ago,
-                120 + dice.below(600),
-                actor,
-                &sha,
-                title,
+                Run {
+                    id: *next_id,
+                    number,
+                    workflow: ci,
+                    branch,
+                    status,
+                    conclusion,
+                    started_secs_ago: ago,
+                    took_secs: 120 + dice.below(600),
+                    actor,
+                    sha: &sha,
+                    title,
+                },
             ));
         }
         let recent = dice.below(2) == 0;
@@ -522,17 +540,19 @@ impl Repo {
             };
             repo.runs.push(run_json(
                 slug,
-                *next_id,
-                number,
-                deploy,
-                "main",
-                "completed",
-                Some(conclusion),
-                ago + 300,
-                280,
-                actor,
-                &sha,
-                &format!("Deploy to {environment}"),
+                Run {
+                    id: *next_id,
+                    number,
+                    workflow: deploy,
+                    branch: "main",
+                    status: "completed",
+                    conclusion: Some(conclusion),
+                    started_secs_ago: ago + 300,
+                    took_secs: 280,
+                    actor,
+                    sha: &sha,
+                    title: &format!("Deploy to {environment}"),
+                },
             ));
         }
         for i in 0..dice.below(5) {

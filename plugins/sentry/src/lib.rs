@@ -29,6 +29,8 @@ struct Sentry;
 
 struct Project {
     base: String,
+    /// Where people open Sentry (`web_url`, default: the base URL).
+    web: String,
     org: String,
     slug: String,
     auth: String,
@@ -66,7 +68,9 @@ impl Project {
         }
         let base = host::config("base_url").unwrap_or_else(|| "https://sentry.io".into());
         let secret = host::config("token_secret").unwrap_or_else(|| "SENTRY_TOKEN".into());
+        let web = host::config("web_url").unwrap_or_else(|| base.clone());
         Ok(Project {
+            web: web.trim_end_matches('/').to_string(),
             base: base.trim_end_matches('/').to_string(),
             org,
             slug,
@@ -199,7 +203,7 @@ impl Plugin for Sentry {
         }
         let web = format!(
             "{}/organizations/{}/issues/?query=is%3Aunresolved&project={}",
-            project.base,
+            project.web,
             project.org,
             issues
                 .first()
@@ -224,7 +228,7 @@ impl Plugin for Sentry {
                 None => break,
             }
         }
-        let web = format!("{}/organizations/{}/issues/", project.base, project.org);
+        let web = format!("{}/organizations/{}/issues/", project.web, project.org);
         Ok(vec![
             Fact {
                 name: "sentry.unresolved_issues".into(),
