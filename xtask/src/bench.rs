@@ -31,12 +31,16 @@ pub enum Bench {
         #[arg(long, default_value_t = 20_000)]
         calls: usize,
     },
+    /// The first-party plugins: compile and load, a 20 MB coverage report,
+    /// a 2,000-line docs page, cached cards.
+    FirstParty,
 }
 
 pub fn run(what: Bench) -> anyhow::Result<()> {
     match what {
         Bench::Catalog { entities, requests } => catalog(entities, requests),
         Bench::Plugins { calls } => plugins(calls),
+        Bench::FirstParty => crate::first_party::run(),
     }
 }
 
@@ -174,14 +178,14 @@ fn generate(dir: &Path, n: usize) -> anyhow::Result<()> {
 
 /// Percentiles of a set of durations, in milliseconds.
 /// The `q` quantile of sorted samples, in milliseconds.
-fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
+pub(crate) fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
 }
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Drop for Server {
@@ -191,7 +195,7 @@ impl Drop for Server {
     }
 }
 
-fn start(bin: &Path, config: &Path) -> anyhow::Result<Server> {
+pub(crate) fn start(bin: &Path, config: &Path) -> anyhow::Result<Server> {
     let mut child = Command::new(bin)
         .args([
             "--config",
@@ -227,7 +231,7 @@ fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
     Ok(kb / 1024.0)
 }
 
-fn measure(
+pub(crate) fn measure(
     conn: &mut Conn,
     requests: usize,
     path: impl FnMut(usize) -> String,
@@ -235,7 +239,7 @@ fn measure(
     measure_with(conn, requests, "", path)
 }
 
-fn measure_with(
+pub(crate) fn measure_with(
     conn: &mut Conn,
     requests: usize,
     headers: &str,
@@ -247,7 +251,7 @@ fn measure_with(
 
 /// Latencies of `requests` GETs after a warm-up (the first requests
 /// prepare statements and fill caches), sorted; any non-200 is an error.
-fn samples(
+pub(crate) fn samples(
     conn: &mut Conn,
     requests: usize,
     headers: &str,
@@ -432,7 +436,7 @@ fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
 }
 
 /// Appends a table row under `heading` in BENCHMARKS.md.
-fn append_row(path: &PathBuf, heading: &str, row: &str) -> anyhow::Result<()> {
+pub(crate) fn append_row(path: &PathBuf, heading: &str, row: &str) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let Some(start) = text.find(heading) else {
         bail!("{} has no '{heading}' section", path.display());
@@ -722,7 +726,7 @@ fn python_plugin(
 
 /// `greenroom plugin bench`: cold compile ms, cached load ms, call p50 and
 /// p99 µs.
-fn plugin_bench(
+pub(crate) fn plugin_bench(
     bin: &Path,
     config: &Path,
     wasm: &Path,

@@ -3,6 +3,7 @@
 //! browser), then builds, tests, runs the demo or benchmarks.
 
 mod bench;
+mod first_party;
 mod http;
 mod tools;
 

@@ -3,7 +3,11 @@
 //! made of the entities the test gives, and a loopback upstream that
 //! answers the routes the test gives and records what it received.
 //!
-//! ```ignore
+//! ```no_run
+//! # use greenroom_plugin_harness::{FakeUpstream, Harness};
+//! # const RUNS_JSON: &str = "{}";
+//! # const COMPONENT_YAML: &str = "";
+//! # fn main() -> anyhow::Result<()> {
 //! let upstream = FakeUpstream::start(&[("/repos/acme/pay/actions/runs", 200, RUNS_JSON)]);
 //! let h = Harness::builder("target/wasm32-wasip2/release/github.wasm")
 //!     .entity(COMPONENT_YAML)
@@ -12,6 +16,9 @@
 //!     .build()?;
 //! let cards = h.cards("component:default/pay")?;
 //! assert_eq!(upstream.requests()[0].authorization.as_deref(), Some("Bearer test-token"));
+//! # let _ = cards;
+//! # Ok(())
+//! # }
 //! ```
 
 use std::net::SocketAddr;
