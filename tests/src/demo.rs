@@ -239,23 +239,12 @@ async fn demo_shows_live_looking_plugin_cards_docs_and_deployments() {
     );
 
     // "What was deployed in the last 30 minutes" has answers.
-    let github = p
-        .state
-        .plugins
-        .enabled()
-        .into_iter()
-        .find(|l| l.manifest.id == "github")
-        .unwrap();
-    let limits = p.state.plugins.limits();
     let since = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as u64
         - 30 * 60_000;
-    let events = tokio::task::spawn_blocking(move || github.events(since, &limits))
-        .await
-        .unwrap()
-        .unwrap();
+    let events = crate::plugins::plugin_events(&p, "github", since).await;
     assert!(
         events.iter().filter(|e| e.kind == "deployment").count() >= 3,
         "{events:?}"

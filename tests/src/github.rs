@@ -7,7 +7,7 @@ use greenroom_upstreams::{Mode, Upstreams};
 use serde_json::{Value, json};
 
 use crate::coverage::facts_of;
-use crate::plugins::{by_plugin, cards, portal_with_docs, wasm};
+use crate::plugins::{by_plugin, cards, fresh_error, plugin_events, portal_with_docs, wasm};
 use crate::sentry::upstream_config;
 use crate::support::Portal;
 
@@ -192,20 +192,7 @@ async fn events_report_recent_deployments_and_deploy_runs() {
         .unwrap();
     let p = github_portal(&upstream, "allow_actions = [\"github\"]").await;
     let since = now_ms() - 6 * 3_600_000;
-    let plugin = p
-        .state
-        .plugins
-        .enabled()
-        .into_iter()
-        .find(|l| l.manifest.id == "github")
-        .unwrap();
-    let events = {
-        let (plugin, limits) = (plugin.clone(), p.state.plugins.limits());
-        tokio::task::spawn_blocking(move || plugin.events(since, &limits))
-            .await
-            .unwrap()
-            .unwrap()
-    };
+    let events = plugin_events(&p, "github", since).await;
     let mut expected = Vec::new();
     for repo in REPOS {
         let deployments = upstream_get(
@@ -257,13 +244,7 @@ async fn events_report_recent_deployments_and_deploy_runs() {
     )
     .await;
     assert_eq!(status, 200);
-    let events = {
-        let limits = p.state.plugins.limits();
-        tokio::task::spawn_blocking(move || plugin.events(now_ms() - 60_000, &limits))
-            .await
-            .unwrap()
-            .unwrap()
-    };
+    let events = plugin_events(&p, "github", now_ms() - 60_000).await;
     let run = events
         .iter()
         .find(|e| e.id.starts_with("run:northwind/payments:"))
@@ -522,18 +503,6 @@ async fn upstream_failures_and_rate_limits_become_error_cards() {
         .await
         .unwrap();
     let p = github_portal(&upstream, "").await;
-    let fresh = |p: &Portal| {
-        let req = p
-            .http
-            .get(format!("{}/api/cards/component/default/payments", p.base))
-            .header("cache-control", "no-cache");
-        async move {
-            let cards = req.send().await.unwrap().json::<Value>().await.unwrap()["cards"].clone();
-            let card = by_plugin(cards.as_array().unwrap(), "github").clone();
-            assert_eq!(card["id"], "error", "{card}");
-            card["error"].as_str().unwrap().to_string()
-        }
-    };
     for (mode, expected) in [
         (Mode::Status(500), "GitHub answered HTTP 500"),
         (Mode::Status(401), "GitHub refused the token (HTTP 401"),
@@ -545,7 +514,7 @@ async fn upstream_failures_and_rate_limits_become_error_cards() {
         (Mode::Hang, "no answer in time"),
     ] {
         upstream.set_mode(mode.clone());
-        let error = fresh(&p).await;
+        let error = fresh_error(&p, "payments", "github").await;
         assert!(error.contains(expected), "{mode:?}: {error}");
     }
     // GitHub's primary rate limit: 403, remaining 0, a reset time. The
@@ -554,14 +523,14 @@ async fn upstream_failures_and_rate_limits_become_error_cards() {
         reset_in_secs: 900,
         retry_after: None,
     });
-    let error = fresh(&p).await;
+    let error = fresh_error(&p, "payments", "github").await;
     assert!(
         error.contains("GitHub rate limit reached; trying again after"),
         "{error}"
     );
     upstream.clear_requests();
     upstream.set_mode(Mode::Normal);
-    let error = fresh(&p).await;
+    let error = fresh_error(&p, "payments", "github").await;
     assert!(error.contains("rate limit"), "{error}");
     let other = cards(&p, "checkout").await;
     assert!(

@@ -80,6 +80,45 @@ pub(crate) async fn cards(p: &Portal, name: &str) -> Vec<Value> {
         .clone()
 }
 
+/// A plugin's error for a component's cards, computed afresh
+/// (`Cache-Control: no-cache`); fails unless the plugin's card is an error
+/// card.
+pub(crate) async fn fresh_error(p: &Portal, name: &str, plugin: &str) -> String {
+    let cards: Value = p
+        .http
+        .get(format!("{}/api/cards/component/default/{name}", p.base))
+        .header("cache-control", "no-cache")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let card = by_plugin(cards["cards"].as_array().unwrap(), plugin);
+    assert_eq!(card["id"], "error", "expected an error card: {card}");
+    card["error"].as_str().unwrap().to_string()
+}
+
+/// A plugin's events at or after `since_ms`, from its `events` export.
+pub(crate) async fn plugin_events(
+    p: &Portal,
+    plugin: &str,
+    since_ms: u64,
+) -> Vec<greenroom::plugins::bindings::greenroom::plugin::types::Event> {
+    let loaded = p
+        .state
+        .plugins
+        .enabled()
+        .into_iter()
+        .find(|l| l.manifest.id == plugin)
+        .expect("plugin loaded");
+    let limits = p.state.plugins.limits();
+    tokio::task::spawn_blocking(move || loaded.events(since_ms, &limits))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 pub(crate) fn by_plugin<'a>(cards: &'a [Value], plugin: &str) -> &'a Value {
     cards
         .iter()

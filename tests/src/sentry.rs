@@ -6,7 +6,7 @@ use greenroom_upstreams::{Mode, Upstreams};
 use serde_json::Value;
 
 use crate::coverage::facts;
-use crate::plugins::{by_plugin, cards, portal};
+use crate::plugins::{by_plugin, cards, fresh_error, portal};
 use crate::support::Portal;
 
 /// Grants and settings for a first-party plugin talking to `upstream`
@@ -177,18 +177,6 @@ async fn upstream_failures_become_clear_error_cards() {
         ],
     )
     .await;
-    let fresh = |p: &Portal| {
-        let req = p
-            .http
-            .get(format!("{}/api/cards/component/default/payments", p.base))
-            .header("cache-control", "no-cache");
-        async move {
-            req.send().await.unwrap().json::<Value>().await.unwrap()["cards"]
-                .as_array()
-                .unwrap()
-                .clone()
-        }
-    };
     for (mode, expected) in [
         (Mode::Status(500), "Sentry answered HTTP 500"),
         (Mode::Status(502), "Sentry answered HTTP 502"),
@@ -201,7 +189,7 @@ async fn upstream_failures_become_clear_error_cards() {
         (Mode::Hang, "no answer in time"),
     ] {
         upstream.set_mode(mode.clone());
-        let error = error_of(&fresh(&p).await);
+        let error = fresh_error(&p, "payments", "sentry").await;
         assert!(error.contains(expected), "{mode:?}: {error}");
     }
     let error = error_of(&cards(&p, "bad-slug").await);
@@ -212,11 +200,11 @@ async fn upstream_failures_become_clear_error_cards() {
         reset_in_secs: 600,
         retry_after: Some(120),
     });
-    let error = error_of(&fresh(&p).await);
+    let error = fresh_error(&p, "payments", "sentry").await;
     assert!(error.contains("asked us to slow down"), "{error}");
     upstream.clear_requests();
     upstream.set_mode(Mode::Normal);
-    let error = error_of(&fresh(&p).await);
+    let error = fresh_error(&p, "payments", "sentry").await;
     assert!(error.contains("asked us to slow down"), "{error}");
     assert!(
         upstream.requests().is_empty(),

@@ -647,12 +647,53 @@ async fn list_runs(
     Path((owner, repo)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
     OriginalUri(uri): OriginalUri,
-    request_headers: HeaderMap,
+    headers: HeaderMap,
+) -> Response {
+    runs_list(
+        &inner,
+        &format!("{owner}/{repo}"),
+        None,
+        &query,
+        &absolute(&headers, &uri),
+    )
+}
+
+/// "List workflow runs for a workflow" (by file name).
+async fn list_workflow_runs(
+    State(inner): State<Shared>,
+    Path((owner, repo, workflow)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
 ) -> Response {
     let slug = format!("{owner}/{repo}");
-    let runs: Vec<Value> = with_repo(&inner, &slug, |r, _| {
+    runs_list(
+        &inner,
+        &slug,
+        Some(&workflow),
+        &query,
+        &absolute(&headers, &uri),
+    )
+}
+
+/// A repository's runs (of one workflow file, when given), filtered by
+/// `branch` and `status` as GitHub does, one page.
+fn runs_list(
+    inner: &Shared,
+    slug: &str,
+    workflow: Option<&str>,
+    query: &HashMap<String, String>,
+    url: &str,
+) -> Response {
+    let suffix = workflow.map(|w| format!("/{w}"));
+    let runs: Vec<Value> = with_repo(inner, slug, |r, _| {
         r.runs
             .iter()
+            .filter(|run| {
+                suffix
+                    .as_ref()
+                    .is_none_or(|s| run["path"].as_str().is_some_and(|p| p.ends_with(s)))
+            })
             .filter(|run| {
                 query
                     .get("branch")
@@ -666,47 +707,27 @@ async fn list_runs(
             .cloned()
             .collect()
     });
-    let (per_page, offset) = page_of(&query);
-    let page: Vec<&Value> = runs.iter().skip(offset).take(per_page).collect();
-    (
-        github_link(
-            &absolute(&request_headers, &uri),
-            runs.len(),
-            per_page,
-            offset,
-        ),
-        Json(json!({"total_count": runs.len(), "workflow_runs": page})),
+    github_page(
+        &runs,
+        query,
+        url,
+        |page| json!({"total_count": runs.len(), "workflow_runs": page}),
     )
-        .into_response()
 }
 
-/// "List workflow runs for a workflow" (by file name).
-async fn list_workflow_runs(
-    State(inner): State<Shared>,
-    Path((owner, repo, workflow)): Path<(String, String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-    OriginalUri(uri): OriginalUri,
-    request_headers: HeaderMap,
+/// One page of `items` (`per_page`, `page`) with GitHub's `Link` header;
+/// `body` shapes the page (a bare array, or an object around it).
+fn github_page(
+    items: &[Value],
+    query: &HashMap<String, String>,
+    url: &str,
+    body: impl FnOnce(&[Value]) -> Value,
 ) -> Response {
-    let slug = format!("{owner}/{repo}");
-    let suffix = format!("/{workflow}");
-    let runs: Vec<Value> = with_repo(&inner, &slug, |r, _| {
-        r.runs
-            .iter()
-            .filter(|run| run["path"].as_str().is_some_and(|p| p.ends_with(&suffix)))
-            .cloned()
-            .collect()
-    });
-    let (per_page, offset) = page_of(&query);
-    let page: Vec<&Value> = runs.iter().skip(offset).take(per_page).collect();
+    let (per_page, offset) = page_of(query);
+    let page = &items[offset.min(items.len())..(offset + per_page).min(items.len())];
     (
-        github_link(
-            &absolute(&request_headers, &uri),
-            runs.len(),
-            per_page,
-            offset,
-        ),
-        Json(json!({"total_count": runs.len(), "workflow_runs": page})),
+        github_link(url, items.len(), per_page, offset),
+        Json(body(page)),
     )
         .into_response()
 }
@@ -804,18 +825,9 @@ async fn list_deployments(
             .cloned()
             .collect()
     });
-    let (per_page, offset) = page_of(&query);
-    let page: Vec<&Value> = list.iter().skip(offset).take(per_page).collect();
-    (
-        github_link(
-            &absolute(&request_headers, &uri),
-            list.len(),
-            per_page,
-            offset,
-        ),
-        Json(json!(page)),
-    )
-        .into_response()
+    github_page(&list, &query, &absolute(&request_headers, &uri), |page| {
+        json!(page)
+    })
 }
 
 async fn list_statuses(
@@ -848,18 +860,9 @@ async fn list_pulls(
             .cloned()
             .collect()
     });
-    let (per_page, offset) = page_of(&query);
-    let page: Vec<&Value> = list.iter().skip(offset).take(per_page).collect();
-    (
-        github_link(
-            &absolute(&request_headers, &uri),
-            list.len(),
-            per_page,
-            offset,
-        ),
-        Json(json!(page)),
-    )
-        .into_response()
+    github_page(&list, &query, &absolute(&request_headers, &uri), |page| {
+        json!(page)
+    })
 }
 
 async fn merge(

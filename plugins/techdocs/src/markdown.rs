@@ -60,33 +60,46 @@ fn front_matter(text: &str) -> (Option<String>, &str) {
 }
 
 fn first_heading(text: &str) -> Option<String> {
-    let mut fence: Option<&str> = None;
+    let mut fence = Fence::default();
     for line in text.lines() {
-        let trimmed = line.trim_start();
-        if let Some(f) = fence_marker(trimmed) {
-            match fence {
-                Some(open) if trimmed.starts_with(open) => fence = None,
-                None => fence = Some(f),
-                _ => {}
-            }
+        if fence.inside_after(line) {
             continue;
         }
-        if fence.is_none()
-            && let Some(h) = line.strip_prefix("# ")
-        {
+        if let Some(h) = line.strip_prefix("# ") {
             return Some(h.trim().trim_end_matches('#').trim().to_string());
         }
     }
     None
 }
 
-fn fence_marker(line: &str) -> Option<&'static str> {
-    if line.starts_with("```") {
-        Some("```")
-    } else if line.starts_with("~~~") {
-        Some("~~~")
-    } else {
-        None
+/// Whether lines are inside a fenced code block, where Markdown syntax
+/// means nothing.
+#[derive(Default)]
+struct Fence(Option<&'static str>);
+
+impl Fence {
+    /// Takes the next line; true when it is inside a code block or opens
+    /// or closes one.
+    fn inside_after(&mut self, line: &str) -> bool {
+        let trimmed = line.trim_start();
+        let marker = if trimmed.starts_with("```") {
+            Some("```")
+        } else if trimmed.starts_with("~~~") {
+            Some("~~~")
+        } else {
+            None
+        };
+        match (self.0, marker) {
+            (Some(open), Some(_)) if trimmed.starts_with(open) => {
+                self.0 = None;
+                true
+            }
+            (None, Some(m)) => {
+                self.0 = Some(m);
+                true
+            }
+            (inside, _) => inside.is_some(),
+        }
     }
 }
 
@@ -159,19 +172,11 @@ fn admonition_head(line: &str) -> Option<Head> {
 /// HTML blocks whose content stays Markdown; nested ones too.
 fn admonitions(text: &str, out: &mut String) {
     let lines: Vec<&str> = text.lines().collect();
-    let mut fence: Option<&str> = None;
+    let mut fence = Fence::default();
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
-        let trimmed = line.trim_start();
-        if let Some(f) = fence_marker(trimmed) {
-            match fence {
-                Some(open) if trimmed.starts_with(open) => fence = None,
-                None => fence = Some(f),
-                _ => {}
-            }
-        }
-        let head = if fence.is_none() {
+        let head = if !fence.inside_after(line) {
             admonition_head(line)
         } else {
             None
