@@ -39,7 +39,24 @@ pub struct ServerConfig {
     /// routes are refused.
     #[serde(default = "default_admin_token_env")]
     pub admin_token_env: String,
+    /// Bearer tokens for scripts and CI, each with scopes
+    /// (`facts:write`, `events:write`). The admin token has every scope.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
 }
+
+/// A named token; its value is read from the environment variable `env`,
+/// never from this file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    pub name: String,
+    pub env: String,
+    pub scopes: Vec<String>,
+}
+
+/// Scopes a token may carry.
+pub const SCOPES: &[&str] = &["facts:write", "events:write"];
 
 fn default_admin_token_env() -> String {
     "GREENROOM_ADMIN_TOKEN".into()
@@ -51,6 +68,7 @@ impl Default for ServerConfig {
             addr: default_addr(),
             data_dir: default_data_dir(),
             admin_token_env: default_admin_token_env(),
+            tokens: Vec::new(),
         }
     }
 }
@@ -155,6 +173,20 @@ pub struct PluginsConfig {
     /// portal. Off for every plugin unless listed here.
     #[serde(default)]
     pub allow_actions: Vec<String>,
+    /// How often plugins are asked for every entity's facts ("0s": never).
+    #[serde(default = "default_facts_interval", with = "humantime_serde_compat")]
+    pub facts_interval: Duration,
+    /// How often plugins are asked for new events ("0s": never).
+    #[serde(default = "default_events_interval", with = "humantime_serde_compat")]
+    pub events_interval: Duration,
+}
+
+fn default_facts_interval() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+fn default_events_interval() -> Duration {
+    Duration::from_secs(60)
 }
 
 impl PluginsConfig {
@@ -203,6 +235,8 @@ impl Default for PluginsConfig {
             cards_ttl: default_cards_ttl(),
             config: HashMap::new(),
             allow_actions: Vec::new(),
+            facts_interval: default_facts_interval(),
+            events_interval: default_events_interval(),
         }
     }
 }
@@ -299,6 +333,16 @@ impl Config {
                     "{}: catalog.locations[{i}].type is '{}'; use \"file\" or \"url\"",
                     path.display(),
                     l.kind
+                );
+            }
+        }
+        for (i, t) in config.server.tokens.iter().enumerate() {
+            if let Some(bad) = t.scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+                bail!(
+                    "{}: server.tokens[{i}] ({}) has unknown scope '{bad}'; scopes are {}",
+                    path.display(),
+                    t.name,
+                    SCOPES.join(", ")
                 );
             }
         }

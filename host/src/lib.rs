@@ -67,11 +67,13 @@ impl Portal {
             base_dir: config.base_dir.clone(),
         });
         let refresher = scheduler::Refresher::new(store.clone(), ingestor);
+        let insights = scheduler::insights::Insights::new(store.clone(), plugins.clone());
         Ok(Portal {
             state: api::AppState {
                 store,
                 refresher,
                 plugins,
+                insights,
                 config: Arc::new(config),
             },
         })
@@ -88,10 +90,16 @@ impl Portal {
             .state
             .refresher
             .spawn(self.state.config.catalog.refresh_interval);
+        let plugins = &self.state.config.plugins;
+        let polls = self
+            .state
+            .insights
+            .spawn(plugins.facts_interval, plugins.events_interval);
         let result = axum::serve(listener, api::app(self.state))
             .with_graceful_shutdown(shutdown)
             .await;
         refresh.abort();
+        polls.abort();
         result.context("HTTP server failed")
     }
 }

@@ -1,4 +1,5 @@
-//! The `greenroom` command: `serve`, `validate`, `import`.
+//! The `greenroom` command: `serve`, `validate`, `import`, `plugin`,
+//! `facts push`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,35 @@ enum Command {
     Plugin {
         #[command(subcommand)]
         command: PluginCommand,
+    },
+    /// Facts: push values from CI to a running portal.
+    Facts {
+        #[command(subcommand)]
+        command: FactsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FactsCommand {
+    /// Sends facts about one entity, e.g. `--fact coverage.lines=71.3`.
+    /// Numbers become numbers, true/false flags, anything else text;
+    /// `name="3.11"` is text.
+    Push {
+        /// `[kind:][namespace/]name`; the kind defaults to component.
+        #[arg(long)]
+        entity: String,
+        /// `name=value`, repeatable.
+        #[arg(long = "fact", required = true)]
+        facts: Vec<String>,
+        /// Where the value can be checked (a CI run, a report).
+        #[arg(long)]
+        url: Option<String>,
+        /// The portal (default: the config's server.addr).
+        #[arg(long)]
+        server: Option<String>,
+        /// The environment variable holding a token with scope facts:write.
+        #[arg(long, default_value = "GREENROOM_TOKEN")]
+        token_env: String,
     },
 }
 
@@ -117,6 +147,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate { paths } => validate(config, &paths),
         Command::Import { target } => import(config, &target),
         Command::Plugin { command } => plugin(config, command),
+        Command::Facts {
+            command:
+                FactsCommand::Push {
+                    entity,
+                    facts,
+                    url,
+                    server,
+                    token_env,
+                },
+        } => {
+            let server = server.unwrap_or_else(|| format!("http://{}", config.server.addr));
+            push_facts(&server, &token_env, &entity, &facts, url.as_deref())
+        }
     }
 }
 
@@ -348,4 +391,73 @@ fn import(config: Config, target: &str) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `greenroom facts push`: one POST /api/facts; the server's answer is
+/// printed, and its error message when it refuses.
+fn push_facts(
+    server: &str,
+    token_env: &str,
+    entity: &str,
+    facts: &[String],
+    url: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let token = std::env::var(token_env)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .with_context(|| {
+            format!("set {token_env} to a token with the scope facts:write (server.tokens)")
+        })?;
+    let mut values = serde_json::Map::new();
+    for fact in facts {
+        let (name, value) = fact
+            .split_once('=')
+            .with_context(|| format!("--fact '{fact}' is not name=value"))?;
+        let value = match value {
+            // `name="3.11"`: text, whatever it looks like.
+            v if v.len() >= 2 && v.starts_with('"') && v.ends_with('"') => {
+                serde_json::Value::String(v[1..v.len() - 1].to_string())
+            }
+            "true" => serde_json::Value::Bool(true),
+            "false" => serde_json::Value::Bool(false),
+            v => v
+                .parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite())
+                .map(serde_json::Value::from)
+                .unwrap_or_else(|| serde_json::Value::String(v.to_string())),
+        };
+        values.insert(name.trim().to_string(), value);
+    }
+    let mut body = serde_json::json!({"entityRef": entity, "facts": values});
+    if let Some(u) = url {
+        body["url"] = u.into();
+    }
+    let endpoint = format!("{}/api/facts", server.trim_end_matches('/'));
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (status, answer) = runtime.block_on(async {
+        let resp = reqwest::Client::new()
+            .post(&endpoint)
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {endpoint}"))?;
+        let status = resp.status();
+        let answer: serde_json::Value = resp.json().await.unwrap_or_default();
+        anyhow::Ok((status, answer))
+    })?;
+    if status.is_success() {
+        println!(
+            "stored {} facts about {entity} ({} changed)",
+            answer["stored"], answer["changed"]
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "error: {endpoint} answered {status}: {}",
+            answer["error"]["message"].as_str().unwrap_or("no message")
+        );
+        Ok(ExitCode::from(1))
+    }
 }

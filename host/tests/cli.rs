@@ -227,3 +227,122 @@ fn plugin_commands_check_install_and_grant() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// A running `greenroom serve`, stopped when dropped.
+struct Serving(std::process::Child, String);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(config: &std::path::Path) -> Serving {
+    use std::io::BufRead;
+    let mut child = greenroom()
+        .arg("--config")
+        .arg(config)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(base.starts_with("http://127.0.0.1:"), "{line}");
+    Serving(child, base)
+}
+
+/// GETs a path with a bare HTTP/1.1 request; returns the body.
+fn http_get(base: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+#[test]
+fn facts_push_sends_ci_facts_with_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("catalog.yaml"), GOOD).unwrap();
+    let config = dir.path().join("greenroom.toml");
+    std::fs::write(
+        &config,
+        "[server]\ndata_dir = \"data\"\n[[server.tokens]]\nname = \"ci\"\nenv = \"GREENROOM_CLI_TEST_TOKEN\"\nscopes = [\"facts:write\"]\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n",
+    )
+    .unwrap();
+    // The server reads the token's value from its environment, inherited.
+    // SAFETY: only this test uses the variable.
+    unsafe { std::env::set_var("GREENROOM_CLI_TEST_TOKEN", "cli-token") };
+    let server = serve(&config);
+    // Ready once the first refresh finished.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !http_get(&server.1, "/healthz").contains("\"ready\":true") {
+        assert!(std::time::Instant::now() < deadline, "not ready");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let push = |token: Option<&str>, entity: &str| {
+        let mut c = greenroom();
+        c.args(["facts", "push", "--server", &server.1, "--entity", entity])
+            .args([
+                "--fact",
+                "coverage.lines=71.3",
+                "--fact",
+                "build.tag=\"1.20\"",
+            ])
+            .args([
+                "--fact",
+                "ci.green=true",
+                "--url",
+                "https://ci.example.com/1",
+            ])
+            .env_remove("GREENROOM_TOKEN");
+        if let Some(t) = token {
+            c.env("GREENROOM_TOKEN", t);
+        }
+        c.output().unwrap()
+    };
+    let out = push(Some("cli-token"), "svc");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "stored 3 facts about svc (3 changed)"
+    );
+    let facts = http_get(&server.1, "/api/entities/component/default/svc/facts");
+    for expected in [
+        "\"name\":\"coverage.lines\"",
+        "\"value\":71.3",
+        "\"value\":\"1.20\"",
+        "\"value\":true",
+        "\"source\":\"push:ci\"",
+    ] {
+        assert!(facts.contains(expected), "{expected} in {facts}");
+    }
+    let out = push(Some("cli-token"), "ghost");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no entity component:default/ghost"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = push(Some("wrong"), "svc");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    let out = push(None, "svc");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("set GREENROOM_TOKEN to a token"));
+}

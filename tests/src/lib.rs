@@ -9,6 +9,7 @@ mod coverage;
 mod demo;
 mod github;
 mod harness;
+mod insights;
 mod plugins;
 mod sentry;
 mod support;

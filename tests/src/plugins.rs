@@ -67,11 +67,15 @@ pub(crate) async fn portal_with_docs(
     }
     std::fs::write(dir.path().join("catalog.yaml"), docs.join("---\n")).unwrap();
     let config = format!(
-        "{server}\n[plugins]\ndir = \"plugins\"\ncache_dir = \"{}\"\ncall_timeout = \"1s\"\n{plugins}\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n",
+        "{server}\n[plugins]\ndir = \"plugins\"\ncache_dir = \"{}\"\ncall_timeout = \"1s\"\n{POLLS_OFF}{plugins}\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n",
         cache_dir()
     );
     Portal::start_in(dir, &config).await
 }
+
+/// Test portals poll plugins only when a test asks them to, so what an
+/// upstream receives is what the test did.
+pub(crate) const POLLS_OFF: &str = "facts_interval = \"0s\"\nevents_interval = \"0s\"\n";
 
 pub(crate) async fn cards(p: &Portal, name: &str) -> Vec<Value> {
     p.ok(&format!("/api/cards/component/default/{name}")).await["cards"]

@@ -44,8 +44,9 @@ async fn docs_portal() -> Portal {
     .unwrap();
     std::os::unix::fs::symlink("/etc/passwd", dir.path().join("payments/docs/leak.md")).unwrap();
     let config = format!(
-        "[plugins]\ndir = \"plugins\"\ncache_dir = \"{}\"\ncall_timeout = \"2s\"\n[[catalog.locations]]\ntarget = \"payments/catalog-info.yaml\"\n[[catalog.locations]]\ntarget = \"notes/catalog-info.yaml\"\n[[catalog.locations]]\ntarget = \"others.yaml\"\n",
-        cache_dir()
+        "[plugins]\ndir = \"plugins\"\ncache_dir = \"{}\"\ncall_timeout = \"2s\"\n{}[[catalog.locations]]\ntarget = \"payments/catalog-info.yaml\"\n[[catalog.locations]]\ntarget = \"notes/catalog-info.yaml\"\n[[catalog.locations]]\ntarget = \"others.yaml\"\n",
+        cache_dir(),
+        crate::plugins::POLLS_OFF
     );
     Portal::start_in(dir, &config).await
 }

@@ -22,6 +22,9 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// Well-formed but refers to what does not exist or conflicts.
+    #[error("{0}")]
+    Unprocessable(String),
     /// A plugin or upstream failed to answer.
     #[error("{0}")]
     Upstream(String),
@@ -37,6 +40,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "ConflictError"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "AuthenticationError"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "NotAllowedError"),
+            ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "InputError"),
             ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "UpstreamError"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Error"),
         }

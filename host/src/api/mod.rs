@@ -6,9 +6,11 @@
 //! their own beyond [`AppState`].
 
 mod actions;
+mod auth;
 mod catalog;
 mod docs;
 mod error;
+mod insights;
 mod plugins;
 
 use std::sync::Arc;
@@ -30,6 +32,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub refresher: Arc<Refresher>,
     pub plugins: Arc<crate::plugins::Plugins>,
+    /// Polls plugins for facts and events.
+    pub insights: Arc<crate::scheduler::insights::Insights>,
     pub config: Arc<Config>,
 }
 
@@ -42,6 +46,7 @@ pub fn app(state: AppState) -> Router {
         .merge(plugins::router())
         .merge(actions::router())
         .merge(docs::router())
+        .merge(insights::router())
         .fallback(not_found)
         .with_state(state)
 }

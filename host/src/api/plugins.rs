@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::auth::require_admin;
 use super::{ApiError, ApiJson, AppState, blocking};
 use crate::catalog::EntityRef;
 use crate::plugins::host::{entity_etag, entity_record};
@@ -21,27 +22,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/plugins/{id}/disable", post(disable))
         .route("/api/plugins/{id}/enable", post(enable))
         .route("/api/cards/{kind}/{namespace}/{name}", get(cards))
-}
-
-/// Admin routes need `Authorization: Bearer <token>`, the token being the
-/// value of the environment variable named by `server.admin_token_env`.
-fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let var = &state.config.server.admin_token_env;
-    let Some(expected) = std::env::var(var).ok().filter(|t| !t.is_empty()) else {
-        return Err(ApiError::Forbidden(format!(
-            "the admin API is off; set the environment variable {var} to a token to turn it on"
-        )));
-    };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match given {
-        Some(t) if t == expected => Ok(()),
-        _ => Err(ApiError::Unauthorized(
-            "admin routes need `Authorization: Bearer <token>`".into(),
-        )),
-    }
 }
 
 #[derive(serde::Deserialize)]

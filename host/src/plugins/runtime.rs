@@ -395,6 +395,14 @@ impl Loaded {
         self.cards.is_some()
     }
 
+    pub fn exports_facts(&self) -> bool {
+        self.facts.is_some()
+    }
+
+    pub fn exports_events(&self) -> bool {
+        self.events.is_some()
+    }
+
     pub fn exports_actions(&self) -> bool {
         self.actions.is_some()
     }

@@ -5,6 +5,8 @@
 //! one at a time, so the API never waits on the writer for long and two
 //! refreshes never contend.
 
+pub mod insights;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

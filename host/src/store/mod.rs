@@ -8,6 +8,8 @@
 //! Callers run store methods off the async executor (`spawn_blocking`).
 
 mod actions;
+mod events;
+mod facts;
 mod kv;
 mod query;
 mod schema;
@@ -22,6 +24,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 
 pub use actions::ActionRun;
+pub use events::{EventQuery, EventRecord};
+pub use facts::{FactRecord, FactValue, RankedFact, valid_fact_name};
 pub use kv::StoredGrants;
 pub use query::{EntityPage, Filter, FilterSet, FullText, ListQuery, Order, PageQuery, QueryError};
 pub use write::{RefreshSummary, RefreshTx, Rejected};
@@ -118,7 +122,7 @@ pub struct Store {
 /// Facet name → (value, count), most frequent first.
 pub type Facets = std::collections::BTreeMap<String, Vec<(String, i64)>>;
 
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

@@ -97,6 +97,44 @@ const MIGRATIONS: &[&str] = &[
         message TEXT
     );
     CREATE INDEX action_runs_entity ON action_runs(entity_ref, started_ms);",
+    // 4: facts with their history, and the activity feed
+    "CREATE TABLE facts (
+        entity_ref TEXT NOT NULL,
+        name TEXT NOT NULL,
+        type TEXT NOT NULL,
+        number REAL,
+        text TEXT,
+        source TEXT NOT NULL,
+        url TEXT,
+        at_ms INTEGER NOT NULL,
+        PRIMARY KEY (entity_ref, name)
+    ) WITHOUT ROWID;
+    CREATE INDEX facts_rank ON facts(name, number, entity_ref);
+    CREATE TABLE fact_history (
+        entity_ref TEXT NOT NULL,
+        name TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        number REAL,
+        text TEXT,
+        source TEXT NOT NULL
+    );
+    CREATE INDEX fact_history_key ON fact_history(entity_ref, name, at_ms);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        source_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        entity_ref TEXT,
+        title TEXT NOT NULL,
+        url TEXT,
+        at_ms INTEGER NOT NULL,
+        tone TEXT NOT NULL,
+        actor TEXT,
+        UNIQUE (source, source_id)
+    );
+    CREATE INDEX events_at ON events(at_ms);
+    CREATE INDEX events_entity ON events(entity_ref, at_ms);",
 ];
 
 /// The schema version this build writes.

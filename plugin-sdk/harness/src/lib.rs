@@ -96,7 +96,7 @@ impl Builder {
                 .join(", ")
         };
         let config = format!(
-            "[server]\ndata_dir = \"data\"\n[plugins]\ndir = \"plugins\"\n[[plugins.grants]]\nid = \"{{id}}\"\nhosts = [{}]\nsecrets = [{}]\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n",
+            "[server]\ndata_dir = \"data\"\n[plugins]\ndir = \"plugins\"\nfacts_interval = \"0s\"\nevents_interval = \"0s\"\n[[plugins.grants]]\nid = \"{{id}}\"\nhosts = [{}]\nsecrets = [{}]\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n",
             quote(&self.hosts),
             quote(&self.secrets)
         );

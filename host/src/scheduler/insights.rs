@@ -1,0 +1,264 @@
+//! Polling plugins for facts and events: every `plugins.facts_interval`
+//! each plugin that exports `facts` is asked about every entity, and every
+//! `plugins.events_interval` each plugin that exports `events` is asked
+//! what happened since its last answer. Each call has the plugin's
+//! deadline; intervals get up to 10% jitter so plugins and upstreams are
+//! not hit in lockstep. A failing plugin costs only its own calls.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::plugins::bindings::greenroom::plugin::types;
+use crate::plugins::host::entity_record;
+use crate::plugins::{CallError, Plugins};
+use crate::store::{EventRecord, FactRecord, FactValue, Store, now_ms, valid_fact_name};
+
+/// Entities read per page while polling facts.
+const PAGE: usize = 500;
+
+/// How far back the first events poll of a plugin reaches, and how much
+/// each later poll overlaps the previous one (events that arrive late).
+const FIRST_LOOK: Duration = Duration::from_secs(24 * 3600);
+const OVERLAP: Duration = Duration::from_secs(300);
+
+pub struct Insights {
+    store: Arc<Store>,
+    plugins: Arc<Plugins>,
+    /// Per plugin id: the time its last events poll started.
+    last_events: Mutex<HashMap<String, u64>>,
+}
+
+/// What one poll did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PollSummary {
+    pub calls: usize,
+    pub stored: usize,
+    pub failures: usize,
+}
+
+fn tone(t: types::Tone) -> &'static str {
+    match t {
+        types::Tone::Neutral => "neutral",
+        types::Tone::Info => "info",
+        types::Tone::Good => "good",
+        types::Tone::Warning => "warning",
+        types::Tone::Critical => "critical",
+    }
+}
+
+impl Insights {
+    pub fn new(store: Arc<Store>, plugins: Arc<Plugins>) -> Arc<Insights> {
+        Arc::new(Insights {
+            store,
+            plugins,
+            last_events: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Asks every facts plugin about every entity and stores the answers.
+    /// Blocking: run it on a blocking thread.
+    pub fn poll_facts(&self) -> PollSummary {
+        let plugins: Vec<_> = self
+            .plugins
+            .enabled()
+            .into_iter()
+            .filter(|p| p.exports_facts())
+            .collect();
+        let mut summary = PollSummary::default();
+        if plugins.is_empty() {
+            return summary;
+        }
+        let limits = self.plugins.limits();
+        let mut after = 0i64;
+        loop {
+            let page = match self.store.entity_refs_after(after, PAGE) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "facts poll cannot read the catalog");
+                    return summary;
+                }
+            };
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            for (_, r) in &page {
+                let Ok(Some(json)) = crate::catalog::EntityRef::parse(r, None, "default")
+                    .map_err(|_| ())
+                    .and_then(|er| self.store.entity_by_ref(&er, &[]).map_err(|_| ()))
+                else {
+                    continue;
+                };
+                let Some(entity) = entity_record(json) else {
+                    continue;
+                };
+                for plugin in &plugins {
+                    summary.calls += 1;
+                    match plugin.facts(&entity, &limits) {
+                        Ok(facts) => {
+                            summary.stored += self.store_facts(&plugin.manifest.id, &entity, facts);
+                        }
+                        Err(CallError::NotApplicable) => {}
+                        Err(e) => {
+                            summary.failures += 1;
+                            tracing::debug!(plugin = %plugin.manifest.id, entity = %r, error = %e, "facts call failed");
+                        }
+                    }
+                }
+            }
+        }
+        summary
+    }
+
+    fn store_facts(&self, plugin: &str, entity: &types::Entity, facts: Vec<types::Fact>) -> usize {
+        let now = now_ms();
+        let mut records = Vec::with_capacity(facts.len());
+        for f in facts {
+            if !valid_fact_name(&f.name) {
+                tracing::warn!(plugin, fact = %f.name, "fact name is not lower-case dotted words; skipped");
+                continue;
+            }
+            let value = match f.value {
+                types::FactValue::Number(n) if n.is_finite() => FactValue::Number(n),
+                types::FactValue::Number(_) => continue,
+                types::FactValue::Text(t) => FactValue::Text(t.chars().take(1000).collect()),
+                types::FactValue::Flag(b) => FactValue::Flag(b),
+            };
+            match self.store.fact_type(&f.name) {
+                Ok(Some(t)) if t != value.type_name() => {
+                    tracing::warn!(plugin, fact = %f.name, stored = %t, given = value.type_name(), "fact has another type; skipped");
+                    continue;
+                }
+                Err(_) => continue,
+                _ => {}
+            }
+            records.push(FactRecord {
+                entity_ref: entity.entity_ref.clone(),
+                name: f.name,
+                value,
+                source: format!("plugin:{plugin}"),
+                url: f
+                    .url
+                    .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+                at_ms: now,
+            });
+        }
+        match self.store.put_facts(&records) {
+            Ok(_) => records.len(),
+            Err(e) => {
+                tracing::error!(plugin, error = %e, "cannot store facts");
+                0
+            }
+        }
+    }
+
+    /// Asks every events plugin what happened since its last poll (with
+    /// some overlap) and stores what is new. Blocking.
+    pub fn poll_events(&self) -> PollSummary {
+        let limits = self.plugins.limits();
+        let mut summary = PollSummary::default();
+        for plugin in self
+            .plugins
+            .enabled()
+            .into_iter()
+            .filter(|p| p.exports_events())
+        {
+            let id = plugin.manifest.id.clone();
+            let started = now_ms() as u64;
+            let since = self
+                .last_events
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&id)
+                .map(|t| t.saturating_sub(OVERLAP.as_millis() as u64))
+                .unwrap_or(started - FIRST_LOOK.as_millis() as u64);
+            summary.calls += 1;
+            match plugin.events(since, &limits) {
+                Ok(events) => {
+                    let records: Vec<EventRecord> = events
+                        .into_iter()
+                        .filter(|e| !e.id.is_empty() && !e.title.trim().is_empty())
+                        .map(|e| EventRecord {
+                            source: format!("plugin:{id}"),
+                            id: e.id.chars().take(200).collect(),
+                            kind: e.kind.to_lowercase().chars().take(40).collect(),
+                            entity_ref: e.entity_ref,
+                            title: e.title.chars().take(300).collect(),
+                            url: e
+                                .url
+                                .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+                            at_ms: e.at_ms as i64,
+                            tone: tone(e.tone).into(),
+                            actor: e.actor,
+                            owner: None,
+                        })
+                        .collect();
+                    match self.store.put_events(&records) {
+                        Ok(added) => summary.stored += added,
+                        Err(e) => tracing::error!(plugin = %id, error = %e, "cannot store events"),
+                    }
+                    self.last_events
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id, started);
+                }
+                Err(CallError::NotApplicable) => {}
+                Err(e) => {
+                    summary.failures += 1;
+                    tracing::warn!(plugin = %id, error = %e, "events call failed");
+                }
+            }
+        }
+        summary
+    }
+
+    /// Polls on the intervals, starting now, until the task is dropped. A
+    /// zero interval turns that poll off.
+    pub fn spawn(
+        self: &Arc<Self>,
+        facts_every: Duration,
+        events_every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            // A year away stands for "never".
+            let never = || tokio::time::Instant::now() + Duration::from_secs(365 * 86_400);
+            let start = |every: Duration| {
+                if every.is_zero() {
+                    never()
+                } else {
+                    tokio::time::Instant::now()
+                }
+            };
+            let mut next_facts = start(facts_every);
+            let mut next_events = start(events_every);
+            loop {
+                let now = tokio::time::Instant::now();
+                if now >= next_events && !events_every.is_zero() {
+                    let me = this.clone();
+                    let s = tokio::task::spawn_blocking(move || me.poll_events())
+                        .await
+                        .unwrap_or_default();
+                    tracing::debug!(?s, "events polled");
+                    next_events = tokio::time::Instant::now() + jitter(events_every);
+                }
+                if now >= next_facts && !facts_every.is_zero() {
+                    let me = this.clone();
+                    let s = tokio::task::spawn_blocking(move || me.poll_facts())
+                        .await
+                        .unwrap_or_default();
+                    tracing::debug!(?s, "facts polled");
+                    next_facts = tokio::time::Instant::now() + jitter(facts_every);
+                }
+                tokio::time::sleep_until(next_facts.min(next_events)).await;
+            }
+        })
+    }
+}
+
+/// `every` plus up to 10% more, so pollers do not march in step.
+fn jitter(every: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    every + every.mul_f64(f64::from(nanos % 1000) / 10_000.0)
+}

@@ -1,0 +1,266 @@
+//! Facts: named values per entity (number, text or flag) with where they
+//! came from and when, the current value in `facts` and every change in
+//! `fact_history`. A fact name holds one type across the catalog, so that
+//! ranking and predicates mean the same thing everywhere.
+
+use rusqlite::{OptionalExtension, Row, params};
+use serde::Serialize;
+
+use super::{Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum FactValue {
+    Number(f64),
+    Text(String),
+    Flag(bool),
+}
+
+impl FactValue {
+    /// `number`, `text` or `flag`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            FactValue::Number(_) => "number",
+            FactValue::Text(_) => "text",
+            FactValue::Flag(_) => "flag",
+        }
+    }
+
+    fn columns(&self) -> (Option<f64>, Option<&str>) {
+        match self {
+            FactValue::Number(n) => (Some(*n), None),
+            FactValue::Flag(b) => (Some(if *b { 1.0 } else { 0.0 }), None),
+            FactValue::Text(t) => (None, Some(t.as_str())),
+        }
+    }
+
+    fn from_columns(kind: &str, number: Option<f64>, text: Option<String>) -> FactValue {
+        match kind {
+            "flag" => FactValue::Flag(number.unwrap_or(0.0) != 0.0),
+            "text" => FactValue::Text(text.unwrap_or_default()),
+            _ => FactValue::Number(number.unwrap_or(0.0)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FactRecord {
+    pub entity_ref: String,
+    pub name: String,
+    pub value: FactValue,
+    /// `plugin:github`, or `push:<token name>`.
+    pub source: String,
+    pub url: Option<String>,
+    pub at_ms: i64,
+}
+
+impl FactRecord {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<FactRecord> {
+        let kind: String = r.get(2)?;
+        Ok(FactRecord {
+            entity_ref: r.get(0)?,
+            name: r.get(1)?,
+            value: FactValue::from_columns(&kind, r.get(3)?, r.get(4)?),
+            source: r.get(5)?,
+            url: r.get(6)?,
+            at_ms: r.get(7)?,
+        })
+    }
+}
+
+/// A row of a ranking: the fact and the entity's title and owner.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RankedFact {
+    #[serde(flatten)]
+    pub fact: FactRecord,
+    pub title: Option<String>,
+    pub owner: Option<String>,
+}
+
+/// `coverage.lines`: lower-case dotted words, at most 100 characters.
+pub fn valid_fact_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        })
+}
+
+const COLUMNS: &str = "f.entity_ref, f.name, f.type, f.number, f.text, f.source, f.url, f.at_ms";
+
+impl Store {
+    /// Entity ids and refs after `after` (by id), at most `limit`: for
+    /// walking the whole catalog a page at a time.
+    pub fn entity_refs_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT id, ref FROM entities WHERE id > ?1 ORDER BY id LIMIT ?2")?
+                .query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    /// The type facts named `name` hold, if any is stored.
+    pub fn fact_type(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT type FROM facts WHERE name = ?1 LIMIT 1")?
+                .query_row(params![name], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    /// Which of `refs` are entities in the catalog.
+    pub fn existing_refs(&self, refs: &[&str]) -> Result<Vec<bool>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT 1 FROM entities WHERE ref = ?1")?;
+            refs.iter().map(|r| Ok(stmt.exists(params![r])?)).collect()
+        })
+    }
+
+    /// Writes facts in one transaction. A value that differs from the
+    /// stored one (or is new) is also appended to the history; an
+    /// unchanged value only moves the time it was last seen.
+    pub fn put_facts(&self, facts: &[FactRecord]) -> Result<usize, StoreError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        let mut changed = 0;
+        {
+            let mut current = tx.prepare_cached(
+                "SELECT type, number, text FROM facts WHERE entity_ref = ?1 AND name = ?2",
+            )?;
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO facts (entity_ref, name, type, number, text, source, url, at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (entity_ref, name) DO UPDATE SET type = ?3, number = ?4, text = ?5,
+                 source = ?6, url = ?7, at_ms = ?8",
+            )?;
+            let mut history = tx.prepare_cached(
+                "INSERT INTO fact_history (entity_ref, name, at_ms, type, number, text, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for f in facts {
+                let (number, text) = f.value.columns();
+                let before: Option<(String, Option<f64>, Option<String>)> = current
+                    .query_row(params![f.entity_ref, f.name], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .optional()?;
+                let same = before.is_some_and(|(t, n, x)| {
+                    t == f.value.type_name() && n == number && x.as_deref() == text
+                });
+                upsert.execute(params![
+                    f.entity_ref,
+                    f.name,
+                    f.value.type_name(),
+                    number,
+                    text,
+                    f.source,
+                    f.url,
+                    f.at_ms
+                ])?;
+                if !same {
+                    history.execute(params![
+                        f.entity_ref,
+                        f.name,
+                        f.at_ms,
+                        f.value.type_name(),
+                        number,
+                        text,
+                        f.source
+                    ])?;
+                    changed += 1;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(changed)
+    }
+
+    /// An entity's current facts, by name.
+    pub fn entity_facts(&self, entity_ref: &str) -> Result<Vec<FactRecord>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM facts f WHERE f.entity_ref = ?1 ORDER BY f.name"
+                ))?
+                .query_map(params![entity_ref], FactRecord::from_row)?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    /// The values a fact of an entity took, oldest first (at most `limit`,
+    /// the newest ones).
+    pub fn fact_history(
+        &self,
+        entity_ref: &str,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<(i64, FactValue, String)>, StoreError> {
+        self.read(|conn| {
+            let mut rows = conn
+                .prepare_cached(
+                    "SELECT at_ms, type, number, text, source FROM fact_history
+                     WHERE entity_ref = ?1 AND name = ?2 ORDER BY at_ms DESC, rowid DESC LIMIT ?3",
+                )?
+                .query_map(params![entity_ref, name, limit as i64], |r| {
+                    let kind: String = r.get(1)?;
+                    Ok((
+                        r.get(0)?,
+                        FactValue::from_columns(&kind, r.get(2)?, r.get(3)?),
+                        r.get(4)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.reverse();
+            Ok(rows)
+        })
+    }
+
+    /// The `limit` entities with the lowest (or highest) number for a fact,
+    /// optionally of one kind, walking the `(name, number)` index.
+    pub fn top_facts(
+        &self,
+        name: &str,
+        ascending: bool,
+        limit: usize,
+        kind: Option<&str>,
+    ) -> Result<Vec<RankedFact>, StoreError> {
+        let order = if ascending { "ASC" } else { "DESC" };
+        let kind_clause = if kind.is_some() {
+            "AND e.kind = ?3"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {COLUMNS}, e.title, e.owner_ref FROM facts f
+             JOIN entities e ON e.ref = f.entity_ref
+             WHERE f.name = ?1 AND f.type = 'number' {kind_clause}
+             ORDER BY f.number {order}, f.entity_ref LIMIT ?2"
+        );
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let map = |r: &Row<'_>| {
+                Ok(RankedFact {
+                    fact: FactRecord::from_row(r)?,
+                    title: r.get(8)?,
+                    owner: r.get(9)?,
+                })
+            };
+            let rows = match kind {
+                Some(k) => stmt.query_map(params![name, limit as i64, k], map)?,
+                None => stmt.query_map(params![name, limit as i64], map)?,
+            };
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+}
