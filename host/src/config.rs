@@ -56,7 +56,7 @@ pub struct TokenConfig {
 }
 
 /// Scopes a token may carry.
-pub const SCOPES: &[&str] = &["facts:write", "events:write"];
+pub const SCOPES: &[&str] = &["facts:write", "events:write", "campaigns:write"];
 
 fn default_admin_token_env() -> String {
     "GREENROOM_ADMIN_TOKEN".into()

@@ -6,6 +6,7 @@
 //! → `store`; `api` reads the store and asks `scheduler` for refreshes.
 
 pub mod api;
+pub mod campaigns;
 pub mod catalog;
 pub mod config;
 pub mod docs;

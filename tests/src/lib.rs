@@ -4,6 +4,7 @@
 #![cfg(test)]
 
 mod bad_input;
+mod campaigns;
 mod catalog_api;
 mod coverage;
 mod demo;

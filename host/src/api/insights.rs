@@ -1,6 +1,7 @@
 //! Facts and the activity feed over HTTP.
 //!
-//! - `POST /api/facts` (scope `facts:write`): facts pushed by CI.
+//! - `POST /api/facts` (scope `facts:write`): facts pushed by CI, with
+//!   `at` when backfilling values measured earlier.
 //! - `GET /api/facts/:name/top?order=asc&limit=10&kind=component`: "the 10
 //!   services with the poorest coverage".
 //! - `GET /api/entities/:kind/:namespace/:name/facts`: an entity's facts
@@ -127,6 +128,11 @@ async fn push_facts(
     for (at, item) in items(&body)? {
         let entity_ref = entity_ref_of(item, &at)?;
         let url = http_url(text_field(item, &at, "url")?, &at)?;
+        // Backfills say when a value was measured; never in the future.
+        let at_ms = time_of(item, &at, now)?;
+        if at_ms > now + 60_000 {
+            return Err(ApiError::BadRequest(format!("{at}.at is in the future")));
+        }
         let Some(Value::Object(values)) = item.get("facts") else {
             return Err(ApiError::BadRequest(format!(
                 "{at}.facts must be an object of name: value"
@@ -158,7 +164,7 @@ async fn push_facts(
                 value,
                 source: format!("push:{}", caller.token),
                 url: url.clone(),
-                at_ms: now,
+                at_ms,
             });
         }
         refs.push((at, entity_ref));

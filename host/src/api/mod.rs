@@ -7,6 +7,7 @@
 
 mod actions;
 mod auth;
+mod campaigns;
 mod catalog;
 mod docs;
 mod error;
@@ -47,6 +48,7 @@ pub fn app(state: AppState) -> Router {
         .merge(actions::router())
         .merge(docs::router())
         .merge(insights::router())
+        .merge(campaigns::router())
         .fallback(not_found)
         .with_state(state)
 }

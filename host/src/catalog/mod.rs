@@ -170,6 +170,13 @@ const BUILT_IN: &[KindRule] = &[
         refs: &[],
     },
     KindRule {
+        kind: "Campaign",
+        api_versions: &["greenroom.dev/v1alpha1"],
+        required: &[],
+        owner_required: true,
+        refs: &[OWNER],
+    },
+    KindRule {
         kind: "Template",
         api_versions: &[
             "scaffolder.backstage.io/v1beta3",
@@ -337,6 +344,26 @@ impl Kinds {
                         spec_path.clone().key(field),
                         format!("spec.{field} is required"),
                     )),
+                }
+            }
+            if me.kind == "campaign"
+                && let Err(found) = crate::campaigns::check_spec(&Value::Object(spec.clone()))
+            {
+                for (field, message) in found {
+                    // `spec.targets[1]` → spec / targets / 1.
+                    let mut path = root();
+                    for part in field.split('.') {
+                        match part.split_once('[') {
+                            Some((key, index)) => {
+                                path = path.key(key);
+                                if let Ok(i) = index.trim_end_matches(']').parse() {
+                                    path = path.index(i);
+                                }
+                            }
+                            None => path = path.key(part),
+                        }
+                    }
+                    problems.push(Problem::new(path, message));
                 }
             }
             if owner_required && !spec.contains_key("owner") {

@@ -136,13 +136,15 @@ impl Store {
         let mut changed = 0;
         {
             let mut current = tx.prepare_cached(
-                "SELECT type, number, text FROM facts WHERE entity_ref = ?1 AND name = ?2",
+                "SELECT type, number, text, at_ms FROM facts WHERE entity_ref = ?1 AND name = ?2",
             )?;
+            // A value measured before the stored one (a backfill) goes to
+            // the history only; the current value stays the newest.
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO facts (entity_ref, name, type, number, text, source, url, at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (entity_ref, name) DO UPDATE SET type = ?3, number = ?4, text = ?5,
-                 source = ?6, url = ?7, at_ms = ?8",
+                 source = ?6, url = ?7, at_ms = ?8 WHERE ?8 >= facts.at_ms",
             )?;
             let mut history = tx.prepare_cached(
                 "INSERT INTO fact_history (entity_ref, name, at_ms, type, number, text, source)
@@ -150,13 +152,13 @@ impl Store {
             )?;
             for f in facts {
                 let (number, text) = f.value.columns();
-                let before: Option<(String, Option<f64>, Option<String>)> = current
+                let before: Option<(String, Option<f64>, Option<String>, i64)> = current
                     .query_row(params![f.entity_ref, f.name], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                     })
                     .optional()?;
-                let same = before.is_some_and(|(t, n, x)| {
-                    t == f.value.type_name() && n == number && x.as_deref() == text
+                let same = before.is_some_and(|(t, n, x, at)| {
+                    t == f.value.type_name() && n == number && x.as_deref() == text && at <= f.at_ms
                 });
                 upsert.execute(params![
                     f.entity_ref,
@@ -226,6 +228,42 @@ impl Store {
         })
     }
 
+    /// Every entity's current value of a fact, by entity ref.
+    pub fn facts_named(&self, name: &str) -> Result<Vec<(String, FactValue)>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT entity_ref, type, number, text FROM facts WHERE name = ?1")?
+                .query_map(params![name], |r| {
+                    let kind: String = r.get(1)?;
+                    Ok((
+                        r.get(0)?,
+                        FactValue::from_columns(&kind, r.get(2)?, r.get(3)?),
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    /// Every change of a fact, by entity ref then time.
+    pub fn fact_changes(&self, name: &str) -> Result<Vec<(String, i64, FactValue)>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT entity_ref, at_ms, type, number, text FROM fact_history WHERE name = ?1
+                     ORDER BY entity_ref, at_ms, rowid",
+                )?
+                .query_map(params![name], |r| {
+                    let kind: String = r.get(2)?;
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        FactValue::from_columns(&kind, r.get(3)?, r.get(4)?),
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
     /// The `limit` entities with the lowest (or highest) number for a fact,
     /// optionally of one kind, walking the `(name, number)` index.
     pub fn top_facts(
@@ -262,5 +300,34 @@ impl Store {
             };
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
+    }
+}
+
+impl Store {
+    /// Campaigns defined through the API, as (name, JSON body).
+    pub fn api_campaigns(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT name, body FROM campaigns ORDER BY name")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    /// Creates or replaces an API campaign.
+    pub fn put_campaign(&self, name: &str, body: &str, by: &str) -> Result<(), StoreError> {
+        self.writer().execute(
+            "INSERT INTO campaigns (name, body, created_by, created_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO UPDATE SET body = ?2, created_by = ?3",
+            params![name, body, by, super::now_ms()],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_campaign(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .writer()
+            .execute("DELETE FROM campaigns WHERE name = ?1", params![name])?
+            > 0)
     }
 }

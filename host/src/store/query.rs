@@ -608,6 +608,41 @@ impl Store {
         })
     }
 
+    /// The id, ref and owner of every entity `filter` selects, by id; the
+    /// filter is planned like a list's.
+    pub fn filter_refs(
+        &self,
+        filter: &Filter,
+    ) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
+        self.read(|conn| {
+            let mut sql = Sql::default();
+            sql.push("SELECT e.id, e.ref, e.owner_ref ");
+            let id = sql.push_from_where(conn, filter, None, true)?;
+            sql.push(" ORDER BY ");
+            sql.push(id);
+            let mut stmt = conn.prepare_cached(&sql.text)?;
+            let rows = stmt
+                .query_map(params_from_iter(sql.args.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Every entity's value for a flattened key (`metadata.annotations.x`,
+    /// `spec.lifecycle`), as written, by entity id.
+    pub fn values_of_key(&self, key: &str) -> Result<Vec<(i64, String)>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT entity_id, COALESCE(original, value) FROM search WHERE key = ?1",
+                )?
+                .query_map(rusqlite::params![key], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
     pub fn list(&self, q: &ListQuery) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
         self.list_each(q, |e| {

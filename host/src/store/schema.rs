@@ -135,6 +135,13 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX events_at ON events(at_ms);
     CREATE INDEX events_entity ON events(entity_ref, at_ms);",
+    // 5: campaigns defined through the API (catalog ones are entities)
+    "CREATE TABLE campaigns (
+        name TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,194 @@
+//! Campaigns over HTTP: the list with progress, one campaign with its
+//! per-team breakdown, the teams to chase and the burndown, its targets as
+//! CSV, and campaigns made or removed through the API (scope
+//! `campaigns:write`).
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::auth::require_scope;
+use super::{ApiError, ApiJson, AppState, blocking};
+use crate::campaigns::{self, Campaign, TargetStatus};
+use crate::store::{Store, now_ms};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/campaigns", get(list).post(create))
+        .route("/api/campaigns/{name}", get(one).delete(remove))
+        .route("/api/campaigns/{name}/targets.csv", get(csv))
+}
+
+/// Todo targets listed per team in the chase list.
+const CHASE_LIST: usize = 50;
+
+fn progress(targets: &[TargetStatus]) -> Value {
+    let done = targets.iter().filter(|t| t.done).count();
+    let total = targets.len();
+    json!({
+        "total": total,
+        "done": done,
+        "todo": total - done,
+        "percent": if total == 0 { 100.0 } else { (done as f64 * 1000.0 / total as f64).round() / 10.0 },
+    })
+}
+
+fn find(store: &Store, name: &str) -> Result<Campaign, ApiError> {
+    campaigns::all(store)?
+        .into_iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| ApiError::NotFound(format!("no campaign named {name}")))
+}
+
+async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    let items = blocking(move || {
+        let mut items = Vec::new();
+        for c in campaigns::all(&store)? {
+            let targets = campaigns::evaluate(&store, &c)?;
+            let mut v = c.summary_json();
+            v["progress"] = progress(&targets);
+            items.push(v);
+        }
+        Ok(items)
+    })
+    .await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(serde::Deserialize)]
+struct OneQuery {
+    /// Days of burndown (default 30, at most 365).
+    days: Option<usize>,
+}
+
+async fn one(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<OneQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let days = q.days.unwrap_or(30).clamp(1, 365);
+    let store = state.store.clone();
+    let body = blocking(move || {
+        let c = find(&store, &name)?;
+        let targets = campaigns::evaluate(&store, &c)?;
+        let mut teams = Vec::new();
+        let mut chase = Vec::new();
+        for (owner, list) in campaigns::by_team(&targets) {
+            let owned: Vec<TargetStatus> = list.iter().map(|t| (*t).clone()).collect();
+            let todo: Vec<&TargetStatus> = list.iter().copied().filter(|t| !t.done).collect();
+            teams.push(json!({"owner": owner, "progress": progress(&owned)}));
+            if !todo.is_empty() {
+                chase.push(json!({
+                    "owner": owner,
+                    "contact": campaigns::contact(&store, &owner),
+                    "todo": todo.len(),
+                    "targets": todo.iter().take(CHASE_LIST).map(|t| json!({"entityRef": t.entity_ref, "reason": t.reason})).collect::<Vec<_>>(),
+                }));
+            }
+        }
+        let burndown: Vec<Value> = campaigns::burndown(&store, &c, days, now_ms())?
+            .into_iter()
+            .map(|(day, done, total)| json!({"day": day, "done": done, "total": total}))
+            .collect();
+        let mut v = c.summary_json();
+        v["progress"] = progress(&targets);
+        v["teams"] = Value::Array(teams);
+        v["chase"] = Value::Array(chase);
+        v["burndown"] = Value::Array(burndown);
+        v["items"] = json!(targets);
+        Ok(v)
+    })
+    .await?;
+    Ok(Json(body))
+}
+
+async fn csv(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let key = name.clone();
+    let text = blocking(move || {
+        let c = find(&store, &key)?;
+        Ok(campaigns::targets_csv(&campaigns::evaluate(&store, &c)?))
+    })
+    .await?;
+    let mut response = text.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}-targets.csv\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+/// Creates or replaces a campaign made through the API. A catalog
+/// campaign of the same name wins, so that name is refused.
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    let caller = require_scope(&state, &headers, "campaigns:write")?;
+    let campaign = Campaign::from_api(&body).map_err(|problems| {
+        ApiError::BadRequest(
+            problems
+                .iter()
+                .map(|(f, m)| format!("{f}: {m}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    let store = state.store.clone();
+    let summary = blocking(move || {
+        if campaigns::all(&store)?
+            .iter()
+            .any(|c| c.name == campaign.name && c.source == "catalog")
+        {
+            return Err(ApiError::Conflict(format!(
+                "the catalog defines a campaign named {}; pick another name",
+                campaign.name
+            )));
+        }
+        let stored = json!({
+            "name": campaign.name,
+            "title": campaign.title,
+            "description": campaign.description,
+            "owner": campaign.owner,
+            "deadline": campaign.deadline,
+            "targets": campaign.targets,
+            "doneWhen": campaign.done_when_text,
+        });
+        store.put_campaign(&campaign.name, &stored.to_string(), &caller.token)?;
+        let targets = campaigns::evaluate(&store, &campaign)?;
+        let mut v = campaign.summary_json();
+        v["progress"] = progress(&targets);
+        Ok(v)
+    })
+    .await?;
+    Ok((axum::http::StatusCode::CREATED, Json(summary)))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_scope(&state, &headers, "campaigns:write")?;
+    let store = state.store.clone();
+    let key = name.clone();
+    if blocking(move || Ok(store.delete_campaign(&key)?)).await? {
+        Ok(Json(json!({"deleted": name})))
+    } else {
+        Err(ApiError::NotFound(format!(
+            "no campaign named {name} made through the API (catalog campaigns go with their entity)"
+        )))
+    }
+}

@@ -1,0 +1,523 @@
+//! Campaigns: migrations tracked in the portal instead of a spreadsheet.
+//! A campaign names its targets (a catalog filter), a done-check (a
+//! [`Predicate`] over facts, annotations, labels and spec), an owner and a
+//! deadline. It is a catalog entity (`greenroom.dev/v1alpha1`, kind
+//! `Campaign`) or made through the API.
+//!
+//! Status is computed when asked, from SQL alone: the targets' ids, refs
+//! and owners from the filter planner, the values the predicate reads from
+//! the facts table and the flattened `search` table, so 10,000 targets
+//! never mean 10,000 JSON documents parsed. The burndown replays fact
+//! history day by day.
+
+pub mod predicate;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+pub use predicate::{ParseError, Predicate, Source};
+
+use crate::catalog::EntityRef;
+use crate::store::{Filter, FilterSet, Store, StoreError};
+
+/// A campaign, checked.
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    /// `group:default/team-platform`.
+    pub owner: String,
+    /// `YYYY-MM-DD`.
+    pub deadline: Option<String>,
+    /// The filters as written; an entity matching any is a target.
+    pub targets: Vec<String>,
+    filter: Filter,
+    pub done_when: Predicate,
+    pub done_when_text: String,
+    /// `catalog` or `api`.
+    pub source: &'static str,
+}
+
+/// A problem with a campaign's definition: the field and what is wrong.
+pub type SpecProblem = (String, String);
+
+fn valid_date(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && text[..4].parse::<u32>().is_ok()
+        && text[5..7]
+            .parse::<u32>()
+            .is_ok_and(|m| (1..=12).contains(&m))
+        && text[8..]
+            .parse::<u32>()
+            .is_ok_and(|d| (1..=31).contains(&d))
+}
+
+/// The parts of a campaign's spec, checked.
+#[derive(Debug)]
+pub struct CheckedSpec {
+    pub targets: Vec<String>,
+    pub filter: Filter,
+    pub done_when: Predicate,
+    pub deadline: Option<String>,
+}
+
+/// Checks a campaign's `spec` (as an entity has it); every problem names
+/// its field, the done-check's with where in the predicate.
+pub fn check_spec(spec: &Value) -> Result<CheckedSpec, Vec<SpecProblem>> {
+    let mut problems = Vec::new();
+    let targets: Vec<String> = match spec.get("targets") {
+        Some(Value::String(t)) => vec![t.clone()],
+        Some(Value::Array(list)) if !list.is_empty() => list
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => {
+            problems.push((
+                "spec.targets".into(),
+                "needs a catalog filter, e.g. kind=component,spec.type=service (or a list of them)"
+                    .into(),
+            ));
+            Vec::new()
+        }
+    };
+    let mut sets = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        match FilterSet::parse(t) {
+            Ok(set) => sets.push(set),
+            Err(e) => problems.push((format!("spec.targets[{i}]"), e.to_string())),
+        }
+    }
+    let predicate = match spec.get("doneWhen") {
+        Some(Value::String(text)) => match Predicate::parse(text) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                problems.push((
+                    "spec.doneWhen".into(),
+                    format!("invalid predicate '{text}': {e}"),
+                ));
+                None
+            }
+        },
+        _ => {
+            problems.push((
+                "spec.doneWhen".into(),
+                "needs a predicate, e.g. fact coverage.lines >= 70".into(),
+            ));
+            None
+        }
+    };
+    let deadline = match spec.get("deadline") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(d)) if valid_date(d) => Some(d.clone()),
+        Some(other) => {
+            problems.push((
+                "spec.deadline".into(),
+                format!("{other} is not a date like 2027-03-31"),
+            ));
+            None
+        }
+    };
+    match predicate {
+        Some(done_when) if problems.is_empty() => Ok(CheckedSpec {
+            targets,
+            filter: Filter(sets),
+            done_when,
+            deadline,
+        }),
+        _ => Err(problems),
+    }
+}
+
+impl Campaign {
+    /// From a stored Campaign entity.
+    pub fn from_entity(entity: &Value) -> Result<Campaign, Vec<SpecProblem>> {
+        let meta = &entity["metadata"];
+        let spec = &entity["spec"];
+        let CheckedSpec {
+            targets,
+            filter,
+            done_when,
+            deadline,
+        } = check_spec(spec)?;
+        let name = meta["name"].as_str().unwrap_or_default().to_string();
+        Ok(Campaign {
+            title: meta["title"].as_str().unwrap_or(&name).to_string(),
+            description: meta["description"].as_str().unwrap_or_default().to_string(),
+            owner: spec["owner"]
+                .as_str()
+                .and_then(|o| EntityRef::parse(o, Some("group"), "default").ok())
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
+            deadline,
+            targets,
+            filter,
+            done_when_text: spec["doneWhen"].as_str().unwrap_or_default().to_string(),
+            done_when,
+            source: "catalog",
+            name,
+        })
+    }
+
+    /// From an API body: `{name, title, description, owner, deadline,
+    /// targets, doneWhen}`.
+    pub fn from_api(body: &Value) -> Result<Campaign, Vec<SpecProblem>> {
+        let mut problems = Vec::new();
+        let name = body["name"].as_str().unwrap_or_default();
+        if crate::catalog::refs::check_name(name).is_err() {
+            problems.push((
+                "name".into(),
+                format!("'{name}' is not a valid entity name (lower-case letters, digits and -)"),
+            ));
+        }
+        let owner = body["owner"]
+            .as_str()
+            .and_then(|o| EntityRef::parse(o, Some("group"), "default").ok());
+        if owner.is_none() {
+            problems.push((
+                "owner".into(),
+                "needs the owning team, e.g. team-platform".into(),
+            ));
+        }
+        let checked = check_spec(body);
+        let CheckedSpec {
+            targets,
+            filter,
+            done_when,
+            deadline,
+        } = match checked {
+            Ok(c) if problems.is_empty() => c,
+            Ok(_) => return Err(problems),
+            Err(more) => {
+                problems.extend(
+                    more.into_iter()
+                        .map(|(f, m)| (f.trim_start_matches("spec.").to_string(), m)),
+                );
+                return Err(problems);
+            }
+        };
+        Ok(Campaign {
+            name: name.to_string(),
+            title: body["title"].as_str().unwrap_or(name).to_string(),
+            description: body["description"].as_str().unwrap_or_default().to_string(),
+            owner: owner.map(|r| r.to_string()).unwrap_or_default(),
+            deadline,
+            targets,
+            filter,
+            done_when_text: body["doneWhen"].as_str().unwrap_or_default().to_string(),
+            done_when,
+            source: "api",
+        })
+    }
+
+    pub fn summary_json(&self) -> Value {
+        json!({
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "owner": self.owner,
+            "deadline": self.deadline,
+            "targets": self.targets,
+            "doneWhen": self.done_when_text,
+            "source": self.source,
+        })
+    }
+}
+
+/// Every campaign: catalog entities, then API ones whose names are free.
+pub fn all(store: &Store) -> Result<Vec<Campaign>, StoreError> {
+    let q = crate::store::ListQuery {
+        filter: Filter(vec![FilterSet::from_pairs([("kind", "campaign")])]),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    store.list_each(&q, |json| {
+        if let Ok(v) = serde_json::from_str::<Value>(&json)
+            && let Ok(c) = Campaign::from_entity(&v)
+        {
+            out.push(c);
+        }
+        true
+    })?;
+    for (name, body) in store.api_campaigns()? {
+        if out.iter().any(|c| c.name == name) {
+            continue;
+        }
+        if let Ok(c) = serde_json::from_str::<Value>(&body)
+            .map_err(|_| ())
+            .and_then(|v| Campaign::from_api(&v).map_err(|_| ()))
+        {
+            out.push(c);
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// One target's status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetStatus {
+    pub entity_ref: String,
+    pub owner: Option<String>,
+    pub done: bool,
+    /// Why it is not done yet.
+    pub reason: Option<String>,
+}
+
+/// The values a predicate reads, for every entity that has them.
+struct Inputs {
+    /// By (source, name): by entity ref for facts, by entity id otherwise.
+    facts: HashMap<String, HashMap<String, predicate::Value>>,
+    fields: HashMap<(Source, String), HashMap<i64, predicate::Value>>,
+}
+
+fn to_value(v: crate::store::FactValue) -> predicate::Value {
+    match v {
+        crate::store::FactValue::Number(n) => predicate::Value::Number(n),
+        crate::store::FactValue::Text(t) => predicate::Value::Text(t),
+        crate::store::FactValue::Flag(b) => predicate::Value::Flag(b),
+    }
+}
+
+fn field_key(source: Source, name: &str) -> String {
+    let name = name.to_lowercase();
+    match source {
+        Source::Annotation => format!("metadata.annotations.{name}"),
+        Source::Label => format!("metadata.labels.{name}"),
+        Source::Spec | Source::Fact => format!("spec.{name}"),
+    }
+}
+
+impl Inputs {
+    fn load(store: &Store, predicate: &Predicate) -> Result<Inputs, StoreError> {
+        let mut facts = HashMap::new();
+        let mut fields = HashMap::new();
+        for (source, name) in predicate.inputs() {
+            if source == Source::Fact {
+                let values = store
+                    .facts_named(&name)?
+                    .into_iter()
+                    .map(|(r, v)| (r, to_value(v)))
+                    .collect();
+                facts.insert(name, values);
+            } else {
+                let mut values = HashMap::new();
+                for (id, text) in store.values_of_key(&field_key(source, &name))? {
+                    values.entry(id).or_insert(predicate::Value::Text(text));
+                }
+                fields.insert((source, name), values);
+            }
+        }
+        Ok(Inputs { facts, fields })
+    }
+
+    fn get(
+        &self,
+        id: i64,
+        entity_ref: &str,
+        source: Source,
+        name: &str,
+    ) -> Option<predicate::Value> {
+        match source {
+            Source::Fact => self.facts.get(name)?.get(entity_ref).cloned(),
+            _ => self
+                .fields
+                .get(&(source, name.to_string()))?
+                .get(&id)
+                .cloned(),
+        }
+    }
+}
+
+/// The targets of a campaign and whether each is done, by entity ref.
+pub fn evaluate(store: &Store, campaign: &Campaign) -> Result<Vec<TargetStatus>, StoreError> {
+    let targets = store.filter_refs(&campaign.filter)?;
+    let inputs = Inputs::load(store, &campaign.done_when)?;
+    Ok(targets
+        .into_iter()
+        .filter(|(_, r, _)| !r.starts_with("campaign:"))
+        .map(|(id, r, owner)| {
+            let reason = campaign.done_when.explain(&|s, n| inputs.get(id, &r, s, n));
+            TargetStatus {
+                done: reason.is_none(),
+                reason,
+                entity_ref: r,
+                owner,
+            }
+        })
+        .collect())
+}
+
+/// Done and total per day (UTC) for the last `days` days, today last:
+/// facts as they were at the end of each day (from their history), other
+/// fields as they are now, today's targets throughout.
+pub fn burndown(
+    store: &Store,
+    campaign: &Campaign,
+    days: usize,
+    now_ms: i64,
+) -> Result<Vec<(String, usize, usize)>, StoreError> {
+    const DAY: i64 = 86_400_000;
+    let targets: Vec<(i64, String, Option<String>)> = store
+        .filter_refs(&campaign.filter)?
+        .into_iter()
+        .filter(|(_, r, _)| !r.starts_with("campaign:"))
+        .collect();
+    let inputs = Inputs::load(store, &campaign.done_when)?;
+    // Per fact, per entity: the changes, oldest first.
+    let mut history: HashMap<String, HashMap<String, Vec<(i64, predicate::Value)>>> =
+        HashMap::new();
+    for (source, name) in campaign.done_when.inputs() {
+        if source == Source::Fact {
+            let mut by_ref: HashMap<String, Vec<(i64, predicate::Value)>> = HashMap::new();
+            for (r, at, v) in store.fact_changes(&name)? {
+                by_ref.entry(r).or_default().push((at, to_value(v)));
+            }
+            history.insert(name, by_ref);
+        }
+    }
+    let today_end = (now_ms / DAY + 1) * DAY;
+    let mut out = Vec::with_capacity(days);
+    for back in (0..days as i64).rev() {
+        let end = today_end - back * DAY;
+        let done = targets
+            .iter()
+            .filter(|(id, r, _)| {
+                campaign.done_when.eval(&|s, n| match s {
+                    Source::Fact => history
+                        .get(n)?
+                        .get(r.as_str())?
+                        .iter()
+                        .rev()
+                        .find(|(at, _)| *at < end)
+                        .map(|(_, v)| v.clone()),
+                    _ => inputs.get(*id, r, s, n),
+                })
+            })
+            .count();
+        let day = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis((end - DAY) as u64),
+        )
+        .to_string();
+        out.push((day[..10].to_string(), done, targets.len()));
+    }
+    Ok(out)
+}
+
+/// Progress by owning team, the teams with most left first.
+pub fn by_team(targets: &[TargetStatus]) -> Vec<(String, Vec<&TargetStatus>)> {
+    let mut teams: BTreeMap<String, Vec<&TargetStatus>> = BTreeMap::new();
+    for t in targets {
+        teams
+            .entry(t.owner.clone().unwrap_or_else(|| "(no owner)".into()))
+            .or_default()
+            .push(t);
+    }
+    let mut out: Vec<(String, Vec<&TargetStatus>)> = teams.into_iter().collect();
+    out.sort_by_key(|(owner, list)| {
+        (
+            std::cmp::Reverse(list.iter().filter(|t| !t.done).count()),
+            owner.clone(),
+        )
+    });
+    out
+}
+
+/// How to reach a team: its name, e-mail and links, from its Group entity.
+pub fn contact(store: &Store, owner: &str) -> Value {
+    let entity = EntityRef::parse(owner, Some("group"), "default")
+        .ok()
+        .and_then(|r| store.entity_by_ref(&r, &[]).ok().flatten())
+        .and_then(|json| serde_json::from_str::<Value>(&json).ok());
+    let Some(e) = entity else {
+        return json!({"name": owner, "inCatalog": false});
+    };
+    let profile = &e["spec"]["profile"];
+    json!({
+        "name": profile["displayName"].as_str().or(e["metadata"]["title"].as_str()).or(e["metadata"]["name"].as_str()),
+        "email": profile["email"],
+        "links": e["metadata"]["links"].as_array().cloned().unwrap_or_default()
+            .into_iter()
+            .filter(|l| l["url"].as_str().is_some_and(|u| u.starts_with("https://") || u.starts_with("http://") || u.starts_with("mailto:")))
+            .collect::<Vec<_>>(),
+        "inCatalog": true,
+    })
+}
+
+/// One CSV field, quoted when needed; text that a spreadsheet would run
+/// as a formula is prefixed with `'`.
+fn csv_field(text: &str) -> String {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
+    }
+}
+
+/// The targets as CSV: entity, owner, status, reason.
+pub fn targets_csv(targets: &[TargetStatus]) -> String {
+    let mut out = String::from("entity,owner,status,reason\n");
+    for t in targets {
+        let row = [
+            csv_field(&t.entity_ref),
+            csv_field(t.owner.as_deref().unwrap_or("")),
+            (if t.done { "done" } else { "todo" }).to_string(),
+            csv_field(t.reason.as_deref().unwrap_or("")),
+        ];
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        let t = TargetStatus {
+            entity_ref: "component:default/x".into(),
+            owner: Some("group:default/a".into()),
+            done: false,
+            reason: Some("fact x is \"2\", needs >= 3".into()),
+        };
+        let evil = TargetStatus {
+            entity_ref: "=HYPERLINK(\"http://evil\")".into(),
+            owner: None,
+            done: true,
+            reason: None,
+        };
+        assert_eq!(
+            targets_csv(&[t, evil]),
+            "entity,owner,status,reason\ncomponent:default/x,group:default/a,todo,\"fact x is \"\"2\"\", needs >= 3\"\n\"'=HYPERLINK(\"\"http://evil\"\")\",,done,\n"
+        );
+    }
+
+    #[test]
+    fn specs_name_every_problem() {
+        let bad = json!({"targets": "=component", "doneWhen": "fact x >=", "deadline": "soon"});
+        let problems = check_spec(&bad).unwrap_err();
+        let fields: Vec<&str> = problems.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            ["spec.targets[0]", "spec.doneWhen", "spec.deadline"]
+        );
+        assert!(
+            problems[1].1.contains("invalid predicate 'fact x >='"),
+            "{problems:?}"
+        );
+        assert!(check_spec(&json!({"targets": ["kind=component"], "doneWhen": "fact a.b exists", "deadline": "2027-03-31"})).is_ok());
+    }
+}

@@ -1,0 +1,332 @@
+//! Campaigns on the real server: defined in the catalog and through the
+//! API, progress overall and per team, the teams to chase with their
+//! contacts, the burndown from fact history, CSV, and bad definitions.
+
+use serde_json::{Value, json};
+
+use crate::support::Portal;
+
+const TOKEN: &str = "campaign-test-token";
+
+fn config() -> String {
+    // SAFETY: every test sets the same value.
+    unsafe { std::env::set_var("GREENROOM_TEST_TOKEN_CAMPAIGNS", TOKEN) };
+    "[[server.tokens]]\nname = \"platform\"\nenv = \"GREENROOM_TEST_TOKEN_CAMPAIGNS\"\nscopes = [\"facts:write\", \"campaigns:write\"]\n\
+     [[catalog.locations]]\ntarget = \"catalog.yaml\"\n"
+        .to_string()
+}
+
+fn team(name: &str, email: &str) -> String {
+    format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: {name}\n  links:\n    - url: https://chat.example.com/{name}\n      title: Chat\n    - url: mailto:{email}\n      title: Mail\nspec:\n  type: team\n  profile:\n    displayName: Team {name}\n    email: {email}\n  children: []\n"
+    )
+}
+
+fn service(name: &str, owner: &str, tags: &str, annotations: &str) -> String {
+    format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  tags: [{tags}]\n  annotations: {{{annotations}}}\nspec:\n  type: service\n  lifecycle: production\n  owner: {owner}\n"
+    )
+}
+
+const PYTHON3: &str = "apiVersion: greenroom.dev/v1alpha1\nkind: Campaign\nmetadata:\n  name: python3\n  title: Every Python service on Python 3\n  description: Python 2 is out of support.\nspec:\n  owner: team-platform\n  deadline: 2027-03-31\n  targets: kind=component,spec.type=service,metadata.tags=python\n  doneWhen: fact runtime.python >= 3\n";
+
+const BROKEN: &str = "apiVersion: greenroom.dev/v1alpha1\nkind: Campaign\nmetadata:\n  name: broken\nspec:\n  owner: team-platform\n  targets: kind=component\n  doneWhen: fact coverage.lines >=\n";
+
+async fn portal() -> Portal {
+    let docs = [
+        team("team-platform", "platform@example.com"),
+        team("team-a", "a@example.com"),
+        team("team-b", "b@example.com"),
+        service(
+            "payments",
+            "team-a",
+            "python",
+            "\"backstage.io/techdocs-ref\": \"dir:.\"",
+        ),
+        service("refunds", "team-a", "python", ""),
+        service("search", "team-b", "python", ""),
+        service("ledger", "team-b", "python", ""),
+        service("checkout", "team-b", "java", ""),
+        PYTHON3.to_string(),
+        BROKEN.to_string(),
+    ];
+    Portal::start(&config(), &[("catalog.yaml", &docs.join("---\n"))]).await
+}
+
+async fn send(
+    p: &Portal,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut req = p.http.request(method, format!("{}{path}", p.base));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn days_ago(n: u64) -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::SystemTime::now() - std::time::Duration::from_secs(n * 86_400),
+    )
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_catalog_campaign_shows_progress_teams_to_chase_and_burndown() {
+    let p = portal().await;
+    // An invalid campaign is a catalog problem naming the predicate.
+    let problems = p.problems().await;
+    let broken = problems
+        .iter()
+        .find(|pr| pr["entityRef"] == "campaign:default/broken")
+        .unwrap_or_else(|| panic!("{problems:?}"));
+    let message = broken["message"].as_str().unwrap();
+    assert_eq!(broken["field"], "spec.doneWhen", "{broken}");
+    assert!(
+        message.contains("invalid predicate 'fact coverage.lines >='")
+            && message.contains("expected a value after >="),
+        "{broken}"
+    );
+
+    // Python versions pushed by CI, with history: ledger moved to 3 five
+    // days ago, payments two days ago; search is still on 2.7; refunds has
+    // told nothing.
+    let history = json!({"items": [
+        {"entityRef": "payments", "facts": {"runtime.python": 2.7}, "at": days_ago(20)},
+        {"entityRef": "ledger", "facts": {"runtime.python": 2.7}, "at": days_ago(20)},
+        {"entityRef": "search", "facts": {"runtime.python": 2.7}, "at": days_ago(20)},
+        {"entityRef": "ledger", "facts": {"runtime.python": 3.11}, "at": days_ago(5)},
+        {"entityRef": "payments", "facts": {"runtime.python": 3.12}, "at": days_ago(2)},
+    ]});
+    let (s, b) = send(
+        &p,
+        reqwest::Method::POST,
+        "/api/facts",
+        Some(TOKEN),
+        Some(&history),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+
+    let list = p.ok("/api/campaigns").await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "the broken one is not a campaign: {list}");
+    assert_eq!(items[0]["name"], "python3");
+    assert_eq!(items[0]["source"], "catalog");
+    assert_eq!(
+        items[0]["progress"],
+        json!({"total": 4, "done": 2, "todo": 2, "percent": 50.0})
+    );
+
+    let c = p.ok("/api/campaigns/python3?days=21").await;
+    assert_eq!(c["title"], "Every Python service on Python 3");
+    assert_eq!(c["owner"], "group:default/team-platform");
+    assert_eq!(c["deadline"], "2027-03-31");
+    let teams: Vec<(String, u64, u64)> = c["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["owner"].as_str().unwrap().to_string(),
+                t["progress"]["done"].as_u64().unwrap(),
+                t["progress"]["total"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        teams,
+        [
+            ("group:default/team-a".to_string(), 1, 2),
+            ("group:default/team-b".to_string(), 1, 2),
+        ]
+    );
+    let chase = c["chase"].as_array().unwrap();
+    assert_eq!(chase.len(), 2);
+    let a = &chase[0];
+    assert_eq!(a["contact"]["name"], "Team team-a");
+    assert_eq!(a["contact"]["email"], "a@example.com");
+    assert_eq!(
+        a["contact"]["links"],
+        json!([{"url": "https://chat.example.com/team-a", "title": "Chat"}, {"url": "mailto:a@example.com", "title": "Mail"}])
+    );
+    assert_eq!(
+        a["targets"],
+        json!([{"entityRef": "component:default/refunds", "reason": "no fact runtime.python (needs >= 3)"}])
+    );
+    assert_eq!(
+        chase[1]["targets"][0]["reason"],
+        "fact runtime.python is 2.7, needs >= 3"
+    );
+    // Burndown: 0 done until 5 days ago, 1 until 2 days ago, then 2.
+    let burndown: Vec<u64> = c["burndown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["done"].as_u64().unwrap())
+        .collect();
+    assert_eq!(burndown.len(), 21);
+    assert_eq!(&burndown[..15], &[0; 15]);
+    assert_eq!(&burndown[15..18], &[1, 1, 1]);
+    assert_eq!(&burndown[18..], &[2, 2, 2]);
+    assert!(
+        c["burndown"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["total"] == 4)
+    );
+
+    let resp = p
+        .http
+        .get(format!("{}/api/campaigns/python3/targets.csv", p.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("python3-targets.csv")
+    );
+    let csv = resp.text().await.unwrap();
+    assert_eq!(
+        csv,
+        "entity,owner,status,reason\n\
+         component:default/payments,group:default/team-a,done,\n\
+         component:default/refunds,group:default/team-a,todo,no fact runtime.python (needs >= 3)\n\
+         component:default/search,group:default/team-b,todo,\"fact runtime.python is 2.7, needs >= 3\"\n\
+         component:default/ledger,group:default/team-b,done,\n"
+    );
+    let (s, _) = p.get("/api/campaigns/nope").await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn campaigns_are_made_through_the_api_with_their_definition_checked() {
+    let p = portal().await;
+    let techdocs = json!({
+        "name": "adopt-techdocs",
+        "title": "Docs next to the code",
+        "owner": "team-platform",
+        "targets": ["kind=component,spec.type=service"],
+        "doneWhen": "annotation backstage.io/techdocs-ref exists",
+        "deadline": "2027-01-15",
+    });
+    let (s, b) = send(
+        &p,
+        reqwest::Method::POST,
+        "/api/campaigns",
+        None,
+        Some(&techdocs),
+    )
+    .await;
+    assert_eq!(s, 401, "{b}");
+    let (s, b) = send(
+        &p,
+        reqwest::Method::POST,
+        "/api/campaigns",
+        Some(TOKEN),
+        Some(&techdocs),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(
+        b["progress"],
+        json!({"total": 5, "done": 1, "todo": 4, "percent": 20.0})
+    );
+    assert_eq!(b["source"], "api");
+
+    for (body, says) in [
+        (
+            json!({"name": "x", "owner": "team-a", "targets": "kind=component", "doneWhen": "fact coverage.lines >= "}),
+            "doneWhen: invalid predicate 'fact coverage.lines >= ': expected a value after >= (at character 23)",
+        ),
+        (
+            json!({"name": "x", "owner": "team-a", "targets": "kind=component", "doneWhen": "coverage >= 70"}),
+            "'coverage' is not `fact`, `annotation`, `label` or `spec`",
+        ),
+        (
+            json!({"name": "Not Valid", "owner": "team-a", "targets": "kind=component", "doneWhen": "fact a exists"}),
+            "name: 'Not Valid' is not a valid entity name",
+        ),
+        (
+            json!({"name": "x", "targets": "kind=component", "doneWhen": "fact a exists"}),
+            "owner: needs the owning team",
+        ),
+        (
+            json!({"name": "x", "owner": "team-a", "doneWhen": "fact a exists"}),
+            "targets: needs a catalog filter",
+        ),
+        (
+            json!({"name": "x", "owner": "team-a", "targets": "kind=component", "doneWhen": "fact a exists", "deadline": "next spring"}),
+            "deadline: \"next spring\" is not a date",
+        ),
+    ] {
+        let (s, b) = send(
+            &p,
+            reqwest::Method::POST,
+            "/api/campaigns",
+            Some(TOKEN),
+            Some(&body),
+        )
+        .await;
+        assert_eq!(s, 400, "{b}");
+        assert!(
+            b["error"]["message"].as_str().unwrap().contains(says),
+            "expected '{says}': {b}"
+        );
+    }
+    let clash = json!({"name": "python3", "owner": "team-a", "targets": "kind=component", "doneWhen": "fact a exists"});
+    let (s, b) = send(
+        &p,
+        reqwest::Method::POST,
+        "/api/campaigns",
+        Some(TOKEN),
+        Some(&clash),
+    )
+    .await;
+    assert_eq!(s, 409, "{b}");
+
+    let names: Vec<String> = p.ok("/api/campaigns").await["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["adopt-techdocs", "python3"]);
+    let (s, _) = send(
+        &p,
+        reqwest::Method::DELETE,
+        "/api/campaigns/adopt-techdocs",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = send(
+        &p,
+        reqwest::Method::DELETE,
+        "/api/campaigns/python3",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(s, 404, "catalog campaigns go with their entity");
+    assert_eq!(
+        p.ok("/api/campaigns").await["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
