@@ -92,10 +92,11 @@ impl Portal {
             .refresher
             .spawn(self.state.config.catalog.refresh_interval);
         let plugins = &self.state.config.plugins;
-        let polls = self
-            .state
-            .insights
-            .spawn(plugins.facts_interval, plugins.events_interval);
+        let polls = self.state.insights.spawn(
+            self.state.refresher.clone(),
+            plugins.facts_interval,
+            plugins.events_interval,
+        );
         let result = axum::serve(listener, api::app(self.state))
             .with_graceful_shutdown(shutdown)
             .await;

@@ -107,6 +107,39 @@ async fn demo_organisation_ingests_with_relations_and_ownership() {
     );
     assert!(order.get("status").is_none());
 
+    // The three campaigns, their targets from the catalog. Python versions
+    // and coverage come as facts (CI, the coverage plugin); techdocs
+    // adoption is in the catalog already.
+    let campaigns = p.ok("/api/campaigns").await;
+    let progress: Vec<(String, u64, u64)> = campaigns["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["progress"]["done"].as_u64().unwrap(),
+                c["progress"]["total"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        progress,
+        [
+            ("adopt-techdocs".to_string(), 14, 29),
+            ("coverage-70".to_string(), 0, 27),
+            ("python3".to_string(), 0, 15),
+        ]
+    );
+    let chase = p.ok("/api/campaigns/adopt-techdocs").await["chase"].clone();
+    assert!(
+        chase[0]["contact"]["email"]
+            .as_str()
+            .unwrap()
+            .ends_with("@northwind.example"),
+        "{chase}"
+    );
+
     // Custom kinds relate like built-in ones.
     let model = p.entity("mlmodel", "fraud-scorer").await.unwrap();
     assert!(relations(&model).contains(&"ownedBy group:default/team-risk".to_string()));
@@ -245,6 +278,21 @@ async fn demo_shows_live_looking_plugin_cards_docs_and_deployments() {
         .as_millis() as u64
         - 30 * 60_000;
     let events = crate::plugins::plugin_events(&p, "github", since).await;
+
+    // With the coverage plugin's facts, the coverage campaign moves.
+    let insights = p.state.insights.clone();
+    tokio::task::spawn_blocking(move || insights.poll_facts())
+        .await
+        .unwrap();
+    let coverage = p.ok("/api/campaigns/coverage-70").await;
+    assert_eq!(coverage["progress"]["done"], 13, "{}", coverage["progress"]);
+    let poorest = p
+        .ok("/api/facts/coverage.lines/top?limit=1&kind=component")
+        .await;
+    assert_eq!(
+        poorest["items"][0]["entityRef"],
+        "component:default/fulfilment-service"
+    );
     assert!(
         events.iter().filter(|e| e.kind == "deployment").count() >= 3,
         "{events:?}"

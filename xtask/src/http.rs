@@ -35,6 +35,28 @@ impl Conn {
             self.addr
         );
         self.reader.get_mut().write_all(request.as_bytes())?;
+        self.response()
+    }
+
+    /// POSTs a JSON body to `path` with extra header lines.
+    pub fn post_json(
+        &mut self,
+        path: &str,
+        headers: &str,
+        body: &[u8],
+    ) -> anyhow::Result<(u16, Vec<u8>)> {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{headers}\r\n",
+            self.addr,
+            body.len()
+        );
+        let stream = self.reader.get_mut();
+        stream.write_all(request.as_bytes())?;
+        stream.write_all(body)?;
+        self.response()
+    }
+
+    fn response(&mut self) -> anyhow::Result<(u16, Vec<u8>)> {
         let mut line = String::new();
         self.reader.read_line(&mut line)?;
         let status: u16 = line

@@ -91,15 +91,103 @@ fn demo(release: bool) -> anyhow::Result<()> {
             unsafe { std::env::set_var(secret, "demo-token") };
         }
     }
-    let mut args = vec!["run", "--package", "greenroom", "--bin", "greenroom"];
+    // The token the backfill below uses (greenroom.toml names the variable).
+    if std::env::var_os(DEMO_SEED_TOKEN).is_none() {
+        let token = format!(
+            "demo-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_nanos()
+        );
+        // SAFETY: xtask is single-threaded here; children inherit it.
+        unsafe { std::env::set_var(DEMO_SEED_TOKEN, token) };
+    }
+    let mut args = vec!["build", "--package", "greenroom", "--bin", "greenroom"];
     if release {
         args.push("--release");
     }
-    let config = config.to_string_lossy().into_owned();
-    args.extend(["--", "--config", &config, "serve"]);
-    eprintln!("xtask: building and starting the portal on the Northwind demo organisation");
-    eprintln!("xtask: it will serve http://127.0.0.1:7007 (Ctrl-C stops it)");
-    tools::cargo(&args)
+    tools::cargo(&args)?;
+    let profile = if release { "release" } else { "debug" };
+    let bin = tools::target_dir()?.join(profile).join("greenroom");
+    eprintln!("xtask: starting the portal on the Northwind demo organisation");
+    let mut portal = ChildGuard(
+        std::process::Command::new(&bin)
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?,
+    );
+    seed_demo_history(&root.join("examples/demo/facts-history.json"))?;
+    eprintln!("xtask: serving http://127.0.0.1:7007 (Ctrl-C stops it)");
+    let status = portal.0.wait()?;
+    if !status.success() {
+        anyhow::bail!("the portal stopped: {status}");
+    }
+    Ok(())
+}
+
+/// The environment variable holding the demo's backfill token.
+const DEMO_SEED_TOKEN: &str = "GREENROOM_DEMO_SEED_TOKEN";
+
+/// Backfills the facts CI would have pushed over the last two months into
+/// a new demo store (once: a store that has them is left alone), so the
+/// campaigns' burndowns have a history.
+fn seed_demo_history(file: &std::path::Path) -> anyhow::Result<()> {
+    let addr: std::net::SocketAddr = "127.0.0.1:7007".parse()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut conn = loop {
+        if let Ok(mut c) = http::Conn::open(addr)
+            && c.get("/healthz")
+                .is_ok_and(|(_, b)| String::from_utf8_lossy(&b).contains("\"ready\":true"))
+        {
+            break c;
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("the demo portal did not answer on {addr} within 2 minutes");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let (_, body) = conn.get("/api/facts/runtime.python/top?limit=1")?;
+    let seeded: serde_json::Value = serde_json::from_slice(&body)?;
+    if seeded["items"].as_array().is_some_and(|i| !i.is_empty()) {
+        return Ok(());
+    }
+    let history: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file)?)?;
+    let now = std::time::SystemTime::now();
+    let items: Vec<serde_json::Value> = history["items"]
+        .as_array()
+        .context("facts-history.json has no items")?
+        .iter()
+        .map(|item| {
+            let days = item["daysAgo"].as_u64().unwrap_or(0);
+            let at = now - std::time::Duration::from_secs(days * 86_400);
+            serde_json::json!({
+                "entityRef": item["entityRef"],
+                "facts": item["facts"],
+                "at": humantime::format_rfc3339_seconds(at).to_string(),
+            })
+        })
+        .collect();
+    let token = std::env::var(DEMO_SEED_TOKEN)?;
+    let body = serde_json::to_vec(&serde_json::json!({ "items": items }))?;
+    let (status, answer) = conn.post_json(
+        "/api/facts",
+        &format!("Authorization: Bearer {token}\r\n"),
+        &body,
+    )?;
+    if status != 200 {
+        anyhow::bail!(
+            "backfilling the demo's facts failed ({status}): {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    eprintln!(
+        "xtask: backfilled {} facts of the last two months",
+        items.len()
+    );
+    Ok(())
 }
 
 /// The GitHub and Sentry stand-in, stopped when dropped.

@@ -211,15 +211,20 @@ impl Insights {
         summary
     }
 
-    /// Polls on the intervals, starting now, until the task is dropped. A
-    /// zero interval turns that poll off.
+    /// Polls on the intervals, starting once the catalog has been read
+    /// (plugins asked before would see no entities), until the task is
+    /// dropped. A zero interval turns that poll off.
     pub fn spawn(
         self: &Arc<Self>,
+        refresher: Arc<super::Refresher>,
         facts_every: Duration,
         events_every: Duration,
     ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
+            while !refresher.is_ready() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             // A year away stands for "never".
             let never = || tokio::time::Instant::now() + Duration::from_secs(365 * 86_400);
             let start = |every: Duration| {
