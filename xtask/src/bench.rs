@@ -34,6 +34,12 @@ pub enum Bench {
     /// The first-party plugins: compile and load, a 20 MB coverage report,
     /// a 2,000-line docs page, cached cards.
     FirstParty,
+    /// Facts and campaigns at N entities: pushing facts, top-N over a
+    /// fact, a campaign over ~10,000 targets.
+    Insights {
+        #[arg(long, default_value_t = 100_000)]
+        entities: usize,
+    },
 }
 
 pub fn run(what: Bench) -> anyhow::Result<()> {
@@ -41,11 +47,12 @@ pub fn run(what: Bench) -> anyhow::Result<()> {
         Bench::Catalog { entities, requests } => catalog(entities, requests),
         Bench::Plugins { calls } => plugins(calls),
         Bench::FirstParty => crate::first_party::run(),
+        Bench::Insights { entities } => crate::insights_bench::run(entities),
     }
 }
 
 /// A small deterministic generator (xorshift), so runs are comparable.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -56,24 +63,24 @@ impl Rng {
         self.0 = x;
         x
     }
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         (self.next() % n.max(1) as u64) as usize
     }
 }
 
 /// The shape of a synthetic organisation of `n` entities.
-struct Shape {
+pub(crate) struct Shape {
     domains: usize,
     systems: usize,
     groups: usize,
     users: usize,
     apis: usize,
     resources: usize,
-    components: usize,
+    pub(crate) components: usize,
 }
 
 impl Shape {
-    fn of(n: usize) -> Shape {
+    pub(crate) fn of(n: usize) -> Shape {
         let domains = (n / 5000).clamp(1, 50);
         let systems = (n / 200).max(1);
         let groups = (n / 100).max(1);
@@ -98,7 +105,7 @@ const TYPES: [&str; 4] = ["service", "website", "library", "pipeline"];
 const LANGS: [&str; 6] = ["go", "java", "python", "rust", "typescript", "kotlin"];
 
 /// Writes the organisation as multi-document files of 500 entities.
-fn generate(dir: &Path, n: usize) -> anyhow::Result<()> {
+pub(crate) fn generate(dir: &Path, n: usize) -> anyhow::Result<()> {
     let done = dir.join(".complete");
     if done.exists() {
         return Ok(());

@@ -5,6 +5,7 @@
 mod bench;
 mod first_party;
 mod http;
+mod insights_bench;
 mod tools;
 
 use std::process::ExitCode;

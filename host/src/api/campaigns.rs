@@ -25,6 +25,10 @@ pub fn router() -> Router<AppState> {
 /// Todo targets listed per team in the chase list.
 const CHASE_LIST: usize = 50;
 
+/// Teams in the chase list (those with most left first); the rest are
+/// counted in `chaseMore`.
+const CHASE_TEAMS: usize = 100;
+
 fn progress(targets: &[TargetStatus]) -> Value {
     let done = targets.iter().filter(|t| t.done).count();
     let total = targets.len();
@@ -77,11 +81,16 @@ async fn one(
         let targets = campaigns::evaluate(&store, &c)?;
         let mut teams = Vec::new();
         let mut chase = Vec::new();
+        let mut chase_more = 0usize;
         for (owner, list) in campaigns::by_team(&targets) {
             let owned: Vec<TargetStatus> = list.iter().map(|t| (*t).clone()).collect();
             let todo: Vec<&TargetStatus> = list.iter().copied().filter(|t| !t.done).collect();
             teams.push(json!({"owner": owner, "progress": progress(&owned)}));
             if !todo.is_empty() {
+                if chase.len() >= CHASE_TEAMS {
+                    chase_more += 1;
+                    continue;
+                }
                 chase.push(json!({
                     "owner": owner,
                     "contact": campaigns::contact(&store, &owner),
@@ -98,6 +107,7 @@ async fn one(
         v["progress"] = progress(&targets);
         v["teams"] = Value::Array(teams);
         v["chase"] = Value::Array(chase);
+        v["chaseMore"] = json!(chase_more);
         v["burndown"] = Value::Array(burndown);
         v["items"] = json!(targets);
         Ok(v)
