@@ -21,6 +21,8 @@ pub struct Config {
     pub catalog: CatalogConfig,
     #[serde(default)]
     pub plugins: PluginsConfig,
+    #[serde(default)]
+    pub search: SearchConfig,
     /// The folder relative paths in the file are taken from.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -127,6 +129,16 @@ fn default_fetch_timeout() -> Duration {
 
 fn default_max_file_bytes() -> u64 {
     8 * 1024 * 1024
+}
+
+/// Global search.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    /// The index folder (default: `<data_dir>/search`); rebuilt when
+    /// missing, unreadable or of another schema version.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
 }
 
 /// The plugin runtime: where plugins live, what each call may use, and
@@ -362,6 +374,13 @@ impl Config {
             path.to_path_buf()
         } else {
             self.base_dir.join(path)
+        }
+    }
+
+    pub fn search_dir(&self) -> PathBuf {
+        match &self.search.dir {
+            Some(d) => self.resolve(d),
+            None => self.resolve(&self.server.data_dir).join("search"),
         }
     }
 

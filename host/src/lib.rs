@@ -13,6 +13,7 @@ pub mod docs;
 pub mod ingest;
 pub mod plugins;
 pub mod scheduler;
+pub mod search;
 pub mod store;
 
 use std::sync::Arc;
@@ -22,6 +23,8 @@ use anyhow::Context;
 /// Everything a running portal needs, built from a config.
 pub struct Portal {
     pub state: api::AppState,
+    /// The search index was made new and needs a full build.
+    fresh_index: bool,
 }
 
 impl Portal {
@@ -69,12 +72,18 @@ impl Portal {
         });
         let refresher = scheduler::Refresher::new(store.clone(), ingestor);
         let insights = scheduler::insights::Insights::new(store.clone(), plugins.clone());
+        let search_dir = config.search_dir();
+        let (index, fresh) = search::SearchIndex::open(&search_dir)
+            .with_context(|| format!("cannot open the search index in {}", search_dir.display()))?;
+        let search = search::indexer::Indexer::new(index, store.clone(), plugins.clone());
         Ok(Portal {
+            fresh_index: fresh,
             state: api::AppState {
                 store,
                 refresher,
                 plugins,
                 insights,
+                search,
                 config: Arc::new(config),
             },
         })
@@ -97,11 +106,13 @@ impl Portal {
             plugins.facts_interval,
             plugins.events_interval,
         );
+        let indexing = self.state.search.spawn(self.fresh_index);
         let result = axum::serve(listener, api::app(self.state))
             .with_graceful_shutdown(shutdown)
             .await;
         refresh.abort();
         polls.abort();
+        indexing.abort();
         result.context("HTTP server failed")
     }
 }

@@ -12,6 +12,7 @@ mod github;
 mod harness;
 mod insights;
 mod plugins;
+mod search;
 mod sentry;
 mod support;
 mod techdocs;

@@ -13,6 +13,7 @@ mod docs;
 mod error;
 mod insights;
 mod plugins;
+mod search;
 
 use std::sync::Arc;
 
@@ -35,6 +36,8 @@ pub struct AppState {
     pub plugins: Arc<crate::plugins::Plugins>,
     /// Polls plugins for facts and events.
     pub insights: Arc<crate::scheduler::insights::Insights>,
+    /// The search index and what keeps it current.
+    pub search: Arc<crate::search::indexer::Indexer>,
     pub config: Arc<Config>,
 }
 
@@ -49,6 +52,7 @@ pub fn app(state: AppState) -> Router {
         .merge(docs::router())
         .merge(insights::router())
         .merge(campaigns::router())
+        .merge(search::router())
         .fallback(not_found)
         .with_state(state)
 }

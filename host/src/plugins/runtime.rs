@@ -403,6 +403,10 @@ impl Loaded {
         self.events.is_some()
     }
 
+    pub fn exports_search(&self) -> bool {
+        self.search.is_some()
+    }
+
     pub fn exports_actions(&self) -> bool {
         self.actions.is_some()
     }

@@ -331,3 +331,38 @@ impl Store {
             > 0)
     }
 }
+
+impl Store {
+    /// The newest entry of `entity_changes` (0 when empty).
+    pub fn last_entity_change(&self) -> Result<i64, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT COALESCE(max(seq), 0) FROM entity_changes")?
+                .query_row([], |r| r.get(0))?)
+        })
+    }
+
+    /// Entities changed (added, updated or removed) after `seq`, oldest
+    /// first, at most `limit`.
+    pub fn entity_changes_after(
+        &self,
+        seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT seq, ref FROM entity_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )?
+                .query_map(params![seq, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    /// Drops change entries up to `seq` once they are reflected.
+    pub fn forget_entity_changes(&self, seq: i64) -> Result<(), StoreError> {
+        self.writer()
+            .execute("DELETE FROM entity_changes WHERE seq <= ?1", params![seq])?;
+        Ok(())
+    }
+}

@@ -147,6 +147,17 @@ const MIGRATIONS: &[&str] = &[
     // p50/p99 133/266 ms to 109/127 ms; see BENCHMARKS.md).
     "CREATE INDEX facts_by_name ON facts(name, entity_ref, type, number, text);
     CREATE INDEX fact_history_by_name ON fact_history(name, entity_ref, at_ms, type, number, text);",
+    // 7: every entity change, for the search index to follow
+    "CREATE TABLE entity_changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ref TEXT NOT NULL
+    );
+    CREATE TRIGGER entities_added AFTER INSERT ON entities
+        BEGIN INSERT INTO entity_changes (ref) VALUES (NEW.ref); END;
+    CREATE TRIGGER entities_changed AFTER UPDATE OF etag, owner_ref, body ON entities
+        BEGIN INSERT INTO entity_changes (ref) VALUES (NEW.ref); END;
+    CREATE TRIGGER entities_removed AFTER DELETE ON entities
+        BEGIN INSERT INTO entity_changes (ref) VALUES (OLD.ref); END;",
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,108 @@
+//! `GET /api/search?q=&kind=&owner=&type=&limit=&cursor=`: global search
+//! over entities and plugin documents, each hit with its owner and, for
+//! entities, their facts and the last day's events, so that during an
+//! incident one query answers who owns it, what was deployed and how it
+//! is doing.
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, blocking};
+use crate::catalog::EntityRef;
+use crate::search::SearchQuery;
+use crate::store::{EventQuery, now_ms};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/search", get(search))
+}
+
+#[derive(serde::Deserialize)]
+struct Params {
+    q: Option<String>,
+    kind: Option<String>,
+    owner: Option<String>,
+    #[serde(rename = "type")]
+    spec_type: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// Facts and events shown per entity hit.
+const FACTS: usize = 8;
+const EVENTS: usize = 3;
+
+async fn search(
+    State(state): State<AppState>,
+    Query(p): Query<Params>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = p.limit.unwrap_or(20).clamp(1, 100);
+    let offset = match p.cursor.as_deref() {
+        None | Some("") => 0,
+        Some(c) => c
+            .parse::<usize>()
+            .ok()
+            .filter(|o| *o <= 10_000)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("cursor '{c}' is not one this API gave"))
+            })?,
+    };
+    let owner = match p.owner.as_deref() {
+        None | Some("") => None,
+        Some(o) => Some(
+            EntityRef::parse(o, Some("group"), "default")
+                .map_err(|e| ApiError::BadRequest(format!("owner '{o}': {e}")))?
+                .to_string(),
+        ),
+    };
+    let query = SearchQuery {
+        text: p.q.unwrap_or_default(),
+        kind: p.kind.filter(|k| !k.is_empty()).map(|k| k.to_lowercase()),
+        owner,
+        spec_type: p
+            .spec_type
+            .filter(|t| !t.is_empty())
+            .map(|t| t.to_lowercase()),
+        limit,
+        offset,
+    };
+    let search = state.search.clone();
+    let store = state.store.clone();
+    let text = query.text.clone();
+    let body = blocking(move || {
+        let found = search.index.search(&query).map_err(ApiError::Internal)?;
+        let since = now_ms() - 24 * 3_600_000;
+        let mut items = Vec::with_capacity(found.hits.len());
+        for hit in &found.hits {
+            let mut v = json!(hit);
+            if hit.doc_type == "entity" {
+                let facts: Vec<Value> = store
+                    .entity_facts(&hit.entity_ref)?
+                    .into_iter()
+                    .take(FACTS)
+                    .map(|f| json!({"name": f.name, "value": f.value, "url": f.url}))
+                    .collect();
+                let events = store.events(&EventQuery {
+                    since_ms: since,
+                    entity_ref: Some(hit.entity_ref.clone()),
+                    limit: EVENTS,
+                    ..Default::default()
+                })?;
+                v["facts"] = Value::Array(facts);
+                v["recentEvents"] = json!(events);
+            }
+            items.push(v);
+        }
+        let next = offset + found.hits.len();
+        Ok(json!({
+            "query": text,
+            "total": found.total,
+            "items": items,
+            "facets": found.facets,
+            "nextCursor": (next < found.total).then(|| next.to_string()),
+        }))
+    })
+    .await?;
+    Ok(Json(body))
+}

@@ -1,0 +1,244 @@
+//! Keeping the search index in step with the catalog: a full build when
+//! the index is new, then every few hundred milliseconds the entities
+//! named in `entity_changes` are indexed again (with the documents plugins
+//! give for them) or removed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{SearchDoc, SearchIndex};
+use crate::catalog::EntityRef;
+use crate::plugins::host::entity_record;
+use crate::plugins::{CallError, Plugins};
+use crate::store::Store;
+
+/// How often the catalog's changes are picked up.
+pub const SYNC_EVERY: Duration = Duration::from_millis(200);
+
+/// Entities read per page during a full build.
+const PAGE: usize = 1000;
+
+pub struct Indexer {
+    pub index: SearchIndex,
+    store: Arc<Store>,
+    plugins: Arc<Plugins>,
+    /// The last `entity_changes` row reflected in the index.
+    last_seq: AtomicI64,
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// An entity as a search document: what people type to find it.
+pub fn entity_doc(entity: &Value) -> Option<SearchDoc> {
+    let kind = entity["kind"].as_str()?;
+    let meta = &entity["metadata"];
+    let name = meta["name"].as_str()?;
+    let namespace = meta["namespace"].as_str().unwrap_or("default");
+    let r = EntityRef::new(kind, namespace, name);
+    let spec = &entity["spec"];
+    let owner = spec["owner"]
+        .as_str()
+        .and_then(|o| EntityRef::parse(o, Some("group"), namespace).ok())
+        .map(|o| o.to_string())
+        .unwrap_or_default();
+    let mut body = Vec::new();
+    for key in ["system", "domain", "lifecycle", "type"] {
+        if let Some(v) = spec[key].as_str() {
+            body.push(v.to_string());
+        }
+    }
+    if let Some(links) = meta["links"].as_array() {
+        for l in links {
+            body.push(text(&l["title"]));
+            body.push(text(&l["url"]));
+        }
+    }
+    if let Some(annotations) = meta["annotations"].as_object() {
+        for (k, v) in annotations {
+            // Where an entity came from is noise in search.
+            if !k.starts_with("backstage.io/managed-by")
+                && !k.starts_with("backstage.io/view-url")
+                && !k.starts_with("backstage.io/edit-url")
+            {
+                body.push(text(v));
+            }
+        }
+    }
+    if let Some(profile) = spec["profile"].as_object() {
+        for v in profile.values() {
+            body.push(text(v));
+        }
+    }
+    Some(SearchDoc {
+        id: format!("entity:{r}"),
+        doc_type: "entity".into(),
+        entity_ref: r.to_string(),
+        kind: r.kind.clone(),
+        owner,
+        spec_type: spec["type"].as_str().unwrap_or_default().to_lowercase(),
+        name: name.to_string(),
+        title: text(&meta["title"]),
+        tags: meta["tags"]
+            .as_array()
+            .map(|t| {
+                t.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        description: text(&meta["description"]),
+        body: body.join(" "),
+        location: format!("/catalog/{}/{}/{}", r.namespace, r.kind, r.name),
+    })
+}
+
+impl Indexer {
+    pub fn new(index: SearchIndex, store: Arc<Store>, plugins: Arc<Plugins>) -> Arc<Indexer> {
+        Arc::new(Indexer {
+            index,
+            store,
+            plugins,
+            last_seq: AtomicI64::new(0),
+        })
+    }
+
+    /// Indexes one entity (stored JSON) and the documents plugins give for
+    /// it. Returns how many documents were added.
+    fn add_entity(&self, json: String) -> usize {
+        let Ok(value) = serde_json::from_str::<Value>(&json) else {
+            return 0;
+        };
+        let Some(doc) = entity_doc(&value) else {
+            return 0;
+        };
+        let mut added = usize::from(self.index.add(&doc).is_ok());
+        let Some(record) = entity_record(json) else {
+            return added;
+        };
+        let limits = self.plugins.limits();
+        for plugin in self
+            .plugins
+            .enabled()
+            .into_iter()
+            .filter(|p| p.exports_search())
+        {
+            match plugin.search_documents(&record, &limits) {
+                Ok(documents) => {
+                    for d in documents {
+                        let page = SearchDoc {
+                            id: format!(
+                                "plugin:{}:{}:{}",
+                                plugin.manifest.id, doc.entity_ref, d.id
+                            ),
+                            doc_type: "document".into(),
+                            entity_ref: doc.entity_ref.clone(),
+                            kind: "document".into(),
+                            owner: doc.owner.clone(),
+                            spec_type: plugin.manifest.id.clone(),
+                            name: d.title.clone(),
+                            title: d.title,
+                            tags: Vec::new(),
+                            description: String::new(),
+                            body: d.text,
+                            location: d.location,
+                        };
+                        added += usize::from(self.index.add(&page).is_ok());
+                    }
+                }
+                Err(CallError::NotApplicable) => {}
+                Err(e) => {
+                    tracing::debug!(plugin = %plugin.manifest.id, entity = %doc.entity_ref, error = %e, "search documents failed");
+                }
+            }
+        }
+        added
+    }
+
+    /// Indexes the whole catalog afresh. Blocking.
+    pub fn build(&self) -> anyhow::Result<usize> {
+        let started = std::time::Instant::now();
+        let seq = self.store.last_entity_change()?;
+        self.index.remove_all()?;
+        let mut after = 0;
+        let mut added = 0;
+        loop {
+            let page = self.store.entity_refs_after(after, PAGE)?;
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            for (_, r) in page {
+                let Ok(er) = EntityRef::parse(&r, None, "default") else {
+                    continue;
+                };
+                if let Some(json) = self.store.entity_by_ref(&er, &[])? {
+                    added += self.add_entity(json);
+                }
+            }
+        }
+        self.index.commit()?;
+        self.last_seq.store(seq, Ordering::Release);
+        self.store.forget_entity_changes(seq)?;
+        tracing::info!(
+            documents = added,
+            took_ms = started.elapsed().as_millis() as u64,
+            "search index built"
+        );
+        Ok(added)
+    }
+
+    /// Reflects the catalog's changes since the last call. Blocking.
+    pub fn sync(&self) -> anyhow::Result<usize> {
+        let from = self.last_seq.load(Ordering::Acquire);
+        let changes = self.store.entity_changes_after(from, 10_000)?;
+        let Some(&(last, _)) = changes.last() else {
+            return Ok(0);
+        };
+        let mut refs: Vec<String> = changes.into_iter().map(|(_, r)| r).collect();
+        refs.sort();
+        refs.dedup();
+        for r in &refs {
+            self.index.remove_entity(r);
+            let Ok(er) = EntityRef::parse(r, None, "default") else {
+                continue;
+            };
+            if let Some(json) = self.store.entity_by_ref(&er, &[])? {
+                self.add_entity(json);
+            }
+        }
+        self.index.commit()?;
+        self.last_seq.store(last, Ordering::Release);
+        self.store.forget_entity_changes(last)?;
+        Ok(refs.len())
+    }
+
+    /// Builds the index if `fresh`, then follows the catalog until the
+    /// task is dropped.
+    pub fn spawn(self: &Arc<Self>, fresh: bool) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            if fresh {
+                let me = this.clone();
+                match tokio::task::spawn_blocking(move || me.build()).await {
+                    Ok(Err(e)) => tracing::error!(error = %e, "search index build failed"),
+                    Err(e) => tracing::error!(error = %e, "search index build panicked"),
+                    Ok(Ok(_)) => {}
+                }
+            }
+            // Otherwise the changes not yet reflected (also those made
+            // while the server was down) are still in the table.
+            loop {
+                let me = this.clone();
+                match tokio::task::spawn_blocking(move || me.sync()).await {
+                    Ok(Err(e)) => tracing::error!(error = %e, "search index update failed"),
+                    Err(e) => tracing::error!(error = %e, "search index update panicked"),
+                    Ok(Ok(_)) => {}
+                }
+                tokio::time::sleep(SYNC_EVERY).await;
+            }
+        })
+    }
+}
