@@ -317,6 +317,24 @@ async fn deploy_scripts_announce_themselves_and_the_feed_answers_by_time_owner_a
     }
     let (s, _) = post(&p, "/api/events", None, &again).await;
     assert_eq!(s, 401);
+
+    // Catalog changes join the feed; the first read of a location does not.
+    assert!(
+        p.ok("/api/events?since=1h&kind=catalog").await["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    p.write(
+        "catalog.yaml",
+        &format!("{}---\n{}", catalog(), component("refunds", "team-a")),
+    );
+    p.refresh().await;
+    let changes = p.ok("/api/events?since=1h&kind=catalog").await;
+    assert_eq!(
+        changes["items"][0]["title"], "Catalog: 1 added in catalog.yaml",
+        "{changes}"
+    );
 }
 
 /// Plugins feed facts and events when polled: coverage facts from the

@@ -40,6 +40,14 @@ pub enum Bench {
         #[arg(long, default_value_t = 100_000)]
         entities: usize,
     },
+    /// Search at N entities plus P docs pages: full build, query latency,
+    /// change to searchable.
+    Search {
+        #[arg(long, default_value_t = 100_000)]
+        entities: usize,
+        #[arg(long, default_value_t = 50_000)]
+        pages: usize,
+    },
 }
 
 pub fn run(what: Bench) -> anyhow::Result<()> {
@@ -48,6 +56,7 @@ pub fn run(what: Bench) -> anyhow::Result<()> {
         Bench::Plugins { calls } => plugins(calls),
         Bench::FirstParty => crate::first_party::run(),
         Bench::Insights { entities } => crate::insights_bench::run(entities),
+        Bench::Search { entities, pages } => crate::search_bench::run(entities, pages),
     }
 }
 

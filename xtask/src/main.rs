@@ -6,6 +6,7 @@ mod bench;
 mod first_party;
 mod http;
 mod insights_bench;
+mod search_bench;
 mod tools;
 
 use std::process::ExitCode;

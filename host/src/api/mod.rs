@@ -86,6 +86,7 @@ async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value
         "version": env!("CARGO_PKG_VERSION"),
         "ready": state.refresher.is_ready(),
         "catalog": stats,
+        "search": {"documents": state.search.index.documents()},
     })))
 }
 

@@ -5,7 +5,8 @@
 //! is doing.
 
 use axum::extract::{Query, State};
-use axum::routing::get;
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
@@ -15,7 +16,25 @@ use crate::search::SearchQuery;
 use crate::store::{EventQuery, now_ms};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/search", get(search))
+    Router::new()
+        .route("/api/search", get(search))
+        .route("/api/search/rebuild", post(rebuild))
+}
+
+/// Builds the index afresh from the store (admin): for after changing
+/// plugins that contribute documents, or to time a full build.
+async fn rebuild(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    super::auth::require_admin(&state, &headers)?;
+    let search = state.search.clone();
+    let started = std::time::Instant::now();
+    let documents = blocking(move || search.build().map_err(ApiError::Internal)).await?;
+    Ok(Json(json!({
+        "documents": documents,
+        "tookMs": started.elapsed().as_millis() as u64,
+    })))
 }
 
 #[derive(serde::Deserialize)]

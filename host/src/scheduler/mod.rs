@@ -52,8 +52,14 @@ impl Refresher {
         let ingestor = self.ingestor.clone();
         let started = Instant::now();
         let target = location.target.clone();
+        // The first read of a location is its arrival, not a change.
+        let first = location.last_refresh_ms.is_none();
+        let location_id = location.id.clone();
         let summary =
             tokio::task::spawn_blocking(move || ingestor.refresh(&store, &location)).await??;
+        if !first {
+            self.record_change(&location_id, &target, &summary).await;
+        }
         tracing::info!(
             location = %target,
             added = summary.added,
@@ -66,6 +72,47 @@ impl Refresher {
             "refreshed location"
         );
         Ok(summary)
+    }
+
+    /// Puts a catalog change in the activity feed: "Catalog: 2 added,
+    /// 1 changed in services/payments/catalog-info.yaml".
+    async fn record_change(&self, location_id: &str, target: &str, summary: &RefreshSummary) {
+        let parts: Vec<String> = [
+            (summary.added, "added"),
+            (summary.updated, "changed"),
+            (summary.removed, "removed"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        if parts.is_empty() {
+            return;
+        }
+        let at = crate::store::now_ms();
+        let event = crate::store::EventRecord {
+            source: "catalog".into(),
+            id: format!("{location_id}:{at}"),
+            kind: "catalog".into(),
+            entity_ref: None,
+            title: format!("Catalog: {} in {target}", parts.join(", ")),
+            url: None,
+            at_ms: at,
+            tone: if summary.removed > 0 {
+                "warning"
+            } else {
+                "info"
+            }
+            .into(),
+            actor: None,
+            owner: None,
+        };
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.put_events(&[event])).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot record a catalog change"),
+            Err(e) => tracing::warn!(error = %e, "recording a catalog change panicked"),
+        }
     }
 
     /// Refreshes every location once, logging (not returning) failures so one

@@ -27,6 +27,8 @@ pub struct Indexer {
     plugins: Arc<Plugins>,
     /// The last `entity_changes` row reflected in the index.
     last_seq: AtomicI64,
+    /// A build and an update never interleave.
+    busy: std::sync::Mutex<()>,
 }
 
 fn text(v: &Value) -> String {
@@ -104,6 +106,7 @@ impl Indexer {
             store,
             plugins,
             last_seq: AtomicI64::new(0),
+            busy: std::sync::Mutex::new(()),
         })
     }
 
@@ -161,6 +164,7 @@ impl Indexer {
 
     /// Indexes the whole catalog afresh. Blocking.
     pub fn build(&self) -> anyhow::Result<usize> {
+        let _busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         let started = std::time::Instant::now();
         let seq = self.store.last_entity_change()?;
         self.index.remove_all()?;
@@ -192,6 +196,7 @@ impl Indexer {
 
     /// Reflects the catalog's changes since the last call. Blocking.
     pub fn sync(&self) -> anyhow::Result<usize> {
+        let _busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         let from = self.last_seq.load(Ordering::Acquire);
         let changes = self.store.entity_changes_after(from, 10_000)?;
         let Some(&(last, _)) = changes.last() else {
@@ -229,7 +234,27 @@ impl Indexer {
                 }
             }
             // Otherwise the changes not yet reflected (also those made
-            // while the server was down) are still in the table.
+            // while the server was down) are still in the table; and the
+            // facet values of what is indexed are the store's.
+            if !fresh {
+                let store = this.store.clone();
+                if let Ok(Ok(values)) =
+                    tokio::task::spawn_blocking(move || store.facet_values()).await
+                {
+                    this.index
+                        .facet_names
+                        .remember(values.iter().map(String::as_str));
+                }
+                let ids: Vec<String> = this
+                    .plugins
+                    .loaded()
+                    .iter()
+                    .map(|p| p.manifest.id.clone())
+                    .collect();
+                this.index
+                    .facet_names
+                    .remember(ids.iter().map(String::as_str).chain(["document"]));
+            }
             loop {
                 let me = this.clone();
                 match tokio::task::spawn_blocking(move || me.sync()).await {

@@ -366,3 +366,20 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Every kind, owner and `spec.type` in the catalog, lower case: the
+    /// names of search facets.
+    pub fn facet_values(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT DISTINCT kind FROM entities
+                     UNION SELECT DISTINCT owner_ref FROM entities WHERE owner_ref IS NOT NULL
+                     UNION SELECT DISTINCT value FROM search WHERE key = 'spec.type'",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+}
