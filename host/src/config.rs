@@ -132,13 +132,32 @@ fn default_max_file_bytes() -> u64 {
 }
 
 /// Global search.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchConfig {
     /// The index folder (default: `<data_dir>/search`); rebuilt when
     /// missing, unreadable or of another schema version.
     #[serde(default)]
     pub dir: Option<PathBuf>,
+    /// How often the whole index is built again, so that documents
+    /// plugins derive from files (TechDocs pages) follow edits that change
+    /// no entity ("0s": never). Catalog changes are followed at once
+    /// regardless.
+    #[serde(default = "default_rebuild_interval", with = "humantime_serde_compat")]
+    pub rebuild_interval: Duration,
+}
+
+fn default_rebuild_interval() -> Duration {
+    Duration::from_secs(3600)
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            dir: None,
+            rebuild_interval: default_rebuild_interval(),
+        }
+    }
 }
 
 /// The plugin runtime: where plugins live, what each call may use, and

@@ -106,7 +106,10 @@ impl Portal {
             plugins.facts_interval,
             plugins.events_interval,
         );
-        let indexing = self.state.search.spawn(self.fresh_index);
+        let indexing = self
+            .state
+            .search
+            .spawn(self.fresh_index, self.state.config.search.rebuild_interval);
         let result = axum::serve(listener, api::app(self.state))
             .with_graceful_shutdown(shutdown)
             .await;

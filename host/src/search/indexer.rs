@@ -221,8 +221,13 @@ impl Indexer {
     }
 
     /// Builds the index if `fresh`, then follows the catalog until the
-    /// task is dropped.
-    pub fn spawn(self: &Arc<Self>, fresh: bool) -> tokio::task::JoinHandle<()> {
+    /// task is dropped, building it again every `rebuild_every` (zero:
+    /// never).
+    pub fn spawn(
+        self: &Arc<Self>,
+        fresh: bool,
+        rebuild_every: Duration,
+    ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
             if fresh {
@@ -255,7 +260,15 @@ impl Indexer {
                     .facet_names
                     .remember(ids.iter().map(String::as_str).chain(["document"]));
             }
+            let mut built = tokio::time::Instant::now();
             loop {
+                if !rebuild_every.is_zero() && built.elapsed() >= rebuild_every {
+                    built = tokio::time::Instant::now();
+                    let me = this.clone();
+                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || me.build()).await {
+                        tracing::error!(error = %e, "search index rebuild failed");
+                    }
+                }
                 let me = this.clone();
                 match tokio::task::spawn_blocking(move || me.sync()).await {
                     Ok(Err(e)) => tracing::error!(error = %e, "search index update failed"),
