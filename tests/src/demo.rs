@@ -175,26 +175,33 @@ async fn demo_organisation_ingests_with_relations_and_ownership() {
 /// organisation, GitHub and Sentry answered by the loopback stand-in the
 /// demo starts, coverage from the reports in the demo's repositories, and
 /// docs from their TechDocs folders.
+/// The demo's greenroom.toml with its store in `dir` and the named
+/// plugins (built by the tests) in `dir/plugins`.
+pub(crate) fn demo_config(dir: &Path, plugins: &[&str]) -> Config {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo/greenroom.toml");
+    let mut config = Config::load(&path).unwrap();
+    config.server.data_dir = dir.join("data");
+    let folder = dir.join("plugins");
+    std::fs::create_dir_all(&folder).unwrap();
+    for name in plugins {
+        std::fs::copy(
+            crate::plugins::wasm(name),
+            folder.join(format!("{name}.wasm")),
+        )
+        .unwrap();
+    }
+    config.plugins.dir = Some(folder);
+    config.plugins.cache_dir = Some(crate::plugins::cache_dir().into());
+    config
+}
+
 #[tokio::test]
 async fn demo_shows_live_looking_plugin_cards_docs_and_deployments() {
     let upstream = greenroom_upstreams::Upstreams::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo/greenroom.toml");
-    let mut config = Config::load(&path).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    config.server.data_dir = dir.path().join("data");
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    for name in ["github", "sentry", "coverage", "techdocs"] {
-        std::fs::copy(
-            crate::plugins::wasm(name),
-            plugins.join(format!("{name}.wasm")),
-        )
-        .unwrap();
-    }
-    config.plugins.dir = Some(plugins);
-    config.plugins.cache_dir = Some(crate::plugins::cache_dir().into());
+    let mut config = demo_config(dir.path(), &["github", "sentry", "coverage", "techdocs"]);
     // The demo's settings, pointed at this test's stand-in instead of 7008.
     for (plugin, url) in [
         ("github", upstream.github_url()),

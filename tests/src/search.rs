@@ -4,10 +4,8 @@
 //! carrying owner, facts and recent events, changes searchable at once,
 //! hostile queries, and an index that rebuilds itself.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use greenroom::config::Config;
 use serde_json::{Value, json};
 
 use crate::support::{Portal, component, group};
@@ -41,19 +39,8 @@ async fn until_found(p: &Portal, query: &str, n: u64) -> Value {
 }
 
 async fn demo() -> Portal {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo/greenroom.toml");
-    let mut config = Config::load(&path).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    config.server.data_dir = dir.path().join("data");
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    std::fs::copy(
-        crate::plugins::wasm("techdocs"),
-        plugins.join("techdocs.wasm"),
-    )
-    .unwrap();
-    config.plugins.dir = Some(plugins);
-    config.plugins.cache_dir = Some(crate::plugins::cache_dir().into());
+    let mut config = crate::demo::demo_config(dir.path(), &["techdocs"]);
     config.plugins.facts_interval = Duration::ZERO;
     config.plugins.events_interval = Duration::ZERO;
     Portal::start_with(dir, config).await

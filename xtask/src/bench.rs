@@ -194,6 +194,29 @@ pub(crate) fn generate(dir: &Path, n: usize) -> anyhow::Result<()> {
 
 /// Percentiles of a set of durations, in milliseconds.
 /// The `q` quantile of sorted samples, in milliseconds.
+/// Builds `package`'s binary `bin` in release and returns its path.
+pub(crate) fn release_bin(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
+    tools::cargo(&["build", "--release", "--package", package, "--bin", bin])?;
+    Ok(tools::target_dir()?.join("release").join(bin))
+}
+
+/// Waits until the server says it is ready (its first refresh of every
+/// location done), for at most `within`; returns its health answer.
+pub(crate) fn wait_ready(conn: &mut Conn, within: Duration) -> anyhow::Result<serde_json::Value> {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, body) = conn.get("/healthz")?;
+        let health: serde_json::Value = serde_json::from_slice(&body)?;
+        if health["ready"] == true {
+            return Ok(health);
+        }
+        if Instant::now() > deadline {
+            bail!("the portal was not ready within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub(crate) fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
@@ -297,16 +320,8 @@ fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
     if n < 1000 {
         bail!("--entities must be at least 1000");
     }
-    tools::cargo(&[
-        "build",
-        "--release",
-        "--package",
-        "greenroom",
-        "--bin",
-        "greenroom",
-    ])?;
+    let bin = release_bin("greenroom", "greenroom")?;
     let target = tools::target_dir()?;
-    let bin = target.join("release/greenroom");
     let dir = target.join(format!("bench/catalog-{n}"));
     let org = dir.join("org");
     eprintln!(
@@ -325,21 +340,10 @@ fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     let server = start(&bin, &config)?;
     let mut conn = Conn::open(server.addr)?;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let (_, body) = conn.get("/healthz")?;
-        let health: serde_json::Value = serde_json::from_slice(&body)?;
-        if health["ready"] == true {
-            let count = health["catalog"]["entities"].as_u64().unwrap_or(0) as usize;
-            if count != n {
-                bail!("ingested {count} entities, expected {n}: {health}");
-            }
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("ingest did not finish within 10 minutes");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let health = wait_ready(&mut conn, Duration::from_secs(600))?;
+    let count = health["catalog"]["entities"].as_u64().unwrap_or(0) as usize;
+    if count != n {
+        bail!("ingested {count} entities, expected {n}: {health}");
     }
     let ingest = started.elapsed();
     eprintln!(
@@ -481,16 +485,8 @@ pub(crate) fn append_row(path: &PathBuf, heading: &str, row: &str) -> anyhow::Re
 /// Builds the release host and the plugins, then measures.
 fn plugins(calls: usize) -> anyhow::Result<()> {
     tools::ensure_targets(&[crate::PLUGIN_TARGET])?;
-    tools::cargo(&[
-        "build",
-        "--release",
-        "--package",
-        "greenroom",
-        "--bin",
-        "greenroom",
-    ])?;
+    let bin = release_bin("greenroom", "greenroom")?;
     let target = tools::target_dir()?;
-    let bin = target.join("release/greenroom");
     let hello = tools::build_plugin("hello")?;
     let dir = target.join("bench/plugins");
     let _ = std::fs::remove_dir_all(&dir);

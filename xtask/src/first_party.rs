@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::bench::{append_row, measure, measure_with, plugin_bench, start};
+use crate::bench::{append_row, measure, measure_with, plugin_bench, release_bin, start};
 use crate::http::Conn;
 use crate::tools;
 
@@ -94,7 +94,7 @@ pub fn run() -> anyhow::Result<()> {
         ("greenroom", "greenroom"),
         ("greenroom-upstreams", "greenroom-upstreams"),
     ] {
-        tools::cargo(&["build", "--release", "--package", package, "--bin", bin])?;
+        release_bin(package, bin)?;
     }
     let target = tools::target_dir()?;
     let bin = target.join("release/greenroom");

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use crate::bench::{Rng, Shape, append_row, generate, measure, start};
+use crate::bench::{Rng, Shape, append_row, generate, measure, release_bin, start, wait_ready};
 use crate::http::Conn;
 use crate::tools;
 
@@ -19,16 +19,8 @@ pub fn run(n: usize) -> anyhow::Result<()> {
     if n < 1000 {
         bail!("--entities must be at least 1000");
     }
-    tools::cargo(&[
-        "build",
-        "--release",
-        "--package",
-        "greenroom",
-        "--bin",
-        "greenroom",
-    ])?;
+    let bin = release_bin("greenroom", "greenroom")?;
     let target = tools::target_dir()?;
-    let bin = target.join("release/greenroom");
     // The organisation is the catalog benchmark's (generated once).
     let org = target.join(format!("bench/catalog-{n}/org"));
     generate(&org, n)?;
@@ -49,17 +41,7 @@ pub fn run(n: usize) -> anyhow::Result<()> {
     let auth = "Authorization: Bearer bench-token\r\n";
     let server = start(&bin, &config)?;
     let mut conn = Conn::open(server.addr)?;
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let (_, body) = conn.get("/healthz")?;
-        if serde_json::from_slice::<serde_json::Value>(&body)?["ready"] == true {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("ingest did not finish within 10 minutes");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_ready(&mut conn, Duration::from_secs(600))?;
 
     // A coverage figure for every component.
     let shape = Shape::of(n);

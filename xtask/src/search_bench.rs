@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 
-use crate::bench::{Rng, append_row, generate, measure, start};
+use crate::bench::{Rng, append_row, generate, measure, release_bin, start, wait_ready};
 use crate::http::Conn;
 use crate::tools;
 
@@ -66,17 +66,9 @@ pub fn run(n: usize, pages: usize) -> anyhow::Result<()> {
     if n < 1000 + sites {
         bail!("--entities must be at least 1000 more than the documented components ({sites})");
     }
-    tools::cargo(&[
-        "build",
-        "--release",
-        "--package",
-        "greenroom",
-        "--bin",
-        "greenroom",
-    ])?;
+    let bin = release_bin("greenroom", "greenroom")?;
     let techdocs = tools::build_plugin("techdocs")?;
     let target = tools::target_dir()?;
-    let bin = target.join("release/greenroom");
     let dir = target.join(format!("bench/search-{n}-{pages}"));
     let org = dir.join("org");
     generate(&org, n - sites)?;
@@ -96,17 +88,7 @@ pub fn run(n: usize, pages: usize) -> anyhow::Result<()> {
     unsafe { std::env::set_var("GREENROOM_ADMIN_TOKEN", "bench-admin") };
     let server = start(&bin, &config)?;
     let mut conn = Conn::open(server.addr)?;
-    let deadline = Instant::now() + Duration::from_secs(900);
-    loop {
-        let (_, body) = conn.get("/healthz")?;
-        if serde_json::from_slice::<serde_json::Value>(&body)?["ready"] == true {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("ingest did not finish within 15 minutes");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_ready(&mut conn, Duration::from_secs(900))?;
     // A full build, timed by the server.
     let (status, body) = conn.post_json(
         "/api/search/rebuild",

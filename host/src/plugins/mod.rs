@@ -528,7 +528,8 @@ pub fn error_card_json(plugin: &Loaded, error: &CallError) -> Value {
     })
 }
 
-fn tone(t: types::Tone) -> &'static str {
+/// A tone as the API writes it.
+pub fn tone(t: types::Tone) -> &'static str {
     match t {
         types::Tone::Neutral => "neutral",
         types::Tone::Info => "info",

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::plugins::bindings::greenroom::plugin::types;
 use crate::plugins::host::entity_record;
-use crate::plugins::{CallError, Plugins};
+use crate::plugins::{CallError, Plugins, tone};
 use crate::store::{EventRecord, FactRecord, FactValue, Store, now_ms, valid_fact_name};
 
 /// Entities read per page while polling facts.
@@ -35,16 +35,6 @@ pub struct PollSummary {
     pub calls: usize,
     pub stored: usize,
     pub failures: usize,
-}
-
-fn tone(t: types::Tone) -> &'static str {
-    match t {
-        types::Tone::Neutral => "neutral",
-        types::Tone::Info => "info",
-        types::Tone::Good => "good",
-        types::Tone::Warning => "warning",
-        types::Tone::Critical => "critical",
-    }
 }
 
 impl Insights {
