@@ -78,7 +78,8 @@ async fn one(
     let store = state.store.clone();
     let body = blocking(move || {
         let c = find(&store, &name)?;
-        let targets = campaigns::evaluate(&store, &c)?;
+        let evaluation = campaigns::Evaluation::load(&store, &c)?;
+        let targets = evaluation.statuses(&c);
         let mut teams = Vec::new();
         let mut chase = Vec::new();
         let mut chase_more = 0usize;
@@ -99,7 +100,8 @@ async fn one(
                 }));
             }
         }
-        let burndown: Vec<Value> = campaigns::burndown(&store, &c, days, now_ms())?
+        let burndown: Vec<Value> = evaluation
+            .burndown(&store, &c, days, now_ms())?
             .into_iter()
             .map(|(day, done, total)| json!({"day": day, "done": done, "total": total}))
             .collect();

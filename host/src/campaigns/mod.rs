@@ -270,11 +270,13 @@ pub struct TargetStatus {
     pub reason: Option<String>,
 }
 
-/// The values a predicate reads, for every entity that has them.
-struct Inputs {
-    /// By (source, name): by entity ref for facts, by entity id otherwise.
-    facts: HashMap<String, HashMap<String, predicate::Value>>,
-    fields: HashMap<(Source, String), HashMap<i64, predicate::Value>>,
+/// The values a predicate reads, for every entity that has them. Looked
+/// up by a scan over the few inputs, so that no lookup allocates.
+pub struct Inputs {
+    /// Per fact name: values by entity ref.
+    facts: Vec<(String, HashMap<String, predicate::Value>)>,
+    /// Per other input: values by entity id.
+    fields: Vec<(Source, String, HashMap<i64, predicate::Value>)>,
 }
 
 fn to_value(v: crate::store::FactValue) -> predicate::Value {
@@ -296,8 +298,8 @@ fn field_key(source: Source, name: &str) -> String {
 
 impl Inputs {
     fn load(store: &Store, predicate: &Predicate) -> Result<Inputs, StoreError> {
-        let mut facts = HashMap::new();
-        let mut fields = HashMap::new();
+        let mut facts = Vec::new();
+        let mut fields = Vec::new();
         for (source, name) in predicate.inputs() {
             if source == Source::Fact {
                 let values = store
@@ -305,13 +307,13 @@ impl Inputs {
                     .into_iter()
                     .map(|(r, v)| (r, to_value(v)))
                     .collect();
-                facts.insert(name, values);
+                facts.push((name, values));
             } else {
                 let mut values = HashMap::new();
                 for (id, text) in store.values_of_key(&field_key(source, &name))? {
                     values.entry(id).or_insert(predicate::Value::Text(text));
                 }
-                fields.insert((source, name), values);
+                fields.push((source, name, values));
             }
         }
         Ok(Inputs { facts, fields })
@@ -325,89 +327,151 @@ impl Inputs {
         name: &str,
     ) -> Option<predicate::Value> {
         match source {
-            Source::Fact => self.facts.get(name)?.get(entity_ref).cloned(),
+            Source::Fact => self
+                .facts
+                .iter()
+                .find(|(n, _)| n == name)?
+                .1
+                .get(entity_ref)
+                .cloned(),
             _ => self
                 .fields
-                .get(&(source, name.to_string()))?
+                .iter()
+                .find(|(s, n, _)| *s == source && n == name)?
+                .2
                 .get(&id)
                 .cloned(),
         }
     }
 }
 
-/// The targets of a campaign and whether each is done, by entity ref.
-pub fn evaluate(store: &Store, campaign: &Campaign) -> Result<Vec<TargetStatus>, StoreError> {
-    let targets = store.filter_refs(&campaign.filter)?;
-    let inputs = Inputs::load(store, &campaign.done_when)?;
-    Ok(targets
-        .into_iter()
-        .filter(|(_, r, _)| !r.starts_with("campaign:"))
-        .map(|(id, r, owner)| {
-            let reason = campaign.done_when.explain(&|s, n| inputs.get(id, &r, s, n));
-            TargetStatus {
-                done: reason.is_none(),
-                reason,
-                entity_ref: r,
-                owner,
-            }
-        })
-        .collect())
+/// A fact's changes for one entity: (time, value), oldest first.
+type Timeline = Vec<(i64, predicate::Value)>;
+
+/// A campaign's targets (id, ref, owner) and the values its done-check
+/// reads, loaded once for its status and its burndown.
+pub struct Evaluation {
+    targets: Vec<(i64, String, Option<String>)>,
+    inputs: Inputs,
 }
 
-/// Done and total per day (UTC) for the last `days` days, today last:
-/// facts as they were at the end of each day (from their history), other
-/// fields as they are now, today's targets throughout.
-pub fn burndown(
-    store: &Store,
-    campaign: &Campaign,
-    days: usize,
-    now_ms: i64,
-) -> Result<Vec<(String, usize, usize)>, StoreError> {
-    const DAY: i64 = 86_400_000;
-    let targets: Vec<(i64, String, Option<String>)> = store
-        .filter_refs(&campaign.filter)?
-        .into_iter()
-        .filter(|(_, r, _)| !r.starts_with("campaign:"))
-        .collect();
-    let inputs = Inputs::load(store, &campaign.done_when)?;
-    // Per fact, per entity: the changes, oldest first.
-    let mut history: HashMap<String, HashMap<String, Vec<(i64, predicate::Value)>>> =
-        HashMap::new();
-    for (source, name) in campaign.done_when.inputs() {
-        if source == Source::Fact {
-            let mut by_ref: HashMap<String, Vec<(i64, predicate::Value)>> = HashMap::new();
-            for (r, at, v) in store.fact_changes(&name)? {
-                by_ref.entry(r).or_default().push((at, to_value(v)));
-            }
-            history.insert(name, by_ref);
-        }
+impl Evaluation {
+    pub fn load(store: &Store, campaign: &Campaign) -> Result<Evaluation, StoreError> {
+        let targets = store
+            .filter_refs(&campaign.filter)?
+            .into_iter()
+            .filter(|(_, r, _)| !r.starts_with("campaign:"))
+            .collect();
+        Ok(Evaluation {
+            targets,
+            inputs: Inputs::load(store, &campaign.done_when)?,
+        })
     }
-    let today_end = (now_ms / DAY + 1) * DAY;
-    let mut out = Vec::with_capacity(days);
-    for back in (0..days as i64).rev() {
-        let end = today_end - back * DAY;
-        let done = targets
+
+    /// Each target's status, in id order.
+    pub fn statuses(&self, campaign: &Campaign) -> Vec<TargetStatus> {
+        self.targets
             .iter()
-            .filter(|(id, r, _)| {
-                campaign.done_when.eval(&|s, n| match s {
-                    Source::Fact => history
-                        .get(n)?
-                        .get(r.as_str())?
-                        .iter()
-                        .rev()
-                        .find(|(at, _)| *at < end)
-                        .map(|(_, v)| v.clone()),
-                    _ => inputs.get(*id, r, s, n),
-                })
+            .map(|(id, r, owner)| {
+                let reason = campaign
+                    .done_when
+                    .explain(&|s, n| self.inputs.get(*id, r, s, n));
+                TargetStatus {
+                    done: reason.is_none(),
+                    reason,
+                    entity_ref: r.clone(),
+                    owner: owner.clone(),
+                }
             })
-            .count();
-        let day = humantime::format_rfc3339_seconds(
-            std::time::UNIX_EPOCH + std::time::Duration::from_millis((end - DAY) as u64),
-        )
-        .to_string();
-        out.push((day[..10].to_string(), done, targets.len()));
+            .collect()
     }
-    Ok(out)
+
+    /// Done and total per day (UTC) for the last `days` days, today last:
+    /// facts as they were at the end of each day (from their history),
+    /// other fields as they are now, today's targets throughout.
+    pub fn burndown(
+        &self,
+        store: &Store,
+        campaign: &Campaign,
+        days: usize,
+        now_ms: i64,
+    ) -> Result<Vec<(String, usize, usize)>, StoreError> {
+        const DAY: i64 = 86_400_000;
+        let inputs = campaign.done_when.inputs();
+        // Per fact: each entity's changes, oldest first.
+        let mut history: Vec<(String, HashMap<String, Timeline>)> = Vec::new();
+        for (source, name) in &inputs {
+            if *source == Source::Fact {
+                let mut by_ref: HashMap<String, Timeline> = HashMap::new();
+                for (r, at, v) in store.fact_changes(name)? {
+                    by_ref.entry(r).or_default().push((at, to_value(v)));
+                }
+                history.push((name.clone(), by_ref));
+            }
+        }
+        // Per target, every input resolved once: a fact's timeline, or
+        // another field's value now.
+        enum Resolved<'a> {
+            Timeline(&'a [(i64, predicate::Value)]),
+            Now(Option<predicate::Value>),
+        }
+        let resolved: Vec<Vec<(Source, &str, Resolved<'_>)>> = self
+            .targets
+            .iter()
+            .map(|(id, r, _)| {
+                inputs
+                    .iter()
+                    .map(|(source, name)| {
+                        let value = if *source == Source::Fact {
+                            Resolved::Timeline(
+                                history
+                                    .iter()
+                                    .find(|(n, _)| n == name)
+                                    .and_then(|(_, by_ref)| by_ref.get(r.as_str()))
+                                    .map_or(&[][..], Vec::as_slice),
+                            )
+                        } else {
+                            Resolved::Now(self.inputs.get(*id, r, *source, name))
+                        };
+                        (*source, name.as_str(), value)
+                    })
+                    .collect()
+            })
+            .collect();
+        let today_end = (now_ms / DAY + 1) * DAY;
+        let mut out = Vec::with_capacity(days);
+        for back in (0..days as i64).rev() {
+            let end = today_end - back * DAY;
+            let done = resolved
+                .iter()
+                .filter(|values| {
+                    campaign.done_when.eval(&|s, n| match &values
+                        .iter()
+                        .find(|(vs, vn, _)| *vs == s && *vn == n)?
+                        .2
+                    {
+                        Resolved::Now(v) => v.clone(),
+                        Resolved::Timeline(changes) => changes
+                            .iter()
+                            .rev()
+                            .find(|(at, _)| *at < end)
+                            .map(|(_, v)| v.clone()),
+                    })
+                })
+                .count();
+            let day = humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis((end - DAY) as u64),
+            )
+            .to_string();
+            out.push((day[..10].to_string(), done, self.targets.len()));
+        }
+        Ok(out)
+    }
+}
+
+/// The targets of a campaign and whether each is done.
+pub fn evaluate(store: &Store, campaign: &Campaign) -> Result<Vec<TargetStatus>, StoreError> {
+    Ok(Evaluation::load(store, campaign)?.statuses(campaign))
 }
 
 /// Progress by owning team, the teams with most left first.
