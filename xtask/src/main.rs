@@ -121,7 +121,7 @@ fn demo(release: bool) -> anyhow::Result<()> {
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?,
     );
-    seed_demo_history(&root.join("examples/demo/facts-history.json"))?;
+    seed_demo_history(&root.join("examples/demo/facts-history.json"), &mut portal)?;
     eprintln!("xtask: serving http://127.0.0.1:7007 (Ctrl-C stops it)");
     let status = portal.0.wait()?;
     if !status.success() {
@@ -136,7 +136,7 @@ const DEMO_SEED_TOKEN: &str = "GREENROOM_DEMO_SEED_TOKEN";
 /// Backfills the facts CI would have pushed over the last two months into
 /// a new demo store (once: a store that has them is left alone), so the
 /// campaigns' burndowns have a history.
-fn seed_demo_history(file: &std::path::Path) -> anyhow::Result<()> {
+fn seed_demo_history(file: &std::path::Path, portal: &mut ChildGuard) -> anyhow::Result<()> {
     let addr: std::net::SocketAddr = "127.0.0.1:7007".parse()?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let mut conn = loop {
@@ -145,6 +145,11 @@ fn seed_demo_history(file: &std::path::Path) -> anyhow::Result<()> {
                 .is_ok_and(|(_, b)| String::from_utf8_lossy(&b).contains("\"ready\":true"))
         {
             break c;
+        }
+        if let Some(status) = portal.0.try_wait()? {
+            anyhow::bail!(
+                "the demo portal stopped ({status}); its log above says why (is {addr} in use?)"
+            );
         }
         if std::time::Instant::now() > deadline {
             anyhow::bail!("the demo portal did not answer on {addr} within 2 minutes");
