@@ -60,41 +60,26 @@ impl Insights {
             return summary;
         }
         let limits = self.plugins.limits();
-        let mut after = 0i64;
-        loop {
-            let page = match self.store.entity_refs_after(after, PAGE) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!(error = %e, "facts poll cannot read the catalog");
-                    return summary;
-                }
+        let walked = self.store.each_entity(PAGE, |json| {
+            let Some(entity) = entity_record(json) else {
+                return;
             };
-            let Some((last, _)) = page.last() else { break };
-            after = *last;
-            for (_, r) in &page {
-                let Ok(Some(json)) = crate::catalog::EntityRef::parse(r, None, "default")
-                    .map_err(|_| ())
-                    .and_then(|er| self.store.entity_by_ref(&er, &[]).map_err(|_| ()))
-                else {
-                    continue;
-                };
-                let Some(entity) = entity_record(json) else {
-                    continue;
-                };
-                for plugin in &plugins {
-                    summary.calls += 1;
-                    match plugin.facts(&entity, &limits) {
-                        Ok(facts) => {
-                            summary.stored += self.store_facts(&plugin.manifest.id, &entity, facts);
-                        }
-                        Err(CallError::NotApplicable) => {}
-                        Err(e) => {
-                            summary.failures += 1;
-                            tracing::debug!(plugin = %plugin.manifest.id, entity = %r, error = %e, "facts call failed");
-                        }
+            for plugin in &plugins {
+                summary.calls += 1;
+                match plugin.facts(&entity, &limits) {
+                    Ok(facts) => {
+                        summary.stored += self.store_facts(&plugin.manifest.id, &entity, facts);
+                    }
+                    Err(CallError::NotApplicable) => {}
+                    Err(e) => {
+                        summary.failures += 1;
+                        tracing::debug!(plugin = %plugin.manifest.id, entity = %entity.entity_ref, error = %e, "facts call failed");
                     }
                 }
             }
+        });
+        if let Err(e) = walked {
+            tracing::error!(error = %e, "facts poll cannot read the catalog");
         }
         summary
     }

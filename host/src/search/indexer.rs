@@ -168,21 +168,9 @@ impl Indexer {
         let started = std::time::Instant::now();
         let seq = self.store.last_entity_change()?;
         self.index.remove_all()?;
-        let mut after = 0;
         let mut added = 0;
-        loop {
-            let page = self.store.entity_refs_after(after, PAGE)?;
-            let Some((last, _)) = page.last() else { break };
-            after = *last;
-            for (_, r) in page {
-                let Ok(er) = EntityRef::parse(&r, None, "default") else {
-                    continue;
-                };
-                if let Some(json) = self.store.entity_by_ref(&er, &[])? {
-                    added += self.add_entity(json);
-                }
-            }
-        }
+        self.store
+            .each_entity(PAGE, |json| added += self.add_entity(json))?;
         self.index.commit()?;
         self.last_seq.store(seq, Ordering::Release);
         self.store.forget_entity_changes(seq)?;

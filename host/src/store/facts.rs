@@ -94,21 +94,6 @@ pub fn valid_fact_name(name: &str) -> bool {
 const COLUMNS: &str = "f.entity_ref, f.name, f.type, f.number, f.text, f.source, f.url, f.at_ms";
 
 impl Store {
-    /// Entity ids and refs after `after` (by id), at most `limit`: for
-    /// walking the whole catalog a page at a time.
-    pub fn entity_refs_after(
-        &self,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<(i64, String)>, StoreError> {
-        self.read(|conn| {
-            Ok(conn
-                .prepare_cached("SELECT id, ref FROM entities WHERE id > ?1 ORDER BY id LIMIT ?2")?
-                .query_map(params![after, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<Vec<_>, _>>()?)
-        })
-    }
-
     /// The type facts named `name` hold, if any is stored.
     pub fn fact_type(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.read(|conn| {

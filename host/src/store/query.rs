@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use base64::Engine as _;
-use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -535,6 +535,35 @@ impl Store {
         })
     }
 
+    /// Calls `each` with every entity as served (JSON), in id order, reading
+    /// `page` at a time: for walks over the whole catalog (search builds,
+    /// facts polls) that write between pages.
+    pub fn each_entity(&self, page: usize, mut each: impl FnMut(String)) -> Result<(), StoreError> {
+        let sql = format!(
+            "SELECT {ENTITY_COLUMNS}, {} FROM entities e WHERE e.id > ?1 ORDER BY e.id LIMIT ?2",
+            orphan_column()
+        );
+        let mut after = 0i64;
+        loop {
+            let batch: Vec<(i64, String)> = self.read(|conn| {
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let mut rows = stmt.query(params![after, page as i64])?;
+                let mut out = Vec::with_capacity(page);
+                while let Some(row) = rows.next()? {
+                    out.push((row.get(0)?, assemble(conn, row, &[])?));
+                }
+                Ok(out)
+            })?;
+            let Some(&(last, _)) = batch.last() else {
+                return Ok(());
+            };
+            after = last;
+            for (_, json) in batch {
+                each(json);
+            }
+        }
+    }
+
     pub fn entity_by_uid(
         &self,
         uid: &str,
@@ -638,7 +667,7 @@ impl Store {
                 .prepare_cached(
                     "SELECT entity_id, COALESCE(original, value) FROM search WHERE key = ?1",
                 )?
-                .query_map(rusqlite::params![key], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .query_map(params![key], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<Result<Vec<_>, _>>()?)
         })
     }
