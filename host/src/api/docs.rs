@@ -134,10 +134,7 @@ async fn page(
             .map(|l| (l.label.clone(), l.href.clone()))
             .collect();
         let entity_json: Value = serde_json::from_str(&entity.json).unwrap_or(Value::Null);
-        let source = TechDocsSource::of(&entity_json, |p| {
-            let target = beside_entity(&store, &entity_ref, p).ok()?;
-            reader.reader().read(&target).ok()
-        });
+        let source = techdocs_source(&store, &reader, &entity_ref, &entity_json);
         let mut issue_body = format!("Page: {page_url}\n\n");
         let selection: String = selection.chars().take(2000).collect();
         if !selection.trim().is_empty() {
@@ -171,6 +168,20 @@ async fn page(
     Ok(Json(body).into_response())
 }
 
+/// Where an entity's TechDocs are, from its mkdocs.yml beside its catalog
+/// file (read within the plugins' limits).
+fn techdocs_source(
+    store: &crate::store::Store,
+    plugins: &crate::plugins::Plugins,
+    entity_ref: &str,
+    entity: &Value,
+) -> Option<TechDocsSource> {
+    TechDocsSource::of(entity, |p| {
+        let target = beside_entity(store, entity_ref, p).ok()?;
+        plugins.reader().read(&target).ok()
+    })
+}
+
 /// An image or other file of the entity's TechDocs, same origin, with a
 /// content type from an allow-list and headers that keep an SVG from
 /// running script.
@@ -188,11 +199,7 @@ async fn asset(
     let entity_ref = r.to_string();
     let bytes = blocking(move || {
         let entity: Value = serde_json::from_str(&entity_json).unwrap_or(Value::Null);
-        let read = |p: &str| {
-            let target = beside_entity(&store, &entity_ref, p).ok()?;
-            plugins.reader().read(&target).ok()
-        };
-        let source = TechDocsSource::of(&entity, read).ok_or_else(|| {
+        let source = techdocs_source(&store, &plugins, &entity_ref, &entity).ok_or_else(|| {
             ApiError::NotFound(format!(
                 "{entity_ref} has no TechDocs (backstage.io/techdocs-ref)"
             ))
