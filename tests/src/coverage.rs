@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::plugins::{by_plugin, cards, portal};
+use crate::plugins::{by_plugin, cards, error_text, portal};
 use crate::support::{FileServer, Portal};
 
 const ANNOTATION: &str = "greenroom.dev/coverage-report";
@@ -86,11 +86,6 @@ fn field<'a>(card: &'a Value, label: &str) -> Option<&'a str> {
         .iter()
         .find(|n| n["type"] == "field" && n["label"] == label)
         .and_then(|n| n["value"].as_str())
-}
-
-fn error_of(card: &Value) -> String {
-    assert_eq!(card["id"], "error", "expected an error card: {card}");
-    card["error"].as_str().unwrap().to_string()
 }
 
 /// Each real tool's report, with the totals that tool computes itself.
@@ -208,7 +203,7 @@ async fn reads_a_report_from_a_granted_url() {
     let facts = facts(&p, "coverage", "remote").await.unwrap();
     assert_eq!(facts[0], ("coverage.lines".to_string(), 86.7));
 
-    let error = error_of(by_plugin(&self::cards(&p, "ungranted").await, "coverage"));
+    let error = error_text(by_plugin(&self::cards(&p, "ungranted").await, "coverage"));
     assert!(
         error.contains("configuration error")
             && error.contains("127.0.0.1:1")
@@ -325,7 +320,7 @@ async fn bad_reports_become_clear_error_cards() {
     }
     let cases = &cases[..cases.len() - 1];
     for (name, report, expected) in cases {
-        let error = error_of(by_plugin(&cards(&p, name).await, "coverage"));
+        let error = error_text(by_plugin(&cards(&p, name).await, "coverage"));
         assert!(error.contains("plugin coverage"), "{name}: {error}");
         assert!(
             error.contains(expected),

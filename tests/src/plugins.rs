@@ -98,7 +98,11 @@ pub(crate) async fn fresh_error(p: &Portal, name: &str, plugin: &str) -> String 
         .json()
         .await
         .unwrap();
-    let card = by_plugin(cards["cards"].as_array().unwrap(), plugin);
+    error_text(by_plugin(cards["cards"].as_array().unwrap(), plugin))
+}
+
+/// The message of an error card; fails on any other card.
+pub(crate) fn error_text(card: &Value) -> String {
     assert_eq!(card["id"], "error", "expected an error card: {card}");
     card["error"].as_str().unwrap().to_string()
 }

@@ -6,7 +6,7 @@ use greenroom_upstreams::{Mode, Upstreams};
 use serde_json::Value;
 
 use crate::coverage::facts;
-use crate::plugins::{by_plugin, cards, fresh_error, portal};
+use crate::plugins::{by_plugin, cards, error_text, fresh_error, portal};
 use crate::support::Portal;
 
 /// Grants and settings for a first-party plugin talking to `upstream`
@@ -38,12 +38,6 @@ async fn sentry_portal(upstream: &Upstreams, settings: &str, names: &[(&str, &st
         &upstream_config("sentry", "SENTRY_TOKEN", upstream, &settings),
     )
     .await
-}
-
-fn error_of(cards: &[Value]) -> String {
-    let card = by_plugin(cards, "sentry");
-    assert_eq!(card["id"], "error", "expected an error card: {card}");
-    card["error"].as_str().unwrap().to_string()
 }
 
 /// What the upstream itself holds for a project: its issues, all pages.
@@ -192,7 +186,7 @@ async fn upstream_failures_become_clear_error_cards() {
         let error = fresh_error(&p, "payments", "sentry").await;
         assert!(error.contains(expected), "{mode:?}: {error}");
     }
-    let error = error_of(&cards(&p, "bad-slug").await);
+    let error = error_text(by_plugin(&cards(&p, "bad-slug").await, "sentry"));
     assert!(error.contains("is not a Sentry project slug"), "{error}");
 
     // Told to slow down, the plugin stays away until Retry-After passes.
@@ -224,7 +218,7 @@ async fn a_missing_organization_is_a_configuration_error() {
         &[("payments", "\"sentry.io/project-slug\": \"payments\"")],
     )
     .await;
-    let error = error_of(&cards(&p, "payments").await);
+    let error = error_text(by_plugin(&cards(&p, "payments").await, "sentry"));
     assert!(
         error.contains("configuration error") && error.contains("[plugins.config.sentry]"),
         "{error}"
