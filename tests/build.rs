@@ -14,6 +14,11 @@ fn main() {
         "wit",
         "examples/plugins/c-hello",
         "examples/plugins/python-hello/app.py",
+        "web/src",
+        "web/assets",
+        "web/index.html",
+        "web/Cargo.toml",
+        "web/Cargo.lock",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
@@ -59,6 +64,15 @@ fn main() {
         "cargo:rustc-env=GREENROOM_TEST_PYTHON_PLUGIN={}",
         python_plugin.display()
     );
+    // The web UI, for the browser tests.
+    let web = greenroom_web_build::build(
+        &root,
+        &target_dir.join("web"),
+        &target_dir.join("web-dist"),
+        &cargo,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    println!("cargo:rustc-env=GREENROOM_TEST_WEB={}", web.display());
     println!(
         "cargo:rustc-env=GREENROOM_TEST_PLUGINS={}",
         plugin_target.join("wasm32-wasip2/release").display()

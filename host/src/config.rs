@@ -23,6 +23,8 @@ pub struct Config {
     pub plugins: PluginsConfig,
     #[serde(default)]
     pub search: SearchConfig,
+    #[serde(default)]
+    pub web: WebConfig,
     /// The folder relative paths in the file are taken from.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -129,6 +131,17 @@ fn default_fetch_timeout() -> Duration {
 
 fn default_max_file_bytes() -> u64 {
     8 * 1024 * 1024
+}
+
+/// The web UI.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// The built app (`index.html` and `assets/`, as `cargo xtask web`
+    /// writes them), relative to this file. Unset: the environment
+    /// variable `GREENROOM_WEB_DIR`, and without it the API alone.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
 }
 
 /// Global search.
@@ -393,6 +406,16 @@ impl Config {
             path.to_path_buf()
         } else {
             self.base_dir.join(path)
+        }
+    }
+
+    /// Where the built web UI is, if anywhere.
+    pub fn web_dir(&self) -> Option<PathBuf> {
+        match &self.web.dir {
+            Some(dir) => Some(self.resolve(dir)),
+            None => std::env::var_os("GREENROOM_WEB_DIR")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from),
         }
     }
 

@@ -216,6 +216,17 @@ pub fn render(markdown: &str, links: &Links<'_>) -> Rendered {
     }
 }
 
+/// A plugin card's Markdown as sanitised HTML. A card has no docs folder,
+/// so relative links stay within the portal.
+pub fn render_fragment(markdown: &str) -> String {
+    let links = Links {
+        pages: "",
+        assets: "",
+        folder: "",
+    };
+    render(markdown, &links).html
+}
+
 /// What may stay in a page: ammonia's safe defaults (no script, style,
 /// event handlers or `javascript:` URLs), plus heading anchors,
 /// collapsible admonitions and classes for admonitions and code.

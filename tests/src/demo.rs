@@ -195,14 +195,14 @@ pub(crate) fn demo_config(dir: &Path, plugins: &[&str]) -> Config {
     config
 }
 
-#[tokio::test]
-async fn demo_shows_live_looking_plugin_cards_docs_and_deployments() {
-    let upstream = greenroom_upstreams::Upstreams::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = demo_config(dir.path(), &["github", "sentry", "coverage", "techdocs"]);
-    // The demo's settings, pointed at this test's stand-in instead of 7008.
+/// The demo's config with these plugins, GitHub and Sentry pointed at
+/// `upstream` (a test's own stand-in) instead of 127.0.0.1:7008.
+pub(crate) fn live_demo_config(
+    dir: &Path,
+    plugins: &[&str],
+    upstream: &greenroom_upstreams::Upstreams,
+) -> Config {
+    let mut config = demo_config(dir, plugins);
     for (plugin, url) in [
         ("github", upstream.github_url()),
         ("sentry", upstream.sentry_url()),
@@ -229,6 +229,20 @@ async fn demo_shows_live_looking_plugin_cards_docs_and_deployments() {
             )
         };
     }
+    config
+}
+
+#[tokio::test]
+async fn demo_shows_live_looking_plugin_cards_docs_and_deployments() {
+    let upstream = greenroom_upstreams::Upstreams::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = live_demo_config(
+        dir.path(),
+        &["github", "sentry", "coverage", "techdocs"],
+        &upstream,
+    );
     let p = Portal::start_with(dir, config).await;
 
     let cards = p.ok("/api/cards/component/default/payment-gateway").await["cards"]

@@ -4,6 +4,7 @@
 #![cfg(test)]
 
 mod bad_input;
+mod browser;
 mod campaigns;
 mod catalog_api;
 mod coverage;

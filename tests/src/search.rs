@@ -87,6 +87,15 @@ async fn relevance_on_the_demo_organisation() {
             .starts_with("/docs/default/component/"),
         "{item}"
     );
+    // `doc=entity` leaves the docs pages out.
+    let entities = search(&p, &format!("{}&doc=entity", q("runbook"))).await;
+    let items = entities["items"].as_array().unwrap();
+    assert!(items.iter().all(|i| i["type"] == "entity"), "{entities}");
+    assert!(
+        (entities["total"].as_u64().unwrap())
+            < (search(&p, &q("runbook")).await["total"].as_u64().unwrap()),
+        "{entities}"
+    );
 }
 
 #[tokio::test]

@@ -48,6 +48,12 @@ pub enum Bench {
         #[arg(long, default_value_t = 50_000)]
         pages: usize,
     },
+    /// The web UI in headless Chromium at N entities: time from navigation
+    /// to the catalog's first rows.
+    Web {
+        #[arg(long, default_value_t = 100_000)]
+        entities: usize,
+    },
 }
 
 pub fn run(what: Bench) -> anyhow::Result<()> {
@@ -57,6 +63,7 @@ pub fn run(what: Bench) -> anyhow::Result<()> {
         Bench::FirstParty => crate::first_party::run(),
         Bench::Insights { entities } => crate::insights_bench::run(entities),
         Bench::Search { entities, pages } => crate::search_bench::run(entities, pages),
+        Bench::Web { entities } => crate::web_bench::run(entities),
     }
 }
 
@@ -81,7 +88,7 @@ impl Rng {
 pub(crate) struct Shape {
     domains: usize,
     systems: usize,
-    groups: usize,
+    pub(crate) groups: usize,
     users: usize,
     apis: usize,
     resources: usize,

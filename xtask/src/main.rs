@@ -8,6 +8,7 @@ mod http;
 mod insights_bench;
 mod search_bench;
 mod tools;
+mod web_bench;
 
 use std::process::ExitCode;
 
@@ -29,8 +30,12 @@ enum Command {
         #[arg(long)]
         release: bool,
     },
-    /// Every check and test of the project: fmt, clippy, unit, integration.
+    /// Every check and test of the project: fmt, clippy, unit, integration
+    /// and browser tests.
     Test,
+    /// Build the web UI into <target>/web-dist (the host serves it with
+    /// `[web] dir` or GREENROOM_WEB_DIR).
+    Web,
     /// Benchmarks, release builds; figures are appended to BENCHMARKS.md.
     Bench {
         #[command(subcommand)]
@@ -43,6 +48,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo { release } => demo(release),
         Command::Test => test(),
+        Command::Web => tools::build_web().map(|dir| println!("{}", dir.display())),
         Command::Bench { what } => bench::run(what),
     };
     match result {
@@ -63,6 +69,9 @@ const C_PLUGIN_PACKAGES: &[&str] = &["clang", "lld", "wasi-libc", "libclang-rt-1
 /// Builds the Python plugin example.
 pub(crate) const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 
+/// The browser the UI tests drive, and its WebDriver.
+const BROWSER_PACKAGES: &[&str] = &["chromium", "chromium-driver"];
+
 /// The plugins the demo portal runs.
 const DEMO_PLUGINS: &[&str] = &["hello", "github", "sentry", "coverage", "techdocs"];
 
@@ -82,6 +91,9 @@ fn demo(release: bool) -> anyhow::Result<()> {
         std::fs::copy(&built, plugins_dir.join(format!("{name}.wasm")))
             .with_context(|| format!("cannot copy {}", built.display()))?;
     }
+    let web = tools::build_web()?;
+    // SAFETY: xtask is single-threaded here; the portal inherits it.
+    unsafe { std::env::set_var("GREENROOM_WEB_DIR", &web) };
     let _upstreams = start_demo_upstreams(release)?;
     // Throwaway tokens for the stand-ins; real ones are left alone.
     for secret in [
@@ -241,7 +253,19 @@ fn test() -> anyhow::Result<()> {
     tools::ensure_targets(&[PLUGIN_TARGET])?;
     tools::ensure_debian(C_PLUGIN_PACKAGES)?;
     tools::ensure_pip_tool("componentize-py", COMPONENTIZE_PY)?;
+    // The tests' build script builds the web UI; the browser tests drive
+    // Debian's Chromium through chromedriver.
+    tools::ensure_targets(&[greenroom_web_build::WEB_TARGET])?;
+    tools::ensure_wasm_bindgen()?;
+    tools::ensure_debian(BROWSER_PACKAGES)?;
     tools::cargo(&["fmt", "--all", "--check"])?;
+    tools::cargo(&[
+        "fmt",
+        "--all",
+        "--check",
+        "--manifest-path",
+        "web/Cargo.toml",
+    ])?;
     tools::cargo(&[
         "fmt",
         "--all",
@@ -263,6 +287,18 @@ fn test() -> anyhow::Result<()> {
         "plugins/Cargo.toml",
         "--target",
         PLUGIN_TARGET,
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    tools::cargo(&[
+        "clippy",
+        "--manifest-path",
+        "web/Cargo.toml",
+        "--target",
+        greenroom_web_build::WEB_TARGET,
+        "--target-dir",
+        &tools::target_dir()?.join("web").to_string_lossy(),
         "--",
         "-D",
         "warnings",

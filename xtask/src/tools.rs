@@ -205,3 +205,40 @@ fn ensure_rustup(
     }
     Ok(())
 }
+
+/// Installs the wasm-bindgen CLI that `web/Cargo.lock` needs when it is
+/// missing or of another version (from crates.io, built here: nothing is
+/// downloaded from elsewhere).
+pub fn ensure_wasm_bindgen() -> anyhow::Result<()> {
+    let root = workspace_root()?;
+    let version = greenroom_web_build::wasm_bindgen_version(&root).map_err(anyhow::Error::msg)?;
+    if greenroom_web_build::installed_wasm_bindgen().as_deref() == Some(version.as_str()) {
+        return Ok(());
+    }
+    let command = greenroom_web_build::install_command(&version);
+    eprintln!("xtask: {command} (a few minutes, once)");
+    let status = Command::new("cargo")
+        .args(["install", "wasm-bindgen-cli", "--version", &version])
+        .status()
+        .context("cannot run cargo install")?;
+    if !status.success() {
+        bail!("installing the wasm-bindgen CLI failed; run `{command}` yourself and try again");
+    }
+    Ok(())
+}
+
+/// Builds the web UI into `<target>/web-dist` and returns that folder.
+pub fn build_web() -> anyhow::Result<PathBuf> {
+    ensure_targets(&[greenroom_web_build::WEB_TARGET])?;
+    ensure_wasm_bindgen()?;
+    let target = target_dir()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("xtask: building the web UI");
+    greenroom_web_build::build(
+        &workspace_root()?,
+        &target.join("web"),
+        &target.join("web-dist"),
+        &cargo,
+    )
+    .map_err(anyhow::Error::msg)
+}

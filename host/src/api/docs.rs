@@ -21,6 +21,10 @@ use crate::plugins::host::beside_entity;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/docs/{kind}/{namespace}/{name}", get(home))
+        .route(
+            "/api/entities/{kind}/{namespace}/{name}/definition",
+            get(definition),
+        )
         .route("/api/docs/{kind}/{namespace}/{name}/{*path}", get(page))
 }
 
@@ -228,4 +232,52 @@ async fn asset(
         HeaderValue::from_static("public, max-age=300"),
     );
     Ok(response)
+}
+
+/// `GET /api/entities/:kind/:ns/:name/definition`: an API's
+/// `spec.definition` as text and, when it is YAML or JSON, as a document,
+/// with `format` telling OpenAPI from AsyncAPI so the UI can show it
+/// readably. A definition that does not parse is still served as text,
+/// with the parse error and its line.
+async fn definition(
+    State(state): State<AppState>,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let r = EntityRef::new(&kind, &namespace, &name);
+    let store = state.store.clone();
+    let lookup = r.clone();
+    let fields = ["spec.type".to_string(), "spec.definition".to_string()];
+    let json = blocking(move || Ok(store.entity_by_ref(&lookup, &fields)?))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("No entity {r} found")))?;
+    let entity: Value = serde_json::from_str(&json)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored entity {r}: {e}")))?;
+    let Some(text) = entity["spec"]["definition"].as_str() else {
+        return Err(ApiError::NotFound(format!(
+            "{r} has no spec.definition; only API entities carry one"
+        )));
+    };
+    let (document, error) = match crate::ingest::yaml::parse_documents(text) {
+        Ok(mut docs) if !docs.is_empty() => (docs.swap_remove(0).value, None),
+        Ok(_) => (Value::Null, None),
+        Err(e) => (
+            Value::Null,
+            Some(format!("line {}, column {}: {}", e.line, e.col, e.message)),
+        ),
+    };
+    let format = if document.get("openapi").is_some() || document.get("swagger").is_some() {
+        "openapi"
+    } else if document.get("asyncapi").is_some() {
+        "asyncapi"
+    } else {
+        "other"
+    };
+    Ok(Json(json!({
+        "entityRef": r.to_string(),
+        "type": entity["spec"]["type"],
+        "format": format,
+        "text": text,
+        "document": document,
+        "error": error,
+    })))
 }

@@ -29,7 +29,7 @@ use crate::store::{EventQuery, EventRecord, FactRecord, FactValue, now_ms, valid
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/facts", post(push_facts))
+        .route("/api/facts", post(push_facts).get(fact_names))
         .route("/api/facts/{name}/top", get(top))
         .route(
             "/api/entities/{kind}/{namespace}/{name}/facts",
@@ -197,6 +197,18 @@ async fn push_facts(
     })
     .await?;
     Ok(Json(json!({"stored": stored.0, "changed": stored.1})))
+}
+
+/// `GET /api/facts`: the fact names known, with their type and how many
+/// entities have each.
+async fn fact_names(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    let names = blocking(move || Ok(store.fact_names()?)).await?;
+    let items: Vec<Value> = names
+        .into_iter()
+        .map(|(name, kind, n)| json!({"name": name, "type": kind, "entities": n}))
+        .collect();
+    Ok(Json(json!({ "items": items })))
 }
 
 #[derive(serde::Deserialize)]

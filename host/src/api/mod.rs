@@ -1,5 +1,6 @@
 //! The HTTP API (axum): Backstage-compatible catalog routes under
-//! `/api/catalog`, and `/healthz`.
+//! `/api/catalog`, Greenroom's own under `/api/`, `/healthz`, and the web
+//! UI on every other path.
 //!
 //! **Invariant:** only `api` knows HTTP. Handlers parse requests, call the
 //! store on blocking threads and shape responses; they hold no state of
@@ -14,6 +15,7 @@ mod error;
 mod insights;
 mod plugins;
 mod search;
+mod web;
 
 use std::sync::Arc;
 
@@ -43,8 +45,8 @@ pub struct AppState {
 
 /// The whole HTTP surface; used by `serve` and by tests.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(index))
+    let web_dir = state.config.web_dir();
+    let router = Router::new()
         .route("/healthz", get(healthz))
         .nest("/api/catalog", catalog::router())
         .merge(plugins::router())
@@ -53,8 +55,10 @@ pub fn app(state: AppState) -> Router {
         .merge(insights::router())
         .merge(campaigns::router())
         .merge(search::router())
-        .fallback(not_found)
-        .with_state(state)
+        .merge(web::router(web_dir))
+        .fallback(web::not_found)
+        .with_state(state);
+    web::security_headers(router)
 }
 
 /// `axum::Json`, but a bad body is answered in our own error format.
@@ -88,13 +92,4 @@ async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value
         "catalog": stats,
         "search": {"documents": state.search.index.documents()},
     })))
-}
-
-/// Until the web UI lands, `/` says what this server offers.
-async fn index() -> axum::response::Html<&'static str> {
-    axum::response::Html(include_str!("index.html"))
-}
-
-async fn not_found(uri: axum::http::Uri) -> ApiError {
-    ApiError::NotFound(format!("no route for {}", uri.path()))
 }

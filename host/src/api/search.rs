@@ -1,4 +1,4 @@
-//! `GET /api/search?q=&kind=&owner=&type=&limit=&cursor=`: global search
+//! `GET /api/search?q=&kind=&owner=&type=&doc=&limit=&cursor=`: global search
 //! over entities and plugin documents, each hit with its owner and, for
 //! entities, their facts and the last day's events, so that during an
 //! incident one query answers who owns it, what was deployed and how it
@@ -44,6 +44,8 @@ struct Params {
     owner: Option<String>,
     #[serde(rename = "type")]
     spec_type: Option<String>,
+    /// `entity` for catalog entities only.
+    doc: Option<String>,
     limit: Option<usize>,
     cursor: Option<String>,
 }
@@ -83,6 +85,7 @@ async fn search(
             .spec_type
             .filter(|t| !t.is_empty())
             .map(|t| t.to_lowercase()),
+        doc_type: p.doc.filter(|d| !d.is_empty()),
         limit,
         offset,
     };

@@ -553,7 +553,10 @@ pub fn node_json(n: &types::Node) -> Value {
     match n {
         Node::Heading(t) => json!({"type": "heading", "text": t}),
         Node::Text(t) => json!({"type": "text", "text": t}),
-        Node::Markdown(t) => json!({"type": "markdown", "markdown": t}),
+        // Rendered and sanitised here: the web UI shows `html` as is.
+        Node::Markdown(t) => {
+            json!({"type": "markdown", "markdown": t, "html": crate::docs::render_fragment(t)})
+        }
         Node::Field(f) => {
             json!({"type": "field", "label": f.label, "value": f.value, "tone": f.tone.map(tone)})
         }

@@ -128,6 +128,8 @@ pub struct SearchQuery {
     pub kind: Option<String>,
     pub owner: Option<String>,
     pub spec_type: Option<String>,
+    /// Only documents of this type: `entity`, or a plugin's (`docs`, …).
+    pub doc_type: Option<String>,
     pub limit: usize,
     pub offset: usize,
 }
@@ -497,6 +499,7 @@ impl SearchIndex {
             (f.kind, q.kind.as_deref()),
             (f.owner, q.owner.as_deref()),
             (f.spec_type, q.spec_type.as_deref()),
+            (f.doc_type, q.doc_type.as_deref()),
         ];
         let mut any_filter = false;
         for (field, value) in filters {

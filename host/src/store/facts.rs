@@ -104,6 +104,19 @@ impl Store {
         })
     }
 
+    /// Every fact name with its type and how many entities have it.
+    pub fn fact_names(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT name, min(type), count(*) FROM facts GROUP BY name ORDER BY name",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
     /// Which of `refs` are entities in the catalog.
     pub fn existing_refs(&self, refs: &[&str]) -> Result<Vec<bool>, StoreError> {
         self.read(|conn| {

@@ -2,7 +2,7 @@
 //! input, so the host's tests can check each call path end to end.
 
 use greenroom_plugin_sdk::{
-    Action, Card, CardBuilder, DocPage, Entity, Event, Fact, FactValue, Link, Plugin, PluginError,
+    Action, Badge, Card, CardBuilder, Cell, DocPage, Entity, Event, Fact, FactValue, Link, Plugin, PluginError,
     SearchDocument, Tone, host, manifest, register_plugin,
 };
 
@@ -22,7 +22,11 @@ impl Plugin for Everything {
             let body = String::from_utf8_lossy(&r.body);
             card = card.field("Upstream", &format!("{} {body}", r.status), None);
         }
-        Ok(vec![card.build()])
+        let mut cards = vec![card.build()];
+        if entity.annotation("test/gallery").is_some() {
+            cards.push(gallery());
+        }
+        Ok(cards)
     }
 
     fn facts(entity: Entity) -> Result<Vec<Fact>, PluginError> {
@@ -92,3 +96,36 @@ impl Plugin for Everything {
 }
 
 register_plugin!(Everything);
+
+/// Every node type of the contract, with text that must stay text and
+/// links that must not be followed, for the web UI's tests.
+fn gallery() -> Card {
+    CardBuilder::new("gallery", "Gallery")
+        .heading("Every node")
+        .text("<script>window.injected = 1</script> stays text")
+        .markdown("**Bold** and <img src=x onerror=\"window.injected=2\"> and [bad](javascript:alert(1))")
+        .field("Status", "green", Some(Tone::Good))
+        .field("Plain", "just a value", None)
+        .link("Safe link", "https://example.com/docs")
+        .link("Hostile link", "javascript:window.injected=3")
+        .badge("beta", Tone::Warning)
+        .progress(3.0, 4.0, Some("3 of 4 checks"))
+        .sparkline(vec![1.0, 3.0, 2.0, 5.0])
+        .table(
+            &["Name", "Where", "State"],
+            vec![vec![
+                Cell::Text("row one".into()),
+                Cell::Link(Link {
+                    label: "cell link".into(),
+                    href: "data:text/html,<b>x</b>".into(),
+                }),
+                Cell::Badge(Badge {
+                    label: "failing".into(),
+                    tone: Tone::Critical,
+                }),
+            ]],
+        )
+        .code("fn main() {}\n<b>not bold</b>")
+        .divider()
+        .build()
+}

@@ -1,0 +1,665 @@
+//! The web UI in a real browser: Debian's Chromium, driven through
+//! chromedriver (WebDriver), against the real host serving the demo
+//! organisation with the first-party plugins and the built Yew app. Each
+//! test saves screenshots under `<target>/screenshots/`.
+//!
+//! Chromium and chromedriver come from `cargo xtask test` (Debian's
+//! `chromium` and `chromium-driver`); without them these tests fail and
+//! say what to install, never skip.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use greenroom_upstreams::Upstreams;
+use greenroom_web_build::browser::{Browser, WAIT};
+use serde_json::json;
+
+use crate::demo::live_demo_config;
+use crate::support::Portal;
+
+const ADMIN_TOKEN: &str = "browser-test-admin";
+
+/// WebDriver's key codes.
+const ENTER: &str = "\u{E007}";
+const ARROW_DOWN: &str = "\u{E015}";
+
+/// Saves a PNG of what the browser shows under `<target>/screenshots/`.
+async fn screenshot(b: &Browser, name: &str) -> PathBuf {
+    let png = b.client.screenshot().await.unwrap();
+    let dir = screenshots();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.png"));
+    std::fs::write(&path, png).unwrap();
+    path
+}
+
+async fn browser(width: u32, height: u32) -> Browser {
+    Browser::start(width, height)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// `<target>/screenshots`: the web build is `<target>/web-dist`.
+fn screenshots() -> PathBuf {
+    PathBuf::from(env!("GREENROOM_TEST_WEB"))
+        .parent()
+        .unwrap()
+        .join("screenshots")
+}
+
+/// The demo as `cargo xtask demo` runs it, serving the built web UI; with
+/// more plugins, and a catalog file of more entities.
+async fn portal(upstream: &Upstreams, extra_plugins: &[&str], extra_yaml: Option<&str>) -> Portal {
+    let dir = tempfile::tempdir().unwrap();
+    let mut plugins = vec!["hello", "github", "sentry", "coverage", "techdocs"];
+    plugins.extend_from_slice(extra_plugins);
+    let mut config = live_demo_config(dir.path(), &plugins, upstream);
+    if let Some(yaml) = extra_yaml {
+        let file = dir.path().join("extra.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        config
+            .catalog
+            .locations
+            .push(greenroom::config::LocationConfig {
+                kind: "file".into(),
+                target: file.display().to_string(),
+            });
+    }
+    config.web.dir = Some(PathBuf::from(env!("GREENROOM_TEST_WEB")));
+    config.server.admin_token_env = "GREENROOM_BROWSER_TEST_ADMIN".into();
+    // SAFETY: every test sets the same value.
+    unsafe { std::env::set_var("GREENROOM_BROWSER_TEST_ADMIN", ADMIN_TOKEN) };
+    let p = Portal::start_with(dir, config).await;
+    // What the serve loops would gather within minutes: facts (health)
+    // and events (deployments) from the plugins, and the search index.
+    let insights = p.state.insights.clone();
+    tokio::task::spawn_blocking(move || {
+        insights.poll_facts();
+        insights.poll_events();
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + WAIT;
+    while p.ok("/healthz").await["search"]["documents"].as_u64() < Some(100) {
+        assert!(Instant::now() < deadline, "the search index was not built");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    p
+}
+
+async fn upstream() -> Upstreams {
+    Upstreams::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// A new user: chooses who they are, sees their team's services, searches
+/// for a service with the keyboard, opens it (owner, plugin cards), reads
+/// its docs and finds the report-issue link.
+#[tokio::test]
+async fn a_new_user_finds_a_service_its_cards_and_its_docs() {
+    let up = upstream().await;
+    let p = portal(&up, &[], None).await;
+    let b = browser(1280, 1000).await;
+    b.client.goto(&format!("{}/", p.base)).await.unwrap();
+
+    // Nobody is chosen yet: the homepage asks.
+    b.find("#whoami-select option[value='user:default/daniel.kim']")
+        .await;
+    assert!(b.text().await.contains("Who are you?"));
+    screenshot(&b, "home-new-user").await;
+    b.find("#whoami-select")
+        .await
+        .select_by_value("user:default/daniel.kim")
+        .await
+        .unwrap();
+    b.until("document.body.innerText.includes(\"My teams' services\")")
+        .await;
+    // daniel.kim is in team-checkout: its services, with health from facts.
+    b.until("document.querySelector('.team-services a[href=\"/catalog/default/component/order-service\"]')")
+        .await;
+    let team = b
+        .eval("document.querySelector('.team-services h3').innerText")
+        .await;
+    assert_eq!(team, "team-checkout");
+    b.until("document.querySelectorAll('.team-services .badge').length > 0")
+        .await;
+    assert_eq!(
+        b.eval("localStorage.getItem('greenroom.user')").await,
+        "user:default/daniel.kim"
+    );
+    screenshot(&b, "home").await;
+
+    // `/` focuses the search box (and types nothing into it); typing and
+    // Enter searches.
+    b.client
+        .execute("document.activeElement.blur()", vec![])
+        .await
+        .unwrap();
+    let slash = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: '/' })
+        .then(KeyAction::Up { value: '/' });
+    b.client.perform_actions(slash).await.unwrap();
+    assert_eq!(b.eval("document.activeElement.id").await, "home-search");
+    assert_eq!(
+        b.eval("document.querySelector('#home-search').value").await,
+        ""
+    );
+    b.find("#home-search")
+        .await
+        .send_keys(&format!("order service{ENTER}"))
+        .await
+        .unwrap();
+    b.until("document.querySelector('a.result-link')").await;
+    assert_eq!(b.path().await, "/search?query=order+service");
+    let groups = b
+        .eval("[...document.querySelectorAll('.result-group h2')].map(h => h.innerText)")
+        .await;
+    assert!(
+        groups[0]
+            .as_str()
+            .unwrap()
+            .starts_with("Services and components"),
+        "{groups}"
+    );
+    let first = b
+        .eval("document.querySelector('a.result-link').getAttribute('href')")
+        .await;
+    assert_eq!(first, "/catalog/default/component/order-service");
+    // Arrow keys move through the results.
+    b.find("#search-page-input")
+        .await
+        .send_keys(ARROW_DOWN)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.eval("document.activeElement.getAttribute('href')").await,
+        first
+    );
+    screenshot(&b, "search").await;
+    b.client
+        .execute("document.activeElement.click()", vec![])
+        .await
+        .unwrap();
+
+    // The entity page: header with its owner, cards from each plugin.
+    b.until("location.pathname === '/catalog/default/component/order-service'")
+        .await;
+    b.until("document.querySelector('h1') && document.querySelector('h1').innerText === 'order-service'")
+        .await;
+    let owner = b
+        .eval("[...document.querySelectorAll('.meta-item')].find(m => m.querySelector('dt').innerText.toLowerCase() === 'owner').querySelector('a').getAttribute('href')")
+        .await;
+    assert_eq!(owner, "/catalog/default/group/team-checkout");
+    for plugin in ["coverage", "github", "sentry", "hello"] {
+        b.find(&format!(".card[data-plugin='{plugin}']")).await;
+    }
+    let coverage = b
+        .eval("document.querySelector(\".card[data-plugin='coverage']\").innerText")
+        .await;
+    assert!(
+        coverage.as_str().unwrap().contains("Least covered files"),
+        "{coverage}"
+    );
+    assert!(
+        b.eval("document.querySelector(\".card[data-plugin='github'] .card-source\").innerText")
+            .await
+            .as_str()
+            .unwrap()
+            .starts_with("from plugin github")
+    );
+    screenshot(&b, "entity").await;
+
+    // Its docs, in the Docs tab, with the report-issue link.
+    b.find("a.tab[href='/catalog/default/component/order-service/docs']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.until("document.querySelector('.docs-page h1')").await;
+    let report = b
+        .eval("[...document.querySelectorAll('a')].find(a => a.innerText === 'Report an issue with this page').href")
+        .await;
+    let report = report.as_str().unwrap();
+    assert!(
+        report.starts_with("https://github.com/northwind/order-service/issues/new?"),
+        "{report}"
+    );
+    assert!(report.contains("title="), "{report}");
+    // The docs reader on its own route, with navigation and contents.
+    b.client
+        .goto(&format!("{}/docs/default/component/order-service", p.base))
+        .await
+        .unwrap();
+    b.until("document.querySelector('.docs-nav a') && document.querySelector('.toc a')")
+        .await;
+    screenshot(&b, "docs").await;
+}
+
+/// The catalog filters by owner on the server, keeps the filter in the URL
+/// (shareable, back button), sorts and pages; and says how fast its first
+/// rows came.
+#[tokio::test]
+async fn the_catalog_filters_by_owner_in_the_url() {
+    let up = upstream().await;
+    let p = portal(&up, &[], None).await;
+    let b = browser(1280, 900).await;
+    b.client.goto(&format!("{}/catalog", p.base)).await.unwrap();
+    let rendered = b
+        .until("document.querySelector('#catalog-table') && document.querySelector('#catalog-table').dataset.renderedMs")
+        .await;
+    println!("catalog: first rows {rendered} ms after navigation (demo, debug host)");
+    let total: usize = b
+        .eval("document.querySelector('#catalog-count').innerText")
+        .await
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(total > 100, "{total}");
+    // One page of rows, never the whole catalog.
+    let rows = b
+        .eval("document.querySelectorAll('#catalog-table tbody tr').length")
+        .await;
+    assert_eq!(rows, 25);
+
+    b.find("#facet-owner option[value='team-checkout']").await;
+    b.find("#facet-owner")
+        .await
+        .select_by_value("team-checkout")
+        .await
+        .unwrap();
+    b.until("location.search.includes('owner=team-checkout') && document.querySelector('#catalog-count').innerText.startsWith('10 ')")
+        .await;
+    let owners = b
+        .eval("[...document.querySelectorAll('#catalog-table tbody tr td:nth-child(4)')].map(td => td.innerText)")
+        .await;
+    let owners = owners.as_array().unwrap();
+    assert_eq!(owners.len(), 10);
+    assert!(owners.iter().all(|o| o == "team-checkout"), "{owners:?}");
+    screenshot(&b, "catalog-by-owner").await;
+
+    // Sorting by name, descending, from the column header.
+    b.client
+        .execute(
+            "[...document.querySelectorAll('th button.sort')][0].click()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.until("location.search.includes('order=metadata.name%2Cdesc')")
+        .await;
+    b.until("document.querySelector('th[aria-sort=\"descending\"]')")
+        .await;
+
+    // A shared link opens the same view.
+    let shared = b.path().await;
+    b.client.goto(&format!("{}{shared}", p.base)).await.unwrap();
+    b.until("document.querySelector('#catalog-count') && document.querySelector('#catalog-count').innerText.startsWith('10 ')")
+        .await;
+    assert_eq!(
+        b.eval("document.querySelector('#facet-owner').value").await,
+        "team-checkout"
+    );
+
+    // Back twice: the unfiltered catalog again.
+    b.client.back().await.unwrap();
+    b.client.back().await.unwrap();
+    b.until(&format!(
+        "document.querySelector('#catalog-count') && document.querySelector('#catalog-count').innerText === '{total} entities'"
+    ))
+    .await;
+}
+
+/// A team's page: members, the team around it, what it owns with health,
+/// its campaign tasks. Then the plugins admin: health and capabilities,
+/// and disabling a plugin with the admin token.
+#[tokio::test]
+async fn a_team_page_and_the_plugins_admin() {
+    let up = upstream().await;
+    let p = portal(&up, &[], None).await;
+    let b = browser(1280, 1100).await;
+    b.client
+        .goto(&format!("{}/catalog/default/group/team-checkout", p.base))
+        .await
+        .unwrap();
+    b.until("document.querySelector('#owned-title') && document.querySelectorAll('.panel table tbody tr').length > 3")
+        .await;
+    let text = b.text().await;
+    assert!(text.contains("Members ("), "{text}");
+    assert!(
+        b.eval("!!document.querySelector('a[href=\"/catalog/default/user/daniel.kim\"]')")
+            .await
+            == true
+    );
+    assert!(
+        b.eval("!!document.querySelector('a[href=\"/catalog/default/component/order-service\"]')")
+            .await
+            == true
+    );
+    // Each thing it owns once: entities, not their docs pages.
+    assert_eq!(
+        b.eval("(() => { const h = [...document.querySelectorAll('#owned-title + * a')].map(a => a.getAttribute('href')); return h.length > 5 && new Set(h).size === h.length; })()")
+            .await,
+        true
+    );
+    // The demo's campaigns have targets for team-checkout to do.
+    b.until("document.querySelectorAll('.tasks li').length > 0")
+        .await;
+    screenshot(&b, "team").await;
+
+    b.client.goto(&format!("{}/plugins", p.base)).await.unwrap();
+    b.find("section.plugin[data-plugin='github']").await;
+    let ids = b
+        .eval("[...document.querySelectorAll('section.plugin')].map(s => s.dataset.plugin).sort()")
+        .await;
+    assert_eq!(
+        ids,
+        json!(["coverage", "github", "hello", "sentry", "techdocs"])
+    );
+    // Requested against granted: GitHub asks for hosts and its token.
+    let github = b
+        .eval("document.querySelector(\"section.plugin[data-plugin='github']\").innerText")
+        .await;
+    assert!(
+        github.as_str().unwrap().contains("GITHUB_TOKEN"),
+        "{github}"
+    );
+    screenshot(&b, "plugins").await;
+
+    // Without the token the change is refused and says why.
+    let disable = "[...document.querySelector(\"section.plugin[data-plugin='hello']\").querySelectorAll('button')].find(x => x.innerText === 'Disable').click()";
+    b.client.execute(disable, vec![]).await.unwrap();
+    b.until("document.querySelector('.error-box') && document.querySelector('.error-box').innerText.includes('Bearer')")
+        .await;
+    b.find("#admin-token")
+        .await
+        .send_keys(ADMIN_TOKEN)
+        .await
+        .unwrap();
+    b.client.execute(disable, vec![]).await.unwrap();
+    b.until("document.querySelector(\"section.plugin[data-plugin='hello'] .badge\").innerText === 'disabled'")
+        .await;
+    let listed = p.ok("/api/plugins").await;
+    let hello = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "hello")
+        .unwrap()
+        .clone();
+    assert_eq!(hello["state"], "disabled", "{hello}");
+}
+
+/// Every card node type of the WIT renders, text stays text, and links to
+/// anything but http(s) or the portal are not followed. The app runs under
+/// the host's Content-Security-Policy, in dark theme and at phone width.
+#[tokio::test]
+async fn cards_render_every_node_safely_under_the_csp() {
+    let up = upstream().await;
+    let p = portal(
+        &up,
+        &["everything"],
+        Some("apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: gallery\n  annotations:\n    test/gallery: 'yes'\nspec:\n  type: service\n  lifecycle: production\n  owner: team-checkout\n"),
+    )
+    .await;
+    let b = browser(1280, 1400).await;
+    b.client
+        .goto(&format!("{}/catalog/default/component/gallery", p.base))
+        .await
+        .unwrap();
+    let card = ".card[aria-label='Gallery']";
+    b.find(card).await;
+    for (what, css) in [
+        ("heading", "h4"),
+        ("text", "p"),
+        ("markdown", ".markdown strong"),
+        ("field", ".field"),
+        ("link", "a[href='https://example.com/docs']"),
+        ("badge", ".badge.tone-warning"),
+        ("progress", ".bar svg rect.bar-fill"),
+        ("sparkline", "svg.sparkline polyline"),
+        ("table", "table tbody tr td"),
+        ("code", "pre.code code"),
+        ("divider", "hr"),
+    ] {
+        let found = b
+            .eval(&format!(
+                "!!document.querySelector(\"{card}\").querySelector(\"{css}\")"
+            ))
+            .await;
+        assert_eq!(found, true, "{what} ({css}) not rendered");
+    }
+    let html = b
+        .eval(&format!("document.querySelector(\"{card}\").innerHTML"))
+        .await;
+    let html = html.as_str().unwrap();
+    // Text is text: the script tag shows as characters.
+    assert!(
+        b.text()
+            .await
+            .contains("<script>window.injected = 1</script> stays text")
+    );
+    assert!(!html.contains("<script"), "{html}");
+    assert!(!html.contains("onerror"), "{html}");
+    assert!(!html.contains("javascript:"), "{html}");
+    assert!(!html.contains("data:text/html"), "{html}");
+    assert_eq!(b.eval("typeof window.injected").await, "undefined");
+    // The bar is 3 of 4.
+    assert_eq!(
+        b.eval(&format!(
+            "document.querySelector(\"{card} rect.bar-fill\").getAttribute('width')"
+        ))
+        .await,
+        "75.0"
+    );
+    screenshot(&b, "cards-gallery").await;
+
+    // Every response the app loads carries the policy.
+    let response = p
+        .http
+        .get(format!("{}/catalog/default/component/gallery", p.base))
+        .send()
+        .await
+        .unwrap();
+    let csp = response.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self' 'wasm-unsafe-eval'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+
+    // Dark theme from the button, kept across reloads; phone width.
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.client.goto(&format!("{}/", p.base)).await.unwrap();
+    b.find("button[aria-label^='Theme']").await;
+    for _ in 0..2 {
+        b.client
+            .execute(
+                "document.querySelector(\"button[aria-label^='Theme']\").click()",
+                vec![],
+            )
+            .await
+            .unwrap();
+    }
+    b.until("document.documentElement.dataset.theme === 'dark'")
+        .await;
+    b.client.refresh().await.unwrap();
+    b.until("document.documentElement.dataset.theme === 'dark' && document.querySelector('#home-search')")
+        .await;
+    let background = b
+        .eval("getComputedStyle(document.documentElement).backgroundColor")
+        .await;
+    assert_eq!(background, "rgb(13, 17, 23)");
+    // Nothing wider than the phone's screen.
+    assert_eq!(
+        b.eval("document.documentElement.scrollWidth <= window.innerWidth")
+            .await,
+        true
+    );
+    screenshot(&b, "home-phone-dark").await;
+}
+
+/// An API's definition shown readably, a service's dependency graph, a
+/// plugin action run with confirmation, campaigns with their burndown, and
+/// the poorest coverage.
+#[tokio::test]
+async fn apis_dependencies_actions_campaigns_and_facts() {
+    let up = upstream().await;
+    let p = portal(&up, &[], None).await;
+    let b = browser(1280, 1000).await;
+    b.client.goto(&format!("{}/", p.base)).await.unwrap();
+    b.find("#home-search").await;
+    b.client
+        .execute(
+            "localStorage.setItem('greenroom.user', 'user:default/daniel.kim')",
+            vec![],
+        )
+        .await
+        .unwrap();
+
+    // OpenAPI: its operations, each with method and path.
+    b.client
+        .goto(&format!("{}/catalog/default/api/orders-api/api", p.base))
+        .await
+        .unwrap();
+    b.until("document.querySelectorAll('.api-definition tbody tr').length > 0")
+        .await;
+    let first = b
+        .eval("document.querySelector('.api-definition tbody tr').innerText")
+        .await;
+    assert!(first.as_str().unwrap().contains("/orders"), "{first}");
+    assert!(
+        b.eval(
+            "document.querySelector('.api-definition details pre').textContent.includes('openapi')"
+        )
+        .await
+            == true
+    );
+    screenshot(&b, "api-definition").await;
+
+    // Dependencies: what order-service needs, grouped by kind.
+    b.client
+        .goto(&format!(
+            "{}/catalog/default/component/order-service/dependencies",
+            p.base
+        ))
+        .await
+        .unwrap();
+    b.until("document.querySelector('svg.graph')").await;
+    let nodes = b
+        .eval(
+            "[...document.querySelectorAll('svg.graph a')].map(a => a.getAttribute('href')).sort()",
+        )
+        .await;
+    for expected in [
+        "/catalog/default/resource/orders-db/dependencies",
+        "/catalog/default/api/payments-api/dependencies",
+        "/catalog/default/api/orders-api/dependencies",
+    ] {
+        assert!(
+            nodes.as_array().unwrap().iter().any(|n| n == expected),
+            "{expected} not in {nodes}"
+        );
+    }
+    let groups = b
+        .eval("[...document.querySelectorAll('svg.graph .graph-group')].map(t => t.textContent)")
+        .await;
+    assert!(
+        groups
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g.as_str().unwrap().starts_with("api (")),
+        "{groups}"
+    );
+    screenshot(&b, "dependencies").await;
+
+    // An action, confirmed first, run as the chosen user.
+    b.client
+        .goto(&format!(
+            "{}/catalog/default/component/order-service/actions",
+            p.base
+        ))
+        .await
+        .unwrap();
+    b.until("document.querySelector('.actions button:not([disabled])')")
+        .await;
+    let label = b
+        .eval("document.querySelector('.actions button:not([disabled])').innerText")
+        .await;
+    b.client
+        .execute(
+            "document.querySelector('.actions button:not([disabled])').click()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.find("[role='alertdialog']").await;
+    screenshot(&b, "action-confirm").await;
+    let runs_before = p.ok("/api/actions/runs").await["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    b.client
+        .execute(
+            "[...document.querySelectorAll('[role=alertdialog] button')].find(x => x.innerText === 'Confirm').click()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.until(
+        "document.querySelector('.notice') || document.querySelector('.actions-tab .error-box')",
+    )
+    .await;
+    let runs = p.ok("/api/actions/runs").await;
+    let items = runs["items"].as_array().unwrap();
+    assert_eq!(items.len(), runs_before + 1, "{runs}");
+    assert_eq!(items[0]["user"], "user:default/daniel.kim", "{runs}");
+    assert_eq!(items[0]["label"], label, "{runs}");
+
+    // Campaigns: progress, then one with its burndown and teams.
+    b.client
+        .goto(&format!("{}/campaigns", p.base))
+        .await
+        .unwrap();
+    b.until("document.querySelectorAll('.panel.campaign').length === 3")
+        .await;
+    b.client
+        .execute(
+            "document.querySelector('.panel.campaign h2 a').click()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.until("document.querySelector('.burndown polyline') && document.querySelectorAll('#teams-title + * tbody tr').length > 0")
+        .await;
+    screenshot(&b, "campaign").await;
+
+    // The poorest coverage first.
+    b.client.goto(&format!("{}/facts", p.base)).await.unwrap();
+    b.until("document.querySelectorAll('#facts-table tbody tr').length === 10")
+        .await;
+    let values = b
+        .eval("[...document.querySelectorAll('#facts-table tbody td:last-child')].map(td => parseFloat(td.innerText))")
+        .await;
+    let values: Vec<f64> = values
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
+    assert_eq!(
+        b.eval("document.querySelector('#fact-name').value").await,
+        "coverage.lines"
+    );
+    screenshot(&b, "facts").await;
+}

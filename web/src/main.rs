@@ -1,0 +1,228 @@
+//! Greenroom's web UI: a Yew single-page app. It talks only to the host's
+//! JSON API on the same origin; the host serves it for every UI path, with
+//! URLs that follow Backstage's so shared links keep working.
+
+mod api;
+mod cards;
+mod pages;
+mod ui;
+
+use wasm_bindgen::JsCast;
+use yew::prelude::*;
+use yew_router::prelude::*;
+
+#[derive(Routable, Clone, PartialEq, Debug)]
+pub enum Route {
+    #[at("/")]
+    Home,
+    #[at("/catalog")]
+    Catalog,
+    #[at("/catalog/:namespace/:kind/:name")]
+    Entity {
+        namespace: String,
+        kind: String,
+        name: String,
+    },
+    #[at("/catalog/:namespace/:kind/:name/:tab")]
+    EntityTab {
+        namespace: String,
+        kind: String,
+        name: String,
+        tab: String,
+    },
+    #[at("/docs")]
+    DocsIndex,
+    #[at("/docs/:namespace/:kind/:name")]
+    DocsHome {
+        namespace: String,
+        kind: String,
+        name: String,
+    },
+    #[at("/docs/:namespace/:kind/:name/*path")]
+    Docs {
+        namespace: String,
+        kind: String,
+        name: String,
+        path: String,
+    },
+    #[at("/search")]
+    Search,
+    #[at("/campaigns")]
+    Campaigns,
+    #[at("/campaigns/:name")]
+    Campaign { name: String },
+    #[at("/facts")]
+    Facts,
+    #[at("/plugins")]
+    Plugins,
+    #[not_found]
+    #[at("/404")]
+    NotFound,
+}
+
+/// Who I am, until sign-in lands: a catalog User chosen once and kept in
+/// local storage.
+pub type Me = UseStateHandle<Option<String>>;
+
+const ME_KEY: &str = "greenroom.user";
+const THEME_KEY: &str = "greenroom.theme";
+
+fn switch(route: Route) -> Html {
+    use pages::*;
+    match route {
+        Route::Home => html! { <home::Home /> },
+        Route::Catalog => html! { <catalog::Catalog /> },
+        Route::Entity {
+            namespace,
+            kind,
+            name,
+        } => html! { <entity::EntityPage {namespace} {kind} {name} tab="overview" /> },
+        Route::EntityTab {
+            namespace,
+            kind,
+            name,
+            tab,
+        } => html! { <entity::EntityPage {namespace} {kind} {name} {tab} /> },
+        Route::DocsIndex => html! { <docs::DocsIndex /> },
+        Route::DocsHome {
+            namespace,
+            kind,
+            name,
+        } => html! { <docs::DocsReader {namespace} {kind} {name} path="" /> },
+        Route::Docs {
+            namespace,
+            kind,
+            name,
+            path,
+        } => html! { <docs::DocsReader {namespace} {kind} {name} {path} /> },
+        Route::Search => html! { <search::SearchPage /> },
+        Route::Campaigns => html! { <campaigns::CampaignList /> },
+        Route::Campaign { name } => html! { <campaigns::CampaignPage {name} /> },
+        Route::Facts => html! { <campaigns::FactsPage /> },
+        Route::Plugins => html! { <plugins::PluginsAdmin /> },
+        Route::NotFound => html! {
+            <main id="main" class="page">
+                <h1>{ "Page not found" }</h1>
+                <p>{ "Nothing lives at this address. " }<Link<Route> to={Route::Home}>{ "Go to the homepage" }</Link<Route>></p>
+            </main>
+        },
+    }
+}
+
+fn apply_theme(theme: &str) {
+    if let Some(root) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.document_element())
+    {
+        let _ = root.set_attribute("data-theme", theme);
+    }
+}
+
+#[component]
+fn Header() -> Html {
+    let theme = use_state(|| ui::stored(THEME_KEY).unwrap_or_else(|| "system".into()));
+    {
+        let theme = theme.clone();
+        use_effect_with((*theme).clone(), move |t| apply_theme(t));
+    }
+    let cycle = {
+        let theme = theme.clone();
+        Callback::from(move |_| {
+            let next = match theme.as_str() {
+                "system" => "light",
+                "light" => "dark",
+                _ => "system",
+            };
+            ui::store(THEME_KEY, Some(next));
+            theme.set(next.to_string());
+        })
+    };
+    let navigator = use_navigator();
+    let onsubmit = Callback::from(move |e: SubmitEvent| {
+        e.prevent_default();
+        if let Some(nav) = navigator.as_ref() {
+            let q = ui::input_value("global-search").unwrap_or_default();
+            let _ = nav.push_with_query(&Route::Search, &[("query", q.as_str())]);
+        }
+    });
+    // `/` focuses the search box from anywhere but a text field.
+    use_effect_with((), |_| {
+        let document = web_sys::window().and_then(|w| w.document());
+        let listener = document.map(|d| {
+            // Not passive: it must stop the `/` from being typed.
+            let options = gloo_events::EventListenerOptions::enable_prevent_default();
+            gloo_events::EventListener::new_with_options(&d, "keydown", options, move |e| {
+                let Some(e) = e.dyn_ref::<web_sys::KeyboardEvent>() else {
+                    return;
+                };
+                if e.key() != "/" || e.ctrl_key() || e.meta_key() || e.alt_key() {
+                    return;
+                }
+                let document = web_sys::window().and_then(|w| w.document());
+                let typing = document
+                    .as_ref()
+                    .and_then(|d| d.active_element())
+                    .is_some_and(|a| {
+                        matches!(a.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT")
+                    });
+                if typing {
+                    return;
+                }
+                // The homepage's own search box comes first.
+                if let Some(input) = document
+                    .and_then(|d| {
+                        d.get_element_by_id("home-search")
+                            .or_else(|| d.get_element_by_id("global-search"))
+                    })
+                    .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+                {
+                    e.prevent_default();
+                    let _ = input.focus();
+                }
+            })
+        });
+        move || drop(listener)
+    });
+    let theme_label = format!("Theme: {}", *theme);
+    html! {
+        <header class="topbar">
+            <a class="skip" href="#main">{ "Skip to content" }</a>
+            <Link<Route> to={Route::Home} classes="brand">{ "Greenroom" }</Link<Route>>
+            <nav aria-label="Main">
+                <Link<Route> to={Route::Catalog}>{ "Catalog" }</Link<Route>>
+                <Link<Route> to={Route::DocsIndex}>{ "Docs" }</Link<Route>>
+                <Link<Route> to={Route::Campaigns}>{ "Campaigns" }</Link<Route>>
+                <Link<Route> to={Route::Facts}>{ "Facts" }</Link<Route>>
+                <Link<Route> to={Route::Plugins}>{ "Plugins" }</Link<Route>>
+            </nav>
+            <form class="topsearch" role="search" {onsubmit}>
+                <label for="global-search" class="visually-hidden">{ "Search the portal" }</label>
+                <input id="global-search" type="search" placeholder="Search (press /)" autocomplete="off" />
+            </form>
+            <pages::home::WhoAmI compact=true />
+            <button type="button" class="ghost" onclick={cycle} aria-label={theme_label.clone()} title={theme_label}>
+                { match theme.as_str() { "light" => "☀", "dark" => "☾", _ => "◐" } }
+            </button>
+        </header>
+    }
+}
+
+#[component]
+fn App() -> Html {
+    let me: Me = use_state(|| ui::stored(ME_KEY));
+    {
+        use_effect_with((*me).clone(), |me| ui::store(ME_KEY, me.as_deref()));
+    }
+    html! {
+        <BrowserRouter>
+            <ContextProvider<Me> context={me}>
+                <Header />
+                <Switch<Route> render={switch} />
+            </ContextProvider<Me>>
+        </BrowserRouter>
+    }
+}
+
+fn main() {
+    yew::Renderer::<App>::new().render();
+}

@@ -1,0 +1,343 @@
+//! The homepage: search, what was just deployed, my teams' services with
+//! their health, my campaign tasks, and quick links. Until sign-in lands,
+//! "who am I" is a catalog User chosen here and kept in local storage.
+
+use std::rc::Rc;
+
+use serde_json::Value;
+use yew::prelude::*;
+use yew_router::prelude::*;
+
+use crate::api::{Load, enc, use_json};
+use crate::ui::{Ref, ago, badge, empty, health, loaded, out_link, ref_link, s};
+use crate::{Me, Route};
+
+#[derive(Properties, PartialEq)]
+pub struct WhoAmIProps {
+    #[prop_or_default]
+    pub compact: bool,
+}
+
+/// Chooses who I am among the catalog's Users.
+#[component]
+pub fn WhoAmI(props: &WhoAmIProps) -> Html {
+    let me = use_context::<Me>().expect("Me context");
+    let filter = use_state(String::new);
+    let editing = use_state(|| false);
+    if let (Some(user), false) = ((*me).clone(), *editing) {
+        let r = Ref::parse(&user, "user");
+        let change = {
+            let editing = editing.clone();
+            Callback::from(move |_| editing.set(true))
+        };
+        return html! {
+            <span class="whoami">
+                <Link<Route> to={r.route()}>{ r.short() }</Link<Route>>
+                <button type="button" class="ghost small" onclick={change}>{ "Switch user" }</button>
+            </span>
+        };
+    }
+    if props.compact && me.is_none() {
+        return html! {};
+    }
+    let url = format!(
+        "/api/catalog/entities/by-query?filter=kind=user&limit=50&orderField=metadata.name,asc&fields=metadata.name,metadata.namespace,spec.profile.displayName{}",
+        if filter.is_empty() {
+            String::new()
+        } else {
+            format!("&fullTextFilterTerm={}", enc(&filter))
+        }
+    );
+    let users = use_json(Some(url));
+    let oninput = {
+        let filter = filter.clone();
+        Callback::from(move |e: InputEvent| {
+            if let Some(t) = e.target_dyn_into::<web_sys::HtmlInputElement>() {
+                filter.set(t.value());
+            }
+        })
+    };
+    let onchange = {
+        let (me, editing) = (me.clone(), editing.clone());
+        Callback::from(move |e: Event| {
+            if let Some(t) = e.target_dyn_into::<web_sys::HtmlSelectElement>() {
+                let v = t.value();
+                if !v.is_empty() {
+                    me.set(Some(v));
+                    editing.set(false);
+                }
+            }
+        })
+    };
+    let options: Html = match &users {
+        Load::Ready(v) => v["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|u| {
+                        let r = Ref::of(&json_with_kind(u, "user"));
+                        let name = u["spec"]["profile"]["displayName"]
+                            .as_str()
+                            .map(|d| format!("{d} ({})", r.short()))
+                            .unwrap_or_else(|| r.short());
+                        html! { <option value={r.to_string()}>{ name }</option> }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        _ => html! {},
+    };
+    html! {
+        <section class="panel whoami-chooser" aria-labelledby="whoami-title">
+            <h2 id="whoami-title">{ "Who are you?" }</h2>
+            <p class="muted">{ "Pick yourself from the catalog's users; the portal remembers it in this browser until sign-in arrives." }</p>
+            <div class="row">
+                <label for="whoami-filter" class="visually-hidden">{ "Filter users" }</label>
+                <input id="whoami-filter" type="search" placeholder="Filter by name" value={(*filter).clone()} {oninput} />
+                <label for="whoami-select" class="visually-hidden">{ "User" }</label>
+                <select id="whoami-select" {onchange}>
+                    <option value="" selected=true>{ "Choose a user…" }</option>
+                    { options }
+                </select>
+            </div>
+            { if let Load::Failed(e) = &users { crate::ui::error_box("Could not load users", e) } else { html!{} } }
+        </section>
+    }
+}
+
+/// `fields=` projections drop `kind`; put it back.
+fn json_with_kind(v: &Value, kind: &str) -> Value {
+    let mut v = v.clone();
+    v["kind"] = Value::String(kind.to_string());
+    v
+}
+
+/// The groups a user belongs to, from the user's relations.
+pub fn groups_of(user: &Value) -> Vec<String> {
+    user["relations"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter(|r| r["type"] == "memberOf")
+                .filter_map(|r| r["targetRef"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn event_list(items: &Value, empty_text: &str) -> Html {
+    let list = items["items"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        return empty(empty_text);
+    }
+    html! {
+        <ul class="events">
+            { for list.iter().map(|e| html! {
+                <li>
+                    { badge(s(e, "kind"), s(e, "tone")) }
+                    <span class="event-title">{
+                        match e["url"].as_str() {
+                            Some(u) => out_link(s(e, "title"), u),
+                            None => html! { { s(e, "title") } },
+                        }
+                    }</span>
+                    { e["entityRef"].as_str().map(|r| ref_link(r, "component")).unwrap_or_default() }
+                    <time class="muted">{ ago(e["atMs"].as_f64().unwrap_or(0.0)) }</time>
+                </li>
+            }) }
+        </ul>
+    }
+}
+
+#[component]
+pub fn Home() -> Html {
+    let me = use_context::<Me>().expect("Me context");
+    let deployed = use_json(Some(
+        "/api/events?since=30m&kind=deployment&limit=20".into(),
+    ));
+    let recent = use_json(Some("/api/events?since=24h&limit=12".into()));
+    let user = use_json(me.as_ref().map(|u| {
+        let r = Ref::parse(u, "user");
+        format!("/api/catalog/entities/by-name/{}", r.api_path())
+    }));
+    let navigator = use_navigator();
+    let onsubmit = Callback::from(move |e: SubmitEvent| {
+        e.prevent_default();
+        let q = crate::ui::input_value("home-search").unwrap_or_default();
+        if let Some(nav) = &navigator {
+            let _ = nav.push_with_query(&Route::Search, &[("query", q.as_str())]);
+        }
+    });
+    let mine = match (&*me, &user) {
+        // Asked above, before anything else.
+        (None, _) => html! {},
+        (Some(_), Load::Failed(e)) => html! {
+            <>
+                { crate::ui::error_box("You are not in the catalog any more", e) }
+                <WhoAmI />
+            </>
+        },
+        (Some(_), Load::Loading) => crate::ui::loading("your teams"),
+        (Some(_), Load::Ready(u)) => {
+            let groups = groups_of(u);
+            html! {
+                <>
+                    <section class="panel" aria-labelledby="my-services">
+                        <h2 id="my-services">{ "My teams' services" }</h2>
+                        if groups.is_empty() {
+                            { empty("You are in no team in the catalog.") }
+                        }
+                        { for groups.iter().map(|g| html! { <TeamServices group={g.clone()} /> }) }
+                    </section>
+                    <section class="panel" aria-labelledby="my-tasks">
+                        <h2 id="my-tasks">{ "My campaign tasks" }</h2>
+                        <CampaignTasks owners={Rc::new(groups)} />
+                    </section>
+                </>
+            }
+        }
+    };
+    html! {
+        <main id="main" class="page home">
+            <section class="hero">
+                <h1>{ "Good to see you" }</h1>
+                <form role="search" class="hero-search" {onsubmit}>
+                    <label for="home-search" class="visually-hidden">{ "Search services, APIs, teams and docs" }</label>
+                    <input id="home-search" name="q" type="search" placeholder="Search services, APIs, teams and docs" autocomplete="off" />
+                    <button type="submit">{ "Search" }</button>
+                </form>
+                <nav class="quick-links" aria-label="Quick links">
+                    <Link<Route> to={Route::Catalog}>{ "Browse the catalog" }</Link<Route>>
+                    <Link<Route> to={Route::DocsIndex}>{ "Read the docs" }</Link<Route>>
+                    <Link<Route> to={Route::Campaigns}>{ "Migration campaigns" }</Link<Route>>
+                    <Link<Route> to={Route::Facts}>{ "Facts and rankings" }</Link<Route>>
+                </nav>
+            </section>
+            if me.is_none() { <WhoAmI /> }
+            <div class="grid two">
+                <section class="panel" aria-labelledby="deployed">
+                    <h2 id="deployed">{ "Deployed in the last 30 minutes" }</h2>
+                    { loaded(&deployed, "deployments", |v| event_list(v, "Nothing was deployed in the last 30 minutes.")) }
+                </section>
+                <section class="panel" aria-labelledby="recent">
+                    <h2 id="recent">{ "Recent activity" }</h2>
+                    { loaded(&recent, "activity", |v| event_list(v, "Nothing happened in the last day.")) }
+                </section>
+            </div>
+            { mine }
+        </main>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct GroupProps {
+    pub group: String,
+}
+
+/// A team's components with their health, from search (which carries
+/// each hit's facts).
+#[component]
+pub fn TeamServices(props: &GroupProps) -> Html {
+    let services = use_json(Some(format!(
+        "/api/search?owner={}&kind=component&doc=entity&limit=50",
+        enc(&props.group)
+    )));
+    html! {
+        <div class="team-services">
+            <h3>{ ref_link(&props.group, "group") }</h3>
+            { loaded(&services, "services", |v| service_table(v)) }
+        </div>
+    }
+}
+
+/// Search hits as a table of services with their health.
+pub fn service_table(v: &Value) -> Html {
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    if items.is_empty() {
+        return empty("No services.");
+    }
+    html! {
+        <div class="table-wrap">
+            <table>
+                <thead><tr><th scope="col">{ "Service" }</th><th scope="col">{ "Health" }</th></tr></thead>
+                <tbody>
+                    { for items.iter().map(|h| html! {
+                        <tr>
+                            <td>{ ref_link(s(h, "entityRef"), "component") }</td>
+                            <td>{ health(&h["facts"]) }</td>
+                        </tr>
+                    }) }
+                </tbody>
+            </table>
+        </div>
+    }
+}
+
+#[derive(Properties, PartialEq)]
+pub struct TasksProps {
+    pub owners: Rc<Vec<String>>,
+}
+
+/// For every campaign, the targets these owners have still to do.
+#[component]
+pub fn CampaignTasks(props: &TasksProps) -> Html {
+    let campaigns = use_json(Some("/api/campaigns".into()));
+    loaded(&campaigns, "campaigns", |v| {
+        let names: Vec<String> = v["items"]
+            .as_array()
+            .map(|i| i.iter().map(|c| s(c, "name").to_string()).collect())
+            .unwrap_or_default();
+        if names.is_empty() {
+            return empty("No campaigns are running.");
+        }
+        html! {
+            <ul class="tasks">
+                { for names.into_iter().map(|name| html! {
+                    <CampaignTask {name} owners={props.owners.clone()} />
+                }) }
+            </ul>
+        }
+    })
+}
+
+#[derive(Properties, PartialEq)]
+struct TaskProps {
+    name: String,
+    owners: Rc<Vec<String>>,
+}
+
+#[component]
+fn CampaignTask(props: &TaskProps) -> Html {
+    let detail = use_json(Some(format!("/api/campaigns/{}?days=1", enc(&props.name))));
+    let Load::Ready(v) = &detail else {
+        return html! {};
+    };
+    let mine: Vec<&Value> = v["chase"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter(|t| props.owners.iter().any(|o| t["owner"] == *o))
+                .collect()
+        })
+        .unwrap_or_default();
+    if mine.is_empty() {
+        return html! {};
+    }
+    let title = v["title"].as_str().unwrap_or(s(v, "name")).to_string();
+    html! {
+        <li>
+            <Link<Route> to={Route::Campaign { name: props.name.clone() }}>{ title }</Link<Route>>
+            { for mine.iter().map(|t| html! {
+                <ul>
+                    { for t["targets"].as_array().into_iter().flatten().map(|target| html! {
+                        <li>
+                            { ref_link(s(target, "entityRef"), "component") }
+                            { " — " }<span class="muted">{ s(target, "reason") }</span>
+                        </li>
+                    }) }
+                </ul>
+            }) }
+        </li>
+    }
+}

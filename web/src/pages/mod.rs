@@ -1,0 +1,9 @@
+//! One module per page (or family of pages).
+
+pub mod campaigns;
+pub mod catalog;
+pub mod docs;
+pub mod entity;
+pub mod home;
+pub mod plugins;
+pub mod search;
