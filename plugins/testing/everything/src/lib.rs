@@ -2,8 +2,8 @@
 //! input, so the host's tests can check each call path end to end.
 
 use greenroom_plugin_sdk::{
-    Action, Badge, Card, CardBuilder, Cell, DocPage, Entity, Event, Fact, FactValue, Link, Plugin, PluginError,
-    SearchDocument, Tone, host, manifest, register_plugin,
+    Action, Badge, Card, CardBuilder, Cell, DocPage, Entity, Event, Fact, FactValue, Link, Plugin,
+    PluginError, SearchDocument, Tone, host, manifest, register_plugin,
 };
 
 manifest!(
@@ -103,7 +103,9 @@ fn gallery() -> Card {
     CardBuilder::new("gallery", "Gallery")
         .heading("Every node")
         .text("<script>window.injected = 1</script> stays text")
-        .markdown("**Bold** and <img src=x onerror=\"window.injected=2\"> and [bad](javascript:alert(1))")
+        .markdown(
+            "**Bold** and <img src=x onerror=\"window.injected=2\"> and [bad](javascript:alert(1))",
+        )
         .field("Status", "green", Some(Tone::Good))
         .field("Plain", "just a value", None)
         .link("Safe link", "https://example.com/docs")
