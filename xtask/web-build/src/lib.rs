@@ -22,14 +22,13 @@ pub fn wasm_bindgen_version(root: &Path) -> Result<String, String> {
         .map_err(|e| format!("cannot read {}: {e}", lock.display()))?;
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
-        if line == "name = \"wasm-bindgen\"" {
-            if let Some(v) = lines
+        if line == "name = \"wasm-bindgen\""
+            && let Some(v) = lines
                 .next()
                 .and_then(|l| l.strip_prefix("version = \""))
                 .and_then(|l| l.strip_suffix('"'))
-            {
-                return Ok(v.to_string());
-            }
+        {
+            return Ok(v.to_string());
         }
     }
     Err(format!("{} does not lock wasm-bindgen", lock.display()))
