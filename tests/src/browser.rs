@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use greenroom_upstreams::Upstreams;
 use greenroom_web_build::browser::{Browser, WAIT};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::demo::live_demo_config;
 use crate::support::Portal;
@@ -393,6 +393,50 @@ async fn a_team_page_and_the_plugins_admin() {
         .unwrap()
         .clone();
     assert_eq!(hello["state"], "disabled", "{hello}");
+
+    // Coverage asks for any host: grant it one origin, then revoke it.
+    let coverage = "section.plugin[data-plugin='coverage']";
+    b.find("#grant-origin-coverage")
+        .await
+        .send_keys("https://coverage.example.com")
+        .await
+        .unwrap();
+    b.client
+        .execute(
+            &format!("document.querySelector(\"{coverage} form button\").click()"),
+            vec![],
+        )
+        .await
+        .unwrap();
+    let row = format!(
+        "[...document.querySelectorAll(\"{coverage} tbody tr\")].find(r => r.innerText.includes('https://coverage.example.com'))"
+    );
+    b.until(&format!("{row} && {row}.innerText.includes('granted')"))
+        .await;
+    let granted = |list: &Value| -> Vec<String> {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == "coverage")
+            .unwrap()["granted"]["hosts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        granted(&p.ok("/api/plugins").await),
+        ["https://coverage.example.com"]
+    );
+    screenshot(&b, "plugins-granted").await;
+    b.client
+        .execute(&format!("{row}.querySelector('button').click()"), vec![])
+        .await
+        .unwrap();
+    b.until(&format!("!{row}")).await;
+    assert!(granted(&p.ok("/api/plugins").await).is_empty());
 }
 
 /// Every card node type of the WIT renders, text stays text, and links to

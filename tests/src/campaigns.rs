@@ -126,6 +126,27 @@ async fn a_catalog_campaign_shows_progress_teams_to_chase_and_burndown() {
         json!({"total": 4, "done": 2, "todo": 2, "percent": 50.0})
     );
 
+    // A team's open tasks, for its page and its members' homepage.
+    let mine = p.ok("/api/campaigns?owner=team-a").await;
+    assert_eq!(mine["items"][0]["tasksTodo"], 1, "{mine}");
+    assert_eq!(
+        mine["items"][0]["tasks"],
+        json!([{"entityRef": "component:default/refunds", "owner": "group:default/team-a", "reason": "no fact runtime.python (needs >= 3)"}])
+    );
+    let both = p
+        .ok("/api/campaigns?owner=group:default/team-a,team-b")
+        .await;
+    assert_eq!(both["items"][0]["tasksTodo"], 2, "{both}");
+    assert!(list["items"][0].get("tasks").is_none(), "{list}");
+    let (s, b) = p.get("/api/campaigns?owner=group:default/").await;
+    assert_eq!(s, 400, "{b}");
+    // The fact names known, for the rankings page.
+    let names = p.ok("/api/facts").await;
+    assert_eq!(
+        names["items"],
+        json!([{"name": "runtime.python", "type": "number", "entities": 3}])
+    );
+
     let c = p.ok("/api/campaigns/python3?days=21").await;
     assert_eq!(c["title"], "Every Python service on Python 3");
     assert_eq!(c["owner"], "group:default/team-platform");

@@ -17,3 +17,4 @@ mod search;
 mod sentry;
 mod support;
 mod techdocs;
+mod web;

@@ -20,7 +20,11 @@ pub enum Load<T> {
 async fn failure(response: Response) -> String {
     let status = response.status();
     match response.json::<Value>().await {
-        Ok(v) => match v["error"]["message"].as_str() {
+        // A failed plugin action answers with its recorded run.
+        Ok(v) => match v["error"]["message"]
+            .as_str()
+            .or(v["run"]["message"].as_str())
+        {
             Some(m) => m.to_string(),
             None => format!("the server answered {status}"),
         },

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::auth::require_scope;
 use super::{ApiError, ApiJson, AppState, blocking};
 use crate::campaigns::{self, Campaign, TargetStatus};
+use crate::catalog::EntityRef;
 use crate::store::{Store, now_ms};
 
 pub fn router() -> Router<AppState> {
@@ -47,7 +48,33 @@ fn find(store: &Store, name: &str) -> Result<Campaign, ApiError> {
         .ok_or_else(|| ApiError::NotFound(format!("no campaign named {name}")))
 }
 
-async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    /// Owners whose open tasks to list with each campaign: entity refs,
+    /// comma-separated (`group:default/team-a,user:default/jane`).
+    owner: Option<String>,
+}
+
+/// Every campaign with its progress; with `?owner=`, also the targets
+/// those owners still have to do (`tasks`, at most 50, and `tasksTodo`).
+async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let owners: Option<Vec<String>> = q
+        .owner
+        .map(|text| {
+            text.split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(|o| {
+                    EntityRef::parse(o, Some("group"), "default")
+                        .map(|r| r.to_string())
+                        .map_err(|e| ApiError::BadRequest(format!("owner '{o}': {e}")))
+                })
+                .collect()
+        })
+        .transpose()?;
     let store = state.store.clone();
     let items = blocking(move || {
         let mut items = Vec::new();
@@ -55,6 +82,18 @@ async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
             let targets = campaigns::evaluate(&store, &c)?;
             let mut v = c.summary_json();
             v["progress"] = progress(&targets);
+            if let Some(owners) = &owners {
+                let todo: Vec<&TargetStatus> = targets
+                    .iter()
+                    .filter(|t| !t.done && t.owner.as_ref().is_some_and(|o| owners.contains(o)))
+                    .collect();
+                v["tasksTodo"] = json!(todo.len());
+                v["tasks"] = todo
+                    .iter()
+                    .take(CHASE_LIST)
+                    .map(|t| json!({"entityRef": t.entity_ref, "owner": t.owner, "reason": t.reason}))
+                    .collect();
+            }
             items.push(v);
         }
         Ok(items)

@@ -80,7 +80,11 @@ pub struct PluginInfo {
     pub error: Option<String>,
     pub exports: Vec<String>,
     pub requested: Option<Requested>,
+    /// Config grants and stored grants together.
     pub granted: Option<StoredGrants>,
+    /// The part of `granted` that greenroom.toml grants (the API cannot
+    /// revoke it).
+    pub configured: Option<StoredGrants>,
     pub health: Option<HealthInfo>,
 }
 
@@ -282,7 +286,16 @@ impl Plugins {
             .ok()
             .flatten()
             .unwrap_or_default();
-        for c in self.config.grants.iter().filter(|c| c.id == manifest.id) {
+        let configured = self.configured_grants(&manifest.id);
+        g.hosts.extend(configured.hosts);
+        g.secrets.extend(configured.secrets);
+        g
+    }
+
+    /// What greenroom.toml grants a plugin.
+    fn configured_grants(&self, id: &str) -> StoredGrants {
+        let mut g = StoredGrants::default();
+        for c in self.config.grants.iter().filter(|c| c.id == id) {
             g.hosts.extend(c.hosts.iter().cloned());
             g.secrets.extend(c.secrets.iter().cloned());
         }
@@ -479,6 +492,7 @@ impl Plugins {
                             kv_quota: l.manifest.kv_quota,
                         }),
                         granted: Some(grants),
+                        configured: Some(self.configured_grants(&l.manifest.id)),
                         health: Some(HealthInfo {
                             calls: h.calls,
                             errors: h.errors,
@@ -499,6 +513,7 @@ impl Plugins {
                     exports: Vec::new(),
                     requested: None,
                     granted: None,
+                    configured: None,
                     health: None,
                 },
             })

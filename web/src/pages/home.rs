@@ -282,62 +282,45 @@ pub struct TasksProps {
 /// For every campaign, the targets these owners have still to do.
 #[component]
 pub fn CampaignTasks(props: &TasksProps) -> Html {
-    let campaigns = use_json(Some("/api/campaigns".into()));
-    loaded(&campaigns, "campaigns", |v| {
-        let names: Vec<String> = v["items"]
+    let campaigns = use_json(Some(format!(
+        "/api/campaigns?owner={}",
+        enc(&props.owners.join(","))
+    )));
+    loaded(&campaigns, "campaign tasks", |v| {
+        let mine: Vec<&Value> = v["items"]
             .as_array()
-            .map(|i| i.iter().map(|c| s(c, "name").to_string()).collect())
+            .map(|i| {
+                i.iter()
+                    .filter(|c| c["tasksTodo"].as_u64().unwrap_or(0) > 0)
+                    .collect()
+            })
             .unwrap_or_default();
-        if names.is_empty() {
-            return empty("No campaigns are running.");
+        if mine.is_empty() {
+            return empty("Nothing to do for any campaign.");
         }
         html! {
             <ul class="tasks">
-                { for names.into_iter().map(|name| html! {
-                    <CampaignTask {name} owners={props.owners.clone()} />
+                { for mine.iter().map(|c| {
+                    let title = c["title"].as_str().unwrap_or(s(c, "name")).to_string();
+                    let more = c["tasksTodo"].as_u64().unwrap_or(0) as usize
+                        - c["tasks"].as_array().map_or(0, Vec::len);
+                    html! {
+                        <li>
+                            <Link<Route> to={Route::Campaign { name: s(c, "name").to_string() }}>{ title }</Link<Route>>
+                            { format!(" — {} to do", c["tasksTodo"]) }
+                            <ul>
+                                { for c["tasks"].as_array().into_iter().flatten().map(|t| html! {
+                                    <li>
+                                        { ref_link(s(t, "entityRef"), "component") }
+                                        { " — " }<span class="muted">{ s(t, "reason") }</span>
+                                    </li>
+                                }) }
+                                if more > 0 { <li class="muted">{ format!("…and {more} more") }</li> }
+                            </ul>
+                        </li>
+                    }
                 }) }
             </ul>
         }
     })
-}
-
-#[derive(Properties, PartialEq)]
-struct TaskProps {
-    name: String,
-    owners: Rc<Vec<String>>,
-}
-
-#[component]
-fn CampaignTask(props: &TaskProps) -> Html {
-    let detail = use_json(Some(format!("/api/campaigns/{}?days=1", enc(&props.name))));
-    let Load::Ready(v) = &detail else {
-        return html! {};
-    };
-    let mine: Vec<&Value> = v["chase"]
-        .as_array()
-        .map(|c| {
-            c.iter()
-                .filter(|t| props.owners.iter().any(|o| t["owner"] == *o))
-                .collect()
-        })
-        .unwrap_or_default();
-    if mine.is_empty() {
-        return html! {};
-    }
-    let title = v["title"].as_str().unwrap_or(s(v, "name")).to_string();
-    html! {
-        <li>
-            <Link<Route> to={Route::Campaign { name: props.name.clone() }}>{ title }</Link<Route>>
-            { for mine.iter().map(|t| html! {
-                <ul>
-                    { for t["targets"].as_array().into_iter().flatten().map(|target| html! {
-                        <li>
-                            { ref_link(s(target, "entityRef"), "component") }
-                            { " — " }<span class="muted">{ s(target, "reason") }</span>
-                        </li>
-                    }) }
-                </ul>
-            }) }
-        </li>
-    }
 }

@@ -106,6 +106,18 @@ fn plugin_row(p: Rc<Value>, change: Callback<(String, &'static str, Value)>) -> 
     let requested_secrets = strings(&p["requested"]["secrets"]);
     let granted_hosts = strings(&p["granted"]["hosts"]);
     let granted_secrets = strings(&p["granted"]["secrets"]);
+    let configured_hosts = strings(&p["configured"]["hosts"]);
+    let configured_secrets = strings(&p["configured"]["secrets"]);
+    // What the API may change: the grants beyond greenroom.toml's.
+    let stored = |granted: &[String], configured: &[String]| -> Vec<String> {
+        granted
+            .iter()
+            .filter(|g| !configured.contains(g))
+            .cloned()
+            .collect()
+    };
+    let stored_hosts = stored(&granted_hosts, &configured_hosts);
+    let stored_secrets = stored(&granted_secrets, &configured_secrets);
     let disabled = p["granted"]["disabled"].as_bool().unwrap_or(false) || state == "disabled";
     let toggle = {
         let (change, id) = (change.clone(), id.clone());
@@ -117,10 +129,55 @@ fn plugin_row(p: Rc<Value>, change: Callback<(String, &'static str, Value)>) -> 
             ))
         })
     };
-    // One row per requested capability, with a grant/revoke button.
-    let capability = |what: &'static str, item: &String, granted: bool| {
+    // A plugin asking for any host ("*") reaches the origins granted to
+    // it: those are its rows, and a form grants more.
+    let any_host = requested_hosts.iter().any(|h| h == "*");
+    let host_rows: Vec<String> = requested_hosts
+        .iter()
+        .filter(|h| *h != "*")
+        .chain(
+            granted_hosts
+                .iter()
+                .filter(|h| any_host && !requested_hosts.contains(h)),
+        )
+        .cloned()
+        .collect();
+    let origin_input = format!("grant-origin-{id}");
+    let grant_origin = {
+        let (change, id, input) = (change.clone(), id.clone(), origin_input.clone());
+        let (hosts, secrets) = (stored_hosts.clone(), stored_secrets.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            let origin = crate::ui::input_value(&input).unwrap_or_default();
+            let origin = origin.trim();
+            if origin.is_empty() {
+                return;
+            }
+            let mut hosts = hosts.clone();
+            hosts.push(origin.to_string());
+            change.emit((
+                id.clone(),
+                "grants",
+                json!({"hosts": hosts, "secrets": secrets}),
+            ))
+        })
+    };
+    // One row per requested capability: granted in greenroom.toml (not
+    // changeable here), granted here (revoke) or not granted (grant).
+    let capability = |what: &'static str, item: &String| {
+        let (configured, granted) = if what == "host" {
+            (
+                configured_hosts.contains(item),
+                granted_hosts.contains(item),
+            )
+        } else {
+            (
+                configured_secrets.contains(item),
+                granted_secrets.contains(item),
+            )
+        };
         let (change, id) = (change.clone(), id.clone());
-        let (mut hosts, mut secrets) = (granted_hosts.clone(), granted_secrets.clone());
+        let (mut hosts, mut secrets) = (stored_hosts.clone(), stored_secrets.clone());
         let list = if what == "host" {
             &mut hosts
         } else {
@@ -142,8 +199,16 @@ fn plugin_row(p: Rc<Value>, change: Callback<(String, &'static str, Value)>) -> 
             <tr>
                 <td>{ what }</td>
                 <td><code>{ item.clone() }</code></td>
-                <td>{ if granted { badge("granted", "good") } else { badge("not granted", "warning") } }</td>
-                <td><button type="button" class="small" {onclick}>{ if granted { "Revoke" } else { "Grant" } }</button></td>
+                <td>{
+                    if configured { badge("granted in greenroom.toml", "good") }
+                    else if granted { badge("granted", "good") }
+                    else { badge("not granted", "warning") }
+                }</td>
+                <td>
+                    if !configured {
+                        <button type="button" class="small" {onclick}>{ if granted { "Revoke" } else { "Grant" } }</button>
+                    }
+                </td>
             </tr>
         }
     };
@@ -167,17 +232,24 @@ fn plugin_row(p: Rc<Value>, change: Callback<(String, &'static str, Value)>) -> 
                 </dl>
                 if let Some(e) = health["lastError"].as_str() { <p class="muted small">{ format!("Last error: {e}") }</p> }
             }
-            if !requested_hosts.is_empty() || !requested_secrets.is_empty() {
+            if !host_rows.is_empty() || !requested_secrets.is_empty() {
                 <div class="table-wrap">
                     <table>
                         <caption>{ "Capabilities: requested by the plugin, granted by you" }</caption>
                         <thead><tr><th scope="col">{ "Kind" }</th><th scope="col">{ "Requested" }</th><th scope="col">{ "State" }</th><th scope="col"><span class="visually-hidden">{ "Change" }</span></th></tr></thead>
                         <tbody>
-                            { for requested_hosts.iter().map(|h| capability("host", h, granted_hosts.contains(h))) }
-                            { for requested_secrets.iter().map(|h| capability("secret", h, granted_secrets.contains(h))) }
+                            { for host_rows.iter().map(|h| capability("host", h)) }
+                            { for requested_secrets.iter().map(|h| capability("secret", h)) }
                         </tbody>
                     </table>
                 </div>
+            }
+            if any_host {
+                <form class="row" onsubmit={grant_origin}>
+                    <label for={origin_input.clone()}>{ "The plugin may reach any origin you grant:" }</label>
+                    <input id={origin_input.clone()} type="text" placeholder="https://api.example.com" />
+                    <button type="submit" class="small">{ "Grant origin" }</button>
+                </form>
             }
         </section>
     }
