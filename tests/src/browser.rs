@@ -235,6 +235,21 @@ async fn a_new_user_finds_a_service_its_cards_and_its_docs() {
     b.until("document.querySelector('.docs-nav a') && document.querySelector('.toc a')")
         .await;
     screenshot(&b, "docs").await;
+
+    // Someone else at this browser: "Switch user" brings the chooser back.
+    b.client
+        .execute(
+            "[...document.querySelectorAll('.whoami button')].find(x => x.innerText === 'Switch user').click()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.until("location.pathname === '/' && document.querySelector('#whoami-select')")
+        .await;
+    assert_eq!(
+        b.eval("localStorage.getItem('greenroom.user')").await,
+        Value::Null
+    );
 }
 
 /// The catalog filters by owner on the server, keeps the filter in the URL
@@ -313,6 +328,32 @@ async fn the_catalog_filters_by_owner_in_the_url() {
         "document.querySelector('#catalog-count') && document.querySelector('#catalog-count').innerText === '{total} entities'"
     ))
     .await;
+
+    // A text filter that matches nothing says so.
+    b.client
+        .goto(&format!("{}/catalog?q=zzzz-nothing-matches", p.base))
+        .await
+        .unwrap();
+    b.until("document.querySelector('.results .empty') && document.querySelector('.results .empty').innerText === 'No entities match these filters.'")
+        .await;
+    // A link to an entity that is not there explains itself.
+    b.client
+        .goto(&format!(
+            "{}/catalog/default/component/does-not-exist",
+            p.base
+        ))
+        .await
+        .unwrap();
+    let error = b
+        .until("document.querySelector('.error-box') && document.querySelector('.error-box').innerText")
+        .await;
+    assert!(
+        error
+            .as_str()
+            .unwrap()
+            .starts_with("No component named does-not-exist here"),
+        "{error}"
+    );
 }
 
 /// A team's page: members, the team around it, what it owns with health,
@@ -448,7 +489,7 @@ async fn cards_render_every_node_safely_under_the_csp() {
     let p = portal(
         &up,
         &["everything"],
-        Some("apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: gallery\n  annotations:\n    test/gallery: 'yes'\nspec:\n  type: service\n  lifecycle: production\n  owner: team-checkout\n"),
+        Some("apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: gallery\n  annotations:\n    test/gallery: 'yes'\nspec:\n  type: service\n  lifecycle: production\n  owner: team-checkout\n---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: stray\nspec:\n  type: service\n  lifecycle: experimental\n  owner: team-nobody\n"),
     )
     .await;
     let b = browser(1280, 1400).await;
@@ -502,6 +543,20 @@ async fn cards_render_every_node_safely_under_the_csp() {
         "75.0"
     );
     screenshot(&b, "cards-gallery").await;
+
+    // An entity whose owner is nobody says so in its header.
+    b.client
+        .goto(&format!("{}/catalog/default/component/stray", p.base))
+        .await
+        .unwrap();
+    let warning = b
+        .until("document.querySelector('.entity-header .warning') && document.querySelector('.entity-header .warning').innerText")
+        .await;
+    assert!(
+        warning.as_str().unwrap().starts_with("Orphan")
+            && warning.as_str().unwrap().contains("does not resolve"),
+        "{warning}"
+    );
 
     // Every response the app loads carries the policy.
     let response = p

@@ -199,7 +199,7 @@ fn Header() -> Html {
                 <label for="global-search" class="visually-hidden">{ "Search the portal" }</label>
                 <input id="global-search" type="search" placeholder="Search (press /)" autocomplete="off" />
             </form>
-            <pages::home::WhoAmI compact=true />
+            <pages::home::WhoAmI />
             <button type="button" class="ghost" onclick={cycle} aria-label={theme_label.clone()} title={theme_label}>
                 { match theme.as_str() { "light" => "☀", "dark" => "☾", _ => "◐" } }
             </button>

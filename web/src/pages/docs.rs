@@ -102,7 +102,8 @@ pub fn DocsReader(props: &DocsProps) -> Html {
     let page = use_json(Some(api.clone()));
     let report = use_state(|| None::<(String, String)>);
     let navigator = use_navigator();
-    // Links between docs pages stay in the app; others load as usual.
+    // Links to the portal's pages (other docs pages, entities) stay in
+    // the app; anchors and other sites load as usual.
     let onclick = Callback::from(move |e: MouseEvent| {
         let anchor = e
             .target()
@@ -111,10 +112,11 @@ pub fn DocsReader(props: &DocsProps) -> Html {
         let Some(href) = anchor.and_then(|a| a.get_attribute("href")) else {
             return;
         };
-        if !href.starts_with("/docs/") || href.contains('#') {
+        if !href.starts_with('/') || href.starts_with("//") || href.contains('#') {
             return;
         }
-        if let (Some(route), Some(nav)) = (Route::recognize(&href), &navigator) {
+        let route = Route::recognize(&href).filter(|r| *r != Route::NotFound);
+        if let (Some(route), Some(nav)) = (route, &navigator) {
             e.prevent_default();
             nav.push(&route);
         }

@@ -12,34 +12,35 @@ use crate::api::{Load, enc, use_json};
 use crate::ui::{Ref, ago, badge, empty, health, loaded, out_link, ref_link, s};
 use crate::{Me, Route};
 
-#[derive(Properties, PartialEq)]
-pub struct WhoAmIProps {
-    #[prop_or_default]
-    pub compact: bool,
+/// Who I am, in the top bar, with a way to choose someone else.
+#[component]
+pub fn WhoAmI() -> Html {
+    let me = use_context::<Me>().expect("Me context");
+    let navigator = use_navigator();
+    let Some(user) = (*me).clone() else {
+        return html! {};
+    };
+    let r = Ref::parse(&user, "user");
+    // Forgetting who I am brings back the chooser on the homepage.
+    let switch = Callback::from(move |_| {
+        me.set(None);
+        if let Some(nav) = &navigator {
+            nav.push(&Route::Home);
+        }
+    });
+    html! {
+        <span class="whoami">
+            <Link<Route> to={r.route()}>{ r.short() }</Link<Route>>
+            <button type="button" class="ghost small" onclick={switch}>{ "Switch user" }</button>
+        </span>
+    }
 }
 
 /// Chooses who I am among the catalog's Users.
 #[component]
-pub fn WhoAmI(props: &WhoAmIProps) -> Html {
+pub fn UserChooser() -> Html {
     let me = use_context::<Me>().expect("Me context");
     let filter = use_state(String::new);
-    let editing = use_state(|| false);
-    if let (Some(user), false) = ((*me).clone(), *editing) {
-        let r = Ref::parse(&user, "user");
-        let change = {
-            let editing = editing.clone();
-            Callback::from(move |_| editing.set(true))
-        };
-        return html! {
-            <span class="whoami">
-                <Link<Route> to={r.route()}>{ r.short() }</Link<Route>>
-                <button type="button" class="ghost small" onclick={change}>{ "Switch user" }</button>
-            </span>
-        };
-    }
-    if props.compact && me.is_none() {
-        return html! {};
-    }
     let url = format!(
         "/api/catalog/entities/by-query?filter=kind=user&limit=50&orderField=metadata.name,asc&fields=metadata.name,metadata.namespace,spec.profile.displayName{}",
         if filter.is_empty() {
@@ -57,18 +58,14 @@ pub fn WhoAmI(props: &WhoAmIProps) -> Html {
             }
         })
     };
-    let onchange = {
-        let (me, editing) = (me.clone(), editing.clone());
-        Callback::from(move |e: Event| {
-            if let Some(t) = e.target_dyn_into::<web_sys::HtmlSelectElement>() {
-                let v = t.value();
-                if !v.is_empty() {
-                    me.set(Some(v));
-                    editing.set(false);
-                }
+    let onchange = Callback::from(move |e: Event| {
+        if let Some(t) = e.target_dyn_into::<web_sys::HtmlSelectElement>() {
+            let v = t.value();
+            if !v.is_empty() {
+                me.set(Some(v));
             }
-        })
-    };
+        }
+    });
     let options: Html = match &users {
         Load::Ready(v) => v["items"]
             .as_array()
@@ -175,7 +172,7 @@ pub fn Home() -> Html {
         (Some(_), Load::Failed(e)) => html! {
             <>
                 { crate::ui::error_box("You are not in the catalog any more", e) }
-                <WhoAmI />
+                <UserChooser />
             </>
         },
         (Some(_), Load::Loading) => crate::ui::loading("your teams"),
@@ -214,7 +211,7 @@ pub fn Home() -> Html {
                     <Link<Route> to={Route::Facts}>{ "Facts and rankings" }</Link<Route>>
                 </nav>
             </section>
-            if me.is_none() { <WhoAmI /> }
+            if me.is_none() { <UserChooser /> }
             <div class="grid two">
                 <section class="panel" aria-labelledby="deployed">
                     <h2 id="deployed">{ "Deployed in the last 30 minutes" }</h2>
