@@ -481,10 +481,12 @@ async fn a_team_page_and_the_plugins_admin() {
 }
 
 /// Every card node type of the WIT renders, text stays text, and links to
-/// anything but http(s) or the portal are not followed. The app runs under
-/// the host's Content-Security-Policy, in dark theme and at phone width.
+/// anything but http(s) or the portal are not followed (all of it under
+/// the host's Content-Security-Policy, which `web.rs` checks); an orphan
+/// is flagged; the dark theme holds across reloads and a phone's width
+/// does not overflow.
 #[tokio::test]
-async fn cards_render_every_node_safely_under_the_csp() {
+async fn every_card_node_renders_safely_in_both_themes_and_widths() {
     let up = upstream().await;
     let p = portal(
         &up,
@@ -557,23 +559,6 @@ async fn cards_render_every_node_safely_under_the_csp() {
             && warning.as_str().unwrap().contains("does not resolve"),
         "{warning}"
     );
-
-    // Every response the app loads carries the policy.
-    let response = p
-        .http
-        .get(format!("{}/catalog/default/component/gallery", p.base))
-        .send()
-        .await
-        .unwrap();
-    let csp = response.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        csp.contains("script-src 'self' 'wasm-unsafe-eval'"),
-        "{csp}"
-    );
-    assert!(!csp.contains("unsafe-inline"), "{csp}");
 
     // Dark theme from the button, kept across reloads; phone width.
     b.client.set_window_size(390, 844).await.unwrap();

@@ -113,6 +113,15 @@ impl Portal {
         self.try_get(path).await.unwrap()
     }
 
+    /// GETs a path and returns the response as it came (pages, files).
+    pub async fn fetch(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// GETs a path that must answer 200.
     pub async fn ok(&self, path: &str) -> Value {
         let (status, body) = self.get(path).await;

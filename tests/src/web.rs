@@ -39,12 +39,7 @@ async fn the_app_is_served_for_ui_routes_with_a_strict_policy() {
         "/campaigns/python3",
         "/plugins",
     ] {
-        let r = p
-            .http
-            .get(format!("{}{path}", p.base))
-            .send()
-            .await
-            .unwrap();
+        let r = p.fetch(path).await;
         assert_eq!(r.status(), 200, "{path}");
         let csp = r.headers()["content-security-policy"]
             .to_str()
@@ -67,12 +62,7 @@ async fn the_app_is_served_for_ui_routes_with_a_strict_policy() {
         ("/assets/greenroom_web.js", "text/javascript"),
         ("/assets/style.css", "text/css"),
     ] {
-        let r = p
-            .http
-            .get(format!("{}{file}", p.base))
-            .send()
-            .await
-            .unwrap();
+        let r = p.fetch(file).await;
         assert_eq!(r.status(), 200, "{file}");
         assert!(
             r.headers()["content-type"]
@@ -84,23 +74,13 @@ async fn the_app_is_served_for_ui_routes_with_a_strict_policy() {
         );
     }
     // Unknown pages are the app's "not found"; unknown API paths JSON.
-    let r = p
-        .http
-        .get(format!("{}/nowhere", p.base))
-        .send()
-        .await
-        .unwrap();
+    let r = p.fetch("/nowhere").await;
     assert_eq!(r.status(), 404);
     assert!(r.text().await.unwrap().contains("/assets/boot.js"));
     let (status, body) = p.get("/api/nowhere").await;
     assert_eq!(status, 404);
     assert_eq!(body["error"]["message"], "no route for /api/nowhere");
-    let r = p
-        .http
-        .get(format!("{}/assets/nothing.js", p.base))
-        .send()
-        .await
-        .unwrap();
+    let r = p.fetch("/assets/nothing.js").await;
     assert_eq!(r.status(), 404);
 }
 
@@ -108,23 +88,13 @@ async fn the_app_is_served_for_ui_routes_with_a_strict_policy() {
 async fn without_the_app_the_host_says_how_to_build_it() {
     // Not configured: the API's description, pointing at the build.
     let p = portal(None).await;
-    let r = p
-        .http
-        .get(format!("{}/catalog", p.base))
-        .send()
-        .await
-        .unwrap();
+    let r = p.fetch("/catalog").await;
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("cargo xtask web"));
     // Configured but missing: a 503 naming the file and the command.
     let missing = PathBuf::from(web_dir()).join("not-built");
     let p = portal(Some(&missing.display().to_string())).await;
-    let r = p
-        .http
-        .get(format!("{}/catalog", p.base))
-        .send()
-        .await
-        .unwrap();
+    let r = p.fetch("/catalog").await;
     assert_eq!(r.status(), 503);
     let text = r.text().await.unwrap();
     assert!(
