@@ -217,14 +217,11 @@ pub fn ensure_wasm_bindgen() -> anyhow::Result<()> {
     }
     let command = greenroom_web_build::install_command(&version);
     eprintln!("xtask: {command} (a few minutes, once)");
-    let status = Command::new("cargo")
-        .args(["install", "wasm-bindgen-cli", "--version", &version])
-        .status()
-        .context("cannot run cargo install")?;
-    if !status.success() {
-        bail!("installing the wasm-bindgen CLI failed; run `{command}` yourself and try again");
-    }
-    Ok(())
+    cargo(&["install", "wasm-bindgen-cli", "--version", &version]).map_err(|e| {
+        anyhow::anyhow!(
+            "installing the wasm-bindgen CLI failed ({e}); run `{command}` yourself and try again"
+        )
+    })
 }
 
 /// Builds the web UI into `<target>/web-dist` and returns that folder.

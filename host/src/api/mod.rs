@@ -56,7 +56,6 @@ pub fn app(state: AppState) -> Router {
         .merge(campaigns::router())
         .merge(search::router())
         .merge(web::router(web_dir))
-        .fallback(web::not_found)
         .with_state(state);
     web::security_headers(router)
 }

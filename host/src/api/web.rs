@@ -6,9 +6,9 @@
 //! origin, and the page is never framed.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -35,13 +35,16 @@ const UI_ROUTES: &[&str] = &[
     "/plugins",
 ];
 
-/// The UI routes and `/assets/`, when the app is built.
+/// The UI routes, `/assets/` when the app is built, and the fallback for
+/// every other path. `dir` is the built app (`Config::web_dir`, read once).
 pub fn router(dir: Option<PathBuf>) -> Router<AppState> {
+    let dir = dir.map(Arc::new);
     let mut router = Router::new();
     for route in UI_ROUTES {
-        router = router.route(route, get(app));
+        let dir = dir.clone();
+        router = router.route(route, get(move || page(dir, StatusCode::OK)));
     }
-    if let Some(dir) = dir {
+    if let Some(dir) = &dir {
         router = router.nest_service(
             "/assets",
             tower::ServiceBuilder::new()
@@ -52,7 +55,17 @@ pub fn router(dir: Option<PathBuf>) -> Router<AppState> {
                 .service(ServeDir::new(dir.join("assets"))),
         );
     }
-    router
+    // Unknown API paths get a JSON error; any other path is the app's
+    // "not found" page.
+    router.fallback(move |uri: Uri| {
+        let dir = dir.clone();
+        async move {
+            if uri.path().starts_with("/api/") || uri.path() == "/api" {
+                return ApiError::NotFound(format!("no route for {}", uri.path())).into_response();
+            }
+            page(dir, StatusCode::NOT_FOUND).await
+        }
+    })
 }
 
 /// Headers every response gets unless it set its own.
@@ -74,8 +87,8 @@ pub fn security_headers<S: Clone + Send + Sync + 'static>(router: Router<S>) -> 
 
 /// The app's page, read afresh so a rebuilt app is served at once; the
 /// API's description when the app is not built.
-async fn page(state: &AppState, status: StatusCode) -> Response {
-    let Some(dir) = state.config.web_dir() else {
+async fn page(dir: Option<Arc<PathBuf>>, status: StatusCode) -> Response {
+    let Some(dir) = dir else {
         return (status, Html(include_str!("index.html"))).into_response();
     };
     let file = dir.join("index.html");
@@ -90,17 +103,4 @@ async fn page(state: &AppState, status: StatusCode) -> Response {
         )
             .into_response(),
     }
-}
-
-async fn app(State(state): State<AppState>) -> Response {
-    page(&state, StatusCode::OK).await
-}
-
-/// Unknown API paths get a JSON error; any other path is the app's "not
-/// found" page.
-pub async fn not_found(State(state): State<AppState>, uri: Uri) -> Response {
-    if uri.path().starts_with("/api/") || uri.path() == "/api" {
-        return ApiError::NotFound(format!("no route for {}", uri.path())).into_response();
-    }
-    page(&state, StatusCode::NOT_FOUND).await
 }

@@ -139,12 +139,12 @@ pub fn DocsReader(props: &DocsProps) -> Html {
             });
         })
     };
-    let base = format!(
-        "/docs/{}/{}/{}",
-        enc(&r.namespace),
-        enc(&r.kind),
-        enc(&r.name)
-    );
+    let base = Route::DocsHome {
+        namespace: r.namespace.clone(),
+        kind: r.kind.clone(),
+        name: r.name.clone(),
+    }
+    .to_path();
     let body = match &page {
         Load::Loading => loading("the page"),
         Load::Failed(e) => error_box("This page could not be shown", e),

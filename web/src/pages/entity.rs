@@ -470,12 +470,7 @@ fn dependency_graph(e: &Value, r: &Ref) -> Html {
             y += HEAD;
             for (target, rel) in refs {
                 let t = Ref::parse(target, "component");
-                let href = format!(
-                    "/catalog/{}/{}/{}/dependencies",
-                    enc(&t.namespace),
-                    enc(&t.kind),
-                    enc(&t.name)
-                );
+                let href = t.tab("dependencies").to_path();
                 let (x1, x2) = if x < center_x {
                     (x + NODE_W, center_x)
                 } else {

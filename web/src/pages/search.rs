@@ -129,15 +129,6 @@ pub fn SearchPage() -> Html {
 fn result(hit: &Value) -> Html {
     let is_entity = s(hit, "type") == "entity";
     let r = Ref::parse(s(hit, "entityRef"), "component");
-    let href = match hit["location"].as_str() {
-        Some(l) if !is_entity && l.starts_with('/') && !l.starts_with("//") => l.to_string(),
-        _ => format!(
-            "/catalog/{}/{}/{}",
-            enc(&r.namespace),
-            enc(&r.kind),
-            enc(&r.name)
-        ),
-    };
     let title = match s(hit, "title") {
         "" => s(hit, "name").to_string(),
         t => t.to_string(),
@@ -145,9 +136,15 @@ fn result(hit: &Value) -> Html {
     html! {
         <li class="result">
             {
-                match Route::recognize(&href).filter(|r| *r != Route::NotFound) {
-                    Some(route) => html! { <Link<Route> to={route} classes="result-link">{ title }</Link<Route>> },
-                    None => html! { <a class="result-link" href={href}>{ title }</a> },
+                // A docs page opens at its own route; an entity at its page.
+                match hit["location"].as_str() {
+                    Some(l) if !is_entity && l.starts_with('/') && !l.starts_with("//") => {
+                        match Route::recognize(l).filter(|r| *r != Route::NotFound) {
+                            Some(route) => html! { <Link<Route> to={route} classes="result-link">{ title }</Link<Route>> },
+                            None => html! { <a class="result-link" href={l.to_string()}>{ title }</a> },
+                        }
+                    }
+                    _ => html! { <Link<Route> to={r.route()} classes="result-link">{ title }</Link<Route>> },
                 }
             }
             <span class="muted">{ format!(" {}", if is_entity { s(hit, "kind").to_string() } else { format!("in {}", r.short()) }) }</span>
