@@ -47,6 +47,20 @@ pub struct ServerConfig {
     /// (`facts:write`, `events:write`). The admin token has every scope.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// A proxy for every outbound request (catalog URLs, plugin HTTP),
+    /// e.g. "http://proxy.internal:3128". Unset: no proxy, whatever
+    /// `HTTP_PROXY`/`HTTPS_PROXY` say.
+    #[serde(default)]
+    pub outbound_proxy: Option<String>,
+    /// The address people use to reach the portal, e.g.
+    /// "https://portal.example.com"; its host is accepted in `Host`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// More host names (`name` or `name:port`) the portal answers to.
+    /// Addresses and `localhost` are always accepted; any other name in
+    /// `Host` is refused, which defeats DNS rebinding.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// A named token; its value is read from the environment variable `env`,
@@ -73,6 +87,9 @@ impl Default for ServerConfig {
             data_dir: default_data_dir(),
             admin_token_env: default_admin_token_env(),
             tokens: Vec::new(),
+            outbound_proxy: None,
+            public_url: None,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -106,6 +123,29 @@ pub struct CatalogConfig {
     /// allowed.
     #[serde(default)]
     pub allow_file_locations_from_api: bool,
+    /// The origins (`scheme://host[:port]`) URL locations, substitutions
+    /// and Location entities may read from. Empty: no URL is read. An
+    /// origin written with a literal address (`http://10.0.0.5:8080`)
+    /// allows that address even though it is private; a name must resolve
+    /// to public addresses.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Most files one location's refresh reads (its own, those its
+    /// Location entities lead to, and substituted ones); the rest keep
+    /// what they gave before.
+    #[serde(default = "default_max_files_per_location")]
+    pub max_files_per_location: usize,
+    /// Most bytes one location's refresh reads, all files together.
+    #[serde(default = "default_max_refresh_bytes")]
+    pub max_refresh_bytes: u64,
+}
+
+fn default_max_files_per_location() -> usize {
+    10_000
+}
+
+fn default_max_refresh_bytes() -> u64 {
+    256 * 1024 * 1024
 }
 
 impl Default for CatalogConfig {
@@ -117,6 +157,9 @@ impl Default for CatalogConfig {
             fetch_timeout: default_fetch_timeout(),
             max_file_bytes: default_max_file_bytes(),
             allow_file_locations_from_api: false,
+            allowed_origins: Vec::new(),
+            max_files_per_location: default_max_files_per_location(),
+            max_refresh_bytes: default_max_refresh_bytes(),
         }
     }
 }
@@ -310,7 +353,61 @@ pub struct GrantConfig {
     #[serde(default)]
     pub hosts: Vec<String>,
     #[serde(default)]
-    pub secrets: Vec<String>,
+    pub secrets: Vec<SecretGrant>,
+}
+
+impl GrantConfig {
+    /// The secrets with the origins each is bound to: written out, or the
+    /// grant's one host.
+    pub fn secret_grants(&self) -> impl Iterator<Item = SecretGrant> + '_ {
+        self.secrets
+            .iter()
+            .map(|s| match (s, self.hosts.as_slice()) {
+                (SecretGrant::Name(name), [host]) => SecretGrant::bound(name, vec![host.clone()]),
+                (other, _) => other.clone(),
+            })
+    }
+}
+
+/// A secret granted to a plugin, bound to the origins it may be sent to:
+/// `"GITHUB_TOKEN"` (bound to the grant's one host) or
+/// `{ name = "GITHUB_TOKEN", hosts = ["https://api.github.com"] }`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(untagged)]
+pub enum SecretGrant {
+    Name(String),
+    Bound(BoundSecret),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoundSecret {
+    pub name: String,
+    pub hosts: Vec<String>,
+}
+
+impl SecretGrant {
+    pub fn bound(name: &str, hosts: Vec<String>) -> SecretGrant {
+        SecretGrant::Bound(BoundSecret {
+            name: name.to_string(),
+            hosts,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            SecretGrant::Name(n) => n,
+            SecretGrant::Bound(b) => &b.name,
+        }
+    }
+
+    /// The origins it is bound to, when written out.
+    pub fn hosts(&self) -> Option<&[String]> {
+        match self {
+            SecretGrant::Name(_) => None,
+            SecretGrant::Bound(b) => Some(&b.hosts),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -341,6 +438,18 @@ pub struct KindConfig {
 
 fn yes() -> bool {
     true
+}
+
+/// `name:port` → `name`; `[::1]:80` → `[::1]`.
+pub fn strip_port(host: &str) -> &str {
+    match host.rfind(':') {
+        Some(i)
+            if !host[i..].contains(']') && host[i + 1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            &host[..i]
+        }
+        _ => host,
+    }
 }
 
 mod humantime_serde_compat {
@@ -380,6 +489,41 @@ impl Config {
                 );
             }
         }
+        config
+            .catalog_origins()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config
+            .outbound_guard()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config
+            .host_names()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        for (i, g) in config.plugins.grants.iter().enumerate() {
+            for h in g
+                .hosts
+                .iter()
+                .chain(g.secrets.iter().filter_map(SecretGrant::hosts).flatten())
+            {
+                crate::net::Origin::parse(h).map_err(|e| {
+                    anyhow::anyhow!("{}: plugins.grants[{i}] ({}): {e}", path.display(), g.id)
+                })?;
+            }
+            // A secret written by name alone is bound to the grant's one
+            // host (`GrantConfig::secret_grants`); with several hosts,
+            // which one it is for must be said.
+            for s in &g.secrets {
+                if let SecretGrant::Name(name) = s
+                    && g.hosts.len() != 1
+                {
+                    bail!(
+                        "{}: plugins.grants[{i}] ({}) grants secret {name} without saying where it may be sent, and the grant has {} hosts; write secrets = [{{ name = \"{name}\", hosts = [\"https://…\"] }}]",
+                        path.display(),
+                        g.id,
+                        g.hosts.len()
+                    );
+                }
+            }
+        }
         for (i, t) in config.server.tokens.iter().enumerate() {
             if let Some(bad) = t.scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
                 bail!(
@@ -399,6 +543,53 @@ impl Config {
             base_dir: std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()),
             ..Config::default()
         }
+    }
+
+    /// `catalog.allowed_origins`, parsed.
+    pub fn catalog_origins(&self) -> anyhow::Result<Vec<crate::net::Origin>> {
+        self.catalog
+            .allowed_origins
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                crate::net::Origin::parse(o)
+                    .map_err(|e| anyhow::anyhow!("catalog.allowed_origins[{i}]: {e}"))
+            })
+            .collect()
+    }
+
+    /// The host names the portal answers to, beyond addresses and
+    /// `localhost`: `server.public_url`'s host and `server.allowed_hosts`,
+    /// lowercase, without ports.
+    pub fn host_names(&self) -> anyhow::Result<Vec<String>> {
+        let mut names = Vec::new();
+        if let Some(u) = &self.server.public_url {
+            let url = reqwest::Url::parse(u)
+                .map_err(|e| anyhow::anyhow!("server.public_url '{u}' is not a URL: {e}"))?;
+            let host = url
+                .host_str()
+                .ok_or_else(|| anyhow::anyhow!("server.public_url '{u}' has no host"))?;
+            names.push(host.to_ascii_lowercase());
+        }
+        for h in &self.server.allowed_hosts {
+            names.push(strip_port(h).to_ascii_lowercase());
+        }
+        Ok(names)
+    }
+
+    /// The network settings every outbound request shares.
+    pub fn outbound_guard(&self) -> anyhow::Result<crate::net::Guard> {
+        let proxy =
+            match &self.server.outbound_proxy {
+                Some(p) => Some(reqwest::Url::parse(p).map_err(|e| {
+                    anyhow::anyhow!("server.outbound_proxy '{p}' is not a URL: {e}")
+                })?),
+                None => None,
+            };
+        Ok(crate::net::Guard {
+            resolve_override: HashMap::new(),
+            proxy,
+        })
     }
 
     pub fn resolve(&self, path: &Path) -> PathBuf {
@@ -486,6 +677,57 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_are_bound_to_origins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("greenroom.toml");
+        std::fs::write(
+            &path,
+            r#"
+[[plugins.grants]]
+id = "github"
+hosts = ["https://api.github.com"]
+secrets = ["GITHUB_TOKEN"]
+[[plugins.grants]]
+id = "sentry"
+hosts = ["https://sentry.io", "https://eu.sentry.io"]
+secrets = [{ name = "SENTRY_TOKEN", hosts = ["https://sentry.io"] }]
+"#,
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(
+            c.plugins.grants[0].secret_grants().collect::<Vec<_>>(),
+            [SecretGrant::bound(
+                "GITHUB_TOKEN",
+                vec!["https://api.github.com".into()]
+            )],
+            "the simple form binds to the grant's one host"
+        );
+        assert_eq!(
+            c.plugins.grants[1].secrets[0].hosts(),
+            Some(&["https://sentry.io".to_string()][..])
+        );
+        // By name alone with two hosts: which one is not said, so refused.
+        std::fs::write(
+            &path,
+            "[[plugins.grants]]\nid = \"x\"\nhosts = [\"https://a.example\", \"https://b.example\"]\nsecrets = [\"T\"]\n",
+        )
+        .unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("grants secret T without saying where it may be sent"),
+            "{err}"
+        );
+        std::fs::write(
+            &path,
+            "[catalog]\nallowed_origins = [\"https://git.example/org\"]\n",
+        )
+        .unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(err.contains("catalog.allowed_origins[0]"), "{err}");
+    }
 
     #[test]
     fn reads_a_full_config_and_rejects_typos() {

@@ -69,6 +69,25 @@ fn join(folder: &str, relative: &str) -> Option<String> {
     Some(parts.join("/"))
 }
 
+/// Whether the web UI may follow `href`: an http(s) URL, or a path on the
+/// portal itself. Refuses `javascript:` and `data:`, and paths browsers read
+/// as another site: `//evil.example`, `/\evil.example`, and `/<TAB>/evil`
+/// (URL parsers drop tabs and newlines, and read `\` as `/`).
+/// The web UI's `ui::safe_href` applies the same rule.
+pub fn followable(href: &str) -> bool {
+    if href.chars().any(|c| c.is_control()) {
+        return false;
+    }
+    let lower = href.trim_start().to_ascii_lowercase();
+    if lower.starts_with("https://") || lower.starts_with("http://") {
+        return true;
+    }
+    match href.strip_prefix('/') {
+        Some(rest) => !rest.starts_with(['/', '\\']) && !href.contains('\\'),
+        None => false,
+    }
+}
+
 /// Whether a URL names its own scheme (`https:`, `mailto:`, `javascript:`).
 fn has_scheme(url: &str) -> bool {
     match url.find(':') {
@@ -448,6 +467,33 @@ mod tests {
     }
 
     #[test]
+    fn only_http_links_and_portal_paths_are_followable() {
+        for ok in [
+            "https://github.com/x",
+            "HTTP://ci.example/run/1",
+            "/catalog/default/component/x",
+            "/docs/default/component/x/guide",
+        ] {
+            assert!(followable(ok), "{ok}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            " JaVaScRiPt:alert(1)",
+            "data:text/html,x",
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\\/evil.example",
+            "mailto:a@example.com",
+            "relative/path",
+            "",
+        ] {
+            assert!(!followable(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn headings_get_unique_anchors_and_a_toc() {
         let r = render(
             "# Title\n\n## Set up\n\n## Set up\n\n### `cargo` & you\n",
@@ -572,5 +618,115 @@ mod tests {
             .unwrap(),
             "https://github.com/acme/docs/issues/new?title=t&body=b"
         );
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn piece() -> impl Strategy<Value = &'static str> {
+            prop_oneof![
+                Just("<script>alert(1)</script>"),
+                Just("<img src=x onerror=alert(1)>"),
+                Just("[x](javascript:alert(1))"),
+                Just("[y](JaVaScRiPt:alert(1))"),
+                Just("<a href=\"javascript:x\">a</a>"),
+                Just("<svg onload=alert(1)>"),
+                Just("<iframe src=//evil>"),
+                Just("![i](data:text/html,x)"),
+                Just("`code`"),
+                Just("\n\n"),
+                Just("# h\n"),
+                Just("> q\n"),
+                Just("- l\n"),
+                Just("<div "),
+                Just("onclick=\"x\" "),
+                Just(">"),
+                Just("<"),
+                Just("&#106;avascript:"),
+                Just("[z](/\\\\evil.example)"),
+                Just("<style>*{}</style>"),
+                Just("***"),
+                Just("| a | b |\n|---|---|\n"),
+                Just("!!! note\n    x\n"),
+                Just("<form action=x>"),
+            ]
+        }
+
+        /// Every tag of the output (text's `<` is escaped, so each `<` left
+        /// opens a real tag) is harmless: no script-like element, no event
+        /// handler attribute, no script URL.
+        fn assert_clean(html: &str) -> Result<(), TestCaseError> {
+            for tag in html.split('<').skip(1) {
+                let tag = tag
+                    .split('>')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                let (name, mut rest) = tag.split_once(char::is_whitespace).unwrap_or((&tag, ""));
+                for bad in ["script", "iframe", "style", "form", "object", "embed"] {
+                    prop_assert!(name != bad, "<{tag}> in {html}");
+                }
+                // Attributes: name, then `="…"`, `='…'` or a bare value.
+                loop {
+                    rest = rest.trim_start();
+                    if rest.is_empty() || rest == "/" {
+                        break;
+                    }
+                    let end = rest
+                        .find(|c: char| c == '=' || c.is_whitespace())
+                        .unwrap_or(rest.len());
+                    let attr = &rest[..end];
+                    rest = &rest[end..];
+                    let mut value = "";
+                    if let Some(after) = rest.strip_prefix('=') {
+                        let (v, r) = match after.chars().next() {
+                            Some(q @ ('"' | '\'')) => {
+                                let close = after[1..].find(q).map_or(after.len(), |k| k + 1);
+                                (&after[1..close], after.get(close + 1..).unwrap_or(""))
+                            }
+                            _ => after
+                                .split_at(after.find(char::is_whitespace).unwrap_or(after.len())),
+                        };
+                        value = v;
+                        rest = r;
+                    }
+                    prop_assert!(!attr.starts_with("on"), "{attr} in <{tag}> of {html}");
+                    let value = value.trim_start();
+                    for bad in ["javascript:", "vbscript:", "data:text/html"] {
+                        prop_assert!(!value.starts_with(bad), "{attr}={value} in {html}");
+                    }
+                }
+            }
+            Ok(())
+        }
+
+        proptest! {
+            /// Whatever a docs page or card says, the HTML the host hands
+            /// the browser has no script, handler or script URL.
+            #[test]
+            fn fuzz_markdown_stays_sanitised(pieces in proptest::collection::vec(piece(), 0..40), text in "\\PC{0,200}") {
+                let md = pieces.concat() + &text;
+                assert_clean(&render_fragment(&md))?;
+                let links = Links {
+                    pages: "/docs/default/component/x",
+                    assets: "/api/docs/component/default/x",
+                    folder: "guide",
+                };
+                assert_clean(&render(&md, &links).html)?;
+            }
+
+            #[test]
+            fn fuzz_followable_links_stay_here_or_on_the_web(text in "\\PC{0,60}") {
+                if followable(&text) {
+                    let lower = text.to_ascii_lowercase();
+                    prop_assert!(
+                        lower.starts_with("http://") || lower.starts_with("https://")
+                            || (text.starts_with('/') && !text[1..].starts_with(['/', '\\']) && !text.contains('\\'))
+                    );
+                }
+            }
+        }
     }
 }

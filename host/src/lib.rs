@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod config;
 pub mod docs;
 pub mod ingest;
+pub mod net;
 pub mod plugins;
 pub mod scheduler;
 pub mod search;
@@ -51,12 +52,8 @@ impl Portal {
             tracing::info!(location = %stale.target, "location no longer in the config; removing it and its entities");
             store.delete_location(&stale.id)?;
         }
-        let reader = ingest::Reader::for_catalog(&config.catalog)?;
-        let plugins = Arc::new(plugins::Plugins::new(
-            config.plugins.clone(),
-            &config.plugin_cache_dir(),
-            store.clone(),
-        )?);
+        let reader = ingest::Reader::for_catalog(&config)?;
+        let plugins = Arc::new(plugins::Plugins::new(&config, store.clone())?);
         if let Some(dir) = config.plugins_dir() {
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create the plugins folder {}", dir.display()))?;
@@ -69,6 +66,7 @@ impl Portal {
             kinds: Arc::new(kinds),
             reader,
             base_dir: config.base_dir.clone(),
+            limits: ingest::RefreshLimits::of(&config.catalog),
         });
         let refresher = scheduler::Refresher::new(store.clone(), ingestor);
         let insights = scheduler::insights::Insights::new(store.clone(), plugins.clone());

@@ -171,11 +171,7 @@ fn plugins(
     std::sync::Arc<greenroom::store::Store>,
 )> {
     let store = std::sync::Arc::new(greenroom::store::Store::open(&config.store_path())?);
-    let registry = greenroom::plugins::Plugins::new(
-        config.plugins.clone(),
-        &config.plugin_cache_dir(),
-        store.clone(),
-    )?;
+    let registry = greenroom::plugins::Plugins::new(config, store.clone())?;
     Ok((registry, store))
 }
 
@@ -273,8 +269,7 @@ fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
         }
         PluginCommand::Grant { id, hosts, secrets } => {
             for h in &hosts {
-                greenroom::plugins::http::Origin::parse(h)
-                    .map_err(|e| anyhow::anyhow!("--host {e}"))?;
+                greenroom::net::Origin::parse(h).map_err(|e| anyhow::anyhow!("--host {e}"))?;
             }
             let mut grants = store.grants(&id)?.unwrap_or_default();
             grants.hosts.extend(
@@ -365,8 +360,9 @@ fn validate(config: Config, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
 fn ingestor(config: &Config) -> anyhow::Result<greenroom::ingest::Ingestor> {
     Ok(greenroom::ingest::Ingestor {
         kinds: std::sync::Arc::new(config.kinds()?),
-        reader: greenroom::ingest::Reader::for_catalog(&config.catalog)?,
+        reader: greenroom::ingest::Reader::for_catalog(config)?,
         base_dir: std::env::current_dir()?,
+        limits: greenroom::ingest::RefreshLimits::of(&config.catalog),
     })
 }
 

@@ -346,3 +346,433 @@ fn facts_push_sends_ci_facts_with_a_token() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("set GREENROOM_TOKEN to a token"));
 }
+
+/// A bare HTTP/1.0 exchange (no chunked answers, the connection closes at
+/// the end); returns the status and the body, or `None` when the server is
+/// gone.
+fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: {}\r\nContent-Type: application/json\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+fn json_of(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Polls `/healthz` until `done` says so, for at most `secs` seconds.
+fn wait_health(
+    base: &str,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some((200, body)) = http(base, "GET", "/healthz", &[], "") {
+            let health = json_of(&body);
+            if done(&health) {
+                return health;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited {secs} s for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Every entity's ref and etag, as the API lists them.
+fn etags(base: &str) -> std::collections::BTreeMap<String, String> {
+    let (status, body) = http(
+        base,
+        "GET",
+        "/api/catalog/entities?fields=kind,metadata.name,metadata.etag",
+        &[],
+        "",
+    )
+    .expect("the server answers");
+    assert_eq!(status, 200, "{body}");
+    json_of(&body)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                format!("{}:{}", e["kind"], e["metadata"]["name"]),
+                e["metadata"]["etag"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn integrity_check(db: &std::path::Path) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let verdict: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(verdict, "ok");
+}
+
+/// kill -9 in the middle of a 100,000-entity ingest, then in the middle of
+/// a burst of fact pushes and a search rebuild: after each restart the
+/// store is whole, everything stored before the kill is there unchanged,
+/// every acknowledged push is there, and search comes back complete.
+#[test]
+fn killed_mid_ingest_mid_push_and_mid_rebuild_nothing_is_lost() {
+    const FILES: usize = 40;
+    const PER_FILE: usize = 2_500;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = String::from(
+        "[server]\ndata_dir = \"data\"\nadmin_token_env = \"GREENROOM_CRASH_ADMIN\"\n[[server.tokens]]\nname = \"ci\"\nenv = \"GREENROOM_CRASH_TOKEN\"\nscopes = [\"facts:write\"]\n[catalog]\nrefresh_interval = \"1h\"\n[search]\nrebuild_interval = \"0s\"\n",
+    );
+    let mut teams = String::new();
+    for t in 0..10 {
+        teams.push_str(&format!("apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: team-{t}\nspec:\n  type: team\n  children: []\n---\n"));
+    }
+    std::fs::write(dir.path().join("teams.yaml"), teams).unwrap();
+    config.push_str("[[catalog.locations]]\ntarget = \"teams.yaml\"\n");
+    for f in 0..FILES {
+        let mut text = String::with_capacity(PER_FILE * 220);
+        for i in f * PER_FILE..(f + 1) * PER_FILE {
+            text.push_str(&format!(
+                "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: comp-{i}\n  description: component number {i}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-{}\n---\n",
+                i % 10
+            ));
+        }
+        std::fs::write(dir.path().join(format!("part-{f}.yaml")), text).unwrap();
+        config.push_str(&format!(
+            "[[catalog.locations]]\ntarget = \"part-{f}.yaml\"\n"
+        ));
+    }
+    let config_path = dir.path().join("greenroom.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let db = dir.path().join("data/greenroom.db");
+    // SAFETY: only this test uses these variables.
+    unsafe {
+        std::env::set_var("GREENROOM_CRASH_TOKEN", "crash-token");
+        std::env::set_var("GREENROOM_CRASH_ADMIN", "crash-admin");
+    }
+
+    // 1. Killed mid-ingest, once a quarter of the catalog is stored.
+    let server = serve(&config_path);
+    wait_health(&server.1, 600, "a quarter of the ingest", |h| {
+        h["catalog"]["entities"].as_i64().unwrap_or(0) >= 25_000
+    });
+    let before = etags(&server.1);
+    drop(server); // SIGKILL
+    assert!(
+        before.len() >= 25_000 && before.len() < FILES * PER_FILE + 10,
+        "{}",
+        before.len()
+    );
+    integrity_check(&db);
+
+    // 2. Restarted: the ingest completes and nothing stored changed.
+    let server = serve(&config_path);
+    wait_health(&server.1, 600, "the full ingest", |h| h["ready"] == true);
+    let after = etags(&server.1);
+    assert_eq!(after.len(), FILES * PER_FILE + 10);
+    for (r, etag) in &before {
+        assert_eq!(after.get(r), Some(etag), "{r} changed or went missing");
+    }
+
+    // 3. Killed during a burst of fact pushes and a search rebuild.
+    let base = server.1.clone();
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
+    let pushers: Vec<_> = (0..4)
+        .map(|t| {
+            let (base, acked) = (base.clone(), acked.clone());
+            std::thread::spawn(move || {
+                for n in (t..).step_by(4).take(5_000) {
+                    let body = format!(
+                        "{{\"entityRef\": \"comp-{n}\", \"facts\": {{\"crash.seq\": {n}}}}}"
+                    );
+                    match http(
+                        &base,
+                        "POST",
+                        "/api/facts",
+                        &[("Authorization", "Bearer crash-token")],
+                        &body,
+                    ) {
+                        Some((200, _)) => acked.lock().unwrap().push(n),
+                        Some((status, body)) => panic!("push {n}: {status} {body}"),
+                        None => return,
+                    }
+                }
+            })
+        })
+        .collect();
+    let rebuild = {
+        let base = base.clone();
+        std::thread::spawn(move || {
+            http(
+                &base,
+                "POST",
+                "/api/search/rebuild",
+                &[("Authorization", "Bearer crash-admin")],
+                "",
+            )
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while acked.lock().unwrap().len() < 300 {
+        assert!(std::time::Instant::now() < deadline, "pushes too slow");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    drop(server); // SIGKILL, pushes in flight
+    for p in pushers {
+        p.join().unwrap();
+    }
+    assert!(
+        rebuild.join().unwrap().is_none(),
+        "the rebuild finished before the kill; the test proves nothing about it"
+    );
+    let acked = acked.lock().unwrap().clone();
+    integrity_check(&db);
+
+    // 4. Restarted: every acknowledged push is there, and search is whole.
+    let server = serve(&config_path);
+    wait_health(&server.1, 600, "ready", |h| h["ready"] == true);
+    for n in &acked {
+        let (status, body) = http(
+            &server.1,
+            "GET",
+            &format!("/api/entities/component/default/comp-{n}/facts"),
+            &[],
+            "",
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body.contains("\"crash.seq\"") && body.contains(&format!("\"value\":{n}")),
+            "acknowledged push {n} is missing: {body}"
+        );
+    }
+    // The index was left mid-rebuild: it is opened (or rebuilt when
+    // unreadable) and catches up with the catalog by itself.
+    wait_health(&server.1, 600, "a whole search index", |h| {
+        h["search"]["documents"] == FILES * PER_FILE + 10
+    });
+    let (status, body) = http(
+        &server.1,
+        "GET",
+        "/api/search?q=comp-99999&doc=entity",
+        &[],
+        "",
+    )
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("component:default/comp-99999"), "{body}");
+}
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct Mounted(std::path::PathBuf);
+
+impl Mounted {
+    fn tmpfs(at: &std::path::Path, size: &str) -> Mounted {
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .expect("mount(8) is needed to make a small full disk");
+        assert!(
+            out.status.success(),
+            "this test mounts a {size} tmpfs as a disk to fill, which needs root (as `cargo xtask test` and CI run): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Mounted(at.to_path_buf())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A portal serving `GOOD` from `dir` (its store in `dir/data`) with a
+/// `facts:write` token, for the tests of a data folder that cannot take
+/// writes.
+struct FactsPortal(Serving);
+
+impl FactsPortal {
+    const TOKEN: &str = "facts-portal-token";
+
+    /// `extra` goes into greenroom.toml after the server settings.
+    fn start(dir: &std::path::Path, extra: &str) -> FactsPortal {
+        std::fs::write(dir.join("catalog.yaml"), GOOD).unwrap();
+        let config = dir.join("greenroom.toml");
+        std::fs::write(
+            &config,
+            format!("[server]\ndata_dir = \"data\"\n[[server.tokens]]\nname = \"ci\"\nenv = \"GREENROOM_FACTS_PORTAL_TOKEN\"\nscopes = [\"facts:write\"]\n{extra}\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n"),
+        )
+        .unwrap();
+        // SAFETY: every test that sets this variable sets the same value.
+        unsafe { std::env::set_var("GREENROOM_FACTS_PORTAL_TOKEN", Self::TOKEN) };
+        let server = serve(&config);
+        wait_health(&server.1, 60, "ready", |h| h["ready"] == true);
+        FactsPortal(server)
+    }
+
+    fn push(&self, name: &str, value: &str) -> (u16, String) {
+        let body = format!("{{\"entityRef\": \"svc\", \"facts\": {{\"{name}\": \"{value}\"}}}}");
+        let auth = format!("Bearer {}", Self::TOKEN);
+        http(
+            &self.0.1,
+            "POST",
+            "/api/facts",
+            &[("Authorization", &auth)],
+            &body,
+        )
+        .unwrap()
+    }
+
+    /// Reads keep working: the entity and its facts, which hold `names`.
+    fn assert_reads(&self, names: &[&str]) {
+        let (status, body) = http(
+            &self.0.1,
+            "GET",
+            "/api/catalog/entities/by-name/component/default/svc",
+            &[],
+            "",
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        let (status, facts) = http(
+            &self.0.1,
+            "GET",
+            "/api/entities/component/default/svc/facts",
+            &[],
+            "",
+        )
+        .unwrap();
+        assert_eq!(status, 200, "{facts}");
+        for name in names {
+            assert!(facts.contains(&format!("\"{name}\"")), "{name} in {facts}");
+        }
+    }
+}
+
+/// The data folder's disk fills up: writes answer 503 with a clear
+/// message, reads keep working, and once space is freed writes work again
+/// with nothing lost.
+#[test]
+fn a_full_disk_refuses_writes_with_503_and_keeps_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mount = Mounted::tmpfs(&data, "24m");
+    // The search index lives beside, not on the small disk.
+    let portal = FactsPortal::start(dir.path(), "[search]\ndir = \"search\"");
+    let value = "x".repeat(500);
+    assert_eq!(portal.push("disk.n0", &value).0, 200);
+
+    // Fill the disk to the last byte.
+    let filler = data.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let small = [0u8; 512];
+        while f.write_all(&small).is_ok() {}
+        let _ = f.flush();
+    }
+    let mut refused = None;
+    for n in 1..200 {
+        let (status, body) = portal.push(&format!("disk.n{n}"), &value);
+        if status == 503 {
+            refused = Some(body);
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+    }
+    let body = refused.expect("writes kept succeeding on a full disk");
+    assert!(
+        body.contains("the disk holding the data folder is full")
+            && body.contains("reads keep working"),
+        "{body}"
+    );
+    portal.assert_reads(&["disk.n0"]);
+
+    // Space again: writes work, and what was stored is all there.
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(portal.push("disk.n1000", &value).0, 200);
+    portal.assert_reads(&["disk.n0", "disk.n1000"]);
+    drop(portal);
+    integrity_check(&data.join("greenroom.db"));
+    drop(mount);
+}
+
+/// Files made immutable (`chattr +i`: not even root writes them, through
+/// descriptors already open too), made writable again when dropped.
+struct Immutable(Vec<std::path::PathBuf>);
+
+impl Immutable {
+    fn set(paths: Vec<std::path::PathBuf>) -> Immutable {
+        let out = Command::new("chattr")
+            .arg("+i")
+            .args(&paths)
+            .output()
+            .expect("chattr(1)");
+        assert!(
+            out.status.success(),
+            "this test makes the data folder read-only with chattr +i, which needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Immutable(paths)
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").args(&self.0).status();
+    }
+}
+
+/// The data folder turns read-only under a running portal: writes answer
+/// 503 saying so, reads keep working, and once it is writable again
+/// writes work with nothing lost.
+#[test]
+fn a_read_only_data_folder_refuses_writes_with_503_and_keeps_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let portal = FactsPortal::start(dir.path(), "");
+    assert_eq!(portal.push("ro.n0", "a").0, 200);
+    let data = dir.path().join("data");
+    let files: Vec<_> = ["greenroom.db", "greenroom.db-wal"]
+        .iter()
+        .map(|f| data.join(f))
+        .chain([data.clone()])
+        .collect();
+    let frozen = Immutable::set(files);
+    let (status, body) = portal.push("ro.n1", "b");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("the data folder cannot be written"), "{body}");
+    portal.assert_reads(&["ro.n0"]);
+    drop(frozen);
+    assert_eq!(portal.push("ro.n2", "c").0, 200);
+    portal.assert_reads(&["ro.n0", "ro.n2"]);
+}

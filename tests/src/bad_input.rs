@@ -252,7 +252,8 @@ async fn urls_that_404_or_hang_keep_what_they_gave() {
     .unwrap();
     let server = FileServer::start(remote.path()).await;
     let config = format!(
-        "[catalog]\nfetch_timeout = \"300ms\"\n[[catalog.locations]]\ntype = \"url\"\ntarget = \"{}\"\n[[catalog.locations]]\ntype = \"url\"\ntarget = \"{}\"\n[[catalog.locations]]\ntarget = \"a.yaml\"\n",
+        "[catalog]\nfetch_timeout = \"300ms\"\nallowed_origins = [\"http://{}\"]\n[[catalog.locations]]\ntype = \"url\"\ntarget = \"{}\"\n[[catalog.locations]]\ntype = \"url\"\ntarget = \"{}\"\n[[catalog.locations]]\ntarget = \"a.yaml\"\n",
+        server.addr,
         server.url("svc.yaml"),
         server.url("hang.yaml"),
     );

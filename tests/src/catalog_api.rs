@@ -165,6 +165,23 @@ async fn by_query_cursors_walk_forward_and_back() {
         (status, body["error"]["name"].as_str()),
         (400, Some("InputError"))
     );
+    // Cursors are signed: one changed by a single character is refused,
+    // and the message says to start again.
+    let cursor = pages[1]["pageInfo"]["nextCursor"].as_str().unwrap();
+    let mut forged: Vec<u8> = cursor.as_bytes().to_vec();
+    forged[4] = if forged[4] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    let (status, body) = p
+        .get(&format!("/api/catalog/entities/by-query?cursor={forged}"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("was changed or made by another portal"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -200,7 +217,14 @@ async fn locations_can_be_added_previewed_and_removed() {
     )
     .unwrap();
     let files = FileServer::start(remote.path()).await;
-    let p = portal().await;
+    let p = Portal::start(
+        &format!(
+            "[[catalog.locations]]\ntarget = \"catalog.yaml\"\n{}",
+            files.allowed()
+        ),
+        &[("catalog.yaml", &catalog())],
+    )
+    .await;
     let url = files.url("team-c.yaml");
 
     let (status, preview) = p

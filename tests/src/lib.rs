@@ -11,6 +11,7 @@ mod coverage;
 mod demo;
 mod github;
 mod harness;
+mod hostile;
 mod insights;
 mod plugins;
 mod search;

@@ -683,8 +683,9 @@ async fn source_reads_beside_an_entity_from_a_url_location_and_no_further() {
         std::fs::read(wasm("hostile")).unwrap(),
     )];
     let location = format!(
-        "[[catalog.locations]]\ntype = \"url\"\ntarget = \"{}\"\n",
-        server.url("org/repo/catalog-info.yaml")
+        "[[catalog.locations]]\ntype = \"url\"\ntarget = \"{}\"\n{}",
+        server.url("org/repo/catalog-info.yaml"),
+        server.allowed()
     );
     let p = portal_with(&files, &[], "", &location).await;
     let t = cards(&p, "source").await[0]["nodes"][0]["text"]

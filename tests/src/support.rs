@@ -178,8 +178,8 @@ pub fn relations(entity: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A loopback HTTP server serving files from a folder, plus `/hang` (never
-/// answers) and 404 for anything missing.
+/// A loopback HTTP server serving files from a folder; a file whose name
+/// starts with `hang` never answers, and anything missing is a 404.
 pub struct FileServer {
     pub addr: SocketAddr,
     pub root: PathBuf,
@@ -194,7 +194,12 @@ impl FileServer {
             State(root): State<PathBuf>,
             UrlPath(path): UrlPath<String>,
         ) -> Result<String, StatusCode> {
-            if path.starts_with("hang") {
+            if path
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .starts_with("hang")
+            {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
             }
             std::fs::read_to_string(root.join(&path)).map_err(|_| StatusCode::NOT_FOUND)
@@ -222,6 +227,14 @@ impl FileServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}/{path}", self.addr)
+    }
+
+    /// `[catalog] allowed_origins` for this server, to append to a config.
+    pub fn allowed(&self) -> String {
+        format!(
+            "\n[catalog]\nallowed_origins = [\"http://{}\"]\n",
+            self.addr
+        )
     }
 }
 

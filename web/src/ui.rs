@@ -156,13 +156,27 @@ pub fn ago(at_ms: f64) -> String {
 }
 
 /// Only `http(s)` links and same-origin paths are followed; anything else
-/// (`javascript:`, `data:`) is shown as text.
+/// (`javascript:`, `data:`) is shown as text. The host applies the same
+/// rule to plugin cards (`docs::followable`).
 pub fn safe_href(href: &str) -> Option<String> {
-    let lower = href.trim().to_ascii_lowercase();
-    let ok = lower.starts_with("https://")
-        || lower.starts_with("http://")
-        || (href.starts_with('/') && !href.starts_with("//"));
-    ok.then(|| href.trim().to_string())
+    let href = href.trim();
+    let lower = href.to_ascii_lowercase();
+    let ok = ((lower.starts_with("https://") || lower.starts_with("http://"))
+        && !href.chars().any(char::is_control))
+        || is_portal_path(href);
+    ok.then(|| href.to_string())
+}
+
+/// A path on this portal: one `/`, then nothing a browser reads as another
+/// site. `//evil.example`, `/\evil.example` and `/<TAB>/evil.example` all
+/// leave (URL parsers drop tabs and newlines and read `\` as `/`).
+pub fn is_portal_path(href: &str) -> bool {
+    match href.strip_prefix('/') {
+        Some(rest) => {
+            !rest.starts_with('/') && !href.contains('\\') && !href.chars().any(char::is_control)
+        }
+        None => false,
+    }
 }
 
 /// A link that leaves the portal in a new tab, or plain text when the

@@ -54,6 +54,17 @@ pub enum Bench {
         #[arg(long, default_value_t = 100_000)]
         entities: usize,
     },
+    /// Concurrent clients mixing catalog pages, search, cards and fact
+    /// pushes while refreshes run and a plugin loops; any 5xx fails it.
+    /// `--seconds 600` is the memory soak.
+    Load {
+        #[arg(long, default_value_t = 10_000)]
+        entities: usize,
+        #[arg(long, default_value_t = 200)]
+        clients: usize,
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
 pub fn run(what: Bench) -> anyhow::Result<()> {
@@ -64,6 +75,11 @@ pub fn run(what: Bench) -> anyhow::Result<()> {
         Bench::Insights { entities } => crate::insights_bench::run(entities),
         Bench::Search { entities, pages } => crate::search_bench::run(entities, pages),
         Bench::Web { entities } => crate::web_bench::run(entities),
+        Bench::Load {
+            entities,
+            clients,
+            seconds,
+        } => crate::load_bench::run(entities, clients, seconds),
     }
 }
 
@@ -85,6 +101,7 @@ impl Rng {
 }
 
 /// The shape of a synthetic organisation of `n` entities.
+#[derive(Clone, Copy)]
 pub(crate) struct Shape {
     domains: usize,
     systems: usize,
@@ -232,6 +249,12 @@ pub(crate) fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
 pub(crate) struct Server {
     child: Child,
     pub(crate) addr: SocketAddr,
+}
+
+impl Server {
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Server {

@@ -6,6 +6,7 @@ mod bench;
 mod first_party;
 mod http;
 mod insights_bench;
+mod load_bench;
 mod search_bench;
 mod tools;
 mod web_bench;
@@ -36,6 +37,18 @@ enum Command {
     /// Build the web UI into <target>/web-dist (the host serves it with
     /// `[web] dir` or GREENROOM_WEB_DIR).
     Web,
+    /// The fuzz targets (proptest properties named `fuzz_` in the host:
+    /// YAML, filters and cursors, predicates, search queries, Markdown,
+    /// manifests), each run for `--minutes` in a release build; a failing
+    /// case is saved under `host/proptest-regressions/` and replayed by
+    /// every later test run. `cargo xtask test` runs them briefly.
+    Fuzz {
+        #[arg(long, default_value_t = 10.0)]
+        minutes: f64,
+        /// Only targets whose name contains this.
+        #[arg(long, default_value = "fuzz_")]
+        only: String,
+    },
     /// Benchmarks, release builds; figures are appended to BENCHMARKS.md.
     Bench {
         #[command(subcommand)]
@@ -50,6 +63,7 @@ fn main() -> ExitCode {
         Command::Test => test(),
         Command::Web => tools::build_web().map(|dir| println!("{}", dir.display())),
         Command::Bench { what } => bench::run(what),
+        Command::Fuzz { minutes, only } => fuzz(minutes, &only),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -243,6 +257,64 @@ fn start_demo_upstreams(release: bool) -> anyhow::Result<ChildGuard> {
         );
     }
     Ok(ChildGuard(child))
+}
+
+/// The host's fuzz targets, one at a time, each for `minutes`, in rounds
+/// of fresh random cases until its time is up.
+fn fuzz(minutes: f64, only: &str) -> anyhow::Result<()> {
+    let list =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "test",
+                "--release",
+                "-p",
+                "greenroom",
+                "--lib",
+                "--",
+                "--list",
+                only,
+            ])
+            .current_dir(tools::workspace_root()?)
+            .output()
+            .context("cannot list the fuzz targets")?;
+    if !list.status.success() {
+        anyhow::bail!(
+            "cannot list the fuzz targets: {}",
+            String::from_utf8_lossy(&list.stderr)
+        );
+    }
+    let targets: Vec<String> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter_map(|l| l.strip_suffix(": test"))
+        .filter(|t| {
+            t.rsplit("::")
+                .next()
+                .is_some_and(|n| n.starts_with("fuzz_"))
+        })
+        .map(str::to_string)
+        .collect();
+    if targets.is_empty() {
+        anyhow::bail!("no fuzz target matches '{only}'");
+    }
+    let each = std::time::Duration::from_secs_f64(minutes * 60.0);
+    for target in &targets {
+        let started = std::time::Instant::now();
+        let mut rounds = 0;
+        while rounds == 0 || started.elapsed() < each {
+            // SAFETY: xtask is single-threaded; the test process inherits it.
+            unsafe { std::env::set_var("PROPTEST_CASES", "20000") };
+            tools::cargo(&[
+                "test", "--release", "-p", "greenroom", "--lib", "--", "--exact", target, "--quiet",
+            ])
+            .with_context(|| format!("fuzz target {target} found a failing case; it is saved under host/proptest-regressions/"))?;
+            rounds += 1;
+        }
+        println!(
+            "fuzz: {target}: {rounds} rounds of 20,000 cases in {:.0?}, nothing found",
+            started.elapsed()
+        );
+    }
+    Ok(())
 }
 
 fn test() -> anyhow::Result<()> {

@@ -357,6 +357,16 @@ async fn add_location(
     if body.target.trim().is_empty() {
         return Err(ApiError::BadRequest("target must not be empty".into()));
     }
+    if body.kind == "url" {
+        let url = reqwest::Url::parse(&body.target)
+            .map_err(|e| ApiError::BadRequest(format!("target '{}': {e}", body.target)))?;
+        state
+            .refresher
+            .ingestor()
+            .reader
+            .allowed_origin(&url)
+            .map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    }
     let store = state.store.clone();
     let exists = {
         let (kind, target) = (body.kind.clone(), body.target.clone());

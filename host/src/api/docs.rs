@@ -16,7 +16,7 @@ use super::{ApiError, AppState, blocking};
 use crate::catalog::EntityRef;
 use crate::docs::{self, Links, TechDocsSource};
 use crate::plugins::CallError;
-use crate::plugins::host::beside_entity;
+use crate::plugins::host::{beside_entity, read_beside};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -180,9 +180,10 @@ fn techdocs_source(
     entity_ref: &str,
     entity: &Value,
 ) -> Option<TechDocsSource> {
+    let deadline = std::time::Instant::now() + plugins.limits().timeout;
     TechDocsSource::of(entity, |p| {
-        let target = beside_entity(store, entity_ref, p).ok()?;
-        plugins.reader().read(&target).ok()
+        let bytes = read_beside(store, plugins.reader(), entity_ref, p, deadline).ok()?;
+        String::from_utf8(bytes).ok()
     })
 }
 
@@ -208,12 +209,12 @@ async fn asset(
                 "{entity_ref} has no TechDocs (backstage.io/techdocs-ref)"
             ))
         })?;
-        let target = beside_entity(&store, &entity_ref, &format!("{}/{path}", source.docs))
-            .map_err(ApiError::BadRequest)?;
-        plugins
-            .reader()
-            .read_bytes(&target)
-            .map_err(|e| ApiError::NotFound(format!("{path}: {e}")))
+        let file = format!("{}/{path}", source.docs);
+        // An asset is read within a plugin call's time.
+        let deadline = std::time::Instant::now() + plugins.limits().timeout;
+        beside_entity(&store, &entity_ref, &file).map_err(ApiError::BadRequest)?;
+        read_beside(&store, plugins.reader(), &entity_ref, &file, deadline)
+            .map_err(ApiError::NotFound)
     })
     .await?;
     let mut response = bytes.into_response();

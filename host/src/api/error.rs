@@ -28,6 +28,10 @@ pub enum ApiError {
     /// A plugin or upstream failed to answer.
     #[error("{0}")]
     Upstream(String),
+    /// The store cannot take writes now (disk full, read-only data
+    /// folder); reads keep working.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -42,6 +46,9 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "NotAllowedError"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "InputError"),
             ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "UpstreamError"),
+            ApiError::Unavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Error"),
         }
     }
@@ -50,6 +57,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, name) = self.parts();
+        let retry = matches!(self, ApiError::Unavailable(_));
         let message = match &self {
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "request failed");
@@ -61,12 +69,25 @@ impl IntoResponse for ApiError {
             "error": {"name": name, "message": message},
             "response": {"statusCode": status.as_u16()},
         });
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if retry {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("30"),
+            );
+        }
+        response
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let Some(why) = e.unwritable() {
+            tracing::error!(error = %e, "the store cannot be written");
+            return ApiError::Unavailable(format!(
+                "the store cannot be written now: {why}; nothing stored is lost and reads keep working. An operator frees space or makes the data folder writable, then the request can be sent again"
+            ));
+        }
         match e {
             StoreError::LocationExists(what) => {
                 ApiError::Conflict(format!("location {what} already exists"))
@@ -102,6 +123,9 @@ impl From<tokio::task::JoinError> for ApiError {
 
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
-        ApiError::Internal(e)
+        match e.downcast::<StoreError>() {
+            Ok(store) => store.into(),
+            Err(e) => ApiError::Internal(e),
+        }
     }
 }

@@ -56,8 +56,45 @@ pub fn app(state: AppState) -> Router {
         .merge(campaigns::router())
         .merge(search::router())
         .merge(web::router(web_dir))
-        .with_state(state);
-    web::security_headers(router)
+        .with_state(state.clone());
+    let hosts = Arc::new(state.config.host_names().unwrap_or_default());
+    web::security_headers(router).layer(axum::middleware::from_fn(move |req, next| {
+        check_host(hosts.clone(), req, next)
+    }))
+}
+
+/// Refuses a request whose `Host` is a name the portal does not answer to.
+/// A page on another site can make a browser send requests here under its
+/// own name (DNS rebinding: `evil.example` resolving to this address), and
+/// the browser would then treat the answers as same-origin to that page.
+/// Addresses and `localhost` cannot be rebound, so they always pass.
+async fn check_host(
+    names: Arc<Vec<String>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let host = req
+        .headers()
+        .get(axum::http::header::HOST)
+        .map(|h| h.to_str().unwrap_or("\u{fffd}"))
+        .or_else(|| req.uri().host());
+    if let Some(host) = host {
+        let name = crate::config::strip_port(host).to_ascii_lowercase();
+        let address = name
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok();
+        let known = address || name == "localhost" || names.contains(&name);
+        if !known {
+            tracing::warn!(%host, "refused a request for a host name this portal does not answer to");
+            return ApiError::BadRequest(format!(
+                "this portal does not answer to the host name '{host}'; an administrator adds it to server.allowed_hosts or server.public_url in greenroom.toml"
+            ))
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// `axum::Json`, but a bad body is answered in our own error format.

@@ -29,8 +29,10 @@ pub fn router() -> Router<AppState> {
 struct GrantRequest {
     #[serde(default)]
     hosts: Vec<String>,
+    /// Names, or `{"name": …, "hosts": [...]}` to bind a secret to
+    /// origins.
     #[serde(default)]
-    secrets: Vec<String>,
+    secrets: Vec<crate::config::SecretGrant>,
 }
 
 /// Replaces what an administrator grants a plugin (beyond the config's
@@ -42,12 +44,15 @@ async fn grant(
     ApiJson(body): ApiJson<GrantRequest>,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&state, &headers)?;
-    for h in &body.hosts {
-        crate::plugins::http::Origin::parse(h).map_err(ApiError::BadRequest)?;
+    let bound = body.secrets.iter().filter_map(|s| s.hosts()).flatten();
+    for h in body.hosts.iter().chain(bound) {
+        crate::net::Origin::parse(h).map_err(ApiError::BadRequest)?;
     }
     change(state, id, move |g| {
         g.hosts = body.hosts;
-        g.secrets = body.secrets;
+        g.secrets.clear();
+        g.secret_hosts.clear();
+        g.add_secrets(body.secrets);
     })
     .await
 }

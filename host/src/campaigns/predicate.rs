@@ -644,7 +644,7 @@ mod tests {
         /// Any text at all is answered, never a panic; an error points
         /// inside the text.
         #[test]
-        fn any_text_parses_or_fails_cleanly(text in "\\PC{0,80}") {
+        fn fuzz_predicate_any_text(text in "\\PC{0,80}") {
             if let Err(e) = Predicate::parse(&text) {
                 prop_assert!(e.at <= text.len());
                 prop_assert!(!e.message.is_empty());
@@ -653,7 +653,7 @@ mod tests {
 
         /// Text made of the language's own pieces, in any order.
         #[test]
-        fn shuffled_tokens_parse_or_fail_cleanly(words in proptest::collection::vec(
+        fn fuzz_predicate_tokens(words in proptest::collection::vec(
             prop_oneof![Just("fact"), Just("spec.x"), Just("a.b"), Just(">="), Just("=="), Just("and"),
                         Just("or"), Just("not"), Just("("), Just(")"), Just("exists"), Just("3"), Just("\"t\"")], 0..12)) {
             let text = words.join(" ");

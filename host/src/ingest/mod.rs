@@ -2,8 +2,12 @@
 //! Location entities that point at more locations (with cycle detection);
 //! `$text`/`$json`/`$yaml` substitutions; and the last-good-version rule.
 //!
-//! A refresh streams file by file into one store transaction: memory holds
-//! one file at a time, and a failure anywhere leaves what is stored intact.
+//! A refresh reads and parses everything first, without the store's write
+//! lock (a slow server must not hold up fact pushes and every other write
+//! for the length of its downloads), then writes it in one short
+//! transaction: a failure anywhere leaves what is stored intact. What one
+//! refresh reads is capped in files and bytes (`catalog.max_files_per_location`,
+//! `catalog.max_refresh_bytes`), which also bounds the memory it holds.
 //! A file that cannot be read or parsed keeps the entities it gave before;
 //! an entity that turns invalid keeps its last good version, with the error
 //! attached as its status.
@@ -28,6 +32,62 @@ pub struct Ingestor {
     pub reader: Reader,
     /// Relative file targets are taken from here (the config file's folder).
     pub base_dir: PathBuf,
+    pub limits: RefreshLimits,
+}
+
+/// What one refresh of a location may read.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshLimits {
+    pub max_files: usize,
+    pub max_bytes: u64,
+}
+
+impl RefreshLimits {
+    pub fn of(catalog: &crate::config::CatalogConfig) -> RefreshLimits {
+        RefreshLimits {
+            max_files: catalog.max_files_per_location,
+            max_bytes: catalog.max_refresh_bytes,
+        }
+    }
+}
+
+/// What is left of a refresh's [`RefreshLimits`].
+struct Budget {
+    files: usize,
+    bytes: u64,
+    limits: RefreshLimits,
+}
+
+impl Budget {
+    fn new(limits: RefreshLimits) -> Budget {
+        Budget {
+            files: limits.max_files,
+            bytes: limits.max_bytes,
+            limits,
+        }
+    }
+
+    /// Takes one file from the budget, or says why not.
+    fn take_file(&mut self) -> Result<(), String> {
+        if self.files == 0 {
+            return Err(format!(
+                "this location's refresh already read {} files (catalog.max_files_per_location); split the location or raise the limit",
+                self.limits.max_files
+            ));
+        }
+        if self.bytes == 0 {
+            return Err(format!(
+                "this location's refresh already read {} bytes (catalog.max_refresh_bytes); split the location or raise the limit",
+                self.limits.max_bytes
+            ));
+        }
+        self.files -= 1;
+        Ok(())
+    }
+
+    fn spend(&mut self, bytes: usize) {
+        self.bytes = self.bytes.saturating_sub(bytes as u64);
+    }
 }
 
 /// Receives what a walk over a location finds.
@@ -51,10 +111,13 @@ impl Ingestor {
         store: &Store,
         location: &Location,
     ) -> Result<RefreshSummary, StoreError> {
+        // Everything is read before the write lock is taken.
+        let mut read = Buffered::default();
+        self.walk(&location.kind, &location.target, &location.id, &mut read)?;
         let mut sink = StoreSink {
             tx: store.begin_refresh(&location.id)?,
         };
-        self.walk(&location.kind, &location.target, &location.id, &mut sink)?;
+        read.replay(&mut sink)?;
         sink.tx.commit()
     }
 
@@ -110,15 +173,35 @@ impl Ingestor {
                 return Ok(());
             }
         };
+        // A folder or glob must not lead out of itself through a link.
+        let (files, outside): (Vec<Target>, Vec<Target>) = files
+            .into_iter()
+            .partition(|f| *f == root || f.is_within_through_links(&root));
+        for f in outside {
+            sink.problem(problem(
+                f.to_string(),
+                format!(
+                    "{} leaves the location's folder through a symbolic link; it is not read",
+                    display_source(&f.to_string())
+                ),
+            ));
+        }
         let mut queue: VecDeque<(Target, Vec<String>)> =
             files.into_iter().map(|f| (f, Vec::new())).collect();
         let mut visited = HashSet::new();
+        let mut budget = Budget::new(self.limits);
         while let Some((file, chain)) = queue.pop_front() {
             if !visited.insert(file.to_string()) {
                 continue;
             }
+            if let Err(why) = budget.take_file() {
+                // Not read this time: what it gave before stays.
+                sink.problem(problem(file.to_string(), why));
+                sink.keep_source(&file.to_string());
+                continue;
+            }
             let mut children = Vec::new();
-            self.file(&file, &root, location_id, sink, &mut children)?;
+            self.file(&file, &root, location_id, sink, &mut children, &mut budget)?;
             let mut chain = chain;
             chain.push(file.to_string());
             for (child, line) in children {
@@ -163,10 +246,14 @@ impl Ingestor {
         location_id: &str,
         sink: &mut dyn Sink,
         children: &mut Vec<(Target, usize)>,
+        budget: &mut Budget,
     ) -> Result<(), StoreError> {
         let source = file.to_string();
         let text = match self.reader.read(file) {
-            Ok(t) => t,
+            Ok(t) => {
+                budget.spend(t.len());
+                t
+            }
             Err(e) => {
                 sink.problem(ProblemRecord {
                     location_id: location_id.to_string(),
@@ -200,7 +287,8 @@ impl Ingestor {
         for (index, doc) in docs.into_iter().enumerate() {
             let mut value = doc.value;
             let mut problems = Vec::new();
-            self.substitute(&mut value, FieldPath::default(), file, root, &mut problems);
+            let at = (file, root);
+            self.substitute(&mut value, FieldPath::default(), at, &mut problems, budget);
             annotate(&mut value, &source, &root.to_string());
             let (entity_ref, all) = match self.kinds.validate(value) {
                 Ok(valid) if problems.is_empty() => {
@@ -259,9 +347,9 @@ impl Ingestor {
         &self,
         value: &mut Value,
         path: FieldPath,
-        file: &Target,
-        root: &Target,
+        (file, root): (&Target, &Target),
         problems: &mut Vec<Problem>,
+        budget: &mut Budget,
     ) {
         match value {
             Value::Object(map) if map.len() == 1 => {
@@ -273,7 +361,7 @@ impl Ingestor {
                 if !matches!(key.as_str(), "$text" | "$json" | "$yaml") {
                     let (k, v) = map.iter_mut().next().expect("one entry");
                     let p = path.clone().key(k);
-                    self.substitute(v, p, file, root, problems);
+                    self.substitute(v, p, (file, root), problems, budget);
                     return;
                 }
                 let mut fail = |message: String| {
@@ -295,8 +383,14 @@ impl Ingestor {
                         "{key} '{reference}' points outside the location's folder or origin; substitutions may only read files beside the catalog"
                     ));
                 }
-                let text = match self.reader.read(&target) {
-                    Ok(t) => t,
+                if let Err(why) = budget.take_file() {
+                    return fail(format!("{key} '{reference}' is not read: {why}"));
+                }
+                let text = match self.reader.read_within(&target, &[root, file], None) {
+                    Ok(t) => {
+                        budget.spend(t.len());
+                        t
+                    }
                     Err(e) => {
                         return fail(format!(
                             "{key} '{reference}': cannot read {}: {e}",
@@ -324,12 +418,12 @@ impl Ingestor {
             }
             Value::Object(map) => {
                 for (k, v) in map.iter_mut() {
-                    self.substitute(v, path.clone().key(k), file, root, problems);
+                    self.substitute(v, path.clone().key(k), (file, root), problems, budget);
                 }
             }
             Value::Array(items) => {
                 for (i, v) in items.iter_mut().enumerate() {
-                    self.substitute(v, path.clone().index(i), file, root, problems);
+                    self.substitute(v, path.clone().index(i), (file, root), problems, budget);
                 }
             }
             _ => {}
@@ -431,6 +525,59 @@ impl Sink for StoreSink<'_> {
 
     fn keep_source(&mut self, source: &str) {
         self.tx.keep_source(source);
+    }
+}
+
+/// What a walk found, kept to be written once everything is read.
+#[derive(Default)]
+struct Buffered {
+    found: Vec<Found>,
+}
+
+enum Found {
+    Entity(ValidEntity, String, usize),
+    Invalid(Option<EntityRef>, Vec<ProblemRecord>),
+    Problem(ProblemRecord),
+    KeepSource(String),
+}
+
+impl Buffered {
+    fn replay(self, sink: &mut dyn Sink) -> Result<(), StoreError> {
+        for found in self.found {
+            match found {
+                Found::Entity(e, source, line) => sink.entity(e, &source, line)?,
+                Found::Invalid(r, problems) => sink.invalid(r.as_ref(), problems)?,
+                Found::Problem(p) => sink.problem(p),
+                Found::KeepSource(source) => sink.keep_source(&source),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sink for Buffered {
+    fn entity(&mut self, entity: ValidEntity, source: &str, line: usize) -> Result<(), StoreError> {
+        self.found
+            .push(Found::Entity(entity, source.to_string(), line));
+        Ok(())
+    }
+
+    fn invalid(
+        &mut self,
+        entity_ref: Option<&EntityRef>,
+        problems: Vec<ProblemRecord>,
+    ) -> Result<(), StoreError> {
+        self.found
+            .push(Found::Invalid(entity_ref.cloned(), problems));
+        Ok(())
+    }
+
+    fn problem(&mut self, problem: ProblemRecord) {
+        self.found.push(Found::Problem(problem));
+    }
+
+    fn keep_source(&mut self, source: &str) {
+        self.found.push(Found::KeepSource(source.to_string()));
     }
 }
 

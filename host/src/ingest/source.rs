@@ -3,9 +3,13 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
+
+use crate::config::Config;
+use crate::net::{self, Origin};
 
 /// A place a catalog file is read from. Its `Display` form is the source
 /// string stored with entities and problems (`file:/abs/path`,
@@ -50,6 +54,10 @@ pub enum ReadError {
     NotText,
     #[error("invalid target '{0}': {1}")]
     Invalid(String, String),
+    /// Outside what may be read: not an allowed origin, or out of the
+    /// catalog file's folder.
+    #[error("refused: {0}")]
+    Outside(String),
 }
 
 impl Target {
@@ -118,6 +126,31 @@ impl Target {
                 u.origin() == r.origin() && u.path().starts_with(dir)
             }
             _ => false,
+        }
+    }
+
+    /// Like [`Target::is_within`], and for files also once symbolic links
+    /// are resolved: a link inside the folder must not lead out of it.
+    pub fn is_within_through_links(&self, root: &Target) -> bool {
+        if !self.is_within(root) {
+            return false;
+        }
+        let (Target::File(path), Target::File(r)) = (self, root) else {
+            return true;
+        };
+        let dir = if r.is_dir() {
+            r.as_path()
+        } else {
+            r.parent().unwrap_or(Path::new("/"))
+        };
+        match (
+            std::fs::canonicalize(path),
+            std::fs::canonicalize(glob_base(dir)),
+        ) {
+            (Ok(real), Ok(root)) => real.starts_with(root),
+            // A missing file is reported as missing by the read itself.
+            (Err(_), _) => true,
+            (Ok(_), Err(_)) => false,
         }
     }
 
@@ -193,9 +226,14 @@ pub(crate) fn io_runtime() -> Result<&'static tokio::runtime::Runtime, ReadError
 }
 
 /// Reads targets with limits. Call only from blocking threads.
+///
+/// URLs go through the host's one guarded client (`crate::net`): only to
+/// `catalog.allowed_origins`, never to private addresses unless allowed by
+/// address, and with the folder rule re-checked on every redirect hop.
 #[derive(Clone)]
 pub struct Reader {
-    http: reqwest::Client,
+    guard: net::Guard,
+    allowed: Arc<[Origin]>,
     max_bytes: u64,
     timeout: Duration,
     /// The settings that set the two limits, named in errors.
@@ -204,38 +242,74 @@ pub struct Reader {
 
 impl Reader {
     /// A reader with the catalog's file size and fetch time limits.
-    pub fn for_catalog(catalog: &crate::config::CatalogConfig) -> Result<Reader, ReadError> {
-        Reader::new(catalog.max_file_bytes, catalog.fetch_timeout)
+    pub fn for_catalog(config: &Config) -> anyhow::Result<Reader> {
+        let catalog = &config.catalog;
+        Reader::new(config, catalog.max_file_bytes, catalog.fetch_timeout)
     }
 
-    /// A reader for plugins' `source` reads, with the limits of their HTTP.
-    pub fn for_plugins(plugins: &crate::config::PluginsConfig) -> Result<Reader, ReadError> {
-        let mut reader = Reader::new(plugins.http_max_bytes, plugins.http_timeout)?;
+    /// A reader for plugins' `source` reads and docs assets, with the
+    /// limits of plugin HTTP. They read files beside entities, so URLs are
+    /// still limited to the catalog's allowed origins.
+    pub fn for_plugins(config: &Config) -> anyhow::Result<Reader> {
+        let plugins = &config.plugins;
+        let mut reader = Reader::new(config, plugins.http_max_bytes, plugins.http_timeout)?;
         reader.settings = ("plugins.http_max_bytes", "plugins.http_timeout");
         Ok(reader)
     }
 
-    pub fn new(max_bytes: u64, timeout: Duration) -> Result<Reader, ReadError> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .user_agent(concat!("greenroom/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ReadError::Http(e.to_string()))?;
+    fn new(config: &Config, max_bytes: u64, timeout: Duration) -> anyhow::Result<Reader> {
         Ok(Reader {
-            http,
+            guard: config.outbound_guard()?,
+            allowed: config.catalog_origins()?.into(),
             max_bytes,
             timeout,
             settings: ("catalog.max_file_bytes", "catalog.fetch_timeout"),
         })
     }
 
-    pub fn read(&self, target: &Target) -> Result<String, ReadError> {
-        String::from_utf8(self.read_bytes(target)?).map_err(|_| ReadError::NotText)
+    /// A reader with limits alone and no allowed origin (tests, tools).
+    pub fn local(max_bytes: u64, timeout: Duration) -> Reader {
+        Reader {
+            guard: net::Guard::default(),
+            allowed: Arc::from([]),
+            max_bytes,
+            timeout,
+            settings: ("catalog.max_file_bytes", "catalog.fetch_timeout"),
+        }
     }
 
-    pub fn read_bytes(&self, target: &Target) -> Result<Vec<u8>, ReadError> {
+    /// Reads a location's file.
+    pub fn read(&self, target: &Target) -> Result<String, ReadError> {
+        self.read_within(target, &[], None)
+    }
+
+    /// Reads `target`, which must stay within one of `scope` (lexically,
+    /// through symbolic links, and on every redirect hop), before
+    /// `deadline` when one is given. An empty scope reads anything the
+    /// allowed origins permit.
+    pub fn read_within(
+        &self,
+        target: &Target,
+        scope: &[&Target],
+        deadline: Option<std::time::Instant>,
+    ) -> Result<String, ReadError> {
+        let bytes = self.read_bytes_within(target, scope, deadline)?;
+        String::from_utf8(bytes).map_err(|_| ReadError::NotText)
+    }
+
+    pub fn read_bytes_within(
+        &self,
+        target: &Target,
+        scope: &[&Target],
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Vec<u8>, ReadError> {
         Ok(match target {
             Target::File(path) => {
+                if !scope.is_empty() && !scope.iter().any(|s| target.is_within_through_links(s)) {
+                    return Err(ReadError::Outside(
+                        "leaves its folder through a symbolic link".into(),
+                    ));
+                }
                 let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
                     std::io::ErrorKind::NotFound => ReadError::NotFound,
                     _ => ReadError::Io(e.to_string()),
@@ -248,34 +322,65 @@ impl Reader {
                 }
                 std::fs::read(path).map_err(|e| ReadError::Io(e.to_string()))?
             }
-            Target::Url(url) => io_runtime()?.block_on(self.fetch(url))?,
+            Target::Url(url) => {
+                let timeout = match deadline {
+                    Some(d) => d
+                        .saturating_duration_since(std::time::Instant::now())
+                        .min(self.timeout),
+                    None => self.timeout,
+                };
+                io_runtime()?.block_on(self.fetch(url, scope, timeout))?
+            }
         })
     }
 
-    async fn fetch(&self, url: &Url) -> Result<Vec<u8>, ReadError> {
-        let mut resp = self
-            .http
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| self.http_error(e))?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(ReadError::Status(status.as_u16()));
-        }
-        if let Some(len) = resp.content_length()
-            && len > self.max_bytes
-        {
-            return Err(self.too_large(len));
-        }
-        let mut buf = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.http_error(e))? {
-            buf.extend_from_slice(&chunk);
-            if buf.len() as u64 > self.max_bytes {
-                return Err(self.too_large(buf.len() as u64));
+    async fn fetch(
+        &self,
+        url: &Url,
+        scope: &[&Target],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ReadError> {
+        let allow = |url: &Url| -> Result<Origin, net::Error> {
+            let origin = self.allowed_origin(url)?;
+            let here = Target::Url(url.clone());
+            if !scope.is_empty() && !scope.iter().any(|s| here.is_within(s)) {
+                return Err(net::Error::NotAllowed(format!(
+                    "{url} is outside the catalog file's folder"
+                )));
             }
+            Ok(origin)
+        };
+        let resp = self
+            .guard
+            .send(
+                net::Request::get(url.clone()),
+                timeout,
+                self.max_bytes,
+                &allow,
+            )
+            .await
+            .map_err(|e| match e {
+                net::Error::Timeout => ReadError::Timeout(timeout, self.settings.1),
+                net::Error::TooLarge { .. } => self.too_large(self.max_bytes + 1),
+                net::Error::NotAllowed(m) => ReadError::Outside(m),
+                other => ReadError::Http(other.to_string()),
+            })?;
+        if !(200..300).contains(&resp.status) {
+            return Err(ReadError::Status(resp.status));
         }
-        Ok(buf)
+        Ok(resp.body)
+    }
+
+    /// The URL's origin, if `catalog.allowed_origins` lists it.
+    pub fn allowed_origin(&self, url: &Url) -> Result<Origin, net::Error> {
+        let origin = Origin::of(url)
+            .ok_or_else(|| net::Error::Refused(format!("'{url}' is not an http(s) URL")))?;
+        if !self.allowed.contains(&origin) {
+            return Err(net::Error::NotAllowed(format!(
+                "{origin} is not in catalog.allowed_origins; an administrator adds it there to read catalog files from it"
+            )));
+        }
+        Ok(origin)
     }
 
     fn too_large(&self, size: u64) -> ReadError {
@@ -283,14 +388,6 @@ impl Reader {
             size,
             limit: self.max_bytes,
             setting: self.settings.0,
-        }
-    }
-
-    fn http_error(&self, e: reqwest::Error) -> ReadError {
-        if e.is_timeout() {
-            ReadError::Timeout(self.timeout, self.settings.1)
-        } else {
-            ReadError::Http(e.to_string())
         }
     }
 }
@@ -367,7 +464,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let big = dir.path().join("big.yaml");
         std::fs::write(&big, vec![b'a'; 2048]).unwrap();
-        let reader = Reader::new(1024, Duration::from_secs(1)).unwrap();
+        let reader = Reader::local(1024, Duration::from_secs(1));
         assert_eq!(
             reader.read(&Target::File(big)),
             Err(ReadError::TooLarge {

@@ -11,9 +11,17 @@ use std::fmt;
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle, ScanError, Span, StrInput};
 use serde_json::{Map, Number, Value};
 
-/// Above this many nodes a file is refused: it guards against alias bombs
-/// ("billion laughs") that would expand into gigabytes of JSON.
-const MAX_NODES: usize = 2_000_000;
+/// Deeper nesting is refused: the reader recurses once per level, and
+/// thousands of levels (`- - - - x`, two bytes each) would overflow the
+/// stack and abort the process. Real catalog files stay under ten.
+pub const MAX_DEPTH: usize = 128;
+
+/// A document may expand (through aliases) to at most this many times the
+/// size of its text, counted as JSON bytes, plus [`EXPANSION_FLOOR`]. It
+/// guards against alias bombs ("billion laughs", or one large anchored
+/// string aliased many times) that would turn a small file into gigabytes.
+pub const EXPANSION_FACTOR: usize = 16;
+pub const EXPANSION_FLOOR: usize = 64 * 1024;
 
 /// One step of a path into a document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,8 +146,12 @@ pub fn locate(text: &str, doc: usize, path: &FieldPath) -> Option<(usize, usize)
 
 struct Builder<'a, 'p> {
     parser: Parser<'a, StrInput<'a>>,
-    anchors: HashMap<usize, Value>,
-    nodes: usize,
+    /// Each anchored value with what it costs to expand (JSON bytes).
+    anchors: HashMap<usize, (Value, usize)>,
+    /// JSON bytes produced so far, aliases expanded, against `budget`.
+    expanded: usize,
+    budget: usize,
+    depth: usize,
     positions: Option<&'p mut Vec<(Vec<PathSeg>, Marker)>>,
     path: Vec<PathSeg>,
 }
@@ -149,7 +161,12 @@ impl<'a, 'p> Builder<'a, 'p> {
         Builder {
             parser: Parser::new_from_str(text),
             anchors: HashMap::new(),
-            nodes: 0,
+            expanded: 0,
+            budget: text
+                .len()
+                .saturating_mul(EXPANSION_FACTOR)
+                .saturating_add(EXPANSION_FLOOR),
+            depth: 0,
             positions,
             path: Vec::new(),
         }
@@ -200,13 +217,16 @@ impl<'a, 'p> Builder<'a, 'p> {
         }
     }
 
-    fn count(&mut self, mark: Marker, n: usize) -> Result<(), YamlError> {
-        self.nodes += n;
-        if self.nodes > MAX_NODES {
+    /// Adds `bytes` of JSON to what the document expands to; refuses it
+    /// past the budget, before the bytes are made.
+    fn count(&mut self, mark: Marker, bytes: usize) -> Result<(), YamlError> {
+        self.expanded = self.expanded.saturating_add(bytes);
+        if self.expanded > self.budget {
             return Err(YamlError::at(
                 mark,
                 format!(
-                    "document has more than {MAX_NODES} nodes (alias expansion?); split it into smaller files"
+                    "aliases expand this file past {} bytes ({EXPANSION_FACTOR} times its size); write the repeated parts out or split the file",
+                    self.budget
                 ),
             ));
         }
@@ -214,122 +234,132 @@ impl<'a, 'p> Builder<'a, 'p> {
     }
 
     fn node(&mut self, ev: Event<'a>, span: Span) -> Result<Value, YamlError> {
-        self.count(span.start, 1)?;
-        match ev {
+        let (value, anchor) = match ev {
             Event::Scalar(text, style, anchor, tag) => {
+                // A JSON string's quotes and separator.
+                let cost = text.len() + 3;
+                self.count(span.start, cost)?;
                 let forced_string = tag.as_ref().is_some_and(|t| t.suffix == "str");
                 let value = if style == ScalarStyle::Plain && !forced_string {
                     resolve_plain(&text)
                 } else {
                     Value::String(text.into_owned())
                 };
-                if anchor > 0 {
-                    self.anchors.insert(anchor, value.clone());
-                }
-                Ok(value)
+                (value, (anchor > 0).then_some((anchor, cost)))
             }
-            Event::Alias(id) => match self.anchors.get(&id) {
-                Some(v) => {
-                    let v = v.clone();
-                    self.count(span.start, count_nodes(&v))?;
-                    Ok(v)
+            Event::Alias(id) => {
+                let Some(&(_, cost)) = self.anchors.get(&id) else {
+                    return Err(YamlError::at(
+                        span.start,
+                        "alias refers to an unknown anchor",
+                    ));
+                };
+                // Counted before the copy is made, so a bomb is refused
+                // before it takes memory.
+                self.count(span.start, cost)?;
+                (self.anchors[&id].0.clone(), None)
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if self.depth >= MAX_DEPTH {
+                    return Err(YamlError::at(
+                        span.start,
+                        format!(
+                            "nesting is deeper than {MAX_DEPTH} levels, the most Greenroom reads; flatten the document"
+                        ),
+                    ));
                 }
-                None => Err(YamlError::at(
+                let before = self.expanded;
+                self.count(span.start, 2)?;
+                self.depth += 1;
+                let value = if matches!(ev, Event::SequenceStart(..)) {
+                    self.sequence()
+                } else {
+                    self.mapping()
+                };
+                self.depth -= 1;
+                (
+                    value?,
+                    (anchor > 0).then(|| (anchor, self.expanded - before)),
+                )
+            }
+            other => {
+                return Err(YamlError::at(
                     span.start,
-                    "alias refers to an unknown anchor",
-                )),
-            },
-            Event::SequenceStart(anchor, _) => {
-                let mut items = Vec::new();
-                loop {
-                    let (ev, span) = self.next_event()?;
-                    if matches!(ev, Event::SequenceEnd) {
-                        break;
-                    }
-                    self.path.push(PathSeg::Index(items.len()));
-                    self.record(span.start);
-                    let item = self.node(ev, span);
-                    self.path.pop();
-                    items.push(item?);
-                }
-                let value = Value::Array(items);
-                if anchor > 0 {
-                    self.anchors.insert(anchor, value.clone());
-                }
-                Ok(value)
+                    format!("unexpected YAML event {other:?}"),
+                ));
             }
-            Event::MappingStart(anchor, _) => {
-                let mut map = Map::new();
-                let mut merged = Map::new();
-                loop {
-                    let (ev, key_span) = self.next_event()?;
-                    if matches!(ev, Event::MappingEnd) {
-                        break;
-                    }
-                    let key = match self.node(ev, key_span)? {
-                        Value::String(s) => s,
-                        Value::Null => "null".to_string(),
-                        other => other.to_string(),
-                    };
-                    let (ev, span) = self.next_event()?;
-                    if key == "<<" {
-                        // YAML merge key: fold the referenced mapping(s) in,
-                        // keys written in this mapping win.
-                        let sources = match self.node(ev, span)? {
-                            Value::Array(list) => list,
-                            other => vec![other],
-                        };
-                        for source in sources {
-                            match source {
-                                Value::Object(m) => {
-                                    for (k, v) in m {
-                                        merged.entry(k).or_insert(v);
-                                    }
-                                }
-                                _ => {
-                                    return Err(YamlError::at(
-                                        key_span.start,
-                                        "merge key '<<' needs a mapping",
-                                    ));
-                                }
-                            }
-                        }
-                        continue;
-                    }
-                    self.path.push(PathSeg::Key(key.clone()));
-                    self.record(key_span.start);
-                    let value = self.node(ev, span);
-                    self.path.pop();
-                    let value = value?;
-                    if map.insert(key.clone(), value).is_some() {
-                        return Err(YamlError::at(
-                            key_span.start,
-                            format!("duplicate key '{key}'"),
-                        ));
-                    }
-                }
-                for (k, v) in merged {
-                    map.entry(k).or_insert(v);
-                }
-                let value = Value::Object(map);
-                if anchor > 0 {
-                    self.anchors.insert(anchor, value.clone());
-                }
-                Ok(value)
+        };
+        if let Some((anchor, cost)) = anchor {
+            self.anchors.insert(anchor, (value.clone(), cost));
+        }
+        Ok(value)
+    }
+
+    fn sequence(&mut self) -> Result<Value, YamlError> {
+        let mut items = Vec::new();
+        loop {
+            let (ev, span) = self.next_event()?;
+            if matches!(ev, Event::SequenceEnd) {
+                return Ok(Value::Array(items));
             }
-            other => Err(YamlError::at(
-                span.start,
-                format!("unexpected YAML event {other:?}"),
-            )),
+            self.path.push(PathSeg::Index(items.len()));
+            self.record(span.start);
+            let item = self.node(ev, span);
+            self.path.pop();
+            items.push(item?);
         }
     }
-}
 
-fn count_nodes(v: &Value) -> usize {
-    match v {
-        Value::Array(a) => 1 + a.iter().map(count_nodes).sum::<usize>(),
-        Value::Object(m) => 1 + m.values().map(count_nodes).sum::<usize>(),
-        _ => 1,
+    fn mapping(&mut self) -> Result<Value, YamlError> {
+        let mut map = Map::new();
+        let mut merged = Map::new();
+        loop {
+            let (ev, key_span) = self.next_event()?;
+            if matches!(ev, Event::MappingEnd) {
+                break;
+            }
+            let key = match self.node(ev, key_span)? {
+                Value::String(s) => s,
+                Value::Null => "null".to_string(),
+                other => other.to_string(),
+            };
+            let (ev, span) = self.next_event()?;
+            if key == "<<" {
+                // YAML merge key: fold the referenced mapping(s) in, keys
+                // written in this mapping win.
+                let sources = match self.node(ev, span)? {
+                    Value::Array(list) => list,
+                    other => vec![other],
+                };
+                for source in sources {
+                    let Value::Object(m) = source else {
+                        return Err(YamlError::at(
+                            key_span.start,
+                            "merge key '<<' needs a mapping",
+                        ));
+                    };
+                    for (k, v) in m {
+                        merged.entry(k).or_insert(v);
+                    }
+                }
+                continue;
+            }
+            self.path.push(PathSeg::Key(key.clone()));
+            self.record(key_span.start);
+            let value = self.node(ev, span);
+            self.path.pop();
+            let value = value?;
+            if map.insert(key.clone(), value).is_some() {
+                return Err(YamlError::at(
+                    key_span.start,
+                    format!("duplicate key '{key}'"),
+                ));
+            }
+        }
+        for (k, v) in merged {
+            map.entry(k).or_insert(v);
+        }
+        Ok(Value::Object(map))
     }
 }
 
@@ -436,7 +466,65 @@ mod tests {
             text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
         }
         let err = parse_documents(&text).unwrap_err();
-        assert!(err.message.contains("nodes"), "{err}");
+        assert!(err.message.contains("aliases expand this file"), "{err}");
+    }
+
+    #[test]
+    fn refuses_one_large_string_aliased_many_times() {
+        // 1 MiB anchored once and aliased 1,000 times: 1 MB of YAML that
+        // would become 1 GB of JSON. Refused at the alias that crosses the
+        // budget, with its line.
+        let mut text = format!("big: &s \"{}\"\nrefs:\n", "x".repeat(1 << 20));
+        for _ in 0..1000 {
+            text.push_str("  - *s\n");
+        }
+        let err = parse_documents(&text).unwrap_err();
+        assert!(err.message.contains("16 times its size"), "{err}");
+        assert!(err.line >= 3 && err.line < 3 + 20, "{err}");
+        // A few aliases of it are fine.
+        let few = format!("big: &s \"{}\"\nrefs: [*s, *s]\n", "x".repeat(1 << 20));
+        assert_eq!(
+            parse_documents(&few).unwrap()[0].value["refs"][1]
+                .as_str()
+                .unwrap()
+                .len(),
+            1 << 20
+        );
+    }
+
+    #[test]
+    fn refuses_deep_nesting_without_overflowing_the_stack() {
+        // 3,000 levels in 6 KB used to overflow the stack and abort.
+        for text in [
+            "- ".repeat(3000) + "x\n",
+            "a:\n".to_string()
+                + &(1..3000)
+                    .map(|i| format!("{}b:\n", " ".repeat(i)))
+                    .collect::<String>(),
+        ] {
+            let err = parse_documents(&text).unwrap_err();
+            assert!(err.message.contains("deeper than 128 levels"), "{err}");
+            assert!(err.line <= 129, "{err}");
+        }
+        // Flow collections: the parser's own limit (256 levels) may answer
+        // first; either way a located error, not a crash.
+        for text in [
+            "[".repeat(3000) + &"]".repeat(3000),
+            "{a: ".repeat(3000) + &"}".repeat(3000),
+        ] {
+            let err = parse_documents(&text).unwrap_err();
+            assert_eq!(err.line, 1, "{err}");
+        }
+        // Exactly the limit is read.
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(parse_documents(&ok).is_ok());
+        let over = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert!(parse_documents(&over).is_err());
+        // locate() shares the guard.
+        assert_eq!(
+            locate(&("- ".repeat(3000) + "x\n"), 0, &FieldPath::default()),
+            None
+        );
     }
 
     #[test]
@@ -447,5 +535,85 @@ mod tests {
         let missing = FieldPath::default().key("spec").key("owner");
         assert_eq!(locate(text, 1, &missing), Some((9, 1)));
         assert_eq!(path.to_string(), "metadata.tags[1]");
+    }
+
+    /// Fuzz targets (proptest): any input is answered with values or a
+    /// located error, never a panic, a stack overflow or a blow-up.
+    /// `cargo xtask fuzz` runs every `fuzz_` property for longer.
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn check(text: &str) -> Result<(), TestCaseError> {
+            match parse_documents(text) {
+                Ok(docs) => {
+                    let size: usize = docs.iter().map(|d| d.value.to_string().len()).sum();
+                    prop_assert!(size <= text.len() * EXPANSION_FACTOR + EXPANSION_FLOOR);
+                }
+                Err(e) => prop_assert!(e.line <= text.lines().count() + 1, "{e}"),
+            }
+            let _ = locate(text, 0, &FieldPath::default().key("a").index(0));
+            Ok(())
+        }
+
+        fn piece() -> impl Strategy<Value = &'static str> {
+            prop_oneof![
+                Just("- "),
+                Just("["),
+                Just("]"),
+                Just("{"),
+                Just("}"),
+                Just(": "),
+                Just(", "),
+                Just("&a "),
+                Just("*a"),
+                Just("&b "),
+                Just("*b"),
+                Just("<<: "),
+                Just("\n"),
+                Just("  "),
+                Just("'"),
+                Just("\""),
+                Just("!!str "),
+                Just("---\n"),
+                Just("? "),
+                Just("|\n"),
+                Just(">\n"),
+                Just("key"),
+                Just("1.5"),
+                Just("~"),
+                Just("#"),
+                Just("\t"),
+                Just("%YAML 1.2\n"),
+                Just("..."),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn fuzz_yaml_any_text(text in "\\PC{0,300}") {
+                check(&text)?;
+            }
+
+            #[test]
+            fn fuzz_yaml_token_soup(pieces in proptest::collection::vec(piece(), 0..300)) {
+                check(&pieces.concat())?;
+            }
+
+            /// Nesting and aliases in amounts a file could hold.
+            #[test]
+            fn fuzz_yaml_deep_and_aliased(depth in 0usize..400, refs in 0usize..400, width in 0usize..2000) {
+                let text = format!(
+                    "a: &x \"{}\"\nb: {}{}{}\nc: [{}]\n",
+                    "y".repeat(width),
+                    "[".repeat(depth),
+                    "1",
+                    "]".repeat(depth),
+                    vec!["*x"; refs].join(", ")
+                );
+                check(&text)?;
+            }
+        }
     }
 }

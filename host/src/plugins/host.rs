@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -17,7 +17,7 @@ use crate::store::Store as Db;
 /// leaks between calls.
 pub struct HostState {
     pub plugin_id: String,
-    pub limits: StoreLimits,
+    pub limits: MemoryBudget,
     wasi: WasiCtx,
     table: ResourceTable,
     pub stdout: MemoryOutputPipe,
@@ -63,13 +63,10 @@ impl HostState {
             .build();
         HostState {
             plugin_id: ctx.plugin_id.clone(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(ctx.memory_bytes)
-                .instances(16)
-                .tables(64)
-                .memories(16)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: MemoryBudget {
+                cap: ctx.memory_bytes,
+                used: 0,
+            },
             wasi,
             table: ResourceTable::new(),
             stdout,
@@ -83,6 +80,58 @@ impl HostState {
             http_deadline: std::time::Instant::now() + timeout
                 - (timeout / 10).min(std::time::Duration::from_millis(100)),
         }
+    }
+}
+
+/// The memory cap of one call, counted over all of the instance's linear
+/// memories together: a component may define several, and a cap per memory
+/// would let it take the cap several times over.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    pub cap: usize,
+    pub used: usize,
+}
+
+impl ResourceLimiter for MemoryBudget {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Called when a memory is made (from 0) and on every growth.
+        let used = self.used + desired.saturating_sub(current);
+        if used > self.cap {
+            // An error, not `Ok(false)`: the call traps at once with this
+            // reason instead of the plugin seeing a failed grow.
+            return Err(wasmtime::Error::msg(format!(
+                "growing memory to {used} bytes over all memories, past the cap of {} bytes",
+                self.cap
+            )));
+        }
+        self.used = used;
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+
+    fn instances(&self) -> usize {
+        16
+    }
+
+    fn tables(&self) -> usize {
+        64
+    }
+
+    fn memories(&self) -> usize {
+        16
     }
 }
 
@@ -200,8 +249,9 @@ impl catalog::Host for HostState {
 }
 
 /// Where `path` (relative to the entity's catalog file) is, refusing paths
-/// that leave the catalog file's folder.
-pub fn beside_entity(db: &Db, entity_ref: &str, path: &str) -> Result<Target, String> {
+/// that leave the catalog file's folder (lexically or through links).
+/// Returns the target and the catalog file it must stay beside.
+pub fn beside_entity(db: &Db, entity_ref: &str, path: &str) -> Result<(Target, Target), String> {
     let r =
         EntityRef::parse(entity_ref, Some("component"), "default").map_err(|e| e.to_string())?;
     let (_, origin) = db
@@ -222,19 +272,27 @@ pub fn beside_entity(db: &Db, entity_ref: &str, path: &str) -> Result<Target, St
     if !target.is_within(&catalog_file) {
         return Err(format!("'{path}' leaves the entity's folder"));
     }
-    // A symbolic link inside the folder must not lead out of it either.
-    if let (Target::File(file), Target::File(catalog)) = (&target, &catalog_file)
-        && let (Ok(real), Some(Ok(root))) = (
-            std::fs::canonicalize(file),
-            catalog.parent().map(std::fs::canonicalize),
-        )
-        && !real.starts_with(&root)
-    {
+    if !target.is_within_through_links(&catalog_file) {
         return Err(format!(
             "'{path}' leaves the entity's folder (through a link)"
         ));
     }
-    Ok(target)
+    Ok((target, catalog_file))
+}
+
+/// Reads `path` beside the entity's catalog file before `deadline`; a URL
+/// is re-checked against the folder on every redirect hop.
+pub fn read_beside(
+    db: &Db,
+    reader: &Reader,
+    entity_ref: &str,
+    path: &str,
+    deadline: std::time::Instant,
+) -> Result<Vec<u8>, String> {
+    let (target, catalog_file) = beside_entity(db, entity_ref, path)?;
+    reader
+        .read_bytes_within(&target, &[&catalog_file], Some(deadline))
+        .map_err(|e| format!("{path}: {e}"))
 }
 
 /// Most names `list-dir` returns.
@@ -242,14 +300,20 @@ const MAX_LISTED: usize = 10_000;
 
 impl source::Host for HostState {
     fn read_file(&mut self, entity_ref: String, path: String) -> Result<String, String> {
-        let target = beside_entity(&self.db, &entity_ref, &path)?;
-        self.reader
-            .read(&target)
-            .map_err(|e| format!("{path}: {e}"))
+        // Within the call's time, like plugin HTTP: a slow server cannot
+        // keep the call past its deadline.
+        let bytes = read_beside(
+            &self.db,
+            &self.reader,
+            &entity_ref,
+            &path,
+            self.http_deadline,
+        )?;
+        String::from_utf8(bytes).map_err(|_| format!("{path}: is not UTF-8 text"))
     }
 
     fn list_dir(&mut self, entity_ref: String, path: String) -> Result<Vec<String>, String> {
-        let folder = match beside_entity(&self.db, &entity_ref, &path)? {
+        let folder = match beside_entity(&self.db, &entity_ref, &path)?.0 {
             Target::File(folder) => folder,
             Target::Url(_) => {
                 return Err("the entity was read from a URL; its folders cannot be listed".into());
@@ -316,5 +380,28 @@ impl http::Host for HostState {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_cap_counts_every_memory_together() {
+        const MIB: usize = 1024 * 1024;
+        let mut budget = MemoryBudget {
+            cap: 64 * MIB,
+            used: 0,
+        };
+        // A first memory made at 40 MiB, a second at 20: 60 in all.
+        assert!(budget.memory_growing(0, 40 * MIB, None).unwrap());
+        assert!(budget.memory_growing(0, 20 * MIB, None).unwrap());
+        // Growing either past 64 MiB in all is refused with the reason,
+        // though each alone is under the cap.
+        let err = budget.memory_growing(20 * MIB, 30 * MIB, None).unwrap_err();
+        assert!(err.to_string().contains("growing memory"), "{err}");
+        assert!(budget.memory_growing(40 * MIB, 44 * MIB, None).unwrap());
+        assert_eq!(budget.used, 64 * MIB);
     }
 }

@@ -1,86 +1,22 @@
-//! Plugin HTTP: only to granted origins, never to private addresses unless
-//! granted by address, secrets injected by the host, redirects re-checked,
-//! size and time capped.
+//! Plugin HTTP: only to granted origins, secrets injected by the host and
+//! only for the origins each secret is granted for. The network rules
+//! (private addresses, pinning, redirects, size and time) are the host's
+//! one guarded client, `crate::net`.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use reqwest::Url;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-/// `scheme://host:port`, the unit of an HTTP grant.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Origin {
-    pub scheme: String,
-    pub host: String,
-    pub port: u16,
-}
+use crate::net::{self, Origin};
 
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
-    }
-}
-
-impl Origin {
-    /// Parses `https://api.github.com` or `http://127.0.0.1:9000`.
-    pub fn parse(text: &str) -> Result<Origin, String> {
-        let url = Url::parse(text).map_err(|e| format!("'{text}' is not a URL: {e}"))?;
-        if url.path() != "/" || url.query().is_some() {
-            return Err(format!("'{text}' must be only scheme://host[:port]"));
-        }
-        Origin::of(&url).ok_or_else(|| format!("'{text}' must be an http(s) URL with a host"))
-    }
-
-    pub fn of(url: &Url) -> Option<Origin> {
-        if !matches!(url.scheme(), "http" | "https") {
-            return None;
-        }
-        Some(Origin {
-            scheme: url.scheme().to_string(),
-            host: url.host_str()?.to_ascii_lowercase(),
-            port: url.port_or_known_default()?,
-        })
-    }
-
-    /// A grant by literal address is an explicit grant of that address,
-    /// private or not. A name (even `localhost`) must resolve to public
-    /// addresses.
-    fn names_address(&self) -> bool {
-        self.host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok()
-    }
-}
-
-/// Addresses a plugin may not reach unless granted by address: loopback,
-/// private, link-local (cloud metadata at 169.254.169.254), unspecified,
-/// shared, documentation, multicast, and their IPv6 kin.
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || o[0] == 0
-        }
-        IpAddr::V6(v6) => {
-            let seg = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (seg[0] & 0xfe00) == 0xfc00
-                || (seg[0] & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| is_private(IpAddr::V4(v4)))
-        }
-    }
+/// A secret granted to a plugin: its value (from `GREENROOM_SECRET_<NAME>`,
+/// `None` when that variable is unset) and the origins it may be sent to.
+#[derive(Debug, Clone, Default)]
+pub struct Secret {
+    pub value: Option<String>,
+    pub origins: Vec<Origin>,
 }
 
 /// What a plugin may use: requested in its manifest and granted by an
@@ -90,12 +26,11 @@ pub struct Allowed {
     /// For messages that tell an administrator what to grant.
     pub plugin_id: String,
     pub origins: Vec<Origin>,
-    /// Secret name → value.
-    pub secrets: HashMap<String, String>,
+    /// Secret name → value and the origins it is bound to.
+    pub secrets: HashMap<String, Secret>,
     pub timeout: Duration,
     pub max_bytes: u64,
-    /// Names the operator resolves by hand (`[plugins.resolve]`).
-    pub resolve_override: HashMap<String, IpAddr>,
+    pub guard: net::Guard,
 }
 
 /// A request as the plugin gave it.
@@ -107,12 +42,7 @@ pub struct Request {
     pub body: Option<Vec<u8>>,
 }
 
-#[derive(Debug)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
+pub use net::Response;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
@@ -123,25 +53,37 @@ pub enum Error {
     Transport(String),
 }
 
-const MAX_REDIRECTS: usize = 5;
+impl From<net::Error> for Error {
+    fn from(e: net::Error) -> Self {
+        match e {
+            net::Error::NotAllowed(m) => Error::NotGranted(m),
+            net::Error::Refused(m) => Error::Refused(m),
+            net::Error::Timeout => Error::Timeout,
+            net::Error::TooLarge { .. } => Error::TooLarge,
+            net::Error::Transport(m) => Error::Transport(m),
+        }
+    }
+}
 
 impl Allowed {
-    fn check_origin(&self, url: &Url) -> Result<Origin, Error> {
+    fn check_origin(&self, url: &Url) -> Result<Origin, net::Error> {
         let origin = Origin::of(url)
-            .ok_or_else(|| Error::Refused(format!("'{url}' is not an http(s) URL")))?;
+            .ok_or_else(|| net::Error::Refused(format!("'{url}' is not an http(s) URL")))?;
         if !self.origins.contains(&origin) {
-            return Err(Error::NotGranted(format!(
-                "host {origin} is not granted to plugin {}; grant it under [[plugins.grants]] in greenroom.toml (hosts = [\"{}://{}:{}\"]) if its manifest asks for it",
-                self.plugin_id, origin.scheme, origin.host, origin.port
+            return Err(net::Error::NotAllowed(format!(
+                "host {origin} is not granted to plugin {}; grant it under [[plugins.grants]] in greenroom.toml (hosts = [\"{origin}\"]) if its manifest asks for it",
+                self.plugin_id
             )));
         }
         Ok(origin)
     }
 
-    /// Replaces `{{secret:NAME}}` in header values with granted secrets.
-    fn inject(&self, value: &str) -> Result<String, Error> {
+    /// Replaces `{{secret:NAME}}` in a header value with the secret, if it
+    /// is granted for `origin`. Says whether a secret was filled in.
+    fn inject(&self, value: &str, origin: &Origin) -> Result<(String, bool), Error> {
         let mut out = String::with_capacity(value.len());
         let mut rest = value;
+        let mut filled = false;
         while let Some(start) = rest.find("{{secret:") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 9..];
@@ -149,41 +91,34 @@ impl Allowed {
                 .find("}}")
                 .ok_or_else(|| Error::Refused("unterminated {{secret:…}} in a header".into()))?;
             let name = &after[..end];
+            let id = &self.plugin_id;
             let secret = self.secrets.get(name).ok_or_else(|| {
-                Error::NotGranted(format!("secret {name} is not granted to this plugin"))
+                Error::NotGranted(format!(
+                    "secret {name} is not granted to plugin {id}; grant it under [[plugins.grants]] in greenroom.toml (secrets = [\"{name}\"]) if its manifest asks for it"
+                ))
             })?;
-            out.push_str(secret);
+            if !secret.origins.contains(origin) {
+                let bound: Vec<String> = secret.origins.iter().map(ToString::to_string).collect();
+                return Err(Error::NotGranted(format!(
+                    "secret {name} of plugin {id} may be sent only to {}, not to {origin}; bind it with secrets = [{{ name = \"{name}\", hosts = [\"{origin}\"] }}]",
+                    if bound.is_empty() {
+                        "no origin".to_string()
+                    } else {
+                        bound.join(", ")
+                    }
+                )));
+            }
+            let value = secret.value.as_deref().ok_or_else(|| {
+                Error::NotGranted(format!(
+                    "secret {name} is granted to plugin {id}, but the server has no value for it: set the environment variable GREENROOM_SECRET_{name} and restart"
+                ))
+            })?;
+            out.push_str(value);
+            filled = true;
             rest = &after[end + 2..];
         }
         out.push_str(rest);
-        Ok(out)
-    }
-
-    /// Resolves the host and refuses private addresses unless the origin
-    /// was granted by address.
-    async fn resolve(&self, origin: &Origin) -> Result<Vec<SocketAddr>, Error> {
-        let host = origin.host.trim_matches(['[', ']']).to_string();
-        let addrs: Vec<SocketAddr> = match self.resolve_override.get(&host) {
-            // The operator pinned this name (like /etc/hosts, for plugins);
-            // the same private-address rule applies to the answer.
-            Some(ip) => vec![SocketAddr::new(*ip, origin.port)],
-            None => tokio::net::lookup_host((host.as_str(), origin.port))
-                .await
-                .map_err(|e| Error::Transport(format!("cannot resolve {host}: {e}")))?
-                .collect(),
-        };
-        if addrs.is_empty() {
-            return Err(Error::Transport(format!("{host} has no address")));
-        }
-        if !origin.names_address()
-            && let Some(bad) = addrs.iter().find(|a| is_private(a.ip()))
-        {
-            return Err(Error::Refused(format!(
-                "{host} resolves to {}, a private, loopback or link-local address; grant it by address to allow it",
-                bad.ip()
-            )));
-        }
-        Ok(addrs)
+        Ok((out, filled))
     }
 
     /// Performs the request, following redirects only to granted origins.
@@ -198,101 +133,39 @@ impl Allowed {
         request: Request,
         timeout: Duration,
     ) -> Result<Response, Error> {
-        let timeout = timeout.min(self.timeout);
-        if timeout.is_zero() {
-            return Err(Error::Timeout);
-        }
         let method = reqwest::Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| Error::Refused(format!("bad method '{}'", request.method)))?;
-        let mut url = Url::parse(&request.url)
+        let url = Url::parse(&request.url)
             .map_err(|e| Error::Refused(format!("bad URL '{}': {e}", request.url)))?;
         // The destination is checked before any secret is looked at.
-        self.check_origin(&url)?;
-        let mut headers = reqwest::header::HeaderMap::new();
+        let origin = self.check_origin(&url)?;
+        let mut headers = HeaderMap::new();
+        let mut sensitive = Vec::new();
         for (name, value) in &request.headers {
-            let value = self.inject(value)?;
-            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            let (value, secret) = self.inject(value, &origin)?;
+            let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| Error::Refused(format!("bad header name '{name}'")))?;
-            let value = reqwest::header::HeaderValue::from_str(&value)
+            let mut value = HeaderValue::from_str(&value)
                 .map_err(|_| Error::Refused(format!("bad value for header {name}")))?;
-            headers.insert(name, value);
+            if secret {
+                value.set_sensitive(true);
+                sensitive.push(name.clone());
+            }
+            headers.append(name, value);
         }
-        let deadline = tokio::time::Instant::now() + timeout;
-        for _ in 0..=MAX_REDIRECTS {
-            let origin = self.check_origin(&url)?;
-            let addrs = self.resolve(&origin).await?;
-            // Pin the connection to the addresses just checked, so DNS cannot
-            // answer differently a moment later.
-            let client = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .resolve_to_addrs(&origin.host, &addrs)
-                .timeout(timeout)
-                .build()
-                .map_err(|e| Error::Transport(e.to_string()))?;
-            let mut req = client
-                .request(method.clone(), url.clone())
-                .headers(headers.clone());
-            if let Some(body) = &request.body {
-                req = req.body(body.clone());
-            }
-            let send = tokio::time::timeout_at(deadline, req.send());
-            let mut resp = match send.await {
-                Err(_) => return Err(Error::Timeout),
-                Ok(Err(e)) if e.is_timeout() => return Err(Error::Timeout),
-                Ok(Err(e)) => return Err(Error::Transport(e.to_string())),
-                Ok(Ok(r)) => r,
-            };
-            if resp.status().is_redirection()
-                && let Some(location) = resp
-                    .headers()
-                    .get(reqwest::header::LOCATION)
-                    .and_then(|v| v.to_str().ok())
-            {
-                url = url
-                    .join(location)
-                    .map_err(|e| Error::Refused(format!("bad redirect: {e}")))?;
-                // Credentials never follow a redirect to another origin.
-                if Origin::of(&url).as_ref() != Some(&origin) {
-                    headers.remove(reqwest::header::AUTHORIZATION);
-                }
-                continue;
-            }
-            if resp.content_length().is_some_and(|n| n > self.max_bytes) {
-                return Err(Error::TooLarge);
-            }
-            let status = resp.status().as_u16();
-            let out_headers = resp
-                .headers()
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
-            let mut body = Vec::new();
-            loop {
-                let chunk = match tokio::time::timeout_at(deadline, resp.chunk()).await {
-                    Err(_) => return Err(Error::Timeout),
-                    Ok(Err(e)) => return Err(Error::Transport(e.to_string())),
-                    Ok(Ok(c)) => c,
-                };
-                let Some(chunk) = chunk else { break };
-                body.extend_from_slice(&chunk);
-                if body.len() as u64 > self.max_bytes {
-                    return Err(Error::TooLarge);
-                }
-            }
-            return Ok(Response {
-                status,
-                headers: out_headers,
-                body,
-            });
-        }
-        Err(Error::Refused(format!(
-            "more than {MAX_REDIRECTS} redirects"
-        )))
+        let request = net::Request {
+            method,
+            url,
+            headers,
+            sensitive,
+            body: request.body,
+        };
+        Ok(self
+            .guard
+            .send(request, timeout.min(self.timeout), self.max_bytes, &|url| {
+                self.check_origin(url)
+            })
+            .await?)
     }
 }
 
@@ -300,54 +173,62 @@ impl Allowed {
 mod tests {
     use super::*;
 
-    #[test]
-    fn origins_parse_and_compare() {
-        let o = Origin::parse("https://API.github.com").unwrap();
-        assert_eq!(o.to_string(), "https://api.github.com:443");
-        assert_eq!(
-            Origin::of(&Url::parse("https://api.github.com/repos/x").unwrap()),
-            Some(o)
-        );
-        assert!(Origin::parse("https://x.example/path").is_err());
-        assert!(Origin::parse("ftp://x.example").is_err());
+    fn origin(text: &str) -> Origin {
+        Origin::parse(text).unwrap()
     }
 
     #[test]
-    fn private_addresses_are_recognised() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(is_private(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["140.82.112.3", "2606:4700::1111"] {
-            assert!(!is_private(ip.parse().unwrap()), "{ip}");
-        }
-    }
-
-    #[test]
-    fn secrets_are_injected_only_when_granted() {
+    fn secrets_are_injected_only_when_granted_for_the_origin() {
+        let github = origin("https://api.github.com");
         let allowed = Allowed {
-            secrets: [("TOKEN".to_string(), "s3cret".to_string())].into(),
+            plugin_id: "github".into(),
+            secrets: [
+                (
+                    "TOKEN".to_string(),
+                    Secret {
+                        value: Some("s3cret".into()),
+                        origins: vec![github.clone()],
+                    },
+                ),
+                (
+                    "UNSET".to_string(),
+                    Secret {
+                        value: None,
+                        origins: vec![github.clone()],
+                    },
+                ),
+            ]
+            .into(),
             ..Allowed::default()
         };
         assert_eq!(
-            allowed.inject("Bearer {{secret:TOKEN}}").unwrap(),
-            "Bearer s3cret"
+            allowed.inject("Bearer {{secret:TOKEN}}", &github).unwrap(),
+            ("Bearer s3cret".to_string(), true)
         );
+        assert_eq!(
+            allowed.inject("plain", &github).unwrap(),
+            ("plain".to_string(), false)
+        );
+        let err = allowed.inject("{{secret:OTHER}}", &github).unwrap_err();
         assert!(
-            matches!(allowed.inject("{{secret:OTHER}}"), Err(Error::NotGranted(m)) if m.contains("OTHER"))
+            matches!(&err, Error::NotGranted(m) if m.contains("secret OTHER is not granted to plugin github")),
+            "{err:?}"
         );
-        assert!(allowed.inject("{{secret:TOKEN").is_err());
+        let err = allowed
+            .inject("{{secret:TOKEN}}", &origin("https://evil.example"))
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::NotGranted(m) if m.contains("only to https://api.github.com:443, not to https://evil.example:443")),
+            "{err:?}"
+        );
+        // Granted but without a value on the server: the message says so,
+        // and names the variable to set.
+        let err = allowed.inject("{{secret:UNSET}}", &github).unwrap_err();
+        assert!(
+            matches!(&err, Error::NotGranted(m) if m.contains("set the environment variable GREENROOM_SECRET_UNSET")),
+            "{err:?}"
+        );
+        assert!(allowed.inject("{{secret:TOKEN", &github).is_err());
     }
 }
 
@@ -370,6 +251,28 @@ mod fetch_tests {
                     h.get("authorization")
                         .map(|v| v.to_str().unwrap().to_string())
                         .unwrap_or_default()
+                }),
+            )
+            .route(
+                "/echo",
+                get(|h: HeaderMap| async move {
+                    let mut names: Vec<String> = h
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", v.to_str().unwrap_or("?")))
+                        .collect();
+                    names.sort();
+                    names.join("\n")
+                }),
+            )
+            .route(
+                "/to-other",
+                get(|h: HeaderMap| async move {
+                    let to = h
+                        .get("x-to")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("http://127.0.0.1:1")
+                        .to_string();
+                    Redirect::temporary(&format!("{to}/echo"))
                 }),
             )
             .route("/big", get(|| async { "x".repeat(4096) }))
@@ -403,14 +306,23 @@ mod fetch_tests {
         addr
     }
 
+    /// Grants `origins`; the secret TOKEN is bound to the first.
     fn allowed(origins: &[&str]) -> Allowed {
+        let origins: Vec<Origin> = origins.iter().map(|o| Origin::parse(o).unwrap()).collect();
         Allowed {
             plugin_id: "test".into(),
-            origins: origins.iter().map(|o| Origin::parse(o).unwrap()).collect(),
-            secrets: [("TOKEN".to_string(), "s3cret".to_string())].into(),
+            secrets: [(
+                "TOKEN".to_string(),
+                Secret {
+                    value: Some("s3cret".into()),
+                    origins: origins[..1].to_vec(),
+                },
+            )]
+            .into(),
+            origins,
             timeout: Duration::from_millis(500),
             max_bytes: 1024,
-            resolve_override: HashMap::new(),
+            guard: net::Guard::default(),
         }
     }
 
@@ -444,6 +356,46 @@ mod fetch_tests {
             .await
             .unwrap();
         assert_eq!(r.body, b"Bearer s3cret".to_vec());
+    }
+
+    #[tokio::test]
+    async fn headers_that_carried_secrets_do_not_follow_a_redirect_to_another_origin() {
+        let (a, b) = (server().await, server().await);
+        let grants = allowed(&[
+            &format!("http://127.0.0.1:{}", a.port()),
+            &format!("http://127.0.0.1:{}", b.port()),
+        ]);
+        let echo = |r: Response| String::from_utf8(r.body).unwrap();
+        let request = |path: &str| Request {
+            method: "GET".into(),
+            url: format!("http://{a}{path}"),
+            headers: vec![
+                ("X-Api-Key".into(), "{{secret:TOKEN}}".into()),
+                ("Private-Token".into(), "k={{secret:TOKEN}}".into()),
+                ("Cookie".into(), "session=1".into()),
+                ("Accept".into(), "application/json".into()),
+                ("x-to".into(), format!("http://127.0.0.1:{}", b.port())),
+            ],
+            body: None,
+        };
+        // Sent where the secret is bound, every header arrives.
+        let direct = echo(grants.fetch(request("/echo")).await.unwrap());
+        assert!(direct.contains("x-api-key=s3cret"), "{direct}");
+        assert!(direct.contains("private-token=k=s3cret"), "{direct}");
+        // Redirected to another granted origin, the secret-bearing headers
+        // and credentials are gone; the others stay.
+        let moved = echo(grants.fetch(request("/to-other")).await.unwrap());
+        assert!(moved.contains("accept=application/json"), "{moved}");
+        assert!(!moved.contains("s3cret"), "{moved}");
+        assert!(!moved.contains("cookie"), "{moved}");
+        // Sent straight to the other origin, the secret is refused.
+        let mut req = request("/echo");
+        req.url = format!("http://{b}/echo");
+        let err = grants.fetch(req).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::NotGranted(m) if m.contains("may be sent only to")),
+            "{err:?}"
+        );
     }
 
     #[tokio::test]

@@ -120,7 +120,7 @@ impl Manifest {
             return Err(ManifestError::Field("version is empty".into()));
         }
         for h in self.hosts.iter().filter(|h| h.as_str() != ANY_HOST) {
-            super::http::Origin::parse(h)
+            crate::net::Origin::parse(h)
                 .map_err(|e| ManifestError::Field(format!("hosts: {e}")))?;
         }
         Ok(())
@@ -193,5 +193,40 @@ mod tests {
         assert!(
             matches!(Manifest::from_wasm(&w), Err(ManifestError::Invalid(m)) if m.contains("hostz"))
         );
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            /// Any bytes, and a component whose manifest section holds any
+            /// bytes: a manifest or a clear error, never a panic.
+            #[test]
+            fn fuzz_manifest_reader(bytes in proptest::collection::vec(any::<u8>(), 0..400), json in "\\PC{0,200}") {
+                let _ = Manifest::from_wasm(&bytes);
+                let mut component = b"\0asm\x0d\0\x01\0".to_vec();
+                let name = SECTION.as_bytes();
+                let payload_len = 1 + name.len() + json.len();
+                let mut len = payload_len;
+                let mut leb = Vec::new();
+                loop {
+                    let byte = (len & 0x7f) as u8;
+                    len >>= 7;
+                    if len == 0 { leb.push(byte); break; }
+                    leb.push(byte | 0x80);
+                }
+                component.push(0);
+                component.extend(leb);
+                component.push(name.len() as u8);
+                component.extend(name);
+                component.extend(json.as_bytes());
+                match Manifest::from_wasm(&component) {
+                    Ok(m) => prop_assert!(!m.id.is_empty()),
+                    Err(e) => prop_assert!(!e.to_string().is_empty()),
+                }
+            }
+        }
     }
 }

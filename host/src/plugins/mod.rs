@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::config::PluginsConfig;
+use crate::config::{Config, PluginsConfig, SecretGrant};
 use crate::ingest::Reader;
+use crate::net::Origin;
 use crate::store::{Store as Db, StoredGrants};
 use bindings::greenroom::plugin::types;
 pub use manifest::{Manifest, ManifestError};
@@ -44,6 +45,8 @@ pub struct Plugins {
     runtime: Runtime,
     db: Arc<Db>,
     config: PluginsConfig,
+    /// The network settings of plugin HTTP.
+    guard: crate::net::Guard,
     reader: Reader,
     /// By file path.
     slots: RwLock<BTreeMap<PathBuf, Slot>>,
@@ -107,12 +110,20 @@ pub struct HealthInfo {
 }
 
 impl Plugins {
-    pub fn new(config: PluginsConfig, cache_dir: &Path, db: Arc<Db>) -> anyhow::Result<Plugins> {
-        let reader = Reader::for_plugins(&config)?;
+    pub fn new(config: &Config, db: Arc<Db>) -> anyhow::Result<Plugins> {
+        let reader = Reader::for_plugins(config)?;
+        let mut guard = config.outbound_guard()?;
+        guard.resolve_override = config.plugins.resolve.clone();
+        let plugins = config.plugins.clone();
         Ok(Plugins {
-            runtime: Runtime::new(cache_dir, config.memory_limit_mib * 1024 * 1024, 256)?,
+            runtime: Runtime::new(
+                &config.plugin_cache_dir(),
+                plugins.memory_limit_mib * 1024 * 1024,
+                256,
+            )?,
             db,
-            config,
+            config: plugins,
+            guard,
             reader,
             slots: RwLock::new(BTreeMap::new()),
             watcher: Mutex::new(None),
@@ -288,7 +299,14 @@ impl Plugins {
             .unwrap_or_default();
         let configured = self.configured_grants(&manifest.id);
         g.hosts.extend(configured.hosts);
-        g.secrets.extend(configured.secrets);
+        for name in configured.secrets {
+            let hosts = configured
+                .secret_hosts
+                .get(&name)
+                .cloned()
+                .unwrap_or_default();
+            g.add_secrets([SecretGrant::bound(&name, hosts)]);
+        }
         g
     }
 
@@ -297,33 +315,44 @@ impl Plugins {
         let mut g = StoredGrants::default();
         for c in self.config.grants.iter().filter(|c| c.id == id) {
             g.hosts.extend(c.hosts.iter().cloned());
-            g.secrets.extend(c.secrets.iter().cloned());
+            g.add_secrets(c.secret_grants());
         }
         g
     }
 
     fn allowed(&self, manifest: &Manifest, grants: &StoredGrants) -> http::Allowed {
-        let requested: Vec<http::Origin> = manifest
+        let requested: Vec<Origin> = manifest
             .hosts
             .iter()
-            .filter_map(|h| http::Origin::parse(h).ok())
+            .filter_map(|h| Origin::parse(h).ok())
             .collect();
         let any = manifest.hosts.iter().any(|h| h == manifest::ANY_HOST);
-        let origins = grants
-            .hosts
-            .iter()
-            .filter_map(|h| http::Origin::parse(h).ok())
-            .filter(|o| any || requested.contains(o))
-            .collect();
+        let granted = |hosts: &[String]| -> Vec<Origin> {
+            hosts
+                .iter()
+                .filter_map(|h| Origin::parse(h).ok())
+                .filter(|o| any || requested.contains(o))
+                .collect()
+        };
+        let origins = granted(&grants.hosts);
         let mut secrets = HashMap::new();
         for name in grants
             .secrets
             .iter()
             .filter(|s| manifest.secrets.contains(s))
         {
-            if let Ok(value) = std::env::var(format!("GREENROOM_SECRET_{name}")) {
-                secrets.insert(name.clone(), value);
-            }
+            // A secret is sent only to the origins it is bound to: those
+            // written with it, or else the plugin's one granted origin.
+            let bound = match grants.secret_hosts.get(name) {
+                Some(hosts) => granted(hosts),
+                None if origins.len() == 1 => origins.clone(),
+                None => Vec::new(),
+            };
+            let secret = http::Secret {
+                value: std::env::var(format!("GREENROOM_SECRET_{name}")).ok(),
+                origins: bound,
+            };
+            secrets.insert(name.clone(), secret);
         }
         http::Allowed {
             plugin_id: manifest.id.clone(),
@@ -331,7 +360,7 @@ impl Plugins {
             secrets,
             timeout: self.config.http_timeout,
             max_bytes: self.config.http_max_bytes,
-            resolve_override: self.config.resolve.clone(),
+            guard: self.guard.clone(),
         }
     }
 
@@ -554,8 +583,18 @@ pub fn tone(t: types::Tone) -> &'static str {
     }
 }
 
+/// A link the UI may follow keeps its address; any other is sent without
+/// one (shown as text).
 fn link_json(l: &types::Link) -> Value {
-    json!({"label": l.label, "href": l.href})
+    json!({"label": l.label, "href": followable_href(&l.href)})
+}
+
+fn followable_href(href: &str) -> &str {
+    if crate::docs::followable(href) {
+        href
+    } else {
+        ""
+    }
 }
 
 fn badge_json(b: &types::Badge) -> Value {
@@ -575,7 +614,9 @@ pub fn node_json(n: &types::Node) -> Value {
         Node::Field(f) => {
             json!({"type": "field", "label": f.label, "value": f.value, "tone": f.tone.map(tone)})
         }
-        Node::Link(l) => json!({"type": "link", "label": l.label, "href": l.href}),
+        Node::Link(l) => {
+            json!({"type": "link", "label": l.label, "href": followable_href(&l.href)})
+        }
         Node::Badge(b) => json!({"type": "badge", "label": b.label, "tone": tone(b.tone)}),
         Node::Progress(p) => {
             json!({"type": "progress", "value": p.value, "max": p.max, "label": p.label})

@@ -592,3 +592,88 @@ impl SearchIndex {
         })
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn index() -> &'static SearchIndex {
+        static INDEX: std::sync::OnceLock<(tempfile::TempDir, SearchIndex)> =
+            std::sync::OnceLock::new();
+        &INDEX
+            .get_or_init(|| {
+                let dir = tempfile::tempdir().unwrap();
+                let (index, _) = SearchIndex::open(dir.path()).unwrap();
+                for (i, name) in ["order-service", "payments", "search"].iter().enumerate() {
+                    index
+                        .add(&SearchDoc {
+                            id: format!("entity:component:default/{name}"),
+                            doc_type: "entity".into(),
+                            entity_ref: format!("component:default/{name}"),
+                            kind: "component".into(),
+                            owner: "group:default/team-a".into(),
+                            spec_type: "service".into(),
+                            name: (*name).into(),
+                            title: format!("Service {i}"),
+                            tags: vec!["rust".into()],
+                            description: "takes orders (and payments) fast".into(),
+                            body: String::new(),
+                            location: String::new(),
+                        })
+                        .unwrap();
+                }
+                index.commit().unwrap();
+                (dir, index)
+            })
+            .1
+    }
+
+    fn piece() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            Just("order"),
+            Just(" "),
+            Just("\""),
+            Just("("),
+            Just(")"),
+            Just("*"),
+            Just("~"),
+            Just("AND"),
+            Just("OR"),
+            Just("NOT"),
+            Just("-"),
+            Just("+"),
+            Just(":"),
+            Just("name:"),
+            Just("["),
+            Just("]"),
+            Just("{"),
+            Just("^2"),
+            Just("\\"),
+            Just("é"),
+            Just("\u{0}"),
+        ]
+    }
+
+    proptest! {
+        /// The search box takes any text: an answer, never a panic or an
+        /// error for what a person typed.
+        #[test]
+        fn fuzz_search_queries(pieces in proptest::collection::vec(piece(), 0..60), text in "\\PC{0,100}",
+                               kind in proptest::option::of("\\PC{0,20}"), offset in 0usize..100_000) {
+            for text in [pieces.concat(), text.clone()] {
+                let q = SearchQuery {
+                    text,
+                    kind: kind.clone(),
+                    owner: kind.clone(),
+                    spec_type: None,
+                    doc_type: None,
+                    limit: 20,
+                    offset,
+                };
+                prop_assert!(index().search(&q).is_ok());
+            }
+        }
+    }
+}

@@ -1,17 +1,54 @@
 //! Plugin state: each plugin's private key/value store (with expiry and a
 //! byte quota) and the grants an administrator gave it.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError, now_ms};
+use crate::config::SecretGrant;
 
 /// What an administrator allowed a plugin, persisted across restarts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StoredGrants {
     pub hosts: Vec<String>,
+    /// Secret names.
     pub secrets: Vec<String>,
+    /// The origins a secret is bound to, where given; a secret not listed
+    /// here is bound to the plugin's one granted origin.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_hosts: BTreeMap<String, Vec<String>>,
     pub disabled: bool,
+}
+
+impl StoredGrants {
+    /// Adds secrets as written in greenroom.toml or an API request.
+    pub fn add_secrets(&mut self, grants: impl IntoIterator<Item = SecretGrant>) {
+        for g in grants {
+            if let Some(hosts) = g.hosts() {
+                self.secret_hosts
+                    .entry(g.name().to_string())
+                    .or_default()
+                    .extend(hosts.iter().cloned());
+            }
+            if !self.secrets.iter().any(|s| s == g.name()) {
+                self.secrets.push(g.name().to_string());
+            }
+        }
+    }
+
+    /// The secrets in their written form, for storing.
+    fn secret_grants(&self) -> Vec<SecretGrant> {
+        self.secrets
+            .iter()
+            .map(|name| match self.secret_hosts.get(name) {
+                Some(hosts) => SecretGrant::bound(name, hosts.clone()),
+                None => SecretGrant::Name(name.clone()),
+            })
+            .collect()
+    }
 }
 
 impl Store {
@@ -45,7 +82,9 @@ impl Store {
             params![plugin, now],
         )?;
         let used: i64 = tx.query_row(
-            "SELECT COALESCE(sum(length(key) + length(value)), 0) FROM plugin_kv WHERE plugin_id = ?1 AND key <> ?2",
+            // Bytes, not characters: SQLite's length() of TEXT counts
+            // characters, of a BLOB bytes.
+            "SELECT COALESCE(sum(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0) FROM plugin_kv WHERE plugin_id = ?1 AND key <> ?2",
             params![plugin, key],
             |r| r.get(0),
         )?;
@@ -78,13 +117,17 @@ impl Store {
                 .query_row([plugin], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
             row.map(|(h, s, disabled)| {
-                Ok(StoredGrants {
+                let mut grants = StoredGrants {
                     hosts: serde_json::from_str(&h)
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    secrets: serde_json::from_str(&s)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                     disabled,
-                })
+                    ..StoredGrants::default()
+                };
+                grants.add_secrets(
+                    serde_json::from_str::<Vec<SecretGrant>>(&s)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                );
+                Ok(grants)
             })
             .transpose()
         })
@@ -93,7 +136,7 @@ impl Store {
     pub fn set_grants(&self, plugin: &str, grants: &StoredGrants) -> Result<(), StoreError> {
         let hosts =
             serde_json::to_string(&grants.hosts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let secrets = serde_json::to_string(&grants.secrets)
+        let secrets = serde_json::to_string(&grants.secret_grants())
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.writer().execute(
             "INSERT OR REPLACE INTO plugin_grants (plugin_id, hosts, secrets, disabled) VALUES (?1, ?2, ?3, ?4)",
@@ -134,12 +177,26 @@ mod tests {
         store.kv_delete("a", "k").unwrap();
         assert_eq!(store.kv_get("a", "k").unwrap(), None);
 
+        // The quota counts bytes: a key of 40 two-byte characters is 80
+        // bytes, so a second one does not fit in 100.
+        let wide = "é".repeat(40);
+        assert!(store.kv_set("c", &wide, b"", None, 100).unwrap());
+        assert!(
+            !store
+                .kv_set("c", &format!("{wide}2"), b"", None, 100)
+                .unwrap(),
+            "keys counted in bytes"
+        );
+
         assert_eq!(store.grants("a").unwrap(), None);
-        let g = StoredGrants {
+        let mut g = StoredGrants {
             hosts: vec!["https://api.github.com".into()],
-            secrets: vec!["GITHUB_TOKEN".into()],
-            disabled: false,
+            ..StoredGrants::default()
         };
+        g.add_secrets([
+            SecretGrant::Name("GITHUB_TOKEN".into()),
+            SecretGrant::bound("OTHER", vec!["https://x.example".into()]),
+        ]);
         store.set_grants("a", &g).unwrap();
         assert_eq!(store.grants("a").unwrap(), Some(g));
     }

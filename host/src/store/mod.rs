@@ -55,6 +55,25 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Why the store cannot take writes, when that is the trouble: the
+    /// disk is full, or the data folder is read-only or gone.
+    pub fn unwritable(&self) -> Option<&'static str> {
+        use rusqlite::ErrorCode;
+        let StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) = self else {
+            return None;
+        };
+        match e.code {
+            ErrorCode::DiskFull => Some("the disk holding the data folder is full"),
+            ErrorCode::ReadOnly => Some("the data folder is read-only"),
+            ErrorCode::CannotOpen | ErrorCode::SystemIoFailure => {
+                Some("the data folder cannot be written (I/O error)")
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Where a location came from: configuration locations are re-created at
 /// start-up, API ones persist until deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -117,6 +136,8 @@ pub struct Store {
     /// asks for the same facets on every view, and they change only when a
     /// refresh commits.
     facet_cache: Mutex<std::collections::HashMap<String, (u64, Facets)>>,
+    /// Signs paging cursors, so a client cannot forge one (see `query.rs`).
+    cursor_key: Vec<u8>,
 }
 
 /// Facet name → (value, count), most frequent first.
@@ -159,6 +180,20 @@ impl Store {
         writer
             .execute_batch("PRAGMA cache_size = -131072; PRAGMA journal_size_limit = 67108864;")?;
         schema::migrate(&mut writer, path)?;
+        // Two v4 UUIDs: 244 bits from the operating system's generator.
+        let fresh: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
+            .iter()
+            .flat_map(|u| *u.as_bytes())
+            .collect();
+        writer.execute(
+            "INSERT OR IGNORE INTO host_keys (name, value) VALUES ('cursor', ?1)",
+            [fresh],
+        )?;
+        let cursor_key: Vec<u8> = writer.query_row(
+            "SELECT value FROM host_keys WHERE name = 'cursor'",
+            [],
+            |r| r.get(0),
+        )?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             readers.push(open_connection(
@@ -172,6 +207,7 @@ impl Store {
             readers: Mutex::new(readers),
             generation: AtomicU64::new(1),
             facet_cache: Mutex::new(Default::default()),
+            cursor_key,
         })
     }
 

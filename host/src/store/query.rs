@@ -195,15 +195,36 @@ struct Cursor {
     limit: usize,
 }
 
+type CursorMac = hmac::Hmac<sha2::Sha256>;
+
 impl Cursor {
-    fn encode(&self) -> String {
-        let json = serde_json::to_vec(self).unwrap_or_default();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    /// `base64(json).base64(hmac)`: the cursor carries the whole query, so
+    /// it is signed with the store's key; a client can pass it back but not
+    /// change it (to skip the filter's limits, say).
+    fn encode(&self, key: &[u8]) -> String {
+        use hmac::{KeyInit, Mac};
+        let b64 = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let body = b64.encode(serde_json::to_vec(self).unwrap_or_default());
+        let mut mac = CursorMac::new_from_slice(key).expect("HMAC takes keys of any length");
+        mac.update(body.as_bytes());
+        format!("{body}.{}", b64.encode(mac.finalize().into_bytes()))
     }
 
-    fn decode(text: &str) -> Result<Cursor, QueryError> {
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(text)
+    fn decode(text: &str, key: &[u8]) -> Result<Cursor, QueryError> {
+        use hmac::{KeyInit, Mac};
+        let b64 = &base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let forged = || {
+            QueryError::Cursor(
+                "it was changed or made by another portal; start again from the first page".into(),
+            )
+        };
+        let (body, sig) = text.split_once('.').ok_or_else(forged)?;
+        let sig = b64.decode(sig).map_err(|_| forged())?;
+        let mut mac = CursorMac::new_from_slice(key).expect("HMAC takes keys of any length");
+        mac.update(body.as_bytes());
+        mac.verify_slice(&sig).map_err(|_| forged())?;
+        let bytes = b64
+            .decode(body)
             .map_err(|e| QueryError::Cursor(e.to_string()))?;
         serde_json::from_slice(&bytes).map_err(|e| QueryError::Cursor(e.to_string()))
     }
@@ -684,7 +705,7 @@ impl Store {
     /// One page of `by-query`, with cursors to the next and previous page.
     pub fn page(&self, q: &PageQuery) -> Result<Result<EntityPage, QueryError>, StoreError> {
         let (filter, order, text, key, backward, total, limit) = match &q.cursor {
-            Some(c) => match Cursor::decode(c) {
+            Some(c) => match Cursor::decode(c, &self.cursor_key) {
                 Ok(c) => (
                     c.filter,
                     c.order,
@@ -770,7 +791,7 @@ impl Store {
                     total,
                     limit,
                 }
-                .encode()
+                .encode(&self.cursor_key)
             };
             let (has_next, has_prev) = if backward {
                 (true, more)
@@ -1103,8 +1124,89 @@ mod tests {
             total: 9,
             limit: 20,
         };
-        let back = Cursor::decode(&c.encode()).unwrap();
+        let key = b"0123456789abcdef0123456789abcdef";
+        let text = c.encode(key);
+        let back = Cursor::decode(&text, key).unwrap();
         assert_eq!(back.key, ("a".into(), 7));
-        assert!(Cursor::decode("not a cursor!").is_err());
+        assert!(Cursor::decode("not a cursor!", key).is_err());
+        // Another portal's key, or a changed body with the old signature:
+        // refused, and the message says why.
+        assert!(Cursor::decode(&text, b"another key").is_err());
+        let (_, sig) = text.split_once('.').unwrap();
+        let forged = Cursor {
+            limit: 100_000,
+            ..c.clone()
+        }
+        .encode(b"guessed");
+        let (body, _) = forged.split_once('.').unwrap();
+        let err = Cursor::decode(&format!("{body}.{sig}"), key).unwrap_err();
+        assert!(err.to_string().contains("was changed"), "{err}");
+        // An unsigned cursor of the old form is refused too.
+        let (old_form, _) = text.split_once('.').unwrap();
+        assert!(Cursor::decode(old_form, key).is_err());
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn piece() -> impl Strategy<Value = &'static str> {
+            prop_oneof![
+                Just("kind"),
+                Just("="),
+                Just(","),
+                Just("spec.type"),
+                Just("metadata.name"),
+                Just("relations.ownedBy"),
+                Just("!"),
+                Just("component"),
+                Just("group:default/a"),
+                Just("metadata.annotations.backstage.io/x"),
+                Just(" "),
+                Just("%"),
+                Just("\\"),
+                Just("\u{0}"),
+                Just("é"),
+                Just("'"),
+                Just(".."),
+                Just("[0]"),
+            ]
+        }
+
+        proptest! {
+            /// Filters and orders from any query string: parsed or refused,
+            /// and a parsed filter keeps its limit of conditions.
+            #[test]
+            fn fuzz_filters_and_orders(params in proptest::collection::vec(
+                proptest::collection::vec(piece(), 0..40).prop_map(|p| p.concat()), 0..8),
+                text in "\\PC{0,200}") {
+                let mut all = params.clone();
+                all.push(text.clone());
+                if let Ok(f) = Filter::parse(all.iter().map(String::as_str)) {
+                    let conditions: usize = f.0.iter().map(|s| s.0.len()).sum();
+                    prop_assert!(conditions <= 100);
+                }
+                let _ = FilterSet::parse(&text);
+                let _ = Order::parse_prefixed(&text);
+                let _ = Order::parse_suffixed(&text);
+            }
+
+            /// Any cursor text is refused cleanly unless signed with the
+            /// store's key.
+            #[test]
+            fn fuzz_cursors(text in "[A-Za-z0-9_.\\-]{0,300}", bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+                let key = b"fuzz key";
+                prop_assert!(Cursor::decode(&text, key).is_err());
+                // A signed body that is not a cursor: refused after the MAC.
+                use base64::Engine;
+                use hmac::{KeyInit, Mac};
+                let body = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes);
+                let mut mac = CursorMac::new_from_slice(key).unwrap();
+                mac.update(body.as_bytes());
+                let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+                let _ = Cursor::decode(&format!("{body}.{sig}"), key);
+            }
+        }
     }
 }

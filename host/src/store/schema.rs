@@ -158,6 +158,12 @@ const MIGRATIONS: &[&str] = &[
         BEGIN INSERT INTO entity_changes (ref) VALUES (NEW.ref); END;
     CREATE TRIGGER entities_removed AFTER DELETE ON entities
         BEGIN INSERT INTO entity_changes (ref) VALUES (OLD.ref); END;",
+    // 8: keys the host makes for itself (the paging cursors' signing key),
+    // kept with the data so that every replica and restart agrees.
+    "CREATE TABLE host_keys (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

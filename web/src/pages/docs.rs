@@ -112,7 +112,7 @@ pub fn DocsReader(props: &DocsProps) -> Html {
         let Some(href) = anchor.and_then(|a| a.get_attribute("href")) else {
             return;
         };
-        if !href.starts_with('/') || href.starts_with("//") || href.contains('#') {
+        if !crate::ui::is_portal_path(&href) || href.contains('#') {
             return;
         }
         let route = Route::recognize(&href).filter(|r| *r != Route::NotFound);

@@ -138,7 +138,7 @@ fn result(hit: &Value) -> Html {
             {
                 // A docs page opens at its own route; an entity at its page.
                 match hit["location"].as_str() {
-                    Some(l) if !is_entity && l.starts_with('/') && !l.starts_with("//") => {
+                    Some(l) if !is_entity && crate::ui::is_portal_path(l) => {
                         match Route::recognize(l).filter(|r| *r != Route::NotFound) {
                             Some(route) => html! { <Link<Route> to={route} classes="result-link">{ title }</Link<Route>> },
                             None => html! { <a class="result-link" href={l.to_string()}>{ title }</a> },

@@ -104,7 +104,8 @@ impl Plugin for Hostile {
                 card(&format!("team {team}; components {}", names.join(",")))
             }
             "source" => {
-                let notes = host::read_file(&entity, "notes.txt");
+                let path = entity.annotation("test/read");
+                let notes = host::read_file(&entity, path.as_deref().unwrap_or("notes.txt"));
                 let escape = host::read_file(&entity, "../../../../etc/passwd");
                 card(&format!("notes {notes:?}; escape {escape:?}"))
             }
