@@ -178,13 +178,16 @@ impl Ingestor {
             .into_iter()
             .partition(|f| *f == root || f.is_within_through_links(&root));
         for f in outside {
+            let source = f.to_string();
             sink.problem(problem(
-                f.to_string(),
+                source.clone(),
                 format!(
                     "{} leaves the location's folder through a symbolic link; it is not read",
-                    display_source(&f.to_string())
+                    display_source(&source)
                 ),
             ));
+            // Like any file that cannot be read: what it gave before stays.
+            sink.keep_source(&source);
         }
         let mut queue: VecDeque<(Target, Vec<String>)> =
             files.into_iter().map(|f| (f, Vec::new())).collect();

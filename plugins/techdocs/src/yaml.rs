@@ -8,6 +8,10 @@ use serde_json::{Map, Value};
 /// Most nodes read, against a hostile file.
 const MAX_NODES: usize = 100_000;
 
+/// Deepest nesting read, as in the host's reader: deeper would run the
+/// sandbox's stack out, which ends the call with a less helpful trap.
+const MAX_DEPTH: usize = 128;
+
 pub fn parse(text: &str) -> Result<Value, String> {
     let mut parser = Parser::new_from_str(text);
     let mut nodes = 0usize;
@@ -19,7 +23,7 @@ pub fn parse(text: &str) -> Result<Value, String> {
                 if matches!(first, Event::DocumentEnd) {
                     return Ok(Value::Null);
                 }
-                return node(&mut parser, first, &mut nodes);
+                return node(&mut parser, first, &mut nodes, 0);
             }
             Event::StreamEnd => return Ok(Value::Null),
             other => return Err(format!("unexpected YAML event {other:?}")),
@@ -44,10 +48,14 @@ fn node<'a>(
     parser: &mut Parser<'a, saphyr_parser::StrInput<'a>>,
     event: Event<'a>,
     nodes: &mut usize,
+    depth: usize,
 ) -> Result<Value, String> {
     *nodes += 1;
     if *nodes > MAX_NODES {
         return Err(format!("more than {MAX_NODES} YAML nodes"));
+    }
+    if depth > MAX_DEPTH {
+        return Err(format!("nesting deeper than {MAX_DEPTH} levels"));
     }
     match event {
         Event::Scalar(text, style, _, _) => Ok(if style == ScalarStyle::Plain {
@@ -68,7 +76,7 @@ fn node<'a>(
                 if matches!(event, Event::SequenceEnd) {
                     return Ok(Value::Array(items));
                 }
-                items.push(node(parser, event, nodes)?);
+                items.push(node(parser, event, nodes, depth + 1)?);
             }
         }
         Event::MappingStart(..) => {
@@ -78,13 +86,13 @@ fn node<'a>(
                 if matches!(event, Event::MappingEnd) {
                     return Ok(Value::Object(map));
                 }
-                let key = match node(parser, event, nodes)? {
+                let key = match node(parser, event, nodes, depth + 1)? {
                     Value::String(s) => s,
                     Value::Null => "null".into(),
                     other => other.to_string(),
                 };
                 let event = next(parser)?;
-                let value = node(parser, event, nodes)?;
+                let value = node(parser, event, nodes, depth + 1)?;
                 map.insert(key, value);
             }
         }
