@@ -25,6 +25,8 @@ pub struct Config {
     pub search: SearchConfig,
     #[serde(default)]
     pub web: WebConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// The folder relative paths in the file are taken from.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -61,6 +63,13 @@ pub struct ServerConfig {
     /// `Host` is refused, which defeats DNS rebinding.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Largest request body accepted (413 above).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+fn default_max_body() -> usize {
+    16 * 1024 * 1024
 }
 
 /// A named token; its value is read from the environment variable `env`,
@@ -74,7 +83,8 @@ pub struct TokenConfig {
 }
 
 /// Scopes a token may carry.
-pub const SCOPES: &[&str] = &["facts:write", "events:write", "campaigns:write"];
+/// Scopes a token may carry; `admin` is every administration right.
+pub const SCOPES: &[&str] = &["facts:write", "events:write", "campaigns:write", "admin"];
 
 fn default_admin_token_env() -> String {
     "GREENROOM_ADMIN_TOKEN".into()
@@ -90,6 +100,7 @@ impl Default for ServerConfig {
             outbound_proxy: None,
             public_url: None,
             allowed_hosts: Vec::new(),
+            max_body_bytes: default_max_body(),
         }
     }
 }
@@ -174,6 +185,148 @@ fn default_fetch_timeout() -> Duration {
 
 fn default_max_file_bytes() -> u64 {
     8 * 1024 * 1024
+}
+
+/// How people sign in, and who administers (`[auth]`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// `guest` (the default: everyone reads, only tokens write) or `proxy`
+    /// (an authenticating reverse proxy says who people are).
+    #[serde(default)]
+    pub mode: AuthMode,
+    /// People and groups who administer: `["group:default/platform",
+    /// "user:default/jane"]`.
+    #[serde(default)]
+    pub admins: Vec<String>,
+    /// Whether reading needs a signed-in person or a token. Default: off in
+    /// guest mode, on otherwise.
+    #[serde(default)]
+    pub require_sign_in: Option<bool>,
+    /// Guest mode only, for demos: the web UI lets a visitor pick a catalog
+    /// person, and actions run as that person. Never for real use.
+    #[serde(default)]
+    pub demo_people: bool,
+    /// How a signed-in person is found in the catalog.
+    #[serde(default)]
+    pub resolve: Resolve,
+    /// Whether a person with no User entity may sign in (with no groups).
+    #[serde(default = "yes")]
+    pub allow_unknown_people: bool,
+    #[serde(default)]
+    pub proxy: ProxyConfig,
+}
+
+impl AuthConfig {
+    pub fn require_sign_in(&self) -> bool {
+        self.require_sign_in
+            .unwrap_or(!matches!(self.mode, AuthMode::Guest))
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    #[default]
+    Guest,
+    Proxy,
+}
+
+/// Like Backstage's sign-in resolvers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resolve {
+    /// `spec.profile.email` of a User.
+    #[default]
+    Email,
+    /// The User's `metadata.name` (the proxy's user header, or the email's
+    /// local part).
+    Name,
+    /// The annotation `greenroom.dev/sso-subject` of a User.
+    Annotation,
+}
+
+/// An authenticating reverse proxy (oauth2-proxy, Pomerium, an ingress).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Addresses or CIDRs (`10.0.0.0/8`) the proxy connects from; its
+    /// headers are ignored (and logged) from anywhere else.
+    #[serde(default)]
+    pub trusted: Vec<String>,
+    #[serde(default = "default_email_headers")]
+    pub email_headers: Vec<String>,
+    #[serde(default = "default_user_headers")]
+    pub user_headers: Vec<String>,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            trusted: Vec::new(),
+            email_headers: default_email_headers(),
+            user_headers: default_user_headers(),
+        }
+    }
+}
+
+fn default_email_headers() -> Vec<String> {
+    vec!["X-Forwarded-Email".into(), "X-Auth-Request-Email".into()]
+}
+
+fn default_user_headers() -> Vec<String> {
+    vec!["X-Forwarded-User".into(), "X-Auth-Request-User".into()]
+}
+
+/// An address or a CIDR block, for `auth.proxy.trusted`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: std::net::IpAddr,
+    pub bits: u8,
+}
+
+impl Cidr {
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let (addr, bits) = match text.split_once('/') {
+            Some((a, b)) => (a, Some(b)),
+            None => (text, None),
+        };
+        let addr: std::net::IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{text}' is not an address or CIDR like 10.0.0.0/8"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            Some(b) => b
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|b| *b <= max)
+                .ok_or_else(|| format!("'{text}': the prefix length must be 0 to {max}"))?,
+            None => max,
+        };
+        Ok(Cidr { addr, bits })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map(std::net::IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.bits)).unwrap_or(0);
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.bits))
+                    .unwrap_or(0);
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The web UI.
@@ -522,6 +675,33 @@ impl Config {
                         g.hosts.len()
                     );
                 }
+            }
+        }
+        let auth = &config.auth;
+        if auth.demo_people && auth.mode != AuthMode::Guest {
+            bail!(
+                "{}: auth.demo_people lets anyone act as anyone; it exists only in guest mode, not with auth.mode = proxy",
+                path.display()
+            );
+        }
+        for (i, c) in auth.proxy.trusted.iter().enumerate() {
+            Cidr::parse(c)
+                .map_err(|e| anyhow::anyhow!("{}: auth.proxy.trusted[{i}]: {e}", path.display()))?;
+        }
+        if auth.mode == AuthMode::Proxy && auth.proxy.trusted.is_empty() {
+            bail!(
+                "{}: auth.mode = \"proxy\" needs auth.proxy.trusted: the addresses the sign-in proxy connects from",
+                path.display()
+            );
+        }
+        for (i, a) in auth.admins.iter().enumerate() {
+            let r = crate::catalog::EntityRef::parse(a, None, "default")
+                .map_err(|e| anyhow::anyhow!("{}: auth.admins[{i}] '{a}': {e}", path.display()))?;
+            if !matches!(r.kind.as_str(), "user" | "group") || !a.contains(':') {
+                bail!(
+                    "{}: auth.admins[{i}] '{a}' must name a user or group with its kind, like group:default/platform",
+                    path.display()
+                );
             }
         }
         for (i, t) in config.server.tokens.iter().enumerate() {

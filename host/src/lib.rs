@@ -6,6 +6,7 @@
 //! → `store`; `api` reads the store and asks `scheduler` for refreshes.
 
 pub mod api;
+pub mod auth;
 pub mod campaigns;
 pub mod catalog;
 pub mod config;
@@ -108,7 +109,12 @@ impl Portal {
             .state
             .search
             .spawn(self.fresh_index, self.state.config.search.rebuild_interval);
-        let result = axum::serve(listener, api::app(self.state))
+        // The client's address is known to every handler: the sign-in
+        // proxy is trusted only from its addresses, and the audit trail
+        // records where a write came from.
+        let app =
+            api::app(self.state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let result = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         refresh.abort();

@@ -46,6 +46,33 @@ enum Command {
         #[command(subcommand)]
         command: FactsCommand,
     },
+    /// API tokens: create (the secret is printed once), list, revoke.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Makes a token and prints its secret, once; only a hash is stored.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// facts:write, events:write, campaigns:write or admin; repeatable.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// How long it lives, e.g. 90d; no expiry without it.
+        #[arg(long)]
+        expires: Option<String>,
+        /// Whose it is, for the record, e.g. group:default/platform.
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Every token, without secrets.
+    List,
+    /// Revokes a token by id; it stops working at once.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -147,6 +174,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate { paths } => validate(config, &paths),
         Command::Import { target } => import(config, &target),
         Command::Plugin { command } => plugin(config, command),
+        Command::Token { command } => token(config, command),
         Command::Facts {
             command:
                 FactsCommand::Push {
@@ -456,4 +484,57 @@ fn push_facts(
         );
         Ok(ExitCode::from(1))
     }
+}
+
+fn token(config: Config, command: TokenCommand) -> anyhow::Result<ExitCode> {
+    let store = greenroom::store::Store::open(&config.store_path())?;
+    match command {
+        TokenCommand::Create {
+            name,
+            scopes,
+            expires,
+            owner,
+        } => {
+            let record =
+                greenroom::auth::token_record(&name, &scopes, expires.as_deref(), owner, "cli")
+                    .map_err(|e| anyhow::anyhow!(e))?;
+            let secret = greenroom::auth::new_token_secret();
+            store.token_create(&record, &greenroom::auth::token_hash(&secret))?;
+            eprintln!(
+                "token '{}' ({}) with scopes {}; it is shown once, keep it now:",
+                record.name,
+                record.id,
+                record.scopes.join(", ")
+            );
+            println!("{secret}");
+        }
+        TokenCommand::List => {
+            let now = greenroom::store::now_ms();
+            for t in store.tokens(None)? {
+                let state = if t.revoked_ms.is_some() {
+                    "revoked"
+                } else if !t.live(now) {
+                    "expired"
+                } else {
+                    "live"
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    t.id,
+                    t.name,
+                    t.scopes.join(","),
+                    t.owner.as_deref().unwrap_or("-"),
+                    state
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            if !store.token_revoke(&id)? {
+                eprintln!("no live token with id {id}");
+                return Ok(ExitCode::from(1));
+            }
+            println!("revoked {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -776,3 +776,80 @@ fn a_read_only_data_folder_refuses_writes_with_503_and_keeps_reads() {
     assert_eq!(portal.push("ro.n2", "c").0, 200);
     portal.assert_reads(&["ro.n0", "ro.n2"]);
 }
+
+/// `greenroom token create|list|revoke`: the secret is printed once, works
+/// against a running portal, and stops working when revoked.
+#[test]
+fn tokens_are_made_listed_and_revoked_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("catalog.yaml"), GOOD).unwrap();
+    let config = dir.path().join("greenroom.toml");
+    std::fs::write(
+        &config,
+        "[server]\ndata_dir = \"data\"\n[[catalog.locations]]\ntarget = \"catalog.yaml\"\n",
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        let out = greenroom()
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, secret, said) = cli(&[
+        "token",
+        "create",
+        "--name",
+        "ci",
+        "--scope",
+        "facts:write",
+        "--expires",
+        "90d",
+        "--owner",
+        "group:default/platform",
+    ]);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(
+        secret.starts_with("grt_") && said.contains("shown once"),
+        "{secret} {said}"
+    );
+    let (code, _, said) = cli(&["token", "create", "--name", "x", "--scope", "root"]);
+    assert_eq!(code, Some(2));
+    assert!(said.contains("unknown scope 'root'"), "{said}");
+    let (_, list, _) = cli(&["token", "list"]);
+    let id = list.split('\t').next().unwrap().to_string();
+    assert!(
+        list.contains("\tci\tfacts:write\tgroup:default/platform\tlive"),
+        "{list}"
+    );
+    assert!(!list.contains(&secret), "{list}");
+
+    let server = serve(&config);
+    wait_health(&server.1, 60, "ready", |h| h["ready"] == true);
+    let push = || {
+        let auth = format!("Bearer {secret}");
+        http(
+            &server.1,
+            "POST",
+            "/api/facts",
+            &[("Authorization", &auth)],
+            "{\"entityRef\": \"svc\", \"facts\": {\"cli.n\": 1}}",
+        )
+        .unwrap()
+        .0
+    };
+    assert_eq!(push(), 200);
+    let (code, out, _) = cli(&["token", "revoke", &id]);
+    assert_eq!((code, out), (Some(0), format!("revoked {id}")));
+    assert_eq!(push(), 401);
+    let (_, list, _) = cli(&["token", "list"]);
+    assert!(list.ends_with("revoked"), "{list}");
+    let (code, _, _) = cli(&["token", "revoke", &id]);
+    assert_eq!(code, Some(1));
+}

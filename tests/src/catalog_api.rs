@@ -227,8 +227,24 @@ async fn locations_can_be_added_previewed_and_removed() {
     .await;
     let url = files.url("team-c.yaml");
 
-    let (status, preview) = p
+    // Locations are for administrators: anyone else is refused, and the
+    // refusal is recorded.
+    let (status, body) = p
         .post(
+            "/api/catalog/locations",
+            &json!({"type": "url", "target": url}),
+        )
+        .await;
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("changing locations needs an administrator"),
+        "{body}"
+    );
+    let (status, preview) = p
+        .admin_post(
             "/api/catalog/locations?dryRun=true",
             &json!({"type": "url", "target": url}),
         )
@@ -242,7 +258,7 @@ async fn locations_can_be_added_previewed_and_removed() {
     );
 
     let (status, added) = p
-        .post(
+        .admin_post(
             "/api/catalog/locations",
             &json!({"type": "url", "target": url}),
         )
@@ -255,7 +271,7 @@ async fn locations_can_be_added_previewed_and_removed() {
         format!("url:{url}")
     );
     let (status, _) = p
-        .post(
+        .admin_post(
             "/api/catalog/locations",
             &json!({"type": "url", "target": url}),
         )
@@ -280,7 +296,7 @@ async fn locations_can_be_added_previewed_and_removed() {
 
     // File locations through the API are off unless configured.
     let (status, body) = p
-        .post(
+        .admin_post(
             "/api/catalog/locations",
             &json!({"type": "file", "target": "/etc/passwd"}),
         )
@@ -296,6 +312,7 @@ async fn locations_can_be_added_previewed_and_removed() {
     let resp = p
         .http
         .delete(format!("{}/api/catalog/locations/{id}", p.base))
+        .bearer_auth(Portal::ADMIN)
         .send()
         .await
         .unwrap();
@@ -304,6 +321,7 @@ async fn locations_can_be_added_previewed_and_removed() {
     let resp = p
         .http
         .delete(format!("{}/api/catalog/locations/{id}", p.base))
+        .bearer_auth(Portal::ADMIN)
         .send()
         .await
         .unwrap();
@@ -359,13 +377,20 @@ async fn validate_entity_and_refresh() {
             &json!({"entityRef": "component:default/comp-05"}),
         )
         .await;
+    assert_eq!(status, 401, "a refresh needs someone known");
+    let (status, _) = p
+        .admin_post(
+            "/api/catalog/refresh",
+            &json!({"entityRef": "component:default/comp-05"}),
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         p.entity("component", "comp-05").await.unwrap()["metadata"]["title"],
         "Renamed Five"
     );
     let (status, _) = p
-        .post(
+        .admin_post(
             "/api/catalog/refresh",
             &json!({"entityRef": "component:default/ghost"}),
         )

@@ -28,12 +28,17 @@ fn component(name: &str) -> String {
 
 const JANE: &str = "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: jane\nspec:\n  memberOf: [team-a]\n";
 
+/// Someone in another team.
+const EVE: &str = "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: eve\nspec:\n  memberOf: [team-b]\n";
+
 async fn github_portal(upstream: &Upstreams, plugins: &str) -> Portal {
     let mut docs: Vec<String> = REPOS.iter().map(|r| component(r)).collect();
     docs.push(JANE.to_string());
+    docs.push(EVE.to_string());
     let settings = format!("base_url = \"{}\"", upstream.github_url());
+    // Guest mode with the demo's people: the request names who acts.
     let config = format!(
-        "{plugins}\n{}",
+        "{plugins}\n{}\n[auth]\ndemo_people = true\n",
         upstream_config("github", "GITHUB_TOKEN", upstream, &settings)
     );
     let files = [(
@@ -315,13 +320,23 @@ async fn owners_rerun_deploy_and_merge_with_confirmation_and_a_record() {
         .unwrap();
     let p = github_portal(&upstream, "allow_actions = [\"github\"]").await;
 
-    // Refused: no user, an unknown user, no confirmation, an id not offered.
+    // Refused: nobody, an unknown user, someone outside the owning team,
+    // no confirmation, an id not offered.
     for (body, status, says) in [
-        (json!({"confirmed": true}), 400, "name the user"),
+        (
+            json!({"confirmed": true}),
+            401,
+            "running an action needs a person",
+        ),
         (
             json!({"user": "nobody", "confirmed": true}),
             400,
             "no User user:default/nobody",
+        ),
+        (
+            json!({"user": "eve", "confirmed": true}),
+            403,
+            "only members of its owner group:default/team-a",
         ),
         (json!({"user": "jane"}), 409, "needs confirmation"),
     ] {

@@ -69,7 +69,7 @@ async fn redirecting_upstream() -> SocketAddr {
 
 async fn dry_run(p: &Portal, url: &str) -> Value {
     let (status, body) = p
-        .post(
+        .admin_post(
             "/api/catalog/locations?dryRun=true",
             &json!({"type": "url", "target": url}),
         )
@@ -156,7 +156,7 @@ async fn url_locations_are_limited_to_allowed_origins_and_names_must_be_public()
     );
     let p = Portal::start(&config, &[("a.yaml", &group("team-a"))]).await;
     let (status, body) = p
-        .post(
+        .admin_post(
             "/api/catalog/locations",
             &json!({"type": "url", "target": server.url("svc.yaml")}),
         )
@@ -206,6 +206,7 @@ async fn a_slow_location_does_not_hold_the_write_lock() {
     let (base, http) = (p.base.clone(), p.http.clone());
     let adding = tokio::spawn(async move {
         http.post(format!("{base}/api/catalog/locations"))
+            .bearer_auth(Portal::ADMIN)
             .json(&json!({"type": "url", "target": format!("http://{addr}/slow.yaml")}))
             .send()
             .await

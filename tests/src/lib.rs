@@ -3,6 +3,7 @@
 //! binary with modules, so the host is linked once.
 #![cfg(test)]
 
+mod access;
 mod bad_input;
 mod browser;
 mod campaigns;

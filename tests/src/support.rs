@@ -62,6 +62,20 @@ impl Portal {
     pub async fn start_with(dir: tempfile::TempDir, config: Config) -> Portal {
         let portal = greenroom::Portal::open(config).unwrap();
         let state = portal.state.clone();
+        // An administrator's token, as `greenroom token create --scope
+        // admin` makes one, for the tests' administrative calls.
+        let record = greenroom::auth::token_record(
+            "test-admin",
+            &["admin".to_string()],
+            None,
+            None,
+            "tests",
+        )
+        .unwrap();
+        let hash = greenroom::auth::token_hash(Self::ADMIN);
+        if state.store.token_by_hash(&hash).unwrap().is_none() {
+            state.store.token_create(&record, &hash).unwrap();
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -127,6 +141,23 @@ impl Portal {
         let (status, body) = self.get(path).await;
         assert_eq!(status, 200, "GET {path}: {body}");
         body
+    }
+
+    /// The secret of the administrator token every test portal has.
+    pub const ADMIN: &str = "grt_test_admin_token";
+
+    /// POSTs as an administrator.
+    pub async fn admin_post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(Self::ADMIN)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {

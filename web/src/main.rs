@@ -64,6 +64,18 @@ pub enum Route {
 /// local storage.
 pub type Me = UseStateHandle<Option<String>>;
 
+/// How people sign in here (`/api/whoami`): in the demo (guest mode with
+/// `auth.demo_people`) a visitor picks a person; otherwise who I am comes
+/// from the sign-in, and a guest only reads.
+#[derive(Clone, PartialEq)]
+pub struct Session {
+    pub demo_people: bool,
+    /// The signed-in person's User ref, or their login without one.
+    pub signed_in: Option<String>,
+    /// Known yet: nothing is decided from a session still loading.
+    pub known: bool,
+}
+
 const ME_KEY: &str = "greenroom.user";
 const THEME_KEY: &str = "greenroom.theme";
 
@@ -210,15 +222,42 @@ fn Header() -> Html {
 #[component]
 fn App() -> Html {
     let me: Me = use_state(|| ui::stored(ME_KEY));
+    let whoami = api::use_json(Some("/api/whoami".to_string()));
+    let session = match &whoami {
+        api::Load::Ready(w) => Session {
+            demo_people: w["demoPeople"] == true,
+            signed_in: w["caller"]["userRef"]
+                .as_str()
+                .or_else(|| w["caller"]["login"].as_str())
+                .map(str::to_string),
+            known: true,
+        },
+        _ => Session {
+            demo_people: false,
+            signed_in: None,
+            known: false,
+        },
+    };
+    {
+        // Outside the demo, who I am is the sign-in's, never a choice.
+        let me = me.clone();
+        use_effect_with(session.clone(), move |s| {
+            if s.known && !s.demo_people && *me != s.signed_in {
+                me.set(s.signed_in.clone());
+            }
+        });
+    }
     {
         use_effect_with((*me).clone(), |me| ui::store(ME_KEY, me.as_deref()));
     }
     html! {
         <BrowserRouter>
-            <ContextProvider<Me> context={me}>
-                <Header />
-                <Switch<Route> render={switch} />
-            </ContextProvider<Me>>
+            <ContextProvider<Session> context={session}>
+                <ContextProvider<Me> context={me}>
+                    <Header />
+                    <Switch<Route> render={switch} />
+                </ContextProvider<Me>>
+            </ContextProvider<Session>>
         </BrowserRouter>
     }
 }

@@ -1,20 +1,24 @@
 //! Plugin actions (re-run, deploy, merge) on an entity: what each plugin
 //! offers, running one, and the record of runs.
 //!
-//! Until people sign in, actions of a plugin run only when the operator
-//! lists it in `plugins.allow_actions`, the client names the user it acts
-//! for (a User in the catalog), and every run is recorded with that user
-//! before the plugin is called.
+//! Actions of a plugin run only when the operator lists it in
+//! `plugins.allow_actions`, as the signed-in person, when they belong to
+//! the entity's owning group (or administer); every run is recorded with
+//! that person before the plugin is called. In the demo only (guest mode
+//! with `auth.demo_people`), the request names the demo person instead.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 
+use super::identity::Caller;
 use super::plugins::entity_of;
 use super::{ApiError, ApiJson, AppState, blocking};
+use crate::auth::{Permission, Person, Principal};
 use crate::catalog::EntityRef;
+use crate::config::AuthMode;
 use crate::plugins::CallError;
 
 pub fn router() -> Router<AppState> {
@@ -88,7 +92,7 @@ async fn available(
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RunRequest {
-    /// Who runs it: a User entity ref, e.g. `user:default/jane` or `jane`.
+    /// Demo only: the demo person running it, e.g. `user:default/jane`.
     user: Option<String>,
     /// Must be true for actions that ask for confirmation.
     #[serde(default)]
@@ -100,6 +104,7 @@ struct RunRequest {
 
 async fn run(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((kind, namespace, name, plugin_id, action_id)): Path<(
         String,
         String,
@@ -110,6 +115,15 @@ async fn run(
     ApiJson(body): ApiJson<RunRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (r, entity) = entity_of(&state, &kind, &namespace, &name).await?;
+    // Who acts, and may they, before anything about the plugin is said.
+    let acting = acting_person(&state, &caller, body.user).await?;
+    let owner = owner_of(&entity.json);
+    acting.require(
+        &state,
+        Permission::RunAction {
+            owner: owner.as_deref(),
+        },
+    )?;
     let plugin = state
         .plugins
         .enabled()
@@ -121,28 +135,10 @@ async fn run(
             "actions of plugin {plugin_id} are off; an operator turns them on with `allow_actions = [\"{plugin_id}\"]` under [plugins] in greenroom.toml"
         )));
     }
-    let user = body.user.filter(|u| !u.trim().is_empty()).ok_or_else(|| {
-        ApiError::BadRequest(
-            "name the user running the action: {\"user\": \"user:default/<name>\"}".into(),
-        )
-    })?;
-    let user_ref = EntityRef::parse(&user, Some("user"), "default")
-        .map_err(|e| ApiError::BadRequest(format!("user '{user}': {e}")))?;
-    if user_ref.kind != "user" {
-        return Err(ApiError::BadRequest(format!(
-            "user '{user}' must be a User entity ref"
-        )));
-    }
-    let store = state.store.clone();
-    let lookup = user_ref.clone();
-    if blocking(move || Ok(store.entity_by_ref(&lookup, &[])?))
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::BadRequest(format!(
-            "no User {user_ref} in the catalog"
-        )));
-    }
+    let user_ref = match &acting.principal {
+        Principal::Person(p) => p.user_ref.clone().unwrap_or_else(|| p.login.clone()),
+        _ => acting.actor(),
+    };
     let input = match body.input {
         None => "{}".to_string(),
         Some(v @ Value::Object(_)) => v.to_string(),
@@ -179,7 +175,7 @@ async fn run(
         action.id.clone(),
         action.label.clone(),
         r.to_string(),
-        user_ref.to_string(),
+        user_ref.clone(),
         input.clone(),
     );
     let mut record = blocking(move || Ok(store.action_started(&p, &a, &l, &e, &u, &i)?)).await?;
@@ -230,4 +226,60 @@ async fn runs(
     let store = state.store.clone();
     let items = blocking(move || Ok(store.action_runs(entity.as_deref(), limit)?)).await?;
     Ok(Json(json!({ "items": items })))
+}
+
+/// The entity's owner (`group:default/x`), from its `ownedBy` relation.
+fn owner_of(entity_json: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(entity_json).ok()?;
+    v["relations"]
+        .as_array()?
+        .iter()
+        .find(|r| r["type"] == "ownedBy")
+        .and_then(|r| r["targetRef"].as_str())
+        .map(str::to_string)
+}
+
+/// Who runs the action: the caller, or in the demo the person the
+/// request names (a User of the catalog, with their groups).
+async fn acting_person(
+    state: &AppState,
+    caller: &Caller,
+    named: Option<String>,
+) -> Result<Caller, ApiError> {
+    let Some(named) = named.filter(|u| !u.trim().is_empty()) else {
+        return Ok(caller.clone());
+    };
+    let auth = &state.config.auth;
+    if auth.mode != AuthMode::Guest || !auth.demo_people {
+        return Err(ApiError::BadRequest(
+            "an action runs as the signed-in person; naming one in the request (\"user\") is only for the demo (auth.demo_people in guest mode)".into(),
+        ));
+    }
+    let user_ref = EntityRef::parse(&named, Some("user"), "default")
+        .map_err(|e| ApiError::BadRequest(format!("user '{named}': {e}")))?;
+    if user_ref.kind != "user" {
+        return Err(ApiError::BadRequest(format!(
+            "user '{named}' must be a User entity ref"
+        )));
+    }
+    let store = state.store.clone();
+    let lookup = user_ref.clone();
+    let groups = blocking(move || {
+        if store.entity_by_ref(&lookup, &[])?.is_none() {
+            return Err(ApiError::BadRequest(format!(
+                "no User {lookup} in the catalog"
+            )));
+        }
+        Ok(store.groups_of(&lookup.to_string())?)
+    })
+    .await?;
+    Ok(Caller {
+        principal: Principal::Person(Person {
+            user_ref: Some(user_ref.to_string()),
+            login: user_ref.name.clone(),
+            groups,
+            demo: true,
+        }),
+        address: caller.address,
+    })
 }

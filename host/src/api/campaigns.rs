@@ -4,14 +4,15 @@
 //! `campaigns:write`).
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 
-use super::auth::require_scope;
+use super::identity::Caller;
 use super::{ApiError, ApiJson, AppState, blocking};
+use crate::auth::Permission;
 use crate::campaigns::{self, Campaign, TargetStatus};
 use crate::catalog::EntityRef;
 use crate::store::{Store, now_ms};
@@ -184,10 +185,9 @@ async fn csv(
 /// campaign of the same name wins, so that name is refused.
 async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
-    let caller = require_scope(&state, &headers, "campaigns:write")?;
     let campaign = Campaign::from_api(&body).map_err(|problems| {
         ApiError::BadRequest(
             problems
@@ -197,6 +197,13 @@ async fn create(
                 .join("; "),
         )
     })?;
+    caller.require(
+        &state,
+        Permission::Campaign {
+            owner: Some(campaign.owner.as_str()).filter(|o| !o.is_empty()),
+        },
+    )?;
+    let by = caller.actor();
     let store = state.store.clone();
     let summary = blocking(move || {
         if campaigns::all(&store)?
@@ -217,7 +224,18 @@ async fn create(
             "targets": campaign.targets,
             "doneWhen": campaign.done_when_text,
         });
-        store.put_campaign(&campaign.name, &stored.to_string(), &caller.token)?;
+        // A campaign that exists keeps its owner's say over it.
+        if let Some(old) = campaigns::all(&store)?
+            .into_iter()
+            .find(|c| c.name == campaign.name)
+            && old.owner != campaign.owner
+        {
+            return Err(ApiError::Conflict(format!(
+                "campaign {} belongs to {}; its owner or an administrator deletes it first",
+                campaign.name, old.owner
+            )));
+        }
+        store.put_campaign(&campaign.name, &stored.to_string(), &by)?;
         let targets = campaigns::evaluate(&store, &campaign)?;
         let mut v = campaign.summary_json();
         v["progress"] = progress(&targets);
@@ -229,10 +247,24 @@ async fn create(
 
 async fn remove(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    require_scope(&state, &headers, "campaigns:write")?;
+    let store = state.store.clone();
+    let key = name.clone();
+    let owner = blocking(move || {
+        Ok(campaigns::all(&store)?
+            .into_iter()
+            .find(|c| c.name == key && c.source == "api")
+            .map(|c| c.owner))
+    })
+    .await?;
+    caller.require(
+        &state,
+        Permission::Campaign {
+            owner: owner.as_deref().filter(|o| !o.is_empty()),
+        },
+    )?;
     let store = state.store.clone();
     let key = name.clone();
     if blocking(move || Ok(store.delete_campaign(&key)?)).await? {

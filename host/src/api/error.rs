@@ -28,6 +28,9 @@ pub enum ApiError {
     /// A plugin or upstream failed to answer.
     #[error("{0}")]
     Upstream(String),
+    /// The request body is over `server.max_body_bytes`.
+    #[error("{0}")]
+    TooLarge(String),
     /// The store cannot take writes now (disk full, read-only data
     /// folder); reads keep working.
     #[error("{0}")]
@@ -46,6 +49,7 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "NotAllowedError"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "InputError"),
             ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "UpstreamError"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeError"),
             ApiError::Unavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError")
             }
@@ -105,6 +109,11 @@ impl From<QueryError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::TooLarge(
+                "the request body is over the limit (server.max_body_bytes); send less, or an operator raises the limit".into(),
+            );
+        }
         ApiError::BadRequest(format!("invalid JSON body: {}", e.body_text()))
     }
 }

@@ -17,12 +17,11 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 
-use super::auth::require_scope;
+use super::identity::Caller;
 use super::{ApiError, ApiJson, AppState, blocking};
 use crate::catalog::EntityRef;
 use crate::store::{EventQuery, EventRecord, FactRecord, FactValue, now_ms, valid_fact_name};
@@ -118,10 +117,9 @@ fn entity_ref_of(item: &Value, at: &str) -> Result<String, ApiError> {
 
 async fn push_facts(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = require_scope(&state, &headers, "facts:write")?;
     let now = now_ms();
     let mut facts = Vec::new();
     let mut refs = Vec::new();
@@ -162,7 +160,7 @@ async fn push_facts(
                 entity_ref: entity_ref.clone(),
                 name: name.clone(),
                 value,
-                source: format!("push:{}", caller.token),
+                source: format!("push:{}", caller.source_name()),
                 url: url.clone(),
                 at_ms,
             });
@@ -313,10 +311,9 @@ fn time_of(item: &Value, at: &str, now: i64) -> Result<i64, ApiError> {
 
 async fn push_events(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = require_scope(&state, &headers, "events:write")?;
     let now = now_ms();
     let mut events = Vec::new();
     let mut refs = Vec::new();
@@ -361,7 +358,7 @@ async fn push_events(
             None => uuid::Uuid::new_v4().to_string(),
         };
         events.push(EventRecord {
-            source: format!("push:{}", caller.token),
+            source: format!("push:{}", caller.source_name()),
             id,
             kind: kind.to_string(),
             entity_ref,

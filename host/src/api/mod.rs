@@ -7,11 +7,12 @@
 //! their own beyond [`AppState`].
 
 mod actions;
-mod auth;
+mod admin;
 mod campaigns;
 mod catalog;
 mod docs;
 mod error;
+pub mod identity;
 mod insights;
 mod plugins;
 mod search;
@@ -55,12 +56,59 @@ pub fn app(state: AppState) -> Router {
         .merge(insights::router())
         .merge(campaigns::router())
         .merge(search::router())
+        .merge(admin::router())
         .merge(web::router(web_dir))
+        // The last layer added runs first: identify the caller, open the
+        // audit record around everything after, then authorize.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            identity::authorize,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            identity::audit,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            identity::identify,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.server.max_body_bytes,
+        ))
         .with_state(state.clone());
     let hosts = Arc::new(state.config.host_names().unwrap_or_default());
-    web::security_headers(router).layer(axum::middleware::from_fn(move |req, next| {
-        check_host(hosts.clone(), req, next)
-    }))
+    let limit = state.config.server.max_body_bytes;
+    web::security_headers(router)
+        .layer(axum::middleware::from_fn(move |req, next| {
+            limit_body(limit, req, next)
+        }))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            check_host(hosts.clone(), req, next)
+        }))
+}
+
+/// A body announced larger than `server.max_body_bytes` is refused before
+/// it is read, with 413 and what to do; one that turns out larger while
+/// read is refused by the extractors' limit, also with 413.
+async fn limit_body(
+    limit: usize,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let announced = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return ApiError::TooLarge(format!(
+            "the request body is {} bytes, over the limit of {limit} (server.max_body_bytes); send less, or an operator raises the limit",
+            announced.unwrap_or_default()
+        ))
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Refuses a request whose `Host` is a name the portal does not answer to.

@@ -5,7 +5,6 @@
 //! is doing.
 
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
@@ -23,11 +22,7 @@ pub fn router() -> Router<AppState> {
 
 /// Builds the index afresh from the store (admin): for after changing
 /// plugins that contribute documents, or to time a full build.
-async fn rebuild(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    super::auth::require_admin(&state, &headers)?;
+async fn rebuild(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let search = state.search.clone();
     let started = std::time::Instant::now();
     let documents = blocking(move || search.build().map_err(ApiError::Internal)).await?;

@@ -8,6 +8,7 @@
 //! Callers run store methods off the async executor (`spawn_blocking`).
 
 mod actions;
+mod auth;
 mod events;
 mod facts;
 mod kv;
@@ -24,6 +25,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 
 pub use actions::ActionRun;
+pub use auth::{AuditEntry, AuditQuery, TokenRecord};
 pub use events::{EventQuery, EventRecord};
 pub use facts::{FactRecord, FactValue, RankedFact, valid_fact_name};
 pub use kv::StoredGrants;
@@ -123,13 +125,23 @@ pub struct Stats {
     pub orphans: i64,
 }
 
-const READERS: usize = 4;
+/// Reader connections kept open. Each keeps its prepared statements and
+/// page cache warm; a request waits for one (briefly) rather than opening
+/// its own, which under 200 concurrent clients cost a cold connection per
+/// request and hundreds of MiB of page caches (`cargo xtask bench load`).
+const READERS: usize = 8;
+
+/// How long a read waits for a pooled connection before it opens one of
+/// its own (a read nested in another read never waits for itself).
+const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The store handle; cheap to share behind an `Arc`.
 pub struct Store {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Signalled when a reader connection goes back to the pool.
+    reader_free: std::sync::Condvar,
     /// Bumped by every committed write; lets callers cache derived answers.
     generation: AtomicU64,
     /// Facet counts by query, valid for one generation: the catalog page
@@ -205,6 +217,7 @@ impl Store {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers: Mutex::new(readers),
+            reader_free: std::sync::Condvar::new(),
             generation: AtomicU64::new(1),
             facet_cache: Mutex::new(Default::default()),
             cursor_key,
@@ -235,8 +248,15 @@ impl Store {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let conn = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let conn = match conn {
+        let pooled = {
+            let pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+            let (mut pool, _) = self
+                .reader_free
+                .wait_timeout_while(pool, READER_WAIT, |p| p.is_empty())
+                .unwrap_or_else(|p| p.into_inner());
+            pool.pop()
+        };
+        let conn = match pooled {
             Some(c) => c,
             None => open_connection(
                 &self.path,
@@ -247,6 +267,8 @@ impl Store {
         let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
         if pool.len() < READERS {
             pool.push(conn);
+            drop(pool);
+            self.reader_free.notify_one();
         }
         result
     }

@@ -516,6 +516,7 @@ fn dependency_graph(e: &Value, r: &Ref) -> Html {
 #[component]
 fn Actions(props: &RefProps) -> Html {
     let me = use_context::<Me>().expect("Me context");
+    let demo = use_context::<crate::Session>().is_some_and(|s| s.demo_people);
     let r = Ref::parse(&props.entity, "component");
     let actions = use_json(Some(format!("/api/actions/{}", r.api_path())));
     let pending = use_state(|| None::<Value>);
@@ -535,7 +536,12 @@ fn Actions(props: &RefProps) -> Html {
                     enc(s(&action, "plugin")),
                     enc(s(&action, "id"))
                 );
-                let body = json!({"user": user, "confirmed": true});
+                // Only the demo names who acts; otherwise the sign-in does.
+                let body = if demo {
+                    json!({"user": user, "confirmed": true})
+                } else {
+                    json!({"confirmed": true})
+                };
                 let result = crate::api::post(&url, &body, None).await.map(|v| {
                     v["message"]
                         .as_str()
@@ -576,7 +582,7 @@ fn Actions(props: &RefProps) -> Html {
     });
     html! {
         <div class="actions-tab">
-            if me.is_none() { <p class="warning">{ "Choose who you are on the homepage to run actions." }</p> }
+            if me.is_none() { <p class="warning">{ if demo { "Choose who you are on the homepage to run actions." } else { "Sign in to run actions." } }</p> }
             { list }
             if let Some(a) = &*pending {
                 <div class="dialog" role="alertdialog" aria-modal="true" aria-labelledby="confirm-title">

@@ -1,6 +1,7 @@
 //! The homepage: search, what was just deployed, my teams' services with
-//! their health, my campaign tasks, and quick links. Until sign-in lands,
-//! "who am I" is a catalog User chosen here and kept in local storage.
+//! their health, my campaign tasks, and quick links. Who I am comes from
+//! the sign-in; in the demo only, it is a catalog User chosen here and kept
+//! in local storage.
 
 use std::rc::Rc;
 
@@ -10,16 +11,33 @@ use yew_router::prelude::*;
 
 use crate::api::{Load, enc, use_json};
 use crate::ui::{Ref, ago, badge, empty, health, loaded, out_link, ref_link, s};
-use crate::{Me, Route};
+use crate::{Me, Route, Session};
 
 /// Who I am, in the top bar, with a way to choose someone else.
 #[component]
 pub fn WhoAmI() -> Html {
     let me = use_context::<Me>().expect("Me context");
+    let session = use_context::<Session>().expect("Session context");
     let navigator = use_navigator();
     let Some(user) = (*me).clone() else {
-        return html! {};
+        return if session.known && !session.demo_people {
+            html! { <span class="whoami muted" title="Reading as a guest: sign in through your company's sign-in to act">{ "Guest" }</span> }
+        } else {
+            html! {}
+        };
     };
+    if !session.demo_people {
+        let r = Ref::parse(&user, "user");
+        return html! {
+            <span class="whoami">
+                if user.contains(':') {
+                    <Link<Route> to={r.route()}>{ r.short() }</Link<Route>>
+                } else {
+                    { user.clone() }
+                }
+            </span>
+        };
+    }
     let r = Ref::parse(&user, "user");
     // Forgetting who I am brings back the chooser on the homepage.
     let switch = Callback::from(move |_| {
@@ -31,6 +49,7 @@ pub fn WhoAmI() -> Html {
     html! {
         <span class="whoami">
             <Link<Route> to={r.route()}>{ r.short() }</Link<Route>>
+            <span class="badge warning" title="Demo only: anyone may act as anyone here">{ "demo" }</span>
             <button type="button" class="ghost small" onclick={switch}>{ "Switch user" }</button>
         </span>
     }
@@ -150,6 +169,7 @@ pub fn event_list(items: &Value, empty_text: &str) -> Html {
 #[component]
 pub fn Home() -> Html {
     let me = use_context::<Me>().expect("Me context");
+    let session = use_context::<Session>().expect("Session context");
     let deployed = use_json(Some(
         "/api/events?since=30m&kind=deployment&limit=20".into(),
     ));
@@ -211,7 +231,7 @@ pub fn Home() -> Html {
                     <Link<Route> to={Route::Facts}>{ "Facts and rankings" }</Link<Route>>
                 </nav>
             </section>
-            if me.is_none() { <UserChooser /> }
+            if me.is_none() && session.demo_people { <UserChooser /> }
             <div class="grid two">
                 <section class="panel" aria-labelledby="deployed">
                     <h2 id="deployed">{ "Deployed in the last 30 minutes" }</h2>
