@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod config;
 pub mod docs;
 pub mod ingest;
+pub mod metrics;
 pub mod net;
 pub mod plugins;
 pub mod scheduler;
@@ -33,6 +34,8 @@ impl Portal {
     /// Opens the store, loads custom kinds and registers the configured
     /// locations (without reading them yet).
     pub fn open(config: config::Config) -> anyhow::Result<Portal> {
+        // Metrics are recorded from the first request on.
+        metrics::handle();
         let kinds = config.kinds()?;
         let store = Arc::new(store::Store::open(&config.store_path())?);
         for l in &config.catalog.locations {
@@ -84,6 +87,7 @@ impl Portal {
                 insights,
                 search,
                 config: Arc::new(config),
+                limits: Default::default(),
             },
         })
     }

@@ -444,3 +444,101 @@ async fn oversized_bodies_are_refused_with_413() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("server.max_body_bytes"), "{answer}");
 }
+
+/// `/metrics` in Prometheus' text format: requests by route and status
+/// with latency histograms, plugin calls per plugin, refreshes, and the
+/// catalog's size.
+#[tokio::test]
+async fn metrics_count_requests_plugin_calls_and_the_catalog() {
+    let p = crate::plugins::portal(&["hello"], &[("checkout", "")], "").await;
+    crate::plugins::cards(&p, "checkout").await;
+    p.ok("/api/catalog/entities?filter=kind=component").await;
+    let resp = p
+        .http
+        .get(format!("{}/metrics", p.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = resp.text().await.unwrap();
+    for expected in [
+        "greenroom_http_requests_total{method=\"GET\",route=\"/api/catalog/entities\",status=\"200\"}",
+        "greenroom_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/cards/{kind}/{namespace}/{name}\",le=\"0.5\"}",
+        "greenroom_plugin_calls_total{plugin=\"hello\",outcome=\"ok\"}",
+        "greenroom_plugin_call_duration_seconds_count{plugin=\"hello\"}",
+        "greenroom_refreshes_total{outcome=\"ok\"}",
+        "greenroom_catalog_entities 2",
+        "greenroom_search_lag_changes",
+    ] {
+        assert!(text.contains(expected), "{expected} in\n{text}");
+    }
+}
+
+/// A thousand guesses at a token from one address: after twenty failures
+/// in a minute every attempt is answered 429 with `Retry-After`, even a
+/// right token, and the refusals are recorded.
+#[tokio::test]
+async fn guessing_tokens_is_slowed_to_a_halt() {
+    let p = portal("").await;
+    let facts = json!({"entityRef": "svc", "facts": {"x.y": 1}});
+    let mut statuses = std::collections::BTreeMap::new();
+    let mut retry_after = None;
+    for n in 0..1000 {
+        let resp = p
+            .http
+            .post(format!("{}/api/facts", p.base))
+            .bearer_auth(format!("grt_guess_{n}"))
+            .json(&facts)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        if status == 429 {
+            retry_after = resp
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+        }
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    assert_eq!(statuses.get(&401), Some(&20), "{statuses:?}");
+    assert_eq!(statuses.get(&429), Some(&980), "{statuses:?}");
+    let wait: u64 = retry_after.unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // The administrator's own token from the same address waits too.
+    let (status, body) = send(
+        &p,
+        "POST",
+        "/api/facts",
+        &[("Authorization", &format!("Bearer {}", Portal::ADMIN))],
+        Some(&facts),
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many failed sign-ins"),
+        "{body}"
+    );
+    // Nothing was stored; every attempt is in the trail.
+    let store = p.state.store.clone();
+    let lines = tokio::task::spawn_blocking(move || {
+        store.audit_lines(&greenroom::store::AuditQuery {
+            limit: 5000,
+            ..Default::default()
+        })
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(lines.iter().filter(|l| l.status == 401).count(), 20);
+    assert!(lines.iter().filter(|l| l.status == 429).count() >= 980);
+}

@@ -21,6 +21,24 @@ pub fn router() -> Router<AppState> {
         .route("/api/tokens", get(list_tokens).post(create_token))
         .route("/api/tokens/{id}", delete(revoke_token))
         .route("/api/audit", get(audit))
+        .route("/metrics", get(metrics))
+}
+
+/// Prometheus' text format; the gauges are read now.
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let (store, search) = (state.store.clone(), state.search.clone());
+    let plugins = state.plugins.enabled().len();
+    let (entities, documents, lag) = blocking(move || {
+        let entities = store.stats()?.entities;
+        Ok((entities, search.index.documents(), search.lag()?))
+    })
+    .await?;
+    crate::metrics::gauges(entities, documents, lag, plugins);
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::metrics::handle().render(),
+    )
+        .into_response())
 }
 
 /// Who the portal takes the caller for, and how people sign in: what the

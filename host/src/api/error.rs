@@ -28,6 +28,9 @@ pub enum ApiError {
     /// A plugin or upstream failed to answer.
     #[error("{0}")]
     Upstream(String),
+    /// Too many attempts from one address.
+    #[error("{0}")]
+    TooMany(String),
     /// The request body is over `server.max_body_bytes`.
     #[error("{0}")]
     TooLarge(String),
@@ -49,6 +52,7 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "NotAllowedError"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "InputError"),
             ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "UpstreamError"),
+            ApiError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsError"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeError"),
             ApiError::Unavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError")

@@ -82,6 +82,7 @@ pub enum Rule {
 pub const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/api/whoami", Rule::Public),
     ("GET", "/healthz", Rule::Public),
+    ("GET", "/metrics", Rule::Public),
     ("POST", "/api/catalog/entities/by-refs", Rule::Read),
     ("POST", "/api/catalog/validate-entity", Rule::Read),
     (
@@ -275,18 +276,103 @@ fn principal_of(
     Ok(Principal::Anonymous)
 }
 
+/// Failed sign-ins and token checks per address per minute before the
+/// address is refused with 429 for the rest of the minute; and requests to
+/// the token routes per address per minute.
+const FAILURES_PER_MINUTE: u32 = 20;
+const TOKEN_ROUTE_PER_MINUTE: u32 = 60;
+
+/// Per-address counts in one-minute windows. Hand-written rather than a
+/// token bucket from a crate: a blocked address must be refused *before*
+/// its token is checked (or a guess could still land), which needs asking
+/// "is it blocked" without spending, and a fixed window is all it takes.
+/// When a window opened, and how many it has counted.
+type Window = (std::time::Instant, u32);
+
+#[derive(Default)]
+pub struct Limits {
+    windows: std::sync::Mutex<std::collections::HashMap<(IpAddr, &'static str), Window>>,
+}
+
+impl Limits {
+    /// Seconds until `address` may try `what` again, if it is over `max`.
+    fn blocked(&self, address: IpAddr, what: &'static str, max: u32) -> Option<u64> {
+        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let (start, count) = windows.get(&(address, what))?;
+        let elapsed = start.elapsed().as_secs();
+        (elapsed < 60 && *count >= max).then(|| 60 - elapsed)
+    }
+
+    fn count(&self, address: IpAddr, what: &'static str) {
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if windows.len() > 100_000 {
+            windows.retain(|_, (start, _)| start.elapsed().as_secs() < 60);
+        }
+        let entry = windows
+            .entry((address, what))
+            .or_insert((std::time::Instant::now(), 0));
+        if entry.0.elapsed().as_secs() >= 60 {
+            *entry = (std::time::Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+}
+
+fn too_many(retry_after: u64, what: &str) -> Response {
+    let mut response = ApiError::TooMany(format!(
+        "too many {what} from this address; try again in {retry_after} s"
+    ))
+    .into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&retry_after.to_string()) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, v);
+    }
+    response
+}
+
 /// Layer 1: who is calling.
 pub async fn identify(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let address = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
+    let limits = state.limits.clone();
+    if let Some(a) = address {
+        let failing = limits.blocked(a, "failed", FAILURES_PER_MINUTE);
+        let token_route = req.uri().path().starts_with("/api/tokens");
+        let busy = token_route
+            .then(|| limits.blocked(a, "tokens", TOKEN_ROUTE_PER_MINUTE))
+            .flatten();
+        if let Some(wait) = failing.or(busy) {
+            let what = if failing.is_some() {
+                "failed sign-ins"
+            } else {
+                "token requests"
+            };
+            let response = too_many(wait, what);
+            if !is_read(req.method()) || failing.is_some() {
+                let action = format!("{} {}", req.method(), req.uri().path());
+                let target = req.uri().path().to_string();
+                append(&state, "anonymous".into(), action, target, address, 429).await;
+            }
+            return response;
+        }
+        if token_route {
+            limits.count(a, "tokens");
+        }
+    }
     let headers = req.headers().clone();
     let lookup = state.clone();
     let principal =
         match tokio::task::spawn_blocking(move || principal_of(&lookup, &headers, address)).await {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {
+                if let Some(a) = address
+                    && matches!(e, ApiError::Unauthorized(_) | ApiError::Forbidden(_))
+                {
+                    limits.count(a, "failed");
+                }
                 let response = e.into_response();
                 if !is_read(req.method()) {
                     let action = format!("{} {}", req.method(), req.uri().path());

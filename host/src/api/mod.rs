@@ -42,6 +42,8 @@ pub struct AppState {
     /// The search index and what keeps it current.
     pub search: Arc<crate::search::indexer::Indexer>,
     pub config: Arc<Config>,
+    /// Per-address limits on failed sign-ins and token routes.
+    pub limits: Arc<identity::Limits>,
 }
 
 /// The whole HTTP surface; used by `serve` and by tests.
@@ -72,6 +74,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             identity::identify,
         ))
+        .route_layer(axum::middleware::from_fn(track))
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.server.max_body_bytes,
         ))
@@ -85,6 +88,28 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(move |req, next| {
             check_host(hosts.clone(), req, next)
         }))
+}
+
+/// Counts every routed request by method, route pattern and status, with
+/// its latency (`/metrics`).
+async fn track(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let method = req.method().as_str().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let response = next.run(req).await;
+    crate::metrics::request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
 }
 
 /// A body announced larger than `server.max_body_bytes` is refused before

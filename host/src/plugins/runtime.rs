@@ -368,6 +368,14 @@ impl Loaded {
             .err()
             .filter(|e| !matches!(e, CallError::NotApplicable));
         self.health().record(took, fault, !reported);
+        let outcome = match &result {
+            Ok(_) | Err(CallError::NotApplicable) => "ok",
+            Err(CallError::Timeout(_)) => "timeout",
+            Err(CallError::Memory(_)) => "memory",
+            Err(CallError::Plugin(_)) => "plugin_error",
+            Err(_) => "trap",
+        };
+        crate::metrics::plugin_call(&self.manifest.id, outcome, took.as_secs_f64());
         result
     }
 

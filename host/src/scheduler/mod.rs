@@ -55,8 +55,12 @@ impl Refresher {
         // The first read of a location is its arrival, not a change.
         let first = location.last_refresh_ms.is_none();
         let location_id = location.id.clone();
-        let summary =
-            tokio::task::spawn_blocking(move || ingestor.refresh(&store, &location)).await??;
+        let summary = tokio::task::spawn_blocking(move || ingestor.refresh(&store, &location))
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r.map_err(anyhow::Error::from));
+        crate::metrics::refresh(started.elapsed().as_secs_f64(), summary.is_err());
+        let summary = summary?;
         if !first {
             self.record_change(&location_id, &target, &summary).await;
         }

@@ -163,6 +163,12 @@ impl Indexer {
     }
 
     /// Indexes the whole catalog afresh. Blocking.
+    /// Catalog changes not in the index yet.
+    pub fn lag(&self) -> anyhow::Result<i64> {
+        let newest = self.store.last_entity_change()?;
+        Ok((newest - self.last_seq.load(Ordering::Acquire)).max(0))
+    }
+
     pub fn build(&self) -> anyhow::Result<usize> {
         let _busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         let started = std::time::Instant::now();
