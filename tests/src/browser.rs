@@ -478,6 +478,33 @@ async fn a_team_page_and_the_plugins_admin() {
         .unwrap();
     b.until(&format!("!{row}")).await;
     assert!(granted(&p.ok("/api/plugins").await).is_empty());
+
+    // The audit trail, with the same token: the disable refused without a
+    // token, then done with it, newest first.
+    b.client.goto(&format!("{}/audit", p.base)).await.unwrap();
+    b.until("document.querySelector('table.audit tbody tr')")
+        .await;
+    let first = b
+        .eval("document.querySelector('table.audit tbody tr').innerText")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(first.contains("POST /api/plugins/{id}/grants"), "{first}");
+    let all = b
+        .eval("document.querySelector('table.audit').innerText")
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        all.contains("/api/plugins/hello/disable")
+            && all.contains("denied 401")
+            && all.contains("allowed 200"),
+        "{all}"
+    );
+    assert!(all.contains("token:admin"), "{all}");
+    screenshot(&b, "audit").await;
 }
 
 /// Every card node type of the WIT renders, text stays text, and links to

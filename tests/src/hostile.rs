@@ -429,3 +429,34 @@ async fn card_links_the_ui_must_not_follow_lose_their_address() {
         .unwrap();
     assert_eq!(cell["href"], "", "{cell}");
 }
+
+/// A file location whose Location entity points at a URL: the walk that
+/// would fetch while holding the write lock stops, and the location is
+/// read first and written after, with everything in it.
+#[tokio::test]
+async fn a_file_location_leading_to_a_url_is_read_before_it_is_written() {
+    let remote = tempfile::tempdir().unwrap();
+    std::fs::write(
+        remote.path().join("svc.yaml"),
+        component("remote", "team-a"),
+    )
+    .unwrap();
+    let server = FileServer::start(remote.path()).await;
+    let location = format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: remote\nspec:\n  target: {}\n---\n{}",
+        server.url("svc.yaml"),
+        group("team-a")
+    );
+    let p = Portal::start(
+        &format!(
+            "[[catalog.locations]]\ntarget = \"a.yaml\"\n{}",
+            server.allowed()
+        ),
+        &[("a.yaml", &location)],
+    )
+    .await;
+    assert!(p.entity("component", "remote").await.is_some());
+    assert!(p.entity("group", "team-a").await.is_some());
+    assert!(p.entity("location", "remote").await.is_some());
+    assert_eq!(p.problems().await, Vec::<Value>::new());
+}

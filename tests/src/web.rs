@@ -38,6 +38,7 @@ async fn the_app_is_served_for_ui_routes_with_a_strict_policy() {
         "/search?query=orders",
         "/campaigns/python3",
         "/plugins",
+        "/audit",
     ] {
         let r = p.fetch(path).await;
         assert_eq!(r.status(), 200, "{path}");

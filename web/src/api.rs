@@ -40,6 +40,15 @@ pub async fn get(url: &str) -> Result<Value, String> {
     send(request).await
 }
 
+/// A GET with a bearer token (an administrator's), when one is given.
+pub async fn get_with_token(url: &str, token: &str) -> Result<Value, String> {
+    let mut request = Request::get(url).header("Accept", "application/json");
+    if !token.is_empty() {
+        request = request.header("Authorization", &format!("Bearer {token}"));
+    }
+    send(request.build().map_err(|e| e.to_string())?).await
+}
+
 /// A POST with a JSON body, and the admin token when one is given.
 pub async fn post(url: &str, body: &Value, token: Option<&str>) -> Result<Value, String> {
     let mut request = Request::post(url).header("Accept", "application/json");

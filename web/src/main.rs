@@ -55,6 +55,8 @@ pub enum Route {
     Facts,
     #[at("/plugins")]
     Plugins,
+    #[at("/audit")]
+    Audit,
     #[not_found]
     #[at("/404")]
     NotFound,
@@ -112,6 +114,7 @@ fn switch(route: Route) -> Html {
         Route::Campaign { name } => html! { <campaigns::CampaignPage {name} /> },
         Route::Facts => html! { <campaigns::FactsPage /> },
         Route::Plugins => html! { <plugins::PluginsAdmin /> },
+        Route::Audit => html! { <audit::AuditPage /> },
         Route::NotFound => html! {
             <main id="main" class="page">
                 <h1>{ "Page not found" }</h1>
@@ -206,6 +209,7 @@ fn Header() -> Html {
                 <Link<Route> to={Route::Campaigns}>{ "Campaigns" }</Link<Route>>
                 <Link<Route> to={Route::Facts}>{ "Facts" }</Link<Route>>
                 <Link<Route> to={Route::Plugins}>{ "Plugins" }</Link<Route>>
+                <Link<Route> to={Route::Audit}>{ "Audit" }</Link<Route>>
             </nav>
             <form class="topsearch" role="search" {onsubmit}>
                 <label for="global-search" class="visually-hidden">{ "Search the portal" }</label>

@@ -429,10 +429,67 @@ fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
             rng.below(shape.components)
         )
     })?;
+    // Sign-in costs: the same by-name read with a stored API token (hash,
+    // lookup, policy, audit of nothing since it is a read), against none.
+    let out = Command::new(&bin)
+        .args([
+            "--config",
+            &config.to_string_lossy(),
+            "token",
+            "create",
+            "--name",
+            "bench",
+            "--scope",
+            "facts:write",
+        ])
+        .env("RUST_LOG", "warn")
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let token = String::from_utf8(out.stdout)?.trim().to_string();
+    let auth_header = format!("Authorization: Bearer {token}\r\n");
+    let mut rng = Rng(42);
+    let anonymous = measure(&mut conn, requests, |_| {
+        format!(
+            "/api/catalog/entities/by-name/component/default/svc-{}",
+            rng.below(shape.components)
+        )
+    })?;
+    let mut rng = Rng(42);
+    let authenticated = measure_with(&mut conn, requests, &auth_header, |_| {
+        format!(
+            "/api/catalog/entities/by-name/component/default/svc-{}",
+            rng.below(shape.components)
+        )
+    })?;
+    let scrape = measure(&mut conn, requests / 10, |_| "/metrics".to_string())?;
     let rss = peak_rss_mib(server.child.id())?;
     drop(server);
 
     let fmt = |(p50, p99): (f64, f64)| format!("{p50:.2} / {p99:.2}");
+    println!(
+        "by-name anonymous      {} ms; with a token {} ms (+{:.0} µs at p50)",
+        fmt(anonymous),
+        fmt(authenticated),
+        (authenticated.0 - anonymous.0) * 1000.0
+    );
+    println!("/metrics scrape        {} ms", fmt(scrape));
+    append_row(
+        &tools::workspace_root()?.join("BENCHMARKS.md"),
+        "## Sign-in and metrics",
+        &format!(
+            "| {} | {n} | {} | {} | {:+.0} | {} |\n",
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+            fmt(anonymous),
+            fmt(authenticated),
+            (authenticated.0 - anonymous.0) * 1000.0,
+            fmt(scrape),
+        ),
+    )?;
     let rate = n as f64 / ingest.as_secs_f64();
     println!("entities               {n}");
     println!(

@@ -29,7 +29,7 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let (store, search) = (state.store.clone(), state.search.clone());
     let plugins = state.plugins.enabled().len();
     let (entities, documents, lag) = blocking(move || {
-        let entities = store.stats()?.entities;
+        let entities = store.entity_count()?;
         Ok((entities, search.index.documents(), search.lag()?))
     })
     .await?;

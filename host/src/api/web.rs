@@ -33,6 +33,7 @@ const UI_ROUTES: &[&str] = &[
     "/campaigns/{*rest}",
     "/facts",
     "/plugins",
+    "/audit",
 ];
 
 /// The UI routes, `/assets/` when the app is built, and the fallback for

@@ -2,12 +2,17 @@
 //! Location entities that point at more locations (with cycle detection);
 //! `$text`/`$json`/`$yaml` substitutions; and the last-good-version rule.
 //!
-//! A refresh reads and parses everything first, without the store's write
-//! lock (a slow server must not hold up fact pushes and every other write
-//! for the length of its downloads), then writes it in one short
-//! transaction: a failure anywhere leaves what is stored intact. What one
-//! refresh reads is capped in files and bytes (`catalog.max_files_per_location`,
-//! `catalog.max_refresh_bytes`), which also bounds the memory it holds.
+//! A refresh is one store transaction: a failure anywhere leaves what is
+//! stored intact. A location of local files streams file by file into it
+//! (memory holds one file). A location that reaches the network (a URL, a
+//! URL substitution, a Location entity pointing at a URL) never fetches
+//! while holding the store's write lock: a slow server would hold up fact
+//! pushes and every other write for the length of its downloads. Such a
+//! walk stops at its first URL, rolls back, and is done again: everything
+//! read and parsed first, then written in one short transaction. What one
+//! refresh reads is capped in files and bytes
+//! (`catalog.max_files_per_location`, `catalog.max_refresh_bytes`), which
+//! also bounds the memory that second way holds.
 //! A file that cannot be read or parsed keeps the entities it gave before;
 //! an entity that turns invalid keeps its last good version, with the error
 //! attached as its status.
@@ -51,20 +56,43 @@ impl RefreshLimits {
     }
 }
 
-/// What is left of a refresh's [`RefreshLimits`].
+/// Whether a walk may fetch URLs. Offline, it stops at the first URL it
+/// would read and says so: the refresh then reads everything first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Offline,
+    Online,
+}
+
+/// What is left of a refresh's [`RefreshLimits`], and whether an offline
+/// walk met a URL.
 struct Budget {
     files: usize,
     bytes: u64,
     limits: RefreshLimits,
+    mode: Mode,
+    wanted_network: bool,
 }
 
 impl Budget {
-    fn new(limits: RefreshLimits) -> Budget {
+    fn new(limits: RefreshLimits, mode: Mode) -> Budget {
         Budget {
             files: limits.max_files,
             bytes: limits.max_bytes,
             limits,
+            mode,
+            wanted_network: false,
         }
+    }
+
+    /// False (and remembered) when `target` needs the network and this
+    /// walk is offline.
+    fn may_read(&mut self, target: &Target) -> bool {
+        if self.mode == Mode::Offline && matches!(target, Target::Url(_)) {
+            self.wanted_network = true;
+            return false;
+        }
+        true
     }
 
     /// Takes one file from the budget, or says why not.
@@ -111,9 +139,31 @@ impl Ingestor {
         store: &Store,
         location: &Location,
     ) -> Result<RefreshSummary, StoreError> {
+        {
+            let mut sink = StoreSink {
+                tx: store.begin_refresh(&location.id)?,
+            };
+            let online = self.walk(
+                &location.kind,
+                &location.target,
+                &location.id,
+                &mut sink,
+                Mode::Offline,
+            )?;
+            if !online {
+                return sink.tx.commit();
+            }
+            // Dropped: rolled back. It needs the network.
+        }
         // Everything is read before the write lock is taken.
         let mut read = Buffered::default();
-        self.walk(&location.kind, &location.target, &location.id, &mut read)?;
+        self.walk(
+            &location.kind,
+            &location.target,
+            &location.id,
+            &mut read,
+            Mode::Online,
+        )?;
         let mut sink = StoreSink {
             tx: store.begin_refresh(&location.id)?,
         };
@@ -127,7 +177,7 @@ impl Ingestor {
         let mut sink = CheckSink::default();
         for t in targets {
             // Checking never touches the store, so the walk cannot fail.
-            let _ = self.walk("file", t, "", &mut sink);
+            let _ = self.walk("file", t, "", &mut sink, Mode::Online);
         }
         (sink.problems, sink.seen.len())
     }
@@ -139,7 +189,7 @@ impl Ingestor {
             collect: true,
             ..CheckSink::default()
         };
-        let _ = self.walk(kind, target, "", &mut sink);
+        let _ = self.walk(kind, target, "", &mut sink, Mode::Online);
         (sink.entities, sink.problems)
     }
 
@@ -149,7 +199,8 @@ impl Ingestor {
         target: &str,
         location_id: &str,
         sink: &mut dyn Sink,
-    ) -> Result<(), StoreError> {
+        mode: Mode,
+    ) -> Result<bool, StoreError> {
         let problem = |source: String, message: String| ProblemRecord {
             location_id: location_id.to_string(),
             source,
@@ -163,16 +214,19 @@ impl Ingestor {
             Ok(t) => t,
             Err(e) => {
                 sink.problem(problem(format!("{kind}:{target}"), e.to_string()));
-                return Ok(());
+                return Ok(false);
             }
         };
         let files = match root.expand() {
             Ok(f) => f,
             Err(e) => {
                 sink.problem(problem(root.to_string(), e.to_string()));
-                return Ok(());
+                return Ok(false);
             }
         };
+        if mode == Mode::Offline && matches!(root, Target::Url(_)) {
+            return Ok(true);
+        }
         // A folder or glob must not lead out of itself through a link.
         let (files, outside): (Vec<Target>, Vec<Target>) = files
             .into_iter()
@@ -192,7 +246,7 @@ impl Ingestor {
         let mut queue: VecDeque<(Target, Vec<String>)> =
             files.into_iter().map(|f| (f, Vec::new())).collect();
         let mut visited = HashSet::new();
-        let mut budget = Budget::new(self.limits);
+        let mut budget = Budget::new(self.limits, mode);
         while let Some((file, chain)) = queue.pop_front() {
             if !visited.insert(file.to_string()) {
                 continue;
@@ -205,6 +259,9 @@ impl Ingestor {
             }
             let mut children = Vec::new();
             self.file(&file, &root, location_id, sink, &mut children, &mut budget)?;
+            if budget.wanted_network {
+                return Ok(true);
+            }
             let mut chain = chain;
             chain.push(file.to_string());
             for (child, line) in children {
@@ -237,7 +294,7 @@ impl Ingestor {
                 }
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Reads one file; pushes the targets of its Location entities (with
@@ -252,6 +309,9 @@ impl Ingestor {
         budget: &mut Budget,
     ) -> Result<(), StoreError> {
         let source = file.to_string();
+        if !budget.may_read(file) {
+            return Ok(());
+        }
         let text = match self.reader.read(file) {
             Ok(t) => {
                 budget.spend(t.len());
@@ -385,6 +445,9 @@ impl Ingestor {
                     return fail(format!(
                         "{key} '{reference}' points outside the location's folder or origin; substitutions may only read files beside the catalog"
                     ));
+                }
+                if !budget.may_read(&target) {
+                    return;
                 }
                 if let Err(why) = budget.take_file() {
                     return fail(format!("{key} '{reference}' is not read: {why}"));

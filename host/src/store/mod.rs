@@ -148,6 +148,8 @@ pub struct Store {
     /// asks for the same facets on every view, and they change only when a
     /// refresh commits.
     facet_cache: Mutex<std::collections::HashMap<String, (u64, Facets)>>,
+    /// The entity count and the generation it was counted at.
+    count_cache: Mutex<Option<(u64, i64)>>,
     /// Signs paging cursors, so a client cannot forge one (see `query.rs`).
     cursor_key: Vec<u8>,
 }
@@ -220,6 +222,7 @@ impl Store {
             reader_free: std::sync::Condvar::new(),
             generation: AtomicU64::new(1),
             facet_cache: Mutex::new(Default::default()),
+            count_cache: Mutex::new(None),
             cursor_key,
         })
     }
@@ -407,6 +410,24 @@ impl Store {
                 ))?,
             })
         })
+    }
+
+    /// How many entities are stored; counted again only after a write
+    /// (a scrape of `/metrics` asks every few seconds).
+    pub fn entity_count(&self) -> Result<i64, StoreError> {
+        let generation = self.generation();
+        if let Some((g, n)) = *self.count_cache.lock().unwrap_or_else(|p| p.into_inner())
+            && g == generation
+        {
+            return Ok(n);
+        }
+        let n = self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT count(*) FROM entities")?
+                .query_row([], |r| r.get::<_, i64>(0))?)
+        })?;
+        *self.count_cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((generation, n));
+        Ok(n)
     }
 
     /// Begins the single transaction in which a location's refresh is

@@ -1,5 +1,6 @@
 //! One module per page (or family of pages).
 
+pub mod audit;
 pub mod campaigns;
 pub mod catalog;
 pub mod docs;

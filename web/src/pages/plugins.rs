@@ -12,7 +12,8 @@ use crate::ui::{badge, empty, error_box, loaded, s};
 
 const TOKEN_KEY: &str = "greenroom.adminToken";
 
-fn session_token() -> String {
+/// The admin token kept for this tab (the plugins and audit pages).
+pub fn session_token() -> String {
     web_sys::window()
         .and_then(|w| w.session_storage().ok().flatten())
         .and_then(|s| s.get_item(TOKEN_KEY).ok().flatten())
