@@ -129,7 +129,7 @@ pub struct Stats {
 /// page cache warm; a request waits for one (briefly) rather than opening
 /// its own, which under 200 concurrent clients cost a cold connection per
 /// request and hundreds of MiB of page caches (`cargo xtask bench load`).
-const READERS: usize = 8;
+const READERS: usize = 4;
 
 /// How long a read waits for a pooled connection before it opens one of
 /// its own (a read nested in another read never waits for itself).
