@@ -542,3 +542,103 @@ async fn guessing_tokens_is_slowed_to_a_halt() {
     assert_eq!(lines.iter().filter(|l| l.status == 401).count(), 20);
     assert!(lines.iter().filter(|l| l.status == 429).count() >= 980);
 }
+
+/// Campaigns: a person changes those their team owns; an administrator
+/// any; someone else none.
+#[tokio::test]
+async fn campaigns_are_changed_by_their_owners_and_administrators() {
+    let p = portal(
+        "[auth]\nmode = \"proxy\"\nadmins = [\"group:default/platform\"]\n[auth.proxy]\ntrusted = [\"127.0.0.0/8\"]\n",
+    )
+    .await;
+    let campaign = |name: &str, owner: &str| json!({"name": name, "owner": owner, "targets": ["kind=component"], "doneWhen": "fact runtime.python >= \"3\""});
+    let dan = [("X-Forwarded-Email", "dan@example.com")];
+    let jane = [("X-Forwarded-Email", "jane@example.com")];
+    let stranger = [("X-Forwarded-Email", "new@example.com")];
+    // Dan is in checkout (through checkout-api).
+    let (status, body) = send(
+        &p,
+        "POST",
+        "/api/campaigns",
+        &dan,
+        Some(&campaign("py3", "group:default/checkout")),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = send(
+        &p,
+        "POST",
+        "/api/campaigns",
+        &stranger,
+        Some(&campaign("py3b", "group:default/checkout")),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("only its owner group:default/checkout"),
+        "{body}"
+    );
+    // Jane administers: a platform campaign, which Dan may not delete.
+    let (status, _) = send(
+        &p,
+        "POST",
+        "/api/campaigns",
+        &jane,
+        Some(&campaign("tls", "group:default/platform")),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, body) = send(&p, "DELETE", "/api/campaigns/tls", &dan, None).await;
+    assert_eq!(status, 403, "{body}");
+    // Nor take it over by writing it again under his team.
+    let (status, body) = send(
+        &p,
+        "POST",
+        "/api/campaigns",
+        &dan,
+        Some(&campaign("tls", "group:default/checkout")),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, _) = send(&p, "DELETE", "/api/campaigns/py3", &dan, None).await;
+    assert_eq!(status, 200);
+    let (status, _) = send(&p, "DELETE", "/api/campaigns/tls", &jane, None).await;
+    assert_eq!(status, 200);
+}
+
+/// Addresses over 8 KiB and headers over 32 KiB are refused with their own
+/// statuses and a message; what is under the limits works.
+#[tokio::test]
+async fn oversized_addresses_and_headers_are_refused() {
+    let p = portal("").await;
+    let long = format!(
+        "/api/catalog/entities?filter=metadata.name={}",
+        "a".repeat(9000)
+    );
+    let resp = p
+        .http
+        .get(format!("{}{long}", p.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 414);
+    assert!(resp.text().await.unwrap().contains("over 8192 bytes"));
+    let mut req = p.http.get(format!("{}/api/catalog/entities", p.base));
+    for i in 0..40 {
+        req = req.header(format!("x-filler-{i}"), "f".repeat(1000));
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 431);
+    let (status, _) = send(
+        &p,
+        "GET",
+        "/api/catalog/entities?filter=kind=component",
+        &[("x-one", "fine")],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+}

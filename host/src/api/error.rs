@@ -28,6 +28,10 @@ pub enum ApiError {
     /// A plugin or upstream failed to answer.
     #[error("{0}")]
     Upstream(String),
+    #[error("{0}")]
+    UriTooLong(String),
+    #[error("{0}")]
+    HeadersTooLarge(String),
     /// Too many attempts from one address.
     #[error("{0}")]
     TooMany(String),
@@ -52,6 +56,10 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "NotAllowedError"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "InputError"),
             ApiError::Upstream(_) => (StatusCode::BAD_GATEWAY, "UpstreamError"),
+            ApiError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "InputError"),
+            ApiError::HeadersTooLarge(_) => {
+                (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "InputError")
+            }
             ApiError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsError"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLargeError"),
             ApiError::Unavailable(_) => {

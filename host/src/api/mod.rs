@@ -112,6 +112,12 @@ async fn track(
     response
 }
 
+/// Longest request address accepted (414 above).
+const MAX_URL_BYTES: usize = 8 * 1024;
+/// Most header bytes accepted (431 above); hyper also refuses more than
+/// 100 headers.
+const MAX_HEADER_BYTES: usize = 32 * 1024;
+
 /// A body announced larger than `server.max_body_bytes` is refused before
 /// it is read, with 413 and what to do; one that turns out larger while
 /// read is refused by the extractors' limit, also with 413.
@@ -126,6 +132,23 @@ async fn limit_body(
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    if req.uri().to_string().len() > MAX_URL_BYTES {
+        return ApiError::UriTooLong(format!(
+            "the address is over {MAX_URL_BYTES} bytes; put long filters in fewer, shorter parameters"
+        ))
+        .into_response();
+    }
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return ApiError::HeadersTooLarge(format!(
+            "the request's headers are {header_bytes} bytes, over {MAX_HEADER_BYTES}"
+        ))
+        .into_response();
+    }
     if announced.is_some_and(|n| n > limit as u64) {
         return ApiError::TooLarge(format!(
             "the request body is {} bytes, over the limit of {limit} (server.max_body_bytes); send less, or an operator raises the limit",
