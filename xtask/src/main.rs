@@ -313,6 +313,16 @@ fn fuzz(minutes: f64, only: &str) -> anyhow::Result<()> {
             "fuzz: {target}: {rounds} rounds of 20,000 cases in {:.0?}, nothing found",
             started.elapsed()
         );
+        bench::append_row(
+            &tools::workspace_root()?.join("BENCHMARKS.md"),
+            "## Fuzzing",
+            &format!(
+                "| {} | `{target}` | {:.0} s | {} | nothing |\n",
+                humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+                started.elapsed().as_secs_f64(),
+                rounds * 20_000
+            ),
+        )?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Campaigns over HTTP: the list with progress, one campaign with its
 //! per-team breakdown, the teams to chase and the burndown, its targets as
-//! CSV, and campaigns made or removed through the API (scope
-//! `campaigns:write`).
+//! CSV, and campaigns made or removed through the API (by their owner, an
+//! administrator, or a token with `campaigns:write`).
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};

@@ -282,13 +282,13 @@ fn principal_of(
 const FAILURES_PER_MINUTE: u32 = 20;
 const TOKEN_ROUTE_PER_MINUTE: u32 = 60;
 
+/// When a window opened, and how many it has counted.
+type Window = (std::time::Instant, u32);
+
 /// Per-address counts in one-minute windows. Hand-written rather than a
 /// token bucket from a crate: a blocked address must be refused *before*
 /// its token is checked (or a guess could still land), which needs asking
 /// "is it blocked" without spending, and a fixed window is all it takes.
-/// When a window opened, and how many it has counted.
-type Window = (std::time::Instant, u32);
-
 #[derive(Default)]
 pub struct Limits {
     windows: std::sync::Mutex<std::collections::HashMap<(IpAddr, &'static str), Window>>,
