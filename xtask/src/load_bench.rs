@@ -147,6 +147,15 @@ pub fn run(entities: usize, clients: usize, seconds: u64) -> anyhow::Result<()> 
     println!(
         "server RSS             {first:.0} MiB at 5 s, {last:.0} MiB at the end, peak {peak:.0} MiB"
     );
+    // The curve, a sample a minute (or every sample of a short run), to
+    // tell caches filling up from a leak.
+    let step = if seconds >= 120 { 12 } else { 1 };
+    let curve: Vec<String> = rss
+        .iter()
+        .step_by(step)
+        .map(|(at, mib)| format!("{at} s {mib:.0}"))
+        .collect();
+    println!("RSS curve (MiB)        {}", curve.join(", "));
     println!("entities at the end    {}", health["catalog"]["entities"]);
     for e in all.server_errors.iter().chain(&all.failures).take(10) {
         println!("  {e}");
