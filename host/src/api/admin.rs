@@ -100,19 +100,12 @@ async fn create_token(
     .map_err(ApiError::BadRequest)?;
     let secret = new_token_secret();
     let store = state.store.clone();
-    let stored = record.clone();
-    blocking(move || {
-        Ok(store
-            .token_create(&stored, &token_hash(&secret).clone())
-            .map(|()| secret)?)
-    })
-    .await
-    .map(|secret| {
-        (
-            StatusCode::CREATED,
-            Json(json!({"token": secret, "record": record})),
-        )
-    })
+    let (stored, hash) = (record.clone(), token_hash(&secret));
+    blocking(move || Ok(store.token_create(&stored, &hash)?)).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"token": secret, "record": record})),
+    ))
 }
 
 async fn list_tokens(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -374,20 +374,12 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
                     limits.count(a, "failed");
                 }
                 let response = e.into_response();
-                if !is_read(req.method()) {
-                    let action = format!("{} {}", req.method(), req.uri().path());
-                    let target = req.uri().path().to_string();
-                    let status = response.status().as_u16();
-                    append(
-                        &state,
-                        Principal::Anonymous.actor(),
-                        action,
-                        target,
-                        address,
-                        status,
-                    )
-                    .await;
-                }
+                // A failed sign-in is recorded whatever it asked for.
+                let action = format!("{} {}", req.method(), req.uri().path());
+                let target = req.uri().path().to_string();
+                let status = response.status().as_u16();
+                let actor = Principal::Anonymous.actor();
+                append(&state, actor, action, target, address, status).await;
                 return response;
             }
             Err(e) => return ApiError::from(e).into_response(),

@@ -54,6 +54,9 @@ pub enum ReadError {
     NotText,
     #[error("invalid target '{0}': {1}")]
     Invalid(String, String),
+    /// An answer that grew past the limit while it streamed.
+    #[error("is over the limit of {limit} bytes ({setting}); make it smaller or raise the limit")]
+    OverLimit { limit: u64, setting: &'static str },
     /// Outside what may be read: not an allowed origin, or out of the
     /// catalog file's folder.
     #[error("refused: {0}")]
@@ -361,7 +364,10 @@ impl Reader {
             .await
             .map_err(|e| match e {
                 net::Error::Timeout => ReadError::Timeout(timeout, self.settings.1),
-                net::Error::TooLarge { .. } => self.too_large(self.max_bytes + 1),
+                net::Error::TooLarge { limit } => ReadError::OverLimit {
+                    limit,
+                    setting: self.settings.0,
+                },
                 net::Error::NotAllowed(m) => ReadError::Outside(m),
                 other => ReadError::Http(other.to_string()),
             })?;
