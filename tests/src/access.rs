@@ -50,6 +50,14 @@ async fn send(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// Asserts an answer's status and that its error message says `says`.
+fn refused(answer: &(u16, Value), status: u16, says: &str) {
+    let (s, body) = answer;
+    assert_eq!(*s, status, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(says), "{says} in {body}");
+}
+
 /// A concrete path and a body for a route of `RULES`.
 fn example(path: &str) -> (String, Value) {
     let concrete = path
@@ -197,21 +205,17 @@ async fn people_are_trusted_from_the_proxy_only_and_resolved_to_the_catalog() {
     )
     .await;
     assert_eq!(status, 404, "{body}");
-    let (status, body) = send(
-        &proxied,
-        "POST",
-        "/api/actions/component/default/svc/github/rerun",
-        &as_email("dan@example.com"),
-        Some(&json!({"user": "jane", "confirmed": true})),
-    )
-    .await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("only for the demo"),
-        "{body}"
+    refused(
+        &send(
+            &proxied,
+            "POST",
+            "/api/actions/component/default/svc/github/rerun",
+            &as_email("dan@example.com"),
+            Some(&json!({"user": "jane", "confirmed": true})),
+        )
+        .await,
+        400,
+        "only for the demo",
     );
     // Jane is not in checkout, but administers.
     let (status, _) = send(
@@ -316,21 +320,17 @@ async fn tokens_are_records_that_expire_and_are_revoked_and_the_audit_trail_keep
     )
     .await;
     assert_eq!(status, 204);
-    let (status, body) = send(
-        &p,
-        "POST",
-        "/api/facts",
-        &[("Authorization", &bearer)],
-        Some(&facts),
-    )
-    .await;
-    assert_eq!(status, 401, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("was revoked"),
-        "{body}"
+    refused(
+        &send(
+            &p,
+            "POST",
+            "/api/facts",
+            &[("Authorization", &bearer)],
+            Some(&facts),
+        )
+        .await,
+        401,
+        "was revoked",
     );
     // Expired.
     let (_, short) = send(
@@ -343,21 +343,17 @@ async fn tokens_are_records_that_expire_and_are_revoked_and_the_audit_trail_keep
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let brief = format!("Bearer {}", short["token"].as_str().unwrap());
-    let (status, body) = send(
-        &p,
-        "POST",
-        "/api/facts",
-        &[("Authorization", &brief)],
-        Some(&facts),
-    )
-    .await;
-    assert_eq!(status, 401, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("expired"),
-        "{body}"
+    refused(
+        &send(
+            &p,
+            "POST",
+            "/api/facts",
+            &[("Authorization", &brief)],
+            Some(&facts),
+        )
+        .await,
+        401,
+        "expired",
     );
     // Bad requests for tokens.
     let (status, body) = send(
@@ -512,21 +508,17 @@ async fn guessing_tokens_is_slowed_to_a_halt() {
     let wait: u64 = retry_after.unwrap().parse().unwrap();
     assert!((1..=60).contains(&wait), "{wait}");
     // The administrator's own token from the same address waits too.
-    let (status, body) = send(
-        &p,
-        "POST",
-        "/api/facts",
-        &[("Authorization", &format!("Bearer {}", Portal::ADMIN))],
-        Some(&facts),
-    )
-    .await;
-    assert_eq!(status, 429, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("too many failed sign-ins"),
-        "{body}"
+    refused(
+        &send(
+            &p,
+            "POST",
+            "/api/facts",
+            &[("Authorization", &format!("Bearer {}", Portal::ADMIN))],
+            Some(&facts),
+        )
+        .await,
+        429,
+        "too many failed sign-ins",
     );
     // Nothing was stored; every attempt is in the trail.
     let store = p.state.store.clone();
@@ -565,21 +557,17 @@ async fn campaigns_are_changed_by_their_owners_and_administrators() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
-    let (status, body) = send(
-        &p,
-        "POST",
-        "/api/campaigns",
-        &stranger,
-        Some(&campaign("py3b", "group:default/checkout")),
-    )
-    .await;
-    assert_eq!(status, 403, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("only its owner group:default/checkout"),
-        "{body}"
+    refused(
+        &send(
+            &p,
+            "POST",
+            "/api/campaigns",
+            &stranger,
+            Some(&campaign("py3b", "group:default/checkout")),
+        )
+        .await,
+        403,
+        "only its owner group:default/checkout",
     );
     // Jane administers: a platform campaign, which Dan may not delete.
     let (status, _) = send(
