@@ -236,6 +236,16 @@ pub fn resolve_person(
     }))
 }
 
+/// Whether the request names anyone: a bearer token, or (behind the
+/// sign-in proxy) an identity header.
+fn carries_identity(state: &AppState, headers: &HeaderMap) -> bool {
+    let auth = &state.config.auth;
+    bearer(headers).is_some()
+        || (auth.mode == AuthMode::Proxy
+            && (header(headers, &auth.proxy.email_headers).is_some()
+                || header(headers, &auth.proxy.user_headers).is_some()))
+}
+
 fn principal_of(
     state: &AppState,
     headers: &HeaderMap,
@@ -362,6 +372,15 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
             limits.count(a, "tokens");
         }
     }
+    // Most requests carry no credential: they are nobody, without a trip
+    // to a blocking thread for a store lookup that has nothing to find.
+    if !carries_identity(&state, req.headers()) {
+        req.extensions_mut().insert(Caller {
+            principal: Principal::Anonymous,
+            address,
+        });
+        return next.run(req).await;
+    }
     let headers = req.headers().clone();
     let lookup = state.clone();
     let principal =
@@ -436,27 +455,29 @@ pub async fn authorize(State(state): State<AppState>, req: Request, next: Next) 
 /// Layer 3: the audit trail, for writes and for refused reads of admin
 /// routes, written before the answer leaves.
 pub async fn audit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let write = !is_read(req.method());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let admin_read = req.method() == Method::GET
+        && RULES.iter().any(|(m, p, rule)| {
+            *m == "GET" && matches!(rule, Rule::Admin(_)) && route.as_deref() == Some(*p)
+        });
+    if is_read(req.method()) && !admin_read {
+        return next.run(req).await;
+    }
     let caller = req.extensions().get::<Caller>().cloned();
-    let action = format!(
-        "{} {}",
-        req.method(),
-        req.extensions()
-            .get::<MatchedPath>()
-            .map_or_else(|| req.uri().path().to_string(), |m| m.as_str().to_string())
-    );
-    let target = req.uri().path().to_string();
+    let path = req.uri().path().to_string();
+    let action = format!("{} {}", req.method(), route.as_deref().unwrap_or(&path));
+    let write = !is_read(req.method());
     let response = next.run(req).await;
     let status = response.status().as_u16();
-    let admin_read = RULES
-        .iter()
-        .any(|(m, p, _)| *m == "GET" && action == format!("{m} {p}"));
-    if write || (admin_read && matches!(status, 401 | 403)) {
+    if write || matches!(status, 401 | 403) {
         let (principal, address) = match caller {
             Some(c) => (c.principal, c.address),
             None => (Principal::Anonymous, None),
         };
-        append(&state, principal.actor(), action, target, address, status).await;
+        append(&state, principal.actor(), action, path, address, status).await;
     }
     response
 }
