@@ -30,6 +30,16 @@ pub struct Person {
     pub groups: Vec<String>,
     /// Chosen in the demo's "who are you" picker, not signed in.
     pub demo: bool,
+    /// The sign-in session the request came with, if any.
+    pub session: Option<SessionRef>,
+}
+
+/// A session, as a request carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRef {
+    pub id: String,
+    /// The anti-forgery token writes must send back (`X-CSRF-Token`).
+    pub csrf: String,
 }
 
 /// A bearer token's holder.
@@ -37,6 +47,8 @@ pub struct Person {
 pub struct TokenHolder {
     pub name: String,
     pub scopes: Vec<String>,
+    /// A personal token acts for this person, never beyond their rights.
+    pub person: Option<Person>,
 }
 
 /// Who is asking.
@@ -111,13 +123,46 @@ impl Policy<'_> {
                 .filter_map(|a| crate::catalog::EntityRef::parse(a, None, "default").ok())
                 .map(|a| a.to_string())
                 .any(|a| p.user_ref.as_deref() == Some(a.as_str()) || p.groups.contains(&a)),
-            Principal::Token(t) => t.scopes.iter().any(|s| s == "admin"),
+            Principal::Token(t) => {
+                t.scopes.iter().any(|s| s == "admin") && self.person_allows(t, |p| self.is_admin(p))
+            }
             _ => false,
         }
     }
 
-    fn has_scope(principal: &Principal, scope: &str) -> bool {
-        matches!(principal, Principal::Token(t) if t.scopes.iter().any(|s| s == scope || s == "admin"))
+    /// A personal token may do only what its person may; other tokens are
+    /// not bound to anyone.
+    fn person_allows(&self, t: &TokenHolder, may: impl Fn(&Principal) -> bool) -> bool {
+        match &t.person {
+            Some(p) => may(&Principal::Person(p.clone())),
+            None => true,
+        }
+    }
+
+    fn has_scope(&self, principal: &Principal, scope: &str) -> bool {
+        match principal {
+            Principal::Token(t) => {
+                t.scopes.iter().any(|s| s == scope || s == "admin")
+                    && self.person_allows(t, |p| self.is_admin(p))
+            }
+            _ => false,
+        }
+    }
+
+    /// Scopes `principal` may put on a personal token of theirs: reading
+    /// and their own campaigns; administrators, everything.
+    pub fn grantable_scopes(&self, principal: &Principal) -> Vec<&'static str> {
+        if self.is_admin(principal) {
+            SCOPES.to_vec()
+        } else {
+            vec!["read", "campaigns:write"]
+        }
+    }
+
+    /// Whether `principal` administers (an admin person, or a token with
+    /// the admin scope whose person, if any, is one).
+    pub fn admin(&self, principal: &Principal) -> bool {
+        self.is_admin(principal)
     }
 
     /// Whether `principal` may do `permission`.
@@ -133,7 +178,26 @@ impl Policy<'_> {
         let sign_in = match self.config.mode {
             AuthMode::Guest => "with a token (`Authorization: Bearer …`)",
             AuthMode::Proxy => "through the sign-in proxy or with a token",
+            AuthMode::Oidc => "at /auth/sign-in or with a token",
         };
+        // A personal token with campaigns:write changes what its person
+        // may, and nothing else (an administrator's passes as an admin).
+        if let (Permission::Campaign { owner }, Some(p)) = (permission, personal(principal))
+            && !self.is_admin(principal)
+        {
+            let person = Principal::Person(p.clone());
+            if !matches!(principal, Principal::Token(t) if t.scopes.iter().any(|s| s == "campaigns:write"))
+            {
+                return refuse(format!("{who} lacks the scope campaigns:write"));
+            }
+            return self.decide(&person, permission).or_else(|_| {
+                refuse(format!(
+                    "{who} may not change this campaign: it acts for {}, who is not in its owner {}",
+                    person.actor(),
+                    owner.unwrap_or("(none)")
+                ))
+            });
+        }
         match permission {
             Permission::Read if anonymous && self.config.require_sign_in() => {
                 refuse(format!("sign in {sign_in} to read this portal"))
@@ -146,7 +210,7 @@ impl Policy<'_> {
             Permission::Admin(what) => refuse(format!(
                 "{what} needs an administrator, and {who} is not one: administrators are listed in auth.admins in greenroom.toml (or hold a token with the admin scope)"
             )),
-            Permission::Scope(scope) if Self::has_scope(principal, scope) => Ok(()),
+            Permission::Scope(scope) if self.has_scope(principal, scope) => Ok(()),
             Permission::Scope(scope) if anonymous => refuse(format!(
                 "this route needs `Authorization: Bearer <token>` with the scope {scope}"
             )),
@@ -182,7 +246,9 @@ impl Policy<'_> {
                 ),
             },
             Permission::Campaign { .. }
-                if self.is_admin(principal) || Self::has_scope(principal, "campaigns:write") =>
+                if self.is_admin(principal)
+                    || matches!(principal, Principal::Token(t) if t.person.is_none())
+                        && self.has_scope(principal, "campaigns:write") =>
             {
                 Ok(())
             }
@@ -204,6 +270,14 @@ impl Policy<'_> {
                 )),
             },
         }
+    }
+}
+
+/// The person a personal token acts for.
+fn personal(principal: &Principal) -> Option<&Person> {
+    match principal {
+        Principal::Token(t) => t.person.as_ref(),
+        _ => None,
     }
 }
 
@@ -248,16 +322,24 @@ pub fn token_record(
         created_ms: now,
         expires_ms,
         revoked_ms: None,
+        person: None,
     })
 }
 
 /// A new token's secret: 32 random bytes, as `grt_` and hex, shown once.
 pub fn new_token_secret() -> String {
+    random_secret("grt_")
+}
+
+/// `prefix` and 32 bytes from the system's random source, in hex (two v4
+/// UUIDs: 244 random bits).
+pub fn random_secret(prefix: &str) -> String {
     let bytes: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
         .iter()
         .flat_map(|u| *u.as_bytes())
         .collect();
-    let mut out = String::from("grt_");
+    let mut out = String::with_capacity(prefix.len() + 64);
+    out.push_str(prefix);
     for b in bytes {
         out.push_str(&format!("{b:02x}"));
     }
@@ -291,6 +373,7 @@ mod tests {
                 .map(|g| format!("group:default/{g}"))
                 .collect(),
             demo: false,
+            session: None,
         })
     }
 
@@ -298,6 +381,7 @@ mod tests {
         Principal::Token(TokenHolder {
             name: "ci".into(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            person: None,
         })
     }
 
@@ -387,6 +471,66 @@ mod tests {
             }
         });
         assert!(p.decide(&demo, admin_op).is_err());
+    }
+
+    #[test]
+    fn a_personal_token_never_exceeds_its_person() {
+        let c = config(AuthMode::Oidc);
+        let p = Policy { config: &c };
+        let personal = |user: &str, groups: &[&str], scopes: &[&str]| {
+            let Principal::Person(person) = person(user, groups) else {
+                unreachable!()
+            };
+            Principal::Token(TokenHolder {
+                name: "laptop".into(),
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                person: Some(person),
+            })
+        };
+        let checkout = Some("group:default/checkout");
+        let dan = personal("dan", &["checkout"], &["read", "campaigns:write"]);
+        assert!(p.decide(&dan, Permission::Read).is_ok());
+        assert!(
+            p.decide(&dan, Permission::Campaign { owner: checkout })
+                .is_ok()
+        );
+        let e = p
+            .decide(
+                &dan,
+                Permission::Campaign {
+                    owner: Some("group:default/payments"),
+                },
+            )
+            .unwrap_err();
+        assert!(e.message.contains("acts for user:default/dan"), "{e}");
+        // Without the scope, not even his own campaigns.
+        let reader = personal("dan", &["checkout"], &["read"]);
+        assert!(
+            p.decide(&reader, Permission::Campaign { owner: checkout })
+                .is_err()
+        );
+        // An admin scope on a token of someone who is no administrator
+        // (any more) grants nothing; on an administrator's, everything
+        // but actions.
+        let demoted = personal("dan", &["checkout"], &["admin"]);
+        assert!(p.decide(&demoted, Permission::Admin("x")).is_err());
+        assert!(
+            p.decide(&demoted, Permission::Scope("facts:write"))
+                .is_err()
+        );
+        let ops = personal("ops", &["platform"], &["admin"]);
+        assert!(p.decide(&ops, Permission::Admin("x")).is_ok());
+        assert!(p.decide(&ops, Permission::Scope("facts:write")).is_ok());
+        assert!(
+            p.decide(&ops, Permission::RunAction { owner: checkout })
+                .is_err()
+        );
+        // What each may put on a token.
+        assert_eq!(
+            p.grantable_scopes(&person("dan", &["checkout"])),
+            vec!["read", "campaigns:write"]
+        );
+        assert_eq!(p.grantable_scopes(&person("ops", &["platform"])), SCOPES);
     }
 
     #[test]

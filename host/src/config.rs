@@ -84,7 +84,15 @@ pub struct TokenConfig {
 
 /// Scopes a token may carry.
 /// Scopes a token may carry; `admin` is every administration right.
-pub const SCOPES: &[&str] = &["facts:write", "events:write", "campaigns:write", "admin"];
+/// `read` grants nothing beyond reading, which every token may (for
+/// scripts, when reading needs a sign-in).
+pub const SCOPES: &[&str] = &[
+    "read",
+    "facts:write",
+    "events:write",
+    "campaigns:write",
+    "admin",
+];
 
 fn default_admin_token_env() -> String {
     "GREENROOM_ADMIN_TOKEN".into()
@@ -188,7 +196,7 @@ fn default_max_file_bytes() -> u64 {
 }
 
 /// How people sign in, and who administers (`[auth]`).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// `guest` (the default: everyone reads, only tokens write) or `proxy`
@@ -215,6 +223,72 @@ pub struct AuthConfig {
     pub allow_unknown_people: bool,
     #[serde(default)]
     pub proxy: ProxyConfig,
+    /// `auth.mode = "oidc"`: the OpenID Connect provider.
+    #[serde(default)]
+    pub oidc: Option<OidcConfig>,
+    /// A session ends after this long without a request (`8h`).
+    #[serde(default = "default_session_idle", with = "humantime_serde_compat")]
+    pub session_idle: Duration,
+    /// ...and this long after sign-in, whatever happens (`7d`).
+    #[serde(default = "default_session_max", with = "humantime_serde_compat")]
+    pub session_max: Duration,
+}
+
+impl Default for AuthConfig {
+    /// What an absent `[auth]` means.
+    fn default() -> Self {
+        AuthConfig {
+            mode: AuthMode::Guest,
+            admins: Vec::new(),
+            require_sign_in: None,
+            demo_people: false,
+            resolve: Resolve::Email,
+            allow_unknown_people: true,
+            proxy: ProxyConfig::default(),
+            oidc: None,
+            session_idle: default_session_idle(),
+            session_max: default_session_max(),
+        }
+    }
+}
+
+fn default_session_idle() -> Duration {
+    Duration::from_secs(8 * 3600)
+}
+
+fn default_session_max() -> Duration {
+    Duration::from_secs(7 * 86_400)
+}
+
+/// An OpenID Connect provider (Okta, Entra ID, Google, Keycloak, Dex,
+/// GitLab): the authorization code flow with PKCE.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The issuer, e.g. "https://accounts.google.com"; its discovery
+    /// document is read from `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// The environment variable holding the client secret (never this file).
+    #[serde(default = "default_client_secret_env")]
+    pub client_secret_env: String,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// What the sign-in button says ("Sign in with Okta").
+    #[serde(default = "default_provider_name")]
+    pub name: String,
+}
+
+fn default_client_secret_env() -> String {
+    "GREENROOM_OIDC_CLIENT_SECRET".into()
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into(), "email".into(), "profile".into()]
+}
+
+fn default_provider_name() -> String {
+    "your company account".into()
 }
 
 impl AuthConfig {
@@ -230,6 +304,7 @@ pub enum AuthMode {
     #[default]
     Guest,
     Proxy,
+    Oidc,
 }
 
 /// Like Backstage's sign-in resolvers.
@@ -687,6 +762,51 @@ impl Config {
         for (i, c) in auth.proxy.trusted.iter().enumerate() {
             Cidr::parse(c)
                 .map_err(|e| anyhow::anyhow!("{}: auth.proxy.trusted[{i}]: {e}", path.display()))?;
+        }
+        match (&auth.oidc, auth.mode) {
+            (None, AuthMode::Oidc) => bail!(
+                "{}: auth.mode = \"oidc\" needs [auth.oidc] with issuer and client_id",
+                path.display()
+            ),
+            (Some(_), m) if m != AuthMode::Oidc => bail!(
+                "{}: [auth.oidc] is set but auth.mode is not \"oidc\"; one sign-in mode at a time",
+                path.display()
+            ),
+            (Some(oidc), _) => {
+                crate::net::Origin::of(&reqwest::Url::parse(&oidc.issuer).map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: auth.oidc.issuer '{}': {e}",
+                        path.display(),
+                        oidc.issuer
+                    )
+                })?)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{}: auth.oidc.issuer '{}' must be an http(s) URL",
+                        path.display(),
+                        oidc.issuer
+                    )
+                })?;
+                if !oidc.scopes.iter().any(|s| s == "openid") {
+                    bail!(
+                        "{}: auth.oidc.scopes must include \"openid\"",
+                        path.display()
+                    );
+                }
+                if config.server.public_url.is_none() {
+                    bail!(
+                        "{}: auth.mode = \"oidc\" needs server.public_url (the provider sends people back to <public_url>/auth/callback; register that address with it)",
+                        path.display()
+                    );
+                }
+            }
+            (None, _) => {}
+        }
+        if auth.session_idle.is_zero() || auth.session_max < auth.session_idle {
+            bail!(
+                "{}: auth.session_idle must be above zero and at most auth.session_max",
+                path.display()
+            );
         }
         if auth.mode == AuthMode::Proxy && auth.proxy.trusted.is_empty() {
             bail!(

@@ -14,6 +14,7 @@ pub mod docs;
 pub mod ingest;
 pub mod metrics;
 pub mod net;
+pub mod oidc;
 pub mod plugins;
 pub mod scheduler;
 pub mod search;
@@ -78,6 +79,7 @@ impl Portal {
         let (index, fresh) = search::SearchIndex::open(&search_dir)
             .with_context(|| format!("cannot open the search index in {}", search_dir.display()))?;
         let search = search::indexer::Indexer::new(index, store.clone(), plugins.clone());
+        let oidc = oidc::Oidc::new(&config)?.map(Arc::new);
         Ok(Portal {
             fresh_index: fresh,
             state: api::AppState {
@@ -88,6 +90,7 @@ impl Portal {
                 search,
                 config: Arc::new(config),
                 limits: Default::default(),
+                oidc,
             },
         })
     }

@@ -77,7 +77,8 @@ pub fn refresh(seconds: f64, failed: bool) {
 }
 
 /// Values read when scraped.
-pub fn gauges(entities: i64, documents: u64, search_lag: i64, plugins: usize) {
+pub fn gauges(entities: i64, documents: u64, search_lag: i64, plugins: usize, sessions: i64) {
+    metrics::gauge!("greenroom_sessions_live").set(sessions as f64);
     metrics::gauge!("greenroom_catalog_entities").set(entities as f64);
     metrics::gauge!("greenroom_search_documents").set(documents as f64);
     metrics::gauge!("greenroom_search_lag_changes").set(search_lag as f64);

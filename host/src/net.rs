@@ -359,7 +359,7 @@ fn transport(origin: &Origin, e: &reqwest::Error) -> Error {
     if e.is_timeout() {
         return Error::Timeout;
     }
-    tracing::debug!(%origin, error = %e, "outbound request failed");
+    tracing::debug!(%origin, error = ?e, "outbound request failed");
     Error::Transport(format!("cannot get an answer from {origin}"))
 }
 

@@ -774,3 +774,165 @@ async fn apis_dependencies_actions_campaigns_and_facts() {
     );
     screenshot(&b, "facts").await;
 }
+
+/// Signs in through the provider's own login form as `login`.
+async fn provider_login(b: &Browser, login: &str) {
+    let field = b.find("input[name=login]").await;
+    field.send_keys(login).await.unwrap();
+    b.find("input[name=password]")
+        .await
+        .send_keys("any password")
+        .await
+        .unwrap();
+    b.find("button[type=submit]").await.click().await.unwrap();
+}
+
+/// Signing in with the company's identity provider (a real one:
+/// oidc-provider, through its login form): the sign-in page first, back
+/// where one was going, one's name in the top bar, an action on a service
+/// one's team owns runs as oneself; signed out and in as someone of
+/// another team, the same action is refused with why.
+#[tokio::test]
+async fn people_sign_in_with_their_provider_and_act_only_on_what_they_own() {
+    use crate::signin::RealProvider;
+    let upstream = upstream().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let provider = RealProvider::start(
+        &format!("{base}/auth/callback"),
+        "browser-oidc-secret",
+        &json!({
+            "daniel.kim": "daniel.kim@northwind.example",
+            "amara.okafor": "amara.okafor@northwind.example",
+        }),
+    )
+    .await;
+    // SAFETY: only this test reads the variable.
+    unsafe { std::env::set_var("GREENROOM_BROWSER_OIDC_SECRET", "browser-oidc-secret") };
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = live_demo_config(
+        dir.path(),
+        &["hello", "github", "sentry", "coverage", "techdocs"],
+        &upstream,
+    );
+    config.web.dir = Some(PathBuf::from(env!("GREENROOM_TEST_WEB")));
+    config.server.public_url = Some(base.clone());
+    config.auth = greenroom::config::AuthConfig {
+        mode: greenroom::config::AuthMode::Oidc,
+        oidc: Some(greenroom::config::OidcConfig {
+            issuer: provider.issuer.clone(),
+            client_id: "greenroom".into(),
+            client_secret_env: "GREENROOM_BROWSER_OIDC_SECRET".into(),
+            scopes: vec!["openid".into(), "email".into(), "profile".into()],
+            name: "Northwind SSO".into(),
+        }),
+        ..greenroom::config::AuthConfig::default()
+    };
+    let p = Portal::start_on(dir, listener, config).await;
+    let runs = || async {
+        p.http
+            .get(format!("{}/api/actions/runs", p.base))
+            .bearer_auth(Portal::ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let actions = format!("{base}/catalog/default/component/order-service/actions");
+
+    let b = browser(1280, 900).await;
+    b.client.goto(&actions).await.unwrap();
+    b.until("document.querySelector('#sign-in')").await;
+    let button = b.find("#sign-in").await;
+    assert_eq!(button.text().await.unwrap(), "Sign in with Northwind SSO");
+    screenshot(&b, "sign-in").await;
+    button.click().await.unwrap();
+    provider_login(&b, "daniel.kim").await;
+    b.until(&format!(
+        "location.href === {:?} && document.querySelector('.whoami a')?.innerText === 'daniel.kim'",
+        actions
+    ))
+    .await;
+    screenshot(&b, "signed-in").await;
+
+    // Daniel's team owns order-service: his action runs, as him.
+    let before = runs().await.len();
+    b.until("document.querySelector('.actions button:not([disabled])')")
+        .await;
+    b.client
+        .execute(
+            "document.querySelector('.actions button:not([disabled])').click()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.find("[role='alertdialog']").await;
+    b.client
+        .execute(
+            "[...document.querySelectorAll('[role=alertdialog] button')].find(x => x.innerText === 'Confirm').click()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.until("document.querySelector('.notice')").await;
+    let after = runs().await;
+    assert_eq!(after.len(), before + 1);
+    assert_eq!(after[0]["user"], "user:default/daniel.kim", "{after:?}");
+
+    // Signing out ends the session; the provider's own session is its
+    // business, so the test forgets it to sign in as someone else.
+    b.find("#sign-out").await.click().await.unwrap();
+    b.find("#sign-in").await;
+    assert_eq!(
+        p.http
+            .get(format!("{}/api/sessions", p.base))
+            .bearer_auth(Portal::ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["items"],
+        json!([]),
+        "no live session after signing out"
+    );
+    b.client.delete_all_cookies().await.unwrap();
+    b.client.goto(&actions).await.unwrap();
+    b.find("#sign-in").await.click().await.unwrap();
+    provider_login(&b, "amara.okafor").await;
+    b.until("document.querySelector('.whoami a')?.innerText === 'amara.okafor'")
+        .await;
+    b.until("document.querySelector('.actions button:not([disabled])')")
+        .await;
+    b.client
+        .execute(
+            "document.querySelector('.actions button:not([disabled])').click()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.client
+        .execute(
+            "[...document.querySelectorAll('[role=alertdialog] button')].find(x => x.innerText === 'Confirm').click()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let refused = b
+        .until("document.querySelector('.actions-tab .error-box')?.innerText")
+        .await;
+    assert!(
+        refused
+            .as_str()
+            .unwrap()
+            .contains("user:default/amara.okafor may not run actions on this entity"),
+        "{refused}"
+    );
+    screenshot(&b, "action-refused").await;
+    assert_eq!(runs().await.len(), before + 1, "nothing ran for Amara");
+}

@@ -17,6 +17,7 @@ mod insights;
 mod plugins;
 mod search;
 mod sentry;
+mod signin;
 mod support;
 mod techdocs;
 mod web;

@@ -60,6 +60,17 @@ impl Portal {
     }
 
     pub async fn start_with(dir: tempfile::TempDir, config: Config) -> Portal {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(dir, listener, config).await
+    }
+
+    /// Starts a portal on a listener bound beforehand (a config that names
+    /// its own address, like `server.public_url`, needs the port first).
+    pub async fn start_on(
+        dir: tempfile::TempDir,
+        listener: tokio::net::TcpListener,
+        config: Config,
+    ) -> Portal {
         let portal = greenroom::Portal::open(config).unwrap();
         let state = portal.state.clone();
         // An administrator's token, as `greenroom token create --scope
@@ -76,7 +87,6 @@ impl Portal {
         if state.store.token_by_hash(&hash).unwrap().is_none() {
             state.store.token_create(&record, &hash).unwrap();
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(portal.serve(listener, async {

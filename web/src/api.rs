@@ -1,6 +1,7 @@
 //! The host's JSON API, and hooks that load from it. The app talks to
 //! nothing else: every URL here is same-origin.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use gloo_net::http::{Request, Response};
@@ -49,11 +50,24 @@ pub async fn get_with_token(url: &str, token: &str) -> Result<Value, String> {
     send(request.build().map_err(|e| e.to_string())?).await
 }
 
+thread_local! {
+    /// The session's anti-forgery token (from `/api/whoami`), sent back on
+    /// every write so the portal knows the write comes from its own page.
+    static CSRF: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+pub fn set_csrf(token: Option<&str>) {
+    CSRF.with(|c| *c.borrow_mut() = token.map(str::to_string));
+}
+
 /// A POST with a JSON body, and the admin token when one is given.
 pub async fn post(url: &str, body: &Value, token: Option<&str>) -> Result<Value, String> {
     let mut request = Request::post(url).header("Accept", "application/json");
     if let Some(t) = token.filter(|t| !t.is_empty()) {
         request = request.header("Authorization", &format!("Bearer {t}"));
+    }
+    if let Some(csrf) = CSRF.with(|c| c.borrow().clone()) {
+        request = request.header("X-CSRF-Token", &csrf);
     }
     send(request.json(body).map_err(|e| e.to_string())?).await
 }
@@ -66,6 +80,9 @@ async fn send(request: gloo_net::http::Request) -> Result<Value, String> {
         .map_err(|e| format!("cannot reach the portal: {e}"))?;
     if !response.ok() {
         return Err(failure(response).await);
+    }
+    if response.status() == 204 {
+        return Ok(Value::Null);
     }
     response
         .json::<Value>()

@@ -57,6 +57,8 @@ pub enum Route {
     Plugins,
     #[at("/audit")]
     Audit,
+    #[at("/sign-in")]
+    SignIn,
     #[not_found]
     #[at("/404")]
     NotFound,
@@ -76,6 +78,16 @@ pub struct Session {
     pub signed_in: Option<String>,
     /// Known yet: nothing is decided from a session still loading.
     pub known: bool,
+    /// Reading needs a sign-in here.
+    pub require_sign_in: bool,
+    /// Where to sign in and with what (`auth.mode = "oidc"`).
+    pub sign_in: Option<SignInWith>,
+}
+
+#[derive(Clone, PartialEq)]
+pub struct SignInWith {
+    pub url: String,
+    pub provider: String,
 }
 
 const ME_KEY: &str = "greenroom.user";
@@ -115,6 +127,7 @@ fn switch(route: Route) -> Html {
         Route::Facts => html! { <campaigns::FactsPage /> },
         Route::Plugins => html! { <plugins::PluginsAdmin /> },
         Route::Audit => html! { <audit::AuditPage /> },
+        Route::SignIn => html! { <home::SignIn /> },
         Route::NotFound => html! {
             <main id="main" class="page">
                 <h1>{ "Page not found" }</h1>
@@ -228,20 +241,36 @@ fn App() -> Html {
     let me: Me = use_state(|| ui::stored(ME_KEY));
     let whoami = api::use_json(Some("/api/whoami".to_string()));
     let session = match &whoami {
-        api::Load::Ready(w) => Session {
-            demo_people: w["demoPeople"] == true,
-            signed_in: w["caller"]["userRef"]
-                .as_str()
-                .or_else(|| w["caller"]["login"].as_str())
-                .map(str::to_string),
-            known: true,
-        },
+        api::Load::Ready(w) => {
+            api::set_csrf(w["csrf"].as_str());
+            Session {
+                demo_people: w["demoPeople"] == true,
+                signed_in: w["caller"]["userRef"]
+                    .as_str()
+                    .or_else(|| w["caller"]["login"].as_str())
+                    .map(str::to_string),
+                known: true,
+                require_sign_in: w["requireSignIn"] == true,
+                sign_in: w["signIn"]["url"].as_str().map(|url| SignInWith {
+                    url: url.to_string(),
+                    provider: w["signIn"]["provider"].as_str().unwrap_or("").to_string(),
+                }),
+            }
+        }
         _ => Session {
             demo_people: false,
             signed_in: None,
             known: false,
+            require_sign_in: false,
+            sign_in: None,
         },
     };
+    // Nothing to read before signing in: the sign-in page, wherever one
+    // was going (and back there after).
+    let must_sign_in = session.known
+        && session.require_sign_in
+        && session.signed_in.is_none()
+        && session.sign_in.is_some();
     {
         // Outside the demo, who I am is the sign-in's, never a choice.
         let me = me.clone();
@@ -259,7 +288,11 @@ fn App() -> Html {
             <ContextProvider<Session> context={session}>
                 <ContextProvider<Me> context={me}>
                     <Header />
-                    <Switch<Route> render={switch} />
+                    if must_sign_in {
+                        <pages::home::SignIn />
+                    } else {
+                        <Switch<Route> render={switch} />
+                    }
                 </ContextProvider<Me>>
             </ContextProvider<Session>>
         </BrowserRouter>

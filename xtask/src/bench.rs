@@ -265,13 +265,18 @@ impl Drop for Server {
 }
 
 pub(crate) fn start(bin: &Path, config: &Path) -> anyhow::Result<Server> {
+    start_at(bin, config, "127.0.0.1:0")
+}
+
+/// The same on a given address (a config that names its own URL).
+pub(crate) fn start_at(bin: &Path, config: &Path, addr: &str) -> anyhow::Result<Server> {
     let mut child = Command::new(bin)
         .args([
             "--config",
             &config.to_string_lossy(),
             "serve",
             "--addr",
-            "127.0.0.1:0",
+            addr,
         ])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -469,6 +474,16 @@ fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
     let scrape = measure(&mut conn, requests / 10, |_| "/metrics".to_string())?;
     let rss = peak_rss_mib(server.child.id())?;
     drop(server);
+    // The same read with a browser's session cookie, on the same store
+    // served in OpenID Connect mode, after a sign-in through the test
+    // provider (oidc-provider) and its login form.
+    let (session_anonymous, session) =
+        crate::session_bench::session_cost(&bin, &dir, requests, |rng: &mut Rng| {
+            format!(
+                "/api/catalog/entities/by-name/component/default/svc-{}",
+                rng.below(shape.components)
+            )
+        })?;
 
     let fmt = |(p50, p99): (f64, f64)| format!("{p50:.2} / {p99:.2}");
     println!(
@@ -477,16 +492,24 @@ fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
         fmt(authenticated),
         (authenticated.0 - anonymous.0) * 1000.0
     );
+    println!(
+        "by-name anonymous      {} ms; with a session {} ms (+{:.0} µs at p50)",
+        fmt(session_anonymous),
+        fmt(session),
+        (session.0 - session_anonymous.0) * 1000.0
+    );
     println!("/metrics scrape        {} ms", fmt(scrape));
     append_row(
         &tools::workspace_root()?.join("BENCHMARKS.md"),
         "## Sign-in and metrics",
         &format!(
-            "| {} | {n} | {} | {} | {:+.0} | {} |\n",
+            "| {} | {n} | {} | {} | {:+.0} | {} | {:+.0} | {} |\n",
             humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
             fmt(anonymous),
             fmt(authenticated),
             (authenticated.0 - anonymous.0) * 1000.0,
+            fmt(session),
+            (session.0 - session_anonymous.0) * 1000.0,
             fmt(scrape),
         ),
     )?;

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+/// A response: status, headers (names in lower case), body.
+pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
 pub struct Conn {
     addr: SocketAddr,
     reader: BufReader<TcpStream>,
@@ -56,7 +59,32 @@ impl Conn {
         self.response()
     }
 
+    /// Sends any request; returns the status, the headers (names in
+    /// lower case) and the body.
+    pub fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &str,
+        body: &[u8],
+    ) -> anyhow::Result<Answer> {
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n{headers}\r\n",
+            self.addr,
+            body.len()
+        );
+        let stream = self.reader.get_mut();
+        stream.write_all(request.as_bytes())?;
+        stream.write_all(body)?;
+        self.response_with_headers()
+    }
+
     fn response(&mut self) -> anyhow::Result<(u16, Vec<u8>)> {
+        let (status, _, body) = self.response_with_headers()?;
+        Ok((status, body))
+    }
+
+    fn response_with_headers(&mut self) -> anyhow::Result<Answer> {
         let mut line = String::new();
         self.reader.read_line(&mut line)?;
         let status: u16 = line
@@ -66,6 +94,7 @@ impl Conn {
             .with_context(|| format!("bad status line {line:?}"))?;
         let mut length = None;
         let mut chunked = false;
+        let mut headers = Vec::new();
         loop {
             line.clear();
             self.reader.read_line(&mut line)?;
@@ -80,6 +109,7 @@ impl Conn {
                 } else if k == "transfer-encoding" && v.trim().eq_ignore_ascii_case("chunked") {
                     chunked = true;
                 }
+                headers.push((k, v.trim().to_string()));
             }
         }
         let mut body = Vec::new();
@@ -102,9 +132,11 @@ impl Conn {
         } else if let Some(n) = length {
             body.resize(n, 0);
             self.reader.read_exact(&mut body)?;
+        } else if (300..400).contains(&status) || status == 204 {
+            // A redirect or no content without a length has no body.
         } else {
             bail!("response without length");
         }
-        Ok((status, body))
+        Ok((status, headers, body))
     }
 }

@@ -8,6 +8,7 @@ mod http;
 mod insights_bench;
 mod load_bench;
 mod search_bench;
+mod session_bench;
 mod tools;
 mod web_bench;
 
@@ -340,6 +341,8 @@ fn test() -> anyhow::Result<()> {
     tools::ensure_targets(&[greenroom_web_build::WEB_TARGET])?;
     tools::ensure_wasm_bindgen()?;
     tools::ensure_debian(BROWSER_PACKAGES)?;
+    // The sign-in tests run a real OpenID provider (oidc-provider on Node).
+    tools::ensure_npm_packages(&tools::workspace_root()?.join("tests/oidc"))?;
     tools::cargo(&["fmt", "--all", "--check"])?;
     tools::cargo(&[
         "fmt",

@@ -1,7 +1,7 @@
 //! Finding and installing what the build needs, with precise errors where
 //! that is impossible.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
@@ -159,6 +159,49 @@ pub fn ensure_pip_tool(command: &str, requirement: &str) -> anyhow::Result<()> {
     {
         bail!(
             "{command} is missing and could not be installed; run `python3 -m pip install {requirement}` and make sure {command} is on PATH"
+        );
+    }
+    Ok(())
+}
+
+/// Installs the npm packages of `dir` (its package-lock.json, exactly)
+/// unless they are there already; Node.js 20 or later must be on PATH.
+pub fn ensure_npm_packages(dir: &Path) -> anyhow::Result<()> {
+    let version = Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let major = version.as_deref().and_then(|v| {
+        v.trim_start_matches('v')
+            .split('.')
+            .next()?
+            .parse::<u32>()
+            .ok()
+    });
+    if major.is_none_or(|m| m < 20) {
+        bail!(
+            "Node.js 20 or later is needed for the test identity provider in {} (found: {}); install it (https://nodejs.org or your distribution) and run again",
+            dir.display(),
+            version.as_deref().unwrap_or("none")
+        );
+    }
+    let lock = dir.join("package-lock.json");
+    let installed = dir.join("node_modules/.package-lock.json");
+    let current = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if current(&installed).is_some() && current(&installed) >= current(&lock) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing the npm packages of {}", dir.display());
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(dir)
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        bail!(
+            "`npm ci` failed in {}; run it there by hand to see why (the npm registry must be reachable)",
+            dir.display()
         );
     }
     Ok(())

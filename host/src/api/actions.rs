@@ -279,6 +279,7 @@ async fn acting_person(
             login: user_ref.name.clone(),
             groups,
             demo: true,
+            session: None,
         }),
         address: caller.address,
     })

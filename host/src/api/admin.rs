@@ -11,15 +11,17 @@ use serde_json::{Value, json};
 
 use super::identity::Caller;
 use super::{ApiError, ApiJson, AppState, blocking};
-use crate::auth::{Principal, new_token_secret, token_hash};
+use crate::auth::{Policy, Principal, new_token_secret, token_hash};
 use crate::config::AuthMode;
-use crate::store::AuditQuery;
+use crate::store::{AuditQuery, now_ms};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/whoami", get(whoami))
         .route("/api/tokens", get(list_tokens).post(create_token))
         .route("/api/tokens/{id}", delete(revoke_token))
+        .route("/api/sessions", get(list_sessions))
+        .route("/api/sessions/{id}", delete(end_session))
         .route("/api/audit", get(audit))
         .route("/metrics", get(metrics))
 }
@@ -28,12 +30,13 @@ pub fn router() -> Router<AppState> {
 async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let (store, search) = (state.store.clone(), state.search.clone());
     let plugins = state.plugins.enabled().len();
-    let (entities, documents, lag) = blocking(move || {
+    let (entities, documents, lag, sessions) = blocking(move || {
         let entities = store.entity_count()?;
-        Ok((entities, search.index.documents(), search.lag()?))
+        let sessions = store.session_count(now_ms())?;
+        Ok((entities, search.index.documents(), search.lag()?, sessions))
     })
     .await?;
-    crate::metrics::gauges(entities, documents, lag, plugins);
+    crate::metrics::gauges(entities, documents, lag, plugins, sessions);
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::metrics::handle().render(),
@@ -51,6 +54,7 @@ async fn whoami(
     let mode = match auth.mode {
         AuthMode::Guest => "guest",
         AuthMode::Proxy => "proxy",
+        AuthMode::Oidc => "oidc",
     };
     let admin = caller
         .require(&state, crate::auth::Permission::Admin("-"))
@@ -62,14 +66,23 @@ async fn whoami(
             "userRef": p.user_ref,
             "login": p.login,
             "groups": p.groups,
+            "session": p.session.as_ref().map(|s| &s.id),
         }),
         Principal::Token(t) => json!({"type": "token", "name": t.name, "scopes": t.scopes}),
+    };
+    // The session's anti-forgery token: the app sends it back on writes.
+    let csrf = match &caller.principal {
+        Principal::Person(p) => p.session.as_ref().map(|s| s.csrf.clone()),
+        _ => None,
     };
     Json(json!({
         "mode": mode,
         "demoPeople": auth.mode == AuthMode::Guest && auth.demo_people,
+        "requireSignIn": auth.require_sign_in(),
+        "signIn": state.oidc.as_ref().map(|o| json!({"url": "/auth/sign-in", "provider": o.name()})),
         "caller": who,
         "admin": admin,
+        "csrf": csrf,
     }))
 }
 
@@ -82,15 +95,23 @@ struct NewToken {
     expires: Option<String>,
     /// Whose token it is (`group:default/platform`), for the record.
     owner: Option<String>,
+    /// A personal token, acting for its maker (the default for anyone but
+    /// administrators, who may make one too).
+    personal: Option<bool>,
 }
 
-/// Makes a token; its secret is in this answer and nowhere else.
+/// Makes a token; its secret is in this answer and nowhere else. An
+/// administrator makes any token; anyone else signed in makes a personal
+/// one, which acts for them and holds only scopes they may grant.
 async fn create_token(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<NewToken>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let record = crate::auth::token_record(
+    let policy = Policy {
+        config: &state.config.auth,
+    };
+    let mut record = crate::auth::token_record(
         &body.name,
         &body.scopes,
         body.expires.as_deref(),
@@ -98,6 +119,39 @@ async fn create_token(
         &caller.actor(),
     )
     .map_err(ApiError::BadRequest)?;
+    let admin = policy.admin(&caller.principal);
+    let wants_personal = body.personal.unwrap_or(!admin);
+    if wants_personal || !admin {
+        let person = match &caller.principal {
+            Principal::Person(p) if !p.demo => p,
+            _ => {
+                return Err(ApiError::Forbidden(format!(
+                    "{} may not make tokens: personal tokens are made by people signed in, and other tokens by administrators",
+                    caller.actor()
+                )));
+            }
+        };
+        let Some(user_ref) = person.user_ref.clone() else {
+            return Err(ApiError::Forbidden(format!(
+                "{} has no User in the catalog, so a personal token would act for nobody; an administrator adds a User first",
+                person.login
+            )));
+        };
+        let grantable = policy.grantable_scopes(&caller.principal);
+        if let Some(bad) = record
+            .scopes
+            .iter()
+            .find(|s| !grantable.contains(&s.as_str()))
+        {
+            return Err(ApiError::Forbidden(format!(
+                "a personal token holds only what its person may do; {} may grant {}, not {bad}",
+                caller.actor(),
+                grantable.join(", ")
+            )));
+        }
+        record.owner = Some(user_ref.clone());
+        record.person = Some(user_ref);
+    }
     let secret = new_token_secret();
     let store = state.store.clone();
     let (stored, hash) = (record.clone(), token_hash(&secret));
@@ -108,22 +162,91 @@ async fn create_token(
     ))
 }
 
-async fn list_tokens(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// The person whose own tokens and sessions the caller may see: `None`
+/// for administrators (everyone's).
+fn own_scope(state: &AppState, caller: &Caller) -> Result<Option<String>, ApiError> {
+    let policy = Policy {
+        config: &state.config.auth,
+    };
+    if policy.admin(&caller.principal) {
+        return Ok(None);
+    }
+    match &caller.principal {
+        Principal::Person(p) if !p.demo => {
+            p.user_ref.clone().map(Some).ok_or_else(|| {
+                ApiError::Forbidden(format!("{} has no User in the catalog", p.login))
+            })
+        }
+        _ => Err(ApiError::Forbidden(format!(
+            "{} may see only its own records; sign in as a person or use an administrator's token",
+            caller.actor()
+        ))),
+    }
+}
+
+async fn list_tokens(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    let person = own_scope(&state, &caller)?;
     let store = state.store.clone();
-    let items = blocking(move || Ok(store.tokens(None)?)).await?;
+    let items = blocking(move || Ok(store.tokens(person.as_deref())?)).await?;
     Ok(Json(json!({ "items": items })))
 }
 
 async fn revoke_token(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let person = own_scope(&state, &caller)?;
     let store = state.store.clone();
     let key = id.clone();
-    if blocking(move || Ok(store.token_revoke(&key)?)).await? {
+    let revoked = blocking(move || match store.token(&key)? {
+        Some(t) if person.is_none() || t.person == person => Ok(store.token_revoke(&key)?),
+        _ => Ok(false),
+    })
+    .await?;
+    if revoked {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::NotFound(format!("no live token with id {id}")))
+        Err(ApiError::NotFound(format!(
+            "no live token of yours with id {id}"
+        )))
+    }
+}
+
+/// Live sessions: everyone's for administrators, one's own otherwise.
+async fn list_sessions(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    let person = own_scope(&state, &caller)?;
+    let store = state.store.clone();
+    let items = blocking(move || Ok(store.sessions(now_ms(), person.as_deref())?)).await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+/// Ends a session at once (a lost laptop, someone who left).
+async fn end_session(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let person = own_scope(&state, &caller)?;
+    let store = state.store.clone();
+    let key = id.clone();
+    let ended = blocking(move || match store.session(&key)? {
+        Some(s) if person.is_none() || s.user_ref == person => Ok(store.session_end(&key)?),
+        _ => Ok(false),
+    })
+    .await?;
+    if ended {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!(
+            "no live session of yours with id {id}"
+        )))
     }
 }
 

@@ -21,7 +21,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
-use crate::auth::{Permission, Person, Policy, Principal, TokenHolder, token_hash};
+use crate::auth::{Permission, Person, Policy, Principal, SessionRef, TokenHolder, token_hash};
 use crate::config::{AuthMode, Cidr, Resolve};
 use crate::store::{AuditEntry, now_ms};
 
@@ -81,6 +81,11 @@ pub enum Rule {
 /// refuses a write route that is not listed.
 pub const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/api/whoami", Rule::Public),
+    ("GET", "/auth/sign-in", Rule::Public),
+    ("GET", "/auth/callback", Rule::Public),
+    ("POST", "/auth/sign-out", Rule::SignedIn),
+    ("GET", "/api/sessions", Rule::SignedIn),
+    ("DELETE", "/api/sessions/{id}", Rule::SignedIn),
     ("GET", "/healthz", Rule::Public),
     ("GET", "/metrics", Rule::Public),
     ("POST", "/api/catalog/entities/by-refs", Rule::Read),
@@ -125,9 +130,11 @@ pub const RULES: &[(&str, &str, Rule)] = &[
         "/api/actions/{kind}/{namespace}/{name}/{plugin}/{action}",
         Rule::Owner,
     ),
-    ("POST", "/api/tokens", Rule::Admin("managing tokens")),
-    ("DELETE", "/api/tokens/{id}", Rule::Admin("managing tokens")),
-    ("GET", "/api/tokens", Rule::Admin("listing tokens")),
+    // People manage their own personal tokens and sessions; the handlers
+    // let administrators see and end everyone's.
+    ("POST", "/api/tokens", Rule::SignedIn),
+    ("DELETE", "/api/tokens/{id}", Rule::SignedIn),
+    ("GET", "/api/tokens", Rule::SignedIn),
     ("GET", "/api/audit", Rule::Admin("reading the audit trail")),
 ];
 
@@ -145,7 +152,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Compares without stopping at the first difference.
-fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
@@ -165,6 +172,7 @@ fn token_holder(state: &AppState, given: &str) -> Result<TokenHolder, ApiError> 
         return Ok(TokenHolder {
             name: "admin".into(),
             scopes: vec!["admin".into()],
+            person: None,
         });
     }
     for token in &server.tokens {
@@ -172,14 +180,30 @@ fn token_holder(state: &AppState, given: &str) -> Result<TokenHolder, ApiError> 
             return Ok(TokenHolder {
                 name: token.name.clone(),
                 scopes: token.scopes.clone(),
+                person: None,
             });
         }
     }
     match state.store.token_by_hash(&token_hash(given))? {
-        Some(t) if t.live(now_ms()) => Ok(TokenHolder {
-            name: t.name,
-            scopes: t.scopes,
-        }),
+        Some(t) if t.live(now_ms()) => {
+            // A personal token acts for its person as the catalog knows
+            // them now: one who left loses what the token could do.
+            let person = match &t.person {
+                Some(user_ref) => Some(Person {
+                    user_ref: Some(user_ref.clone()),
+                    login: user_ref.clone(),
+                    groups: state.store.groups_of(user_ref)?,
+                    demo: false,
+                    session: None,
+                }),
+                None => None,
+            };
+            Ok(TokenHolder {
+                name: t.name,
+                scopes: t.scopes,
+                person,
+            })
+        }
         Some(t) if t.revoked_ms.is_some() => Err(ApiError::Unauthorized(format!(
             "token '{}' was revoked; ask an administrator for a new one",
             t.name
@@ -194,13 +218,15 @@ fn token_holder(state: &AppState, given: &str) -> Result<TokenHolder, ApiError> 
     }
 }
 
-/// A person as the catalog knows them: their User (found by email, name
-/// or annotation) and groups. `None` when they are unknown and
+/// A person as the catalog knows them: their User (found by email, user
+/// name, or the `greenroom.dev/sso-subject` annotation matching the
+/// provider's subject) and groups. `None` when they are unknown and
 /// `auth.allow_unknown_people` is off.
 pub fn resolve_person(
     state: &AppState,
     email: Option<&str>,
     user: Option<&str>,
+    subject: Option<&str>,
 ) -> Result<Option<Person>, ApiError> {
     let auth = &state.config.auth;
     let login = email.or(user).unwrap_or_default().to_string();
@@ -216,7 +242,7 @@ pub fn resolve_person(
                 None => None,
             }
         }
-        Resolve::Annotation => match user.or(email) {
+        Resolve::Annotation => match subject.or(user).or(email) {
             Some(s) => state.store.user_by("annotation", s)?,
             None => None,
         },
@@ -233,23 +259,124 @@ pub fn resolve_person(
         login,
         groups,
         demo: false,
+        session: None,
     }))
 }
 
-/// Whether the request names anyone: a bearer token, or (behind the
-/// sign-in proxy) an identity header.
+/// Whether the request names anyone: a bearer token, (behind the sign-in
+/// proxy) an identity header, or (with OpenID Connect) a session cookie.
 fn carries_identity(state: &AppState, headers: &HeaderMap) -> bool {
     let auth = &state.config.auth;
     bearer(headers).is_some()
         || (auth.mode == AuthMode::Proxy
             && (header(headers, &auth.proxy.email_headers).is_some()
                 || header(headers, &auth.proxy.user_headers).is_some()))
+        || (auth.mode == AuthMode::Oidc
+            && super::signin::cookie(headers, super::signin::session_cookie(state)).is_some())
+}
+
+/// A session is marked as used at most this often (its idle clock).
+const SEEN_EVERY_MS: i64 = 60_000;
+
+/// The person of a live session cookie. An ended, idle or unknown session
+/// is refused with why, except on public routes (who am I), which then
+/// answer for nobody.
+fn session_person(
+    state: &AppState,
+    secret: &str,
+    public: bool,
+) -> Result<Option<Person>, ApiError> {
+    let now = now_ms();
+    let idle = state.config.auth.session_idle.as_millis() as i64;
+    let found = state.store.session_by_hash(&token_hash(secret))?;
+    let why = match &found {
+        Some(s) if s.live(now, idle) => None,
+        Some(s) if s.ended_ms.is_some() => Some("your session ended (signed out or revoked)"),
+        Some(s) if s.expires_ms <= now => Some("your session reached its time limit"),
+        Some(_) => Some("your session was idle too long"),
+        None => Some("this session is unknown"),
+    };
+    if let Some(why) = why {
+        if public {
+            return Ok(None);
+        }
+        return Err(ApiError::Unauthorized(format!(
+            "{why}; sign in again at /auth/sign-in"
+        )));
+    }
+    let Some(session) = found else {
+        return Ok(None);
+    };
+    if now - session.seen_ms > SEEN_EVERY_MS {
+        state.store.session_seen(&session.id, now)?;
+    }
+    let groups = match &session.user_ref {
+        Some(r) => state.store.groups_of(r)?,
+        None => Vec::new(),
+    };
+    Ok(Some(Person {
+        user_ref: session.user_ref,
+        login: session.login,
+        groups,
+        demo: false,
+        session: Some(SessionRef {
+            id: session.id,
+            csrf: session.csrf,
+        }),
+    }))
+}
+
+/// A write sent with a session cookie must come from the portal's own
+/// pages: the browser's `Sec-Fetch-Site` and `Origin` say same-origin (when
+/// sent), and the session's anti-forgery token comes back in
+/// `X-CSRF-Token`, which another site cannot read nor send without CORS,
+/// which the portal never grants.
+fn check_forgery(
+    state: &AppState,
+    headers: &HeaderMap,
+    session: &SessionRef,
+) -> Result<(), ApiError> {
+    let refuse = |why: &str| {
+        Err(ApiError::Forbidden(format!(
+            "a cross-site request was refused ({why}): writes made with a session cookie must come from this portal's pages with the X-CSRF-Token of /api/whoami"
+        )))
+    };
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
+    {
+        return refuse(&format!("Sec-Fetch-Site is {site}"));
+    }
+    if let Some(origin) = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        let ours = state
+            .config
+            .server
+            .public_url
+            .as_deref()
+            .and_then(|u| reqwest::Url::parse(u).ok())
+            .and_then(|u| crate::net::Origin::of(&u));
+        let theirs = reqwest::Url::parse(origin)
+            .ok()
+            .and_then(|u| crate::net::Origin::of(&u));
+        if ours.is_none() || ours != theirs {
+            return refuse(&format!("Origin is {origin}"));
+        }
+    }
+    match headers.get("x-csrf-token").and_then(|v| v.to_str().ok()) {
+        Some(t) if same(t, &session.csrf) => Ok(()),
+        Some(_) => refuse("X-CSRF-Token does not match the session"),
+        None => refuse("no X-CSRF-Token"),
+    }
 }
 
 fn principal_of(
     state: &AppState,
+    method: &Method,
     headers: &HeaderMap,
     address: Option<IpAddr>,
+    public: bool,
 ) -> Result<Principal, ApiError> {
     if let Some(given) = bearer(headers) {
         return Ok(Principal::Token(token_holder(state, given)?));
@@ -274,7 +401,7 @@ fn principal_of(
                 );
                 return Ok(Principal::Anonymous);
             }
-            return match resolve_person(state, email, user)? {
+            return match resolve_person(state, email, user, user)? {
                 Some(p) => Ok(Principal::Person(p)),
                 None => Err(ApiError::Forbidden(format!(
                     "{} has no User in the catalog, and auth.allow_unknown_people is off; add a User with this email",
@@ -282,6 +409,17 @@ fn principal_of(
                 ))),
             };
         }
+    }
+    if auth.mode == AuthMode::Oidc
+        && let Some(secret) = super::signin::cookie(headers, super::signin::session_cookie(state))
+        && let Some(person) = session_person(state, secret, public)?
+    {
+        if !is_read(method)
+            && let Some(session) = &person.session
+        {
+            check_forgery(state, headers, session)?;
+        }
+        return Ok(Principal::Person(person));
     }
     Ok(Principal::Anonymous)
 }
@@ -311,6 +449,11 @@ impl Limits {
         let (start, count) = windows.get(&(address, what))?;
         let elapsed = start.elapsed().as_secs();
         (elapsed < 60 && *count >= max).then(|| 60 - elapsed)
+    }
+
+    /// Counts a failed sign-in from `address`.
+    pub fn failed(&self, address: IpAddr) {
+        self.count(address, "failed");
     }
 
     fn count(&self, address: IpAddr, what: &'static str) {
@@ -350,7 +493,9 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     let limits = state.limits.clone();
     if let Some(a) = address {
         let failing = limits.blocked(a, "failed", FAILURES_PER_MINUTE);
-        let token_route = req.uri().path().starts_with("/api/tokens");
+        // Token routes, and sign-in starts (each keeps a flow in memory).
+        let token_route =
+            req.uri().path().starts_with("/api/tokens") || req.uri().path().starts_with("/auth/");
         let busy = token_route
             .then(|| limits.blocked(a, "tokens", TOKEN_ROUTE_PER_MINUTE))
             .flatten();
@@ -358,7 +503,7 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
             let what = if failing.is_some() {
                 "failed sign-ins"
             } else {
-                "token requests"
+                "sign-in and token requests"
             };
             let response = too_many(wait, what);
             if !is_read(req.method()) || failing.is_some() {
@@ -382,29 +527,43 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
         return next.run(req).await;
     }
     let headers = req.headers().clone();
+    let method = req.method().clone();
+    let public = rule_of(&method, req.extensions().get::<MatchedPath>()) == Some(Rule::Public);
     let lookup = state.clone();
-    let principal =
-        match tokio::task::spawn_blocking(move || principal_of(&lookup, &headers, address)).await {
-            Ok(Ok(p)) => p,
-            Ok(Err(e)) => {
-                if let Some(a) = address
-                    && matches!(e, ApiError::Unauthorized(_) | ApiError::Forbidden(_))
-                {
-                    limits.count(a, "failed");
-                }
-                let response = e.into_response();
-                // A failed sign-in is recorded whatever it asked for.
-                let action = format!("{} {}", req.method(), req.uri().path());
-                let target = req.uri().path().to_string();
-                let status = response.status().as_u16();
-                let actor = Principal::Anonymous.actor();
-                append(&state, actor, action, target, address, status).await;
-                return response;
+    let principal = match tokio::task::spawn_blocking(move || {
+        principal_of(&lookup, &method, &headers, address, public)
+    })
+    .await
+    {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            if let Some(a) = address
+                && matches!(e, ApiError::Unauthorized(_) | ApiError::Forbidden(_))
+            {
+                limits.count(a, "failed");
             }
-            Err(e) => return ApiError::from(e).into_response(),
-        };
+            let response = e.into_response();
+            // A failed sign-in is recorded whatever it asked for.
+            let action = format!("{} {}", req.method(), req.uri().path());
+            let target = req.uri().path().to_string();
+            let status = response.status().as_u16();
+            let actor = Principal::Anonymous.actor();
+            append(&state, actor, action, target, address, status).await;
+            return response;
+        }
+        Err(e) => return ApiError::from(e).into_response(),
+    };
     req.extensions_mut().insert(Caller { principal, address });
     next.run(req).await
+}
+
+/// The rule `RULES` gives the route, if it lists it.
+fn rule_of(method: &Method, route: Option<&MatchedPath>) -> Option<Rule> {
+    let route = route?.as_str();
+    RULES
+        .iter()
+        .find(|(m, p, _)| *m == method.as_str() && *p == route)
+        .map(|(_, _, rule)| *rule)
 }
 
 /// Layer 2: may they.
@@ -412,18 +571,16 @@ pub async fn authorize(State(state): State<AppState>, req: Request, next: Next) 
     let Some(caller) = req.extensions().get::<Caller>().cloned() else {
         return ApiError::Internal(anyhow::anyhow!("no caller identified")).into_response();
     };
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string());
-    let rule = route.as_deref().and_then(|r| {
-        RULES
-            .iter()
-            .find(|(m, p, _)| *m == req.method().as_str() && *p == r)
-            .map(|(_, _, rule)| *rule)
-    });
-    let rule = match rule {
+    let route = req.extensions().get::<MatchedPath>();
+    let rule = match rule_of(req.method(), route) {
         Some(rule) => rule,
+        // The web app's pages and files hold no data: they load for anyone,
+        // and the app asks who is there (and offers to sign in).
+        None if is_read(req.method())
+            && super::web::is_shell(route.map(MatchedPath::as_str), req.uri().path()) =>
+        {
+            Rule::Public
+        }
         None if is_read(req.method()) => Rule::Read,
         // A write route nobody gave a rule: refused, not open.
         None if route.is_some() => Rule::Admin("this route (it has no permission rule)"),

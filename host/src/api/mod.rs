@@ -16,6 +16,7 @@ pub mod identity;
 mod insights;
 mod plugins;
 mod search;
+mod signin;
 mod web;
 
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Per-address limits on failed sign-ins and token routes.
     pub limits: Arc<identity::Limits>,
+    /// The OpenID Connect provider, in `auth.mode = "oidc"`.
+    pub oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 /// The whole HTTP surface; used by `serve` and by tests.
@@ -59,6 +62,7 @@ pub fn app(state: AppState) -> Router {
         .merge(campaigns::router())
         .merge(search::router())
         .merge(admin::router())
+        .merge(signin::router())
         .merge(web::router(web_dir))
         // The last layer added runs first: identify the caller, open the
         // audit record around everything after, then authorize.

@@ -34,7 +34,15 @@ const UI_ROUTES: &[&str] = &[
     "/facts",
     "/plugins",
     "/audit",
+    "/sign-in",
 ];
+
+/// Whether a request is for the app's own page (its matched `route`) or
+/// one of its files (under `/assets/`, a nested service with no matched
+/// route of its own): they hold no data.
+pub fn is_shell(route: Option<&str>, path: &str) -> bool {
+    route.is_some_and(|r| UI_ROUTES.contains(&r)) || path.starts_with("/assets/")
+}
 
 /// The UI routes, `/assets/` when the app is built, and the fallback for
 /// every other path. `dir` is the built app (`Config::web_dir`, read once).

@@ -20,6 +20,9 @@ pub struct TokenRecord {
     pub created_ms: i64,
     pub expires_ms: Option<i64>,
     pub revoked_ms: Option<i64>,
+    /// A personal token acts for this person (`user:default/jane`), never
+    /// beyond what they may do themselves.
+    pub person: Option<String>,
 }
 
 impl TokenRecord {
@@ -59,7 +62,7 @@ pub struct AuditQuery {
 }
 
 const TOKEN_COLUMNS: &str =
-    "id, name, scopes, owner, created_by, created_ms, expires_ms, revoked_ms";
+    "id, name, scopes, owner, created_by, created_ms, expires_ms, revoked_ms, person";
 
 fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
     let scopes: String = r.get(2)?;
@@ -72,6 +75,55 @@ fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
         created_ms: r.get(5)?,
         expires_ms: r.get(6)?,
         revoked_ms: r.get(7)?,
+        person: r.get(8)?,
+    })
+}
+
+/// A signed-in person's session, without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionRecord {
+    pub id: String,
+    /// What they signed in as (email, or the provider's user name).
+    pub login: String,
+    /// The provider's subject (`sub`).
+    pub subject: String,
+    pub user_ref: Option<String>,
+    /// Where they signed in from.
+    pub address: String,
+    pub created_ms: i64,
+    pub seen_ms: i64,
+    /// The absolute end.
+    pub expires_ms: i64,
+    /// Signed out or revoked.
+    pub ended_ms: Option<i64>,
+    /// The session's anti-forgery token, sent back on every write.
+    #[serde(skip)]
+    pub csrf: String,
+}
+
+impl SessionRecord {
+    /// Usable now: not ended, not past its end, not idle for `idle_ms`.
+    pub fn live(&self, now: i64, idle_ms: i64) -> bool {
+        self.ended_ms.is_none() && self.expires_ms > now && self.seen_ms + idle_ms > now
+    }
+}
+
+const SESSION_COLUMNS: &str =
+    "id, login, subject, user_ref, address, created_ms, seen_ms, expires_ms, ended_ms, csrf";
+
+fn session_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionRecord> {
+    Ok(SessionRecord {
+        id: r.get(0)?,
+        login: r.get(1)?,
+        subject: r.get(2)?,
+        user_ref: r.get(3)?,
+        address: r.get(4)?,
+        created_ms: r.get(5)?,
+        seen_ms: r.get(6)?,
+        expires_ms: r.get(7)?,
+        ended_ms: r.get(8)?,
+        csrf: r.get(9)?,
     })
 }
 
@@ -94,8 +146,8 @@ impl Store {
         let scopes =
             serde_json::to_string(&token.scopes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.writer().execute(
-            "INSERT INTO api_tokens (id, name, hash, scopes, owner, created_by, created_ms, expires_ms, revoked_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)",
+            "INSERT INTO api_tokens (id, name, hash, scopes, owner, created_by, created_ms, expires_ms, revoked_ms, person)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, ?9)",
             params![
                 token.id,
                 token.name,
@@ -104,7 +156,8 @@ impl Store {
                 token.owner,
                 token.created_by,
                 token.created_ms,
-                token.expires_ms
+                token.expires_ms,
+                token.person
             ],
         )?;
         self.bump();
@@ -122,13 +175,13 @@ impl Store {
         })
     }
 
-    /// Every token (or one person's), newest first.
-    pub fn tokens(&self, owner: Option<&str>) -> Result<Vec<TokenRecord>, StoreError> {
+    /// Every token (or one person's personal tokens), newest first.
+    pub fn tokens(&self, person: Option<&str>) -> Result<Vec<TokenRecord>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE ?1 IS NULL OR owner = ?1 ORDER BY created_ms DESC, id"
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE ?1 IS NULL OR person = ?1 ORDER BY created_ms DESC, id"
             ))?;
-            let rows = stmt.query_map([owner], token_row)?;
+            let rows = stmt.query_map([person], token_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
@@ -151,6 +204,97 @@ impl Store {
             params![id, now_ms()],
         )?;
         Ok(n == 1)
+    }
+
+    /// Stores a new session by the hash of its cookie's secret.
+    pub fn session_create(&self, s: &SessionRecord, hash: &[u8]) -> Result<(), StoreError> {
+        self.writer().execute(
+            &format!(
+                "INSERT INTO sessions ({SESSION_COLUMNS}, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            ),
+            params![
+                s.id,
+                s.login,
+                s.subject,
+                s.user_ref,
+                s.address,
+                s.created_ms,
+                s.seen_ms,
+                s.expires_ms,
+                s.ended_ms,
+                s.csrf,
+                hash
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn session_by_hash(&self, hash: &[u8]) -> Result<Option<SessionRecord>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE hash = ?1"
+                ))?
+                .query_row([hash], session_row)
+                .optional()?)
+        })
+    }
+
+    pub fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"
+                ))?
+                .query_row([id], session_row)
+                .optional()?)
+        })
+    }
+
+    /// Notes that a session was used (callers do it at most once a minute).
+    pub fn session_seen(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        self.writer()
+            .prepare_cached("UPDATE sessions SET seen_ms = ?2 WHERE id = ?1 AND ended_ms IS NULL")?
+            .execute(params![id, now])?;
+        Ok(())
+    }
+
+    /// Ends a session (sign-out, revocation); false when it had ended.
+    pub fn session_end(&self, id: &str) -> Result<bool, StoreError> {
+        let n = self.writer().execute(
+            "UPDATE sessions SET ended_ms = ?2 WHERE id = ?1 AND ended_ms IS NULL",
+            params![id, now_ms()],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Sessions not ended nor past their absolute end, newest first;
+    /// one person's when `user_ref` is given.
+    pub fn sessions(
+        &self,
+        now: i64,
+        user_ref: Option<&str>,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions
+                 WHERE ended_ms IS NULL AND expires_ms > ?1 AND (?2 IS NULL OR user_ref = ?2)
+                 ORDER BY created_ms DESC, id LIMIT 10000"
+            ))?;
+            let rows = stmt.query_map(params![now, user_ref], session_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    /// Sessions not ended nor past their absolute end.
+    pub fn session_count(&self, now: i64) -> Result<i64, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT count(*) FROM sessions WHERE ended_ms IS NULL AND expires_ms > ?1",
+                )?
+                .query_row([now], |r| r.get(0))?)
+        })
     }
 
     /// Appends a line to the audit trail.
@@ -273,6 +417,7 @@ mod tests {
             created_ms: 1,
             expires_ms: Some(10),
             revoked_ms: None,
+            person: None,
         };
         store.token_create(&token, b"hash-of-secret").unwrap();
         assert_eq!(

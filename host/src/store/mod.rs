@@ -25,7 +25,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 
 pub use actions::ActionRun;
-pub use auth::{AuditEntry, AuditQuery, TokenRecord};
+pub use auth::{AuditEntry, AuditQuery, SessionRecord, TokenRecord};
 pub use events::{EventQuery, EventRecord};
 pub use facts::{FactRecord, FactValue, RankedFact, valid_fact_name};
 pub use kv::StoredGrants;

@@ -192,6 +192,23 @@ const MIGRATIONS: &[&str] = &[
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;",
+    // 10: sign-in sessions (only the hash of each cookie's secret), and
+    // personal tokens, which act for the person who made them.
+    "CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        hash BLOB NOT NULL UNIQUE,
+        csrf TEXT NOT NULL,
+        login TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        user_ref TEXT,
+        address TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        seen_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        ended_ms INTEGER
+    );
+    CREATE INDEX sessions_by_user ON sessions(user_ref);
+    ALTER TABLE api_tokens ADD COLUMN person TEXT;",
 ];
 
 /// The schema version this build writes.

@@ -20,20 +20,36 @@ pub fn WhoAmI() -> Html {
     let session = use_context::<Session>().expect("Session context");
     let navigator = use_navigator();
     let Some(user) = (*me).clone() else {
-        return if session.known && !session.demo_people {
-            html! { <span class="whoami muted" title="Reading as a guest: sign in through your company's sign-in to act">{ "Guest" }</span> }
-        } else {
-            html! {}
+        return match &session.sign_in {
+            Some(with) if session.known && !session.demo_people => html! {
+                <a class="whoami" id="sign-in-link" href={sign_in_href(&with.url)}>{ "Sign in" }</a>
+            },
+            _ if session.known && !session.demo_people => html! {
+                <span class="whoami muted" title="Reading as a guest: sign in through your company's sign-in to act">{ "Guest" }</span>
+            },
+            _ => html! {},
         };
     };
     if !session.demo_people {
         let r = Ref::parse(&user, "user");
+        // Ends the session on the server, then starts afresh.
+        let sign_out = Callback::from(|_| {
+            wasm_bindgen_futures::spawn_local(async {
+                let _ = crate::api::post("/auth/sign-out", &serde_json::Value::Null, None).await;
+                if let Some(w) = web_sys::window() {
+                    let _ = w.location().assign("/");
+                }
+            });
+        });
         return html! {
             <span class="whoami">
                 if user.contains(':') {
                     <Link<Route> to={r.route()}>{ r.short() }</Link<Route>>
                 } else {
                     { user.clone() }
+                }
+                if session.sign_in.is_some() {
+                    <button type="button" id="sign-out" class="ghost small" onclick={sign_out}>{ "Sign out" }</button>
                 }
             </span>
         };
@@ -52,6 +68,38 @@ pub fn WhoAmI() -> Html {
             <span class="badge warning" title="Demo only: anyone may act as anyone here">{ "demo" }</span>
             <button type="button" class="ghost small" onclick={switch}>{ "Switch user" }</button>
         </span>
+    }
+}
+
+/// The provider's sign-in, returning to the page shown now.
+fn sign_in_href(url: &str) -> String {
+    let here = web_sys::window()
+        .and_then(|w| w.location().pathname().ok())
+        .filter(|p| p != "/sign-in")
+        .unwrap_or_else(|| "/".into());
+    format!("{url}?return={}", enc(&here))
+}
+
+/// Signing in: one button to the company's identity provider.
+#[component]
+pub fn SignIn() -> Html {
+    let session = use_context::<Session>().expect("Session context");
+    let Some(with) = &session.sign_in else {
+        return html! {
+            <main id="main" class="page">
+                <h1>{ "Sign in" }</h1>
+                <p>{ "This portal has no sign-in page of its own: people sign in through the company's sign-in proxy, and scripts use tokens." }</p>
+            </main>
+        };
+    };
+    html! {
+        <main id="main" class="page sign-in">
+            <h1>{ "Sign in to Greenroom" }</h1>
+            <p>{ "Sign in to see your team's services and act on what you own." }</p>
+            <a class="button" id="sign-in" href={sign_in_href(&with.url)}>
+                { format!("Sign in with {}", with.provider) }
+            </a>
+        </main>
     }
 }
 
