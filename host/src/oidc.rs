@@ -19,8 +19,9 @@ use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
 };
 use openidconnect::{
-    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 use reqwest::Url;
 
@@ -37,6 +38,17 @@ const METADATA_LIFETIME: Duration = Duration::from_secs(900);
 /// Every request to the provider: one deadline, one size cap.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 const PROVIDER_MAX_BYTES: u64 = 1024 * 1024;
+
+/// A client made from a discovery document: an authorization URL; maybe
+/// token and userinfo endpoints.
+type Client = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
 
 /// Who the provider says signed in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,16 +152,20 @@ impl Oidc {
         Ok(metadata)
     }
 
-    /// Starts a flow: the provider's address to send the browser to, and
-    /// the flow's `state` (for the browser's cookie).
-    pub async fn begin(&self, return_to: String) -> Result<(Url, String), String> {
-        let metadata = self.metadata().await?;
-        let client = CoreClient::from_provider_metadata(
-            metadata,
+    /// The crate's client for the provider as it describes itself now.
+    async fn client(&self) -> Result<Client, String> {
+        Ok(CoreClient::from_provider_metadata(
+            self.metadata().await?,
             ClientId::new(self.config.client_id.clone()),
             self.secret.clone().map(ClientSecret::new),
         )
-        .set_redirect_uri(self.redirect.clone());
+        .set_redirect_uri(self.redirect.clone()))
+    }
+
+    /// Starts a flow: the provider's address to send the browser to, and
+    /// the flow's `state` (for the browser's cookie).
+    pub async fn begin(&self, return_to: String) -> Result<(Url, String), String> {
+        let client = self.client().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let mut request = client
             .authorize_url(
@@ -194,13 +210,7 @@ impl Oidc {
             .remove(state)
             .filter(|f| f.started.elapsed() < FLOW_LIFETIME)
             .ok_or("this sign-in is unknown, already used or over ten minutes old; start again")?;
-        let metadata = self.metadata().await?;
-        let client = CoreClient::from_provider_metadata(
-            metadata,
-            ClientId::new(self.config.client_id.clone()),
-            self.secret.clone().map(ClientSecret::new),
-        )
-        .set_redirect_uri(self.redirect.clone());
+        let client = self.client().await?;
         let http = &self.http;
         let tokens = client
             .exchange_code(AuthorizationCode::new(code.to_string()))

@@ -701,31 +701,13 @@ async fn apis_dependencies_actions_campaigns_and_facts() {
         ))
         .await
         .unwrap();
-    b.until("document.querySelector('.actions button:not([disabled])')")
-        .await;
-    let label = b
-        .eval("document.querySelector('.actions button:not([disabled])').innerText")
-        .await;
-    b.client
-        .execute(
-            "document.querySelector('.actions button:not([disabled])').click()",
-            vec![],
-        )
-        .await
-        .unwrap();
-    b.find("[role='alertdialog']").await;
+    let label = open_first_action(&b).await;
     screenshot(&b, "action-confirm").await;
     let runs_before = p.ok("/api/actions/runs").await["items"]
         .as_array()
         .unwrap()
         .len();
-    b.client
-        .execute(
-            "[...document.querySelectorAll('[role=alertdialog] button')].find(x => x.innerText === 'Confirm').click()",
-            vec![],
-        )
-        .await
-        .unwrap();
+    confirm(&b).await;
     b.until(
         "document.querySelector('.notice') || document.querySelector('.actions-tab .error-box')",
     )
@@ -773,6 +755,30 @@ async fn apis_dependencies_actions_campaigns_and_facts() {
         "coverage.lines"
     );
     screenshot(&b, "facts").await;
+}
+
+/// Opens the confirmation of the first action that may run; its label.
+async fn open_first_action(b: &Browser) -> Value {
+    let first = "document.querySelector('.actions button:not([disabled])')";
+    b.until(first).await;
+    let label = b.eval(&format!("{first}.innerText")).await;
+    b.client
+        .execute(&format!("{first}.click()"), vec![])
+        .await
+        .unwrap();
+    b.find("[role='alertdialog']").await;
+    label
+}
+
+/// Confirms the open action.
+async fn confirm(b: &Browser) {
+    b.client
+        .execute(
+            "[...document.querySelectorAll('[role=alertdialog] button')].find(x => x.innerText === 'Confirm').click()",
+            vec![],
+        )
+        .await
+        .unwrap();
 }
 
 /// Signs in through the provider's own login form as `login`.
@@ -830,15 +836,7 @@ async fn people_sign_in_with_their_provider_and_act_only_on_what_they_own() {
     };
     let p = Portal::start_on(dir, listener, config).await;
     let runs = || async {
-        p.http
-            .get(format!("{}/api/actions/runs", p.base))
-            .bearer_auth(Portal::ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()["items"]
+        p.admin_get("/api/actions/runs").await["items"]
             .as_array()
             .unwrap()
             .clone()
@@ -862,23 +860,8 @@ async fn people_sign_in_with_their_provider_and_act_only_on_what_they_own() {
 
     // Daniel's team owns order-service: his action runs, as him.
     let before = runs().await.len();
-    b.until("document.querySelector('.actions button:not([disabled])')")
-        .await;
-    b.client
-        .execute(
-            "document.querySelector('.actions button:not([disabled])').click()",
-            vec![],
-        )
-        .await
-        .unwrap();
-    b.find("[role='alertdialog']").await;
-    b.client
-        .execute(
-            "[...document.querySelectorAll('[role=alertdialog] button')].find(x => x.innerText === 'Confirm').click()",
-            vec![],
-        )
-        .await
-        .unwrap();
+    open_first_action(&b).await;
+    confirm(&b).await;
     b.until("document.querySelector('.notice')").await;
     let after = runs().await;
     assert_eq!(after.len(), before + 1);
@@ -889,15 +872,7 @@ async fn people_sign_in_with_their_provider_and_act_only_on_what_they_own() {
     b.find("#sign-out").await.click().await.unwrap();
     b.find("#sign-in").await;
     assert_eq!(
-        p.http
-            .get(format!("{}/api/sessions", p.base))
-            .bearer_auth(Portal::ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()["items"],
+        p.admin_get("/api/sessions").await["items"],
         json!([]),
         "no live session after signing out"
     );
@@ -907,22 +882,8 @@ async fn people_sign_in_with_their_provider_and_act_only_on_what_they_own() {
     provider_login(&b, "amara.okafor").await;
     b.until("document.querySelector('.whoami a')?.innerText === 'amara.okafor'")
         .await;
-    b.until("document.querySelector('.actions button:not([disabled])')")
-        .await;
-    b.client
-        .execute(
-            "document.querySelector('.actions button:not([disabled])').click()",
-            vec![],
-        )
-        .await
-        .unwrap();
-    b.client
-        .execute(
-            "[...document.querySelectorAll('[role=alertdialog] button')].find(x => x.innerText === 'Confirm').click()",
-            vec![],
-        )
-        .await
-        .unwrap();
+    open_first_action(&b).await;
+    confirm(&b).await;
     let refused = b
         .until("document.querySelector('.actions-tab .error-box')?.innerText")
         .await;

@@ -161,6 +161,23 @@ impl Portal {
         self.post_as(Some(Self::ADMIN), path, body).await
     }
 
+    /// GETs a JSON path as an administrator (reads that need a sign-in).
+    pub async fn admin_get(&self, path: &str) -> Value {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(Self::ADMIN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status().as_u16(),
+            200,
+            "GET {path} as an administrator"
+        );
+        resp.json().await.unwrap()
+    }
+
     /// POSTs as nobody.
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         self.post_as(None, path, body).await

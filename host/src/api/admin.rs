@@ -13,7 +13,7 @@ use super::identity::Caller;
 use super::{ApiError, ApiJson, AppState, blocking};
 use crate::auth::{Policy, Principal, new_token_secret, token_hash};
 use crate::config::AuthMode;
-use crate::store::{AuditQuery, now_ms};
+use crate::store::{AuditQuery, Store, StoreError, now_ms};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -199,19 +199,44 @@ async fn revoke_token(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let person = own_scope(&state, &caller)?;
+    end_own(
+        &state,
+        &caller,
+        id,
+        "token",
+        |store, id| Ok(store.token(id)?.map(|t| t.person)),
+        Store::token_revoke,
+    )
+    .await
+}
+
+/// Whose a record is: outer `None` when there is no such record, inner
+/// `None` when it is nobody's (an administrator's shared token).
+type Whose = fn(&Store, &str) -> Result<Option<Option<String>>, StoreError>;
+
+/// Ends a record (a token, a session) that is the caller's own, or
+/// anyone's for administrators; `end` ends it (false: it had ended).
+async fn end_own(
+    state: &AppState,
+    caller: &Caller,
+    id: String,
+    what: &'static str,
+    whose: Whose,
+    end: fn(&Store, &str) -> Result<bool, StoreError>,
+) -> Result<StatusCode, ApiError> {
+    let person = own_scope(state, caller)?;
     let store = state.store.clone();
     let key = id.clone();
-    let revoked = blocking(move || match store.token(&key)? {
-        Some(t) if person.is_none() || t.person == person => Ok(store.token_revoke(&key)?),
+    let ended = blocking(move || match whose(&store, &key)? {
+        Some(owner) if person.is_none() || owner == person => Ok(end(&store, &key)?),
         _ => Ok(false),
     })
     .await?;
-    if revoked {
+    if ended {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!(
-            "no live token of yours with id {id}"
+            "no live {what} of yours with id {id}"
         )))
     }
 }
@@ -233,21 +258,15 @@ async fn end_session(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let person = own_scope(&state, &caller)?;
-    let store = state.store.clone();
-    let key = id.clone();
-    let ended = blocking(move || match store.session(&key)? {
-        Some(s) if person.is_none() || s.user_ref == person => Ok(store.session_end(&key)?),
-        _ => Ok(false),
-    })
-    .await?;
-    if ended {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!(
-            "no live session of yours with id {id}"
-        )))
-    }
+    end_own(
+        &state,
+        &caller,
+        id,
+        "session",
+        |store, id| Ok(store.session(id)?.map(|s| s.user_ref)),
+        Store::session_end,
+    )
+    .await
 }
 
 #[derive(serde::Deserialize)]
