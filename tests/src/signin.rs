@@ -348,15 +348,7 @@ pub async fn oidc_portal_on(
 ) -> Portal {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let people = "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: jane\nspec:\n  profile:\n    email: jane@example.com\n  memberOf: [platform]\n---\napiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: dan\nspec:\n  profile:\n    email: dan@example.com\n  memberOf: [checkout]\n";
-    let catalog = [
-        group("platform"),
-        group("checkout"),
-        people.to_string(),
-        component("svc", "checkout"),
-    ]
-    .join("---\n");
-    crate::support::write_files(dir.path(), &[("catalog.yaml", &catalog)]);
+    crate::support::write_files(dir.path(), &[("catalog.yaml", &catalog("checkout"))]);
     let path = dir.path().join("greenroom.toml");
     std::fs::write(
         &path,
@@ -367,6 +359,21 @@ pub async fn oidc_portal_on(
     .unwrap();
     let config = greenroom::config::Config::load(&path).unwrap();
     Portal::start_on(dir, listener, config).await
+}
+
+/// Jane in platform (the administrators), Dan in `dan_in`, and svc owned
+/// by checkout.
+fn catalog(dan_in: &str) -> String {
+    let people = format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: jane\nspec:\n  profile:\n    email: jane@example.com\n  memberOf: [platform]\n---\napiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: dan\nspec:\n  profile:\n    email: dan@example.com\n  memberOf: [{dan_in}]\n"
+    );
+    [
+        group("platform"),
+        group("checkout"),
+        people,
+        component("svc", "checkout"),
+    ]
+    .join("---\n")
 }
 
 /// Goes through a sign-in in `browser`: the portal's redirect to the
@@ -710,6 +717,26 @@ async fn people_make_personal_tokens_that_never_exceed_their_rights() {
     let mine = mine["items"].as_array().unwrap();
     assert_eq!(mine.len(), 1, "{mine:?}");
     assert_eq!(mine[0]["name"], "laptop");
+
+    // Dan moves to platform: his session and his token follow at once.
+    p.write("catalog.yaml", &catalog("platform"));
+    p.refresh().await;
+    let (_, _, me) = browser.get(&format!("{}/api/whoami", p.base)).await;
+    assert_eq!(me["caller"]["groups"], json!(["group:default/platform"]));
+    assert_eq!(me["admin"], true, "{me}");
+    let moved = http
+        .post(format!("{}/api/campaigns", p.base))
+        .bearer_auth(&secret)
+        .json(&campaign("group:default/platform"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        moved.status().as_u16(),
+        201,
+        "{}",
+        moved.text().await.unwrap()
+    );
 }
 
 /// The real provider, oidc-provider on Node (`tests/oidc/provider.mjs`),
@@ -885,4 +912,76 @@ async fn people_sign_in_through_a_real_provider_login_form() {
             && l["outcome"] == "allowed"),
         "{lines:?}"
     );
+}
+
+/// A session idle longer than `auth.session_idle` is over; sign-in starts
+/// and failed sign-ins from one address are limited, each answered 429
+/// with when to try again.
+#[tokio::test]
+async fn idle_sessions_end_and_sign_in_floods_are_turned_away() {
+    let provider = Scripted::start().await;
+    // SAFETY: only this test reads the variable.
+    unsafe { std::env::set_var("GREENROOM_TEST_OIDC_SECRET_D", CLIENT_SECRET) };
+    let p = oidc_portal(
+        &provider.issuer,
+        "GREENROOM_TEST_OIDC_SECRET_D",
+        "session_idle = \"1s\"\n",
+    )
+    .await;
+    let mut browser = Browser::new();
+    sign_in(&p, &mut browser).await;
+    let entities = format!("{}/api/catalog/entities", p.base);
+    assert_eq!(browser.get(&entities).await.0, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, _, body) = browser.get(&entities).await;
+    assert_eq!(status, 401);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("idle too long"),
+        "{body}"
+    );
+
+    // Sign-in starts: 60 a minute from one address (each keeps a flow).
+    let mut starts = std::collections::BTreeMap::new();
+    for _ in 0..100 {
+        let (status, _, _) = Browser::new()
+            .get(&format!("{}/auth/sign-in", p.base))
+            .await;
+        *starts.entry(status).or_insert(0) += 1;
+    }
+    // The two flows of the sign-in above count too.
+    assert_eq!(starts.get(&303), Some(&58), "{starts:?}");
+    assert_eq!(starts.get(&429), Some(&42), "{starts:?}");
+
+    // Failed sign-ins: after 20 in a minute, even a good one is turned
+    // away (on a fresh portal, so the starts above do not count).
+    let q = oidc_portal(&provider.issuer, "GREENROOM_TEST_OIDC_SECRET_D", "").await;
+    let mut stranger = Browser::new();
+    for _ in 0..20 {
+        let (status, _, _) = stranger
+            .get(&format!("{}/auth/callback?code=x&state=forged", q.base))
+            .await;
+        assert_eq!(status, 400);
+    }
+    let resp = reqwest::get(format!("{}/auth/callback?code=x&state=forged", q.base))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    // (Read from the store: this address is turned away for a minute.)
+    let lines = q
+        .state
+        .store
+        .audit_lines(&greenroom::store::AuditQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .unwrap();
+    let denied = lines
+        .iter()
+        .filter(|l| l.action == "sign-in" && l.outcome == "error")
+        .count();
+    assert_eq!(denied, 20, "each forged callback is recorded");
 }

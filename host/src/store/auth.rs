@@ -357,8 +357,29 @@ impl Store {
         })
     }
 
-    /// Every group a User belongs to, and their parents, transitively.
+    /// Every group a User belongs to, and their parents, transitively;
+    /// kept until the catalog next changes.
     pub fn groups_of(&self, user_ref: &str) -> Result<Vec<String>, StoreError> {
+        let generation = self.generation();
+        if let Some((g, groups)) = self
+            .groups_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user_ref)
+            && *g == generation
+        {
+            return Ok(groups.clone());
+        }
+        let groups = self.groups_of_uncached(user_ref)?;
+        let mut cache = self.groups_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 100_000 {
+            cache.clear();
+        }
+        cache.insert(user_ref.to_string(), (generation, groups.clone()));
+        Ok(groups)
+    }
+
+    fn groups_of_uncached(&self, user_ref: &str) -> Result<Vec<String>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "WITH RECURSIVE g(ref) AS (

@@ -150,6 +150,9 @@ pub struct Store {
     facet_cache: Mutex<std::collections::HashMap<String, (u64, Facets)>>,
     /// The entity count and the generation it was counted at.
     count_cache: Mutex<Option<(u64, i64)>>,
+    /// Every group of a User (`groups_of`), by generation: asked on every
+    /// request of a signed-in person, changed only by a refresh.
+    groups_cache: Mutex<std::collections::HashMap<String, (u64, Vec<String>)>>,
     /// Signs paging cursors, so a client cannot forge one (see `query.rs`).
     cursor_key: Vec<u8>,
 }
@@ -221,6 +224,7 @@ impl Store {
             readers: Mutex::new(readers),
             reader_free: std::sync::Condvar::new(),
             generation: AtomicU64::new(1),
+            groups_cache: Mutex::default(),
             facet_cache: Mutex::new(Default::default()),
             count_cache: Mutex::new(None),
             cursor_key,
