@@ -79,6 +79,10 @@ fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
     })
 }
 
+/// How long a session read from the store is reused (see
+/// `Store::session_by_hash`).
+pub const SESSION_CACHE_MS: i64 = 5_000;
+
 /// A signed-in person's session, without its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -229,15 +233,45 @@ impl Store {
         Ok(())
     }
 
+    /// The session of a cookie's hash. Read from the store at most every
+    /// [`SESSION_CACHE_MS`]; ending a session here drops it at once (one
+    /// ended by another process sharing the store is seen within that).
     pub fn session_by_hash(&self, hash: &[u8]) -> Result<Option<SessionRecord>, StoreError> {
-        self.read(|conn| {
+        let now = now_ms();
+        if let Some((at, s)) = self
+            .session_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(hash)
+            && now - *at < SESSION_CACHE_MS
+        {
+            return Ok(Some(s.clone()));
+        }
+        let found = self.read(|conn| {
             Ok(conn
                 .prepare_cached(&format!(
                     "SELECT {SESSION_COLUMNS} FROM sessions WHERE hash = ?1"
                 ))?
                 .query_row([hash], session_row)
                 .optional()?)
-        })
+        })?;
+        let mut cache = self.session_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 100_000 {
+            cache.clear();
+        }
+        match &found {
+            Some(s) => cache.insert(hash.to_vec(), (now, s.clone())),
+            None => cache.remove(hash),
+        };
+        Ok(found)
+    }
+
+    /// Applies `change` to the cached copies of session `id`.
+    fn session_cached(&self, id: &str, change: impl Fn(&mut SessionRecord)) {
+        let mut cache = self.session_cache.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, s) in cache.values_mut().filter(|(_, s)| s.id == id) {
+            change(s);
+        }
     }
 
     pub fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
@@ -256,15 +290,18 @@ impl Store {
         self.writer()
             .prepare_cached("UPDATE sessions SET seen_ms = ?2 WHERE id = ?1 AND ended_ms IS NULL")?
             .execute(params![id, now])?;
+        self.session_cached(id, |s| s.seen_ms = now);
         Ok(())
     }
 
     /// Ends a session (sign-out, revocation); false when it had ended.
     pub fn session_end(&self, id: &str) -> Result<bool, StoreError> {
+        let now = now_ms();
         let n = self.writer().execute(
             "UPDATE sessions SET ended_ms = ?2 WHERE id = ?1 AND ended_ms IS NULL",
-            params![id, now_ms()],
+            params![id, now],
         )?;
+        self.session_cached(id, |s| s.ended_ms = Some(now));
         Ok(n == 1)
     }
 

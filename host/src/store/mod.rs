@@ -153,6 +153,8 @@ pub struct Store {
     /// Every group of a User (`groups_of`), by generation: asked on every
     /// request of a signed-in person, changed only by a refresh.
     groups_cache: Mutex<std::collections::HashMap<String, (u64, Vec<String>)>>,
+    /// Sessions by the hash of their cookie, with when each was read.
+    session_cache: Mutex<std::collections::HashMap<Vec<u8>, (i64, SessionRecord)>>,
     /// Signs paging cursors, so a client cannot forge one (see `query.rs`).
     cursor_key: Vec<u8>,
 }
@@ -225,6 +227,7 @@ impl Store {
             reader_free: std::sync::Condvar::new(),
             generation: AtomicU64::new(1),
             groups_cache: Mutex::default(),
+            session_cache: Mutex::default(),
             facet_cache: Mutex::new(Default::default()),
             count_cache: Mutex::new(None),
             cursor_key,
