@@ -335,18 +335,21 @@ impl Browser {
 /// A portal signing people in at `issuer`, served at its public URL.
 pub async fn oidc_portal(issuer: &str, secret_env: &str, extra: &str) -> Portal {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    oidc_portal_on(listener, issuer, secret_env, extra).await
+    oidc_portal_on(listener, "http", issuer, secret_env, extra).await
 }
 
 /// The same on a listener bound beforehand (the provider must know the
 /// callback before the portal starts).
 pub async fn oidc_portal_on(
     listener: tokio::net::TcpListener,
+    scheme: &str,
     issuer: &str,
     secret_env: &str,
     extra: &str,
 ) -> Portal {
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    // An https address is only what the portal is told it is served at
+    // (behind a TLS proxy); the tests speak http to it.
+    let base = format!("{scheme}://{}", listener.local_addr().unwrap());
     let dir = tempfile::tempdir().unwrap();
     crate::support::write_files(dir.path(), &[("catalog.yaml", &catalog("checkout"))]);
     let path = dir.path().join("greenroom.toml");
@@ -874,6 +877,7 @@ async fn people_sign_in_through_a_real_provider_login_form() {
     unsafe { std::env::set_var("GREENROOM_TEST_OIDC_SECRET_REAL", "real-provider-secret") };
     let p = oidc_portal_on(
         listener,
+        "http",
         &provider.issuer,
         "GREENROOM_TEST_OIDC_SECRET_REAL",
         "",
@@ -984,4 +988,69 @@ async fn idle_sessions_end_and_sign_in_floods_are_turned_away() {
         .filter(|l| l.action == "sign-in" && l.outcome == "error")
         .count();
     assert_eq!(denied, 20, "each forged callback is recorded");
+}
+
+/// Served over https (behind a TLS proxy), the cookies are `Secure` and
+/// carry the `__Host-` prefix, and the session works under that name.
+#[tokio::test]
+async fn over_https_cookies_are_secure_host_cookies() {
+    let provider = Scripted::start().await;
+    // SAFETY: only this test reads the variable.
+    unsafe { std::env::set_var("GREENROOM_TEST_OIDC_SECRET_E", CLIENT_SECRET) };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let p = oidc_portal_on(
+        listener,
+        "https",
+        &provider.issuer,
+        "GREENROOM_TEST_OIDC_SECRET_E",
+        "",
+    )
+    .await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let start = http
+        .get(format!("{}/auth/sign-in", p.base))
+        .send()
+        .await
+        .unwrap();
+    let flow = start.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        flow.starts_with("__Host-greenroom-signin=") && flow.contains("; Secure"),
+        "{flow}"
+    );
+    let to_provider = start.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        to_provider.contains("redirect_uri=https%3A%2F%2F127.0.0.1"),
+        "{to_provider}"
+    );
+    let back = http.get(&to_provider).send().await.unwrap();
+    let back = back.headers()["location"]
+        .to_str()
+        .unwrap()
+        .replacen("https://", "http://", 1);
+    let pair = flow.split(';').next().unwrap();
+    let done = http.get(&back).header("cookie", pair).send().await.unwrap();
+    assert_eq!(done.status().as_u16(), 303);
+    let session = done
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("__Host-greenroom-session="))
+        .expect("a __Host- session cookie");
+    for attribute in ["; Path=/", "; HttpOnly", "; SameSite=Lax", "; Secure"] {
+        assert!(session.contains(attribute), "{attribute} in {session}");
+    }
+    let me = http
+        .get(format!("{}/api/whoami", p.base))
+        .header("cookie", session.split(';').next().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(me["caller"]["userRef"], "user:default/jane", "{me}");
 }
