@@ -767,11 +767,7 @@ impl RealProvider {
             "the test identity provider is not installed: `cargo xtask test` runs `npm ci` in {}",
             dir.display()
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = greenroom_web_build::browser::free_port();
         let mut child = std::process::Command::new("node")
             .arg("provider.mjs")
             .arg(port.to_string())

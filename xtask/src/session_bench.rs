@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use greenroom_web_build::browser::free_port;
+
 use crate::bench::{Rng, measure_with, start_at, wait_ready};
 use crate::http::Conn;
 use crate::tools;
@@ -23,12 +25,6 @@ impl Drop for Provider {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// Cookies by name (the portal's and the provider's differ).
@@ -141,12 +137,12 @@ pub fn session_cost(
 ) -> anyhow::Result<((f64, f64), (f64, f64))> {
     let oidc = tools::workspace_root()?.join("tests/oidc");
     tools::ensure_npm_packages(&oidc)?;
-    let port = free_port()?;
+    let port = free_port();
     let portal = format!("127.0.0.1:{port}");
     let secret = "bench-oidc-secret";
     let mut child = Command::new("node")
         .arg("provider.mjs")
-        .arg(free_port()?.to_string())
+        .arg(free_port().to_string())
         .arg(format!("http://{portal}/auth/callback"))
         .arg(secret)
         .arg(r#"{"user-1": "user-1@example.com"}"#)

@@ -189,13 +189,12 @@ fn token_holder(state: &AppState, given: &str) -> Result<TokenHolder, ApiError> 
             // A personal token acts for its person as the catalog knows
             // them now: one who left loses what the token could do.
             let person = match &t.person {
-                Some(user_ref) => Some(Person {
-                    user_ref: Some(user_ref.clone()),
-                    login: user_ref.clone(),
-                    groups: state.store.groups_of(user_ref)?,
-                    demo: false,
-                    session: None,
-                }),
+                Some(user_ref) => Some(person(
+                    state,
+                    Some(user_ref.clone()),
+                    user_ref.clone(),
+                    None,
+                )?),
                 None => None,
             };
             Ok(TokenHolder {
@@ -229,7 +228,7 @@ pub fn resolve_person(
     subject: Option<&str>,
 ) -> Result<Option<Person>, ApiError> {
     let auth = &state.config.auth;
-    let login = email.or(user).unwrap_or_default().to_string();
+    let login = login_of(email, user, subject);
     let user_ref = match auth.resolve {
         Resolve::Email => match email {
             Some(e) => state.store.user_by("email", e)?,
@@ -250,17 +249,33 @@ pub fn resolve_person(
     if user_ref.is_none() && !auth.allow_unknown_people {
         return Ok(None);
     }
+    Ok(Some(person(state, user_ref, login, None)?))
+}
+
+/// How records name a person: their email, else user name, else the
+/// provider's subject.
+pub fn login_of(email: Option<&str>, user: Option<&str>, subject: Option<&str>) -> String {
+    email.or(user).or(subject).unwrap_or_default().to_string()
+}
+
+/// A person (not the demo's) with every group of their User, if any.
+fn person(
+    state: &AppState,
+    user_ref: Option<String>,
+    login: String,
+    session: Option<SessionRef>,
+) -> Result<Person, ApiError> {
     let groups = match &user_ref {
         Some(r) => state.store.groups_of(r)?,
         None => Vec::new(),
     };
-    Ok(Some(Person {
+    Ok(Person {
         user_ref,
         login,
         groups,
         demo: false,
-        session: None,
-    }))
+        session,
+    })
 }
 
 /// Whether the request names anyone: a bearer token, (behind the sign-in
@@ -310,20 +325,16 @@ fn session_person(
     if now - session.seen_ms > SEEN_EVERY_MS {
         state.store.session_seen(&session.id, now)?;
     }
-    let groups = match &session.user_ref {
-        Some(r) => state.store.groups_of(r)?,
-        None => Vec::new(),
+    let held = SessionRef {
+        id: session.id,
+        csrf: session.csrf,
     };
-    Ok(Some(Person {
-        user_ref: session.user_ref,
-        login: session.login,
-        groups,
-        demo: false,
-        session: Some(SessionRef {
-            id: session.id,
-            csrf: session.csrf,
-        }),
-    }))
+    Ok(Some(person(
+        state,
+        session.user_ref,
+        session.login,
+        Some(held),
+    )?))
 }
 
 /// A write sent with a session cookie must come from the portal's own

@@ -248,11 +248,11 @@ async fn finish(
         })
         .await
     };
-    let login = who
-        .email
-        .clone()
-        .or(who.username.clone())
-        .unwrap_or_else(|| who.subject.clone());
+    let login = identity::login_of(
+        who.email.as_deref(),
+        who.username.as_deref(),
+        Some(&who.subject),
+    );
     let person = match found {
         Ok(Some(p)) => p,
         Ok(None) => {

@@ -41,7 +41,8 @@ fn stop(driver: &mut Child) {
     let _ = driver.wait();
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now (taken by the next process to bind it).
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
