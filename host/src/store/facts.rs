@@ -357,8 +357,10 @@ impl Store {
         })
     }
 
-    /// Drops change entries up to `seq` once they are reflected.
+    /// Drops change entries up to `seq` once they are reflected, and once
+    /// the query index has applied them.
     pub fn forget_entity_changes(&self, seq: i64) -> Result<(), StoreError> {
+        let seq = self.index.keep_changes_after(seq);
         self.writer()
             .execute("DELETE FROM entity_changes WHERE seq <= ?1", params![seq])?;
         Ok(())

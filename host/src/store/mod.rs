@@ -11,6 +11,7 @@ mod actions;
 mod auth;
 mod events;
 mod facts;
+mod index;
 mod kv;
 mod query;
 mod schema;
@@ -157,6 +158,8 @@ pub struct Store {
     session_cache: Mutex<std::collections::HashMap<Vec<u8>, (i64, SessionRecord)>>,
     /// Signs paging cursors, so a client cannot forge one (see `query.rs`).
     cursor_key: Vec<u8>,
+    /// What by-query asks, kept in memory (see `index.rs`).
+    index: index::QueryIndex,
 }
 
 /// Facet name → (value, count), most frequent first.
@@ -231,6 +234,7 @@ impl Store {
             facet_cache: Mutex::new(Default::default()),
             count_cache: Mutex::new(None),
             cursor_key,
+            index: index::QueryIndex::default(),
         })
     }
 

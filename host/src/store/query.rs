@@ -12,6 +12,9 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use roaring::RoaringBitmap;
+
+use super::index::{self, Current, TextField};
 use super::{Facets, ORPHAN_SQL, Store, StoreError};
 use crate::catalog::EntityRef;
 use crate::catalog::relations;
@@ -534,6 +537,119 @@ impl Sql {
     }
 }
 
+/// The rows of one page before their entities are read: each one's sort
+/// value and id, in page order (one more than the limit when there is a
+/// next page), and the size of the whole selection.
+struct PageRows {
+    keys: Vec<(String, i64)>,
+    total: i64,
+}
+
+/// A by-query page planned in SQL: for orders the query index does not
+/// keep (anything but the name).
+struct SqlPage<'a> {
+    filter: &'a Filter,
+    order: &'a Order,
+    text: Option<&'a FullText>,
+    key: Option<&'a (String, i64)>,
+    ascending: bool,
+    limit: usize,
+}
+
+impl SqlPage<'_> {
+    /// The page's rows; the total is counted only when `count`.
+    fn run(&self, conn: &Connection, count: bool) -> Result<PageRows, StoreError> {
+        let mut from = Sql::default();
+        from.push_from_where(conn, self.filter, self.text, false)?;
+        let total = if count {
+            conn.prepare_cached(&format!("SELECT count(*) {}", from.text))?
+                .query_row(params_from_iter(from.args.iter()), |r| r.get(0))?
+        } else {
+            0
+        };
+        let mut sql = Sql {
+            text: String::new(),
+            args: from.args,
+        };
+        let expr = sql.sort_expr(&self.order.field);
+        sql.text = format!("SELECT e.id, {expr} {}", from.text);
+        if let Some((v, id)) = self.key {
+            let (v, id) = (sql.arg(v.clone()), sql.arg(id.to_string()));
+            let cmp = if self.ascending { ">" } else { "<" };
+            sql.push(&format!(
+                " AND ({expr} {cmp} {v} OR ({expr} = {v} AND e.id {cmp} CAST({id} AS INTEGER)))"
+            ));
+        }
+        let dir = if self.ascending { "ASC" } else { "DESC" };
+        sql.push(&format!(
+            " ORDER BY {expr} {dir}, e.id {dir} LIMIT {}",
+            self.limit + 1
+        ));
+        let keys = conn
+            .prepare_cached(&sql.text)?
+            .query_map(params_from_iter(sql.args.iter()), |r| {
+                Ok((r.get::<_, String>(1)?, r.get::<_, i64>(0)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(PageRows { keys, total })
+    }
+}
+
+/// The entities `filter` and `text` select, from the query index where it
+/// keeps the condition and from SQL where it does not (relations, full
+/// text on other fields).
+fn selection(
+    index: &mut Current<'_>,
+    conn: &Connection,
+    filter: &Filter,
+    text: Option<&FullText>,
+) -> Result<RoaringBitmap, StoreError> {
+    let mut selected = if filter.0.is_empty() {
+        index.all()
+    } else {
+        let mut any = RoaringBitmap::new();
+        for set in &filter.0 {
+            let mut each = Vec::new();
+            for c in conds(set) {
+                each.push(match c {
+                    Cond::Search { key, values } => index.search(key, values)?,
+                    other => sql_ids(conn, &other)?,
+                });
+            }
+            // Smallest first: the intersection shrinks fastest.
+            each.sort_by_key(RoaringBitmap::len);
+            let mut each = each.into_iter();
+            let mut all = each.next().unwrap_or_default();
+            for ids in each {
+                all &= ids;
+            }
+            any |= all;
+        }
+        any
+    };
+    if let Some(t) = text {
+        let fields: Option<Vec<TextField>> = if t.fields.is_empty() {
+            Some(vec![TextField::Name, TextField::Title])
+        } else {
+            t.fields.iter().map(|f| TextField::of(f)).collect()
+        };
+        selected = match fields {
+            Some(fields) => index.text(&t.term, &fields, &selected),
+            None => selected & sql_ids(conn, &Cond::Text(t))?,
+        };
+    }
+    Ok(selected)
+}
+
+/// Every entity condition `c` matches, from SQL.
+fn sql_ids(conn: &Connection, c: &Cond<'_>) -> Result<RoaringBitmap, StoreError> {
+    let mut sql = Sql::default();
+    sql.push("SELECT id FROM (");
+    sql.driver(c);
+    sql.push(")");
+    index::load(conn, &sql.text, params_from_iter(sql.args.iter()))
+}
+
 /// Columns every entity read selects, in this order.
 const ENTITY_COLUMNS: &str = "e.id, e.body, e.errors, e.ref";
 
@@ -552,7 +668,7 @@ impl Store {
                 "SELECT {ENTITY_COLUMNS}, {} FROM entities e WHERE e.ref = ?1",
                 orphan_column()
             );
-            one_entity(conn, &sql, &r.to_string(), fields)
+            one_entity(conn, &sql, r.to_string(), fields)
         })
     }
 
@@ -612,7 +728,7 @@ impl Store {
             );
             refs.iter()
                 .map(|r| match r {
-                    Some(r) => one_entity(conn, &sql, &r.to_string(), fields),
+                    Some(r) => one_entity(conn, &sql, r.to_string(), fields),
                     None => Ok(None),
                 })
                 .collect()
@@ -731,52 +847,46 @@ impl Store {
             ),
         };
         let limit = limit.clamp(1, 1000);
+        // Walking backwards flips the comparison and the sort.
+        let ascending = order.desc == backward;
         self.read(|conn| {
-            let mut from = Sql::default();
-            from.push_from_where(conn, &filter, text.as_ref(), false)?;
-            let total = match total {
-                Some(t) => t,
-                None => conn
-                    .prepare_cached(&format!("SELECT count(*) {}", from.text))?
-                    .query_row(params_from_iter(from.args.iter()), |r| r.get(0))?,
+            let rows = if order.field == "metadata.name" {
+                self.page_by_name(conn, &filter, text.as_ref(), key.as_ref(), ascending, limit)?
+            } else {
+                let count = total.is_none();
+                let q = SqlPage {
+                    filter: &filter,
+                    order: &order,
+                    text: text.as_ref(),
+                    key: key.as_ref(),
+                    ascending,
+                    limit,
+                };
+                q.run(conn, count)?
             };
-            let mut sql = Sql {
-                text: String::new(),
-                args: from.args,
-            };
-            let expr = sql.sort_expr(&order.field);
-            let orphan = orphan_column();
-            sql.text = format!("SELECT {ENTITY_COLUMNS}, {orphan}, {expr} {}", from.text);
-            // Walking backwards flips the comparison and the sort.
-            let ascending = order.desc == backward;
-            if let Some((v, id)) = &key {
-                let (v, id) = (sql.arg(v.clone()), sql.arg(id.to_string()));
-                let cmp = if ascending { ">" } else { "<" };
-                sql.push(&format!(
-                    " AND ({expr} {cmp} {v} OR ({expr} = {v} AND e.id {cmp} CAST({id} AS INTEGER)))"
-                ));
-            }
-            let dir = if ascending { "ASC" } else { "DESC" };
-            sql.push(&format!(
-                " ORDER BY {expr} {dir}, e.id {dir} LIMIT {}",
-                limit + 1
-            ));
-
-            let mut stmt = conn.prepare_cached(&sql.text)?;
-            let mut rows = stmt.query(params_from_iter(sql.args.iter()))?;
-            let mut items = Vec::with_capacity(limit);
-            let mut keys = Vec::with_capacity(limit);
-            let mut more = false;
-            while let Some(row) = rows.next()? {
-                if items.len() == limit {
-                    more = true;
-                    break;
+            // A later page keeps the total of the first.
+            let total = total.unwrap_or(rows.total);
+            let more = rows.keys.len() > limit;
+            let mut keys = rows.keys;
+            keys.truncate(limit);
+            let entity = format!(
+                "SELECT {ENTITY_COLUMNS}, {} FROM entities e WHERE e.id = ?1",
+                orphan_column()
+            );
+            let mut items = Vec::with_capacity(keys.len());
+            // An entity removed since it was selected is left out.
+            keys.retain(|(_, id)| match one_entity(conn, &entity, id, &q.fields) {
+                Ok(Some(json)) => {
+                    items.push(Ok(json));
+                    true
                 }
-                let id: i64 = row.get(0)?;
-                let sort: String = row.get(5)?;
-                keys.push((sort, id));
-                items.push(assemble(conn, row, &q.fields)?);
-            }
+                Ok(None) => false,
+                Err(e) => {
+                    items.push(Err(e));
+                    true
+                }
+            });
+            let mut items = items.into_iter().collect::<Result<Vec<_>, _>>()?;
             if backward {
                 items.reverse();
                 keys.reverse();
@@ -812,6 +922,32 @@ impl Store {
                 items,
                 total_items: total,
             }))
+        })
+    }
+
+    /// A page in name order from the query index: the selection is a
+    /// bitmap expression, its size the total, and the page a walk of the
+    /// name order (see `index.rs`).
+    fn page_by_name(
+        &self,
+        conn: &Connection,
+        filter: &Filter,
+        text: Option<&FullText>,
+        key: Option<&(String, i64)>,
+        ascending: bool,
+        limit: usize,
+    ) -> Result<PageRows, StoreError> {
+        let mut index = self.index.current(conn)?;
+        let selected = selection(&mut index, conn, filter, text)?;
+        let from = key.map(|(name, id)| (name.as_str(), u32::try_from(*id).unwrap_or(u32::MAX)));
+        let keys = index
+            .by_name(&selected, from, ascending, limit + 1)
+            .into_iter()
+            .map(|(name, id)| (name, i64::from(id)))
+            .collect();
+        Ok(PageRows {
+            keys,
+            total: selected.len() as i64,
         })
     }
 
@@ -918,7 +1054,7 @@ impl Store {
 fn one_entity(
     conn: &Connection,
     sql: &str,
-    key: &str,
+    key: impl rusqlite::ToSql,
     fields: &[String],
 ) -> Result<Option<String>, StoreError> {
     let mut stmt = conn.prepare_cached(sql)?;

@@ -209,6 +209,18 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX sessions_by_user ON sessions(user_ref);
     ALTER TABLE api_tokens ADD COLUMN person TEXT;",
+    // 11: the change feed names the entity's id too, so that the query
+    // index can follow removals (the ref is gone from `entities` by then).
+    "ALTER TABLE entity_changes ADD COLUMN entity_id INTEGER;
+    DROP TRIGGER entities_added;
+    DROP TRIGGER entities_changed;
+    DROP TRIGGER entities_removed;
+    CREATE TRIGGER entities_added AFTER INSERT ON entities
+        BEGIN INSERT INTO entity_changes (ref, entity_id) VALUES (NEW.ref, NEW.id); END;
+    CREATE TRIGGER entities_changed AFTER UPDATE OF etag, owner_ref, body, title ON entities
+        BEGIN INSERT INTO entity_changes (ref, entity_id) VALUES (NEW.ref, NEW.id); END;
+    CREATE TRIGGER entities_removed AFTER DELETE ON entities
+        BEGIN INSERT INTO entity_changes (ref, entity_id) VALUES (OLD.ref, OLD.id); END;",
 ];
 
 /// The schema version this build writes.
