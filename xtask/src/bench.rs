@@ -25,6 +25,11 @@ pub enum Bench {
         /// Requests per measured query kind.
         #[arg(long, default_value_t = 2000)]
         requests: usize,
+        /// `ours` (one configured location), `backstage` (a
+        /// Backstage-shaped organisation registered file by file through
+        /// the API, and the Backstage frontend's queries), or `all`.
+        #[arg(long, default_value = "all")]
+        part: Part,
     },
     /// Plugin call latency, compile and cached load, and drop-in hot loading.
     Plugins {
@@ -67,9 +72,32 @@ pub enum Bench {
     },
 }
 
+/// Which part of the catalog benchmark to run.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    Ours,
+    Backstage,
+    All,
+}
+
 pub fn run(what: Bench) -> anyhow::Result<()> {
     match what {
-        Bench::Catalog { entities, requests } => catalog(entities, requests),
+        Bench::Catalog {
+            entities,
+            requests,
+            part,
+        } => {
+            if entities < 1000 {
+                bail!("--entities must be at least 1000");
+            }
+            if part != Part::Backstage {
+                catalog(entities, requests)?;
+            }
+            if part != Part::Ours {
+                crate::backstage_bench::run(entities, requests)?;
+            }
+            Ok(())
+        }
         Bench::Plugins { calls } => plugins(calls),
         Bench::FirstParty => crate::first_party::run(),
         Bench::Insights { entities } => crate::insights_bench::run(entities),
@@ -295,7 +323,7 @@ pub(crate) fn start_at(bin: &Path, config: &Path, addr: &str) -> anyhow::Result<
     Ok(Server { child, addr })
 }
 
-fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
+pub(crate) fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: f64 = status
         .lines()
@@ -352,9 +380,6 @@ pub(crate) fn samples(
 }
 
 fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
-    if n < 1000 {
-        bail!("--entities must be at least 1000");
-    }
     let bin = release_bin("greenroom", "greenroom")?;
     let target = tools::target_dir()?;
     let dir = target.join(format!("bench/catalog-{n}"));

@@ -2,6 +2,7 @@
 //! machine lacks (rustup components and targets, later wasm tools and a
 //! browser), then builds, tests, runs the demo or benchmarks.
 
+mod backstage_bench;
 mod bench;
 mod first_party;
 mod http;
