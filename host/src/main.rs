@@ -135,6 +135,15 @@ enum PluginCommand {
 }
 
 fn main() -> ExitCode {
+    // glibc gives each thread that allocates an arena of its own, up to
+    // eight per core; freed memory stays in them. Two arenas held peak RSS
+    // at 100,000 entities steady, where the default varied by 200 MiB
+    // between identical runs (`cargo xtask bench catalog`).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: called once, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -274,7 +274,7 @@ pub struct SearchIndex {
 }
 
 /// Memory the index writer buffers before it writes a segment.
-const WRITER_MEMORY: usize = 64 * 1024 * 1024;
+const WRITER_MEMORY: usize = 32 * 1024 * 1024;
 
 /// The marker file naming the schema version of an index folder.
 const MARKER: &str = "greenroom-search.json";

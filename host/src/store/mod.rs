@@ -9,6 +9,7 @@
 
 mod actions;
 mod auth;
+mod checkpoint;
 mod events;
 mod facts;
 mod index;
@@ -160,6 +161,8 @@ pub struct Store {
     cursor_key: Vec<u8>,
     /// What by-query asks, kept in memory (see `index.rs`).
     index: index::QueryIndex,
+    /// Checkpoints the WAL off the writer's path (see `checkpoint.rs`).
+    _checkpoint: checkpoint::Checkpointer,
 }
 
 /// Facet name → (value, count), most frequent first.
@@ -198,9 +201,10 @@ impl Store {
         }
         let mut writer = open_connection(path, OpenFlags::default())?;
         // A refresh of a large location touches every index; with too small
-        // a cache, dirty pages spill to the WAL again and again.
+        // a cache, dirty pages spill to the WAL again and again. The writer
+        // never checkpoints: a thread of its own does (`checkpoint.rs`).
         writer
-            .execute_batch("PRAGMA cache_size = -131072; PRAGMA journal_size_limit = 67108864;")?;
+            .execute_batch("PRAGMA cache_size = -65536; PRAGMA journal_size_limit = 67108864; PRAGMA wal_autocheckpoint = 0;")?;
         schema::migrate(&mut writer, path)?;
         // Two v4 UUIDs: 244 bits from the operating system's generator.
         let fresh: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
@@ -235,6 +239,7 @@ impl Store {
             count_cache: Mutex::new(None),
             cursor_key,
             index: index::QueryIndex::default(),
+            _checkpoint: checkpoint::Checkpointer::start(path)?,
         })
     }
 
