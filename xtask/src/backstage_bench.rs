@@ -10,12 +10,13 @@
 //! without fields, by-name and facets.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::bench::{Rng, append_row, measure, peak_rss_mib, release_bin, start, wait_ready};
+use crate::bench::{
+    Rng, append_row, create_token, measure, peak_rss_mib, prepare, start, wait_ready,
+};
 use crate::http::Conn;
 use crate::tools;
 
@@ -136,37 +137,16 @@ fn generate(dir: &Path, n: usize) -> anyhow::Result<()> {
 }
 
 pub fn run(n: usize, requests: usize) -> anyhow::Result<()> {
-    let bin = release_bin("greenroom", "greenroom")?;
-    let dir = tools::target_dir()?.join(format!("bench/backstage-{n}"));
-    let org = dir.join("org");
-    eprintln!(
-        "xtask: a Backstage-shaped organisation of {n} entities in {}",
-        org.display()
-    );
-    generate(&org, n)?;
-    let data = dir.join("data");
-    let _ = std::fs::remove_dir_all(&data);
-    let config = dir.join("greenroom.toml");
-    std::fs::write(
-        &config,
-        "[server]\ndata_dir = \"data\"\n[catalog]\nrefresh_interval = \"24h\"\nallow_file_locations_from_api = true\n",
+    let (bin, config, dir) = prepare(
+        &format!("backstage-{n}"),
+        |org| generate(org, n),
+        "allow_file_locations_from_api = true\n",
     )?;
-    // An admin token from the CLI (which makes the store), for the
-    // registrations.
-    let out = Command::new(&bin)
-        .args(["--config", &config.to_string_lossy()])
-        .args(["token", "create", "--name", "bench", "--scope", "admin"])
-        .env("RUST_LOG", "warn")
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "token create failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let org = dir.join("org");
+    // An admin token for the registrations.
     let auth = format!(
         "Authorization: Bearer {}\r\n",
-        String::from_utf8(out.stdout)?.trim()
+        create_token(&bin, &config, "admin")?
     );
 
     let server = start(&bin, &config)?;

@@ -380,21 +380,10 @@ pub(crate) fn samples(
 }
 
 fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
-    let bin = release_bin("greenroom", "greenroom")?;
-    let target = tools::target_dir()?;
-    let dir = target.join(format!("bench/catalog-{n}"));
-    let org = dir.join("org");
-    eprintln!(
-        "xtask: generating a synthetic organisation of {n} entities in {}",
-        org.display()
-    );
-    generate(&org, n)?;
-    let data = dir.join("data");
-    let _ = std::fs::remove_dir_all(&data);
-    let config = dir.join("greenroom.toml");
-    std::fs::write(
-        &config,
-        "[server]\ndata_dir = \"data\"\n[catalog]\nrefresh_interval = \"24h\"\n[[catalog.locations]]\ntype = \"file\"\ntarget = \"org/part-*.yaml\"\n",
+    let (bin, config, dir) = prepare(
+        &format!("catalog-{n}"),
+        |org| generate(org, n),
+        "[[catalog.locations]]\ntype = \"file\"\ntarget = \"org/part-*.yaml\"\n",
     )?;
 
     let started = Instant::now();
@@ -461,26 +450,7 @@ fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
     })?;
     // Sign-in costs: the same by-name read with a stored API token (hash,
     // lookup, policy, audit of nothing since it is a read), against none.
-    let out = Command::new(&bin)
-        .args([
-            "--config",
-            &config.to_string_lossy(),
-            "token",
-            "create",
-            "--name",
-            "bench",
-            "--scope",
-            "facts:write",
-        ])
-        .env("RUST_LOG", "warn")
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "token create failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let token = String::from_utf8(out.stdout)?.trim().to_string();
+    let token = create_token(&bin, &config, "facts:write")?;
     let auth_header = format!("Authorization: Bearer {token}\r\n");
     let mut rng = Rng(42);
     let anonymous = measure(&mut conn, requests, |_| {
@@ -588,6 +558,46 @@ fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
         "## Catalog",
         &row,
     )
+}
+
+/// Builds the release server and lays out `<target>/bench/<name>`: the
+/// organisation `generate` writes into `org/` (kept between runs), an
+/// empty `data/`, and a `greenroom.toml` with `catalog` settings added.
+/// Returns the binary, the config and the benchmark's folder.
+pub(crate) fn prepare(
+    name: &str,
+    generate: impl FnOnce(&Path) -> anyhow::Result<()>,
+    catalog: &str,
+) -> anyhow::Result<(PathBuf, PathBuf, PathBuf)> {
+    let bin = release_bin("greenroom", "greenroom")?;
+    let dir = tools::target_dir()?.join("bench").join(name);
+    let org = dir.join("org");
+    eprintln!("xtask: the organisation is in {}", org.display());
+    generate(&org)?;
+    let _ = std::fs::remove_dir_all(dir.join("data"));
+    let config = dir.join("greenroom.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\ndata_dir = \"data\"\n[catalog]\nrefresh_interval = \"24h\"\n{catalog}"),
+    )?;
+    Ok((bin, config, dir))
+}
+
+/// A stored API token with `scope`, made by the CLI (which creates the
+/// store when there is none yet).
+pub(crate) fn create_token(bin: &Path, config: &Path, scope: &str) -> anyhow::Result<String> {
+    let out = Command::new(bin)
+        .args(["--config", &config.to_string_lossy()])
+        .args(["token", "create", "--name", "bench", "--scope", scope])
+        .env("RUST_LOG", "warn")
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "token create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
 }
 
 /// Appends a table row under `heading` in BENCHMARKS.md.
