@@ -68,6 +68,11 @@ async fn serves_pages_with_navigation_anchors_admonitions_and_links() {
     assert_eq!(home["title"], "Home", "the nav's title");
     assert_eq!(home["path"], "");
     assert_eq!(home["source"], "index.md");
+    assert_eq!(
+        p.ok("/api/docs/component/default/payments/").await,
+        home,
+        "the home page with a trailing slash"
+    );
     assert!(
         home["html"].as_str().unwrap().contains(
             "<a href=\"/docs/default/component/payments/guide/setup\" rel=\"noopener noreferrer\">setting it up</a>"

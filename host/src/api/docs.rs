@@ -21,6 +21,8 @@ use crate::plugins::host::{beside_entity, read_beside};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/docs/{kind}/{namespace}/{name}", get(home))
+        // The same home page with a trailing slash, as Backstage links it.
+        .route("/api/docs/{kind}/{namespace}/{name}/", get(home))
         .route(
             "/api/entities/{kind}/{namespace}/{name}/definition",
             get(definition),
