@@ -119,7 +119,8 @@ const BUILT_IN: &[KindRule] = &[
     KindRule {
         kind: "API",
         api_versions: BACKSTAGE,
-        required: &["type", "lifecycle", "definition"],
+        // And `definition` or `remotes`: see `check_api_description`.
+        required: &["type", "lifecycle"],
         owner_required: true,
         refs: &[OWNER, SYSTEM],
     },
@@ -345,6 +346,9 @@ impl Kinds {
                         format!("spec.{field} is required"),
                     )),
                 }
+            }
+            if me.kind == "api" {
+                check_api_description(spec, &spec_path, &mut problems);
             }
             if me.kind == "campaign"
                 && let Err(found) = crate::campaigns::check_spec(&Value::Object(spec.clone()))
@@ -681,6 +685,50 @@ fn check_qualified_key(key: &str) -> Result<(), String> {
     refs::check_name(name)
 }
 
+/// An API describes itself with `spec.definition` (an OpenAPI, AsyncAPI,
+/// GraphQL… document) or, as Backstage's current model allows (an MCP
+/// server, say), with `spec.remotes`: the endpoints it serves, each with a
+/// `url` and optionally a `type`.
+fn check_api_description(
+    spec: &Map<String, Value>,
+    spec_path: &FieldPath,
+    problems: &mut Vec<Problem>,
+) {
+    match (spec.get("definition"), spec.get("remotes")) {
+        (Some(Value::String(s)), _) if !s.is_empty() => {}
+        (Some(_), _) => problems.push(Problem::new(
+            spec_path.clone().key("definition"),
+            "spec.definition must be a non-empty string",
+        )),
+        (None, None) => problems.push(Problem::new(
+            spec_path.clone().key("definition"),
+            "spec.definition is required, or spec.remotes: a list of the endpoints the API serves, each with a url",
+        )),
+        (None, Some(Value::Array(remotes))) if !remotes.is_empty() => {
+            for (i, remote) in remotes.iter().enumerate() {
+                let path = spec_path.clone().key("remotes").index(i);
+                let url_ok = matches!(remote.get("url"), Some(Value::String(u)) if !u.is_empty());
+                let type_ok = matches!(remote.get("type"), None | Some(Value::String(_)));
+                if !remote.is_object() || !url_ok {
+                    problems.push(Problem::new(
+                        path,
+                        format!("spec.remotes[{i}] must be a mapping with a non-empty url"),
+                    ));
+                } else if !type_ok {
+                    problems.push(Problem::new(
+                        path.key("type"),
+                        format!("spec.remotes[{i}].type must be a string"),
+                    ));
+                }
+            }
+        }
+        (None, Some(_)) => problems.push(Problem::new(
+            spec_path.clone().key("remotes"),
+            "spec.remotes must be a non-empty list of endpoints, each with a url",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -733,6 +781,50 @@ mod tests {
                 "providesApi api:default/checkout-api",
                 "consumesApi api:fraud/score",
                 "dependsOn resource:default/payments-db",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_api_has_a_definition_or_remotes() {
+        let api = |spec: Value| {
+            let mut spec = spec;
+            spec["lifecycle"] = json!("production");
+            spec["owner"] = json!("team-a");
+            problems(json!({"apiVersion": "backstage.io/v1alpha1", "kind": "API",
+                "metadata": {"name": "tools"}, "spec": spec}))
+        };
+        // Backstage's MCP server example: endpoints and no definition.
+        assert_eq!(
+            api(json!({"type": "mcp-server", "remotes": [
+                {"type": "streamable-http", "url": "https://tools.example.com/mcp"},
+                {"url": "https://tools.example.com/sse"}
+            ]})),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            api(json!({"type": "openapi", "definition": "openapi: 3.0.0"})),
+            Vec::<String>::new()
+        );
+        let none = api(json!({"type": "openapi"}));
+        assert_eq!(none.len(), 1, "{none:?}");
+        assert!(
+            none[0].starts_with("spec.definition: spec.definition is required, or spec.remotes"),
+            "{none:?}"
+        );
+        assert_eq!(
+            api(
+                json!({"type": "mcp-server", "remotes": [{"type": "sse"}, {"url": "u", "type": 3}]})
+            ),
+            vec![
+                "spec.remotes[0]: spec.remotes[0] must be a mapping with a non-empty url",
+                "spec.remotes[1].type: spec.remotes[1].type must be a string",
+            ]
+        );
+        assert_eq!(
+            api(json!({"type": "mcp-server", "remotes": []})),
+            vec![
+                "spec.remotes: spec.remotes must be a non-empty list of endpoints, each with a url"
             ]
         );
     }
