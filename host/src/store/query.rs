@@ -867,26 +867,21 @@ impl Store {
             // A later page keeps the total of the first.
             let total = total.unwrap_or(rows.total);
             let more = rows.keys.len() > limit;
-            let mut keys = rows.keys;
-            keys.truncate(limit);
+            let mut selected = rows.keys;
+            selected.truncate(limit);
             let entity = format!(
                 "SELECT {ENTITY_COLUMNS}, {} FROM entities e WHERE e.id = ?1",
                 orphan_column()
             );
-            let mut items = Vec::with_capacity(keys.len());
-            // An entity removed since it was selected is left out.
-            keys.retain(|(_, id)| match one_entity(conn, &entity, id, &q.fields) {
-                Ok(Some(json)) => {
-                    items.push(Ok(json));
-                    true
+            let mut items = Vec::with_capacity(selected.len());
+            let mut keys = Vec::with_capacity(selected.len());
+            for key in selected {
+                // An entity removed since it was selected is left out.
+                if let Some(json) = one_entity(conn, &entity, key.1, &q.fields)? {
+                    items.push(json);
+                    keys.push(key);
                 }
-                Ok(None) => false,
-                Err(e) => {
-                    items.push(Err(e));
-                    true
-                }
-            });
-            let mut items = items.into_iter().collect::<Result<Vec<_>, _>>()?;
+            }
             if backward {
                 items.reverse();
                 keys.reverse();
