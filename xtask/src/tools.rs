@@ -8,7 +8,11 @@ use anyhow::{Context, bail};
 
 /// The workspace root (where the top `Cargo.toml` is).
 pub fn workspace_root() -> anyhow::Result<PathBuf> {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // At run time first: `cargo run` sets it for the checkout being run,
+    // while the compile-time value names wherever this binary was built,
+    // which differs when clones share a target folder.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest
         .parent()
         .map(PathBuf::from)
