@@ -545,6 +545,44 @@ async fn host_imports_kv_catalog_and_source_work_within_bounds() {
     );
 }
 
+/// A call that runs out of time burnt a core for the whole deadline: the
+/// host does not ask again for that entity at once, and a plugin that runs
+/// out of time on entity after entity is paused as a whole.
+#[tokio::test]
+async fn a_plugin_that_ran_out_of_time_is_not_asked_again_at_once() {
+    let p = portal(
+        &["hostile"],
+        &[("loop", ""), ("loop-2", ""), ("loop-3", ""), ("calm", "")],
+        "",
+    )
+    .await;
+    let error = |c: Vec<Value>| error_text(&c[0]);
+    assert_eq!(
+        error(cards(&p, "loop").await),
+        "plugin hostile 0.1.0 did not answer within 1s and was stopped"
+    );
+    let again = error(cards(&p, "loop").await);
+    assert!(
+        again.contains("ran out of time on this entity 1 time(s) in a row and is not called for it again for 30 s"),
+        "{again}"
+    );
+    let calm = cards(&p, "calm").await;
+    assert_eq!(
+        calm[0]["nodes"][0]["text"], "fine",
+        "other entities are served"
+    );
+    for name in ["loop-2", "loop-3"] {
+        assert!(error(cards(&p, name).await).contains("did not answer within 1s"));
+    }
+    let paused = fresh_error(&p, "calm", "hostile").await;
+    assert!(
+        paused.contains("ran out of time 3 times in the last minute and is paused for 60 s"),
+        "{paused}"
+    );
+    let health = &p.ok("/api/plugins").await["items"][0]["health"];
+    assert_eq!(health["calls"], 4, "refused calls run nothing");
+}
+
 #[tokio::test]
 async fn a_plugin_that_keeps_failing_backs_off() {
     let p = portal(&["hostile"], &[("panic", "")], "").await;

@@ -2,6 +2,7 @@
 //! hash, an `InstancePre` per plugin, a fresh `Store` per call with a
 //! deadline (epoch interruption) and a memory cap.
 
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -179,6 +180,10 @@ pub enum CallError {
     Trap(String),
     #[error("is backing off after {failures} failures in a row; next try in {wait:?}")]
     BackingOff { failures: u32, wait: Duration },
+    #[error("ran out of time on this entity {times} time(s) in a row and is not called for it again for {}", whole_seconds(*wait))]
+    StuckOnEntity { times: u32, wait: Duration },
+    #[error("ran out of time {times} times in the last minute and is paused for {}", whole_seconds(*wait))]
+    TooManyTimeouts { times: usize, wait: Duration },
     #[error("does not export {0}")]
     NotExported(&'static str),
 }
@@ -192,6 +197,29 @@ pub struct Health {
     failures_in_a_row: u32,
     backoff_until: Option<Instant>,
     latencies_us: Vec<u64>,
+    /// Per call subject (an export and an entity): timeouts in a row and
+    /// until when it is not called for that subject. A timed-out call burnt
+    /// a core for the whole deadline, and asking again would burn another.
+    stuck: HashMap<String, (u32, Instant)>,
+    /// When recent calls timed out, whatever their subject: a plugin that
+    /// times out on many entities in turn is paused as a whole.
+    recent_timeouts: VecDeque<Instant>,
+    paused_until: Option<Instant>,
+}
+
+/// How long a subject is left alone after its first timeout; doubled on
+/// each further one, up to [`STUCK_MAX`].
+const STUCK_FIRST: Duration = Duration::from_secs(30);
+const STUCK_MAX: Duration = Duration::from_secs(30 * 60);
+/// Subjects remembered per plugin; past it, expired ones are forgotten
+/// and new ones are not recorded (the plugin-wide pause still holds).
+const STUCK_SUBJECTS: usize = 10_000;
+/// Timeouts within [`TIMEOUT_WINDOW`] that pause the plugin for as long.
+const TIMEOUTS_PER_WINDOW: usize = 3;
+const TIMEOUT_WINDOW: Duration = Duration::from_secs(60);
+
+fn whole_seconds(d: Duration) -> String {
+    format!("{} s", d.as_secs_f64().ceil() as u64)
 }
 
 impl Health {
@@ -199,8 +227,19 @@ impl Health {
     /// trap, a timeout, an internal error): those back it off. An upstream
     /// or configuration problem the plugin reported cleanly is counted as an
     /// error but backs nothing off, since it concerns one entity's data.
-    fn record(&mut self, took: Duration, error: Option<&CallError>, misbehaved: bool) {
+    fn record(
+        &mut self,
+        took: Duration,
+        error: Option<&CallError>,
+        misbehaved: bool,
+        subject: Option<&str>,
+    ) {
         self.calls += 1;
+        if matches!(error, Some(CallError::Timeout(_))) {
+            self.timed_out(subject);
+        } else if let Some(subject) = subject {
+            self.stuck.remove(subject);
+        }
         if self.latencies_us.len() == 256 {
             self.latencies_us.remove(0);
         }
@@ -225,11 +264,54 @@ impl Health {
         }
     }
 
-    fn check_backoff(&self) -> Result<(), CallError> {
-        match self.backoff_until {
-            Some(until) if until > Instant::now() => Err(CallError::BackingOff {
+    fn timed_out(&mut self, subject: Option<&str>) {
+        let now = Instant::now();
+        while self
+            .recent_timeouts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > TIMEOUT_WINDOW)
+        {
+            self.recent_timeouts.pop_front();
+        }
+        self.recent_timeouts.push_back(now);
+        if self.recent_timeouts.len() >= TIMEOUTS_PER_WINDOW {
+            self.paused_until = Some(now + TIMEOUT_WINDOW);
+        }
+        let Some(subject) = subject else {
+            return;
+        };
+        if self.stuck.len() >= STUCK_SUBJECTS && !self.stuck.contains_key(subject) {
+            self.stuck.retain(|_, (_, until)| *until > now);
+            if self.stuck.len() >= STUCK_SUBJECTS {
+                return;
+            }
+        }
+        let (times, until) = self.stuck.entry(subject.to_string()).or_insert((0, now));
+        *times += 1;
+        *until = now
+            + STUCK_FIRST
+                .saturating_mul(1 << (*times - 1).min(6))
+                .min(STUCK_MAX);
+    }
+
+    fn check_backoff(&self, subject: Option<&str>) -> Result<(), CallError> {
+        let now = Instant::now();
+        if let Some(until) = self.backoff_until.filter(|u| *u > now) {
+            return Err(CallError::BackingOff {
                 failures: self.failures_in_a_row,
-                wait: until - Instant::now(),
+                wait: until - now,
+            });
+        }
+        if let Some(until) = self.paused_until.filter(|u| *u > now) {
+            return Err(CallError::TooManyTimeouts {
+                times: self.recent_timeouts.len(),
+                wait: until - now,
+            });
+        }
+        match subject.and_then(|s| self.stuck.get(s)) {
+            Some((times, until)) if *until > now => Err(CallError::StuckOnEntity {
+                times: *times,
+                wait: *until - now,
             }),
             _ => Ok(()),
         }
@@ -313,8 +395,11 @@ impl Loaded {
     }
 
     /// Runs `f` on a fresh instance with the call limits; records health.
+    /// `subject` names what the call is about (an export and an entity):
+    /// a subject the plugin ran out of time on is left alone for a while.
     fn call<R>(
         &self,
+        subject: Option<&str>,
         limits: &CallLimits,
         f: impl FnOnce(
             &mut wasmtime::Store<HostState>,
@@ -322,7 +407,7 @@ impl Loaded {
         ) -> wasmtime::Result<Result<R, types::PluginError>>,
         size: impl FnOnce(&R) -> usize,
     ) -> Result<R, CallError> {
-        self.health().check_backoff()?;
+        self.health().check_backoff(subject)?;
         let started = Instant::now();
         let mut store =
             wasmtime::Store::new(self.pre.engine(), HostState::new(&self.ctx, limits.timeout));
@@ -367,7 +452,7 @@ impl Loaded {
             .as_ref()
             .err()
             .filter(|e| !matches!(e, CallError::NotApplicable));
-        self.health().record(took, fault, !reported);
+        self.health().record(took, fault, !reported, subject);
         let outcome = match &result {
             Ok(_) | Err(CallError::NotApplicable) => "ok",
             Err(CallError::Timeout(_)) => "timeout",
@@ -389,6 +474,7 @@ impl Loaded {
             return Err(CallError::NotExported("cards"));
         };
         self.call(
+            Some(&format!("cards {}", entity.entity_ref)),
             limits,
             |store, instance| {
                 indices
@@ -431,6 +517,7 @@ impl Loaded {
     ) -> Result<Vec<types::Fact>, CallError> {
         let indices = self.facts.as_ref().ok_or(CallError::NotExported("facts"))?;
         self.call(
+            Some(&format!("facts {}", entity.entity_ref)),
             limits,
             |store, instance| {
                 indices
@@ -459,6 +546,7 @@ impl Loaded {
             .as_ref()
             .ok_or(CallError::NotExported("events"))?;
         self.call(
+            None,
             limits,
             |store, instance| {
                 indices
@@ -493,6 +581,7 @@ impl Loaded {
             .as_ref()
             .ok_or(CallError::NotExported("search"))?;
         self.call(
+            Some(&format!("search {}", entity.entity_ref)),
             limits,
             |store, instance| {
                 indices
@@ -518,6 +607,7 @@ impl Loaded {
             .as_ref()
             .ok_or(CallError::NotExported("actions"))?;
         self.call(
+            Some(&format!("actions {}", entity.entity_ref)),
             limits,
             |store, instance| {
                 Ok(Ok(indices
@@ -546,6 +636,7 @@ impl Loaded {
             .as_ref()
             .ok_or(CallError::NotExported("actions"))?;
         self.call(
+            Some(&format!("run {id} {}", entity.entity_ref)),
             limits,
             |store, instance| {
                 indices
@@ -565,6 +656,7 @@ impl Loaded {
     ) -> Result<types::DocPage, CallError> {
         let indices = self.docs.as_ref().ok_or(CallError::NotExported("docs"))?;
         self.call(
+            Some(&format!("docs {}", entity.entity_ref)),
             limits,
             |store, instance| {
                 indices

@@ -3,7 +3,7 @@
 //!
 //! | entity name | what it does |
 //! |---|---|
-//! | `loop` | spins forever |
+//! | `loop`, `loop-<n>` | spins forever |
 //! | `alloc` | allocates and touches 1 GiB |
 //! | `big` | returns a 100 MB card |
 //! | `panic` | panics |
@@ -47,7 +47,7 @@ fn card(text: &str) -> Result<Vec<Card>, PluginError> {
 impl Plugin for Hostile {
     fn cards(entity: Entity) -> Result<Vec<Card>, PluginError> {
         match entity.name.as_str() {
-            "loop" => {
+            name if name == "loop" || name.starts_with("loop-") => {
                 let mut n = 0u64;
                 loop {
                     n = std::hint::black_box(n.wrapping_add(1));
