@@ -26,6 +26,8 @@ struct Tally {
 }
 
 const TOKEN: &str = "load-bench-token";
+/// Entities the hostile plugin loops on.
+const LOOPING: usize = 100;
 
 pub fn run(entities: usize, clients: usize, seconds: u64) -> anyhow::Result<()> {
     tools::ensure_targets(&[crate::PLUGIN_TARGET])?;
@@ -43,10 +45,12 @@ pub fn run(entities: usize, clients: usize, seconds: u64) -> anyhow::Result<()> 
             dir.join(format!("plugins/{name}.wasm")),
         )?;
     }
-    std::fs::write(
-        dir.join("loop.yaml"),
-        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: loop\nspec:\n  type: service\n  lifecycle: production\n  owner: team-0\n",
-    )?;
+    // Entities the hostile plugin loops on, asked in turn: the host must
+    // bound what a plugin burns even when the entity keeps changing.
+    let looping_yaml: String = (0..LOOPING)
+        .map(|n| format!("---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: loop-{n}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-0\n"))
+        .collect();
+    std::fs::write(dir.join("loop.yaml"), looping_yaml)?;
     let config = dir.join("greenroom.toml");
     // Every location is read again every 5 s: a refresh is always running.
     std::fs::write(
@@ -77,7 +81,7 @@ pub fn run(entities: usize, clients: usize, seconds: u64) -> anyhow::Result<()> 
             let mut calls = 0;
             while !stop.load(Ordering::Relaxed) {
                 let (status, body) = conn.get_with(
-                    "/api/cards/component/default/loop",
+                    &format!("/api/cards/component/default/loop-{}", calls % LOOPING),
                     "Cache-Control: no-cache\r\n",
                 )?;
                 if status != 200 {
