@@ -410,6 +410,30 @@ async fn dropped_in_plugins_load_swap_and_unload_without_a_restart() {
     until_plugins(&p, "the plugin is unloaded", |l| l.is_empty()).await;
 }
 
+/// A plugin copied in many writes (as a large one is) is loaded once, when
+/// the file has stopped changing, not once per write.
+#[tokio::test]
+async fn a_plugin_written_slowly_is_loaded_once() {
+    let p = portal(&[], &[("checkout", "")], "").await;
+    let bytes = std::fs::read(wasm("hello")).unwrap();
+    let target = p.dir.path().join("plugins/slow.wasm");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&target).unwrap();
+        for chunk in bytes.chunks(bytes.len().div_ceil(8)) {
+            file.write_all(chunk).unwrap();
+            file.flush().unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+        }
+    }
+    let list = until_plugins(&p, "hello is loaded", |l| {
+        l.len() == 1 && l[0]["state"] == "loaded"
+    })
+    .await;
+    assert_eq!(list[0]["loads"], 1, "{list:?}");
+    assert_eq!(cards(&p, "checkout").await[0]["plugin"], "hello");
+}
+
 #[tokio::test]
 async fn grants_and_disabling_go_through_the_admin_api() {
     // A variable name of this test's own: tests share the environment.

@@ -16,7 +16,7 @@ pub mod http;
 pub mod manifest;
 pub mod runtime;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -40,6 +40,39 @@ enum Slot {
     Failed { error: String },
 }
 
+/// How often a file being written is looked at again.
+const SETTLE_TICK: Duration = Duration::from_millis(50);
+/// How long a file's size and time must stay the same before it is loaded.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// A plugin file that changed and is not loaded yet.
+struct Settling {
+    seen: Option<(u64, Option<std::time::SystemTime>)>,
+    since: Instant,
+}
+
+impl Settling {
+    fn new() -> Settling {
+        Settling {
+            seen: None,
+            since: Instant::now(),
+        }
+    }
+
+    /// `None` when the file is gone, `Some(true)` once it stayed the same
+    /// for [`SETTLE`].
+    fn settled(&mut self, path: &Path) -> Option<bool> {
+        let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+        let now = (meta.len(), meta.modified().ok());
+        if self.seen != Some(now) {
+            self.seen = Some(now);
+            self.since = Instant::now();
+            return Some(false);
+        }
+        Some(self.since.elapsed() >= SETTLE)
+    }
+}
+
 /// All plugins of a portal.
 pub struct Plugins {
     runtime: Runtime,
@@ -52,6 +85,8 @@ pub struct Plugins {
     slots: RwLock<BTreeMap<PathBuf, Slot>>,
     /// Watches the plugins folder while it lives.
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
+    /// How many times each file was loaded (or failed to) since start.
+    loads: Mutex<HashMap<PathBuf, u32>>,
     /// Cards by (plugin build, entity ref, entity etag), with when they
     /// were made; a new plugin build or a changed entity misses.
     cards_cache: Mutex<HashMap<CardsKey, (Instant, Vec<Value>)>>,
@@ -89,6 +124,9 @@ pub struct PluginInfo {
     /// revoke it).
     pub configured: Option<StoredGrants>,
     pub health: Option<HealthInfo>,
+    /// Times the file was loaded (or failed to load) since start: once per
+    /// change, however many writes the change took.
+    pub loads: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -127,6 +165,7 @@ impl Plugins {
             reader,
             slots: RwLock::new(BTreeMap::new()),
             watcher: Mutex::new(None),
+            loads: Mutex::new(HashMap::new()),
             cards_cache: Mutex::new(HashMap::new()),
         })
     }
@@ -177,37 +216,45 @@ impl Plugins {
         std::thread::Builder::new()
             .name("greenroom-plugin-watch".into())
             .spawn(move || {
-                // Events come in bursts while a file is written: gather them for
-                // a moment, then act once per file.
-                while let Ok(first) = rx.recv() {
-                    let mut paths = BTreeSet::new();
-                    let mut add = |event: notify::Result<notify::Event>| {
-                        if let Ok(e) = event {
-                            paths.extend(
-                                e.paths
-                                    .into_iter()
-                                    .filter(|p| p.extension().is_some_and(|x| x == "wasm")),
-                            );
-                        }
+                // A file being copied fires events for every write: wait
+                // until its size and time have stopped changing, then act
+                // once. A copy of a large plugin takes many writes.
+                let mut settling: BTreeMap<PathBuf, Settling> = BTreeMap::new();
+                loop {
+                    let wait = if settling.is_empty() {
+                        Duration::from_secs(3600)
+                    } else {
+                        SETTLE_TICK
                     };
-                    add(first);
-                    let until = Instant::now() + Duration::from_millis(40);
-                    while let Some(left) = until.checked_duration_since(Instant::now()) {
-                        match rx.recv_timeout(left) {
-                            Ok(e) => add(e),
-                            Err(_) => break,
+                    match rx.recv_timeout(wait) {
+                        Ok(Ok(event)) => {
+                            for path in event
+                                .paths
+                                .into_iter()
+                                .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+                            {
+                                settling.entry(path).or_insert_with(Settling::new);
+                            }
+                            continue;
                         }
+                        Ok(Err(e)) => tracing::warn!(error = %e, "plugins folder watch"),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
                     }
                     let Some(plugins) = this.upgrade() else {
                         return;
                     };
-                    for path in paths {
-                        if path.is_file() {
-                            plugins.load_file(&path);
-                        } else {
-                            plugins.unload(&path);
+                    settling.retain(|path, state| match state.settled(path) {
+                        Some(true) => {
+                            plugins.load_file(path);
+                            false
                         }
-                    }
+                        Some(false) => true,
+                        None => {
+                            plugins.unload(path);
+                            false
+                        }
+                    });
                 }
             })?;
         Ok(())
@@ -228,6 +275,12 @@ impl Plugins {
 
     /// Loads (or replaces) the plugin in `file`.
     pub fn load_file(&self, file: &Path) {
+        *self
+            .loads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(file.to_path_buf())
+            .or_default() += 1;
         let slot = match self.try_load(file) {
             Ok(loaded) => {
                 tracing::info!(plugin = %loaded.manifest.id, version = %loaded.manifest.version, file = %file.display(), exports = ?loaded.exports, "plugin loaded");
@@ -235,14 +288,18 @@ impl Plugins {
             }
             Err(e) => {
                 let error = format!("{}: {e:#}", file.display());
-                tracing::error!("plugin not loaded: {error}");
                 Slot::Failed { error }
             }
         };
-        self.slots
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(file.to_path_buf(), slot);
+        let mut slots = self.slots.write().unwrap_or_else(|p| p.into_inner());
+        // The same failure again (the file touched, not fixed) is not
+        // logged again.
+        if let Slot::Failed { error } = &slot
+            && !matches!(slots.get(file), Some(Slot::Failed { error: before }) if before == error)
+        {
+            tracing::error!("plugin not loaded: {error}");
+        }
+        slots.insert(file.to_path_buf(), slot);
     }
 
     fn try_load(&self, file: &Path) -> anyhow::Result<Loaded> {
@@ -498,6 +555,8 @@ impl Plugins {
     }
 
     pub fn list(&self) -> Vec<PluginInfo> {
+        let loads = self.loads.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let loads = |file: &Path| loads.get(file).copied().unwrap_or(0);
         let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
         slots
             .iter()
@@ -529,6 +588,7 @@ impl Plugins {
                             p95_ms: p95,
                             last_error: h.last_error.clone(),
                         }),
+                        loads: loads(file),
                     }
                 }
                 Slot::Failed { error } => PluginInfo {
@@ -544,6 +604,7 @@ impl Plugins {
                     granted: None,
                     configured: None,
                     health: None,
+                    loads: loads(file),
                 },
             })
             .collect()
