@@ -212,45 +212,44 @@ fn plugins(
     Ok((registry, store))
 }
 
+/// A runtime that only checks files: no store, no compiled cache.
+fn inspector(config: &Config) -> anyhow::Result<greenroom::plugins::runtime::Runtime> {
+    greenroom::plugins::runtime::Runtime::new(
+        None,
+        config.plugins.memory_limit_mib * 1024 * 1024,
+        1,
+    )
+}
+
 fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
-    let (registry, store) = plugins(&config)?;
     let dir = config.plugins_dir();
     let need_dir = || {
         dir.clone()
             .context("no plugins folder: set [plugins] dir in greenroom.toml")
     };
+    // Inspect, embed-manifest and install read and write only the files
+    // they are given: no store, no compiled cache.
     match command {
-        PluginCommand::List => {
-            registry.load_dir(&need_dir()?);
-            for p in registry.list() {
-                match (&p.id, &p.error) {
-                    (Some(id), _) => println!(
-                        "{id} {} {} exports: {}",
-                        p.version.as_deref().unwrap_or("?"),
-                        p.state,
-                        p.exports.join(", ")
-                    ),
-                    (None, Some(e)) => println!("{} failed: {e}", p.file),
-                    (None, None) => println!("{} failed", p.file),
+        PluginCommand::Inspect { file } => {
+            let checked = std::fs::read(&file)
+                .map_err(anyhow::Error::from)
+                .and_then(|bytes| inspector(&config)?.inspect(&bytes));
+            match checked {
+                Ok((manifest, interfaces)) => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(
+                            &serde_json::json!({"manifest": manifest, "exports": interfaces.exports, "imports": interfaces.imports})
+                        )?
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    println!("{}: refused: {e:#}", file.display());
+                    Ok(ExitCode::from(1))
                 }
             }
-            Ok(ExitCode::SUCCESS)
         }
-        PluginCommand::Inspect { file } => match registry.inspect(&file) {
-            Ok((manifest, interfaces)) => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"manifest": manifest, "exports": interfaces.exports, "imports": interfaces.imports})
-                    )?
-                );
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(e) => {
-                println!("{}: refused: {e:#}", file.display());
-                Ok(ExitCode::from(1))
-            }
-        },
         PluginCommand::EmbedManifest {
             component,
             manifest,
@@ -274,20 +273,10 @@ fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        PluginCommand::Bench { file, calls } => {
-            let r = registry.bench(&file, calls)?;
-            println!(
-                "cold_compile_ms={:.1} cached_load_ms={:.2} call_p50_us={:.1} call_p99_us={:.1}",
-                r.cold_compile.as_secs_f64() * 1e3,
-                r.cached_load.as_secs_f64() * 1e3,
-                r.call_p50.as_secs_f64() * 1e6,
-                r.call_p99.as_secs_f64() * 1e6
-            );
-            Ok(ExitCode::SUCCESS)
-        }
         PluginCommand::Install { file } => {
-            let (manifest, _) = registry
-                .inspect(&file)
+            let (manifest, _) = std::fs::read(&file)
+                .map_err(anyhow::Error::from)
+                .and_then(|bytes| inspector(&config)?.inspect(&bytes))
                 .with_context(|| format!("{} cannot be installed", file.display()))?;
             let dir = need_dir()?;
             std::fs::create_dir_all(&dir)?;
@@ -304,10 +293,40 @@ fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        PluginCommand::List => {
+            let (registry, _) = plugins(&config)?;
+            registry.load_dir(&need_dir()?);
+            for p in registry.list() {
+                match (&p.id, &p.error) {
+                    (Some(id), _) => println!(
+                        "{id} {} {} exports: {}",
+                        p.version.as_deref().unwrap_or("?"),
+                        p.state,
+                        p.exports.join(", ")
+                    ),
+                    (None, Some(e)) => println!("{} failed: {e}", p.file),
+                    (None, None) => println!("{} failed", p.file),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Bench { file, calls } => {
+            let (registry, _) = plugins(&config)?;
+            let r = registry.bench(&file, calls)?;
+            println!(
+                "cold_compile_ms={:.1} cached_load_ms={:.2} call_p50_us={:.1} call_p99_us={:.1}",
+                r.cold_compile.as_secs_f64() * 1e3,
+                r.cached_load.as_secs_f64() * 1e3,
+                r.call_p50.as_secs_f64() * 1e6,
+                r.call_p99.as_secs_f64() * 1e6
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         PluginCommand::Grant { id, hosts, secrets } => {
             for h in &hosts {
                 greenroom::net::Origin::parse(h).map_err(|e| anyhow::anyhow!("--host {e}"))?;
             }
+            let (registry, store) = plugins(&config)?;
             let mut grants = store.grants(&id)?.unwrap_or_default();
             grants.hosts.extend(
                 hosts

@@ -188,6 +188,10 @@ fn plugin_commands_check_install_and_grant() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("garbage.wasm cannot be installed"));
     assert!(!dir.path().join("plugins/garbage.wasm").exists());
+    assert!(
+        !dir.path().join("data").exists(),
+        "inspect and install touch no store and keep no compiled cache"
+    );
 
     let out = run(&[
         "plugin",

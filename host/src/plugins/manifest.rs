@@ -46,7 +46,7 @@ pub enum ManifestError {
     #[error("not a WebAssembly component: {0}")]
     NotWasm(String),
     #[error(
-        "has no `{SECTION}` custom section; build it with greenroom-plugin-sdk's `manifest!` or add the section yourself"
+        "has no `{SECTION}` custom section: add one to a component built with any toolchain with `greenroom plugin embed-manifest <component.wasm> --manifest manifest.json --output plugin.wasm`, or declare it with the Rust SDK's `manifest!`"
     )]
     Missing,
     #[error("its manifest is invalid JSON: {0}")]
@@ -170,6 +170,12 @@ mod tests {
         assert_eq!(
             Manifest::from_wasm(EMPTY_COMPONENT),
             Err(ManifestError::Missing)
+        );
+        assert!(
+            ManifestError::Missing
+                .to_string()
+                .contains("greenroom plugin embed-manifest"),
+            "a component from any toolchain is pointed at the command that fixes it"
         );
         assert!(matches!(
             Manifest::from_wasm(b"nope"),

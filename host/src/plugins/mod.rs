@@ -155,7 +155,7 @@ impl Plugins {
         let plugins = config.plugins.clone();
         Ok(Plugins {
             runtime: Runtime::new(
-                &config.plugin_cache_dir(),
+                Some(&config.plugin_cache_dir()),
                 plugins.memory_limit_mib * 1024 * 1024,
                 256,
             )?,
@@ -509,12 +509,7 @@ impl Plugins {
     /// Reads, compiles and checks a plugin file without loading it: what
     /// `greenroom plugin inspect` shows and `install` requires.
     pub fn inspect(&self, file: &Path) -> anyhow::Result<(Manifest, runtime::Interfaces)> {
-        let bytes = std::fs::read(file)?;
-        let manifest = Manifest::from_wasm(&bytes)?;
-        let (component, _) = self.runtime.compile(&bytes)?;
-        let interfaces = self.runtime.interfaces(&manifest, &component)?;
-        self.runtime.prepare(&component)?;
-        Ok((manifest, interfaces))
+        self.runtime.inspect(&std::fs::read(file)?)
     }
 
     /// Replaces a plugin's stored grants (or toggles it) and reloads it so

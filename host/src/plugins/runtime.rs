@@ -35,14 +35,20 @@ pub const TICK: Duration = Duration::from_millis(10);
 pub struct Runtime {
     pub engine: Engine,
     linker: Linker<HostState>,
-    cache_dir: PathBuf,
+    /// Where compiled components are kept; `None` keeps nothing (a
+    /// command that only inspects a file leaves no trace).
+    cache_dir: Option<PathBuf>,
 }
 
 impl Runtime {
     /// `memory_bytes` is the per-call memory cap; instances come from a
     /// pool sized for `concurrency` calls at once, which makes a fresh
     /// instance per call cheap (no mmap per call).
-    pub fn new(cache_dir: &Path, memory_bytes: usize, concurrency: u32) -> anyhow::Result<Runtime> {
+    pub fn new(
+        cache_dir: Option<&Path>,
+        memory_bytes: usize,
+        concurrency: u32,
+    ) -> anyhow::Result<Runtime> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
@@ -77,19 +83,24 @@ impl Runtime {
                     std::thread::sleep(TICK);
                 }
             })?;
-        std::fs::create_dir_all(cache_dir)
-            .with_context(|| format!("cannot create {}", cache_dir.display()))?;
+        if let Some(dir) = cache_dir {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
         Ok(Runtime {
             engine,
             linker,
-            cache_dir: cache_dir.to_path_buf(),
+            cache_dir: cache_dir.map(Path::to_path_buf),
         })
     }
 
     /// Compiles a component, or loads its compiled form from the cache.
     pub fn compile(&self, bytes: &[u8]) -> anyhow::Result<(Component, String)> {
         let hash = hex(&Sha256::digest(bytes));
-        let cached = self.cache_dir.join(format!("{hash}.cwasm"));
+        let Some(cache_dir) = &self.cache_dir else {
+            return Ok((Component::new(&self.engine, bytes)?, hash));
+        };
+        let cached = cache_dir.join(format!("{hash}.cwasm"));
         if cached.exists() {
             // SAFETY: the cache holds only what `serialize` below wrote for
             // this engine configuration; wasmtime checks the engine matches.
@@ -144,6 +155,16 @@ impl Runtime {
             );
         }
         Ok(Interfaces { exports, imports })
+    }
+
+    /// What the host would load from `bytes`: its manifest and interfaces,
+    /// or why it would refuse it.
+    pub fn inspect(&self, bytes: &[u8]) -> anyhow::Result<(Manifest, Interfaces)> {
+        let manifest = Manifest::from_wasm(bytes)?;
+        let (component, _) = self.compile(bytes)?;
+        let interfaces = self.interfaces(&manifest, &component)?;
+        self.prepare(&component)?;
+        Ok((manifest, interfaces))
     }
 
     pub fn prepare(&self, component: &Component) -> anyhow::Result<InstancePre<HostState>> {
