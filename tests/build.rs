@@ -11,7 +11,7 @@ fn main() {
     for dir in [
         "plugins",
         "plugin-sdk",
-        "wit",
+        "wit/0.1.0",
         "examples/plugins/c-hello",
         "examples/plugins/python-hello/app.py",
         "web/src",
@@ -101,7 +101,9 @@ fn build_c_plugin(root: &Path, out: &Path) -> PathBuf {
     use wit_bindgen_core::wit_parser::Resolve;
     std::fs::create_dir_all(out).unwrap();
     let mut resolve = Resolve::default();
-    let (pkg, _) = resolve.push_dir(root.join("wit")).expect("wit/ parses");
+    let (pkg, _) = resolve
+        .push_dir(root.join("wit/0.1.0"))
+        .expect("wit/ parses");
     let world = resolve
         .select_world(&[pkg], Some("export-cards"))
         .expect("world export-cards");
@@ -150,7 +152,7 @@ fn build_python_plugin(root: &Path, out: &Path) -> PathBuf {
     let path = out.join("python-hello.wasm");
     let status = Command::new("componentize-py")
         .arg("-d")
-        .arg(root.join("wit"))
+        .arg(root.join("wit/0.1.0"))
         .args(["-w", "export-cards", "componentize", "app", "-o"])
         .arg(&path)
         .current_dir(root.join("examples/plugins/python-hello"))

@@ -1,5 +1,5 @@
 //! Plugin cards: every node type of the WIT's `card` (see
-//! wit/greenroom-plugin.wit). Text is always text; `markdown` arrives as
+//! wit/0.1.0/greenroom-plugin.wit). Text is always text; `markdown` arrives as
 //! HTML the host rendered and sanitised; links go only to http(s) or the
 //! portal itself.
 

@@ -864,7 +864,7 @@ fn python_plugin(
     let status = Command::new("componentize-py")
         .args([
             "-d",
-            &root.join("wit").to_string_lossy(),
+            &root.join("wit/0.1.0").to_string_lossy(),
             "-w",
             "export-cards",
             "componentize",
@@ -944,7 +944,7 @@ fn javascript_plugin(
     let out = dir.join("js-hello.wasm");
     let built = Command::new("node")
         .arg(example.join("build.mjs"))
-        .arg(root.join("wit"))
+        .arg(root.join("wit/0.1.0"))
         .arg(&raw)
         .status()?;
     if !built.success() {

@@ -8,8 +8,8 @@
 //! [`CallError`] naming the plugin, recorded in its health.
 
 pub mod bindings {
-    //! Host bindings generated from `wit/greenroom-plugin.wit`.
-    wasmtime::component::bindgen!({ path: "../wit", world: "plugin" });
+    //! Host bindings generated from `wit/0.1.0/greenroom-plugin.wit`.
+    wasmtime::component::bindgen!({ path: "../wit/0.1.0", world: "plugin" });
 }
 pub mod host;
 pub mod http;

@@ -772,3 +772,21 @@ fn card_size(card: &types::Card) -> usize {
 
 /// Shared between loaded plugins: cheap to clone.
 pub type SharedLoaded = Arc<Loaded>;
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    /// A released contract never changes: plugins built against it must
+    /// keep loading. A change belongs in a new version's folder.
+    #[test]
+    fn the_released_contract_is_frozen() {
+        let text = include_str!("../../../wit/0.1.0/greenroom-plugin.wit");
+        assert!(text.contains("package greenroom:plugin@0.1.0;"));
+        assert_eq!(
+            super::hex(&Sha256::digest(text.as_bytes())),
+            "493becce90215caf4a6915ff20a311323150e838388df23e1b943d80e34392b0",
+            "wit/0.1.0 is released and frozen: put changes in a new version folder"
+        );
+    }
+}
