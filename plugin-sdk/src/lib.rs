@@ -24,14 +24,14 @@
 
 #[doc(hidden)]
 pub mod bindings {
-    wit_bindgen::generate!({ path: "../wit/0.1.0", world: "host-imports", generate_all });
+    wit_bindgen::generate!({ path: "wit", world: "host-imports", generate_all });
 }
 
 #[cfg(feature = "cards")]
 #[doc(hidden)]
 pub mod cards_bindings {
     wit_bindgen::generate!({
-        path: "../wit/0.1.0",
+        path: "wit",
         world: "export-cards",
         with: { "greenroom:plugin/types@0.1.0": crate::bindings::greenroom::plugin::types },
         pub_export_macro: true,
@@ -44,7 +44,7 @@ pub mod cards_bindings {
 #[doc(hidden)]
 pub mod facts_bindings {
     wit_bindgen::generate!({
-        path: "../wit/0.1.0",
+        path: "wit",
         world: "export-facts",
         with: { "greenroom:plugin/types@0.1.0": crate::bindings::greenroom::plugin::types },
         pub_export_macro: true,
@@ -57,7 +57,7 @@ pub mod facts_bindings {
 #[doc(hidden)]
 pub mod events_bindings {
     wit_bindgen::generate!({
-        path: "../wit/0.1.0",
+        path: "wit",
         world: "export-events",
         with: { "greenroom:plugin/types@0.1.0": crate::bindings::greenroom::plugin::types },
         pub_export_macro: true,
@@ -70,7 +70,7 @@ pub mod events_bindings {
 #[doc(hidden)]
 pub mod search_bindings {
     wit_bindgen::generate!({
-        path: "../wit/0.1.0",
+        path: "wit",
         world: "export-search",
         with: { "greenroom:plugin/types@0.1.0": crate::bindings::greenroom::plugin::types },
         pub_export_macro: true,
@@ -83,7 +83,7 @@ pub mod search_bindings {
 #[doc(hidden)]
 pub mod actions_bindings {
     wit_bindgen::generate!({
-        path: "../wit/0.1.0",
+        path: "wit",
         world: "export-actions",
         with: { "greenroom:plugin/types@0.1.0": crate::bindings::greenroom::plugin::types },
         pub_export_macro: true,
@@ -96,7 +96,7 @@ pub mod actions_bindings {
 #[doc(hidden)]
 pub mod docs_bindings {
     wit_bindgen::generate!({
-        path: "../wit/0.1.0",
+        path: "wit",
         world: "export-docs",
         with: { "greenroom:plugin/types@0.1.0": crate::bindings::greenroom::plugin::types },
         pub_export_macro: true,

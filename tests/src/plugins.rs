@@ -833,6 +833,89 @@ async fn a_c_plugin_built_through_the_preview1_adapter_serves() {
     .await;
 }
 
+/// The Rust SDK copied out of this repository (as an author vendors it, or
+/// as cargo checks out a git dependency's folder) still builds: it carries
+/// its contract. The plugin built with it serves a card.
+#[tokio::test]
+async fn the_rust_sdk_builds_from_a_copy_outside_the_repository() {
+    let away = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sdk = away.path().join("sdk");
+    for dir in ["", "src", "wit"] {
+        std::fs::create_dir_all(sdk.join(dir)).unwrap();
+        for file in std::fs::read_dir(root.join("plugin-sdk").join(dir)).unwrap() {
+            let file = file.unwrap().path();
+            if file.is_file() {
+                std::fs::copy(&file, sdk.join(dir).join(file.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    let mine = away.path().join("mine");
+    std::fs::create_dir_all(mine.join("src")).unwrap();
+    std::fs::copy(sdk.join("Cargo.lock"), mine.join("Cargo.lock")).unwrap();
+    // The plugins workspace's release profile, so that the dependencies it
+    // compiled already are reused.
+    std::fs::write(
+        mine.join("Cargo.toml"),
+        "[package]\nname = \"mine\"\nversion = \"0.1.0\"\nedition = \"2024\"\n[lib]\ncrate-type = [\"cdylib\"]\n[dependencies]\ngreenroom-plugin-sdk = { path = \"../sdk\", features = [\"cards\"] }\n[profile.release]\nopt-level = \"s\"\nlto = true\ncodegen-units = 1\npanic = \"abort\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        mine.join("src/lib.rs"),
+        r##"use greenroom_plugin_sdk::{Card, CardBuilder, Entity, Plugin, PluginError, manifest, register_plugin};
+manifest!(r#"{"id": "mine", "name": "Mine", "version": "0.1.0"}"#);
+struct Mine;
+impl Plugin for Mine {
+    fn cards(entity: Entity) -> Result<Vec<Card>, PluginError> {
+        Ok(vec![CardBuilder::new("mine", "Mine").text(&format!("built outside, {}", entity.name)).build()])
+    }
+}
+register_plugin!(Mine);
+"##,
+    )
+    .unwrap();
+    let target = std::path::Path::new(env!("GREENROOM_TEST_PLUGINS"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf();
+    let built = tokio::task::spawn_blocking({
+        let mine = mine.clone();
+        let target = target.clone();
+        move || {
+            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args([
+                    "build",
+                    "--release",
+                    "--offline",
+                    "--target",
+                    "wasm32-wasip2",
+                ])
+                .current_dir(&mine)
+                .env("CARGO_TARGET_DIR", &target)
+                .env_remove("RUSTFLAGS")
+                .env_remove("CARGO_ENCODED_RUSTFLAGS")
+                .env_remove("CARGO_BUILD_TARGET")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let files = vec![(
+        "mine.wasm".to_string(),
+        std::fs::read(target.join("wasm32-wasip2/release/mine.wasm")).unwrap(),
+    )];
+    let p = portal_with(&files, &[("checkout", "")], "", "").await;
+    let c = cards(&p, "checkout").await;
+    assert_eq!(c[0]["nodes"][0]["text"], "built outside, checkout", "{c:?}");
+}
+
 /// A plugin in Python (componentize-py).
 #[tokio::test]
 async fn a_python_plugin_serves() {

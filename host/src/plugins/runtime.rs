@@ -788,5 +788,10 @@ mod tests {
             "493becce90215caf4a6915ff20a311323150e838388df23e1b943d80e34392b0",
             "wit/0.1.0 is released and frozen: put changes in a new version folder"
         );
+        assert_eq!(
+            include_str!("../../../plugin-sdk/wit/greenroom-plugin.wit"),
+            text,
+            "the Rust SDK carries a copy of the contract it builds against"
+        );
     }
 }
