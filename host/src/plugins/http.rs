@@ -28,6 +28,8 @@ pub struct Allowed {
     pub origins: Vec<Origin>,
     /// Secret name → value and the origins it is bound to.
     pub secrets: HashMap<String, Secret>,
+    /// The secrets the plugin's manifest declares, granted or not.
+    pub declared_secrets: Vec<String>,
     pub timeout: Duration,
     pub max_bytes: u64,
     pub guard: net::Guard,
@@ -93,9 +95,15 @@ impl Allowed {
             let name = &after[..end];
             let id = &self.plugin_id;
             let secret = self.secrets.get(name).ok_or_else(|| {
-                Error::NotGranted(format!(
-                    "secret {name} is not granted to plugin {id}; grant it under [[plugins.grants]] in greenroom.toml (secrets = [\"{name}\"]) if its manifest asks for it"
-                ))
+                Error::NotGranted(if self.declared_secrets.iter().any(|s| s == name) {
+                    format!(
+                        "secret {name} is not granted to plugin {id}; grant it under [[plugins.grants]] in greenroom.toml (secrets = [\"{name}\"])"
+                    )
+                } else {
+                    format!(
+                        "plugin {id} uses secret {name}, which its manifest does not declare: add \"{name}\" to the manifest's \"secrets\", then an administrator grants it"
+                    )
+                })
             })?;
             if !secret.origins.contains(origin) {
                 let bound: Vec<String> = secret.origins.iter().map(ToString::to_string).collect();
@@ -199,6 +207,7 @@ mod tests {
                 ),
             ]
             .into(),
+            declared_secrets: vec!["TOKEN".into(), "UNSET".into(), "OTHER".into()],
             ..Allowed::default()
         };
         assert_eq!(
@@ -212,6 +221,14 @@ mod tests {
         let err = allowed.inject("{{secret:OTHER}}", &github).unwrap_err();
         assert!(
             matches!(&err, Error::NotGranted(m) if m.contains("secret OTHER is not granted to plugin github")),
+            "{err:?}"
+        );
+        // Not even declared: the fix is in the plugin, not the grants.
+        let err = allowed
+            .inject("{{secret:UNDECLARED}}", &github)
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::NotGranted(m) if m.contains("uses secret UNDECLARED, which its manifest does not declare")),
             "{err:?}"
         );
         let err = allowed
@@ -319,6 +336,7 @@ mod fetch_tests {
                 },
             )]
             .into(),
+            declared_secrets: vec!["TOKEN".into()],
             origins,
             timeout: Duration::from_millis(500),
             max_bytes: 1024,

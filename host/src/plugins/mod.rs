@@ -415,6 +415,7 @@ impl Plugins {
             plugin_id: manifest.id.clone(),
             origins,
             secrets,
+            declared_secrets: manifest.secrets.clone(),
             timeout: self.config.http_timeout,
             max_bytes: self.config.http_max_bytes,
             guard: self.guard.clone(),
