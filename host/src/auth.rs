@@ -7,7 +7,7 @@
 //! |---|---|
 //! | read | anyone (only signed-in people with `auth.require_sign_in`) |
 //! | run a plugin action on an entity | members of its owning group (transitively), admins |
-//! | plugin grants, disable/enable, search rebuild, locations, tokens, audit | admins |
+//! | plugin grants, disable/enable, polling now, search rebuild, locations, tokens, audit | admins |
 //! | create or delete a campaign | admins, the campaign's owner, tokens with `campaigns:write` |
 //! | push facts / events | tokens with `facts:write` / `events:write` |
 

@@ -339,6 +339,56 @@ async fn deploy_scripts_announce_themselves_and_the_feed_answers_by_time_owner_a
 
 /// Plugins feed facts and events when polled: coverage facts from the
 /// coverage plugin, deployments from the GitHub plugin, each stored once.
+/// A plugin author need not wait for the facts interval: an administrator
+/// polls one plugin now.
+#[tokio::test]
+async fn an_administrator_polls_a_plugin_now() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    for name in ["coverage", "hello"] {
+        std::fs::copy(wasm(name), dir.path().join(format!("plugins/{name}.wasm"))).unwrap();
+    }
+    let mut docs = vec![group("team-a")];
+    for name in ["payments", "checkout"] {
+        docs.push(format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  annotations:\n    greenroom.dev/coverage-report: {name}.info\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n"
+        ));
+        std::fs::write(
+            dir.path().join(format!("{name}.info")),
+            "TN:\nSF:src/lib.rs\nDA:1,1\nDA:2,0\nend_of_record\n",
+        )
+        .unwrap();
+    }
+    std::fs::write(dir.path().join("catalog.yaml"), docs.join("---\n")).unwrap();
+    let config = format!(
+        "[plugins]\ndir = \"plugins\"\ncache_dir = \"{}\"\n{POLLS_OFF}[[catalog.locations]]\ntarget = \"catalog.yaml\"\n",
+        cache_dir()
+    );
+    let p = Portal::start_in(dir, &config).await;
+    let top = "/api/facts/coverage.lines/top?kind=component";
+    assert!(p.ok(top).await["items"].as_array().unwrap().is_empty());
+
+    let (status, _) = post(&p, "/api/plugins/coverage/poll", None, &Value::Null).await;
+    assert_eq!(status, 401, "polling is for administrators");
+    let (status, body) = p
+        .admin_post("/api/plugins/coverage/poll", &Value::Null)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["facts"]["calls"], 3, "one call per entity: {body}");
+    assert_eq!(body["facts"]["stored"], 2, "{body}");
+    assert_eq!(body["events"]["calls"], 0, "{body}");
+    assert_eq!(p.ok(top).await["items"].as_array().unwrap().len(), 2);
+
+    let (status, body) = p.admin_post("/api/plugins/hello/poll", &Value::Null).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        message(&body).contains("exports neither facts nor events"),
+        "{body}"
+    );
+    let (status, _) = p.admin_post("/api/plugins/nobody/poll", &Value::Null).await;
+    assert_eq!(status, 404);
+}
+
 #[tokio::test]
 async fn polled_plugins_feed_facts_and_the_activity_feed() {
     let upstream = Upstreams::start("127.0.0.1:0".parse().unwrap())

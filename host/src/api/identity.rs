@@ -122,6 +122,11 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ),
     (
         "POST",
+        "/api/plugins/{id}/poll",
+        Rule::Admin("polling plugins"),
+    ),
+    (
+        "POST",
         "/api/search/rebuild",
         Rule::Admin("rebuilding the search index"),
     ),

@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/plugins/{id}/grants", post(grant))
         .route("/api/plugins/{id}/disable", post(disable))
         .route("/api/plugins/{id}/enable", post(enable))
+        .route("/api/plugins/{id}/poll", post(poll))
         .route("/api/cards/{kind}/{namespace}/{name}", get(cards))
 }
 
@@ -66,6 +67,38 @@ async fn enable(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     change(state, id, |g| g.disabled = false).await
+}
+
+/// Polls one plugin for facts (about every entity) and events now, rather
+/// than at the next interval: what a plugin author wants after a change.
+async fn poll(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(plugin) = state
+        .plugins
+        .enabled()
+        .into_iter()
+        .find(|p| p.manifest.id == id)
+    else {
+        return Err(ApiError::NotFound(format!(
+            "no enabled plugin with id {id}"
+        )));
+    };
+    if !plugin.exports_facts() && !plugin.exports_events() {
+        return Err(ApiError::BadRequest(format!(
+            "plugin {id} exports neither facts nor events: there is nothing to poll"
+        )));
+    }
+    let insights = state.insights.clone();
+    let (facts, events) = blocking(move || {
+        Ok((
+            insights.poll_facts_of(Some(&id)),
+            insights.poll_events_of(Some(&id)),
+        ))
+    })
+    .await?;
+    Ok(Json(json!({ "facts": facts, "events": events })))
 }
 
 async fn change(

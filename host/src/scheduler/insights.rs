@@ -30,7 +30,7 @@ pub struct Insights {
 }
 
 /// What one poll did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct PollSummary {
     pub calls: usize,
     pub stored: usize,
@@ -49,11 +49,16 @@ impl Insights {
     /// Asks every facts plugin about every entity and stores the answers.
     /// Blocking: run it on a blocking thread.
     pub fn poll_facts(&self) -> PollSummary {
+        self.poll_facts_of(None)
+    }
+
+    /// Like [`Insights::poll_facts`], for plugin `only` alone when given.
+    pub fn poll_facts_of(&self, only: Option<&str>) -> PollSummary {
         let plugins: Vec<_> = self
             .plugins
             .enabled()
             .into_iter()
-            .filter(|p| p.exports_facts())
+            .filter(|p| p.exports_facts() && only.is_none_or(|id| p.manifest.id == id))
             .collect();
         let mut summary = PollSummary::default();
         if plugins.is_empty() {
@@ -129,13 +134,18 @@ impl Insights {
     /// Asks every events plugin what happened since its last poll (with
     /// some overlap) and stores what is new. Blocking.
     pub fn poll_events(&self) -> PollSummary {
+        self.poll_events_of(None)
+    }
+
+    /// Like [`Insights::poll_events`], for plugin `only` alone when given.
+    pub fn poll_events_of(&self, only: Option<&str>) -> PollSummary {
         let limits = self.plugins.limits();
         let mut summary = PollSummary::default();
         for plugin in self
             .plugins
             .enabled()
             .into_iter()
-            .filter(|p| p.exports_events())
+            .filter(|p| p.exports_events() && only.is_none_or(|id| p.manifest.id == id))
         {
             let id = plugin.manifest.id.clone();
             let started = now_ms() as u64;
