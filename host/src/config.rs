@@ -30,6 +30,9 @@ pub struct Config {
     /// The folder relative paths in the file are taken from.
     #[serde(skip)]
     pub base_dir: PathBuf,
+    /// The file it was read from (none for a config made in code).
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -708,6 +711,7 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."));
         config.base_dir = std::path::absolute(&config.base_dir).unwrap_or(config.base_dir);
+        config.file = path.file_name().map(|name| config.base_dir.join(name));
         for (i, l) in config.catalog.locations.iter().enumerate() {
             if !matches!(l.kind.as_str(), "file" | "url") {
                 bail!(

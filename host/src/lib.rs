@@ -67,6 +67,11 @@ impl Portal {
                 .watch(&dir)
                 .with_context(|| format!("cannot watch the plugins folder {}", dir.display()))?;
         }
+        if let Some(file) = &config.file {
+            plugins
+                .watch_config(file)
+                .with_context(|| format!("cannot watch the config file {}", file.display()))?;
+        }
         let ingestor = Arc::new(ingest::Ingestor {
             kinds: Arc::new(kinds),
             reader,

@@ -916,6 +916,73 @@ register_plugin!(Mine);
     assert_eq!(c[0]["nodes"][0]["text"], "built outside, checkout", "{c:?}");
 }
 
+/// Grants and settings written into greenroom.toml apply to a running
+/// portal; a file that does not read changes nothing.
+#[tokio::test]
+async fn plugin_grants_in_the_config_apply_without_a_restart() {
+    let remote = tempfile::tempdir().unwrap();
+    std::fs::write(remote.path().join("status.json"), "up").unwrap();
+    let server = FileServer::start(remote.path()).await;
+    let origin = format!("http://127.0.0.1:{}", server.addr.port());
+    let annotation = format!("\"test/url\": \"{}\"", server.url("status.json"));
+    // SAFETY: every test that sets this variable sets the same value.
+    unsafe { std::env::set_var("GREENROOM_SECRET_TOKEN", "harness-token") };
+    let files = vec![(
+        "everything.wasm".to_string(),
+        std::fs::read(wasm("everything")).unwrap(),
+    )];
+    let p = portal_with(&files, &[("remote", annotation.as_str())], "", "").await;
+    let error = fresh_error(&p, "remote", "everything").await;
+    assert!(
+        error.contains("is not granted to plugin everything"),
+        "{error}"
+    );
+
+    let file = p.dir.path().join("greenroom.toml");
+    let before = std::fs::read_to_string(&file).unwrap();
+    let granted = format!(
+        "{before}\n[[plugins.grants]]\nid = \"everything\"\nhosts = [\"{origin}\"]\nsecrets = [\"TOKEN\"]\n"
+    );
+    std::fs::write(&file, &granted).unwrap();
+    let upstream = |cards: &Value| {
+        cards["cards"][0]["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["type"] == "field")
+            .map(|n| n["value"].as_str().unwrap_or_default().to_string())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let fresh = || async {
+        p.http
+            .get(format!("{}/api/cards/component/default/remote", p.base))
+            .header("cache-control", "no-cache")
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    loop {
+        let cards = fresh().await;
+        if let Some(value) = upstream(&cards) {
+            assert_eq!(value, "200 up", "{cards}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the grant never applied: {cards}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // A config that does not read is logged and ignored.
+    std::fs::write(&file, format!("{granted}\n[[[ not toml")).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(upstream(&fresh().await).as_deref(), Some("200 up"));
+}
+
 /// A plugin in Python (componentize-py).
 #[tokio::test]
 async fn a_python_plugin_serves() {

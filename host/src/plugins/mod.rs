@@ -15,6 +15,7 @@ pub mod host;
 pub mod http;
 pub mod manifest;
 pub mod runtime;
+mod watch;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -40,51 +41,19 @@ enum Slot {
     Failed { error: String },
 }
 
-/// How often a file being written is looked at again.
-const SETTLE_TICK: Duration = Duration::from_millis(50);
-/// How long a file's size and time must stay the same before it is loaded.
-const SETTLE: Duration = Duration::from_millis(300);
-
-/// A plugin file that changed and is not loaded yet.
-struct Settling {
-    seen: Option<(u64, Option<std::time::SystemTime>)>,
-    since: Instant,
-}
-
-impl Settling {
-    fn new() -> Settling {
-        Settling {
-            seen: None,
-            since: Instant::now(),
-        }
-    }
-
-    /// `None` when the file is gone, `Some(true)` once it stayed the same
-    /// for [`SETTLE`].
-    fn settled(&mut self, path: &Path) -> Option<bool> {
-        let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
-        let now = (meta.len(), meta.modified().ok());
-        if self.seen != Some(now) {
-            self.seen = Some(now);
-            self.since = Instant::now();
-            return Some(false);
-        }
-        Some(self.since.elapsed() >= SETTLE)
-    }
-}
-
 /// All plugins of a portal.
 pub struct Plugins {
     runtime: Runtime,
     db: Arc<Db>,
-    config: PluginsConfig,
+    /// Swapped whole when greenroom.toml changes.
+    config: RwLock<Arc<PluginsConfig>>,
     /// The network settings of plugin HTTP.
     guard: crate::net::Guard,
     reader: Reader,
     /// By file path.
     slots: RwLock<BTreeMap<PathBuf, Slot>>,
-    /// Watches the plugins folder while it lives.
-    watcher: Mutex<Option<notify::RecommendedWatcher>>,
+    /// Watch the plugins folder and the config file while they live.
+    watchers: Mutex<Vec<notify::RecommendedWatcher>>,
     /// How many times each file was loaded (or failed to) since start.
     loads: Mutex<HashMap<PathBuf, u32>>,
     /// Cards by (plugin build, entity ref, entity etag), with when they
@@ -160,11 +129,11 @@ impl Plugins {
                 256,
             )?,
             db,
-            config: plugins,
+            config: RwLock::new(Arc::new(plugins)),
             guard,
             reader,
             slots: RwLock::new(BTreeMap::new()),
-            watcher: Mutex::new(None),
+            watchers: Mutex::new(Vec::new()),
             loads: Mutex::new(HashMap::new()),
             cards_cache: Mutex::new(HashMap::new()),
         })
@@ -177,9 +146,9 @@ impl Plugins {
 
     pub fn limits(&self) -> CallLimits {
         CallLimits {
-            timeout: self.config.call_timeout,
-            memory_bytes: self.config.memory_limit_mib * 1024 * 1024,
-            max_output_bytes: self.config.max_output_bytes,
+            timeout: self.config().call_timeout,
+            memory_bytes: self.config().memory_limit_mib * 1024 * 1024,
+            max_output_bytes: self.config().max_output_bytes,
         }
     }
 
@@ -205,59 +174,124 @@ impl Plugins {
     /// (calls in flight finish on the version they started with), a deleted
     /// one is unloaded. No restart is ever needed.
     pub fn watch(self: &Arc<Self>, dir: &Path) -> anyhow::Result<()> {
-        use notify::Watcher;
-        let (tx, rx) = std::sync::mpsc::channel::<notify::Result<notify::Event>>();
-        let mut watcher = notify::recommended_watcher(move |event| {
-            let _ = tx.send(event);
-        })?;
-        watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
-        *self.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(watcher);
         let this: Weak<Plugins> = Arc::downgrade(self);
-        std::thread::Builder::new()
-            .name("greenroom-plugin-watch".into())
-            .spawn(move || {
-                // A file being copied fires events for every write: wait
-                // until its size and time have stopped changing, then act
-                // once. A copy of a large plugin takes many writes.
-                let mut settling: BTreeMap<PathBuf, Settling> = BTreeMap::new();
-                loop {
-                    let wait = if settling.is_empty() {
-                        Duration::from_secs(3600)
-                    } else {
-                        SETTLE_TICK
-                    };
-                    match rx.recv_timeout(wait) {
-                        Ok(Ok(event)) => {
-                            for path in event
-                                .paths
-                                .into_iter()
-                                .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-                            {
-                                settling.entry(path).or_insert_with(Settling::new);
-                            }
-                            continue;
-                        }
-                        Ok(Err(e)) => tracing::warn!(error = %e, "plugins folder watch"),
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-                    }
-                    let Some(plugins) = this.upgrade() else {
-                        return;
-                    };
-                    settling.retain(|path, state| match state.settled(path) {
-                        Some(true) => {
-                            plugins.load_file(path);
-                            false
-                        }
-                        Some(false) => true,
-                        None => {
-                            plugins.unload(path);
-                            false
-                        }
-                    });
+        let watcher = watch::settled_files(
+            dir,
+            "greenroom-plugin-watch",
+            |path| path.extension().is_some_and(|x| x == "wasm"),
+            move |path, exists| {
+                let Some(plugins) = this.upgrade() else {
+                    return false;
+                };
+                if exists {
+                    plugins.load_file(path);
+                } else {
+                    plugins.unload(path);
                 }
-            })?;
+                true
+            },
+        )?;
+        self.keep(watcher);
         Ok(())
+    }
+
+    /// Watches the config file: when it changes and reads well, plugin
+    /// grants, settings and call limits apply to every plugin at once,
+    /// without a restart. A file that does not read is logged and ignored.
+    pub fn watch_config(self: &Arc<Self>, file: &Path) -> anyhow::Result<()> {
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let wanted = file.file_name().map(ToOwned::to_owned);
+        let this: Weak<Plugins> = Arc::downgrade(self);
+        let watcher = watch::settled_files(
+            dir,
+            "greenroom-config-watch",
+            move |path| path.file_name() == wanted.as_deref(),
+            move |path, exists| {
+                let Some(plugins) = this.upgrade() else {
+                    return false;
+                };
+                if exists {
+                    match crate::config::Config::load(path) {
+                        Ok(config) => plugins.reconfigure(config.plugins),
+                        Err(e) => {
+                            tracing::error!(
+                                "config change not applied, the running portal keeps its settings: {e:#}"
+                            )
+                        }
+                    }
+                }
+                true
+            },
+        )?;
+        self.keep(watcher);
+        Ok(())
+    }
+
+    fn keep(&self, watcher: notify::RecommendedWatcher) {
+        self.watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(watcher);
+    }
+
+    /// The plugins section in force.
+    fn config(&self) -> Arc<PluginsConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Applies a changed `[plugins]` section: grants, settings and call
+    /// limits at once (every plugin is loaded again with them); what was
+    /// fixed at start (the folder, the memory pool, the poll intervals,
+    /// pinned addresses, actions allowed) is kept and named in the log.
+    pub fn reconfigure(&self, mut new: PluginsConfig) {
+        let old = self.config();
+        let fixed: Vec<&str> = [
+            ("dir", old.dir != new.dir),
+            ("cache_dir", old.cache_dir != new.cache_dir),
+            (
+                "memory_limit_mib",
+                old.memory_limit_mib != new.memory_limit_mib,
+            ),
+            ("facts_interval", old.facts_interval != new.facts_interval),
+            (
+                "events_interval",
+                old.events_interval != new.events_interval,
+            ),
+            ("resolve", old.resolve != new.resolve),
+            ("allow_actions", old.allow_actions != new.allow_actions),
+        ]
+        .into_iter()
+        .filter_map(|(name, changed)| changed.then_some(name))
+        .collect();
+        if !fixed.is_empty() {
+            tracing::warn!(
+                "config change: [plugins] {} apply after a restart",
+                fixed.join(", ")
+            );
+        }
+        new.memory_limit_mib = old.memory_limit_mib;
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(new);
+        self.cards_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        let files: Vec<PathBuf> = self
+            .slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for file in &files {
+            self.load_file(file);
+        }
+        tracing::info!(
+            plugins = files.len(),
+            "config change: plugin grants and settings applied"
+        );
     }
 
     /// Forgets the plugin that was in `file`.
@@ -324,13 +358,13 @@ impl Plugins {
         let grants = self.grants(&manifest);
         let ctx = host::CallContext {
             plugin_id: manifest.id.clone(),
-            memory_bytes: self.config.memory_limit_mib * 1024 * 1024,
+            memory_bytes: self.config().memory_limit_mib * 1024 * 1024,
             db: self.db.clone(),
             // A plugin asks for its kv quota; the operator caps it.
-            kv_quota: manifest.kv_quota.min(self.config.max_kv_quota_bytes),
+            kv_quota: manifest.kv_quota.min(self.config().max_kv_quota_bytes),
             http: Arc::new(self.allowed(&manifest, &grants)),
             reader: self.reader.clone(),
-            settings: Arc::new(self.config.settings(&manifest.id)),
+            settings: Arc::new(self.config().settings(&manifest.id)),
         };
         let disabled = grants.disabled;
         let mut loaded = Loaded::new(
@@ -370,7 +404,7 @@ impl Plugins {
     /// What greenroom.toml grants a plugin.
     fn configured_grants(&self, id: &str) -> StoredGrants {
         let mut g = StoredGrants::default();
-        for c in self.config.grants.iter().filter(|c| c.id == id) {
+        for c in self.config().grants.iter().filter(|c| c.id == id) {
             g.hosts.extend(c.hosts.iter().cloned());
             g.add_secrets(c.secret_grants());
         }
@@ -416,8 +450,8 @@ impl Plugins {
             origins,
             secrets,
             declared_secrets: manifest.secrets.clone(),
-            timeout: self.config.http_timeout,
-            max_bytes: self.config.http_max_bytes,
+            timeout: self.config().http_timeout,
+            max_bytes: self.config().http_max_bytes,
             guard: self.guard.clone(),
         }
     }
@@ -437,7 +471,7 @@ impl Plugins {
             entity.entity_ref.clone(),
             etag.to_string(),
         );
-        let ttl = self.config.cards_ttl;
+        let ttl = self.config().cards_ttl;
         if !fresh
             && let Some((made, cards)) = self
                 .cards_cache
