@@ -184,6 +184,22 @@ fn plugin_commands_check_install_and_grant() {
         "{stdout}"
     );
 
+    let out = run(&[
+        "plugin",
+        "run",
+        garbage.to_str().unwrap(),
+        "--entity",
+        "nowhere.yaml",
+        "--set",
+        "base_url={upstream}",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("garbage.wasm: not a WebAssembly component"),
+        "{stderr}"
+    );
+
     let out = run(&["plugin", "install", garbage.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("garbage.wasm cannot be installed"));

@@ -145,3 +145,102 @@ fn plugin_output_goes_to_the_log_with_its_id() {
         "{log}"
     );
 }
+
+/// `greenroom plugin run`: any plugin, called in a host of its own, its
+/// answer as JSON; the entity file is read where it is, so the plugin reads
+/// the files beside it.
+#[test]
+fn plugin_run_calls_a_plugin_with_files_beside_the_entity() {
+    use greenroom::plugins::harness::{Run, run};
+    let dir = tempfile::tempdir().unwrap();
+    let entity = dir.path().join("catalog-info.yaml");
+    std::fs::write(
+        &entity,
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: pay\n  annotations:\n    greenroom.dev/coverage-report: cov.info\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("cov.info"),
+        "TN:\nSF:a.rs\nDA:1,1\nDA:2,0\nDA:3,1\nDA:4,1\nend_of_record\n",
+    )
+    .unwrap();
+    let request = Run {
+        file: wasm("coverage"),
+        entity: entity.clone(),
+        entity_ref: None,
+        call: "facts".into(),
+        settings: Vec::new(),
+        secrets: Vec::new(),
+        hosts: Vec::new(),
+        upstream: None,
+        input: "{}".into(),
+    };
+    let answer = run(&request).unwrap();
+    let lines = answer["facts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "coverage.lines")
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(lines["value"], 75.0);
+
+    let cards = run(&Run {
+        call: "cards".into(),
+        ..request.clone()
+    })
+    .unwrap();
+    assert_eq!(cards["cards"][0]["plugin"], "coverage", "{cards}");
+    let wrong = run(&Run {
+        call: "everything".into(),
+        ..request
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        wrong.contains("use cards, facts, events, actions or run:<action-id>"),
+        "{wrong}"
+    );
+}
+
+/// `--upstream` serves a folder of recorded answers on a loopback port,
+/// granted to the plugin, and `{upstream}` in a setting is its address.
+#[test]
+fn plugin_run_serves_recorded_answers_as_the_upstream() {
+    use greenroom::plugins::harness::{Run, run};
+    let dir = tempfile::tempdir().unwrap();
+    let entity = dir.path().join("catalog-info.yaml");
+    std::fs::write(
+        &entity,
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: pay\n  annotations:\n    github.com/project-slug: acme/pay\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n",
+    )
+    .unwrap();
+    let recorded = dir.path().join("github/repos/acme/pay/actions");
+    std::fs::create_dir_all(&recorded).unwrap();
+    std::fs::write(
+        recorded.join("runs"),
+        r#"{"total_count": 1, "workflow_runs": [{"run_number": 7, "name": "CI", "head_branch": "main", "status": "completed", "conclusion": "success", "created_at": "2026-12-01T10:00:00Z", "updated_at": "2026-12-01T10:03:00Z", "html_url": "https://github.com/acme/pay/actions/runs/7", "actor": {"login": "ada"}}]}"#,
+    )
+    .unwrap();
+    let answer = run(&Run {
+        file: wasm("github"),
+        entity,
+        entity_ref: Some("component:default/pay".into()),
+        call: "cards".into(),
+        settings: vec!["base_url={upstream}".into()],
+        secrets: vec!["GITHUB_TOKEN=recorded".into()],
+        hosts: Vec::new(),
+        upstream: Some(dir.path().join("github")),
+        input: "{}".into(),
+    })
+    .unwrap();
+    let card = &answer["cards"][0];
+    assert_eq!(card["title"], "GitHub Actions", "{answer}");
+    let table = card["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["type"] == "table")
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(table["rows"][0][0]["text"], "main", "{answer}");
+    assert_eq!(table["rows"][0][4]["text"], "ada", "{answer}");
+}

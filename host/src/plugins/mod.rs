@@ -11,6 +11,7 @@ pub mod bindings {
     //! Host bindings generated from `wit/0.1.0/greenroom-plugin.wit`.
     wasmtime::component::bindgen!({ path: "../wit/0.1.0", world: "plugin" });
 }
+pub mod harness;
 pub mod host;
 pub mod http;
 pub mod manifest;
