@@ -116,6 +116,17 @@ enum PluginCommand {
         #[arg(long, short)]
         output: PathBuf,
     },
+    /// Writes a new plugin folder, ready to build: the contract, a manifest,
+    /// a card, a sample entity, build.sh, test.sh and a README.
+    New {
+        /// The plugin's id: a-z, 0-9 and '-', starting with a letter.
+        name: String,
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: greenroom::plugins::scaffold::Lang,
+        /// Where to create the folder <name>.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// Calls a plugin built in any language in a host of its own and prints
     /// its answer as JSON: cards (the default), facts, events, actions, or
     /// run:<action-id>. Opens no store of yours.
@@ -274,8 +285,8 @@ fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
         dir.clone()
             .context("no plugins folder: set [plugins] dir in greenroom.toml")
     };
-    // Inspect, embed-manifest and install read and write only the files
-    // they are given: no store, no compiled cache.
+    // New, run, inspect, embed-manifest and install read and write only
+    // the files they are given: no store of the portal's, no compiled cache.
     match command {
         PluginCommand::Inspect { file } => {
             let checked = std::fs::read(&file)
@@ -337,6 +348,14 @@ fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
                 manifest.id,
                 manifest.version,
                 target.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::New { name, lang, dir } => {
+            let root = greenroom::plugins::scaffold::new(&name, lang, &dir)?;
+            println!(
+                "created {}: ./build.sh builds {name}.wasm, ./test.sh shows its card",
+                root.display()
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -244,3 +244,131 @@ fn plugin_run_serves_recorded_answers_as_the_upstream() {
     assert_eq!(table["rows"][0][0]["text"], "main", "{answer}");
     assert_eq!(table["rows"][0][4]["text"], "ada", "{answer}");
 }
+
+/// `greenroom plugin new`: a Rust plugin folder that builds offline outside
+/// this repository (the SDK comes with it) and serves its card.
+#[test]
+fn a_new_rust_plugin_builds_and_shows_its_card() {
+    use greenroom::plugins::harness::{Run, run};
+    use greenroom::plugins::scaffold::{Lang, new};
+    let away = tempfile::tempdir().unwrap();
+    let root = new("my-checks", Lang::Rust, away.path()).unwrap();
+    for file in [
+        "build.sh",
+        "test.sh",
+        "README.md",
+        "catalog-info.yaml",
+        "src/lib.rs",
+    ] {
+        assert!(root.join(file).is_file(), "{file} is missing");
+    }
+    // The plugins workspace's target folder: the SDK's dependencies are
+    // compiled there already.
+    let target = std::path::Path::new(env!("GREENROOM_TEST_PLUGINS"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf();
+    let built =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--release",
+                "--offline",
+                "--target",
+                "wasm32-wasip2",
+            ])
+            .current_dir(&root)
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("CARGO_BUILD_TARGET")
+            .output()
+            .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let answer = run(&Run {
+        file: target.join("wasm32-wasip2/release/my_checks.wasm"),
+        entity: root.join("catalog-info.yaml"),
+        entity_ref: None,
+        call: "cards".into(),
+        settings: Vec::new(),
+        secrets: Vec::new(),
+        hosts: Vec::new(),
+        upstream: None,
+        input: "{}".into(),
+    })
+    .unwrap();
+    let card = &answer["cards"][0];
+    assert_eq!(card["title"], "My checks", "{answer}");
+    assert_eq!(card["nodes"][0]["text"], "Hello, sample!", "{answer}");
+}
+
+/// The Python template builds with componentize-py, as its build.sh does,
+/// and serves its card once the manifest is embedded.
+#[test]
+fn a_new_python_plugin_builds_and_shows_its_card() {
+    use greenroom::plugins::harness::{Run, run};
+    use greenroom::plugins::scaffold::{Lang, new};
+    let away = tempfile::tempdir().unwrap();
+    let root = new("py-checks", Lang::Python, away.path()).unwrap();
+    let raw = root.join("raw.wasm");
+    let status = std::process::Command::new("componentize-py")
+        .args([
+            "-d",
+            "wit",
+            "-w",
+            "export-cards",
+            "componentize",
+            "app",
+            "-o",
+        ])
+        .arg(&raw)
+        .current_dir(&root)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let manifest: greenroom::plugins::Manifest =
+        serde_json::from_str(&std::fs::read_to_string(root.join("manifest.json")).unwrap())
+            .unwrap();
+    let plugin = root.join("py-checks.wasm");
+    std::fs::write(
+        &plugin,
+        manifest.embed(&std::fs::read(&raw).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let answer = run(&Run {
+        file: plugin,
+        entity: root.join("catalog-info.yaml"),
+        entity_ref: None,
+        call: "cards".into(),
+        settings: Vec::new(),
+        secrets: Vec::new(),
+        hosts: Vec::new(),
+        upstream: None,
+        input: "{}".into(),
+    })
+    .unwrap();
+    let card = &answer["cards"][0];
+    assert_eq!(card["title"], "Py checks", "{answer}");
+    assert_eq!(card["nodes"][1]["value"], "team-a", "{answer}");
+}
+
+#[test]
+fn plugin_new_refuses_bad_names_and_existing_folders() {
+    use greenroom::plugins::scaffold::{Lang, new};
+    let away = tempfile::tempdir().unwrap();
+    for bad in ["Bad Name", "1st", "-x", ""] {
+        let err = new(bad, Lang::Rust, away.path()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("cannot name a plugin"),
+            "{bad}: {err:#}"
+        );
+    }
+    new("twice", Lang::Python, away.path()).unwrap();
+    let err = new("twice", Lang::Rust, away.path()).unwrap_err();
+    assert!(err.to_string().contains("exists already"), "{err}");
+}

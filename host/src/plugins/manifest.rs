@@ -55,6 +55,23 @@ pub enum ManifestError {
     Field(String),
 }
 
+/// A plugin id: 1–63 of a-z, 0-9 and '-', not starting with '-'.
+pub fn check_id(id: &str) -> Result<(), ManifestError> {
+    let valid = !id.is_empty()
+        && id.len() <= 63
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !id.starts_with('-');
+    if valid {
+        Ok(())
+    } else {
+        Err(ManifestError::Field(format!(
+            "id '{id}' must be 1–63 of a-z, 0-9 and '-'"
+        )))
+    }
+}
+
 impl Manifest {
     /// Reads the manifest from a component's bytes (the section may sit in
     /// the component or in any core module inside it).
@@ -103,19 +120,7 @@ impl Manifest {
     }
 
     fn check(&self) -> Result<(), ManifestError> {
-        let valid_id = !self.id.is_empty()
-            && self.id.len() <= 63
-            && self
-                .id
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !self.id.starts_with('-');
-        if !valid_id {
-            return Err(ManifestError::Field(format!(
-                "id '{}' must be 1–63 of a-z, 0-9 and '-'",
-                self.id
-            )));
-        }
+        check_id(&self.id)?;
         if self.version.is_empty() {
             return Err(ManifestError::Field("version is empty".into()));
         }

@@ -16,6 +16,7 @@ pub mod host;
 pub mod http;
 pub mod manifest;
 pub mod runtime;
+pub mod scaffold;
 mod watch;
 
 use std::collections::{BTreeMap, HashMap};

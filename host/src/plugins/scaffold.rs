@@ -1,0 +1,155 @@
+//! `greenroom plugin new`: a ready-to-build plugin folder in Rust or
+//! Python, with the contract, a manifest, a card, a sample entity, a build
+//! script, a test script and a README. Everything it needs is written
+//! into the folder (the Rust SDK and the WIT are carried by this binary),
+//! so it builds offline and outside this repository.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+/// The contract a new plugin is written against.
+const WIT: &str = include_str!("../../../plugin-sdk/wit/greenroom-plugin.wit");
+
+/// The Rust SDK, written into a Rust plugin's folder.
+const RUST_SDK: &[(&str, &str)] = &[
+    ("Cargo.toml", include_str!("../../../plugin-sdk/Cargo.toml")),
+    ("src/lib.rs", include_str!("../../../plugin-sdk/src/lib.rs")),
+    (
+        "src/card.rs",
+        include_str!("../../../plugin-sdk/src/card.rs"),
+    ),
+    (
+        "src/host.rs",
+        include_str!("../../../plugin-sdk/src/host.rs"),
+    ),
+    (
+        "src/time.rs",
+        include_str!("../../../plugin-sdk/src/time.rs"),
+    ),
+    ("wit/greenroom-plugin.wit", WIT),
+];
+
+/// The SDK's lock file: the new plugin builds with the versions the SDK
+/// was tested with.
+const RUST_LOCK: &str = include_str!("../../../plugin-sdk/Cargo.lock");
+
+/// The languages `plugin new` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    Rust,
+    Python,
+}
+
+/// Writes a new plugin called `id` into `dir/<id>`; answers that folder.
+pub fn new(id: &str, lang: Lang, dir: &Path) -> anyhow::Result<PathBuf> {
+    super::manifest::check_id(id).with_context(|| format!("'{id}' cannot name a plugin"))?;
+    if !id.starts_with(|c: char| c.is_ascii_lowercase()) {
+        bail!("'{id}' cannot name a plugin: start it with a letter (a-z)");
+    }
+    let root = dir.join(id);
+    if root.exists() {
+        bail!(
+            "{} exists already; choose another name or folder",
+            root.display()
+        );
+    }
+    let title = title_of(id);
+    let manifest = format!(
+        "{{\"id\": \"{id}\", \"name\": \"{title}\", \"version\": \"0.1.0\", \"description\": \"{title}: a card on every entity\"}}"
+    );
+    let entity = format!(
+        "# A sample entity: `./test.sh` calls the plugin for it.\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: sample\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n"
+    );
+    let mut files: Vec<(String, String)> = vec![("catalog-info.yaml".into(), entity)];
+    match lang {
+        Lang::Rust => {
+            let krate = id.replace('-', "_");
+            files.push((
+                "Cargo.toml".into(),
+                format!(
+                    "[package]\nname = \"{id}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n[dependencies]\n# The SDK is in this folder: the plugin builds offline and anywhere.\ngreenroom-plugin-sdk = {{ path = \"greenroom-plugin-sdk\", features = [\"cards\"] }}\n\n[workspace]\n\n[profile.release]\nopt-level = \"s\"\nlto = true\ncodegen-units = 1\npanic = \"abort\"\n"
+                ),
+            ));
+            files.push(("Cargo.lock".into(), RUST_LOCK.into()));
+            files.push((
+                "src/lib.rs".into(),
+                format!(
+                    "//! {title}: one card on every entity.\n\nuse greenroom_plugin_sdk::{{\n    Card, CardBuilder, Entity, Plugin, PluginError, Tone, manifest, register_plugin,\n}};\n\nmanifest!(r#\"{manifest}\"#);\n\nstruct Me;\n\nimpl Plugin for Me {{\n    fn cards(entity: Entity) -> Result<Vec<Card>, PluginError> {{\n        let owner = entity.value()[\"spec\"][\"owner\"]\n            .as_str()\n            .unwrap_or(\"nobody\")\n            .to_string();\n        Ok(vec![\n            CardBuilder::new(\"{id}\", \"{title}\")\n                .heading(&format!(\"Hello, {{}}!\", entity.name))\n                .field(\"Owner\", &owner, None)\n                .badge(&entity.kind, Tone::Info)\n                .build(),\n        ])\n    }}\n}}\n\nregister_plugin!(Me);\n"
+                ),
+            ));
+            for (path, text) in RUST_SDK {
+                files.push((format!("greenroom-plugin-sdk/{path}"), (*text).into()));
+            }
+            files.push((
+                "build.sh".into(),
+                format!(
+                    "#!/bin/sh\n# Builds {id}.wasm. Needs the wasm32-wasip2 target: rustup target add wasm32-wasip2\nset -e\ncd \"$(dirname \"$0\")\"\ncargo build --release --target wasm32-wasip2\ncp target/wasm32-wasip2/release/{krate}.wasm {id}.wasm\necho \"built {id}.wasm\"\n"
+                ),
+            ));
+        }
+        Lang::Python => {
+            files.push(("manifest.json".into(), format!("{manifest}\n")));
+            files.push(("wit/greenroom-plugin.wit".into(), WIT.into()));
+            files.push((
+                "app.py".into(),
+                format!(
+                    "\"\"\"{title}: one card on every entity.\"\"\"\n\nimport json\n\nfrom wit_world import exports\nfrom wit_world.imports import types\n\n\nclass Cards(exports.Cards):\n    def cards(self, entity: types.Entity) -> list[types.Card]:\n        owner = json.loads(entity.json).get(\"spec\", {{}}).get(\"owner\", \"nobody\")\n        return [\n            types.Card(\n                id=\"{id}\",\n                title=\"{title}\",\n                nodes=[\n                    types.Node_Heading(f\"Hello, {{entity.name}}!\"),\n                    types.Node_Field(types.Field(label=\"Owner\", value=owner, tone=None)),\n                ],\n            )\n        ]\n"
+                ),
+            ));
+            files.push((
+                "build.sh".into(),
+                format!(
+                    "#!/bin/sh\n# Builds {id}.wasm. Needs componentize-py (python3 -m pip install componentize-py==0.25.1)\n# and greenroom (for embed-manifest).\nset -e\ncd \"$(dirname \"$0\")\"\ncomponentize-py -d wit -w export-cards componentize app -o {id}.raw.wasm\ngreenroom plugin embed-manifest {id}.raw.wasm --manifest manifest.json --output {id}.wasm\nrm {id}.raw.wasm\necho \"built {id}.wasm\"\n"
+                ),
+            ));
+        }
+    }
+    files.push((
+        "test.sh".into(),
+        format!(
+            "#!/bin/sh\n# Calls the plugin for the sample entity in a host of its own and checks\n# its card.\nset -e\ncd \"$(dirname \"$0\")\"\ngreenroom plugin run {id}.wasm --entity catalog-info.yaml | tee /dev/stderr | grep -q '\"title\": \"{title}\"'\necho \"ok: {id} shows its card\"\n"
+        ),
+    ));
+    files.push(("README.md".into(), readme(id, &title, lang)));
+    for (path, text) in &files {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap_or(&root))
+            .with_context(|| format!("cannot create {}", root.display()))?;
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        #[cfg(unix)]
+        if path.extension().is_some_and(|e| e == "sh") {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        }
+    }
+    Ok(root)
+}
+
+/// `my-plugin` → `My plugin`.
+fn title_of(id: &str) -> String {
+    let words = id.replace('-', " ");
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+        None => String::new(),
+    }
+}
+
+fn readme(id: &str, title: &str, lang: Lang) -> String {
+    let (language, edit, needs) = match lang {
+        Lang::Rust => (
+            "Rust",
+            "`src/lib.rs`",
+            "the `wasm32-wasip2` target (`rustup target add wasm32-wasip2`); the SDK is in `greenroom-plugin-sdk/`",
+        ),
+        Lang::Python => (
+            "Python",
+            "`app.py`",
+            "componentize-py (`python3 -m pip install componentize-py==0.25.1`); the contract is in `wit/`, the manifest in `manifest.json`",
+        ),
+    };
+    format!(
+        "# {title}\n\nA Greenroom plugin in {language}: one card on every entity. Edit {edit}.\n\n- `./build.sh` builds `{id}.wasm`. Needs {needs}.\n- `./test.sh` calls it for `catalog-info.yaml` in a host of its own\n  (`greenroom plugin run`) and checks its card. Put files the plugin\n  reads beside that file; `greenroom plugin run --help` shows how to pass\n  settings, secrets and recorded upstream answers.\n- Install: `greenroom plugin install {id}.wasm`, or copy it into a running\n  portal's plugins folder.\n"
+    )
+}
