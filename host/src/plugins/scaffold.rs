@@ -58,10 +58,8 @@ pub fn new(id: &str, lang: Lang, dir: &Path) -> anyhow::Result<PathBuf> {
     let manifest = format!(
         "{{\"id\": \"{id}\", \"name\": \"{title}\", \"version\": \"0.1.0\", \"description\": \"{title}: a card on every entity\"}}"
     );
-    let entity = format!(
-        "# A sample entity: `./test.sh` calls the plugin for it.\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: sample\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n"
-    );
-    let mut files: Vec<(String, String)> = vec![("catalog-info.yaml".into(), entity)];
+    let entity = "# A sample entity: `./test.sh` calls the plugin for it.\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: sample\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n";
+    let mut files: Vec<(String, String)> = vec![("catalog-info.yaml".into(), entity.into())];
     match lang {
         Lang::Rust => {
             let krate = id.replace('-', "_");
