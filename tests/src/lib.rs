@@ -8,6 +8,7 @@ mod bad_input;
 mod browser;
 mod campaigns;
 mod catalog_api;
+mod compat;
 mod coverage;
 mod demo;
 mod github;

@@ -1,0 +1,133 @@
+//! Implements every export of the contract with answers derived from its
+//! input, so the host's tests can check each call path end to end.
+
+use greenroom_plugin_sdk::{
+    Action, Badge, Card, CardBuilder, Cell, DocPage, Entity, Event, Fact, FactValue, Link, Plugin,
+    PluginError, SearchDocument, Tone, host, manifest, register_plugin,
+};
+
+manifest!(
+    r#"{"id": "everything", "name": "Everything", "version": "0.1.0", "hosts": ["*"], "secrets": ["TOKEN"]}"#
+);
+
+struct Everything;
+
+impl Plugin for Everything {
+    fn cards(entity: Entity) -> Result<Vec<Card>, PluginError> {
+        let mut card = CardBuilder::new("all", "All").text(&entity.entity_ref);
+        // With an upstream named, fetch it with a secret the host injects.
+        if let Some(url) = entity.annotation("test/url") {
+            let r = host::get(&url, &[("Authorization", "Bearer {{secret:TOKEN}}")])
+                .map_err(|e| PluginError::Upstream(format!("{e:?}")))?;
+            let body = String::from_utf8_lossy(&r.body);
+            card = card.field("Upstream", &format!("{} {body}", r.status), None);
+        }
+        let mut cards = vec![card.build()];
+        if entity.annotation("test/gallery").is_some() {
+            cards.push(gallery());
+        }
+        Ok(cards)
+    }
+
+    fn facts(entity: Entity) -> Result<Vec<Fact>, PluginError> {
+        Ok(vec![
+            Fact {
+                name: "test.name_length".into(),
+                value: FactValue::Number(entity.name.len() as f64),
+                url: None,
+            },
+            Fact {
+                name: "test.kind".into(),
+                value: FactValue::Text(entity.kind),
+                url: Some("https://example.com".into()),
+            },
+        ])
+    }
+
+    fn events(since_ms: u64) -> Result<Vec<Event>, PluginError> {
+        Ok(vec![Event {
+            id: format!("deploy-{since_ms}"),
+            kind: "deployment".into(),
+            entity_ref: Some("component:default/checkout".into()),
+            title: "Deployed checkout".into(),
+            url: None,
+            at_ms: since_ms + 1,
+            tone: Tone::Good,
+            actor: Some("ada".into()),
+        }])
+    }
+
+    fn search_documents(entity: Entity) -> Result<Vec<SearchDocument>, PluginError> {
+        Ok(vec![SearchDocument {
+            id: entity.name.clone(),
+            title: format!("About {}", entity.name),
+            text: "searchable text".into(),
+            location: format!("/docs/{}", entity.name),
+        }])
+    }
+
+    fn actions(entity: Entity) -> Vec<Action> {
+        vec![Action {
+            id: "greet".into(),
+            label: format!("Greet {}", entity.name),
+            description: "Says hello".into(),
+            confirm: true,
+        }]
+    }
+
+    fn run_action(id: String, entity: Entity, input: String) -> Result<String, PluginError> {
+        match id.as_str() {
+            "greet" => Ok(format!("hello {} with {input}", entity.name)),
+            other => Err(PluginError::Config(format!("no action {other}"))),
+        }
+    }
+
+    fn doc_page(entity: Entity, path: String) -> Result<DocPage, PluginError> {
+        Ok(DocPage {
+            path: path.clone(),
+            title: format!("{} / {path}", entity.name),
+            markdown: "# Title".into(),
+            nav: vec![Link {
+                label: "Home".into(),
+                href: "index.md".into(),
+            }],
+        })
+    }
+}
+
+register_plugin!(Everything);
+
+/// Every node type of the contract, with text that must stay text and
+/// links that must not be followed, for the web UI's tests.
+fn gallery() -> Card {
+    CardBuilder::new("gallery", "Gallery")
+        .heading("Every node")
+        .text("<script>window.injected = 1</script> stays text")
+        .markdown(
+            "**Bold** and <img src=x onerror=\"window.injected=2\"> and [bad](javascript:alert(1))",
+        )
+        .field("Status", "green", Some(Tone::Good))
+        .field("Plain", "just a value", None)
+        .link("Safe link", "https://example.com/docs")
+        .link("Hostile link", "javascript:window.injected=3")
+        .badge("beta", Tone::Warning)
+        .progress(3.0, 4.0, Some("3 of 4 checks"))
+        .sparkline(vec![1.0, 3.0, 2.0, 5.0])
+        .table(
+            &["Name", "Where", "State"],
+            vec![vec![
+                Cell::Text("row one".into()),
+                Cell::Link(Link {
+                    label: "cell link".into(),
+                    href: "data:text/html,<b>x</b>".into(),
+                }),
+                Cell::Badge(Badge {
+                    label: "failing".into(),
+                    tone: Tone::Critical,
+                }),
+            ]],
+        )
+        .code("fn main() {}\n<b>not bold</b>")
+        .divider()
+        .build()
+}
