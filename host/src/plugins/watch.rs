@@ -15,6 +15,8 @@ const SETTLE: Duration = Duration::from_millis(300);
 struct Settling {
     seen: Option<(u64, Option<SystemTime>)>,
     since: Instant,
+    /// Its writer closed it, or it was renamed into place: it is whole.
+    complete: bool,
 }
 
 impl Settling {
@@ -22,13 +24,18 @@ impl Settling {
         Settling {
             seen: None,
             since: Instant::now(),
+            complete: false,
         }
     }
 
-    /// `None` when the file is gone, `Some(true)` once it stayed the same
-    /// for [`SETTLE`].
+    /// `None` when the file is gone, `Some(true)` once it is whole: closed
+    /// by its writer or renamed into place, or else the same for
+    /// [`SETTLE`].
     fn settled(&mut self, path: &Path) -> Option<bool> {
         let meta = std::fs::metadata(path).ok().filter(|m| m.is_file())?;
+        if self.complete {
+            return Some(true);
+        }
         let now = (meta.len(), meta.modified().ok());
         if self.seen != Some(now) {
             self.seen = Some(now);
@@ -67,13 +74,15 @@ pub fn settled_files(
                     SETTLE_TICK
                 };
                 match rx.recv_timeout(wait) {
-                    Ok(Ok(event)) => {
-                        for path in event.paths.into_iter().filter(|p| wanted(p)) {
-                            settling.entry(path).or_insert_with(Settling::new);
+                    Ok(first) => {
+                        // Take every event already queued, then look.
+                        for event in std::iter::once(first).chain(rx.try_iter()) {
+                            match event {
+                                Ok(event) => note(&mut settling, event, &wanted),
+                                Err(e) => tracing::warn!(error = %e, "watching {thread}"),
+                            }
                         }
-                        continue;
                     }
-                    Ok(Err(e)) => tracing::warn!(error = %e, "watching {thread}"),
                     Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
                 }
@@ -95,4 +104,23 @@ pub fn settled_files(
             }
         })?;
     Ok(watcher)
+}
+
+/// Records what `event` says of the wanted files it names.
+fn note(
+    settling: &mut BTreeMap<PathBuf, Settling>,
+    event: notify::Event,
+    wanted: &impl Fn(&Path) -> bool,
+) {
+    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+    let whole = match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+        | EventKind::Modify(ModifyKind::Name(_)) => true,
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => false,
+        // Opening or reading a file (the host loading it) changes nothing.
+        _ => return,
+    };
+    for path in event.paths.into_iter().filter(|p| wanted(p)) {
+        settling.entry(path).or_insert_with(Settling::new).complete = whole;
+    }
 }
