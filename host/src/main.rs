@@ -130,37 +130,7 @@ enum PluginCommand {
     /// Calls a plugin built in any language in a host of its own and prints
     /// its answer as JSON: cards (the default), facts, events, actions, or
     /// run:<action-id>. Opens no store of yours.
-    Run {
-        file: PathBuf,
-        /// A catalog file (one or more entities). The plugin reads the files
-        /// beside it, as beside an entity of the portal.
-        #[arg(long)]
-        entity: PathBuf,
-        /// The entity to call for, e.g. component:default/pay (the file's
-        /// first entity otherwise).
-        #[arg(long = "ref")]
-        entity_ref: Option<String>,
-        /// cards, facts, events, actions or run:<action-id>.
-        #[arg(long, default_value = "cards")]
-        call: String,
-        /// A setting the plugin reads through `config`, key=value; in the
-        /// value, {upstream} is the --upstream server's address.
-        #[arg(long = "set")]
-        settings: Vec<String>,
-        /// A secret the plugin may send, NAME=value.
-        #[arg(long = "secret")]
-        secrets: Vec<String>,
-        /// An origin the plugin may reach, e.g. https://api.github.com.
-        #[arg(long = "host")]
-        hosts: Vec<String>,
-        /// Serves this folder on a loopback port as the plugin's upstream
-        /// (granted to it): GET /a/b answers the file a/b.
-        #[arg(long)]
-        upstream: Option<PathBuf>,
-        /// The JSON input of run:<action-id>.
-        #[arg(long, default_value = "{}")]
-        input: String,
-    },
+    Run(greenroom::plugins::harness::Run),
     /// Measures a plugin: cold compile, cached load, fresh-instance cards calls.
     Bench {
         file: PathBuf,
@@ -195,7 +165,7 @@ fn main() -> ExitCode {
     let quiet = matches!(
         &cli.command,
         Command::Plugin {
-            command: PluginCommand::Run { .. }
+            command: PluginCommand::Run(_)
         }
     );
     let default = if quiet {
@@ -359,28 +329,8 @@ fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        PluginCommand::Run {
-            file,
-            entity,
-            entity_ref,
-            call,
-            settings,
-            secrets,
-            hosts,
-            upstream,
-            input,
-        } => {
-            let answer = greenroom::plugins::harness::run(&greenroom::plugins::harness::Run {
-                file,
-                entity,
-                entity_ref,
-                call,
-                settings,
-                secrets,
-                hosts,
-                upstream,
-                input,
-            })?;
+        PluginCommand::Run(request) => {
+            let answer = greenroom::plugins::harness::run(&request)?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
             Ok(ExitCode::SUCCESS)
         }

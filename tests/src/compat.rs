@@ -22,15 +22,8 @@ fn call(component: &str, export: &str) -> Value {
     )
     .unwrap();
     run(&Run {
-        file: built(component),
-        entity,
-        entity_ref: None,
-        call: export.into(),
-        settings: Vec::new(),
-        secrets: Vec::new(),
-        hosts: Vec::new(),
-        upstream: None,
         input: r#"{"n":1}"#.into(),
+        ..Run::new(built(component), entity, export)
     })
     .unwrap_or_else(|e| panic!("{component} {export}: {e:#}"))
 }

@@ -164,17 +164,7 @@ fn plugin_run_calls_a_plugin_with_files_beside_the_entity() {
         "TN:\nSF:a.rs\nDA:1,1\nDA:2,0\nDA:3,1\nDA:4,1\nend_of_record\n",
     )
     .unwrap();
-    let request = Run {
-        file: wasm("coverage"),
-        entity: entity.clone(),
-        entity_ref: None,
-        call: "facts".into(),
-        settings: Vec::new(),
-        secrets: Vec::new(),
-        hosts: Vec::new(),
-        upstream: None,
-        input: "{}".into(),
-    };
+    let request = Run::new(wasm("coverage"), &entity, "facts");
     let answer = run(&request).unwrap();
     let lines = answer["facts"]
         .as_array()
@@ -222,15 +212,11 @@ fn plugin_run_serves_recorded_answers_as_the_upstream() {
     )
     .unwrap();
     let answer = run(&Run {
-        file: wasm("github"),
-        entity,
         entity_ref: Some("component:default/pay".into()),
-        call: "cards".into(),
         settings: vec!["base_url={upstream}".into()],
         secrets: vec!["GITHUB_TOKEN=recorded".into()],
-        hosts: Vec::new(),
         upstream: Some(dir.path().join("github")),
-        input: "{}".into(),
+        ..Run::new(wasm("github"), entity, "cards")
     })
     .unwrap();
     let card = &answer["cards"][0];
@@ -262,46 +248,8 @@ fn a_new_rust_plugin_builds_and_shows_its_card() {
     ] {
         assert!(root.join(file).is_file(), "{file} is missing");
     }
-    // The plugins workspace's target folder: the SDK's dependencies are
-    // compiled there already.
-    let target = std::path::Path::new(env!("GREENROOM_TEST_PLUGINS"))
-        .ancestors()
-        .nth(2)
-        .unwrap()
-        .to_path_buf();
-    let built =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build",
-                "--release",
-                "--offline",
-                "--target",
-                "wasm32-wasip2",
-            ])
-            .current_dir(&root)
-            .env("CARGO_TARGET_DIR", &target)
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("CARGO_BUILD_TARGET")
-            .output()
-            .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let answer = run(&Run {
-        file: target.join("wasm32-wasip2/release/my_checks.wasm"),
-        entity: root.join("catalog-info.yaml"),
-        entity_ref: None,
-        call: "cards".into(),
-        settings: Vec::new(),
-        secrets: Vec::new(),
-        hosts: Vec::new(),
-        upstream: None,
-        input: "{}".into(),
-    })
-    .unwrap();
+    let built = crate::plugins::build_plugin_crate(&root, "my_checks.wasm");
+    let answer = run(&Run::new(built, root.join("catalog-info.yaml"), "cards")).unwrap();
     let card = &answer["cards"][0];
     assert_eq!(card["title"], "My checks", "{answer}");
     assert_eq!(card["nodes"][0]["text"], "Hello, sample!", "{answer}");
@@ -340,18 +288,7 @@ fn a_new_python_plugin_builds_and_shows_its_card() {
         manifest.embed(&std::fs::read(&raw).unwrap()).unwrap(),
     )
     .unwrap();
-    let answer = run(&Run {
-        file: plugin,
-        entity: root.join("catalog-info.yaml"),
-        entity_ref: None,
-        call: "cards".into(),
-        settings: Vec::new(),
-        secrets: Vec::new(),
-        hosts: Vec::new(),
-        upstream: None,
-        input: "{}".into(),
-    })
-    .unwrap();
+    let answer = run(&Run::new(plugin, root.join("catalog-info.yaml"), "cards")).unwrap();
     let card = &answer["cards"][0];
     assert_eq!(card["title"], "Py checks", "{answer}");
     assert_eq!(card["nodes"][1]["value"], "team-a", "{answer}");

@@ -874,43 +874,10 @@ register_plugin!(Mine);
 "##,
     )
     .unwrap();
-    let target = std::path::Path::new(env!("GREENROOM_TEST_PLUGINS"))
-        .ancestors()
-        .nth(2)
-        .unwrap()
-        .to_path_buf();
-    let built = tokio::task::spawn_blocking({
-        let mine = mine.clone();
-        let target = target.clone();
-        move || {
-            std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args([
-                    "build",
-                    "--release",
-                    "--offline",
-                    "--target",
-                    "wasm32-wasip2",
-                ])
-                .current_dir(&mine)
-                .env("CARGO_TARGET_DIR", &target)
-                .env_remove("RUSTFLAGS")
-                .env_remove("CARGO_ENCODED_RUSTFLAGS")
-                .env_remove("CARGO_BUILD_TARGET")
-                .output()
-                .unwrap()
-        }
-    })
-    .await
-    .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    let files = vec![(
-        "mine.wasm".to_string(),
-        std::fs::read(target.join("wasm32-wasip2/release/mine.wasm")).unwrap(),
-    )];
+    let built = tokio::task::spawn_blocking(move || build_plugin_crate(&mine, "mine.wasm"))
+        .await
+        .unwrap();
+    let files = vec![("mine.wasm".to_string(), std::fs::read(built).unwrap())];
     let p = portal_with(&files, &[("checkout", "")], "", "").await;
     let c = cards(&p, "checkout").await;
     assert_eq!(c[0]["nodes"][0]["text"], "built outside, checkout", "{c:?}");
@@ -981,6 +948,40 @@ async fn plugin_grants_in_the_config_apply_without_a_restart() {
     std::fs::write(&file, format!("{granted}\n[[[ not toml")).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     assert_eq!(upstream(&fresh().await).as_deref(), Some("200 up"));
+}
+
+/// Builds the plugin crate in `dir` for wasm32-wasip2, offline, in the
+/// plugins workspace's target folder (the SDK's dependencies are compiled
+/// there already), and answers the built `file`. Blocking; fails the test
+/// with cargo's output if the build fails.
+pub(crate) fn build_plugin_crate(dir: &std::path::Path, file: &str) -> PathBuf {
+    let target = std::path::Path::new(env!("GREENROOM_TEST_PLUGINS"))
+        .ancestors()
+        .nth(2)
+        .unwrap()
+        .to_path_buf();
+    let built =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--release",
+                "--offline",
+                "--target",
+                "wasm32-wasip2",
+            ])
+            .current_dir(dir)
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .env_remove("CARGO_BUILD_TARGET")
+            .output()
+            .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    target.join("wasm32-wasip2/release").join(file)
 }
 
 /// A plugin in Python (componentize-py).

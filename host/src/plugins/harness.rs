@@ -255,24 +255,56 @@ pub fn action_json(a: &types::Action) -> Value {
 }
 
 /// What `greenroom plugin run` asks.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Run {
+    /// The plugin's `.wasm`.
     pub file: PathBuf,
-    /// A catalog file; the plugin reads the files beside it.
+    /// A catalog file (one or more entities). The plugin reads the files
+    /// beside it, as beside an entity of the portal.
+    #[arg(long)]
     pub entity: PathBuf,
-    /// The entity to call for; the file's first otherwise.
+    /// The entity to call for, e.g. component:default/pay (the file's
+    /// first entity otherwise).
+    #[arg(long = "ref")]
     pub entity_ref: Option<String>,
-    /// `cards`, `facts`, `events`, `actions` or `run:<action-id>`.
+    /// cards, facts, events, actions or run:<action-id>.
+    #[arg(long, default_value = "cards")]
     pub call: String,
-    /// `key=value`; `{upstream}` in a value is the upstream's origin.
+    /// A setting the plugin reads through `config`, key=value; in the
+    /// value, {upstream} is the --upstream server's address.
+    #[arg(long = "set")]
     pub settings: Vec<String>,
-    /// `NAME=value`.
+    /// A secret the plugin may send, NAME=value.
+    #[arg(long = "secret")]
     pub secrets: Vec<String>,
+    /// An origin the plugin may reach, e.g. https://api.github.com.
+    #[arg(long = "host")]
     pub hosts: Vec<String>,
-    /// A folder served on a loopback port as the plugin's upstream.
+    /// Serves this folder on a loopback port as the plugin's upstream
+    /// (granted to it): GET /a/b answers the file a/b.
+    #[arg(long)]
     pub upstream: Option<PathBuf>,
-    /// The JSON input of `run:<action-id>`.
+    /// The JSON input of run:<action-id>.
+    #[arg(long, default_value = "{}")]
     pub input: String,
+}
+
+impl Run {
+    /// `call` of `file` for the first entity of `entity`, with nothing
+    /// else given.
+    pub fn new(file: impl Into<PathBuf>, entity: impl Into<PathBuf>, call: &str) -> Run {
+        Run {
+            file: file.into(),
+            entity: entity.into(),
+            entity_ref: None,
+            call: call.into(),
+            settings: Vec::new(),
+            secrets: Vec::new(),
+            hosts: Vec::new(),
+            upstream: None,
+            input: "{}".into(),
+        }
+    }
 }
 
 /// Calls a plugin of any language in a host of its own and answers what it
