@@ -209,6 +209,17 @@ async fn a_new_user_finds_a_service_its_cards_and_its_docs() {
             .unwrap()
             .starts_with("from plugin github")
     );
+    // Its facts, from the plugins polled above, each with its source.
+    b.until("document.querySelectorAll('#entity-facts tbody tr').length > 0")
+        .await;
+    let facts = b
+        .eval("document.querySelector('#entity-facts').innerText")
+        .await;
+    let facts = facts.as_str().unwrap();
+    assert!(
+        facts.contains("coverage.lines") && facts.contains("plugin:coverage"),
+        "{facts}"
+    );
     screenshot(&b, "entity").await;
 
     // Its docs, in the Docs tab, with the report-issue link.

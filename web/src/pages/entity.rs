@@ -204,9 +204,56 @@ fn overview(e: &Value, r: &Ref) -> Html {
                 <h2 id="relations-title">{ "Relations" }</h2>
                 { relations(e) }
             </section>
+            <section class="panel" aria-labelledby="facts-title">
+                <h2 id="facts-title">{ "Facts" }</h2>
+                <Facts entity={r.to_string()} />
+            </section>
             <Cards entity={r.to_string()} />
         </div>
     }
+}
+
+/// The entity's facts, each with where it came from (a plugin or a push).
+#[component]
+fn Facts(props: &RefProps) -> Html {
+    let r = Ref::parse(&props.entity, "component");
+    let facts = use_json(Some(format!("/api/entities/{}/facts", r.api_path())));
+    loaded(&facts, "facts", |v| {
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        if items.is_empty() {
+            return empty(
+                "No facts yet: plugins report them on their interval, CI with `greenroom facts push`.",
+            );
+        }
+        html! {
+            <table id="entity-facts">
+                <thead><tr><th>{ "Fact" }</th><th>{ "Value" }</th><th>{ "From" }</th></tr></thead>
+                <tbody>
+                    { for items.iter().map(|f| {
+                        let name = s(f, "name").to_string();
+                        let value = match &f["value"] {
+                            Value::String(t) => t.clone(),
+                            Value::Number(n) => match n.as_f64() {
+                                Some(x) if x.fract() == 0.0 && x.abs() < 1e15 => format!("{x:.0}"),
+                                _ => n.to_string(),
+                            },
+                            other => other.to_string(),
+                        };
+                        html! {
+                            <tr>
+                                <td>{ match f["url"].as_str() {
+                                    Some(url) => out_link(&name, url),
+                                    None => html! { { name.clone() } },
+                                } }</td>
+                                <td>{ value }</td>
+                                <td>{ s(f, "source").to_string() }</td>
+                            </tr>
+                        }
+                    }) }
+                </tbody>
+            </table>
+        }
+    })
 }
 
 fn group_overview(e: &Value, r: &Ref) -> Html {
