@@ -173,7 +173,12 @@ async fn cards(
             Ok(cards) => out.extend(cards),
             Err(CallError::NotApplicable) => {}
             Err(e) => {
-                tracing::warn!(plugin = %plugin.manifest.id, entity = %r, error = %e, "plugin card failed");
+                if e.is_refusal() {
+                    // Logged when the plugin failed; not again per request.
+                    tracing::debug!(plugin = %plugin.manifest.id, entity = %r, error = %e, "plugin not called");
+                } else {
+                    tracing::warn!(plugin = %plugin.manifest.id, entity = %r, error = %e, "plugin card failed");
+                }
                 out.push(error_card_json(&plugin, &e));
             }
         }

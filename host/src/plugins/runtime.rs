@@ -209,6 +209,18 @@ pub enum CallError {
     NotExported(&'static str),
 }
 
+impl CallError {
+    /// The host did not call the plugin: it is backing off or paused.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            CallError::BackingOff { .. }
+                | CallError::StuckOnEntity { .. }
+                | CallError::TooManyTimeouts { .. }
+        )
+    }
+}
+
 /// Calls, errors and recent latencies of one plugin.
 #[derive(Debug, Default)]
 pub struct Health {
