@@ -33,7 +33,7 @@ pub mod cards_bindings {
     wit_bindgen::generate!({
         path: "wit",
         world: "export-cards",
-        with: { "greenroom:plugin/types@0.1.0": crate::bindings::greenroom::plugin::types },
+        with: { "greenroom:plugin/types@0.2.0": crate::bindings::greenroom::plugin::types },
         pub_export_macro: true,
         export_macro_name: "export_cards",
         default_bindings_module: "greenroom_plugin_sdk::cards_bindings",
@@ -46,7 +46,7 @@ pub mod facts_bindings {
     wit_bindgen::generate!({
         path: "wit",
         world: "export-facts",
-        with: { "greenroom:plugin/types@0.1.0": crate::bindings::greenroom::plugin::types },
+        with: { "greenroom:plugin/types@0.2.0": crate::bindings::greenroom::plugin::types },
         pub_export_macro: true,
         export_macro_name: "export_facts",
         default_bindings_module: "greenroom_plugin_sdk::facts_bindings",
@@ -59,7 +59,7 @@ pub mod events_bindings {
     wit_bindgen::generate!({
         path: "wit",
         world: "export-events",
-        with: { "greenroom:plugin/types@0.1.0": crate::bindings::greenroom::plugin::types },
+        with: { "greenroom:plugin/types@0.2.0": crate::bindings::greenroom::plugin::types },
         pub_export_macro: true,
         export_macro_name: "export_events",
         default_bindings_module: "greenroom_plugin_sdk::events_bindings",
@@ -72,7 +72,7 @@ pub mod search_bindings {
     wit_bindgen::generate!({
         path: "wit",
         world: "export-search",
-        with: { "greenroom:plugin/types@0.1.0": crate::bindings::greenroom::plugin::types },
+        with: { "greenroom:plugin/types@0.2.0": crate::bindings::greenroom::plugin::types },
         pub_export_macro: true,
         export_macro_name: "export_search",
         default_bindings_module: "greenroom_plugin_sdk::search_bindings",
@@ -85,7 +85,7 @@ pub mod actions_bindings {
     wit_bindgen::generate!({
         path: "wit",
         world: "export-actions",
-        with: { "greenroom:plugin/types@0.1.0": crate::bindings::greenroom::plugin::types },
+        with: { "greenroom:plugin/types@0.2.0": crate::bindings::greenroom::plugin::types },
         pub_export_macro: true,
         export_macro_name: "export_actions",
         default_bindings_module: "greenroom_plugin_sdk::actions_bindings",
@@ -98,10 +98,36 @@ pub mod docs_bindings {
     wit_bindgen::generate!({
         path: "wit",
         world: "export-docs",
-        with: { "greenroom:plugin/types@0.1.0": crate::bindings::greenroom::plugin::types },
+        with: { "greenroom:plugin/types@0.2.0": crate::bindings::greenroom::plugin::types },
         pub_export_macro: true,
         export_macro_name: "export_docs",
         default_bindings_module: "greenroom_plugin_sdk::docs_bindings",
+    });
+}
+
+#[cfg(feature = "tabs")]
+#[doc(hidden)]
+pub mod tabs_bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "export-tabs",
+        with: { "greenroom:plugin/types@0.2.0": crate::bindings::greenroom::plugin::types },
+        pub_export_macro: true,
+        export_macro_name: "export_tabs",
+        default_bindings_module: "greenroom_plugin_sdk::tabs_bindings",
+    });
+}
+
+#[cfg(feature = "widgets")]
+#[doc(hidden)]
+pub mod widgets_bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "export-widgets",
+        with: { "greenroom:plugin/types@0.2.0": crate::bindings::greenroom::plugin::types },
+        pub_export_macro: true,
+        export_macro_name: "export_widgets",
+        default_bindings_module: "greenroom_plugin_sdk::widgets_bindings",
     });
 }
 
@@ -110,18 +136,19 @@ pub mod host;
 pub mod time;
 
 pub use bindings::greenroom::plugin::types::{
-    Action, Badge, Card, Cell, DocPage, Entity, Event, Fact, FactValue, Field, Link, Node,
-    PluginError, Progress, SearchDocument, Table, Tone,
+    Action, Badge, Card, Cell, Choice, ChoiceInput, DocPage, Entity, Event, Fact, FactValue, Field,
+    Input, InputField, InputKind, InputValue, Link, Node, NumberInput, PluginError, Progress,
+    SearchDocument, Tab, Table, TextInput, Tone,
 };
 pub use card::CardBuilder;
 
 /// The version of the plugin contract this SDK builds against.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 // Lets the host (and `greenroom plugin inspect`) tell which SDK built a plugin.
 #[used]
 #[unsafe(link_section = "greenroom:sdk")]
-static SDK_VERSION: [u8; 5] = *b"0.1.0";
+static SDK_VERSION: [u8; 5] = *b"0.2.0";
 
 /// What a plugin does. Every method has a default, so adding one to the
 /// contract never breaks a plugin; override what you implement and enable
@@ -157,9 +184,17 @@ pub trait Plugin {
         Vec::new()
     }
 
-    /// Runs an action; `input` is JSON text (feature `actions`).
-    fn run_action(id: String, entity: Entity, input: String) -> Result<String, PluginError> {
-        let _ = (id, entity, input);
+    /// Runs action `id` for `actor` (the signed-in person's catalog ref)
+    /// with its form's values, already checked by the host against the
+    /// fields the action declared (feature `actions`). [`input`] finds a
+    /// value by name.
+    fn run_action(
+        id: String,
+        entity: Entity,
+        inputs: Vec<Input>,
+        actor: String,
+    ) -> Result<String, PluginError> {
+        let _ = (id, entity, inputs, actor);
         Err(PluginError::NotApplicable)
     }
 
@@ -167,6 +202,32 @@ pub trait Plugin {
     fn doc_page(entity: Entity, path: String) -> Result<DocPage, PluginError> {
         let _ = (entity, path);
         Err(PluginError::NotApplicable)
+    }
+
+    /// Whole tabs on an entity's page (feature `tabs`).
+    fn tabs(entity: Entity) -> Result<Vec<Tab>, PluginError> {
+        let _ = entity;
+        Err(PluginError::NotApplicable)
+    }
+
+    /// Homepage widgets for `viewer`, the signed-in person's catalog ref
+    /// if anyone is signed in (feature `widgets`).
+    fn widgets(viewer: Option<String>) -> Result<Vec<Card>, PluginError> {
+        let _ = viewer;
+        Err(PluginError::NotApplicable)
+    }
+}
+
+/// The value of the form field `name` among an action's inputs.
+pub fn input<'a>(inputs: &'a [Input], name: &str) -> Option<&'a InputValue> {
+    inputs.iter().find(|i| i.name == name).map(|i| &i.value)
+}
+
+/// The text of the form field `name` (a text or a choice), if given.
+pub fn input_text<'a>(inputs: &'a [Input], name: &str) -> Option<&'a str> {
+    match input(inputs, name)? {
+        InputValue::Text(t) => Some(t),
+        _ => None,
     }
 }
 
@@ -180,6 +241,8 @@ macro_rules! register_plugin {
         $crate::__export_search!($plugin);
         $crate::__export_actions!($plugin);
         $crate::__export_docs!($plugin);
+        $crate::__export_tabs!($plugin);
+        $crate::__export_widgets!($plugin);
     };
 }
 
@@ -279,9 +342,10 @@ macro_rules! __export_actions {
             fn run(
                 id: ::std::string::String,
                 entity: $crate::Entity,
-                input: ::std::string::String,
+                inputs: ::std::vec::Vec<$crate::Input>,
+                actor: ::std::string::String,
             ) -> ::core::result::Result<::std::string::String, $crate::PluginError> {
-                <$plugin as $crate::Plugin>::run_action(id, entity, input)
+                <$plugin as $crate::Plugin>::run_action(id, entity, inputs, actor)
             }
         }
         $crate::actions_bindings::export_actions!($plugin with_types_in $crate::actions_bindings);
@@ -355,4 +419,46 @@ impl Entity {
             .as_str()
             .map(str::to_string)
     }
+}
+
+#[cfg(feature = "tabs")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_tabs {
+    ($plugin:ident) => {
+        impl $crate::tabs_bindings::exports::greenroom::plugin::tabs::Guest for $plugin {
+            fn tabs(entity: $crate::Entity) -> ::core::result::Result<::std::vec::Vec<$crate::Tab>, $crate::PluginError> {
+                <$plugin as $crate::Plugin>::tabs(entity)
+            }
+        }
+        $crate::tabs_bindings::export_tabs!($plugin with_types_in $crate::tabs_bindings);
+    };
+}
+
+#[cfg(not(feature = "tabs"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_tabs {
+    ($plugin:ident) => {};
+}
+
+#[cfg(feature = "widgets")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_widgets {
+    ($plugin:ident) => {
+        impl $crate::widgets_bindings::exports::greenroom::plugin::widgets::Guest for $plugin {
+            fn widgets(viewer: ::core::option::Option<::std::string::String>) -> ::core::result::Result<::std::vec::Vec<$crate::Card>, $crate::PluginError> {
+                <$plugin as $crate::Plugin>::widgets(viewer)
+            }
+        }
+        $crate::widgets_bindings::export_widgets!($plugin with_types_in $crate::widgets_bindings);
+    };
+}
+
+#[cfg(not(feature = "widgets"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_widgets {
+    ($plugin:ident) => {};
 }

@@ -55,6 +55,10 @@ async fn portal(upstream: &Upstreams, extra_plugins: &[&str], extra_yaml: Option
     let mut plugins = vec!["hello", "github", "sentry", "coverage", "techdocs"];
     plugins.extend_from_slice(extra_plugins);
     let mut config = live_demo_config(dir.path(), &plugins, upstream);
+    config
+        .plugins
+        .allow_actions
+        .extend(extra_plugins.iter().map(|p| p.to_string()));
     if let Some(yaml) = extra_yaml {
         let file = dir.path().join("extra.yaml");
         std::fs::write(&file, yaml).unwrap();
@@ -596,6 +600,100 @@ async fn every_card_node_renders_safely_in_both_themes_and_widths() {
         warning.as_str().unwrap().starts_with("Orphan")
             && warning.as_str().unwrap().contains("does not resolve"),
         "{warning}"
+    );
+
+    // Homepage widgets, for whoever is chosen.
+    b.client.goto(&format!("{}/", p.base)).await.unwrap();
+    b.find("#whoami-select")
+        .await
+        .select_by_value("user:default/daniel.kim")
+        .await
+        .unwrap();
+    b.until("document.querySelector('#widgets')?.parentElement.querySelector(\".card[aria-label='Welcome']\")?.innerText.includes('Hello, user:default/daniel.kim')")
+        .await;
+
+    // A plugin's whole tab joins the entity's tabs; its text stays text.
+    b.client
+        .goto(&format!("{}/catalog/default/component/gallery", p.base))
+        .await
+        .unwrap();
+    b.until(
+        "!![...document.querySelectorAll('nav.tabs a')].find(a => a.innerText === 'Everything')",
+    )
+    .await;
+    b.client
+        .execute(
+            "[...document.querySelectorAll('nav.tabs a')].find(a => a.innerText === 'Everything').click()",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.until("location.pathname.endsWith('/gallery/everything.everything') && document.querySelector('.plugin-tab')?.innerText.includes('All about gallery')")
+        .await;
+    assert!(b.text().await.contains("<b>a tab</b> stays text"));
+    assert_eq!(
+        b.eval("document.querySelector('.plugin-tab b')").await,
+        Value::Null
+    );
+    screenshot(&b, "plugin-tab").await;
+
+    // An action's form: drawn from its fields, sent typed, checked by the
+    // host; the plugin learns who acted.
+    b.client
+        .goto(&format!(
+            "{}/catalog/default/component/gallery/actions",
+            p.base
+        ))
+        .await
+        .unwrap();
+    let label = open_first_action(&b).await;
+    assert_eq!(label, "Greet gallery");
+    assert_eq!(
+        b.eval("document.querySelector('#action-input-greeting').value")
+            .await,
+        "hello"
+    );
+    assert_eq!(
+        b.eval(
+            "[...document.querySelectorAll('#action-input-tone option')].map(o => o.value).join()"
+        )
+        .await,
+        ",warm,cool"
+    );
+    b.client
+        .execute(
+            "document.querySelector('#action-input-greeting').value = 'hi there'; document.querySelector('#action-input-loud').checked = true;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    screenshot(&b, "action-form").await;
+    confirm(&b).await;
+    let said = b
+        .until("document.querySelector('.actions-tab .notice')?.innerText")
+        .await;
+    assert_eq!(
+        said,
+        "greeting=text:hi there times=number:1 loud=flag:true greets gallery by user:default/daniel.kim"
+    );
+    open_first_action(&b).await;
+    b.client
+        .execute(
+            "document.querySelector('#action-input-times').value = '7';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    confirm(&b).await;
+    let refused = b
+        .until("document.querySelector('.actions-tab .error-box')?.innerText")
+        .await;
+    assert!(
+        refused
+            .as_str()
+            .unwrap()
+            .contains("'TIMES' (times) must be at most 3, not 7"),
+        "{refused}"
     );
 
     // Dark theme from the button, kept across reloads; phone width.

@@ -355,6 +355,32 @@ async fn owners_rerun_deploy_and_merge_with_confirmation_and_a_record() {
     )
     .await;
     assert_eq!(s, 404, "{b}");
+    // The deploy form is checked by the host before GitHub hears of it.
+    for (input, says) in [
+        (
+            json!({"ref": "no spaces"}),
+            "'Branch or tag' (ref) must match",
+        ),
+        (
+            json!({"inputs": "not a pair"}),
+            "'Workflow inputs' (inputs) must match",
+        ),
+        (
+            json!({"force": true}),
+            "'force' is not a field of 'Deploy main'",
+        ),
+    ] {
+        let (s, b) = run_action(
+            &p,
+            "payments",
+            "deploy",
+            json!({"user": "jane", "confirmed": true, "input": input}),
+        )
+        .await;
+        assert_eq!(s, 422, "{b}");
+        let message = b["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+    }
     assert!(
         !upstream.requests().iter().any(|r| r.method != "GET"),
         "nothing was written"
@@ -365,7 +391,7 @@ async fn owners_rerun_deploy_and_merge_with_confirmation_and_a_record() {
         &p,
         "payments",
         "deploy",
-        json!({"user": "user:default/jane", "confirmed": true, "input": {"ref": "release/2.4", "inputs": {"environment": "staging"}}}),
+        json!({"user": "user:default/jane", "confirmed": true, "input": {"ref": "release/2.4", "inputs": "environment=staging"}}),
     )
     .await;
     assert_eq!(s, 200, "{b}");
@@ -493,7 +519,7 @@ async fn owners_rerun_deploy_and_merge_with_confirmation_and_a_record() {
     assert_eq!(record[3]["entityRef"], "component:default/payments");
     assert_eq!(
         record[3]["input"],
-        r#"{"inputs":{"environment":"staging"},"ref":"release/2.4"}"#
+        r#"{"inputs":"environment=staging","ref":"release/2.4"}"#
     );
     let payments = p
         .ok("/api/actions/runs?entity=component:default/payments")

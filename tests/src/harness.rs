@@ -50,8 +50,18 @@ fn a_plugin_calls_a_fake_upstream_with_an_injected_secret() {
     );
     assert_eq!(h.facts("pay").unwrap()[0].name, "test.name_length");
     assert_eq!(
-        h.run_action("greet", "pay", "{}").unwrap(),
-        "hello pay with {}"
+        h.run_action("greet", "pay", "{}", "user:default/ada")
+            .unwrap(),
+        "greeting=text:hello times=number:1 loud=flag:false greets pay by user:default/ada"
+    );
+    // The form is checked as the portal checks it.
+    let refused = h
+        .run_action("greet", "pay", r#"{"times": 7}"#, "user:default/ada")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("'TIMES' (times) must be at most 3, not 7"),
+        "{refused}"
     );
     assert_eq!(h.health().unwrap()["errors"], 0);
 }
@@ -265,20 +275,13 @@ fn a_new_python_plugin_builds_and_shows_its_card() {
     let root = new("py-checks", Lang::Python, away.path()).unwrap();
     let raw = root.join("raw.wasm");
     let status = std::process::Command::new("componentize-py")
-        .args([
-            "-d",
-            "wit",
-            "-w",
-            "export-cards",
-            "componentize",
-            "app",
-            "-o",
-        ])
+        .args(["-d", "wit", "-w", "plugin", "componentize", "app", "-o"])
         .arg(&raw)
         .current_dir(&root)
         .status()
         .unwrap();
     assert!(status.success());
+
     let manifest: greenroom::plugins::Manifest =
         serde_json::from_str(&std::fs::read_to_string(root.join("manifest.json")).unwrap())
             .unwrap();
@@ -288,9 +291,36 @@ fn a_new_python_plugin_builds_and_shows_its_card() {
         manifest.embed(&std::fs::read(&raw).unwrap()).unwrap(),
     )
     .unwrap();
-    let answer = run(&Run::new(plugin, root.join("catalog-info.yaml"), "cards")).unwrap();
+    // Its world imports config and nothing else of the host: no HTTP, so
+    // its manifest needs no hosts.
+    let (_, interfaces) = greenroom::plugins::Runtime::new(None, 64 << 20, 2)
+        .unwrap()
+        .inspect(&std::fs::read(&plugin).unwrap())
+        .unwrap();
+    let ours: Vec<&str> = interfaces
+        .imports
+        .iter()
+        .chain(&interfaces.exports)
+        .map(String::as_str)
+        .filter(|n| n.starts_with("greenroom:"))
+        .collect();
+    assert_eq!(
+        ours,
+        [
+            "greenroom:plugin/config@0.2.0",
+            "greenroom:plugin/types@0.2.0",
+            "greenroom:plugin/cards@0.2.0"
+        ]
+    );
+    assert_eq!(interfaces.contract, "0.2.0");
+    let answer = run(&Run {
+        settings: vec!["greeting=Hej".into()],
+        ..Run::new(plugin, root.join("catalog-info.yaml"), "cards")
+    })
+    .unwrap();
     let card = &answer["cards"][0];
     assert_eq!(card["title"], "Py checks", "{answer}");
+    assert_eq!(card["nodes"][0]["text"], "Hej, sample!", "{answer}");
     assert_eq!(card["nodes"][1]["value"], "team-a", "{answer}");
 }
 

@@ -158,7 +158,7 @@ async fn hello_serves_a_card_and_is_listed_with_its_exports() {
     assert_eq!(item["state"], "loaded");
     assert_eq!(
         item["exports"],
-        serde_json::json!(["greenroom:plugin/cards@0.1.0"]),
+        serde_json::json!(["greenroom:plugin/cards@0.2.0"]),
         "only what it implements"
     );
     assert_eq!(item["health"]["calls"], 1);
@@ -516,12 +516,12 @@ async fn inspect_reads_the_manifest_and_the_interfaces() {
     assert_eq!(manifest.id, "hostile");
     assert_eq!(manifest.hosts, vec!["http://127.0.0.1:1"]);
     assert_eq!(manifest.secrets, vec!["TEST_SECRET"]);
-    assert_eq!(interfaces.exports, vec!["greenroom:plugin/cards@0.1.0"]);
+    assert_eq!(interfaces.exports, vec!["greenroom:plugin/cards@0.2.0"]);
     assert!(
         interfaces
             .imports
             .iter()
-            .any(|i| i == "greenroom:plugin/http@0.1.0"),
+            .any(|i| i == "greenroom:plugin/http@0.2.0"),
         "{:?}",
         interfaces.imports
     );
@@ -642,7 +642,7 @@ async fn a_component_for_an_unknown_contract_version_is_refused() {
     let error = future["error"].as_str().unwrap();
     assert!(
         error.contains("greenroom:plugin/cards@0.9.0")
-            && error.contains("speaks greenroom:plugin@0.1.0"),
+            && error.contains("it loads greenroom:plugin@0.2.0, @0.1.0"),
         "{error}"
     );
     assert_eq!(
@@ -672,10 +672,12 @@ async fn every_export_of_the_contract_is_callable() {
         .map(|e| e.as_str().unwrap().to_string())
         .collect();
     exports.sort();
-    let expected: Vec<String> = ["actions", "cards", "docs", "events", "facts", "search"]
-        .iter()
-        .map(|i| format!("greenroom:plugin/{i}@0.1.0"))
-        .collect();
+    let expected: Vec<String> = [
+        "actions", "cards", "docs", "events", "facts", "search", "tabs", "widgets",
+    ]
+    .iter()
+    .map(|i| format!("greenroom:plugin/{i}@0.2.0"))
+    .collect();
     assert_eq!(exports, expected);
 
     let plugins = p.state.plugins.clone();
@@ -697,9 +699,23 @@ async fn every_export_of_the_contract_is_callable() {
         assert_eq!(docs[0].title, "About checkout");
         let actions = all.actions(&entity, &limits).unwrap();
         assert_eq!((actions[0].id.as_str(), actions[0].confirm), ("greet", true));
-        assert_eq!(all.run_action("greet", &entity, "{}", &limits).unwrap(), "hello checkout with {}");
-        let err = all.run_action("explode", &entity, "{}", &limits).unwrap_err();
+        let form = greenroom::plugins::inputs::check(
+            &actions[0],
+            serde_json::json!({"greeting": "hi there", "times": "2", "tone": "warm", "loud": true}).as_object().unwrap(),
+        )
+        .unwrap();
+        let raw = serde_json::json!({});
+        assert_eq!(
+            all.run_action("greet", &entity, &form, &raw, "user:default/ada", &limits).unwrap(),
+            "greeting=text:hi there times=number:2 tone=text:warm loud=flag:true greets checkout by user:default/ada"
+        );
+        let err = all.run_action("explode", &entity, &[], &raw, "user:default/ada", &limits).unwrap_err();
         assert_eq!(err.to_string(), "configuration error: no action explode");
+        let tabs = all.tabs(&entity, &limits).unwrap();
+        assert_eq!((tabs[0].id.as_str(), tabs[0].title.as_str(), tabs[0].nodes.len()), ("everything", "Everything", 2));
+        let widgets = all.widgets(Some("user:default/ada"), &limits).unwrap();
+        assert_eq!(widgets[0].title, "Welcome");
+        assert!(matches!(&widgets[0].nodes[0], greenroom::plugins::bindings::greenroom::plugin::types::Node::Text(t) if t == "Hello, user:default/ada"));
         let page = all.doc_page(&entity, "guide/index.md", &limits).unwrap();
         assert_eq!((page.title.as_str(), page.nav[0].href.as_str()), ("checkout / guide/index.md", "index.md"));
 
@@ -814,6 +830,8 @@ async fn example_plugin_serves(example: &str, component: &str, greeting: &str) {
             .iter()
             .any(|e| e == "greenroom:plugin/cards@0.1.0")
     );
+    // Built against 0.1.0, served through the 0.2.0 host.
+    assert_eq!(item["contract"], "0.1.0", "{item}");
     let c = cards(&p, "checkout").await;
     assert_eq!(
         c[0]["nodes"][0],

@@ -61,7 +61,12 @@ pub enum Bench {
     },
     /// Concurrent clients mixing catalog pages, search, cards and fact
     /// pushes while refreshes run and a plugin loops; any 5xx fails it.
-    /// `--seconds 600` is the memory soak.
+    /// `--seconds 600` is the memory soak. Without `--rate` every client
+    /// sends its next request as soon as the last is answered (the
+    /// server's saturation); with `--rate R` the clients together send R
+    /// requests a second on a fixed schedule, and a latency counts from
+    /// when its request was due (a late server is not excused by clients
+    /// that waited for it).
     Load {
         #[arg(long, default_value_t = 10_000)]
         entities: usize,
@@ -69,6 +74,8 @@ pub enum Bench {
         clients: usize,
         #[arg(long, default_value_t = 60)]
         seconds: u64,
+        #[arg(long)]
+        rate: Option<f64>,
     },
 }
 
@@ -107,7 +114,8 @@ pub fn run(what: Bench) -> anyhow::Result<()> {
             entities,
             clients,
             seconds,
-        } => crate::load_bench::run(entities, clients, seconds),
+            rate,
+        } => crate::load_bench::run(entities, clients, seconds, rate),
     }
 }
 
@@ -695,6 +703,12 @@ fn plugins(calls: usize) -> anyhow::Result<()> {
     let (idle, busy) = loop_cost(&bin, &dir)?;
     let python = python_plugin(&bin, &config, &dir)?;
     let javascript = javascript_plugin(&bin, &config, &dir)?;
+    // The same plugin source through each contract version: a 0.1.0
+    // component's answers are converted into the host's 0.2.0 types.
+    let old = tools::workspace_root()?.join("tests/compat/0.1.0/everything.wasm");
+    let current = tools::build_plugin("everything")?;
+    let (_, _, old_p50, old_p99) = plugin_bench(&bin, &config, &old, calls)?;
+    let (_, _, new_p50, new_p99) = plugin_bench(&bin, &config, &current, calls)?;
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
@@ -734,6 +748,19 @@ fn plugins(calls: usize) -> anyhow::Result<()> {
         busy.0,
         busy.1
     );
+    println!(
+        "contract versions      everything cards p50 {new_p50:.1} µs (0.2.0), {old_p50:.1} µs (0.1.0 through the 0.2.0 host, {:+.1} %)",
+        (old_p50 / new_p50 - 1.0) * 100.0
+    );
+    for (name, p50, p99) in [
+        ("everything 0.2.0", new_p50, new_p99),
+        ("everything 0.1.0", old_p50, old_p99),
+    ] {
+        row.push_str(&format!(
+            "| {} | {name} | {p50:.1} / {p99:.1} | — | — | — | — | — | — |\n",
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        ));
+    }
     for (name, figures) in [("js-hello", javascript), ("python-hello", python)] {
         let Some((cold, cached, p50, p99)) = figures else {
             continue;

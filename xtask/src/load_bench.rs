@@ -5,6 +5,12 @@
 //! and a hostile plugin loops on every call. Reports errors, latency per
 //! kind of request and the server's memory over time; appends a row to
 //! BENCHMARKS.md. Any 5xx fails the run.
+//!
+//! Two ways to send: closed (each client sends again as soon as it is
+//! answered, so latency is mostly the queue of 200 waiting clients and the
+//! run measures throughput at saturation) and paced (`--rate`: requests
+//! are due on a fixed schedule and latency counts from when a request was
+//! due, so a server that falls behind is charged for the wait).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,7 +35,14 @@ const TOKEN: &str = "load-bench-token";
 /// Entities the hostile plugin loops on.
 const LOOPING: usize = 100;
 
-pub fn run(entities: usize, clients: usize, seconds: u64) -> anyhow::Result<()> {
+pub fn run(entities: usize, clients: usize, seconds: u64, rate: Option<f64>) -> anyhow::Result<()> {
+    if let Some(r) = rate
+        && !(r > 0.0 && r.is_finite())
+    {
+        bail!("--rate must be a positive number of requests a second, not {r}");
+    }
+    // Each client's gap between requests that are due.
+    let period = rate.map(|r| Duration::from_secs_f64(clients as f64 / r));
     tools::ensure_targets(&[crate::PLUGIN_TARGET])?;
     let bin = release_bin("greenroom", "greenroom")?;
     let target = tools::target_dir()?;
@@ -63,14 +76,21 @@ pub fn run(entities: usize, clients: usize, seconds: u64) -> anyhow::Result<()> 
     let addr = server.addr;
     let pid = server.pid();
     wait_ready(&mut Conn::open(addr)?, Duration::from_secs(600))?;
-    eprintln!("xtask: {clients} clients for {seconds} s against {entities} entities");
+    let pacing = match rate {
+        Some(r) => format!(" at {r:.0}/s"),
+        None => String::new(),
+    };
+    eprintln!("xtask: {clients} clients{pacing} for {seconds} s against {entities} entities");
 
     let stop = Arc::new(AtomicBool::new(false));
     let shape = Shape::of(entities);
     let tallies: Vec<_> = (0..clients)
         .map(|c| {
             let stop = stop.clone();
-            std::thread::spawn(move || client(addr, c as u64, shape, &stop))
+            // Paced clients start spread over one period.
+            let first_due =
+                Instant::now() + period.map_or(Duration::ZERO, |p| p * c as u32 / clients as u32);
+            std::thread::spawn(move || client(addr, c as u64, shape, &stop, first_due, period))
         })
         .collect();
     // The hostile plugin loops until its deadline on every call.
@@ -125,7 +145,7 @@ pub fn run(entities: usize, clients: usize, seconds: u64) -> anyhow::Result<()> 
 
     let total: usize = all.latencies.values().map(Vec::len).sum();
     println!(
-        "clients                {clients}, {seconds} s, {entities} entities, refresh every 5 s"
+        "clients                {clients}{pacing}, {seconds} s, {entities} entities, refresh every 5 s"
     );
     println!(
         "requests               {total} ({:.0}/s)",
@@ -165,7 +185,7 @@ pub fn run(entities: usize, clients: usize, seconds: u64) -> anyhow::Result<()> 
         println!("  {e}");
     }
     let row = format!(
-        "| {} | {clients} × {seconds} s | {entities} | {total} ({:.0}/s) | {} | {} | {} | {first:.0} → {last:.0} MiB (peak {peak:.0}) |\n",
+        "| {} | {clients} × {seconds} s{pacing} | {entities} | {total} ({:.0}/s) | {} | {} | {} | {first:.0} → {last:.0} MiB (peak {peak:.0}) |\n",
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
         total as f64 / seconds as f64,
         all.server_errors.len(),
@@ -183,8 +203,17 @@ pub fn run(entities: usize, clients: usize, seconds: u64) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// One client: a keep-alive connection sending a mix until told to stop.
-fn client(addr: std::net::SocketAddr, seed: u64, shape: Shape, stop: &AtomicBool) -> Tally {
+/// One client: a keep-alive connection sending a mix until told to stop,
+/// each request as soon as the last is answered or, with a `period`, when
+/// it is due.
+fn client(
+    addr: std::net::SocketAddr,
+    seed: u64,
+    shape: Shape,
+    stop: &AtomicBool,
+    mut due: Instant,
+    period: Option<Duration>,
+) -> Tally {
     let mut tally = Tally::default();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (seed + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
     let mut conn = None;
@@ -262,7 +291,21 @@ fn client(addr: std::net::SocketAddr, seed: u64, shape: Shape, stop: &AtomicBool
                 }
             },
         };
-        let t = Instant::now();
+        let t = match period {
+            Some(period) => {
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                let this = due;
+                due += period;
+                this
+            }
+            None => Instant::now(),
+        };
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
         let answer = if method == "GET" {
             c.get(&path)
         } else {

@@ -65,15 +65,11 @@ async fn available(
         let (plugin, result) = done?;
         let id = &plugin.manifest.id;
         match result {
-            Ok(actions) => items.extend(actions.into_iter().map(|a| {
-                json!({
-                    "plugin": id,
-                    "id": a.id,
-                    "label": a.label,
-                    "description": a.description,
-                    "confirm": a.confirm,
-                    "allowed": allowed(&state, id),
-                })
+            Ok(actions) => items.extend(actions.iter().map(|a| {
+                let mut item = crate::plugins::inputs::action_json(a);
+                item["plugin"] = json!(id);
+                item["allowed"] = json!(allowed(&state, id));
+                item
             })),
             Err(CallError::NotApplicable) => {}
             Err(e) => {
@@ -139,9 +135,9 @@ async fn run(
         Principal::Person(p) => p.user_ref.clone().unwrap_or_else(|| p.login.clone()),
         _ => acting.actor(),
     };
-    let input = match body.input {
-        None => "{}".to_string(),
-        Some(v @ Value::Object(_)) => v.to_string(),
+    let sent = match body.input {
+        None => serde_json::Map::new(),
+        Some(Value::Object(o)) => o,
         Some(_) => return Err(ApiError::BadRequest("input must be a JSON object".into())),
     };
     // The plugin must offer the action for this entity now: an id from an
@@ -169,6 +165,14 @@ async fn run(
             action.label
         )));
     }
+    // The form, checked against the fields the action declares.
+    let (checked, input) =
+        crate::plugins::inputs::prepare(&plugin, &action, sent).map_err(|e| match e {
+            crate::plugins::inputs::InputError::Invalid(m) => ApiError::Unprocessable(m),
+            e @ crate::plugins::inputs::InputError::Declared(_) => {
+                ApiError::Upstream(format!("{} {e}", plugin.label()))
+            }
+        })?;
     let store = state.store.clone();
     let (p, a, l, e, u, i) = (
         plugin_id.clone(),
@@ -176,13 +180,13 @@ async fn run(
         action.label.clone(),
         r.to_string(),
         user_ref.clone(),
-        input.clone(),
+        input.to_string(),
     );
     let mut record = blocking(move || Ok(store.action_started(&p, &a, &l, &e, &u, &i)?)).await?;
     tracing::info!(plugin = %plugin_id, action = %action.id, entity = %r, user = %user_ref, "running plugin action");
     let run_plugin = plugin.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        run_plugin.run_action(&action.id, &entity, &input, &limits)
+        run_plugin.run_action(&action.id, &entity, &checked, &input, &user_ref, &limits)
     })
     .await?;
     let (succeeded, message) = match &outcome {
@@ -241,7 +245,7 @@ fn owner_of(entity_json: &str) -> Option<String> {
 
 /// Who runs the action: the caller, or in the demo the person the
 /// request names (a User of the catalog, with their groups).
-async fn acting_person(
+pub(super) async fn acting_person(
     state: &AppState,
     caller: &Caller,
     named: Option<String>,

@@ -1,5 +1,5 @@
-//! Plugin routes: the list of plugins with their health, and an entity's
-//! cards from every plugin that exports `cards`.
+//! Plugin routes: the list of plugins with their health; an entity's cards
+//! and tabs from every plugin that exports them; the homepage's widgets.
 
 use std::sync::Arc;
 
@@ -9,10 +9,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::identity::Caller;
 use super::{ApiError, ApiJson, AppState, blocking};
+use crate::auth::Principal;
 use crate::catalog::EntityRef;
 use crate::plugins::host::{entity_etag, entity_record};
-use crate::plugins::{CallError, error_card_json};
+use crate::plugins::{CallError, Loaded, card_json, error_card_json, panel_json};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,6 +24,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/plugins/{id}/enable", post(enable))
         .route("/api/plugins/{id}/poll", post(poll))
         .route("/api/cards/{kind}/{namespace}/{name}", get(cards))
+        .route("/api/tabs/{kind}/{namespace}/{name}", get(tabs))
+        .route("/api/widgets", get(widgets))
 }
 
 #[derive(serde::Deserialize)]
@@ -153,31 +157,56 @@ async fn cards(
     let fresh = super::wants_fresh(&headers);
     // Read once per request: every plugin's cache entry is keyed by it.
     let etag: Arc<str> = entity_etag(&entity).into();
+    let answers = each_plugin(&state, Loaded::exports_cards, move |plugins, plugin| {
+        plugins.cards(plugin, &entity, &etag, fresh)
+    })
+    .await?;
+    let out = panels(answers, &r.to_string(), |_, cards| cards);
+    Ok(Json(json!({ "entityRef": r.to_string(), "cards": out })))
+}
+
+/// Calls `call` for every enabled plugin that `exports`, at once, each on
+/// a blocking thread.
+async fn each_plugin<T: Send + 'static>(
+    state: &AppState,
+    exports: fn(&Loaded) -> bool,
+    call: impl Fn(&crate::plugins::Plugins, &Loaded) -> Result<T, CallError> + Send + Sync + 'static,
+) -> Result<Vec<(Arc<Loaded>, Result<T, CallError>)>, ApiError> {
+    let call = Arc::new(call);
     let mut calls = tokio::task::JoinSet::new();
-    for plugin in state
-        .plugins
-        .enabled()
-        .into_iter()
-        .filter(|p| p.exports_cards())
-    {
-        let (entity, etag, plugins) = (entity.clone(), etag.clone(), state.plugins.clone());
+    for plugin in state.plugins.enabled().into_iter().filter(|p| exports(p)) {
+        let (plugins, call) = (state.plugins.clone(), call.clone());
         calls.spawn_blocking(move || {
-            let result = plugins.cards(&plugin, &entity, &etag, fresh);
+            let result = call(&plugins, &plugin);
             (plugin, result)
         });
     }
-    let mut out = Vec::new();
+    let mut answers = Vec::new();
     while let Some(done) = calls.join_next().await {
-        let (plugin, result) = done?;
+        answers.push(done?);
+    }
+    Ok(answers)
+}
+
+/// Every plugin's panels (cards, tabs, widgets) as JSON, in plugin then id
+/// order; a plugin that failed shows as an error card naming it, one with
+/// nothing to say is left out. `about` names what was asked, for the log.
+fn panels<T>(
+    answers: Vec<(Arc<Loaded>, Result<T, CallError>)>,
+    about: &str,
+    to_json: impl Fn(&Loaded, T) -> Vec<Value>,
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    for (plugin, result) in answers {
         match result {
-            Ok(cards) => out.extend(cards),
+            Ok(items) => out.extend(to_json(&plugin, items)),
             Err(CallError::NotApplicable) => {}
             Err(e) => {
                 if e.is_refusal() {
                     // Logged when the plugin failed; not again per request.
-                    tracing::debug!(plugin = %plugin.manifest.id, entity = %r, error = %e, "plugin not called");
+                    tracing::debug!(plugin = %plugin.manifest.id, about, error = %e, "plugin not called");
                 } else {
-                    tracing::warn!(plugin = %plugin.manifest.id, entity = %r, error = %e, "plugin card failed");
+                    tracing::warn!(plugin = %plugin.manifest.id, about, error = %e, "plugin failed");
                 }
                 out.push(error_card_json(&plugin, &e));
             }
@@ -189,5 +218,56 @@ async fn cards(
             .cmp(&b["plugin"].as_str())
             .then(a["id"].as_str().cmp(&b["id"].as_str()))
     });
-    Ok(Json(json!({ "entityRef": r.to_string(), "cards": out })))
+    out
+}
+
+/// Whole tabs for an entity's page, from every plugin that exports
+/// `tabs` (contract 0.2.0 on).
+async fn tabs(
+    State(state): State<AppState>,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let (r, entity) = entity_of(&state, &kind, &namespace, &name).await?;
+    let answers = each_plugin(&state, Loaded::exports_tabs, move |plugins, plugin| {
+        plugin.tabs(&entity, &plugins.limits())
+    })
+    .await?;
+    let out = panels(answers, &r.to_string(), |plugin, tabs| {
+        tabs.into_iter()
+            .map(|t| panel_json(plugin, &t.id, &t.title, &t.nodes))
+            .collect()
+    });
+    Ok(Json(json!({ "entityRef": r.to_string(), "tabs": out })))
+}
+
+/// The homepage's widgets for whoever asks: the signed-in person's own,
+/// or everyone's when no one is signed in.
+#[derive(serde::Deserialize)]
+struct WidgetsQuery {
+    /// Demo only: the person chosen in the "who are you" picker.
+    #[serde(rename = "for")]
+    viewer: Option<String>,
+}
+
+async fn widgets(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    axum::extract::Query(q): axum::extract::Query<WidgetsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = super::actions::acting_person(&state, &caller, q.viewer).await?;
+    let viewer = match &caller.principal {
+        Principal::Person(p) => p.user_ref.clone(),
+        _ => None,
+    };
+    let answers = each_plugin(&state, Loaded::exports_widgets, {
+        let viewer = viewer.clone();
+        move |plugins, plugin| plugin.widgets(viewer.as_deref(), &plugins.limits())
+    })
+    .await?;
+    let out = panels(
+        answers,
+        viewer.as_deref().unwrap_or("anyone"),
+        |plugin, cards| cards.iter().map(|c| card_json(plugin, c)).collect(),
+    );
+    Ok(Json(json!({ "viewer": viewer, "widgets": out })))
 }

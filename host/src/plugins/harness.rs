@@ -202,9 +202,30 @@ impl Harness {
             .events(since_ms, &self.state.plugins.limits())?)
     }
 
-    pub fn run_action(&self, id: &str, entity_ref: &str, input: &str) -> anyhow::Result<String> {
+    /// Runs action `id` as the portal would: offered on the entity now,
+    /// `input` (a JSON object) checked against its form, `actor` acting.
+    pub fn run_action(
+        &self,
+        id: &str,
+        entity_ref: &str,
+        input: &str,
+        actor: &str,
+    ) -> anyhow::Result<String> {
         let (plugin, entity) = (self.plugin()?, self.entity(entity_ref)?);
-        Ok(plugin.run_action(id, &entity, input, &self.state.plugins.limits())?)
+        let limits = self.state.plugins.limits();
+        let action = plugin
+            .actions(&entity, &limits)?
+            .into_iter()
+            .find(|a| a.id == id)
+            .with_context(|| format!("the plugin offers no action '{id}' on {entity_ref}"))?;
+        let sent =
+            match serde_json::from_str::<Value>(if input.trim().is_empty() { "{}" } else { input })
+            {
+                Ok(Value::Object(o)) => o,
+                _ => bail!("the action's input must be a JSON object, e.g. {{\"ref\": \"main\"}}"),
+            };
+        let (checked, raw) = super::inputs::prepare(&plugin, &action, sent)?;
+        Ok(plugin.run_action(id, &entity, &checked, &raw, actor, &limits)?)
     }
 
     /// The plugin's health after the calls so far.
@@ -245,14 +266,7 @@ pub fn event_json(e: &types::Event) -> Value {
 }
 
 /// An action as `greenroom plugin run` prints it.
-pub fn action_json(a: &types::Action) -> Value {
-    serde_json::json!({
-        "id": a.id,
-        "label": a.label,
-        "description": a.description,
-        "confirm": a.confirm,
-    })
-}
+pub use super::inputs::action_json;
 
 /// What `greenroom plugin run` asks.
 #[derive(Debug, Clone, clap::Args)]
@@ -284,9 +298,13 @@ pub struct Run {
     /// (granted to it): GET /a/b answers the file a/b.
     #[arg(long)]
     pub upstream: Option<PathBuf>,
-    /// The JSON input of run:<action-id>.
+    /// The JSON input of run:<action-id>, checked against the action's
+    /// form as the portal checks it.
     #[arg(long, default_value = "{}")]
     pub input: String,
+    /// Who runs run:<action-id>, as a catalog ref.
+    #[arg(long = "as", default_value = "user:default/plugin-author")]
+    pub actor: String,
 }
 
 impl Run {
@@ -303,6 +321,7 @@ impl Run {
             hosts: Vec::new(),
             upstream: None,
             input: "{}".into(),
+            actor: "user:default/plugin-author".into(),
         }
     }
 }
@@ -355,7 +374,7 @@ pub fn run(request: &Run) -> anyhow::Result<Value> {
         }),
         other => match other.strip_prefix("run:") {
             Some(id) => serde_json::json!({
-                "message": harness.run_action(id, &target, &request.input)?
+                "message": harness.run_action(id, &target, &request.input, &request.actor)?
             }),
             None => bail!("--call {other}: use cards, facts, events, actions or run:<action-id>"),
         },

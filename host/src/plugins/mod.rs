@@ -8,15 +8,28 @@
 //! [`CallError`] naming the plugin, recorded in its health.
 
 pub mod bindings {
-    //! Host bindings generated from `wit/0.1.0/greenroom-plugin.wit`.
-    wasmtime::component::bindgen!({ path: "../wit/0.1.0", world: "plugin" });
+    //! Host bindings, one module per contract version the host links.
+    //! The newest version's types are the host's own; older versions are
+    //! converted into them in their own module (`v0_1`), the only code
+    //! that knows them.
+    pub mod v0_2 {
+        //! `wit/0.2.0/greenroom-plugin.wit`, the host's own types.
+        wasmtime::component::bindgen!({ path: "../wit/0.2.0", world: "plugin" });
+    }
+    pub mod v0_1 {
+        //! `wit/0.1.0/greenroom-plugin.wit`, frozen.
+        wasmtime::component::bindgen!({ path: "../wit/0.1.0", world: "plugin" });
+    }
+    pub use v0_2::*;
 }
 pub mod harness;
 pub mod host;
 pub mod http;
+pub mod inputs;
 pub mod manifest;
 pub mod runtime;
 pub mod scaffold;
+mod v0_1;
 mod watch;
 
 use std::collections::{BTreeMap, HashMap};
@@ -88,6 +101,8 @@ pub struct PluginInfo {
     pub state: &'static str,
     pub error: Option<String>,
     pub exports: Vec<String>,
+    /// The contract version it was built against, e.g. `0.2.0`.
+    pub contract: Option<&'static str>,
     pub requested: Option<Requested>,
     /// Config grants and stored grants together.
     pub granted: Option<StoredGrants>,
@@ -319,7 +334,7 @@ impl Plugins {
             .or_default() += 1;
         let slot = match self.try_load(file) {
             Ok(loaded) => {
-                tracing::info!(plugin = %loaded.manifest.id, version = %loaded.manifest.version, file = %file.display(), exports = ?loaded.exports, "plugin loaded");
+                tracing::info!(plugin = %loaded.manifest.id, version = %loaded.manifest.version, file = %file.display(), contract = loaded.contract, exports = ?loaded.exports, "plugin loaded");
                 Slot::Loaded(Arc::new(loaded))
             }
             Err(e) => {
@@ -606,6 +621,7 @@ impl Plugins {
                         state: if l.disabled { "disabled" } else { "loaded" },
                         error: None,
                         exports: l.exports.clone(),
+                        contract: Some(l.contract),
                         requested: Some(Requested {
                             hosts: l.manifest.hosts.clone(),
                             secrets: l.manifest.secrets.clone(),
@@ -632,6 +648,7 @@ impl Plugins {
                     state: "failed",
                     error: Some(error.clone()),
                     exports: Vec::new(),
+                    contract: None,
                     requested: None,
                     granted: None,
                     configured: None,
@@ -646,12 +663,17 @@ impl Plugins {
 /// A card as served to the web UI: `{plugin, pluginVersion, id, title,
 /// nodes}`, or an error card `{plugin, id: "error", error}`.
 pub fn card_json(plugin: &Loaded, card: &types::Card) -> Value {
+    panel_json(plugin, &card.id, &card.title, &card.nodes)
+}
+
+/// A card, tab or widget as the API writes it.
+pub fn panel_json(plugin: &Loaded, id: &str, title: &str, nodes: &[types::Node]) -> Value {
     json!({
         "plugin": plugin.manifest.id,
         "pluginVersion": plugin.manifest.version,
-        "id": card.id,
-        "title": card.title,
-        "nodes": card.nodes.iter().map(node_json).collect::<Vec<_>>(),
+        "id": id,
+        "title": title,
+        "nodes": nodes.iter().map(node_json).collect::<Vec<_>>(),
     })
 }
 

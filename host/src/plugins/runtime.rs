@@ -12,20 +12,30 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Config, Engine};
 
-use super::bindings;
-use super::bindings::exports::greenroom::plugin::{actions, cards, docs, events, facts, search};
-use super::bindings::greenroom::plugin::types;
+use super::bindings::v0_1::exports::greenroom::plugin as v0_1_exports;
+use super::bindings::v0_2::exports::greenroom::plugin::{
+    actions, cards, docs, events, facts, search, tabs, widgets,
+};
+use super::bindings::v0_2::greenroom::plugin::types;
+use super::bindings::{v0_1, v0_2};
 use super::host::{CallContext, HostState};
 use super::manifest::Manifest;
+use super::v0_1::Convert;
 
-/// The version of `greenroom:plugin` this host speaks.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The newest version of `greenroom:plugin`: what the Rust SDK builds and
+/// `plugin new` writes.
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
-/// A component's exported and imported interface names.
+/// Every version of `greenroom:plugin` this host loads, newest first.
+pub const CONTRACT_VERSIONS: [&str; 2] = ["0.2.0", "0.1.0"];
+
+/// A component's exported and imported interface names, and the contract
+/// version they belong to.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Interfaces {
     pub exports: Vec<String>,
     pub imports: Vec<String>,
+    pub contract: &'static str,
 }
 
 /// How often the epoch advances; deadlines are counted in these ticks.
@@ -71,7 +81,11 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        // Every supported version at once: their interface names differ
+        // by version, so a component links against the one it was built
+        // for.
+        v0_2::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        v0_1::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         // The ticker stops once the engine is gone.
         let weak = engine.weak();
         std::thread::Builder::new()
@@ -140,21 +154,21 @@ impl Runtime {
             .imports(&self.engine)
             .map(|(name, _)| name.to_string())
             .collect();
+        let contract = contract_of(imports.iter().chain(&exports))?;
         if imports
             .iter()
-            .any(|i| i.starts_with("greenroom:plugin/http"))
+            .any(|i| i.starts_with("greenroom:plugin/http@"))
             && manifest.hosts.is_empty()
         {
-            anyhow::bail!("imports greenroom:plugin/http but its manifest declares no hosts");
-        }
-        if let Some(other) = imports.iter().chain(exports.iter()).find(|n| {
-            n.starts_with("greenroom:plugin/") && !n.ends_with(&format!("@{CONTRACT_VERSION}"))
-        }) {
             anyhow::bail!(
-                "is built against {other}, a version of the plugin contract this host does not know (it speaks greenroom:plugin@{CONTRACT_VERSION})"
+                "imports greenroom:plugin/http but its manifest declares no hosts: declare the origins it calls (\"hosts\": [\"https://api.example.com\"]), or build it against a world without import-http"
             );
         }
-        Ok(Interfaces { exports, imports })
+        Ok(Interfaces {
+            exports,
+            imports,
+            contract,
+        })
     }
 
     /// What the host would load from `bytes`: its manifest and interfaces,
@@ -170,6 +184,31 @@ impl Runtime {
     pub fn prepare(&self, component: &Component) -> anyhow::Result<InstancePre<HostState>> {
         Ok(self.linker.instantiate_pre(component)?)
     }
+}
+
+/// The one contract version a component's `greenroom:plugin` interfaces
+/// name (the newest when it names none: it has nothing to call).
+fn contract_of<'a>(names: impl Iterator<Item = &'a String>) -> anyhow::Result<&'static str> {
+    let mut found: Option<&'static str> = None;
+    for name in names {
+        let Some(rest) = name.strip_prefix("greenroom:plugin/") else {
+            continue;
+        };
+        let version = rest.split_once('@').map_or("", |(_, v)| v);
+        let Some(known) = CONTRACT_VERSIONS.iter().find(|v| **v == version) else {
+            anyhow::bail!(
+                "is built against {name}, a version of the plugin contract this host does not know (it loads greenroom:plugin@{}); rebuild it against one of those, or upgrade Greenroom",
+                CONTRACT_VERSIONS.join(", @")
+            );
+        };
+        match found {
+            Some(other) if other != *known => anyhow::bail!(
+                "mixes two versions of the plugin contract ({other} and {known}); build it against one"
+            ),
+            _ => found = Some(known),
+        }
+    }
+    Ok(found.unwrap_or(CONTRACT_VERSION))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -362,6 +401,39 @@ impl Health {
     }
 }
 
+/// Where a component's exports are, by the contract version it was built
+/// against. Each call converts a 0.1.0 plugin's answer into the host's
+/// types (`super::v0_1`).
+enum Guest {
+    V0_2 {
+        cards: Option<cards::GuestIndices>,
+        facts: Option<facts::GuestIndices>,
+        events: Option<events::GuestIndices>,
+        search: Option<search::GuestIndices>,
+        actions: Option<actions::GuestIndices>,
+        docs: Option<docs::GuestIndices>,
+        tabs: Option<tabs::GuestIndices>,
+        widgets: Option<widgets::GuestIndices>,
+    },
+    V0_1 {
+        cards: Option<v0_1_exports::cards::GuestIndices>,
+        facts: Option<v0_1_exports::facts::GuestIndices>,
+        events: Option<v0_1_exports::events::GuestIndices>,
+        search: Option<v0_1_exports::search::GuestIndices>,
+        actions: Option<v0_1_exports::actions::GuestIndices>,
+        docs: Option<v0_1_exports::docs::GuestIndices>,
+    },
+}
+
+/// The export `$field` of either version, or `NotExported`.
+macro_rules! export {
+    ($indices:expr, $field:ident) => {
+        $indices
+            .as_ref()
+            .ok_or(CallError::NotExported(stringify!($field)))
+    };
+}
+
 /// A plugin ready to call.
 pub struct Loaded {
     pub manifest: Manifest,
@@ -370,13 +442,10 @@ pub struct Loaded {
     /// Exported interfaces, e.g. `greenroom:plugin/cards@0.1.0`.
     pub exports: Vec<String>,
     pub imports: Vec<String>,
+    /// The contract version it was built against, e.g. `0.2.0`.
+    pub contract: &'static str,
     pre: InstancePre<HostState>,
-    cards: Option<cards::GuestIndices>,
-    facts: Option<facts::GuestIndices>,
-    events: Option<events::GuestIndices>,
-    search: Option<search::GuestIndices>,
-    actions: Option<actions::GuestIndices>,
-    docs: Option<docs::GuestIndices>,
+    guest: Guest,
     pub ctx: CallContext,
     pub health: Mutex<Health>,
     /// An administrator switched it off: listed, never called.
@@ -392,27 +461,43 @@ impl Loaded {
         hash: String,
         ctx: CallContext,
     ) -> anyhow::Result<Loaded> {
-        let Interfaces { exports, imports } = runtime.interfaces(&manifest, component)?;
+        let Interfaces {
+            exports,
+            imports,
+            contract,
+        } = runtime.interfaces(&manifest, component)?;
         let pre = runtime.prepare(component)?;
-        let cards = cards::GuestIndices::new(&pre).ok();
-        let facts = facts::GuestIndices::new(&pre).ok();
-        let events = events::GuestIndices::new(&pre).ok();
-        let search = search::GuestIndices::new(&pre).ok();
-        let actions = actions::GuestIndices::new(&pre).ok();
-        let docs = docs::GuestIndices::new(&pre).ok();
+        let guest = if contract == "0.1.0" {
+            use v0_1_exports as x;
+            Guest::V0_1 {
+                cards: x::cards::GuestIndices::new(&pre).ok(),
+                facts: x::facts::GuestIndices::new(&pre).ok(),
+                events: x::events::GuestIndices::new(&pre).ok(),
+                search: x::search::GuestIndices::new(&pre).ok(),
+                actions: x::actions::GuestIndices::new(&pre).ok(),
+                docs: x::docs::GuestIndices::new(&pre).ok(),
+            }
+        } else {
+            Guest::V0_2 {
+                cards: cards::GuestIndices::new(&pre).ok(),
+                facts: facts::GuestIndices::new(&pre).ok(),
+                events: events::GuestIndices::new(&pre).ok(),
+                search: search::GuestIndices::new(&pre).ok(),
+                actions: actions::GuestIndices::new(&pre).ok(),
+                docs: docs::GuestIndices::new(&pre).ok(),
+                tabs: tabs::GuestIndices::new(&pre).ok(),
+                widgets: widgets::GuestIndices::new(&pre).ok(),
+            }
+        };
         Ok(Loaded {
             manifest,
             file,
             hash,
             exports,
             imports,
+            contract,
             pre,
-            cards,
-            facts,
-            events,
-            search,
-            actions,
-            docs,
+            guest,
             ctx,
             health: Mutex::new(Health::default()),
             disabled: false,
@@ -503,43 +588,107 @@ impl Loaded {
         entity: &types::Entity,
         limits: &CallLimits,
     ) -> Result<Vec<types::Card>, CallError> {
-        let Some(indices) = &self.cards else {
-            return Err(CallError::NotExported("cards"));
-        };
-        self.call(
-            Some(&format!("cards {}", entity.entity_ref)),
-            limits,
-            |store, instance| {
-                indices
-                    .load(&mut *store, instance)?
-                    .call_cards(&mut *store, entity)
+        let subject = format!("cards {}", entity.entity_ref);
+        let size = |cards: &Vec<types::Card>| cards.iter().map(card_size).sum();
+        match &self.guest {
+            Guest::V0_2 { cards, .. } => {
+                let i = export!(cards, cards)?;
+                self.call(
+                    Some(&subject),
+                    limits,
+                    |s, inst| i.load(&mut *s, inst)?.call_cards(&mut *s, entity),
+                    size,
+                )
+            }
+            Guest::V0_1 { cards, .. } => {
+                let i = export!(cards, cards)?;
+                let entity = entity.clone().convert();
+                self.call(
+                    Some(&subject),
+                    limits,
+                    |s, inst| {
+                        Ok(i.load(&mut *s, inst)?
+                            .call_cards(&mut *s, &entity)?
+                            .convert())
+                    },
+                    size,
+                )
+            }
+        }
+    }
+
+    /// Whether the plugin exports `name` (`cards`, `facts`, ...).
+    fn exports(&self, name: &str) -> bool {
+        match &self.guest {
+            Guest::V0_2 {
+                cards,
+                facts,
+                events,
+                search,
+                actions,
+                docs,
+                tabs,
+                widgets,
+            } => match name {
+                "cards" => cards.is_some(),
+                "facts" => facts.is_some(),
+                "events" => events.is_some(),
+                "search" => search.is_some(),
+                "actions" => actions.is_some(),
+                "docs" => docs.is_some(),
+                "tabs" => tabs.is_some(),
+                "widgets" => widgets.is_some(),
+                _ => false,
             },
-            |cards| cards.iter().map(card_size).sum(),
-        )
+            Guest::V0_1 {
+                cards,
+                facts,
+                events,
+                search,
+                actions,
+                docs,
+            } => match name {
+                "cards" => cards.is_some(),
+                "facts" => facts.is_some(),
+                "events" => events.is_some(),
+                "search" => search.is_some(),
+                "actions" => actions.is_some(),
+                "docs" => docs.is_some(),
+                _ => false,
+            },
+        }
     }
 
     pub fn exports_cards(&self) -> bool {
-        self.cards.is_some()
+        self.exports("cards")
     }
 
     pub fn exports_facts(&self) -> bool {
-        self.facts.is_some()
+        self.exports("facts")
     }
 
     pub fn exports_events(&self) -> bool {
-        self.events.is_some()
+        self.exports("events")
     }
 
     pub fn exports_search(&self) -> bool {
-        self.search.is_some()
+        self.exports("search")
     }
 
     pub fn exports_actions(&self) -> bool {
-        self.actions.is_some()
+        self.exports("actions")
     }
 
     pub fn exports_docs(&self) -> bool {
-        self.docs.is_some()
+        self.exports("docs")
+    }
+
+    pub fn exports_tabs(&self) -> bool {
+        self.exports("tabs")
+    }
+
+    pub fn exports_widgets(&self) -> bool {
+        self.exports("widgets")
     }
 
     /// The plugin's facts about an entity.
@@ -548,24 +697,38 @@ impl Loaded {
         entity: &types::Entity,
         limits: &CallLimits,
     ) -> Result<Vec<types::Fact>, CallError> {
-        let indices = self.facts.as_ref().ok_or(CallError::NotExported("facts"))?;
-        self.call(
-            Some(&format!("facts {}", entity.entity_ref)),
-            limits,
-            |store, instance| {
-                indices
-                    .load(&mut *store, instance)?
-                    .call_facts(&mut *store, entity)
-            },
-            |facts| {
-                facts
-                    .iter()
-                    .map(|f| {
-                        f.name.len() + f.url.as_ref().map_or(0, String::len) + value_size(&f.value)
-                    })
-                    .sum()
-            },
-        )
+        let subject = format!("facts {}", entity.entity_ref);
+        let size = |facts: &Vec<types::Fact>| {
+            facts
+                .iter()
+                .map(|f| f.name.len() + opt_len(&f.url) + value_size(&f.value))
+                .sum()
+        };
+        match &self.guest {
+            Guest::V0_2 { facts, .. } => {
+                let i = export!(facts, facts)?;
+                self.call(
+                    Some(&subject),
+                    limits,
+                    |s, inst| i.load(&mut *s, inst)?.call_facts(&mut *s, entity),
+                    size,
+                )
+            }
+            Guest::V0_1 { facts, .. } => {
+                let i = export!(facts, facts)?;
+                let entity = entity.clone().convert();
+                self.call(
+                    Some(&subject),
+                    limits,
+                    |s, inst| {
+                        Ok(i.load(&mut *s, inst)?
+                            .call_facts(&mut *s, &entity)?
+                            .convert())
+                    },
+                    size,
+                )
+            }
+        }
     }
 
     /// Events at or after `since_ms`.
@@ -574,33 +737,44 @@ impl Loaded {
         since_ms: u64,
         limits: &CallLimits,
     ) -> Result<Vec<types::Event>, CallError> {
-        let indices = self
-            .events
-            .as_ref()
-            .ok_or(CallError::NotExported("events"))?;
-        self.call(
-            None,
-            limits,
-            |store, instance| {
-                indices
-                    .load(&mut *store, instance)?
-                    .call_events(&mut *store, since_ms)
-            },
-            |events| {
-                events
-                    .iter()
-                    .map(|e| {
-                        e.id.len()
-                            + e.kind.len()
-                            + e.title.len()
-                            + opt_len(&e.entity_ref)
-                            + opt_len(&e.url)
-                            + opt_len(&e.actor)
-                            + 16
-                    })
-                    .sum()
-            },
-        )
+        let size = |events: &Vec<types::Event>| {
+            events
+                .iter()
+                .map(|e| {
+                    e.id.len()
+                        + e.kind.len()
+                        + e.title.len()
+                        + opt_len(&e.entity_ref)
+                        + opt_len(&e.url)
+                        + opt_len(&e.actor)
+                        + 16
+                })
+                .sum()
+        };
+        match &self.guest {
+            Guest::V0_2 { events, .. } => {
+                let i = export!(events, events)?;
+                self.call(
+                    None,
+                    limits,
+                    |s, inst| i.load(&mut *s, inst)?.call_events(&mut *s, since_ms),
+                    size,
+                )
+            }
+            Guest::V0_1 { events, .. } => {
+                let i = export!(events, events)?;
+                self.call(
+                    None,
+                    limits,
+                    |s, inst| {
+                        Ok(i.load(&mut *s, inst)?
+                            .call_events(&mut *s, since_ms)?
+                            .convert())
+                    },
+                    size,
+                )
+            }
+        }
     }
 
     /// Search documents for an entity.
@@ -609,24 +783,37 @@ impl Loaded {
         entity: &types::Entity,
         limits: &CallLimits,
     ) -> Result<Vec<types::SearchDocument>, CallError> {
-        let indices = self
-            .search
-            .as_ref()
-            .ok_or(CallError::NotExported("search"))?;
-        self.call(
-            Some(&format!("search {}", entity.entity_ref)),
-            limits,
-            |store, instance| {
-                indices
-                    .load(&mut *store, instance)?
-                    .call_documents(&mut *store, entity)
-            },
-            |docs| {
-                docs.iter()
-                    .map(|d| d.id.len() + d.title.len() + d.text.len() + d.location.len())
-                    .sum()
-            },
-        )
+        let subject = format!("search {}", entity.entity_ref);
+        let size = |docs: &Vec<types::SearchDocument>| {
+            docs.iter()
+                .map(|d| d.id.len() + d.title.len() + d.text.len() + d.location.len())
+                .sum()
+        };
+        match &self.guest {
+            Guest::V0_2 { search, .. } => {
+                let i = export!(search, search)?;
+                self.call(
+                    Some(&subject),
+                    limits,
+                    |s, inst| i.load(&mut *s, inst)?.call_documents(&mut *s, entity),
+                    size,
+                )
+            }
+            Guest::V0_1 { search, .. } => {
+                let i = export!(search, search)?;
+                let entity = entity.clone().convert();
+                self.call(
+                    Some(&subject),
+                    limits,
+                    |s, inst| {
+                        Ok(i.load(&mut *s, inst)?
+                            .call_documents(&mut *s, &entity)?
+                            .convert())
+                    },
+                    size,
+                )
+            }
+        }
     }
 
     /// Actions available on an entity.
@@ -635,49 +822,83 @@ impl Loaded {
         entity: &types::Entity,
         limits: &CallLimits,
     ) -> Result<Vec<types::Action>, CallError> {
-        let indices = self
-            .actions
-            .as_ref()
-            .ok_or(CallError::NotExported("actions"))?;
-        self.call(
-            Some(&format!("actions {}", entity.entity_ref)),
-            limits,
-            |store, instance| {
-                Ok(Ok(indices
-                    .load(&mut *store, instance)?
-                    .call_available(&mut *store, entity)?))
-            },
-            |actions| {
-                actions
-                    .iter()
-                    .map(|a| a.id.len() + a.label.len() + a.description.len())
-                    .sum()
-            },
-        )
+        let subject = format!("actions {}", entity.entity_ref);
+        let size = |actions: &Vec<types::Action>| actions.iter().map(action_size).sum();
+        match &self.guest {
+            Guest::V0_2 { actions, .. } => {
+                let i = export!(actions, actions)?;
+                self.call(
+                    Some(&subject),
+                    limits,
+                    |s, inst| {
+                        Ok(Ok(i
+                            .load(&mut *s, inst)?
+                            .call_available(&mut *s, entity)?))
+                    },
+                    size,
+                )
+            }
+            Guest::V0_1 { actions, .. } => {
+                let i = export!(actions, actions)?;
+                let entity = entity.clone().convert();
+                self.call(
+                    Some(&subject),
+                    limits,
+                    |s, inst| {
+                        Ok(Ok(i
+                            .load(&mut *s, inst)?
+                            .call_available(&mut *s, &entity)?
+                            .convert()))
+                    },
+                    size,
+                )
+            }
+        }
     }
 
-    /// Runs action `id` with `input` (JSON text); returns its message.
+    /// Runs action `id` for `actor` with the form's values, checked against
+    /// the action's fields (`inputs`), and returns its message. A 0.1.0
+    /// plugin declares no fields: it receives the request's input as JSON
+    /// text (`raw`) and is not told who acted.
     pub fn run_action(
         &self,
         id: &str,
         entity: &types::Entity,
-        input: &str,
+        inputs: &[types::Input],
+        raw: &serde_json::Value,
+        actor: &str,
         limits: &CallLimits,
     ) -> Result<String, CallError> {
-        let indices = self
-            .actions
-            .as_ref()
-            .ok_or(CallError::NotExported("actions"))?;
-        self.call(
-            Some(&format!("run {id} {}", entity.entity_ref)),
-            limits,
-            |store, instance| {
-                indices
-                    .load(&mut *store, instance)?
-                    .call_run(&mut *store, id, entity, input)
-            },
-            String::len,
-        )
+        let subject = format!("run {id} {}", entity.entity_ref);
+        match &self.guest {
+            Guest::V0_2 { actions, .. } => {
+                let i = export!(actions, actions)?;
+                self.call(
+                    Some(&subject),
+                    limits,
+                    |s, inst| {
+                        i.load(&mut *s, inst)?
+                            .call_run(&mut *s, id, entity, inputs, actor)
+                    },
+                    String::len,
+                )
+            }
+            Guest::V0_1 { actions, .. } => {
+                let i = export!(actions, actions)?;
+                let entity = entity.clone().convert();
+                let input = raw.to_string();
+                self.call(
+                    Some(&subject),
+                    limits,
+                    |s, inst| {
+                        Ok(i.load(&mut *s, inst)?
+                            .call_run(&mut *s, id, &entity, &input)?
+                            .convert())
+                    },
+                    String::len,
+                )
+            }
+        }
     }
 
     /// A documentation page.
@@ -687,25 +908,83 @@ impl Loaded {
         path: &str,
         limits: &CallLimits,
     ) -> Result<types::DocPage, CallError> {
-        let indices = self.docs.as_ref().ok_or(CallError::NotExported("docs"))?;
+        let subject = format!("docs {}", entity.entity_ref);
+        let size = |page: &types::DocPage| {
+            page.path.len()
+                + page.title.len()
+                + page.markdown.len()
+                + page
+                    .nav
+                    .iter()
+                    .map(|l| l.label.len() + l.href.len())
+                    .sum::<usize>()
+        };
+        match &self.guest {
+            Guest::V0_2 { docs, .. } => {
+                let i = export!(docs, docs)?;
+                self.call(
+                    Some(&subject),
+                    limits,
+                    |s, inst| i.load(&mut *s, inst)?.call_page(&mut *s, entity, path),
+                    size,
+                )
+            }
+            Guest::V0_1 { docs, .. } => {
+                let i = export!(docs, docs)?;
+                let entity = entity.clone().convert();
+                self.call(
+                    Some(&subject),
+                    limits,
+                    |s, inst| {
+                        Ok(i.load(&mut *s, inst)?
+                            .call_page(&mut *s, &entity, path)?
+                            .convert())
+                    },
+                    size,
+                )
+            }
+        }
+    }
+
+    /// The plugin's tabs for an entity's page (0.2.0 on).
+    pub fn tabs(
+        &self,
+        entity: &types::Entity,
+        limits: &CallLimits,
+    ) -> Result<Vec<types::Tab>, CallError> {
+        let Guest::V0_2 { tabs, .. } = &self.guest else {
+            return Err(CallError::NotExported("tabs"));
+        };
+        let i = export!(tabs, tabs)?;
         self.call(
-            Some(&format!("docs {}", entity.entity_ref)),
+            Some(&format!("tabs {}", entity.entity_ref)),
             limits,
-            |store, instance| {
-                indices
-                    .load(&mut *store, instance)?
-                    .call_page(&mut *store, entity, path)
+            |s, inst| i.load(&mut *s, inst)?.call_tabs(&mut *s, entity),
+            |tabs| {
+                tabs.iter()
+                    .map(|t| {
+                        t.id.len() + t.title.len() + t.nodes.iter().map(node_size).sum::<usize>()
+                    })
+                    .sum()
             },
-            |page| {
-                page.path.len()
-                    + page.title.len()
-                    + page.markdown.len()
-                    + page
-                        .nav
-                        .iter()
-                        .map(|l| l.label.len() + l.href.len())
-                        .sum::<usize>()
-            },
+        )
+    }
+
+    /// The plugin's homepage widgets for `viewer` (0.2.0 on).
+    pub fn widgets(
+        &self,
+        viewer: Option<&str>,
+        limits: &CallLimits,
+    ) -> Result<Vec<types::Card>, CallError> {
+        let Guest::V0_2 { widgets, .. } = &self.guest else {
+            return Err(CallError::NotExported("widgets"));
+        };
+        let i = export!(widgets, widgets)?;
+        self.call(
+            Some(&format!("widgets {}", viewer.unwrap_or("-"))),
+            limits,
+            |s, inst| i.load(&mut *s, inst)?.call_widgets(&mut *s, viewer),
+            |cards| cards.iter().map(card_size).sum(),
         )
     }
 }
@@ -755,29 +1034,57 @@ fn value_size(v: &types::FactValue) -> usize {
 
 /// Approximate bytes of a card (text it carries).
 fn card_size(card: &types::Card) -> usize {
+    card.id.len() + card.title.len() + card.nodes.iter().map(node_size).sum::<usize>()
+}
+
+/// Approximate bytes of a node.
+fn node_size(node: &types::Node) -> usize {
     use types::{Cell, Node};
     let cell = |c: &Cell| match c {
         Cell::Text(t) => t.len(),
         Cell::Link(l) => l.label.len() + l.href.len(),
         Cell::Badge(b) => b.label.len(),
     };
-    card.id.len()
-        + card.title.len()
-        + card
-            .nodes
+    match node {
+        Node::Heading(t) | Node::Text(t) | Node::Markdown(t) | Node::Code(t) => t.len(),
+        Node::Field(f) => f.label.len() + f.value.len(),
+        Node::Link(l) => l.label.len() + l.href.len(),
+        Node::Badge(b) => b.label.len(),
+        Node::Progress(p) => 16 + p.label.as_ref().map_or(0, String::len),
+        Node::Sparkline(v) => v.len() * 8,
+        Node::Table(t) => {
+            t.columns.iter().map(String::len).sum::<usize>()
+                + t.rows.iter().flatten().map(cell).sum::<usize>()
+        }
+        Node::Divider => 1,
+    }
+}
+
+/// Approximate bytes of an action and its form.
+fn action_size(action: &types::Action) -> usize {
+    use types::InputKind;
+    action.id.len()
+        + action.label.len()
+        + action.description.len()
+        + action
+            .inputs
             .iter()
-            .map(|n| match n {
-                Node::Heading(t) | Node::Text(t) | Node::Markdown(t) | Node::Code(t) => t.len(),
-                Node::Field(f) => f.label.len() + f.value.len(),
-                Node::Link(l) => l.label.len() + l.href.len(),
-                Node::Badge(b) => b.label.len(),
-                Node::Progress(p) => 16 + p.label.as_ref().map_or(0, String::len),
-                Node::Sparkline(v) => v.len() * 8,
-                Node::Table(t) => {
-                    t.columns.iter().map(String::len).sum::<usize>()
-                        + t.rows.iter().flatten().map(cell).sum::<usize>()
-                }
-                Node::Divider => 1,
+            .map(|f| {
+                f.name.len()
+                    + f.label.len()
+                    + opt_len(&f.help)
+                    + match &f.kind {
+                        InputKind::Text(t) => opt_len(&t.default) + opt_len(&t.pattern) + 8,
+                        InputKind::Number(_) => 32,
+                        InputKind::Choice(c) => {
+                            opt_len(&c.default)
+                                + c.options
+                                    .iter()
+                                    .map(|o| o.value.len() + o.label.len())
+                                    .sum::<usize>()
+                        }
+                        InputKind::Flag(_) => 1,
+                    }
             })
             .sum::<usize>()
 }
@@ -800,10 +1107,48 @@ mod tests {
             "493becce90215caf4a6915ff20a311323150e838388df23e1b943d80e34392b0",
             "wit/0.1.0 is released and frozen: put changes in a new version folder"
         );
+    }
+
+    /// The Rust SDK builds against the newest contract, from a copy it
+    /// carries (so it builds outside this repository).
+    #[test]
+    fn the_rust_sdk_carries_the_newest_contract() {
+        let newest = include_str!("../../../wit/0.2.0/greenroom-plugin.wit");
+        assert!(newest.contains(&format!(
+            "package greenroom:plugin@{};",
+            super::CONTRACT_VERSION
+        )));
         assert_eq!(
             include_str!("../../../plugin-sdk/wit/greenroom-plugin.wit"),
-            text,
+            newest,
             "the Rust SDK carries a copy of the contract it builds against"
         );
+    }
+
+    #[test]
+    fn a_component_names_one_known_contract_version() {
+        let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let of = |list: &[&str]| super::contract_of(names(list).iter());
+        assert_eq!(
+            of(&["wasi:io/streams@0.2.0", "greenroom:plugin/cards@0.1.0"]).unwrap(),
+            "0.1.0"
+        );
+        assert_eq!(
+            of(&["greenroom:plugin/http@0.2.0", "greenroom:plugin/tabs@0.2.0"]).unwrap(),
+            "0.2.0"
+        );
+        // Nothing of ours: nothing to call, read as the newest.
+        assert_eq!(of(&["wasi:cli/run@0.2.0"]).unwrap(), "0.2.0");
+        let unknown = of(&["greenroom:plugin/cards@0.9.0"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            unknown.contains("greenroom:plugin/cards@0.9.0") && unknown.contains("0.2.0, @0.1.0"),
+            "{unknown}"
+        );
+        let mixed = of(&["greenroom:plugin/log@0.1.0", "greenroom:plugin/cards@0.2.0"])
+            .unwrap_err()
+            .to_string();
+        assert!(mixed.contains("mixes two versions"), "{mixed}");
     }
 }

@@ -88,17 +88,29 @@ pub fn new(id: &str, lang: Lang, dir: &Path) -> anyhow::Result<PathBuf> {
         }
         Lang::Python => {
             files.push(("manifest.json".into(), format!("{manifest}\n")));
-            files.push(("wit/greenroom-plugin.wit".into(), WIT.into()));
+            // The plugin's own world names the capabilities it uses, and
+            // only those reach the component; the contract is a dependency.
+            files.push((
+                "wit/world.wit".into(),
+                format!(
+                    "// What {id} imports and exports: add a capability with one more\n// include, e.g. `include greenroom:plugin/import-http@{v};` (then declare\n// \"hosts\" in manifest.json) or `include greenroom:plugin/export-facts@{v};`.\npackage local:{id};\n\nworld plugin {{\n    include greenroom:plugin/import-config@{v};\n    include greenroom:plugin/export-cards@{v};\n}}\n",
+                    v = super::runtime::CONTRACT_VERSION
+                ),
+            ));
+            files.push((
+                "wit/deps/greenroom-plugin/greenroom-plugin.wit".into(),
+                WIT.into(),
+            ));
             files.push((
                 "app.py".into(),
                 format!(
-                    "\"\"\"{title}: one card on every entity.\"\"\"\n\nimport json\n\nfrom wit_world import exports\nfrom wit_world.imports import types\n\n\nclass Cards(exports.Cards):\n    def cards(self, entity: types.Entity) -> list[types.Card]:\n        owner = json.loads(entity.json).get(\"spec\", {{}}).get(\"owner\", \"nobody\")\n        return [\n            types.Card(\n                id=\"{id}\",\n                title=\"{title}\",\n                nodes=[\n                    types.Node_Heading(f\"Hello, {{entity.name}}!\"),\n                    types.Node_Field(types.Field(label=\"Owner\", value=owner, tone=None)),\n                ],\n            )\n        ]\n"
+                    "\"\"\"{title}: one card on every entity.\"\"\"\n\nimport json\n\nfrom wit_world import exports\nfrom wit_world.imports import config, types\n\n\nclass Cards(exports.Cards):\n    def cards(self, entity: types.Entity) -> list[types.Card]:\n        owner = json.loads(entity.json).get(\"spec\", {{}}).get(\"owner\", \"nobody\")\n        # A setting from [plugins.config.{id}] in greenroom.toml, if any.\n        greeting = config.get(\"greeting\") or \"Hello\"\n        return [\n            types.Card(\n                id=\"{id}\",\n                title=\"{title}\",\n                nodes=[\n                    types.Node_Heading(f\"{{greeting}}, {{entity.name}}!\"),\n                    types.Node_Field(types.Field(label=\"Owner\", value=owner, tone=None)),\n                ],\n            )\n        ]\n"
                 ),
             ));
             files.push((
                 "build.sh".into(),
                 format!(
-                    "#!/bin/sh\n# Builds {id}.wasm. Needs componentize-py (python3 -m pip install componentize-py==0.25.1)\n# and greenroom (for embed-manifest).\nset -e\ncd \"$(dirname \"$0\")\"\ncomponentize-py -d wit -w export-cards componentize app -o {id}.raw.wasm\ngreenroom plugin embed-manifest {id}.raw.wasm --manifest manifest.json --output {id}.wasm\nrm {id}.raw.wasm\necho \"built {id}.wasm\"\n"
+                    "#!/bin/sh\n# Builds {id}.wasm. Needs componentize-py (python3 -m pip install componentize-py==0.25.1)\n# and greenroom (for embed-manifest).\nset -e\ncd \"$(dirname \"$0\")\"\ncomponentize-py -d wit -w plugin componentize app -o {id}.raw.wasm\ngreenroom plugin embed-manifest {id}.raw.wasm --manifest manifest.json --output {id}.wasm\nrm {id}.raw.wasm\necho \"built {id}.wasm\"\n"
                 ),
             ));
         }
@@ -144,7 +156,7 @@ fn readme(id: &str, title: &str, lang: Lang) -> String {
         Lang::Python => (
             "Python",
             "`app.py`",
-            "componentize-py (`python3 -m pip install componentize-py==0.25.1`); the contract is in `wit/`, the manifest in `manifest.json`",
+            "componentize-py (`python3 -m pip install componentize-py==0.25.1`); the plugin's world (what it imports and exports) is `wit/world.wit`, the contract is in `wit/deps/`, the manifest in `manifest.json`",
         ),
     };
     format!(

@@ -9,10 +9,16 @@ mod api;
 use greenroom_plugin_sdk::host;
 use greenroom_plugin_sdk::time::{ago, duration, parse_rfc3339_ms};
 use greenroom_plugin_sdk::{
-    Action, Badge, Card, CardBuilder, Cell, Entity, Event, Fact, FactValue, Link, Plugin,
-    PluginError, Tone, manifest, register_plugin,
+    Action, Badge, Card, CardBuilder, Cell, Entity, Event, Fact, FactValue, Input, InputField,
+    InputKind, Link, Plugin, PluginError, TextInput, Tone, input_text, manifest, register_plugin,
 };
 use serde_json::{Value, json};
+
+/// A branch, tag or commit as the deploy form accepts it.
+const GIT_REF: &str = "[A-Za-z0-9._/-]+";
+/// The deploy form's workflow inputs: `name=value` lines.
+const WORKFLOW_INPUTS: &str =
+    r"[A-Za-z_][A-Za-z0-9_-]*=[^\n]*(\n[A-Za-z_][A-Za-z0-9_-]*=[^\n]*)*\n?";
 
 use api::{Repo, Settings};
 
@@ -291,6 +297,7 @@ impl Plugin for GitHub {
                     ),
                     description: "Runs the jobs that failed again, with the same commit.".into(),
                     confirm: true,
+                    inputs: Vec::new(),
                 });
             }
         }
@@ -298,10 +305,38 @@ impl Plugin for GitHub {
             id: "deploy".into(),
             label: format!("Deploy {}", repo.settings.deploy_ref),
             description: format!(
-                "Starts the workflow {} on {} (input {{\"ref\": \"…\"}} picks another branch or tag).",
+                "Starts the workflow {} on {} or another branch or tag.",
                 repo.settings.deploy_workflow, repo.settings.deploy_ref
             ),
             confirm: true,
+            inputs: vec![
+                InputField {
+                    name: "ref".into(),
+                    label: "Branch or tag".into(),
+                    help: None,
+                    required: true,
+                    kind: InputKind::Text(TextInput {
+                        default: Some(repo.settings.deploy_ref.clone()),
+                        max_length: Some(255),
+                        pattern: Some(GIT_REF.into()),
+                        multiline: false,
+                    }),
+                },
+                InputField {
+                    name: "inputs".into(),
+                    label: "Workflow inputs".into(),
+                    help: Some(
+                        "One name=value per line, as `gh workflow run -f` takes them.".into(),
+                    ),
+                    required: false,
+                    kind: InputKind::Text(TextInput {
+                        default: None,
+                        max_length: Some(4000),
+                        pattern: Some(WORKFLOW_INPUTS.into()),
+                        multiline: true,
+                    }),
+                },
+            ],
         });
         if let Ok(pulls) = repo.open_pulls() {
             for pull in pulls.iter().filter(|p| p["draft"] != true).take(MERGEABLE) {
@@ -321,20 +356,20 @@ impl Plugin for GitHub {
                         repo.settings.merge_method
                     ),
                     confirm: true,
+                    inputs: Vec::new(),
                 });
             }
         }
         actions
     }
 
-    fn run_action(id: String, entity: Entity, input: String) -> Result<String, PluginError> {
+    fn run_action(
+        id: String,
+        entity: Entity,
+        inputs: Vec<Input>,
+        _actor: String,
+    ) -> Result<String, PluginError> {
         let repo = repo_of(&entity)?;
-        let input: Value = serde_json::from_str(if input.trim().is_empty() {
-            "{}"
-        } else {
-            &input
-        })
-        .map_err(|e| PluginError::Config(format!("the action's input is not JSON: {e}")))?;
         let mut parts = id.split(':');
         match (parts.next(), parts.next(), parts.next()) {
             (Some("rerun"), Some(run), None) => {
@@ -350,13 +385,18 @@ impl Plugin for GitHub {
                 Ok(format!("Re-running the failed jobs of run {run}."))
             }
             (Some("deploy"), None, None) => {
-                let git_ref = input["ref"]
-                    .as_str()
+                let git_ref = input_text(&inputs, "ref")
                     .unwrap_or(&repo.settings.deploy_ref)
                     .to_string();
                 let mut body = json!({ "ref": git_ref });
-                if let Some(inputs) = input.get("inputs").filter(|v| v.is_object()) {
-                    body["inputs"] = inputs.clone();
+                if let Some(lines) = input_text(&inputs, "inputs") {
+                    // The host checked the form against WORKFLOW_INPUTS.
+                    let fields: serde_json::Map<String, Value> = lines
+                        .lines()
+                        .filter_map(|l| l.split_once('='))
+                        .map(|(k, v)| (k.trim().to_string(), Value::from(v.trim())))
+                        .collect();
+                    body["inputs"] = Value::Object(fields);
                 }
                 repo.send(
                     "POST",

@@ -57,6 +57,13 @@ pub fn EntityPage(props: &EntityProps) -> Html {
         "/api/catalog/entities/by-name/{}",
         r.api_path()
     )));
+    // Tabs plugins contribute: listed once they answer, and until then
+    // (or if they fail) the page has its own tabs only.
+    let plugin_tabs = use_json(Some(format!("/api/tabs/{}", r.api_path())));
+    let plugin_tabs: Vec<Value> = match &plugin_tabs {
+        Load::Ready(v) => v["tabs"].as_array().cloned().unwrap_or_default(),
+        _ => Vec::new(),
+    };
     let body = match &entity {
         Load::Loading => loading("the entity"),
         Load::Failed(e) => html! {
@@ -66,29 +73,45 @@ pub fn EntityPage(props: &EntityProps) -> Html {
                 <p><Link<Route> to={Route::Catalog}>{ "Back to the catalog" }</Link<Route>></p>
             </>
         },
-        Load::Ready(e) => page(e.clone(), &r, &props.tab),
+        Load::Ready(e) => page(e.clone(), &r, &props.tab, &plugin_tabs),
     };
     html! { <main id="main" class="page entity">{ body }</main> }
 }
 
-fn page(e: Rc<Value>, r: &Ref, tab: &str) -> Html {
-    let mut tabs = vec![("overview", "Overview")];
+/// A plugin tab's path segment: `<plugin>.<id>`.
+fn plugin_tab_id(t: &Value) -> String {
+    format!("{}.{}", s(t, "plugin"), s(t, "id"))
+}
+
+fn page(e: Rc<Value>, r: &Ref, tab: &str, plugin_tabs: &[Value]) -> Html {
+    let mut tabs: Vec<(String, String)> = vec![("overview".into(), "Overview".into())];
     if e["metadata"]["annotations"][TECHDOCS].is_string() {
-        tabs.push(("docs", "Docs"));
+        tabs.push(("docs".into(), "Docs".into()));
     }
     if r.kind == "api" {
-        tabs.push(("api", "Definition"));
+        tabs.push(("api".into(), "Definition".into()));
     }
     if !matches!(r.kind.as_str(), "group" | "user") {
-        tabs.push(("dependencies", "Dependencies"));
-        tabs.push(("actions", "Actions"));
+        tabs.push(("dependencies".into(), "Dependencies".into()));
+        tabs.push(("actions".into(), "Actions".into()));
     }
-    let tab = if tabs.iter().any(|(t, _)| *t == tab) {
+    // A plugin that failed shows its error on the overview's cards, not
+    // as a tab.
+    let plugin_tabs: Vec<&Value> = plugin_tabs
+        .iter()
+        .filter(|t| t["error"].is_null())
+        .collect();
+    for t in &plugin_tabs {
+        tabs.push((plugin_tab_id(t), s(t, "title").to_string()));
+    }
+    let tab = if tabs.iter().any(|(t, _)| t == tab) {
         tab
     } else {
         "overview"
     };
+    let from_plugin = plugin_tabs.iter().find(|t| plugin_tab_id(t) == tab);
     let content = match (tab, r.kind.as_str()) {
+        _ if from_plugin.is_some() => plugin_tab(from_plugin.copied().unwrap_or(&Value::Null)),
         ("docs", _) => html! {
             <crate::pages::docs::DocsReader namespace={r.namespace.clone()} kind={r.kind.clone()} name={r.name.clone()} path="" embedded=true />
         },
@@ -104,11 +127,11 @@ fn page(e: Rc<Value>, r: &Ref, tab: &str) -> Html {
             { header(&e, r) }
             <nav class="tabs" aria-label="Entity sections">
                 { for tabs.iter().map(|(id, label)| {
-                    let route = if *id == "overview" { r.route() } else { r.tab(id) };
-                    let current = *id == tab;
+                    let route = if id == "overview" { r.route() } else { r.tab(id) };
+                    let current = id == tab;
                     html! {
                         <Link<Route> to={route} classes={classes!("tab", current.then_some("current"))}>
-                            { *label }
+                            { label.clone() }
                         </Link<Route>>
                     }
                 }) }
@@ -320,6 +343,20 @@ fn Owned(props: &OwnerProps) -> Html {
         enc(&props.owner)
     )));
     loaded(&owned, "what this team owns", |v| service_table(v))
+}
+
+/// A whole tab from a plugin: its nodes, and which plugin drew them.
+fn plugin_tab(t: &Value) -> Html {
+    let nodes: Html = t["nodes"]
+        .as_array()
+        .map(|n| n.iter().map(crate::cards::node).collect())
+        .unwrap_or_default();
+    html! {
+        <div class="plugin-tab" data-plugin={s(t, "plugin").to_string()}>
+            { nodes }
+            <footer class="card-source">{ format!("from plugin {} {}", s(t, "plugin"), s(t, "pluginVersion")) }</footer>
+        </div>
+    }
 }
 
 #[derive(Properties, PartialEq)]
@@ -576,6 +613,8 @@ fn Actions(props: &RefProps) -> Html {
             };
             pending.set(None);
             let (outcome, user, r) = (outcome.clone(), (*me).clone(), r.clone());
+            // The form's values as typed; the host checks them.
+            let input = form_values(&action);
             wasm_bindgen_futures::spawn_local(async move {
                 let url = format!(
                     "/api/actions/{}/{}/{}",
@@ -585,9 +624,9 @@ fn Actions(props: &RefProps) -> Html {
                 );
                 // Only the demo names who acts; otherwise the sign-in does.
                 let body = if demo {
-                    json!({"user": user, "confirmed": true})
+                    json!({"user": user, "confirmed": true, "input": input})
                 } else {
-                    json!({"confirmed": true})
+                    json!({"confirmed": true, "input": input})
                 };
                 let result = crate::api::post(&url, &body, None).await.map(|v| {
                     v["message"]
@@ -635,6 +674,7 @@ fn Actions(props: &RefProps) -> Html {
                 <div class="dialog" role="alertdialog" aria-modal="true" aria-labelledby="confirm-title">
                     <h2 id="confirm-title">{ format!("{}?", s(a, "label")) }</h2>
                     <p>{ format!("{} on {}, as {}.", s(a, "description"), r.short(), me.as_deref().unwrap_or("")) }</p>
+                    { action_form(a) }
                     <div class="row">
                         <button type="button" class="primary" onclick={run}>{ "Confirm" }</button>
                         <button type="button" class="ghost" onclick={cancel}>{ "Cancel" }</button>
@@ -648,4 +688,103 @@ fn Actions(props: &RefProps) -> Html {
             } }
         </div>
     }
+}
+
+/// The element id of an action form's field.
+fn field_id(field: &Value) -> String {
+    format!("action-input-{}", s(field, "name"))
+}
+
+/// An action's form, from the fields its plugin declared: a text line or
+/// area, a number, a list of choices, a checkbox; defaults filled in and
+/// the browser told the bounds (the host checks them again).
+fn action_form(action: &Value) -> Html {
+    let fields = action["inputs"].as_array().cloned().unwrap_or_default();
+    if fields.is_empty() {
+        return html! {};
+    }
+    let text = |v: &Value| match v {
+        Value::Null => String::new(),
+        Value::String(t) => t.clone(),
+        // 1.0 reads 1 in a number box.
+        Value::Number(n) => match n.as_f64() {
+            Some(x) if x.fract() == 0.0 && x.abs() < 1e15 => format!("{}", x as i64),
+            _ => n.to_string(),
+        },
+        other => other.to_string(),
+    };
+    html! {
+        <div class="action-form">
+            { for fields.iter().map(|f| {
+                let id = field_id(f);
+                let required = f["required"].as_bool().unwrap_or(false);
+                let default = text(&f["default"]);
+                let input = match s(f, "type") {
+                    "number" => html! {
+                        <input id={id.clone()} type="number" value={default}
+                            min={f["min"].as_f64().map(|m| m.to_string())}
+                            max={f["max"].as_f64().map(|m| m.to_string())}
+                            step={if f["integer"].as_bool().unwrap_or(false) { "1" } else { "any" }}
+                            {required} />
+                    },
+                    "choice" => html! {
+                        <select id={id.clone()} {required}>
+                            if !required || default.is_empty() { <option value="" selected={default.is_empty()}>{ "—" }</option> }
+                            { for f["options"].as_array().cloned().unwrap_or_default().iter().map(|o| html! {
+                                <option value={s(o, "value").to_string()} selected={s(o, "value") == default}>{ s(o, "label") }</option>
+                            }) }
+                        </select>
+                    },
+                    "flag" => html! {
+                        <input id={id.clone()} type="checkbox" checked={f["default"].as_bool().unwrap_or(false)} />
+                    },
+                    _ if f["multiline"].as_bool().unwrap_or(false) => html! {
+                        <textarea id={id.clone()} rows="4" value={default}
+                            maxlength={f["maxLength"].as_u64().map(|m| m.to_string())} {required} />
+                    },
+                    _ => html! {
+                        <input id={id.clone()} type="text" value={default}
+                            maxlength={f["maxLength"].as_u64().map(|m| m.to_string())}
+                            pattern={f["pattern"].as_str().map(str::to_string)} {required} />
+                    },
+                };
+                html! {
+                    <p class="form-field">
+                        <label for={id.clone()}>{ s(f, "label") }{ if required { " *" } else { "" } }</label>
+                        { input }
+                        if let Some(help) = f["help"].as_str() { <span class="muted">{ help }</span> }
+                    </p>
+                }
+            }) }
+        </div>
+    }
+}
+
+/// What the person entered in an action's form, by field name.
+fn form_values(action: &Value) -> Value {
+    use wasm_bindgen::JsCast;
+    let mut out = serde_json::Map::new();
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+        return Value::Object(out);
+    };
+    for f in action["inputs"].as_array().cloned().unwrap_or_default() {
+        let Some(element) = document.get_element_by_id(&field_id(&f)) else {
+            continue;
+        };
+        let value = if let Some(i) = element.dyn_ref::<web_sys::HtmlInputElement>() {
+            if s(&f, "type") == "flag" {
+                Value::Bool(i.checked())
+            } else {
+                Value::String(i.value())
+            }
+        } else if let Some(t) = element.dyn_ref::<web_sys::HtmlTextAreaElement>() {
+            Value::String(t.value())
+        } else if let Some(c) = element.dyn_ref::<web_sys::HtmlSelectElement>() {
+            Value::String(c.value())
+        } else {
+            continue;
+        };
+        out.insert(s(&f, "name").to_string(), value);
+    }
+    Value::Object(out)
 }

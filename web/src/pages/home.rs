@@ -222,6 +222,12 @@ pub fn Home() -> Html {
         "/api/events?since=30m&kind=deployment&limit=20".into(),
     ));
     let recent = use_json(Some("/api/events?since=24h&limit=12".into()));
+    // Plugins' widgets for whoever is signed in (asked again when that
+    // changes).
+    let widgets = use_json(Some(match (&*me, session.demo_people) {
+        (Some(person), true) => format!("/api/widgets?for={}", crate::api::enc(person)),
+        _ => format!("/api/widgets?signed-in={}", me.is_some()),
+    }));
     let user = use_json(me.as_ref().map(|u| {
         let r = Ref::parse(u, "user");
         format!("/api/catalog/entities/by-name/{}", r.api_path())
@@ -291,6 +297,17 @@ pub fn Home() -> Html {
                 </section>
             </div>
             { mine }
+            { match &widgets {
+                Load::Ready(v) if v["widgets"].as_array().is_some_and(|w| !w.is_empty()) => html! {
+                    <section class="panel" aria-labelledby="widgets">
+                        <h2 id="widgets">{ "From plugins" }</h2>
+                        <div class="cards">
+                            { for v["widgets"].as_array().cloned().unwrap_or_default().iter().map(crate::cards::card) }
+                        </div>
+                    </section>
+                },
+                _ => html! {},
+            } }
         </main>
     }
 }

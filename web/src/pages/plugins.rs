@@ -223,7 +223,7 @@ fn plugin_row(p: Rc<Value>, change: Callback<(String, &'static str, Value)>) -> 
             </header>
             <p>{ s(&p, "description") }</p>
             if let Some(e) = p["error"].as_str() { { error_box("Could not load", e) } }
-            <p class="muted small">{ format!("File {} · exports: {}", s(&p, "file"), strings(&p["exports"]).join(", ")) }</p>
+            <p class="muted small">{ format!("File {} · contract {} · exports: {}", s(&p, "file"), s(&p, "contract"), strings(&p["exports"]).join(", ")) }</p>
             if health.is_object() {
                 <dl class="meta">
                     <div class="meta-item"><dt>{ "Calls" }</dt><dd>{ health["calls"].to_string() }</dd></div>

@@ -2,8 +2,9 @@
 //! input, so the host's tests can check each call path end to end.
 
 use greenroom_plugin_sdk::{
-    Action, Badge, Card, CardBuilder, Cell, DocPage, Entity, Event, Fact, FactValue, Link, Plugin,
-    PluginError, SearchDocument, Tone, host, manifest, register_plugin,
+    Action, Badge, Card, CardBuilder, Cell, Choice, ChoiceInput, DocPage, Entity, Event, Fact,
+    FactValue, Input, InputField, InputKind, InputValue, Link, NumberInput, Plugin, PluginError,
+    SearchDocument, Tab, TextInput, Tone, host, manifest, register_plugin,
 };
 
 manifest!(
@@ -67,19 +68,112 @@ impl Plugin for Everything {
     }
 
     fn actions(entity: Entity) -> Vec<Action> {
+        let field = |name: &str, required: bool, kind: InputKind| InputField {
+            name: name.into(),
+            label: name.to_uppercase(),
+            help: Some(format!("the {name}")),
+            required,
+            kind,
+        };
         vec![Action {
             id: "greet".into(),
             label: format!("Greet {}", entity.name),
             description: "Says hello".into(),
             confirm: true,
+            inputs: vec![
+                field(
+                    "greeting",
+                    true,
+                    InputKind::Text(TextInput {
+                        default: Some("hello".into()),
+                        max_length: Some(20),
+                        pattern: Some("[a-z ]+".into()),
+                        multiline: false,
+                    }),
+                ),
+                field(
+                    "times",
+                    false,
+                    InputKind::Number(NumberInput {
+                        default: Some(1.0),
+                        min: Some(1.0),
+                        max: Some(3.0),
+                        integer: true,
+                    }),
+                ),
+                field(
+                    "tone",
+                    false,
+                    InputKind::Choice(ChoiceInput {
+                        options: vec![
+                            Choice {
+                                value: "warm".into(),
+                                label: "Warm".into(),
+                            },
+                            Choice {
+                                value: "cool".into(),
+                                label: "Cool".into(),
+                            },
+                        ],
+                        default: None,
+                    }),
+                ),
+                field("loud", false, InputKind::Flag(false)),
+            ],
         }]
     }
 
-    fn run_action(id: String, entity: Entity, input: String) -> Result<String, PluginError> {
+    fn run_action(
+        id: String,
+        entity: Entity,
+        inputs: Vec<Input>,
+        actor: String,
+    ) -> Result<String, PluginError> {
         match id.as_str() {
-            "greet" => Ok(format!("hello {} with {input}", entity.name)),
+            // Says back every value it received, in order and typed, and who asked.
+            "greet" => {
+                let values: Vec<String> = inputs
+                    .iter()
+                    .map(|i| match &i.value {
+                        InputValue::Text(t) => format!("{}=text:{t}", i.name),
+                        InputValue::Number(n) => format!("{}=number:{n}", i.name),
+                        InputValue::Flag(b) => format!("{}=flag:{b}", i.name),
+                    })
+                    .collect();
+                Ok(format!(
+                    "{} greets {} by {actor}",
+                    values.join(" "),
+                    entity.name
+                ))
+            }
             other => Err(PluginError::Config(format!("no action {other}"))),
         }
+    }
+
+    fn tabs(entity: Entity) -> Result<Vec<Tab>, PluginError> {
+        if entity.annotation("test/no-tabs").is_some() {
+            return Err(PluginError::NotApplicable);
+        }
+        Ok(vec![Tab {
+            id: "everything".into(),
+            title: "Everything".into(),
+            nodes: CardBuilder::new("tab", "tab")
+                .heading(&format!("All about {}", entity.name))
+                .text("<b>a tab</b> stays text")
+                .build()
+                .nodes,
+        }])
+    }
+
+    fn widgets(viewer: Option<String>) -> Result<Vec<Card>, PluginError> {
+        Ok(vec![
+            CardBuilder::new("welcome", "Welcome")
+                .text(&format!(
+                    "Hello, {}",
+                    viewer.as_deref().unwrap_or("stranger")
+                ))
+                .build(),
+        ])
     }
 
     fn doc_page(entity: Entity, path: String) -> Result<DocPage, PluginError> {
