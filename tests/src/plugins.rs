@@ -1072,3 +1072,34 @@ async fn a_call_in_flight_finishes_on_the_old_version_when_the_file_is_replaced(
     );
     assert_eq!(cards(&p, "loop").await[0]["plugin"], "hello");
 }
+
+/// A plugin whose manifest names the entities it is for (`applies_to`) is
+/// not run for others: no sandbox is made, no call counted, nothing shown.
+#[tokio::test]
+async fn a_plugin_is_run_only_for_the_entities_its_manifest_names() {
+    let p = portal(
+        &["coverage"],
+        &[
+            ("plain", ""),
+            (
+                "covered",
+                "greenroom.dev/coverage-report: coverage/lcov.info",
+            ),
+        ],
+        "",
+    )
+    .await;
+    let calls = |list: Value| list["items"][0]["health"]["calls"].as_u64().unwrap();
+    assert!(cards(&p, "plain").await.is_empty());
+    assert_eq!(calls(p.ok("/api/plugins").await), 0);
+    // The entity it is for runs it (the report is missing: an error card
+    // that names the annotation).
+    let shown = cards(&p, "covered").await;
+    assert_eq!(calls(p.ok("/api/plugins").await), 1);
+    assert!(
+        shown[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("greenroom.dev/coverage-report")),
+        "{shown:?}"
+    );
+}

@@ -34,6 +34,61 @@ pub struct Manifest {
     /// Bytes of kv storage it wants.
     #[serde(default = "default_quota")]
     pub kv_quota: u64,
+    /// The entities it has something to say about; the host calls it for
+    /// no other (every entity when absent).
+    #[serde(default, skip_serializing_if = "AppliesTo::is_everything")]
+    pub applies_to: AppliesTo,
+}
+
+/// Which entities a plugin is called for: each list that is not empty must
+/// match (`kinds` and `types` case-insensitively, `annotations` by any one
+/// present), e.g. `{"kinds": ["component"], "annotations":
+/// ["github.com/project-slug"]}`. Calls for other entities are answered
+/// "not applicable" by the host without running the plugin.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppliesTo {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<String>,
+    /// `spec.type` values, e.g. `service`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<String>,
+    /// Annotation keys, any one of which must be set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub annotations: Vec<String>,
+}
+
+impl AppliesTo {
+    pub fn is_everything(&self) -> bool {
+        self.kinds.is_empty() && self.types.is_empty() && self.annotations.is_empty()
+    }
+
+    /// Whether an entity (Backstage JSON) is one of these.
+    pub fn matches(&self, kind: &str, entity_json: &str) -> bool {
+        if self.is_everything() {
+            return true;
+        }
+        if !self.kinds.is_empty() && !self.kinds.iter().any(|k| k.eq_ignore_ascii_case(kind)) {
+            return false;
+        }
+        if self.types.is_empty() && self.annotations.is_empty() {
+            return true;
+        }
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(entity_json) else {
+            return false;
+        };
+        let spec_type = v["spec"]["type"].as_str().unwrap_or_default();
+        if !self.types.is_empty() && !self.types.iter().any(|t| t.eq_ignore_ascii_case(spec_type)) {
+            return false;
+        }
+        let annotations = &v["metadata"]["annotations"];
+        self.annotations.is_empty()
+            || self.annotations.iter().any(|a| {
+                annotations[a.as_str()]
+                    .as_str()
+                    .is_some_and(|x| !x.is_empty())
+            })
+    }
 }
 
 fn default_quota() -> u64 {
@@ -128,6 +183,18 @@ impl Manifest {
             crate::net::Origin::parse(h)
                 .map_err(|e| ManifestError::Field(format!("hosts: {e}")))?;
         }
+        let a = &self.applies_to;
+        for (field, values) in [
+            ("kinds", &a.kinds),
+            ("types", &a.types),
+            ("annotations", &a.annotations),
+        ] {
+            if values.iter().any(|v| v.trim().is_empty()) {
+                return Err(ManifestError::Field(format!(
+                    "applies_to.{field} holds an empty name: remove it, or remove the list to apply to every entity"
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -157,7 +224,70 @@ mod tests {
             hosts: vec!["*".into()],
             secrets: vec![],
             kv_quota: DEFAULT_KV_QUOTA,
+            applies_to: AppliesTo::default(),
         }
+    }
+
+    #[test]
+    fn a_plugin_applies_to_the_entities_its_manifest_names() {
+        let raw = br#"{"id": "gh", "name": "GH", "version": "1", "applies_to": {"kinds": ["Component", "api"], "types": ["service"], "annotations": ["github.com/project-slug", "backstage.io/source-location"]}}"#;
+        let m: Manifest = serde_json::from_slice(raw).unwrap();
+        let a = &m.applies_to;
+        let entity = |kind: &str, ty: &str, annotation: &str| {
+            format!(
+                r#"{{"kind": "{kind}", "metadata": {{"name": "x", "annotations": {{"{annotation}": "acme/x"}}}}, "spec": {{"type": "{ty}"}}}}"#
+            )
+        };
+        assert!(a.matches(
+            "Component",
+            &entity("Component", "service", "github.com/project-slug")
+        ));
+        assert!(a.matches(
+            "API",
+            &entity("API", "Service", "backstage.io/source-location")
+        ));
+        assert!(
+            !a.matches(
+                "Resource",
+                &entity("Resource", "service", "github.com/project-slug")
+            ),
+            "kind"
+        );
+        assert!(
+            !a.matches(
+                "Component",
+                &entity("Component", "website", "github.com/project-slug")
+            ),
+            "type"
+        );
+        assert!(
+            !a.matches(
+                "Component",
+                &entity("Component", "service", "sentry.io/project")
+            ),
+            "annotation"
+        );
+        assert!(AppliesTo::default().matches("Anything", "not even json"));
+        // Written back as read, and left out when it is everything.
+        let with = m.embed(EMPTY_COMPONENT).unwrap();
+        assert_eq!(Manifest::from_wasm(&with).unwrap(), m);
+        assert!(
+            !serde_json::to_string(&manifest("plain"))
+                .unwrap()
+                .contains("applies_to")
+        );
+        let empty = br#"{"id": "x", "name": "X", "version": "1", "applies_to": {"kinds": [""]}}"#;
+        let m: Manifest = serde_json::from_slice(empty).unwrap();
+        assert!(
+            matches!(m.embed(EMPTY_COMPONENT), Err(ManifestError::Field(e)) if e.contains("applies_to.kinds"))
+        );
+        let typo = br#"{"id": "x", "name": "X", "version": "1", "applies_to": {"kind": ["api"]}}"#;
+        assert!(
+            serde_json::from_slice::<Manifest>(typo)
+                .unwrap_err()
+                .to_string()
+                .contains("kind")
+        );
     }
 
     /// The smallest component: the preamble alone.

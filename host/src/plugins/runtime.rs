@@ -588,6 +588,7 @@ impl Loaded {
         entity: &types::Entity,
         limits: &CallLimits,
     ) -> Result<Vec<types::Card>, CallError> {
+        self.applies(entity)?;
         let subject = format!("cards {}", entity.entity_ref);
         let size = |cards: &Vec<types::Card>| cards.iter().map(card_size).sum();
         match &self.guest {
@@ -614,6 +615,16 @@ impl Loaded {
                     size,
                 )
             }
+        }
+    }
+
+    /// "Not applicable", without running the plugin, for an entity its
+    /// manifest's `applies_to` leaves out.
+    fn applies(&self, entity: &types::Entity) -> Result<(), CallError> {
+        if self.manifest.applies_to.matches(&entity.kind, &entity.json) {
+            Ok(())
+        } else {
+            Err(CallError::NotApplicable)
         }
     }
 
@@ -697,6 +708,7 @@ impl Loaded {
         entity: &types::Entity,
         limits: &CallLimits,
     ) -> Result<Vec<types::Fact>, CallError> {
+        self.applies(entity)?;
         let subject = format!("facts {}", entity.entity_ref);
         let size = |facts: &Vec<types::Fact>| {
             facts
@@ -783,6 +795,7 @@ impl Loaded {
         entity: &types::Entity,
         limits: &CallLimits,
     ) -> Result<Vec<types::SearchDocument>, CallError> {
+        self.applies(entity)?;
         let subject = format!("search {}", entity.entity_ref);
         let size = |docs: &Vec<types::SearchDocument>| {
             docs.iter()
@@ -822,6 +835,7 @@ impl Loaded {
         entity: &types::Entity,
         limits: &CallLimits,
     ) -> Result<Vec<types::Action>, CallError> {
+        self.applies(entity)?;
         let subject = format!("actions {}", entity.entity_ref);
         let size = |actions: &Vec<types::Action>| actions.iter().map(action_size).sum();
         match &self.guest {
@@ -869,6 +883,7 @@ impl Loaded {
         actor: &str,
         limits: &CallLimits,
     ) -> Result<String, CallError> {
+        self.applies(entity)?;
         let subject = format!("run {id} {}", entity.entity_ref);
         match &self.guest {
             Guest::V0_2 { actions, .. } => {
@@ -908,6 +923,7 @@ impl Loaded {
         path: &str,
         limits: &CallLimits,
     ) -> Result<types::DocPage, CallError> {
+        self.applies(entity)?;
         let subject = format!("docs {}", entity.entity_ref);
         let size = |page: &types::DocPage| {
             page.path.len()
@@ -952,6 +968,7 @@ impl Loaded {
         entity: &types::Entity,
         limits: &CallLimits,
     ) -> Result<Vec<types::Tab>, CallError> {
+        self.applies(entity)?;
         let Guest::V0_2 { tabs, .. } = &self.guest else {
             return Err(CallError::NotExported("tabs"));
         };

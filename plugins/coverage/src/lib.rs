@@ -16,7 +16,7 @@ use report::{FileCoverage, Report, percent};
 manifest!(
     r#"{"id": "coverage", "name": "Test coverage", "version": "0.1.0",
         "description": "Line and branch coverage from lcov or Cobertura reports, the least covered files, and coverage facts",
-        "hosts": ["*"]}"#
+        "hosts": ["*"], "applies_to": {"annotations": ["greenroom.dev/coverage-report"]}}"#
 );
 
 /// The annotation naming the report: an `http(s)` URL, or a path relative

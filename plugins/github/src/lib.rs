@@ -25,7 +25,7 @@ use api::{Repo, Settings};
 manifest!(
     r#"{"id": "github", "name": "GitHub", "version": "0.1.0",
         "description": "Workflow runs, deployments, pull requests and CI facts from GitHub or GitHub Enterprise, with re-run, deploy and merge actions",
-        "hosts": ["*"], "secrets": ["GITHUB_TOKEN"], "kv_quota": 65536}"#
+        "hosts": ["*"], "secrets": ["GITHUB_TOKEN"], "kv_quota": 65536, "applies_to": {"annotations": ["github.com/project-slug"]}}"#
 );
 
 const ANNOTATION: &str = "github.com/project-slug";

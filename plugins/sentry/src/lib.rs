@@ -13,7 +13,7 @@ use serde_json::Value;
 manifest!(
     r#"{"id": "sentry", "name": "Sentry", "version": "0.1.0",
         "description": "Top unresolved Sentry issues per entity, and error facts",
-        "hosts": ["*"], "secrets": ["SENTRY_TOKEN"]}"#
+        "hosts": ["*"], "secrets": ["SENTRY_TOKEN"], "applies_to": {"annotations": ["sentry.io/project-slug"]}}"#
 );
 
 const ANNOTATION: &str = "sentry.io/project-slug";

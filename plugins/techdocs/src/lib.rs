@@ -16,7 +16,7 @@ use serde_json::Value;
 
 manifest!(
     r#"{"id": "techdocs", "name": "TechDocs", "version": "0.1.0",
-        "description": "Docs as code from mkdocs.yml and Markdown beside each entity, compatible with Backstage TechDocs sources"}"#
+        "description": "Docs as code from mkdocs.yml and Markdown beside each entity, compatible with Backstage TechDocs sources", "applies_to": {"annotations": ["backstage.io/techdocs-ref"]}}"#
 );
 
 const ANNOTATION: &str = "backstage.io/techdocs-ref";
