@@ -331,19 +331,23 @@ async fn invalid_files_are_listed_with_their_error_and_harm_nothing() {
             hello[..hello.len() / 2].to_vec(),
         ),
         ("garbage.wasm".to_string(), b"not wasm at all".to_vec()),
+        // A core module, as a wasip1 build gives.
+        ("core.wasm".to_string(), b"\0asm\x01\0\0\0".to_vec()),
     ];
     let p = portal_with(&files, &[("checkout", "")], "", "").await;
     let list = p.ok("/api/plugins").await;
     let items = list["items"].as_array().unwrap();
-    assert_eq!(items.len(), 3);
+    assert_eq!(items.len(), 4);
     let failed: Vec<&Value> = items.iter().filter(|i| i["state"] == "failed").collect();
-    assert_eq!(failed.len(), 2, "{items:?}");
+    assert_eq!(failed.len(), 3, "{items:?}");
     for f in &failed {
         let error = f["error"].as_str().unwrap();
-        assert!(
-            error.contains(".wasm: not a WebAssembly component"),
-            "{error}"
-        );
+        let expected = if f["file"].as_str().unwrap().ends_with("core.wasm") {
+            "core.wasm: is a core WebAssembly module, not a component"
+        } else {
+            ".wasm: not a WebAssembly component"
+        };
+        assert!(error.contains(expected), "{error}");
     }
     assert_eq!(
         cards(&p, "checkout").await.len(),

@@ -101,6 +101,10 @@ pub enum ManifestError {
     #[error("not a WebAssembly component: {0}")]
     NotWasm(String),
     #[error(
+        "is a core WebAssembly module, not a component: build it for wasm32-wasip2, or wrap it with `wasm-tools component new` (with WASI's preview1 adapter for a wasip1 module)"
+    )]
+    CoreModule,
+    #[error(
         "has no `{SECTION}` custom section: add one to a component built with any toolchain with `greenroom plugin embed-manifest <component.wasm> --manifest manifest.json --output plugin.wasm`, or declare it with the Rust SDK's `manifest!`"
     )]
     Missing,
@@ -131,6 +135,9 @@ impl Manifest {
     /// Reads the manifest from a component's bytes (the section may sit in
     /// the component or in any core module inside it).
     pub fn from_wasm(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        if wasmparser::Parser::is_core_wasm(bytes) {
+            return Err(ManifestError::CoreModule);
+        }
         let mut found = None;
         for payload in wasmparser::Parser::new(0).parse_all(bytes) {
             let payload = payload.map_err(|e| ManifestError::NotWasm(e.to_string()))?;
@@ -316,6 +323,18 @@ mod tests {
             Manifest::from_wasm(b"nope"),
             Err(ManifestError::NotWasm(_))
         ));
+        // A core module (what a wasip1 build or `cargo build --target
+        // wasm32-unknown-unknown` gives), manifest or not, is named as such.
+        let mut core = b"\0asm\x01\0\0\0".to_vec();
+        assert_eq!(Manifest::from_wasm(&core), Err(ManifestError::CoreModule));
+        let with = manifest("core").embed(EMPTY_COMPONENT).unwrap();
+        core.extend_from_slice(&with[EMPTY_COMPONENT.len()..]);
+        assert_eq!(Manifest::from_wasm(&core), Err(ManifestError::CoreModule));
+        assert!(
+            ManifestError::CoreModule
+                .to_string()
+                .contains("wasm-tools component new")
+        );
     }
 
     #[test]
