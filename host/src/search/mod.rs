@@ -17,11 +17,14 @@
 pub mod indexer;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
-use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::query::{
+    AutomatonWeight, BooleanQuery, BoostQuery, DfaWrapper, EnableScoring, FuzzyTermQuery, Occur,
+    Query, TermQuery, Weight,
+};
 use tantivy::schema::{
     FAST, Field, IndexRecordOption, OwnedValue, STORED, STRING, Schema, TextFieldIndexing,
     TextOptions,
@@ -30,6 +33,49 @@ use tantivy::tokenizer::{
     LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer, TokenStream,
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+/// A typo or prefix automaton built once and matched in several fields:
+/// what `FuzzyTermQuery` does per field, with one build instead of one per
+/// field (scores are the same: both are an `AutomatonWeight`).
+#[derive(Clone)]
+struct Shared {
+    /// `None` when the word cannot make one (it then matches nothing).
+    automaton: Option<Arc<DfaWrapper>>,
+    field: Field,
+}
+
+impl Shared {
+    fn automaton(query: FuzzyTermQuery) -> Shared {
+        Shared {
+            automaton: query.automaton().ok().map(Arc::new),
+            field: Field::from_field_id(0),
+        }
+    }
+
+    fn on(&self, field: Field) -> Box<dyn Query> {
+        Box::new(Shared {
+            automaton: self.automaton.clone(),
+            field,
+        })
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("field", &self.field)
+            .finish()
+    }
+}
+
+impl Query for Shared {
+    fn weight(&self, _: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Ok(match &self.automaton {
+            Some(a) => Box::new(AutomatonWeight::<DfaWrapper>::new(self.field, a.clone())),
+            None => Box::new(tantivy::query::EmptyWeight),
+        })
+    }
+}
 
 /// Bump when the fields change: an index of another version is rebuilt.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -449,13 +495,14 @@ impl SearchIndex {
                     boost,
                 ));
             }
+            // One automaton per word, shared by the fields it is matched
+            // in: building a typo automaton costs more than running it.
             if last {
+                let prefix =
+                    Shared::automaton(FuzzyTermQuery::new_prefix(term(f.name, word), 0, true));
                 for (field, boost) in [(f.name, 3.0), (f.title, 2.0), (f.tags, 1.5), (f.body, 0.3)]
                 {
-                    should.push(boosted(
-                        Box::new(FuzzyTermQuery::new_prefix(term(field, word), 0, true)),
-                        boost,
-                    ));
+                    should.push(boosted(prefix.on(field), boost));
                 }
             }
             let typos = match word.chars().count() {
@@ -464,16 +511,14 @@ impl SearchIndex {
                 _ => 2,
             };
             if typos > 0 {
+                let fuzzy = Shared::automaton(FuzzyTermQuery::new(term(f.name, word), typos, true));
                 for (field, boost) in [
                     (f.name, 2.0),
                     (f.title, 1.5),
                     (f.tags, 1.0),
                     (f.description, 0.5),
                 ] {
-                    should.push(boosted(
-                        Box::new(FuzzyTermQuery::new(term(field, word), typos, true)),
-                        boost,
-                    ));
+                    should.push(boosted(fuzzy.on(field), boost));
                 }
             }
             must.push((Occur::Must, Box::new(BooleanQuery::new(should))));
