@@ -434,6 +434,29 @@ macro_rules! export {
     };
 }
 
+/// Calls `$call(entity, args...)` of export `$export` in whichever
+/// contract version the plugin speaks; a 0.1.0 plugin gets the entity in
+/// its types and its answer is converted into the host's.
+macro_rules! entity_call {
+    ($self:ident, $export:ident, $subject:expr, $limits:expr, $entity:expr, $size:expr, $call:ident $(, $arg:expr)*) => {
+        match &$self.guest {
+            Guest::V0_2 { $export, .. } => {
+                let i = export!($export, $export)?;
+                $self.call(Some(&$subject), $limits, |s, inst| {
+                    i.load(&mut *s, inst)?.$call(&mut *s, $entity $(, $arg)*)
+                }, $size)
+            }
+            Guest::V0_1 { $export, .. } => {
+                let i = export!($export, $export)?;
+                let entity = $entity.clone().convert();
+                $self.call(Some(&$subject), $limits, |s, inst| {
+                    Ok(i.load(&mut *s, inst)?.$call(&mut *s, &entity $(, $arg)*)?.convert())
+                }, $size)
+            }
+        }
+    };
+}
+
 /// A plugin ready to call.
 pub struct Loaded {
     pub manifest: Manifest,
@@ -591,31 +614,7 @@ impl Loaded {
         self.applies(entity)?;
         let subject = format!("cards {}", entity.entity_ref);
         let size = |cards: &Vec<types::Card>| cards.iter().map(card_size).sum();
-        match &self.guest {
-            Guest::V0_2 { cards, .. } => {
-                let i = export!(cards, cards)?;
-                self.call(
-                    Some(&subject),
-                    limits,
-                    |s, inst| i.load(&mut *s, inst)?.call_cards(&mut *s, entity),
-                    size,
-                )
-            }
-            Guest::V0_1 { cards, .. } => {
-                let i = export!(cards, cards)?;
-                let entity = entity.clone().convert();
-                self.call(
-                    Some(&subject),
-                    limits,
-                    |s, inst| {
-                        Ok(i.load(&mut *s, inst)?
-                            .call_cards(&mut *s, &entity)?
-                            .convert())
-                    },
-                    size,
-                )
-            }
-        }
+        entity_call!(self, cards, subject, limits, entity, size, call_cards)
     }
 
     /// "Not applicable", without running the plugin, for an entity its
@@ -716,31 +715,7 @@ impl Loaded {
                 .map(|f| f.name.len() + opt_len(&f.url) + value_size(&f.value))
                 .sum()
         };
-        match &self.guest {
-            Guest::V0_2 { facts, .. } => {
-                let i = export!(facts, facts)?;
-                self.call(
-                    Some(&subject),
-                    limits,
-                    |s, inst| i.load(&mut *s, inst)?.call_facts(&mut *s, entity),
-                    size,
-                )
-            }
-            Guest::V0_1 { facts, .. } => {
-                let i = export!(facts, facts)?;
-                let entity = entity.clone().convert();
-                self.call(
-                    Some(&subject),
-                    limits,
-                    |s, inst| {
-                        Ok(i.load(&mut *s, inst)?
-                            .call_facts(&mut *s, &entity)?
-                            .convert())
-                    },
-                    size,
-                )
-            }
-        }
+        entity_call!(self, facts, subject, limits, entity, size, call_facts)
     }
 
     /// Events at or after `since_ms`.
@@ -802,31 +777,7 @@ impl Loaded {
                 .map(|d| d.id.len() + d.title.len() + d.text.len() + d.location.len())
                 .sum()
         };
-        match &self.guest {
-            Guest::V0_2 { search, .. } => {
-                let i = export!(search, search)?;
-                self.call(
-                    Some(&subject),
-                    limits,
-                    |s, inst| i.load(&mut *s, inst)?.call_documents(&mut *s, entity),
-                    size,
-                )
-            }
-            Guest::V0_1 { search, .. } => {
-                let i = export!(search, search)?;
-                let entity = entity.clone().convert();
-                self.call(
-                    Some(&subject),
-                    limits,
-                    |s, inst| {
-                        Ok(i.load(&mut *s, inst)?
-                            .call_documents(&mut *s, &entity)?
-                            .convert())
-                    },
-                    size,
-                )
-            }
-        }
+        entity_call!(self, search, subject, limits, entity, size, call_documents)
     }
 
     /// Actions available on an entity.
@@ -935,31 +886,7 @@ impl Loaded {
                     .map(|l| l.label.len() + l.href.len())
                     .sum::<usize>()
         };
-        match &self.guest {
-            Guest::V0_2 { docs, .. } => {
-                let i = export!(docs, docs)?;
-                self.call(
-                    Some(&subject),
-                    limits,
-                    |s, inst| i.load(&mut *s, inst)?.call_page(&mut *s, entity, path),
-                    size,
-                )
-            }
-            Guest::V0_1 { docs, .. } => {
-                let i = export!(docs, docs)?;
-                let entity = entity.clone().convert();
-                self.call(
-                    Some(&subject),
-                    limits,
-                    |s, inst| {
-                        Ok(i.load(&mut *s, inst)?
-                            .call_page(&mut *s, &entity, path)?
-                            .convert())
-                    },
-                    size,
-                )
-            }
-        }
+        entity_call!(self, docs, subject, limits, entity, size, call_page, path)
     }
 
     /// The plugin's tabs for an entity's page (0.2.0 on).
