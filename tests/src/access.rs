@@ -247,9 +247,16 @@ async fn people_are_trusted_from_the_proxy_only_and_resolved_to_the_catalog() {
     )
     .await;
     assert_eq!(status, 403, "{body}");
-    // Reading needs someone outside guest mode.
-    let (status, _) = send(&proxied, "GET", "/api/catalog/entities", &[], None).await;
-    assert_eq!(status, 401);
+    // Reading needs someone outside guest mode, plugins' tabs and widgets
+    // included.
+    for path in [
+        "/api/catalog/entities",
+        "/api/tabs/component/default/svc",
+        "/api/widgets",
+    ] {
+        let (status, _) = send(&proxied, "GET", path, &[], None).await;
+        assert_eq!(status, 401, "{path}");
+    }
 
     // The same headers from an address that is not the proxy: ignored.
     let elsewhere = portal(
