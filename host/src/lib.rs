@@ -72,12 +72,12 @@ impl Portal {
                 .watch_config(file)
                 .with_context(|| format!("cannot watch the config file {}", file.display()))?;
         }
-        let ingestor = Arc::new(ingest::Ingestor {
-            kinds: Arc::new(kinds),
+        let ingestor = Arc::new(ingest::Ingestor::new(
+            Arc::new(kinds),
             reader,
-            base_dir: config.base_dir.clone(),
-            limits: ingest::RefreshLimits::of(&config.catalog),
-        });
+            config.base_dir.clone(),
+            ingest::RefreshLimits::of(&config.catalog),
+        ));
         let refresher = scheduler::Refresher::new(store.clone(), ingestor);
         let insights = scheduler::insights::Insights::new(store.clone(), plugins.clone());
         let search_dir = config.search_dir();

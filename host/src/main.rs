@@ -455,12 +455,12 @@ fn validate(config: Config, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
 }
 
 fn ingestor(config: &Config) -> anyhow::Result<greenroom::ingest::Ingestor> {
-    Ok(greenroom::ingest::Ingestor {
-        kinds: std::sync::Arc::new(config.kinds()?),
-        reader: greenroom::ingest::Reader::for_catalog(config)?,
-        base_dir: std::env::current_dir()?,
-        limits: greenroom::ingest::RefreshLimits::of(&config.catalog),
-    })
+    Ok(greenroom::ingest::Ingestor::new(
+        std::sync::Arc::new(config.kinds()?),
+        greenroom::ingest::Reader::for_catalog(config)?,
+        std::env::current_dir()?,
+        greenroom::ingest::RefreshLimits::of(&config.catalog),
+    ))
 }
 
 fn import(config: Config, target: &str) -> anyhow::Result<ExitCode> {

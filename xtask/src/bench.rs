@@ -314,7 +314,11 @@ pub(crate) fn start_at(bin: &Path, config: &Path, addr: &str) -> anyhow::Result<
             "--addr",
             addr,
         ])
-        .env("RUST_LOG", "warn")
+        // `GREENROOM_BENCH_LOG=info` shows what the server did meanwhile.
+        .env(
+            "RUST_LOG",
+            std::env::var("GREENROOM_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

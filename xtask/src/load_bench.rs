@@ -29,7 +29,13 @@ struct Tally {
     latencies: BTreeMap<&'static str, Vec<Duration>>,
     server_errors: Vec<String>,
     failures: Vec<String>,
+    /// Requests slower than `SLOW`: when they were due (since the start)
+    /// and how long they took, to tell stalls from queueing.
+    slow: Vec<(Duration, Duration)>,
 }
+
+/// A request this slow is listed in the stall timeline.
+const SLOW: Duration = Duration::from_millis(250);
 
 const TOKEN: &str = "load-bench-token";
 /// Entities the hostile plugin loops on.
@@ -84,13 +90,16 @@ pub fn run(entities: usize, clients: usize, seconds: u64, rate: Option<f64>) -> 
 
     let stop = Arc::new(AtomicBool::new(false));
     let shape = Shape::of(entities);
+    let epoch = Instant::now();
     let tallies: Vec<_> = (0..clients)
         .map(|c| {
             let stop = stop.clone();
             // Paced clients start spread over one period.
             let first_due =
                 Instant::now() + period.map_or(Duration::ZERO, |p| p * c as u32 / clients as u32);
-            std::thread::spawn(move || client(addr, c as u64, shape, &stop, first_due, period))
+            std::thread::spawn(move || {
+                client(addr, c as u64, shape, &stop, epoch, first_due, period)
+            })
         })
         .collect();
     // The hostile plugin loops until its deadline on every call.
@@ -115,6 +124,29 @@ pub fn run(entities: usize, clients: usize, seconds: u64, rate: Option<f64>) -> 
             Ok(calls)
         })
     };
+    // Somebody edits the catalog: every 5 s one file's 500 components
+    // get a new description, so each refresh writes as well as reads.
+    let editing = {
+        let stop = stop.clone();
+        let file = last_part(&org)?;
+        std::thread::spawn(move || -> anyhow::Result<usize> {
+            let original = std::fs::read_to_string(&file)?;
+            let mut edits = 0;
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_secs(5));
+                edits += 1;
+                std::fs::write(
+                    &file,
+                    original.replace(
+                        "description: Synthetic",
+                        &format!("description: Edit {edits} of a synthetic"),
+                    ),
+                )?;
+            }
+            std::fs::write(&file, original)?;
+            Ok(edits)
+        })
+    };
     // Memory every 5 s.
     let rss = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
@@ -133,10 +165,14 @@ pub fn run(entities: usize, clients: usize, seconds: u64, rate: Option<f64>) -> 
         }
         all.server_errors.extend(t.server_errors);
         all.failures.extend(t.failures);
+        all.slow.extend(t.slow);
     }
     let loop_calls = looping
         .join()
         .map_err(|_| anyhow::anyhow!("the loop thread panicked"))??;
+    let edits = editing
+        .join()
+        .map_err(|_| anyhow::anyhow!("the editing thread panicked"))??;
     let health: serde_json::Value = {
         let (_, body) = Conn::open(addr)?.get("/healthz")?;
         serde_json::from_slice(&body)?
@@ -154,6 +190,7 @@ pub fn run(entities: usize, clients: usize, seconds: u64, rate: Option<f64>) -> 
     println!("5xx                    {}", all.server_errors.len());
     println!("other failures         {}", all.failures.len());
     println!("looping plugin calls   {loop_calls}");
+    println!("catalog files edited   {edits} times (500 components each)");
     let mut cells = Vec::new();
     for (kind, l) in &mut all.latencies {
         l.sort();
@@ -181,6 +218,7 @@ pub fn run(entities: usize, clients: usize, seconds: u64, rate: Option<f64>) -> 
         .collect();
     println!("RSS curve (MiB)        {}", curve.join(", "));
     println!("entities at the end    {}", health["catalog"]["entities"]);
+    print_stalls(&mut all.slow);
     for e in all.server_errors.iter().chain(&all.failures).take(10) {
         println!("  {e}");
     }
@@ -211,6 +249,7 @@ fn client(
     seed: u64,
     shape: Shape,
     stop: &AtomicBool,
+    epoch: Instant,
     mut due: Instant,
     period: Option<Duration>,
 ) -> Tally {
@@ -316,6 +355,9 @@ fn client(
             )
         };
         let took = t.elapsed();
+        if took >= SLOW {
+            tally.slow.push((t.saturating_duration_since(epoch), took));
+        }
         match answer {
             Ok((status, _)) if status < 400 => tally.latencies.entry(kind).or_default().push(took),
             Ok((status, body)) if status >= 500 => tally.server_errors.push(format!(
@@ -333,6 +375,41 @@ fn client(
         }
     }
     tally
+}
+
+/// When the slow requests were due, by second of the run: a stall shows
+/// as a burst in a second or two, queueing as a spread.
+fn print_stalls(slow: &mut [(Duration, Duration)]) {
+    if slow.is_empty() {
+        return;
+    }
+    slow.sort();
+    let mut by_second: BTreeMap<u64, (usize, Duration)> = BTreeMap::new();
+    for (at, took) in slow.iter() {
+        let s = by_second.entry(at.as_secs()).or_default();
+        s.0 += 1;
+        s.1 = s.1.max(*took);
+    }
+    let cells: Vec<String> = by_second
+        .iter()
+        .map(|(s, (n, max))| format!("{s} s: {n} (max {} ms)", max.as_millis()))
+        .collect();
+    println!(
+        "slower than {} ms       {} requests; by second due: {}",
+        SLOW.as_millis(),
+        slow.len(),
+        cells.join(", ")
+    );
+}
+
+/// The generated catalog's last file (all components).
+fn last_part(org: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let mut parts: Vec<_> = std::fs::read_dir(org)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    parts.sort();
+    parts.pop().context("the generated catalog has no files")
 }
 
 fn rss_mib(pid: u32) -> anyhow::Result<f64> {

@@ -13,6 +13,11 @@
 //! refresh reads is capped in files and bytes
 //! (`catalog.max_files_per_location`, `catalog.max_refresh_bytes`), which
 //! also bounds the memory that second way holds.
+//! A local file that is byte for byte what it was at the last committed
+//! refresh (and so is every file it substitutes) is not parsed again when
+//! it gave only valid entities: they are kept as stored, so a periodic
+//! refresh of an unchanged catalog holds the write lock for milliseconds
+//! instead of the time it takes to parse and validate every entity.
 //! A file that cannot be read or parsed keeps the entities it gave before;
 //! an entity that turns invalid keeps its last good version, with the error
 //! attached as its status.
@@ -22,9 +27,10 @@ pub mod yaml;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::catalog::{EntityRef, Kinds, Problem, ValidEntity};
 use crate::store::{Location, ProblemRecord, RefreshSummary, Store, StoreError};
@@ -38,6 +44,30 @@ pub struct Ingestor {
     /// Relative file targets are taken from here (the config file's folder).
     pub base_dir: PathBuf,
     pub limits: RefreshLimits,
+    /// By location id, the clean files its last committed refresh read.
+    memo: Mutex<HashMap<String, HashMap<String, Memo>>>,
+}
+
+/// A clean file as a refresh read it: every document a valid entity the
+/// store took, none a Location. While its bytes and those of the files it
+/// substitutes are unchanged, it gives the same `entities` again.
+#[derive(Clone)]
+struct Memo {
+    digest: [u8; 32],
+    deps: Vec<(Target, [u8; 32])>,
+    entities: usize,
+}
+
+/// The memos of one location's refresh: those of the last committed one,
+/// and those this one keeps or learns (they replace the first on commit).
+#[derive(Default)]
+struct Memos {
+    known: HashMap<String, Memo>,
+    learned: HashMap<String, Memo>,
+}
+
+fn digest_of(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
 }
 
 /// What one refresh of a location may read.
@@ -72,16 +102,23 @@ struct Budget {
     limits: RefreshLimits,
     mode: Mode,
     wanted_network: bool,
+    /// Set when this walk may skip unchanged files (a store refresh of
+    /// local files).
+    memos: Option<Memos>,
+    /// Files substituted so far, with their digests (when `memos` is set).
+    deps: Vec<(Target, [u8; 32])>,
 }
 
 impl Budget {
-    fn new(limits: RefreshLimits, mode: Mode) -> Budget {
+    fn new(limits: RefreshLimits, mode: Mode, memos: Option<Memos>) -> Budget {
         Budget {
             files: limits.max_files,
             bytes: limits.max_bytes,
             limits,
             mode,
             wanted_network: false,
+            memos,
+            deps: Vec::new(),
         }
     }
 
@@ -120,7 +157,13 @@ impl Budget {
 
 /// Receives what a walk over a location finds.
 trait Sink {
-    fn entity(&mut self, entity: ValidEntity, source: &str, line: usize) -> Result<(), StoreError>;
+    /// A valid entity; false when the sink refused it (a duplicate).
+    fn entity(
+        &mut self,
+        entity: ValidEntity,
+        source: &str,
+        line: usize,
+    ) -> Result<bool, StoreError>;
     /// An invalid entity; `problems` already carry positions.
     fn invalid(
         &mut self,
@@ -130,28 +173,67 @@ trait Sink {
     fn problem(&mut self, problem: ProblemRecord);
     /// The file could not be read or parsed: keep what it gave before.
     fn keep_source(&mut self, source: &str);
+    /// The file is unchanged: keep the `count` entities it gave, when
+    /// they are stored as it gave them (false: read it as usual).
+    fn keep_unchanged(&mut self, _source: &str, _count: usize) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }
 
 impl Ingestor {
+    pub fn new(
+        kinds: Arc<Kinds>,
+        reader: Reader,
+        base_dir: PathBuf,
+        limits: RefreshLimits,
+    ) -> Ingestor {
+        Ingestor {
+            kinds,
+            reader,
+            base_dir,
+            limits,
+            memo: Mutex::default(),
+        }
+    }
+
     /// Refreshes one location in one transaction.
     pub fn refresh(
         &self,
         store: &Store,
         location: &Location,
     ) -> Result<RefreshSummary, StoreError> {
+        // Taken out: a refresh that fails forgets them, so the next one
+        // reads every file again.
+        let known = self
+            .memo
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&location.id)
+            .unwrap_or_default();
         {
             let mut sink = StoreSink {
                 tx: store.begin_refresh(&location.id)?,
             };
-            let online = self.walk(
+            let (online, memos) = self.walk(
                 &location.kind,
                 &location.target,
                 &location.id,
                 &mut sink,
                 Mode::Offline,
+                Some(Memos {
+                    known,
+                    learned: HashMap::new(),
+                }),
             )?;
             if !online {
-                return sink.tx.commit();
+                let summary = sink.tx.commit()?;
+                if let Some(memos) = memos {
+                    self.memo
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(location.id.clone(), memos.learned);
+                }
+                return Ok(summary);
             }
             // Dropped: rolled back. It needs the network.
         }
@@ -163,6 +245,7 @@ impl Ingestor {
             &location.id,
             &mut read,
             Mode::Online,
+            None,
         )?;
         let mut sink = StoreSink {
             tx: store.begin_refresh(&location.id)?,
@@ -177,7 +260,7 @@ impl Ingestor {
         let mut sink = CheckSink::default();
         for t in targets {
             // Checking never touches the store, so the walk cannot fail.
-            let _ = self.walk("file", t, "", &mut sink, Mode::Online);
+            let _ = self.walk("file", t, "", &mut sink, Mode::Online, None);
         }
         (sink.problems, sink.seen.len())
     }
@@ -189,10 +272,12 @@ impl Ingestor {
             collect: true,
             ..CheckSink::default()
         };
-        let _ = self.walk(kind, target, "", &mut sink, Mode::Online);
+        let _ = self.walk(kind, target, "", &mut sink, Mode::Online, None);
         (sink.entities, sink.problems)
     }
 
+    /// Walks a location into `sink`: true when an offline walk met a URL.
+    /// With `memos`, skips unchanged files and gives back what it learned.
     fn walk(
         &self,
         kind: &str,
@@ -200,7 +285,8 @@ impl Ingestor {
         location_id: &str,
         sink: &mut dyn Sink,
         mode: Mode,
-    ) -> Result<bool, StoreError> {
+        memos: Option<Memos>,
+    ) -> Result<(bool, Option<Memos>), StoreError> {
         let problem = |source: String, message: String| ProblemRecord {
             location_id: location_id.to_string(),
             source,
@@ -214,18 +300,18 @@ impl Ingestor {
             Ok(t) => t,
             Err(e) => {
                 sink.problem(problem(format!("{kind}:{target}"), e.to_string()));
-                return Ok(false);
+                return Ok((false, None));
             }
         };
         let files = match root.expand() {
             Ok(f) => f,
             Err(e) => {
                 sink.problem(problem(root.to_string(), e.to_string()));
-                return Ok(false);
+                return Ok((false, None));
             }
         };
         if mode == Mode::Offline && matches!(root, Target::Url(_)) {
-            return Ok(true);
+            return Ok((true, None));
         }
         // A folder or glob must not lead out of itself through a link.
         let (files, outside): (Vec<Target>, Vec<Target>) = files
@@ -246,7 +332,7 @@ impl Ingestor {
         let mut queue: VecDeque<(Target, Vec<String>)> =
             files.into_iter().map(|f| (f, Vec::new())).collect();
         let mut visited = HashSet::new();
-        let mut budget = Budget::new(self.limits, mode);
+        let mut budget = Budget::new(self.limits, mode, memos);
         while let Some((file, chain)) = queue.pop_front() {
             if !visited.insert(file.to_string()) {
                 continue;
@@ -260,7 +346,7 @@ impl Ingestor {
             let mut children = Vec::new();
             self.file(&file, &root, location_id, sink, &mut children, &mut budget)?;
             if budget.wanted_network {
-                return Ok(true);
+                return Ok((true, None));
             }
             let mut chain = chain;
             chain.push(file.to_string());
@@ -294,7 +380,7 @@ impl Ingestor {
                 }
             }
         }
-        Ok(false)
+        Ok((false, budget.memos))
     }
 
     /// Reads one file; pushes the targets of its Location entities (with
@@ -331,6 +417,12 @@ impl Ingestor {
                 return Ok(());
             }
         };
+        let digest = budget.memos.is_some().then(|| digest_of(&text));
+        if let Some(digest) = digest
+            && self.unchanged(&source, digest, (file, root), sink, budget)?
+        {
+            return Ok(());
+        }
         let docs = match yaml::parse_documents(&text) {
             Ok(d) => d,
             Err(e) => {
@@ -347,6 +439,9 @@ impl Ingestor {
                 return Ok(());
             }
         };
+        let deps_from = budget.deps.len();
+        let mut clean = true;
+        let entities = docs.len();
         for (index, doc) in docs.into_iter().enumerate() {
             let mut value = doc.value;
             let mut problems = Vec::new();
@@ -356,6 +451,7 @@ impl Ingestor {
             let (entity_ref, all) = match self.kinds.validate(value) {
                 Ok(valid) if problems.is_empty() => {
                     if valid.entity_ref.kind == "location" {
+                        clean = false;
                         for t in location_targets(&valid.value) {
                             match file.join(&t) {
                                 Ok(child) => children.push((child, doc.line)),
@@ -367,7 +463,7 @@ impl Ingestor {
                         }
                     }
                     if problems.is_empty() {
-                        sink.entity(valid, &source, doc.line)?;
+                        clean &= sink.entity(valid, &source, doc.line)?;
                         continue;
                     }
                     (Some(valid.entity_ref), problems)
@@ -399,9 +495,62 @@ impl Ingestor {
                     }
                 })
                 .collect();
+            clean = false;
             sink.invalid(entity_ref.as_ref(), records)?;
         }
+        let deps = budget.deps.split_off(deps_from);
+        if let (Some(memos), Some(digest), true) = (&mut budget.memos, digest, clean) {
+            memos.learned.insert(
+                source,
+                Memo {
+                    digest,
+                    deps,
+                    entities,
+                },
+            );
+        }
         Ok(())
+    }
+
+    /// Keeps what `file` gave at the last refresh when neither it (its
+    /// text has `digest`) nor any file it substitutes has changed since.
+    fn unchanged(
+        &self,
+        source: &str,
+        digest: [u8; 32],
+        (file, root): (&Target, &Target),
+        sink: &mut dyn Sink,
+        budget: &mut Budget,
+    ) -> Result<bool, StoreError> {
+        let Some(memo) = budget.memos.as_ref().and_then(|m| m.known.get(source)) else {
+            return Ok(false);
+        };
+        if memo.digest != digest {
+            return Ok(false);
+        }
+        let memo = memo.clone();
+        for (dep, was) in &memo.deps {
+            // Read as the substitution would, within the same limits.
+            if !matches!(dep, Target::File(_)) || budget.take_file().is_err() {
+                return Ok(false);
+            }
+            match self.reader.read_within(dep, &[root, file], None) {
+                Ok(text) => {
+                    budget.spend(text.len());
+                    if digest_of(&text) != *was {
+                        return Ok(false);
+                    }
+                }
+                Err(_) => return Ok(false),
+            }
+        }
+        if !sink.keep_unchanged(source, memo.entities)? {
+            return Ok(false);
+        }
+        if let Some(memos) = &mut budget.memos {
+            memos.learned.insert(source.to_string(), memo);
+        }
+        Ok(true)
     }
 
     /// Replaces `{"$text": path}`, `{"$json": path}` and `{"$yaml": path}`
@@ -455,6 +604,9 @@ impl Ingestor {
                 let text = match self.reader.read_within(&target, &[root, file], None) {
                     Ok(t) => {
                         budget.spend(t.len());
+                        if budget.memos.is_some() {
+                            budget.deps.push((target.clone(), digest_of(&t)));
+                        }
                         t
                     }
                     Err(e) => {
@@ -543,7 +695,12 @@ struct StoreSink<'s> {
 }
 
 impl Sink for StoreSink<'_> {
-    fn entity(&mut self, entity: ValidEntity, source: &str, line: usize) -> Result<(), StoreError> {
+    fn entity(
+        &mut self,
+        entity: ValidEntity,
+        source: &str,
+        line: usize,
+    ) -> Result<bool, StoreError> {
         let entity_ref = entity.entity_ref.to_string();
         if let Err(rejected) = self.tx.put(entity, source)? {
             use crate::store::Rejected;
@@ -566,8 +723,9 @@ impl Sink for StoreSink<'_> {
                 field: None,
                 message,
             });
+            return Ok(false);
         }
-        Ok(())
+        Ok(true)
     }
 
     fn invalid(
@@ -592,6 +750,10 @@ impl Sink for StoreSink<'_> {
     fn keep_source(&mut self, source: &str) {
         self.tx.keep_source(source);
     }
+
+    fn keep_unchanged(&mut self, source: &str, count: usize) -> Result<bool, StoreError> {
+        self.tx.keep_unchanged(source, count)
+    }
 }
 
 /// What a walk found, kept to be written once everything is read.
@@ -611,7 +773,9 @@ impl Buffered {
     fn replay(self, sink: &mut dyn Sink) -> Result<(), StoreError> {
         for found in self.found {
             match found {
-                Found::Entity(e, source, line) => sink.entity(e, &source, line)?,
+                Found::Entity(e, source, line) => {
+                    sink.entity(e, &source, line)?;
+                }
                 Found::Invalid(r, problems) => sink.invalid(r.as_ref(), problems)?,
                 Found::Problem(p) => sink.problem(p),
                 Found::KeepSource(source) => sink.keep_source(&source),
@@ -622,10 +786,15 @@ impl Buffered {
 }
 
 impl Sink for Buffered {
-    fn entity(&mut self, entity: ValidEntity, source: &str, line: usize) -> Result<(), StoreError> {
+    fn entity(
+        &mut self,
+        entity: ValidEntity,
+        source: &str,
+        line: usize,
+    ) -> Result<bool, StoreError> {
         self.found
             .push(Found::Entity(entity, source.to_string(), line));
-        Ok(())
+        Ok(true)
     }
 
     fn invalid(
@@ -656,7 +825,12 @@ struct CheckSink {
 }
 
 impl Sink for CheckSink {
-    fn entity(&mut self, entity: ValidEntity, source: &str, line: usize) -> Result<(), StoreError> {
+    fn entity(
+        &mut self,
+        entity: ValidEntity,
+        source: &str,
+        line: usize,
+    ) -> Result<bool, StoreError> {
         let entity_ref = entity.entity_ref.to_string();
         let here = format!("{}:{line}", display_source(source));
         if let Some(first) = self.seen.get(&entity_ref) {
@@ -669,13 +843,13 @@ impl Sink for CheckSink {
                 field: None,
                 message: format!("{entity_ref} is defined twice; first at {first}"),
             });
-        } else {
-            self.seen.insert(entity_ref, here);
-            if self.collect {
-                self.entities.push(entity.value);
-            }
+            return Ok(false);
         }
-        Ok(())
+        self.seen.insert(entity_ref, here);
+        if self.collect {
+            self.entities.push(entity.value);
+        }
+        Ok(true)
     }
 
     fn invalid(
@@ -692,4 +866,138 @@ impl Sink for CheckSink {
     }
 
     fn keep_source(&mut self, _source: &str) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::Origin;
+
+    fn component(name: &str, description: &str) -> String {
+        format!(
+            "---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  description: {description}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n"
+        )
+    }
+
+    fn setup() -> (tempfile::TempDir, Store, Ingestor, Location) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        std::fs::create_dir(dir.path().join("org")).unwrap();
+        let ingestor = Ingestor::new(
+            Arc::new(Kinds::default()),
+            Reader::local(1 << 20, Duration::from_secs(5)),
+            dir.path().to_path_buf(),
+            RefreshLimits {
+                max_files: 100,
+                max_bytes: 1 << 24,
+            },
+        );
+        let location = store
+            .add_location("file", "org/*.yaml", Origin::Config)
+            .unwrap();
+        (dir, store, ingestor, location)
+    }
+
+    fn description(store: &Store, name: &str) -> Option<String> {
+        let json = store
+            .entity_by_ref(&EntityRef::new("component", "default", name), &[])
+            .unwrap()?;
+        let v: Value = serde_json::from_str(&json).unwrap();
+        v["metadata"]["description"].as_str().map(str::to_string)
+    }
+
+    fn write(dir: &Path, file: &str, text: &str) {
+        std::fs::write(dir.join("org").join(file), text).unwrap();
+    }
+
+    #[test]
+    fn unchanged_files_are_kept_unparsed_and_every_change_is_still_seen() {
+        let (dir, store, ingestor, location) = setup();
+        let d = dir.path();
+        write(
+            d,
+            "a.yaml",
+            &(component("a1", "first")
+                + &component("a2", "x")
+                    .replace("description: x", "description:\n    $text: ./a2.txt")),
+        );
+        write(d, "a2.txt", "from a file");
+        write(d, "b.yaml", &component("b1", "bee"));
+        let first = ingestor.refresh(&store, &location).unwrap();
+        assert_eq!((first.added, first.unchanged_files), (3, 0));
+        assert_eq!(description(&store, "a2").as_deref(), Some("from a file"));
+
+        let again = ingestor.refresh(&store, &location).unwrap();
+        assert_eq!(
+            (
+                again.added,
+                again.updated,
+                again.unchanged,
+                again.unchanged_files
+            ),
+            (0, 0, 3, 2),
+            "{again:?}"
+        );
+
+        // A substituted file changes: its catalog file is read again.
+        write(d, "a2.txt", "changed");
+        let s = ingestor.refresh(&store, &location).unwrap();
+        assert_eq!(
+            (s.updated, s.unchanged, s.unchanged_files),
+            (1, 2, 1),
+            "{s:?}"
+        );
+        assert_eq!(description(&store, "a2").as_deref(), Some("changed"));
+
+        // The file itself changes.
+        write(d, "b.yaml", &component("b1", "wasp"));
+        let s = ingestor.refresh(&store, &location).unwrap();
+        assert_eq!((s.updated, s.unchanged_files), (1, 1), "{s:?}");
+        assert_eq!(description(&store, "b1").as_deref(), Some("wasp"));
+
+        // Something else removed a stored entity: the file is read again
+        // and gives it back.
+        rusqlite::Connection::open(d.join("g.db"))
+            .unwrap()
+            .execute("DELETE FROM entities WHERE name = 'a1'", [])
+            .unwrap();
+        let s = ingestor.refresh(&store, &location).unwrap();
+        assert_eq!((s.added, s.unchanged_files), (1, 1), "{s:?}");
+        assert_eq!(description(&store, "a1").as_deref(), Some("first"));
+
+        // A file removed takes its entities with it.
+        std::fs::remove_file(d.join("org/b.yaml")).unwrap();
+        let s = ingestor.refresh(&store, &location).unwrap();
+        assert_eq!((s.removed, s.unchanged_files), (1, 1), "{s:?}");
+        assert_eq!(description(&store, "b1"), None);
+    }
+
+    #[test]
+    fn files_with_problems_are_read_on_every_refresh() {
+        let (dir, store, ingestor, location) = setup();
+        let d = dir.path();
+        write(d, "a.yaml", &component("dup", "first"));
+        write(d, "b.yaml", &component("dup", "second"));
+        write(
+            d,
+            "c.yaml",
+            &component("bad", "x").replace("  owner: team-a\n", ""),
+        );
+        for round in 0..3 {
+            let s = ingestor.refresh(&store, &location).unwrap();
+            // Only a.yaml is clean: b.yaml's entity is a duplicate and
+            // c.yaml's is invalid, so both give their problems each time.
+            if round > 0 {
+                assert_eq!(s.unchanged_files, 1, "round {round}: {s:?}");
+            }
+            let problems = store.problems(Some(&location.id)).unwrap();
+            assert_eq!(problems.len(), 2, "round {round}: {problems:?}");
+            assert!(problems.iter().any(|p| p.message.contains("defined twice")));
+            assert!(problems.iter().any(|p| p.source.ends_with("c.yaml")));
+            assert_eq!(description(&store, "dup").as_deref(), Some("first"));
+        }
+    }
 }

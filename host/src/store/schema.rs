@@ -221,6 +221,10 @@ const MIGRATIONS: &[&str] = &[
         BEGIN INSERT INTO entity_changes (ref, entity_id) VALUES (NEW.ref, NEW.id); END;
     CREATE TRIGGER entities_removed AFTER DELETE ON entities
         BEGIN INSERT INTO entity_changes (ref, entity_id) VALUES (OLD.ref, OLD.id); END;",
+    // 12: a refresh finds a file's entities by location and source, to
+    // keep those of a file that has not changed without parsing it.
+    "DROP INDEX entities_location;
+    CREATE INDEX entities_location_source ON entities(location_id, source);",
 ];
 
 /// The schema version this build writes.

@@ -22,6 +22,10 @@ pub struct RefreshSummary {
     /// Invalid entities whose last good version stays served.
     pub kept_invalid: usize,
     pub problems: usize,
+    /// Files not parsed again: byte for byte what they were (with what
+    /// they substitute) when their entities were written. Their entities
+    /// count as `unchanged`.
+    pub unchanged_files: usize,
 }
 
 /// Why an entity was not written.
@@ -237,6 +241,37 @@ impl<'s> RefreshTx<'s> {
         self.seen.insert(e.id);
         self.seen_refs.insert(key, e.source);
         self.summary.kept_invalid += 1;
+        Ok(true)
+    }
+
+    /// Keeps, as they are, the `count` entities stored from `source`, a
+    /// file that has not changed since they were written from it. False,
+    /// with nothing kept, when the store does not hold exactly that many
+    /// from it, all without errors and none already seen in this refresh:
+    /// the caller then reads the file as usual.
+    pub fn keep_unchanged(&mut self, source: &str, count: usize) -> Result<bool, StoreError> {
+        let rows: Vec<(i64, String, bool)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, ref, errors IS NOT NULL FROM entities WHERE location_id = ?1 AND source = ?2",
+            )?
+            .query_map(params![self.location_id, source], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        if rows.len() != count
+            || rows
+                .iter()
+                .any(|(_, r, errors)| *errors || self.seen_refs.contains_key(r))
+        {
+            return Ok(false);
+        }
+        for (id, entity_ref, _) in rows {
+            self.seen.insert(id);
+            self.seen_refs.insert(entity_ref, source.to_string());
+        }
+        self.summary.unchanged += count;
+        self.summary.unchanged_files += 1;
         Ok(true)
     }
 
