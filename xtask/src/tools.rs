@@ -186,7 +186,7 @@ pub fn ensure_npm_packages(dir: &Path) -> anyhow::Result<()> {
     });
     if major.is_none_or(|m| m < 20) {
         bail!(
-            "Node.js 20 or later is needed for the test identity provider in {} (found: {}); install it (https://nodejs.org or your distribution) and run again",
+            "Node.js 20 or later is needed for the npm packages of {} (found: {}); install it (https://nodejs.org or your distribution) and run again",
             dir.display(),
             version.as_deref().unwrap_or("none")
         );

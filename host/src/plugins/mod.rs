@@ -22,6 +22,7 @@ pub mod bindings {
     }
     pub use v0_2::*;
 }
+pub mod build;
 pub mod harness;
 pub mod host;
 pub mod http;

