@@ -290,10 +290,7 @@ fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
             manifest,
             output,
         } => {
-            let text = std::fs::read_to_string(&manifest)
-                .with_context(|| format!("cannot read {}", manifest.display()))?;
-            let parsed: greenroom::plugins::Manifest = serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a valid manifest", manifest.display()))?;
+            let parsed = greenroom::plugins::build::read_manifest(&manifest)?;
             let bytes = std::fs::read(&component)
                 .with_context(|| format!("cannot read {}", component.display()))?;
             let out = parsed

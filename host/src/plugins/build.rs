@@ -155,13 +155,19 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
 
 /// The folder's `manifest.json`.
 fn manifest(dir: &Path) -> anyhow::Result<Manifest> {
-    let path = dir.join("manifest.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    read_manifest(&dir.join("manifest.json"))
+}
+
+/// A manifest file (JSON), read and checked as the host checks an
+/// embedded one: for `plugin build` and `plugin embed-manifest`.
+pub fn read_manifest(path: &Path) -> anyhow::Result<Manifest> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let manifest: Manifest = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a valid manifest", path.display()))?;
-    super::manifest::check_id(&manifest.id)
-        .with_context(|| format!("{}: field id", path.display()))?;
+    manifest
+        .check()
+        .with_context(|| format!("{} is not a valid manifest", path.display()))?;
     Ok(manifest)
 }
 

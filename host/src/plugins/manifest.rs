@@ -181,7 +181,8 @@ impl Manifest {
         Ok(out)
     }
 
-    fn check(&self) -> Result<(), ManifestError> {
+    /// What the host requires of every manifest (id, version, fields).
+    pub fn check(&self) -> Result<(), ManifestError> {
         check_id(&self.id)?;
         if self.version.is_empty() {
             return Err(ManifestError::Field("version is empty".into()));
