@@ -10,6 +10,7 @@ pub mod auth;
 pub mod campaigns;
 pub mod catalog;
 pub mod config;
+pub mod dev;
 pub mod docs;
 pub mod ingest;
 pub mod metrics;

@@ -134,6 +134,19 @@ enum PluginCommand {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Builds a plugin folder, serves it in a portal of its own with the
+    /// folder's catalog-info.yaml as the catalog, and builds and reloads it
+    /// on every saved change.
+    Dev {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:7007")]
+        addr: SocketAddr,
+        /// A setting the plugin reads through `config`, key=value.
+        #[arg(long = "set")]
+        settings: Vec<String>,
+    },
     /// Calls a plugin built in any language in a host of its own and prints
     /// its answer as JSON: cards (the default), facts, events, actions, or
     /// run:<action-id>. Opens no store of yours.
@@ -336,6 +349,22 @@ fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
         PluginCommand::Build { dir } => {
             let built = greenroom::plugins::build::build(&dir)?;
             println!("built {}", built.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginCommand::Dev {
+            dir,
+            addr,
+            settings,
+        } => {
+            tokio::runtime::Runtime::new()?.block_on(async {
+                let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                    format!("cannot listen on {addr}; choose another with --addr")
+                })?;
+                greenroom::dev::dev(&dir, listener, &settings, async {
+                    let _ = tokio::signal::ctrl_c().await;
+                })
+                .await
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Run(request) => {
