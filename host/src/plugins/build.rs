@@ -138,12 +138,13 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     let manifest = manifest(&dir)?;
     let work = dir.join(".greenroom");
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+    let wit = wit_dir(&dir, &work)?;
     let component = match toolchain {
         Toolchain::Rust => unreachable!("built above"),
-        Toolchain::Python => python(&dir, &work)?,
-        Toolchain::JavaScript => javascript(&dir, &work)?,
-        Toolchain::Go => go(&dir, &work)?,
-        Toolchain::C => c(&dir, &work)?,
+        Toolchain::Python => python(&dir, &wit, &work)?,
+        Toolchain::JavaScript => javascript(&dir, &wit, &work)?,
+        Toolchain::Go => go(&dir, &wit, &work)?,
+        Toolchain::C => c(&dir, &wit, &work)?,
     };
     let bytes = manifest
         .embed(&component)
@@ -254,7 +255,7 @@ fn rust(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(out)
 }
 
-fn python(dir: &Path, work: &Path) -> anyhow::Result<Vec<u8>> {
+fn python(dir: &Path, wit: &Path, work: &Path) -> anyhow::Result<Vec<u8>> {
     let tool = Path::new("componentize-py");
     if !runs(tool, "--version") {
         pip_install(
@@ -265,7 +266,9 @@ fn python(dir: &Path, work: &Path) -> anyhow::Result<Vec<u8>> {
     let raw = work.join("raw.wasm");
     run(
         Command::new(tool)
-            .args(["-d", "wit", "-w", "plugin", "componentize", "app", "-o"])
+            .arg("-d")
+            .arg(wit)
+            .args(["-w", "plugin", "componentize", "app", "-o"])
             .arg(&raw)
             .current_dir(dir),
         "app.py must implement the exports of the world `plugin` in wit/world.wit",
@@ -278,10 +281,10 @@ fn python(dir: &Path, work: &Path) -> anyhow::Result<Vec<u8>> {
 const COMPONENTIZE_JS_SCRIPT: &str = r#"
 import { componentize } from "@bytecodealliance/componentize-js";
 import { writeFile } from "node:fs/promises";
-const [source, output] = process.argv.slice(1);
+const [source, output, witPath] = process.argv.slice(1);
 const { component } = await componentize({
   sourcePath: source,
-  witPath: "wit",
+  witPath,
   worldName: "plugin",
   // What a plugin does not use is not imported: the host gives no clocks,
   // randomness or HTTP to JavaScript beyond the contract's own.
@@ -290,7 +293,7 @@ const { component } = await componentize({
 await writeFile(output, component);
 "#;
 
-fn javascript(dir: &Path, work: &Path) -> anyhow::Result<Vec<u8>> {
+fn javascript(dir: &Path, wit: &Path, work: &Path) -> anyhow::Result<Vec<u8>> {
     let version = Command::new("node")
         .arg("--version")
         .output()
@@ -334,19 +337,86 @@ fn javascript(dir: &Path, work: &Path) -> anyhow::Result<Vec<u8>> {
         Command::new("node")
             .args(["--input-type=module", "-e", COMPONENTIZE_JS_SCRIPT, source])
             .arg(&raw)
+            .arg(wit)
             .current_dir(dir),
         &format!("{source} must export the interfaces of the world `plugin` in wit/world.wit"),
     )?;
     std::fs::read(&raw).with_context(|| format!("componentize-js wrote no {}", raw.display()))
 }
 
-/// The plugin's world: `plugin` in `wit/` (with the contract in
-/// `wit/deps/`).
-fn world(dir: &Path) -> anyhow::Result<(Resolve, WorldId)> {
+/// The released contracts this binary carries, by version.
+const CONTRACTS: &[(&str, &str)] = &[
+    (
+        "0.1.0",
+        include_str!("../../../wit/0.1.0/greenroom-plugin.wit"),
+    ),
+    (
+        "0.2.0",
+        include_str!("../../../wit/0.2.0/greenroom-plugin.wit"),
+    ),
+];
+
+/// The folder of the plugin's world with the contract it includes: `wit/`
+/// itself when it has `deps/`, else a copy in `.greenroom/wit/` given the
+/// contract this binary carries, of the version the world names (so a
+/// plugin's folder need not carry the contract).
+fn wit_dir(dir: &Path, work: &Path) -> anyhow::Result<PathBuf> {
     let wit = dir.join("wit");
+    if wit.join("deps").is_dir() {
+        return Ok(wit);
+    }
+    let world = wit.join("world.wit");
+    let text = std::fs::read_to_string(&world).with_context(|| {
+        format!(
+            "cannot read {}: a plugin folder has its world there (`greenroom plugin new` writes one)",
+            world.display()
+        )
+    })?;
+    let named = text
+        .split("greenroom:plugin/")
+        .skip(1)
+        .filter_map(|rest| {
+            let rest = rest.split(|c: char| c == ';' || c.is_whitespace()).next()?;
+            Some(rest.split_once('@')?.1.to_string())
+        })
+        .next()
+        .unwrap_or_else(|| super::runtime::CONTRACT_VERSION.to_string());
+    let contract = CONTRACTS
+        .iter()
+        .find(|(v, _)| *v == named)
+        .map(|(_, text)| *text)
+        .with_context(|| {
+            format!(
+                "{} includes greenroom:plugin@{named}, a contract this greenroom does not carry ({}); name one of those, or put the contract in wit/deps/",
+                world.display(),
+                CONTRACTS.iter().map(|(v, _)| *v).collect::<Vec<_>>().join(", ")
+            )
+        })?;
+    let copy = work.join("wit");
+    let _ = std::fs::remove_dir_all(&copy);
+    std::fs::create_dir_all(copy.join("deps/greenroom-plugin"))?;
+    for entry in
+        std::fs::read_dir(&wit).with_context(|| format!("cannot read {}", wit.display()))?
+    {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "wit") {
+            std::fs::copy(&path, copy.join(path.file_name().unwrap_or_default()))
+                .with_context(|| format!("cannot copy {}", path.display()))?;
+        }
+    }
+    std::fs::write(
+        copy.join("deps/greenroom-plugin/greenroom-plugin.wit"),
+        contract,
+    )?;
+    Ok(copy)
+}
+
+/// The plugin's world: `plugin` in `wit` (with the contract in its
+/// `deps/`).
+fn world(wit: &Path) -> anyhow::Result<(Resolve, WorldId)> {
     let mut resolve = Resolve::default();
     let (package, _) = resolve
-        .push_dir(&wit)
+        .push_dir(wit)
         .with_context(|| format!("cannot read the plugin's world in {}", wit.display()))?;
     let world = resolve
         .select_world(&[package], Some("plugin"))
@@ -413,9 +483,9 @@ fn go_command() -> anyhow::Result<PathBuf> {
     })
 }
 
-fn go(dir: &Path, work: &Path) -> anyhow::Result<Vec<u8>> {
+fn go(dir: &Path, wit: &Path, work: &Path) -> anyhow::Result<Vec<u8>> {
     let go = go_command()?;
-    let (mut resolve, world) = world(dir)?;
+    let (mut resolve, world) = world(wit)?;
     // The support package the bindings import, where go.mod's replace
     // points.
     let pkg = work.join("go-pkg");
@@ -478,8 +548,8 @@ fn c_sources(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// What clang needs to build for wasm32-wasi on Debian and Ubuntu.
 pub const CLANG_PACKAGES: &str = "apt-get install clang lld wasi-libc libclang-rt-dev-wasm32 (on older releases libclang-rt-14-dev-wasm32)";
 
-fn c(dir: &Path, work: &Path) -> anyhow::Result<Vec<u8>> {
-    let (mut resolve, world) = world(dir)?;
+fn c(dir: &Path, wit: &Path, work: &Path) -> anyhow::Result<Vec<u8>> {
+    let (mut resolve, world) = world(wit)?;
     let bindings = dir.join("bindings");
     let mut files = wit_bindgen_core::Files::default();
     wit_bindgen_c::Opts::default()
