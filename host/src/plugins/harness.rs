@@ -20,6 +20,8 @@ pub struct Builder {
     entities: Vec<String>,
     catalog_files: Vec<PathBuf>,
     hosts: Vec<String>,
+    /// A loopback server standing in for the hosts the manifest names.
+    stand_in: Option<String>,
     secrets: Vec<String>,
     settings: Vec<(String, String)>,
 }
@@ -37,6 +39,7 @@ impl Harness {
             entities: Vec::new(),
             catalog_files: Vec::new(),
             hosts: Vec::new(),
+            stand_in: None,
             secrets: Vec::new(),
             settings: Vec::new(),
         }
@@ -70,6 +73,15 @@ impl Builder {
         self
     }
 
+    /// Grants `origin`, a server of recorded answers standing in for the
+    /// hosts the plugin's manifest names: the plugin may reach it (and send
+    /// its secrets there) though its manifest does not ask for it.
+    pub fn stand_in(mut self, origin: &str) -> Self {
+        self.hosts.push(origin.to_string());
+        self.stand_in = Some(origin.to_string());
+        self
+    }
+
     /// Grants a secret and gives it a value (through the environment
     /// variable `GREENROOM_SECRET_<NAME>`, shared by the whole process).
     pub fn secret(mut self, name: &str, value: &str) -> Self {
@@ -83,8 +95,7 @@ impl Builder {
     pub fn build(self) -> anyhow::Result<Harness> {
         let dir = tempfile::tempdir()?;
         std::fs::create_dir_all(dir.path().join("plugins"))?;
-        std::fs::copy(&self.wasm, dir.path().join("plugins/plugin.wasm"))
-            .with_context(|| format!("cannot read {}", self.wasm.display()))?;
+
         let mut targets = Vec::new();
         if !self.entities.is_empty() {
             let file = dir.path().join("catalog.yaml");
@@ -98,10 +109,21 @@ impl Builder {
                 .join(", ")
         };
         // Grants are by plugin id, read from the plugin itself.
-        let bytes = std::fs::read(&self.wasm)?;
-        let id = super::Manifest::from_wasm(&bytes)
-            .map_err(|e| anyhow!("{}: {e}", self.wasm.display()))?
-            .id;
+        let mut bytes = std::fs::read(&self.wasm)
+            .with_context(|| format!("cannot read {}", self.wasm.display()))?;
+        let mut manifest = super::Manifest::from_wasm(&bytes)
+            .map_err(|e| anyhow!("{}: {e}", self.wasm.display()))?;
+        if let Some(origin) = &self.stand_in
+            && !manifest
+                .hosts
+                .iter()
+                .any(|h| h == super::manifest::ANY_HOST)
+        {
+            manifest.hosts.push(origin.clone());
+            bytes = manifest.replace_in(&bytes)?;
+        }
+        std::fs::write(dir.path().join("plugins/plugin.wasm"), &bytes)?;
+        let id = manifest.id;
         let mut config = format!(
             "[server]\ndata_dir = \"data\"\n[plugins]\ndir = \"plugins\"\nfacts_interval = \"0s\"\nevents_interval = \"0s\"\n[[plugins.grants]]\nid = \"{id}\"\nhosts = [{}]\nsecrets = [{}]\n[plugins.config.\"{id}\"]\n",
             quote(&self.hosts),
@@ -294,8 +316,9 @@ pub struct Run {
     /// An origin the plugin may reach, e.g. https://api.github.com.
     #[arg(long = "host")]
     pub hosts: Vec<String>,
-    /// Serves this folder on a loopback port as the plugin's upstream
-    /// (granted to it): GET /a/b answers the file a/b.
+    /// Serves this folder on a loopback port in place of the hosts the
+    /// plugin's manifest names (granted to it, with its secrets): GET /a/b
+    /// answers the file a/b.
     #[arg(long)]
     pub upstream: Option<PathBuf>,
     /// The JSON input of run:<action-id>, checked against the action's
@@ -332,8 +355,11 @@ pub fn run(request: &Run) -> anyhow::Result<Value> {
     let served = request.upstream.as_deref().map(serve_folder).transpose()?;
     let origin = served.as_ref().map(|(origin, _)| origin.clone());
     let mut harness = Harness::builder(&request.file).catalog_file(&request.entity);
-    for host in request.hosts.iter().chain(&origin) {
+    for host in &request.hosts {
         harness = harness.grant_host(host);
+    }
+    if let Some(origin) = &origin {
+        harness = harness.stand_in(origin);
     }
     for pair in &request.settings {
         let (key, value) = pair
