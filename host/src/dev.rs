@@ -41,21 +41,35 @@ enum Built {
     Failed,
 }
 
+/// What `greenroom plugin dev` is given besides the folder.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The plugin's settings, `key=value`.
+    pub settings: Vec<String>,
+    /// Origins granted beyond those the manifest names (for a manifest
+    /// that asks for any host, `*`).
+    pub hosts: Vec<String>,
+}
+
 /// Runs the dev loop for the plugin folder `dir`, serving its portal on
-/// `listener`, until `shutdown` resolves. `settings` are the plugin's
-/// `key=value` settings.
+/// `listener`, until `shutdown` resolves.
 pub async fn dev(
     dir: &Path,
     listener: tokio::net::TcpListener,
-    settings: &[String],
+    options: &Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let dir = std::path::absolute(dir).with_context(|| format!("bad folder {}", dir.display()))?;
     crate::plugins::build::Toolchain::of(&dir)?;
-    let mut config = Config::in_dir(&dir.join(".greenroom/dev"));
+    for host in &options.hosts {
+        crate::net::Origin::parse(host).map_err(|e| anyhow::anyhow!("--host {host}: {e}"))?;
+    }
+    let home = dir.join(".greenroom/dev");
+    std::fs::create_dir_all(&home).with_context(|| format!("cannot create {}", home.display()))?;
+    let mut config = Config::in_dir(&home);
     config.server.data_dir = PathBuf::from(".");
     let mut plugin_settings = toml::Table::new();
-    for pair in settings {
+    for pair in &options.settings {
         let (key, value) = pair
             .split_once('=')
             .with_context(|| format!("--set {pair}: write key=value"))?;
@@ -113,7 +127,7 @@ pub async fn dev(
     config.plugins.allow_actions.push(id.clone());
     let portal = crate::Portal::open(config)?;
     let state = portal.state.clone();
-    install(&state, file, &manifest).await?;
+    install(&state, file, &manifest, &options.hosts).await?;
     let url = format!("http://{}", listener.local_addr()?);
     eprintln!(
         "serving {id} on {url}: its cards are on every entity page of {url}/catalog (API: {url}/api/cards/<kind>/<namespace>/<name>); save a change to rebuild"
@@ -124,7 +138,7 @@ pub async fn dev(
             result = &mut serving => return result?,
             next = built.recv() => match next {
                 Some(Built::Ok { file, manifest }) if manifest.id == id => {
-                    install(&state, file, &manifest).await?;
+                    install(&state, file, &manifest, &options.hosts).await?;
                 }
                 Some(Built::Ok { manifest, .. }) => eprintln!(
                     "the plugin's id changed from {id} to {}: stop and start `greenroom plugin dev` again",
@@ -138,26 +152,41 @@ pub async fn dev(
 }
 
 /// Loads the plugin built in `file` into the portal (replacing the last
-/// build), grants it what its manifest asks for, says whether it loaded,
-/// and asks it for facts and events at once.
+/// build), grants it what its manifest asks for (and `extra` origins),
+/// says whether it loaded, and asks it for facts and events at once.
 async fn install(
     state: &crate::api::AppState,
     file: PathBuf,
     manifest: &Manifest,
+    extra: &[String],
 ) -> anyhow::Result<()> {
     let plugins = state.plugins.clone();
     let insights = state.insights.clone();
     let manifest = manifest.clone();
+    let any = crate::plugins::manifest::ANY_HOST;
+    let hosts: Vec<String> = manifest
+        .hosts
+        .iter()
+        .filter(|h| *h != any)
+        .chain(extra)
+        .cloned()
+        .collect();
+    if manifest.hosts.iter().any(|h| h == any) && extra.is_empty() {
+        eprintln!(
+            "{} asks for any host: grant the ones it uses with --host https://…",
+            manifest.id
+        );
+    }
     tokio::task::spawn_blocking(move || {
         plugins.load_file(&file);
         let wanted = crate::store::StoredGrants {
-            hosts: manifest.hosts.clone(),
+            hosts: hosts.clone(),
             secrets: manifest.secrets.clone(),
-            // Each secret may go to every origin the manifest names.
+            // Each secret may go to every origin granted.
             secret_hosts: manifest
                 .secrets
                 .iter()
-                .map(|s| (s.clone(), manifest.hosts.clone()))
+                .map(|s| (s.clone(), hosts.clone()))
                 .collect::<BTreeMap<_, _>>(),
             disabled: false,
         };

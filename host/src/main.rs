@@ -146,6 +146,10 @@ enum PluginCommand {
         /// A setting the plugin reads through `config`, key=value.
         #[arg(long = "set")]
         settings: Vec<String>,
+        /// An origin granted beyond those the manifest names, e.g. for a
+        /// manifest that asks for any host.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
     },
     /// Calls a plugin built in any language in a host of its own and prints
     /// its answer as JSON: cards (the default), facts, events, actions, or
@@ -355,12 +359,14 @@ fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
             dir,
             addr,
             settings,
+            hosts,
         } => {
             tokio::runtime::Runtime::new()?.block_on(async {
                 let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
                     format!("cannot listen on {addr}; choose another with --addr")
                 })?;
-                greenroom::dev::dev(&dir, listener, &settings, async {
+                let options = greenroom::dev::Options { settings, hosts };
+                greenroom::dev::dev(&dir, listener, &options, async {
                     let _ = tokio::signal::ctrl_c().await;
                 })
                 .await
