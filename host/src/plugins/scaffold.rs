@@ -44,6 +44,11 @@ pub enum Lang {
     C,
 }
 
+/// The Python and JavaScript helpers (card builder, facts, errors, HTTP
+/// with secrets), written beside the plugin's source.
+const PYTHON_HELPER: &str = include_str!("../../../plugin-sdk/python/greenroom_plugin.py");
+const JS_HELPER: &str = include_str!("../../../plugin-sdk/js/greenroom-plugin.js");
+
 /// What a build leaves in a plugin's folder, kept out of version control.
 const GITIGNORE: &str = "# Written by greenroom plugin build.\n/.greenroom/\n/node_modules/\n/bindings/\n/greenroom_plugin_*/\n/wit_exports.go\n*.wasm\n";
 
@@ -52,12 +57,15 @@ const GITIGNORE: &str = "# Written by greenroom plugin build.\n/.greenroom/\n/no
 fn sources(id: &str, title: &str, lang: Lang) -> Vec<(String, String)> {
     match lang {
         Lang::Rust => Vec::new(),
-        Lang::Python => vec![(
-            "app.py".into(),
-            format!(
-                "\"\"\"{title}: one card on every entity.\"\"\"\n\nimport json\n\nfrom wit_world import exports\nfrom wit_world.imports import config, types\n\n\nclass Cards(exports.Cards):\n    def cards(self, entity: types.Entity) -> list[types.Card]:\n        owner = json.loads(entity.json).get(\"spec\", {{}}).get(\"owner\", \"nobody\")\n        # A setting from [plugins.config.{id}] in greenroom.toml, if any.\n        greeting = config.get(\"greeting\") or \"Hello\"\n        return [\n            types.Card(\n                id=\"{id}\",\n                title=\"{title}\",\n                nodes=[\n                    types.Node_Heading(f\"{{greeting}}, {{entity.name}}!\"),\n                    types.Node_Field(types.Field(label=\"Owner\", value=owner, tone=None)),\n                ],\n            )\n        ]\n"
+        Lang::Python => vec![
+            (
+                "app.py".into(),
+                format!(
+                    "\"\"\"{title}: one card on every entity.\"\"\"\n\nfrom greenroom_plugin import CardBuilder, Tone, entity_value\nfrom wit_world import exports\nfrom wit_world.imports import config, types\n\n\nclass Cards(exports.Cards):\n    def cards(self, entity: types.Entity) -> list[types.Card]:\n        # An export fails with `raise not_applicable()`, `upstream(\"why\")`, ...\n        owner = entity_value(entity).get(\"spec\", {{}}).get(\"owner\", \"nobody\")\n        # A setting from [plugins.config.{id}] in greenroom.toml, if any.\n        greeting = config.get(\"greeting\") or \"Hello\"\n        return [\n            CardBuilder(\"{id}\", \"{title}\")\n            .heading(f\"{{greeting}}, {{entity.name}}!\")\n            .field(\"Owner\", owner)\n            .badge(entity.kind, Tone.INFO)\n            .build()\n        ]\n"
+                ),
             ),
-        )],
+            ("greenroom_plugin.py".into(), PYTHON_HELPER.into()),
+        ],
         Lang::Js => vec![
             (
                 "package.json".into(),
@@ -69,10 +77,11 @@ fn sources(id: &str, title: &str, lang: Lang) -> Vec<(String, String)> {
             (
                 "app.js".into(),
                 format!(
-                    "// {title}: one card on every entity.\n//\n// Each interface the world exports is an exported object; an error is\n// thrown as {{ tag: \"not-applicable\" }}, {{ tag: \"upstream\", val: \"why\" }}, ...\nimport {{ get }} from \"greenroom:plugin/config@{v}\";\n\nexport const cards = {{\n  cards(entity) {{\n    const owner = JSON.parse(entity.json).spec?.owner ?? \"nobody\";\n    // A setting from [plugins.config.{id}] in greenroom.toml, if any.\n    const greeting = get(\"greeting\") ?? \"Hello\";\n    return [\n      {{\n        id: \"{id}\",\n        title: \"{title}\",\n        nodes: [\n          {{ tag: \"heading\", val: `${{greeting}}, ${{entity.name}}!` }},\n          {{ tag: \"field\", val: {{ label: \"Owner\", value: owner }} }},\n        ],\n      }},\n    ];\n  }},\n}};\n",
+                    "// {title}: one card on every entity.\n//\n// Each interface the world exports is an exported object; an export\n// fails by throwing notApplicable(), upstream(\"why\"), ...\nimport {{ get }} from \"greenroom:plugin/config@{v}\";\nimport {{ CardBuilder, entityValue }} from \"./greenroom-plugin.js\";\n\nexport const cards = {{\n  cards(entity) {{\n    const owner = entityValue(entity).spec?.owner ?? \"nobody\";\n    // A setting from [plugins.config.{id}] in greenroom.toml, if any.\n    const greeting = get(\"greeting\") ?? \"Hello\";\n    return [\n      new CardBuilder(\"{id}\", \"{title}\")\n        .heading(`${{greeting}}, ${{entity.name}}!`)\n        .field(\"Owner\", owner)\n        .badge(entity.kind, \"info\")\n        .build(),\n    ];\n  }},\n}};\n",
                     v = super::runtime::CONTRACT_VERSION
                 ),
             ),
+            ("greenroom-plugin.js".into(), JS_HELPER.into()),
         ],
         Lang::Go => vec![
             ("go.mod".into(), super::build::GO_MOD.into()),
@@ -195,12 +204,12 @@ fn readme(id: &str, title: &str, lang: Lang) -> String {
         ),
         Lang::Python => (
             "Python",
-            "`app.py`",
+            "`app.py` (`greenroom_plugin.py` beside it is the helper: card builder, facts, errors, HTTP with secrets)",
             "componentize-py (`python3 -m pip install componentize-py==0.25.1`; `plugin build` installs it when missing)",
         ),
         Lang::Js => (
             "JavaScript",
-            "`app.js`",
+            "`app.js` (`greenroom-plugin.js` beside it is the helper: card builder, facts, errors, HTTP with secrets)",
             "Node.js 20 or later; `plugin build` runs `npm install` for componentize-js when `node_modules/` is missing",
         ),
         Lang::Go => (
