@@ -387,6 +387,21 @@ fn plugin_build_names_what_is_wrong_with_a_folder() {
     assert!(err.contains("wit"), "{err}");
     assert!(err.contains("cannot read the plugin's world"), "{err}");
 
+    // Without wit/deps/, the build supplies the contract the world names,
+    // if this greenroom carries it.
+    let root = new("c-future", Lang::C, away.path()).unwrap();
+    std::fs::remove_dir_all(root.join("wit/deps")).unwrap();
+    std::fs::write(
+        root.join("wit/world.wit"),
+        "package local:x;\nworld plugin { include greenroom:plugin/export-cards@9.9.9; }\n",
+    )
+    .unwrap();
+    let err = format!("{:#}", greenroom::plugins::build::build(&root).unwrap_err());
+    assert!(
+        err.contains("includes greenroom:plugin@9.9.9, a contract this greenroom does not carry (0.1.0, 0.2.0)"),
+        "{err}"
+    );
+
     // A C plugin whose code does not implement its world's export.
     let root = new("c-missing", Lang::C, away.path()).unwrap();
     std::fs::write(root.join("plugin.c"), "int unrelated(void) { return 1; }\n").unwrap();
@@ -411,4 +426,168 @@ fn plugin_new_refuses_bad_names_and_existing_folders() {
     new("twice", Lang::Python, away.path()).unwrap();
     let err = new("twice", Lang::Rust, away.path()).unwrap_err();
     assert!(err.to_string().contains("exists already"), "{err}");
+}
+
+/// `greenroom plugin dev`: the folder is built and served with its sample
+/// entity; a broken save keeps the last good build serving, and a good
+/// save is built and replaces the plugin in the running portal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_dev_rebuilds_on_save_and_serves_the_new_card() {
+    use greenroom::plugins::scaffold::{Lang, new};
+    let away = tempfile::tempdir().unwrap();
+    let root = new("dev-loop", Lang::C, away.path()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let dir = root.clone();
+    let dev = tokio::spawn(async move {
+        let options = greenroom::dev::Options {
+            settings: vec!["greeting=Hej".into()],
+            ..Default::default()
+        };
+        greenroom::dev::dev(&dir, listener, &options, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    let http = reqwest::Client::new();
+    // The heading of the plugin's card, once the portal answers with one.
+    let heading = || async {
+        let cards: serde_json::Value = http
+            .get(format!("{base}/api/cards/component/default/sample"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        cards["cards"]
+            .as_array()?
+            .iter()
+            .find(|c| c["plugin"] == "dev-loop")
+            .map(|c| {
+                c["nodes"][0]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+    };
+    let wait_for = |wanted: &'static str| async move {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            let seen = heading().await;
+            if seen.as_deref() == Some(wanted) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the card never read {wanted:?}; last {seen:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    };
+    wait_for("Hej, sample!").await;
+
+    let source = root.join("plugin.c");
+    let good = std::fs::read_to_string(&source).unwrap();
+    assert!(good.contains("\"%.*s, %.*s!\""), "the template changed");
+    std::fs::write(&source, "this is not C\n").unwrap();
+    // The broken save is built (and fails) before the good one below; the
+    // last good build keeps serving meanwhile.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(heading().await.as_deref(), Some("Hej, sample!"));
+    std::fs::write(&source, good.replace("\"%.*s, %.*s!\"", "\"%.*s, %.*s?\"")).unwrap();
+    wait_for("Hej, sample?").await;
+
+    stop.send(()).unwrap();
+    dev.await.unwrap().unwrap();
+}
+
+/// The Python helper `plugin new` writes beside `app.py`: a world that
+/// imports `http` reads JSON with a secret the host fills in, builds a card
+/// with cells, and fails as "not applicable" or "upstream" through the
+/// helper's errors.
+#[test]
+fn the_python_helper_reads_json_with_a_secret_and_fails_honestly() {
+    use greenroom::plugins::scaffold::{Lang, new};
+    let away = tempfile::tempdir().unwrap();
+    let root = new("status", Lang::Python, away.path()).unwrap();
+    std::fs::write(
+        root.join("wit/world.wit"),
+        "package local:status;\n\nworld plugin {\n    include greenroom:plugin/import-http@0.2.0;\n    include greenroom:plugin/import-config@0.2.0;\n    include greenroom:plugin/export-cards@0.2.0;\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("manifest.json"),
+        r#"{"id": "status", "name": "Status", "version": "0.1.0", "hosts": ["https://status.example.com"], "secrets": ["STATUS_TOKEN"]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("app.py"),
+        r#"from greenroom_plugin import CardBuilder, Tone, annotation, badge_cell, get_json, not_applicable, secret_header
+from wit_world import exports
+from wit_world.imports import config
+
+
+class Cards(exports.Cards):
+    def cards(self, entity):
+        page = annotation(entity, "status/page")
+        if page is None:
+            raise not_applicable()
+        base = config.get("base_url") or "https://status.example.com"
+        status = get_json(f"{base}/pages/{page}", [secret_header("STATUS_TOKEN")], what="the status page")
+        tone = Tone.GOOD if status["indicator"] == "none" else Tone.WARNING
+        return [
+            CardBuilder("status", "Status")
+            .badge(status["indicator"], tone)
+            .table(["Component", "Status"], [[c["name"], badge_cell(c["status"])] for c in status["components"]])
+            .build()
+        ]
+"#,
+    )
+    .unwrap();
+    let plugin = greenroom::plugins::build::build(&root)
+        .unwrap_or_else(|e| panic!("plugin build of the status plugin: {e:#}"));
+    let upstream = FakeUpstream::start(&[
+        (
+            "/pages/pay",
+            200,
+            r#"{"indicator": "minor", "components": [{"name": "API", "status": "degraded"}]}"#,
+        ),
+        ("/pages/broken", 500, r#"{"error": "maintenance"}"#),
+    ]);
+    let with = |name: &str, page: Option<&str>| {
+        let annotation = page.map_or(String::new(), |p| {
+            format!("  annotations:\n    status/page: {p}\n")
+        });
+        format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n{annotation}spec:\n  type: service\n  lifecycle: production\n  owner: team-a\n"
+        )
+    };
+    let h = Harness::builder(&plugin)
+        .entity(&with("pay", Some("pay")))
+        .entity(&with("broken", Some("broken")))
+        .entity(&with("plain", None))
+        .stand_in(&upstream.origin())
+        .setting("base_url", &upstream.origin())
+        .secret("STATUS_TOKEN", "status-secret")
+        .build()
+        .unwrap();
+    let cards = h.cards("pay").unwrap();
+    assert_eq!(
+        cards[0]["nodes"][0],
+        serde_json::json!({"type": "badge", "label": "minor", "tone": "warning"})
+    );
+    assert_eq!(
+        cards[0]["nodes"][1]["rows"][0][1]["label"], "degraded",
+        "{cards:?}"
+    );
+    assert_eq!(
+        upstream.requests()[0].authorization.as_deref(),
+        Some("Bearer status-secret")
+    );
+    let broken = h.cards("broken").unwrap_err().to_string();
+    assert!(broken.contains("the status page answered 500"), "{broken}");
+    let plain = h.cards("plain").unwrap_err().to_string();
+    assert!(plain.contains("has nothing for this entity"), "{plain}");
 }

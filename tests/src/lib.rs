@@ -11,6 +11,7 @@ mod catalog_api;
 mod compat;
 mod coverage;
 mod demo;
+mod examples;
 mod github;
 mod harness;
 mod hostile;

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use greenroom::api::AppState;
@@ -231,21 +232,34 @@ pub fn relations(entity: &Value) -> Vec<String> {
 }
 
 /// A loopback HTTP server serving files from a folder; a file whose name
-/// starts with `hang` never answers, and anything missing is a 404.
+/// starts with `hang` never answers, and anything missing is a 404. It
+/// records each request's path (with its query) and `Authorization`.
+/// Requests received: path with query, `Authorization`.
+type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 pub struct FileServer {
     pub addr: SocketAddr,
     pub root: PathBuf,
+    seen: Seen,
     _stop: oneshot::Sender<()>,
 }
 
 impl FileServer {
     pub async fn start(root: &Path) -> FileServer {
         use axum::extract::{Path as UrlPath, State};
-        use axum::http::StatusCode;
+        use axum::http::{HeaderMap, StatusCode, Uri};
+        type Served = (PathBuf, Seen);
         async fn file(
-            State(root): State<PathBuf>,
+            State((root, seen)): State<Served>,
+            uri: Uri,
+            headers: HeaderMap,
             UrlPath(path): UrlPath<String>,
         ) -> Result<String, StatusCode> {
+            let authorization = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            seen.lock().unwrap().push((uri.to_string(), authorization));
             if path
                 .rsplit('/')
                 .next()
@@ -256,9 +270,10 @@ impl FileServer {
             }
             std::fs::read_to_string(root.join(&path)).map_err(|_| StatusCode::NOT_FOUND)
         }
+        let seen = Arc::new(Mutex::new(Vec::new()));
         let app = axum::Router::new()
             .route("/{*path}", axum::routing::get(file))
-            .with_state(root.to_path_buf());
+            .with_state((root.to_path_buf(), seen.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -273,8 +288,19 @@ impl FileServer {
         FileServer {
             addr,
             root: root.to_path_buf(),
+            seen,
             _stop: stop,
         }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The requests received so far: path with query, `Authorization`.
+    pub fn requests(&self) -> Vec<(String, Option<String>)> {
+        self.seen.lock().unwrap().clone()
     }
 
     pub fn url(&self, path: &str) -> String {
