@@ -63,3 +63,14 @@ fn a_c_component_built_against_0_1_0_serves_its_card() {
         "{cards}"
     );
 }
+
+/// Go, through wit-bindgen's Go generator and WASI's preview1 adapter.
+#[test]
+fn a_go_component_built_against_0_1_0_serves_its_card() {
+    let cards = call("go-hello.wasm", "cards");
+    assert_eq!(
+        cards["cards"][0]["nodes"][0],
+        serde_json::json!({"type": "heading", "text": "Hello from Go, checkout!"}),
+        "{cards}"
+    );
+}

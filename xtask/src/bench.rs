@@ -765,7 +765,22 @@ fn plugins(calls: usize) -> anyhow::Result<()> {
             humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         ));
     }
-    for (name, figures) in [("js-hello", javascript), ("python-hello", python)] {
+    // Go and C, as committed for the compatibility suite (their cards need
+    // no upstream): Go carries its runtime and garbage collector, C nothing.
+    let root = tools::workspace_root()?;
+    let mut compiled = Vec::new();
+    for (name, file) in [
+        ("go-hello 0.1.0", "tests/compat/0.1.0/go-hello.wasm"),
+        ("c-hello 0.1.0", "tests/compat/0.1.0/c-hello.wasm"),
+    ] {
+        let file = root.join(file);
+        let figures = plugin_bench(&bin, &config, &file, calls.min(2000))?;
+        let size = std::fs::metadata(&file)?.len() as f64 / 1e6;
+        compiled.push((format!("{name} ({size:.1} MB)"), Some(figures)));
+    }
+    compiled.push(("js-hello".into(), javascript));
+    compiled.push(("python-hello".into(), python));
+    for (name, figures) in compiled {
         let Some((cold, cached, p50, p99)) = figures else {
             continue;
         };
