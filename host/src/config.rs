@@ -960,7 +960,7 @@ impl Config {
                     )
                 })?
             } else {
-                crate::ingest::yaml::parse_documents(&text)
+                crate::yaml::parse_documents(&text)
                     .map_err(|e| anyhow::anyhow!("custom kind {}: {}:{e}", k.kind, path.display()))?
                     .into_iter()
                     .next()

@@ -286,7 +286,7 @@ impl TechDocsSource {
         let config = ["mkdocs.yml", "mkdocs.yaml"]
             .iter()
             .find_map(|name| read(&format!("{dir}/{name}")))?;
-        let config = crate::ingest::yaml::parse_documents(&config)
+        let config = crate::yaml::parse_documents(&config)
             .ok()
             .and_then(|docs| docs.into_iter().next())
             .map(|d| d.value)

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod config;
 pub mod dev;
 pub mod docs;
+pub mod harness;
 pub mod ingest;
 pub mod metrics;
 pub mod net;
@@ -20,10 +21,19 @@ pub mod plugins;
 pub mod scheduler;
 pub mod search;
 pub mod store;
+pub mod yaml;
 
 use std::sync::Arc;
 
 use anyhow::Context;
+
+/// The kinds a catalog accepts: the built-in ones, the config's custom
+/// kinds, and the spec checks other parts of the host register (campaigns).
+pub fn kinds(config: &config::Config) -> anyhow::Result<catalog::Kinds> {
+    let mut kinds = config.kinds()?;
+    campaigns::register(&mut kinds);
+    Ok(kinds)
+}
 
 /// Everything a running portal needs, built from a config.
 pub struct Portal {
@@ -38,7 +48,7 @@ impl Portal {
     pub fn open(config: config::Config) -> anyhow::Result<Portal> {
         // Metrics are recorded from the first request on.
         metrics::handle();
-        let kinds = config.kinds()?;
+        let kinds = kinds(&config)?;
         let store = Arc::new(store::Store::open(&config.store_path())?);
         for l in &config.catalog.locations {
             store

@@ -154,7 +154,7 @@ enum PluginCommand {
     /// Calls a plugin built in any language in a host of its own and prints
     /// its answer as JSON: cards (the default), facts, events, actions, or
     /// run:<action-id>. Opens no store of yours.
-    Run(greenroom::plugins::harness::Run),
+    Run(greenroom::harness::Run),
     /// Measures a plugin: cold compile, cached load, fresh-instance cards calls.
     Bench {
         file: PathBuf,
@@ -374,7 +374,7 @@ fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PluginCommand::Run(request) => {
-            let answer = greenroom::plugins::harness::run(&request)?;
+            let answer = greenroom::harness::run(&request)?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -500,7 +500,7 @@ fn validate(config: Config, paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
 
 fn ingestor(config: &Config) -> anyhow::Result<greenroom::ingest::Ingestor> {
     Ok(greenroom::ingest::Ingestor::new(
-        std::sync::Arc::new(config.kinds()?),
+        std::sync::Arc::new(greenroom::kinds(config)?),
         greenroom::ingest::Reader::for_catalog(config)?,
         std::env::current_dir()?,
         greenroom::ingest::RefreshLimits::of(&config.catalog),

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use greenroom::plugins::harness::{Run, run};
+use greenroom::harness::{Run, run};
 use serde_json::Value;
 
 fn built(name: &str) -> PathBuf {

@@ -161,7 +161,7 @@ fn plugin_output_goes_to_the_log_with_its_id() {
 /// the files beside it.
 #[test]
 fn plugin_run_calls_a_plugin_with_files_beside_the_entity() {
-    use greenroom::plugins::harness::{Run, run};
+    use greenroom::harness::{Run, run};
     let dir = tempfile::tempdir().unwrap();
     let entity = dir.path().join("catalog-info.yaml");
     std::fs::write(
@@ -206,7 +206,7 @@ fn plugin_run_calls_a_plugin_with_files_beside_the_entity() {
 /// granted to the plugin, and `{upstream}` in a setting is its address.
 #[test]
 fn plugin_run_serves_recorded_answers_as_the_upstream() {
-    use greenroom::plugins::harness::{Run, run};
+    use greenroom::harness::{Run, run};
     let dir = tempfile::tempdir().unwrap();
     let entity = dir.path().join("catalog-info.yaml");
     std::fs::write(
@@ -245,7 +245,7 @@ fn plugin_run_serves_recorded_answers_as_the_upstream() {
 /// this repository (the SDK comes with it) and serves its card.
 #[test]
 fn a_new_rust_plugin_builds_and_shows_its_card() {
-    use greenroom::plugins::harness::{Run, run};
+    use greenroom::harness::{Run, run};
     use greenroom::plugins::scaffold::{Lang, new};
     let away = tempfile::tempdir().unwrap();
     let root = new("my-checks", Lang::Rust, away.path()).unwrap();
@@ -269,7 +269,7 @@ fn a_new_rust_plugin_builds_and_shows_its_card() {
 /// its language's toolchain, its world imports only `config` of the host
 /// (so its manifest needs no hosts), and it serves its card with a setting.
 fn a_new_plugin_builds_and_shows_its_card(lang: greenroom::plugins::scaffold::Lang, id: &str) {
-    use greenroom::plugins::harness::{Run, run};
+    use greenroom::harness::{Run, run};
     use greenroom::plugins::scaffold::{Lang, new};
     let away = tempfile::tempdir().unwrap();
     let root = new(id, lang, away.path()).unwrap();
@@ -503,15 +503,25 @@ async fn plugin_dev_rebuilds_on_save_and_serves_the_new_card() {
     dev.await.unwrap().unwrap();
 }
 
-/// The Python helper `plugin new` writes beside `app.py`: a world that
-/// imports `http` reads JSON with a secret the host fills in, builds a card
-/// with cells, and fails as "not applicable" or "upstream" through the
-/// helper's errors.
-#[test]
-fn the_python_helper_reads_json_with_a_secret_and_fails_honestly() {
+/// The helpers `plugin new` writes beside `app.py` and `app.js`: a world
+/// that imports `http` reads JSON with a secret the host fills in, builds
+/// a card with cells, and fails as "not applicable" or "upstream" through
+/// the helpers' errors.
+fn a_helper_reads_json_with_a_secret_and_fails_honestly(
+    lang: greenroom::plugins::scaffold::Lang,
+    app: (&str, &str),
+) {
     use greenroom::plugins::scaffold::{Lang, new};
     let away = tempfile::tempdir().unwrap();
-    let root = new("status", Lang::Python, away.path()).unwrap();
+    let root = new("status", lang, away.path()).unwrap();
+    if lang == Lang::Js {
+        std::os::unix::fs::symlink(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../examples/plugins/js-hello/node_modules"),
+            root.join("node_modules"),
+        )
+        .unwrap();
+    }
     std::fs::write(
         root.join("wit/world.wit"),
         "package local:status;\n\nworld plugin {\n    include greenroom:plugin/import-http@0.2.0;\n    include greenroom:plugin/import-config@0.2.0;\n    include greenroom:plugin/export-cards@0.2.0;\n}\n",
@@ -522,32 +532,9 @@ fn the_python_helper_reads_json_with_a_secret_and_fails_honestly() {
         r#"{"id": "status", "name": "Status", "version": "0.1.0", "hosts": ["https://status.example.com"], "secrets": ["STATUS_TOKEN"]}"#,
     )
     .unwrap();
-    std::fs::write(
-        root.join("app.py"),
-        r#"from greenroom_plugin import CardBuilder, Tone, annotation, badge_cell, get_json, not_applicable, secret_header
-from wit_world import exports
-from wit_world.imports import config
-
-
-class Cards(exports.Cards):
-    def cards(self, entity):
-        page = annotation(entity, "status/page")
-        if page is None:
-            raise not_applicable()
-        base = config.get("base_url") or "https://status.example.com"
-        status = get_json(f"{base}/pages/{page}", [secret_header("STATUS_TOKEN")], what="the status page")
-        tone = Tone.GOOD if status["indicator"] == "none" else Tone.WARNING
-        return [
-            CardBuilder("status", "Status")
-            .badge(status["indicator"], tone)
-            .table(["Component", "Status"], [[c["name"], badge_cell(c["status"])] for c in status["components"]])
-            .build()
-        ]
-"#,
-    )
-    .unwrap();
+    std::fs::write(root.join(app.0), app.1).unwrap();
     let plugin = greenroom::plugins::build::build(&root)
-        .unwrap_or_else(|e| panic!("plugin build of the status plugin: {e:#}"));
+        .unwrap_or_else(|e| panic!("plugin build of the {lang:?} status plugin: {e:#}"));
     let upstream = FakeUpstream::start(&[
         (
             "/pages/pay",
@@ -590,4 +577,64 @@ class Cards(exports.Cards):
     assert!(broken.contains("the status page answered 500"), "{broken}");
     let plain = h.cards("plain").unwrap_err().to_string();
     assert!(plain.contains("has nothing for this entity"), "{plain}");
+}
+
+#[test]
+fn the_python_helper_reads_json_with_a_secret_and_fails_honestly() {
+    a_helper_reads_json_with_a_secret_and_fails_honestly(
+        greenroom::plugins::scaffold::Lang::Python,
+        (
+            "app.py",
+            r#"from greenroom_plugin import CardBuilder, Tone, annotation, badge_cell, get_json, not_applicable, secret_header
+from wit_world import exports
+from wit_world.imports import config
+
+
+class Cards(exports.Cards):
+    def cards(self, entity):
+        page = annotation(entity, "status/page")
+        if page is None:
+            raise not_applicable()
+        base = config.get("base_url") or "https://status.example.com"
+        status = get_json(f"{base}/pages/{page}", [secret_header("STATUS_TOKEN")], what="the status page")
+        tone = Tone.GOOD if status["indicator"] == "none" else Tone.WARNING
+        return [
+            CardBuilder("status", "Status")
+            .badge(status["indicator"], tone)
+            .table(["Component", "Status"], [[c["name"], badge_cell(c["status"])] for c in status["components"]])
+            .build()
+        ]
+"#,
+        ),
+    );
+}
+
+#[test]
+fn the_javascript_helper_reads_json_with_a_secret_and_fails_honestly() {
+    a_helper_reads_json_with_a_secret_and_fails_honestly(
+        greenroom::plugins::scaffold::Lang::Js,
+        (
+            "app.js",
+            r#"import { fetch } from "greenroom:plugin/http@0.2.0";
+import { get } from "greenroom:plugin/config@0.2.0";
+import { CardBuilder, annotation, cell, fetchJson, notApplicable, secretHeader } from "./greenroom-plugin.js";
+
+export const cards = {
+  cards(entity) {
+    const page = annotation(entity, "status/page");
+    if (!page) throw notApplicable();
+    const base = get("base_url") ?? "https://status.example.com";
+    const status = fetchJson(fetch, { url: `${base}/pages/${page}`, headers: [secretHeader("STATUS_TOKEN")] }, "the status page");
+    const tone = status.indicator === "none" ? "good" : "warning";
+    return [
+      new CardBuilder("status", "Status")
+        .badge(status.indicator, tone)
+        .table(["Component", "Status"], status.components.map((c) => [c.name, cell.badge(c.status)]))
+        .build(),
+    ];
+  },
+};
+"#,
+        ),
+    );
 }

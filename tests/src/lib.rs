@@ -4,6 +4,7 @@
 #![cfg(test)]
 
 mod access;
+mod architecture;
 mod bad_input;
 mod browser;
 mod campaigns;

@@ -260,7 +260,7 @@ async fn definition(
             "{r} has no spec.definition; only API entities carry one"
         )));
     };
-    let (document, error) = match crate::ingest::yaml::parse_documents(text) {
+    let (document, error) = match crate::yaml::parse_documents(text) {
         Ok(mut docs) if !docs.is_empty() => (docs.swap_remove(0).value, None),
         Ok(_) => (Value::Null, None),
         Err(e) => (

@@ -67,6 +67,15 @@ pub struct CheckedSpec {
     pub deadline: Option<String>,
 }
 
+/// Teaches the catalog the Campaign kind's spec: its targets, done-check
+/// and deadline are checked when a catalog file is read, each problem
+/// located at its field.
+pub fn register(kinds: &mut crate::catalog::Kinds) {
+    kinds.add_spec_check("campaign", |spec| {
+        check_spec(spec).err().unwrap_or_default()
+    });
+}
+
 /// Checks a campaign's `spec` (as an entity has it); every problem names
 /// its field, the done-check's with where in the predicate.
 pub fn check_spec(spec: &Value) -> Result<CheckedSpec, Vec<SpecProblem>> {

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::ingest::yaml::FieldPath;
+use super::FieldPath;
 
 /// A custom kind, ready to validate.
 pub struct CustomKind {
@@ -87,9 +87,28 @@ impl CustomKind {
 #[derive(Debug, Default)]
 pub struct Kinds {
     custom: HashMap<String, CustomKind>,
+    /// Checks of a kind's `spec` written by other parts of the host (the
+    /// campaign predicate language), registered at start-up, so that the
+    /// catalog model depends on none of them.
+    spec_checks: HashMap<String, SpecCheck>,
 }
 
+/// A check of one kind's `spec`: its problems as (dotted field, e.g.
+/// `spec.targets[1]`, message); none when the spec is good.
+pub type SpecCheck = fn(&serde_json::Value) -> Vec<(String, String)>;
+
 impl Kinds {
+    /// Adds a check of `kind`'s spec (lower case), run after the kind's
+    /// own rules.
+    pub fn add_spec_check(&mut self, kind: &str, check: SpecCheck) {
+        self.spec_checks.insert(kind.to_ascii_lowercase(), check);
+    }
+
+    /// The spec check registered for `kind` (lower case), if any.
+    pub fn spec_check(&self, kind: &str) -> Option<SpecCheck> {
+        self.spec_checks.get(kind).copied()
+    }
+
     pub fn add(&mut self, kind: CustomKind) -> Result<(), KindError> {
         let key = kind.kind.to_ascii_lowercase();
         if super::built_in_kinds().any(|b| b.eq_ignore_ascii_case(&key)) {

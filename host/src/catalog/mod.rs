@@ -6,17 +6,18 @@
 //! returns validated entities or field-level problems; reading files and URLs
 //! is `ingest`'s job, storing them is `store`'s.
 
+pub mod filter;
 pub mod kinds;
+pub mod path;
 pub mod refs;
 pub mod relations;
 
 use serde_json::{Map, Value};
 
-pub use kinds::{CustomKind, KindError, Kinds};
+pub use kinds::{CustomKind, KindError, Kinds, SpecCheck};
+pub use path::{FieldPath, PathSeg};
 pub use refs::{DEFAULT_NAMESPACE, EntityRef, RefError};
 pub use relations::{Relation, RelationSet};
-
-use crate::ingest::yaml::FieldPath;
 
 /// One thing wrong with an entity, tied to the field that is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,10 +351,8 @@ impl Kinds {
             if me.kind == "api" {
                 check_api_description(spec, &spec_path, &mut problems);
             }
-            if me.kind == "campaign"
-                && let Err(found) = crate::campaigns::check_spec(&Value::Object(spec.clone()))
-            {
-                for (field, message) in found {
+            if let Some(check) = self.spec_check(&me.kind) {
+                for (field, message) in check(&Value::Object(spec.clone())) {
                     // `spec.targets[1]` → spec / targets / 1.
                     let mut path = root();
                     for part in field.split('.') {

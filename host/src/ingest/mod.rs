@@ -23,7 +23,6 @@
 //! attached as its status.
 
 pub mod source;
-pub mod yaml;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -32,10 +31,11 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::catalog::FieldPath;
 use crate::catalog::{EntityRef, Kinds, Problem, ValidEntity};
 use crate::store::{Location, ProblemRecord, RefreshSummary, Store, StoreError};
+use crate::yaml;
 pub use source::{ReadError, Reader, Target};
-use yaml::FieldPath;
 
 /// Reads locations and validates what they hold.
 pub struct Ingestor {

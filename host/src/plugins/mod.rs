@@ -23,7 +23,6 @@ pub mod bindings {
     pub use v0_2::*;
 }
 pub mod build;
-pub mod harness;
 pub mod host;
 pub mod http;
 pub mod inputs;

@@ -24,7 +24,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-pub use greenroom::plugins::harness::{Builder, Harness};
+pub use greenroom::harness::{Builder, Harness};
 
 /// A request the fake upstream received.
 #[derive(Debug, Clone)]

@@ -6,10 +6,11 @@
 //! second parse of its file.
 
 use std::collections::HashMap;
-use std::fmt;
 
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle, ScanError, Span, StrInput};
 use serde_json::{Map, Number, Value};
+
+use crate::catalog::{FieldPath, PathSeg};
 
 /// Deeper nesting is refused: the reader recurses once per level, and
 /// thousands of levels (`- - - - x`, two bytes each) would overflow the
@@ -22,49 +23,6 @@ pub const MAX_DEPTH: usize = 128;
 /// string aliased many times) that would turn a small file into gigabytes.
 pub const EXPANSION_FACTOR: usize = 16;
 pub const EXPANSION_FLOOR: usize = 64 * 1024;
-
-/// One step of a path into a document.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathSeg {
-    Key(String),
-    Index(usize),
-}
-
-/// A path into a document, shown as `spec.owner` or `metadata.tags[2]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldPath(pub Vec<PathSeg>);
-
-impl FieldPath {
-    pub fn key(mut self, key: &str) -> Self {
-        self.0.push(PathSeg::Key(key.to_string()));
-        self
-    }
-    pub fn index(mut self, index: usize) -> Self {
-        self.0.push(PathSeg::Index(index));
-        self
-    }
-    pub fn parse_dotted(path: &str) -> Self {
-        FieldPath(
-            path.split('.')
-                .map(|k| PathSeg::Key(k.to_string()))
-                .collect(),
-        )
-    }
-}
-
-impl fmt::Display for FieldPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, seg) in self.0.iter().enumerate() {
-            match seg {
-                PathSeg::Key(k) if i == 0 => write!(f, "{k}")?,
-                PathSeg::Key(k) if k.contains('.') || k.contains('/') => write!(f, "[\"{k}\"]")?,
-                PathSeg::Key(k) => write!(f, ".{k}")?,
-                PathSeg::Index(n) => write!(f, "[{n}]")?,
-            }
-        }
-        Ok(())
-    }
-}
 
 /// One YAML document of a file.
 #[derive(Debug, Clone)]

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow, bail};
 use serde_json::Value;
 
-use super::bindings::greenroom::plugin::types;
-use super::{Loaded, host::entity_record};
 use crate::api::AppState;
 use crate::catalog::EntityRef;
+use crate::plugins::bindings::greenroom::plugin::types;
+use crate::plugins::{Loaded, host::entity_record};
 
 /// Builds a [`Harness`].
 pub struct Builder {
@@ -111,13 +111,13 @@ impl Builder {
         // Grants are by plugin id, read from the plugin itself.
         let mut bytes = std::fs::read(&self.wasm)
             .with_context(|| format!("cannot read {}", self.wasm.display()))?;
-        let mut manifest = super::Manifest::from_wasm(&bytes)
+        let mut manifest = crate::plugins::Manifest::from_wasm(&bytes)
             .map_err(|e| anyhow!("{}: {e}", self.wasm.display()))?;
         if let Some(origin) = &self.stand_in
             && !manifest
                 .hosts
                 .iter()
-                .any(|h| h == super::manifest::ANY_HOST)
+                .any(|h| h == crate::plugins::manifest::ANY_HOST)
         {
             manifest.hosts.push(origin.clone());
             bytes = manifest.replace_in(&bytes)?;
@@ -209,7 +209,7 @@ impl Harness {
     /// The plugin's cards for an entity, as the web UI receives them.
     pub fn cards(&self, entity_ref: &str) -> anyhow::Result<Vec<Value>> {
         let (plugin, entity) = (self.plugin()?, self.entity(entity_ref)?);
-        let etag = super::host::entity_etag(&entity);
+        let etag = crate::plugins::host::entity_etag(&entity);
         Ok(self.state.plugins.cards(&plugin, &entity, &etag, true)?)
     }
 
@@ -246,7 +246,7 @@ impl Harness {
                 Ok(Value::Object(o)) => o,
                 _ => bail!("the action's input must be a JSON object, e.g. {{\"ref\": \"main\"}}"),
             };
-        let (checked, raw) = super::inputs::prepare(&plugin, &action, sent)?;
+        let (checked, raw) = crate::plugins::inputs::prepare(&plugin, &action, sent)?;
         Ok(plugin.run_action(id, &entity, &checked, &raw, actor, &limits)?)
     }
 
@@ -282,13 +282,13 @@ pub fn event_json(e: &types::Event) -> Value {
         "title": e.title,
         "url": e.url,
         "atMs": e.at_ms,
-        "tone": super::tone(e.tone),
+        "tone": crate::plugins::tone(e.tone),
         "actor": e.actor,
     })
 }
 
 /// An action as `greenroom plugin run` prints it.
-pub use super::inputs::action_json;
+pub use crate::plugins::inputs::action_json;
 
 /// What `greenroom plugin run` asks.
 #[derive(Debug, Clone, clap::Args)]

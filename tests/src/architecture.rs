@@ -1,0 +1,93 @@
+//! The host's layers, as ARCHITECTURE.md states them, checked against its
+//! sources: a module names (`crate::<module>`) only modules of lower
+//! layers, so there is no cycle and the catalog model depends on nothing.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Bottom first; a module may use the modules of the layers before its own.
+const LAYERS: &[&[&str]] = &[
+    &["catalog", "net", "metrics"],
+    &["yaml"],
+    &["config", "docs"],
+    &["store", "oidc"],
+    &["ingest", "auth", "campaigns"],
+    &["plugins"],
+    &["search", "scheduler"],
+    &["api"],
+    // They compose a whole portal (`crate::Portal`).
+    &["harness", "dev"],
+];
+
+fn layer(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|l| l.contains(&module))
+}
+
+/// The other top-level modules `module`'s non-test code names.
+fn uses(src: &Path, module: &str) -> Vec<String> {
+    let mut files = Vec::new();
+    let dir = src.join(module);
+    if dir.is_dir() {
+        let mut pending = vec![dir];
+        while let Some(d) = pending.pop() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    files.push(path);
+                }
+            }
+        }
+    } else {
+        files.push(src.join(format!("{module}.rs")));
+    }
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        assert!(
+            !code.contains("crate::{"),
+            "{}: name modules one `crate::<module>` path at a time, so this check sees them",
+            file.display()
+        );
+        for (at, _) in code.match_indices("crate::") {
+            let name: String = code[at + 7..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit())
+                .collect();
+            if !name.is_empty() && name != module && !found.contains(&name) {
+                found.push(name);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_host_module_uses_only_lower_layers() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/src");
+    let mut modules: Vec<String> = std::fs::read_dir(&src)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "lib.rs" && n != "main.rs")
+        .map(|n| n.trim_end_matches(".rs").to_string())
+        .collect();
+    modules.sort();
+    let mut wrong: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for module in &modules {
+        let own = layer(module).unwrap_or_else(|| {
+            panic!("host/src/{module} is in no layer: add it to LAYERS and to ARCHITECTURE.md")
+        });
+        for used in uses(&src, module) {
+            let ok = layer(&used).is_some_and(|l| l < own);
+            if !ok {
+                wrong.entry(module.clone()).or_default().push(used);
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "modules reaching sideways or up the layers (module: what it uses): {wrong:?}"
+    );
+}
