@@ -14,6 +14,7 @@ pub mod dev;
 pub mod docs;
 pub mod harness;
 pub mod ingest;
+pub mod insights;
 pub mod metrics;
 pub mod net;
 pub mod oidc;

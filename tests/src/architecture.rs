@@ -11,7 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["yaml"],
     &["config", "docs"],
     &["store", "oidc"],
-    &["ingest", "auth", "campaigns"],
+    &["ingest", "auth", "campaigns", "insights"],
     &["plugins"],
     &["search", "scheduler"],
     &["api"],

@@ -100,7 +100,7 @@ async fn ci_pushes_facts_with_a_scoped_token_and_bad_pushes_store_nothing() {
         (
             json!({"entityRef": "search", "facts": {"coverage.lines": "high"}}),
             422,
-            "fact coverage.lines is given as number and as text",
+            "fact coverage.lines is given as number and as text; nothing was stored",
         ),
         (
             json!({"entityRef": "search", "facts": {"Coverage Lines": 3}}),

@@ -14,8 +14,6 @@
 //! A write is checked whole before anything is stored: one bad item
 //! refuses the request, naming the item and field.
 
-use std::collections::HashMap;
-
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -24,7 +22,8 @@ use serde_json::{Value, json};
 use super::identity::Caller;
 use super::{ApiError, ApiJson, AppState, blocking};
 use crate::catalog::EntityRef;
-use crate::store::{EventQuery, EventRecord, FactRecord, FactValue, now_ms, valid_fact_name};
+use crate::insights;
+use crate::store::{EventQuery, EventRecord, FactRecord, FactValue, now_ms};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -77,16 +76,9 @@ fn text_field<'a>(item: &'a Value, at: &str, field: &str) -> Result<Option<&'a s
     }
 }
 
-fn http_url(url: Option<&str>, at: &str) -> Result<Option<String>, ApiError> {
-    match url {
-        None => Ok(None),
-        Some(u) if (u.starts_with("https://") || u.starts_with("http://")) && u.len() <= 2000 => {
-            Ok(Some(u.to_string()))
-        }
-        Some(u) => Err(ApiError::BadRequest(format!(
-            "{at}.url: '{u}' is not an http(s) URL"
-        ))),
-    }
+/// A broken rule of item `at`, as a 400.
+fn broken(at: &str, b: insights::Broken) -> ApiError {
+    ApiError::BadRequest(format!("{at}.{}: {}", b.field, b.message))
 }
 
 /// Checks that every entity named exists; 422 naming the first that
@@ -125,7 +117,7 @@ async fn push_facts(
     let mut refs = Vec::new();
     for (at, item) in items(&body)? {
         let entity_ref = entity_ref_of(item, &at)?;
-        let url = http_url(text_field(item, &at, "url")?, &at)?;
+        let url = insights::check_url(text_field(item, &at, "url")?).map_err(|b| broken(&at, b))?;
         // Backfills say when a value was measured; never in the future.
         let at_ms = time_of(item, &at, now)?;
         if at_ms > now + 60_000 {
@@ -140,21 +132,18 @@ async fn push_facts(
             return Err(ApiError::BadRequest(format!("{at}.facts is empty")));
         }
         for (name, value) in values {
-            if !valid_fact_name(name) {
-                return Err(ApiError::BadRequest(format!(
-                    "{at}.facts.{name}: a fact name is lower-case dotted words, like coverage.lines"
-                )));
-            }
-            let value = match value {
-                Value::Number(n) => n.as_f64().filter(|f| f.is_finite()).map(FactValue::Number),
+            insights::check_fact_name(name).map_err(|b| broken(&at, b))?;
+            let parsed = match value {
+                Value::Number(n) => n.as_f64().map(FactValue::Number),
                 Value::Bool(b) => Some(FactValue::Flag(*b)),
-                Value::String(s) if s.len() <= 1000 => Some(FactValue::Text(s.clone())),
+                Value::String(s) => Some(FactValue::Text(s.clone())),
                 _ => None,
-            }
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "{at}.facts.{name}: expected a number, text (at most 1000 characters) or true/false, got {value}"
-                ))
+            };
+            let checked = parsed
+                .ok_or_else(|| insights::bad_fact_value(name))
+                .and_then(|v| insights::check_fact_value(name, &v).map(|()| v));
+            let value = checked.map_err(|b| {
+                ApiError::BadRequest(format!("{at}.{}: {}, got {value}", b.field, b.message))
             })?;
             facts.push(FactRecord {
                 entity_ref: entity_ref.clone(),
@@ -168,30 +157,12 @@ async fn push_facts(
         refs.push((at, entity_ref));
     }
     require_entities(&state, refs).await?;
-    // A fact name holds one type, in this request and in the store.
-    let mut types: HashMap<String, &'static str> = HashMap::new();
-    for f in &facts {
-        let t = f.value.type_name();
-        if let Some(other) = types.insert(f.name.clone(), t).filter(|o| *o != t) {
-            return Err(ApiError::Unprocessable(format!(
-                "fact {} is given as {other} and as {t}; nothing was stored",
-                f.name
-            )));
-        }
-    }
     let store = state.store.clone();
     let stored = blocking(move || {
-        for (name, t) in &types {
-            if let Some(existing) = store.fact_type(name)?
-                && existing != *t
-            {
-                return Err(ApiError::Unprocessable(format!(
-                    "fact {name} holds {existing} values; got {t}; nothing was stored"
-                )));
-            }
-        }
-        let changed = store.put_facts(&facts)?;
-        Ok((facts.len(), changed))
+        insights::put_pushed_facts(&store, &facts).map_err(|e| match e {
+            insights::Refused::Store(e) => e.into(),
+            refused => ApiError::Unprocessable(refused.to_string()),
+        })
     })
     .await?;
     Ok(Json(json!({"stored": stored.0, "changed": stored.1})))
@@ -221,7 +192,7 @@ async fn top(
     Path(name): Path<String>,
     Query(q): Query<TopQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    if !valid_fact_name(&name) {
+    if insights::check_fact_name(&name).is_err() {
         return Err(ApiError::BadRequest(format!(
             "'{name}' is not a fact name (lower-case dotted words)"
         )));
@@ -284,8 +255,6 @@ async fn entity_facts(
     Ok(Json(json!({"entityRef": r, "items": items})))
 }
 
-const TONES: &[&str] = &["neutral", "info", "good", "warning", "critical"];
-
 /// `at`: RFC 3339 text or milliseconds since the epoch.
 fn time_of(item: &Value, at: &str, now: i64) -> Result<i64, ApiError> {
     match item.get("at") {
@@ -318,29 +287,6 @@ async fn push_events(
     let mut events = Vec::new();
     let mut refs = Vec::new();
     for (at, item) in items(&body)? {
-        let kind = text_field(item, &at, "kind")?
-            .filter(|k| {
-                !k.is_empty()
-                    && k.len() <= 40
-                    && k.chars().all(|c| c.is_ascii_lowercase() || c == '-')
-            })
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "{at}.kind: needed, lower-case like deployment, build, incident"
-                ))
-            })?;
-        let title = text_field(item, &at, "title")?
-            .filter(|t| !t.trim().is_empty() && t.len() <= 300)
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!("{at}.title: needed, at most 300 characters"))
-            })?;
-        let tone = text_field(item, &at, "tone")?.unwrap_or("info");
-        if !TONES.contains(&tone) {
-            return Err(ApiError::BadRequest(format!(
-                "{at}.tone '{tone}': one of {}",
-                TONES.join(", ")
-            )));
-        }
         let entity_ref = match item.get("entityRef") {
             None | Some(Value::Null) => None,
             Some(_) => Some(entity_ref_of(item, &at)?),
@@ -348,27 +294,23 @@ async fn push_events(
         if let Some(r) = &entity_ref {
             refs.push((at.clone(), r.clone()));
         }
-        let id = match text_field(item, &at, "id")? {
-            Some(id) if !id.is_empty() && id.len() <= 200 => id.to_string(),
-            Some(_) => {
-                return Err(ApiError::BadRequest(format!(
-                    "{at}.id: 1 to 200 characters"
-                )));
-            }
-            None => uuid::Uuid::new_v4().to_string(),
-        };
-        events.push(EventRecord {
+        let text = |field| text_field(item, &at, field);
+        let event = EventRecord {
             source: format!("push:{}", caller.source_name()),
-            id,
-            kind: kind.to_string(),
+            id: match text("id")? {
+                Some(id) => id.to_string(),
+                None => uuid::Uuid::new_v4().to_string(),
+            },
+            kind: text("kind")?.unwrap_or_default().to_string(),
             entity_ref,
-            title: title.trim().to_string(),
-            url: http_url(text_field(item, &at, "url")?, &at)?,
+            title: text("title")?.unwrap_or_default().to_string(),
+            url: text("url")?.map(str::to_string),
             at_ms: time_of(item, &at, now)?,
-            tone: tone.to_string(),
-            actor: text_field(item, &at, "actor")?.map(|a| a.chars().take(200).collect()),
+            tone: text("tone")?.unwrap_or("info").to_string(),
+            actor: text("actor")?.map(str::to_string),
             owner: None,
-        });
+        };
+        events.push(insights::check_event(event).map_err(|b| broken(&at, b))?);
     }
     require_entities(&state, refs).await?;
     let store = state.store.clone();

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::plugins::bindings::greenroom::plugin::types;
 use crate::plugins::host::entity_record;
 use crate::plugins::{CallError, Plugins, tone};
-use crate::store::{EventRecord, FactRecord, FactValue, Store, now_ms, valid_fact_name};
+use crate::store::{EventRecord, FactRecord, FactValue, Store, now_ms};
 
 /// Entities read per page while polling facts.
 const PAGE: usize = 500;
@@ -89,46 +89,26 @@ impl Insights {
         summary
     }
 
+    /// A plugin's facts about `entity`, stored by the rules every fact
+    /// obeys (`crate::insights`).
     fn store_facts(&self, plugin: &str, entity: &types::Entity, facts: Vec<types::Fact>) -> usize {
         let now = now_ms();
-        let mut records = Vec::with_capacity(facts.len());
-        for f in facts {
-            if !valid_fact_name(&f.name) {
-                tracing::warn!(plugin, fact = %f.name, "fact name is not lower-case dotted words; skipped");
-                continue;
-            }
-            let value = match f.value {
-                types::FactValue::Number(n) if n.is_finite() => FactValue::Number(n),
-                types::FactValue::Number(_) => continue,
-                types::FactValue::Text(t) => FactValue::Text(t.chars().take(1000).collect()),
-                types::FactValue::Flag(b) => FactValue::Flag(b),
-            };
-            match self.store.fact_type(&f.name) {
-                Ok(Some(t)) if t != value.type_name() => {
-                    tracing::warn!(plugin, fact = %f.name, stored = %t, given = value.type_name(), "fact has another type; skipped");
-                    continue;
-                }
-                Err(_) => continue,
-                _ => {}
-            }
-            records.push(FactRecord {
+        let records = facts
+            .into_iter()
+            .map(|f| FactRecord {
                 entity_ref: entity.entity_ref.clone(),
                 name: f.name,
-                value,
+                value: match f.value {
+                    types::FactValue::Number(n) => FactValue::Number(n),
+                    types::FactValue::Text(t) => FactValue::Text(t),
+                    types::FactValue::Flag(b) => FactValue::Flag(b),
+                },
                 source: format!("plugin:{plugin}"),
-                url: f
-                    .url
-                    .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+                url: f.url,
                 at_ms: now,
-            });
-        }
-        match self.store.put_facts(&records) {
-            Ok(_) => records.len(),
-            Err(e) => {
-                tracing::error!(plugin, error = %e, "cannot store facts");
-                0
-            }
-        }
+            })
+            .collect();
+        crate::insights::put_plugin_facts(&self.store, plugin, records)
     }
 
     /// Asks every events plugin what happened since its last poll (with
@@ -159,28 +139,22 @@ impl Insights {
             summary.calls += 1;
             match plugin.events(since, &limits) {
                 Ok(events) => {
-                    let records: Vec<EventRecord> = events
+                    let records = events
                         .into_iter()
-                        .filter(|e| !e.id.is_empty() && !e.title.trim().is_empty())
                         .map(|e| EventRecord {
                             source: format!("plugin:{id}"),
-                            id: e.id.chars().take(200).collect(),
-                            kind: e.kind.to_lowercase().chars().take(40).collect(),
+                            id: e.id,
+                            kind: e.kind,
                             entity_ref: e.entity_ref,
-                            title: e.title.chars().take(300).collect(),
-                            url: e
-                                .url
-                                .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+                            title: e.title,
+                            url: e.url,
                             at_ms: e.at_ms as i64,
                             tone: tone(e.tone).into(),
                             actor: e.actor,
                             owner: None,
                         })
                         .collect();
-                    match self.store.put_events(&records) {
-                        Ok(added) => summary.stored += added,
-                        Err(e) => tracing::error!(plugin = %id, error = %e, "cannot store events"),
-                    }
+                    summary.stored += crate::insights::put_plugin_events(&self.store, &id, records);
                     self.last_events
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
