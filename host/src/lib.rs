@@ -21,6 +21,7 @@ pub mod oidc;
 pub mod plugins;
 pub mod scheduler;
 pub mod search;
+pub mod service;
 pub mod store;
 pub mod yaml;
 

@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["ingest", "auth", "campaigns", "insights"],
     &["plugins"],
     &["search", "scheduler"],
+    &["service"],
     &["api"],
     // They compose a whole portal (`crate::Portal`).
     &["harness", "dev"],

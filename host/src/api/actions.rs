@@ -20,6 +20,7 @@ use crate::auth::{Permission, Person, Principal};
 use crate::catalog::EntityRef;
 use crate::config::AuthMode;
 use crate::plugins::CallError;
+use crate::service::actions;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -29,15 +30,6 @@ pub fn router() -> Router<AppState> {
             "/api/actions/{kind}/{namespace}/{name}/{plugin}/{action}",
             post(run),
         )
-}
-
-fn allowed(state: &AppState, plugin: &str) -> bool {
-    state
-        .config
-        .plugins
-        .allow_actions
-        .iter()
-        .any(|p| p == plugin)
 }
 
 /// Every plugin's actions on the entity, each marked `allowed` when the
@@ -68,7 +60,7 @@ async fn available(
             Ok(actions) => items.extend(actions.iter().map(|a| {
                 let mut item = crate::plugins::inputs::action_json(a);
                 item["plugin"] = json!(id);
-                item["allowed"] = json!(allowed(&state, id));
+                item["allowed"] = json!(actions::allowed(&state.config.plugins, id));
                 item
             })),
             Err(CallError::NotApplicable) => {}
@@ -101,16 +93,10 @@ struct RunRequest {
 async fn run(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path((kind, namespace, name, plugin_id, action_id)): Path<(
-        String,
-        String,
-        String,
-        String,
-        String,
-    )>,
+    Path((kind, namespace, name, plugin, action)): Path<(String, String, String, String, String)>,
     ApiJson(body): ApiJson<RunRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (r, entity) = entity_of(&state, &kind, &namespace, &name).await?;
+    let (_, entity) = entity_of(&state, &kind, &namespace, &name).await?;
     // Who acts, and may they, before anything about the plugin is said.
     let acting = acting_person(&state, &caller, body.user).await?;
     let owner = owner_of(&entity.json);
@@ -120,86 +106,33 @@ async fn run(
             owner: owner.as_deref(),
         },
     )?;
-    let plugin = state
-        .plugins
-        .enabled()
-        .into_iter()
-        .find(|p| p.manifest.id == plugin_id && p.exports_actions())
-        .ok_or_else(|| ApiError::NotFound(format!("no enabled plugin {plugin_id} with actions")))?;
-    if !allowed(&state, &plugin_id) {
-        return Err(ApiError::Forbidden(format!(
-            "actions of plugin {plugin_id} are off; an operator turns them on with `allow_actions = [\"{plugin_id}\"]` under [plugins] in greenroom.toml"
-        )));
-    }
-    let user_ref = match &acting.principal {
+    let actor = match &acting.principal {
         Principal::Person(p) => p.user_ref.clone().unwrap_or_else(|| p.login.clone()),
         _ => acting.actor(),
     };
-    let sent = match body.input {
+    let input = match body.input {
         None => serde_json::Map::new(),
         Some(Value::Object(o)) => o,
         Some(_) => return Err(ApiError::BadRequest("input must be a JSON object".into())),
     };
-    // The plugin must offer the action for this entity now: an id from an
-    // old page or made up is refused before anything runs.
-    let limits = state.plugins.limits();
-    let (offer_plugin, offer_entity, offer_limits) =
-        (plugin.clone(), entity.clone(), limits.clone());
-    let offered =
-        tokio::task::spawn_blocking(move || offer_plugin.actions(&offer_entity, &offer_limits))
-            .await?
-            .map_err(|e| {
-                ApiError::Conflict(format!("{} cannot list its actions: {e}", plugin.label()))
-            })?;
-    let action = offered
-        .into_iter()
-        .find(|a| a.id == action_id)
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "plugin {plugin_id} offers no action '{action_id}' on {r} now"
-            ))
-        })?;
-    if action.confirm && !body.confirmed {
-        return Err(ApiError::Conflict(format!(
-            "'{}' needs confirmation: send \"confirmed\": true once the person confirmed",
-            action.label
-        )));
-    }
-    // The form, checked against the fields the action declares.
-    let (checked, input) =
-        crate::plugins::inputs::prepare(&plugin, &action, sent).map_err(|e| match e {
-            crate::plugins::inputs::InputError::Invalid(m) => ApiError::Unprocessable(m),
-            e @ crate::plugins::inputs::InputError::Declared(_) => {
-                ApiError::Upstream(format!("{} {e}", plugin.label()))
-            }
-        })?;
-    let store = state.store.clone();
-    let (p, a, l, e, u, i) = (
-        plugin_id.clone(),
-        action.id.clone(),
-        action.label.clone(),
-        r.to_string(),
-        user_ref.clone(),
-        input.to_string(),
-    );
-    let mut record = blocking(move || Ok(store.action_started(&p, &a, &l, &e, &u, &i)?)).await?;
-    tracing::info!(plugin = %plugin_id, action = %action.id, entity = %r, user = %user_ref, "running plugin action");
-    let run_plugin = plugin.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        run_plugin.run_action(&action.id, &entity, &checked, &input, &user_ref, &limits)
-    })
-    .await?;
-    let (succeeded, message) = match &outcome {
-        Ok(message) => (true, message.clone()),
-        Err(e) => (false, format!("{} {e}", plugin.label())),
-    };
-    let store = state.store.clone();
     let record = blocking(move || {
-        store.action_finished(&mut record, succeeded, &message)?;
-        Ok(record)
+        let run = actions::Run {
+            plugin: &plugin,
+            action: &action,
+            entity: &entity,
+            actor: &actor,
+            confirmed: body.confirmed,
+            input,
+        };
+        Ok(actions::run(
+            &state.plugins,
+            &state.config.plugins,
+            &state.store,
+            run,
+        )?)
     })
     .await?;
-    let status = if succeeded {
+    let status = if record.status == "succeeded" {
         StatusCode::OK
     } else {
         StatusCode::BAD_GATEWAY

@@ -113,6 +113,20 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::service::ServiceError> for ApiError {
+    fn from(e: crate::service::ServiceError) -> Self {
+        use crate::service::ServiceError as S;
+        match e {
+            S::NotFound(m) => ApiError::NotFound(m),
+            S::Forbidden(m) => ApiError::Forbidden(m),
+            S::Conflict(m) => ApiError::Conflict(m),
+            S::Invalid(m) => ApiError::Unprocessable(m),
+            S::Plugin(m) => ApiError::Upstream(m),
+            S::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         ApiError::BadRequest(e.to_string())
