@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 
 use super::{ApiError, ApiJson, AppState, blocking};
 use crate::catalog::EntityRef;
-use crate::store::{Filter, ListQuery, Order, Origin, PageQuery};
+use crate::service::locations;
+use crate::store::{Filter, ListQuery, Order, PageQuery};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -338,76 +339,27 @@ async fn add_location(
     ApiJson(body): ApiJson<NewLocation>,
 ) -> Result<Response, ApiError> {
     let dry_run = Params::new(raw).one("dryRun").is_some_and(|v| v == "true");
-    match body.kind.as_str() {
-        "url" => {}
-        "file" if state.config.catalog.allow_file_locations_from_api => {}
-        "file" => {
-            return Err(ApiError::Forbidden(
-                "file locations cannot be added through the API; list them in greenroom.toml under [[catalog.locations]], \
-                 or set catalog.allow_file_locations_from_api = true"
-                    .into(),
-            ));
-        }
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "unknown location type '{other}'; use 'url' or 'file'"
-            )));
-        }
-    }
-    if body.target.trim().is_empty() {
-        return Err(ApiError::BadRequest("target must not be empty".into()));
-    }
-    if body.kind == "url" {
-        let url = reqwest::Url::parse(&body.target)
-            .map_err(|e| ApiError::BadRequest(format!("target '{}': {e}", body.target)))?;
-        state
-            .refresher
-            .ingestor()
-            .reader
-            .allowed_origin(&url)
-            .map_err(|e| ApiError::Forbidden(e.to_string()))?;
-    }
+    let ingestor = state.refresher.ingestor().clone();
+    locations::check(&state.config.catalog, &ingestor, &body.kind, &body.target)?;
     let store = state.store.clone();
-    let exists = {
-        let (kind, target) = (body.kind.clone(), body.target.clone());
-        blocking(move || {
-            Ok(store
-                .locations()?
-                .into_iter()
-                .any(|l| l.kind == kind && l.target == target))
-        })
-        .await?
-    };
     if dry_run {
-        let ingestor = state.refresher.ingestor().clone();
         let (kind, target) = (body.kind.clone(), body.target.clone());
-        let (entities, problems) = blocking(move || Ok(ingestor.preview(&kind, &target))).await?;
-        return Ok((
-            StatusCode::CREATED,
-            Json(json!({
-                "location": {"id": "", "type": body.kind, "target": body.target},
-                "entities": entities,
-                "exists": exists,
-                "problems": problems,
-            })),
-        )
-            .into_response());
+        let found =
+            blocking(move || Ok(locations::preview(&store, &ingestor, &kind, &target)?)).await?;
+        let answer = json!({
+            "location": {"id": "", "type": body.kind, "target": body.target},
+            "entities": found.entities,
+            "exists": found.exists,
+            "problems": found.problems,
+        });
+        return Ok((StatusCode::CREATED, Json(answer)).into_response());
     }
-    if exists {
-        return Err(ApiError::Conflict(format!(
-            "location {}:{} already exists",
-            body.kind, body.target
-        )));
-    }
-    let store = state.store.clone();
     let location =
-        blocking(move || Ok(store.add_location(&body.kind, &body.target, Origin::Api)?)).await?;
+        blocking(move || Ok(locations::register(&store, &body.kind, &body.target)?)).await?;
+    // Read now, so the answer says what it holds.
     let summary = state.refresher.refresh(location.clone()).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"location": location, "entities": [], "summary": summary})),
-    )
-        .into_response())
+    let answer = json!({"location": location, "entities": [], "summary": summary});
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 async fn delete_location(

@@ -117,6 +117,7 @@ impl From<crate::service::ServiceError> for ApiError {
     fn from(e: crate::service::ServiceError) -> Self {
         use crate::service::ServiceError as S;
         match e {
+            S::BadInput(m) => ApiError::BadRequest(m),
             S::NotFound(m) => ApiError::NotFound(m),
             S::Forbidden(m) => ApiError::Forbidden(m),
             S::Conflict(m) => ApiError::Conflict(m),

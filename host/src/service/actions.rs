@@ -79,14 +79,7 @@ pub fn run(
         &input.to_string(),
     )?;
     tracing::info!(plugin = %run.plugin, action = %action.id, entity = %entity_ref, user = %run.actor, "running plugin action");
-    let outcome = plugin.run_action(
-        &action.id,
-        run.entity,
-        &checked,
-        &input,
-        run.actor,
-        &limits,
-    );
+    let outcome = plugin.run_action(&action.id, run.entity, &checked, &input, run.actor, &limits);
     let (succeeded, message) = match outcome {
         Ok(message) => (true, message),
         Err(e) => (false, format!("{} {e}", plugin.label())),

@@ -7,12 +7,16 @@
 //! onto HTTP statuses in `api`.
 
 pub mod actions;
+pub mod locations;
 
 use crate::store::StoreError;
 
 /// Why an operation did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    /// What was sent cannot be read as asked (400).
+    #[error("{0}")]
+    BadInput(String),
     /// What it names does not exist (404).
     #[error("{0}")]
     NotFound(String),
