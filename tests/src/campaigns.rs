@@ -317,6 +317,31 @@ async fn campaigns_are_made_through_the_api_with_their_definition_checked() {
     )
     .await;
     assert_eq!(s, 409, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the catalog defines a campaign named python3; pick another name"),
+        "{b}"
+    );
+    // A campaign keeps its owner: saving it under another is a conflict.
+    let taken = json!({"name": "adopt-techdocs", "owner": "team-b", "targets": "kind=component", "doneWhen": "fact a exists"});
+    let (s, b) = send(
+        &p,
+        reqwest::Method::POST,
+        "/api/campaigns",
+        Some(TOKEN),
+        Some(&taken),
+    )
+    .await;
+    assert_eq!(s, 409, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("campaign adopt-techdocs belongs to group:default/team-platform"),
+        "{b}"
+    );
 
     let names: Vec<String> = p.ok("/api/campaigns").await["items"]
         .as_array()

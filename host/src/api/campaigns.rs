@@ -15,6 +15,7 @@ use super::{ApiError, ApiJson, AppState, blocking};
 use crate::auth::Permission;
 use crate::campaigns::{self, Campaign, TargetStatus};
 use crate::catalog::EntityRef;
+use crate::service;
 use crate::store::{Store, now_ms};
 
 pub fn router() -> Router<AppState> {
@@ -206,37 +207,7 @@ async fn create(
     let by = caller.actor();
     let store = state.store.clone();
     let summary = blocking(move || {
-        if campaigns::all(&store)?
-            .iter()
-            .any(|c| c.name == campaign.name && c.source == "catalog")
-        {
-            return Err(ApiError::Conflict(format!(
-                "the catalog defines a campaign named {}; pick another name",
-                campaign.name
-            )));
-        }
-        let stored = json!({
-            "name": campaign.name,
-            "title": campaign.title,
-            "description": campaign.description,
-            "owner": campaign.owner,
-            "deadline": campaign.deadline,
-            "targets": campaign.targets,
-            "doneWhen": campaign.done_when_text,
-        });
-        // A campaign that exists keeps its owner's say over it.
-        if let Some(old) = campaigns::all(&store)?
-            .into_iter()
-            .find(|c| c.name == campaign.name)
-            && old.owner != campaign.owner
-        {
-            return Err(ApiError::Conflict(format!(
-                "campaign {} belongs to {}; its owner or an administrator deletes it first",
-                campaign.name, old.owner
-            )));
-        }
-        store.put_campaign(&campaign.name, &stored.to_string(), &by)?;
-        let targets = campaigns::evaluate(&store, &campaign)?;
+        let targets = service::campaigns::save(&store, &campaign, &by)?;
         let mut v = campaign.summary_json();
         v["progress"] = progress(&targets);
         Ok(v)
@@ -252,13 +223,7 @@ async fn remove(
 ) -> Result<Json<Value>, ApiError> {
     let store = state.store.clone();
     let key = name.clone();
-    let owner = blocking(move || {
-        Ok(campaigns::all(&store)?
-            .into_iter()
-            .find(|c| c.name == key && c.source == "api")
-            .map(|c| c.owner))
-    })
-    .await?;
+    let owner = blocking(move || Ok(service::campaigns::owner_of(&store, &key)?)).await?;
     caller.require(
         &state,
         Permission::Campaign {
@@ -267,11 +232,6 @@ async fn remove(
     )?;
     let store = state.store.clone();
     let key = name.clone();
-    if blocking(move || Ok(store.delete_campaign(&key)?)).await? {
-        Ok(Json(json!({"deleted": name})))
-    } else {
-        Err(ApiError::NotFound(format!(
-            "no campaign named {name} made through the API (catalog campaigns go with their entity)"
-        )))
-    }
+    blocking(move || Ok(service::campaigns::delete(&store, &key)?)).await?;
+    Ok(Json(json!({"deleted": name})))
 }

@@ -7,6 +7,7 @@
 //! onto HTTP statuses in `api`.
 
 pub mod actions;
+pub mod campaigns;
 pub mod locations;
 
 use crate::store::StoreError;

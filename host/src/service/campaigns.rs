@@ -1,0 +1,67 @@
+//! Changing a campaign made through the API: a catalog campaign of the
+//! same name wins (the name is refused), a campaign that exists keeps its
+//! owner's say over it (a new owner is a conflict until it is deleted), and
+//! a save is recorded with who made it. Who may change a campaign of an
+//! owner is the caller's business (`auth`), checked before these are called.
+
+use super::ServiceError;
+use crate::campaigns::{self, Campaign, TargetStatus};
+use crate::store::Store;
+
+/// Saves `campaign` as made by `by` and answers its targets evaluated now.
+/// Blocking.
+pub fn save(
+    store: &Store,
+    campaign: &Campaign,
+    by: &str,
+) -> Result<Vec<TargetStatus>, ServiceError> {
+    let existing = campaigns::all(store)?;
+    if existing
+        .iter()
+        .any(|c| c.name == campaign.name && c.source == "catalog")
+    {
+        return Err(ServiceError::Conflict(format!(
+            "the catalog defines a campaign named {}; pick another name",
+            campaign.name
+        )));
+    }
+    if let Some(old) = existing.iter().find(|c| c.name == campaign.name)
+        && old.owner != campaign.owner
+    {
+        return Err(ServiceError::Conflict(format!(
+            "campaign {} belongs to {}; its owner or an administrator deletes it first",
+            campaign.name, old.owner
+        )));
+    }
+    let stored = serde_json::json!({
+        "name": campaign.name,
+        "title": campaign.title,
+        "description": campaign.description,
+        "owner": campaign.owner,
+        "deadline": campaign.deadline,
+        "targets": campaign.targets,
+        "doneWhen": campaign.done_when_text,
+    });
+    store.put_campaign(&campaign.name, &stored.to_string(), by)?;
+    Ok(campaigns::evaluate(store, campaign)?)
+}
+
+/// The owner of the API campaign `name` (empty when it has none), or
+/// `None` when there is no such campaign. Blocking.
+pub fn owner_of(store: &Store, name: &str) -> Result<Option<String>, ServiceError> {
+    Ok(campaigns::all(store)?
+        .into_iter()
+        .find(|c| c.name == name && c.source == "api")
+        .map(|c| c.owner))
+}
+
+/// Deletes the API campaign `name`. Blocking.
+pub fn delete(store: &Store, name: &str) -> Result<(), ServiceError> {
+    if store.delete_campaign(name)? {
+        Ok(())
+    } else {
+        Err(ServiceError::NotFound(format!(
+            "no campaign named {name} made through the API (catalog campaigns go with their entity)"
+        )))
+    }
+}
