@@ -116,38 +116,116 @@ async fn facts_of(p: &Portal, name: &str) -> serde_json::Map<String, Value> {
         .collect()
 }
 
+/// A portal running an HTTP example against its recorded answers: the
+/// example's `fixtures/` served on loopback in place of the hosts its
+/// manifest names (as `greenroom plugin run --upstream` does), granted with
+/// `secret` (given `value`) and `base_url` pointing there. Answers the
+/// portal and the recording server.
+async fn http_example_portal(
+    folder: &str,
+    wasm: Vec<u8>,
+    upstream: &str,
+    secret: (&str, &str),
+    entities: &[(&str, &str)],
+) -> (Portal, FileServer) {
+    let server = FileServer::start(&example(folder).join("fixtures")).await;
+    let origin = server.origin();
+    let mut manifest = greenroom::plugins::Manifest::from_wasm(&wasm).unwrap();
+    assert_eq!(
+        manifest.hosts,
+        [upstream],
+        "the manifest asks for the real service"
+    );
+    manifest.hosts = vec![origin.clone()];
+    let wasm = manifest.replace_in(&wasm).unwrap();
+    let id = manifest.id;
+    // SAFETY: each example's secret is set by its own test alone.
+    unsafe { std::env::set_var(format!("GREENROOM_SECRET_{}", secret.0), secret.1) };
+    let grants = format!(
+        "[[plugins.grants]]\nid = \"{id}\"\nhosts = [\"{origin}\"]\nsecrets = [\"{}\"]\n[plugins.config.{id}]\nbase_url = \"{origin}\"\n",
+        secret.0
+    );
+    let p = portal_with(&[(format!("{id}.wasm"), wasm)], entities, "", &grants).await;
+    (p, server)
+}
+
+/// A portal whose components each have a folder of their own, holding
+/// `files` (paths below the folders) beside their catalog-info.yaml, and
+/// the plugin `wasm`.
+async fn folders_portal(wasm: Vec<u8>, names: &[&str], files: &[(&str, &str)]) -> Portal {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let mut locations = String::new();
+    for name in names {
+        std::fs::create_dir_all(dir.path().join(name)).unwrap();
+        std::fs::write(
+            dir.path().join(name).join("catalog-info.yaml"),
+            crate::plugins::entity(name, ""),
+        )
+        .unwrap();
+        locations.push_str(&format!(
+            "[[catalog.locations]]\ntarget = \"{name}/catalog-info.yaml\"\n"
+        ));
+    }
+    std::fs::write(
+        dir.path().join("team.yaml"),
+        crate::support::group("team-a"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    std::fs::write(dir.path().join("plugins/example.wasm"), wasm).unwrap();
+    let config = format!(
+        "[plugins]\ndir = \"plugins\"\ncache_dir = \"{}\"\n{POLLS_OFF}[[catalog.locations]]\ntarget = \"team.yaml\"\n{locations}",
+        cache_dir()
+    );
+    Portal::start_in(dir, &config).await
+}
+
+/// The cells of a table node as text (a badge's or link's label).
+fn cells(table: &Value) -> Vec<Vec<String>> {
+    table["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a table: {table}"))
+        .iter()
+        .map(|row| {
+            row.as_array()
+                .unwrap()
+                .iter()
+                .map(|c| {
+                    c["text"]
+                        .as_str()
+                        .or(c["label"].as_str())
+                        .unwrap()
+                        .to_string()
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Go, over HTTP: the Buildkite example asks Buildkite's builds API for the
 /// entity's pipeline with the token filled in by the host, shows the builds
 /// and stores whether the default branch passes.
 #[tokio::test]
 async fn the_go_example_shows_buildkite_builds_fetched_with_an_injected_secret() {
     let (_dir, wasm) = build_example("go-buildkite").await;
-    // Buildkite's recorded answer, served from the example's fixtures.
-    let upstream = FileServer::start(&example("go-buildkite").join("fixtures")).await;
-    let path = "/v2/organizations/acme/pipelines/payments/builds";
-    // The recorded Buildkite stands in for https://api.buildkite.com, as
-    // with `greenroom plugin run --upstream`.
-    let origin = upstream.origin();
-    let mut manifest = greenroom::plugins::Manifest::from_wasm(&wasm).unwrap();
-    assert_eq!(manifest.hosts, ["https://api.buildkite.com"]);
-    manifest.hosts = vec![origin.clone()];
-    let wasm = manifest.replace_in(&wasm).unwrap();
-    // SAFETY: no other test reads or sets this variable.
-    unsafe { std::env::set_var("GREENROOM_SECRET_BUILDKITE_TOKEN", "bk-example-token") };
-    let grants = format!(
-        "[[plugins.grants]]\nid = \"buildkite\"\nhosts = [\"{origin}\"]\nsecrets = [\"BUILDKITE_TOKEN\"]\n[plugins.config.buildkite]\nbase_url = \"{origin}\"\n"
-    );
-    let p = portal_with(
-        &[("buildkite.wasm".into(), wasm)],
+    let (p, upstream) = http_example_portal(
+        "go-buildkite",
+        wasm,
+        "https://api.buildkite.com",
+        ("BUILDKITE_TOKEN", "bk-example-token"),
         &[
             ("payments", "\"buildkite.com/pipeline-slug\": acme/payments"),
             ("unbuilt", ""),
             ("malformed", "\"buildkite.com/pipeline-slug\": payments"),
         ],
-        "",
-        &grants,
     )
     .await;
+    let path = "/v2/organizations/acme/pipelines/payments/builds";
 
     let card = &cards_of(&p, "payments", "buildkite").await[0];
     assert_eq!(card["title"], "Buildkite", "{card}");
@@ -200,7 +278,6 @@ async fn the_go_example_shows_buildkite_builds_fetched_with_an_injected_secret()
 #[tokio::test]
 async fn the_javascript_example_reads_the_runtimes_pinned_beside_each_entity() {
     let (_dir, wasm) = build_example("js-runtimes").await;
-    let dir = tempfile::tempdir().unwrap();
     let files: &[(&str, &str)] = &[
         ("legacy/.python-version", "2.7.18\n"),
         (
@@ -216,55 +293,8 @@ async fn the_javascript_example_reads_the_runtimes_pinned_beside_each_entity() {
         ("nine/.python-version", "3.9\n"),
         ("bare/README.md", "nothing pinned here\n"),
     ];
-    for (path, text) in files {
-        let path = dir.path().join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-    let mut locations = String::new();
-    for name in ["legacy", "modern", "nine", "bare"] {
-        std::fs::write(
-            dir.path().join(name).join("catalog-info.yaml"),
-            crate::plugins::entity(name, ""),
-        )
-        .unwrap();
-        locations.push_str(&format!(
-            "[[catalog.locations]]\ntarget = \"{name}/catalog-info.yaml\"\n"
-        ));
-    }
-    std::fs::write(
-        dir.path().join("team.yaml"),
-        crate::support::group("team-a"),
-    )
-    .unwrap();
-    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
-    std::fs::write(dir.path().join("plugins/runtimes.wasm"), wasm).unwrap();
-    let config = format!(
-        "[plugins]\ndir = \"plugins\"\ncache_dir = \"{}\"\n{POLLS_OFF}[[catalog.locations]]\ntarget = \"team.yaml\"\n{locations}",
-        cache_dir()
-    );
-    let p = Portal::start_in(dir, &config).await;
-
-    let rows = |card: &Value| -> Vec<Vec<String>> {
-        card["nodes"][0]["rows"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{card}"))
-            .iter()
-            .map(|row| {
-                row.as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|c| {
-                        c["text"]
-                            .as_str()
-                            .or(c["label"].as_str())
-                            .unwrap()
-                            .to_string()
-                    })
-                    .collect()
-            })
-            .collect()
-    };
+    let p = folders_portal(wasm, &["legacy", "modern", "nine", "bare"], files).await;
+    let rows = |card: &Value| cells(&card["nodes"][0]);
     let legacy = &cards_of(&p, "legacy", "runtimes").await[0];
     assert_eq!(legacy["title"], "Runtimes");
     assert_eq!(
@@ -323,4 +353,98 @@ async fn the_javascript_example_built_against_0_1_0_still_serves() {
         card["nodes"][0],
         json!({"type": "heading", "text": "Hello from JavaScript, checkout!"})
     );
+}
+
+/// Python, over HTTP: the status page example reads Statuspage's API with
+/// the key the host fills in, through the Python helper `plugin build`
+/// puts on the path (the example carries no copy).
+#[tokio::test]
+async fn the_python_example_shows_a_status_page_read_with_an_injected_secret() {
+    assert!(
+        !example("python-statuspage")
+            .join("greenroom_plugin.py")
+            .exists()
+    );
+    let (_dir, wasm) = build_example("python-statuspage").await;
+    let (p, upstream) = http_example_portal(
+        "python-statuspage",
+        wasm,
+        "https://api.statuspage.io",
+        ("STATUSPAGE_TOKEN", "sp-example-key"),
+        &[
+            ("payments", "\"statuspage.io/page-id\": pay8xk2m"),
+            ("odd", "\"statuspage.io/page-id\": \"../admin\""),
+        ],
+    )
+    .await;
+    let card = &cards_of(&p, "payments", "statuspage").await[0];
+    assert_eq!(card["title"], "Status page", "{card}");
+    assert_eq!(
+        card["nodes"][0],
+        json!({"type": "badge", "label": "degraded performance", "tone": "warning"})
+    );
+    // The group "Payments" only gathers components: left out.
+    assert_eq!(
+        cells(&card["nodes"][1]),
+        [
+            ["Card API", "degraded performance"],
+            ["Refunds", "operational"]
+        ]
+    );
+    let seen = upstream.requests();
+    assert_eq!(seen[0].0, "/v1/pages/pay8xk2m/components");
+    assert_eq!(seen[0].1.as_deref(), Some("OAuth sp-example-key"));
+    let error = crate::plugins::fresh_error(&p, "odd", "statuspage").await;
+    assert!(error.contains("write the page's id"), "{error}");
+    assert_eq!(upstream.requests().len(), 1, "a bad page id is never sent");
+
+    assert_eq!(poll(&p, "statuspage").await, 1, "the odd page id");
+    let facts = facts_of(&p, "payments").await;
+    assert_eq!(facts["statuspage.operational"], false, "{facts:?}");
+    assert_eq!(facts["statuspage.degraded"], 1.0);
+}
+
+/// C, over files: the README example reads README.md beside each entity.
+#[tokio::test]
+async fn the_c_example_reads_the_readme_beside_each_entity() {
+    let (_dir, wasm) = build_example("c-readme").await;
+    let long = format!(
+        "# Ledger\n\n{}\n",
+        "The ledger records every payment. ".repeat(12)
+    );
+    let files: &[(&str, &str)] = &[
+        ("ledger/README.md", long.as_str()),
+        ("stub/README.md", "TODO: write this\n"),
+    ];
+    let p = folders_portal(wasm, &["ledger", "stub", "bare"], files).await;
+    let ledger = &cards_of(&p, "ledger", "c-readme").await[0];
+    assert_eq!(ledger["title"], "README");
+    assert_eq!(
+        ledger["nodes"],
+        json!([
+            {"type": "badge", "label": "documented", "tone": "good"},
+            {"type": "heading", "text": "Ledger"},
+            {"type": "field", "label": "Words", "value": "62", "tone": null},
+        ])
+    );
+    let stub = &cards_of(&p, "stub", "c-readme").await[0];
+    assert_eq!(stub["nodes"][0]["label"], "thin", "{stub}");
+    assert_eq!(
+        stub["nodes"].as_array().unwrap().len(),
+        2,
+        "no title: {stub}"
+    );
+    let bare = &cards_of(&p, "bare", "c-readme").await[0];
+    assert_eq!(
+        bare["nodes"][0],
+        json!({"type": "badge", "label": "no README.md", "tone": "critical"})
+    );
+
+    assert_eq!(poll(&p, "c-readme").await, 0);
+    let facts = facts_of(&p, "ledger").await;
+    assert_eq!(facts["docs.readme"], true, "{facts:?}");
+    assert_eq!(facts["docs.readme_words"], 62.0);
+    let facts = facts_of(&p, "bare").await;
+    assert_eq!(facts["docs.readme"], false, "{facts:?}");
+    assert!(!facts.contains_key("docs.readme_words"));
 }

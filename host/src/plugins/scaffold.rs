@@ -44,11 +44,6 @@ pub enum Lang {
     C,
 }
 
-/// The Python and JavaScript helpers (card builder, facts, errors, HTTP
-/// with secrets), written beside the plugin's source.
-const PYTHON_HELPER: &str = include_str!("../../../plugin-sdk/python/greenroom_plugin.py");
-const JS_HELPER: &str = include_str!("../../../plugin-sdk/js/greenroom-plugin.js");
-
 /// What a build leaves in a plugin's folder, kept out of version control.
 const GITIGNORE: &str = "# Written by greenroom plugin build.\n/.greenroom/\n/node_modules/\n/bindings/\n/greenroom_plugin_*/\n/wit_exports.go\n*.wasm\n";
 
@@ -64,7 +59,10 @@ fn sources(id: &str, title: &str, lang: Lang) -> Vec<(String, String)> {
                     "\"\"\"{title}: one card on every entity.\"\"\"\n\nfrom greenroom_plugin import CardBuilder, Tone, entity_value\nfrom wit_world import exports\nfrom wit_world.imports import config, types\n\n\nclass Cards(exports.Cards):\n    def cards(self, entity: types.Entity) -> list[types.Card]:\n        # An export fails with `raise not_applicable()`, `upstream(\"why\")`, ...\n        owner = entity_value(entity).get(\"spec\", {{}}).get(\"owner\", \"nobody\")\n        # A setting from [plugins.config.{id}] in greenroom.toml, if any.\n        greeting = config.get(\"greeting\") or \"Hello\"\n        return [\n            CardBuilder(\"{id}\", \"{title}\")\n            .heading(f\"{{greeting}}, {{entity.name}}!\")\n            .field(\"Owner\", owner)\n            .badge(entity.kind, Tone.INFO)\n            .build()\n        ]\n"
                 ),
             ),
-            ("greenroom_plugin.py".into(), PYTHON_HELPER.into()),
+            (
+                "greenroom_plugin.py".into(),
+                super::build::PYTHON_HELPER.into(),
+            ),
         ],
         Lang::Js => vec![
             (
@@ -81,7 +79,7 @@ fn sources(id: &str, title: &str, lang: Lang) -> Vec<(String, String)> {
                     v = super::runtime::CONTRACT_VERSION
                 ),
             ),
-            ("greenroom-plugin.js".into(), JS_HELPER.into()),
+            ("greenroom-plugin.js".into(), super::build::JS_HELPER.into()),
         ],
         Lang::Go => vec![
             ("go.mod".into(), super::build::GO_MOD.into()),
