@@ -816,7 +816,10 @@ fn drop_to_card(
                 return Ok(started.elapsed());
             }
             if started.elapsed() > Duration::from_secs(60) {
-                bail!("{} was not served within 60 s of being dropped in", wasm.display());
+                bail!(
+                    "{} was not served within 60 s of being dropped in",
+                    wasm.display()
+                );
             }
             std::thread::sleep(Duration::from_millis(2));
         }
