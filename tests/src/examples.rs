@@ -48,14 +48,8 @@ async fn build_example_against(
         )
         .unwrap();
     }
-    // The JavaScript examples name the componentize-js that `cargo xtask
-    // test` installed for js-hello: link it rather than install it again.
     if root.join("package.json").is_file() {
-        std::os::unix::fs::symlink(
-            example("js-hello").join("node_modules"),
-            root.join("node_modules"),
-        )
-        .unwrap();
+        crate::harness::link_js_packages(&root);
     }
     let built = tokio::task::spawn_blocking(move || greenroom::plugins::build::build(&root))
         .await

@@ -265,6 +265,18 @@ fn a_new_rust_plugin_builds_and_shows_its_card() {
     assert_eq!(card["nodes"][0]["text"], "Hello, sample!", "{answer}");
 }
 
+/// The npm packages `cargo xtask test` installed for the JavaScript
+/// example (componentize-js, which every JavaScript plugin here names),
+/// linked into the plugin folder `root` rather than downloaded again (380
+/// MB); without them, `plugin build` runs `npm install`.
+pub(crate) fn link_js_packages(root: &std::path::Path) {
+    let installed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/plugins/js-hello/node_modules");
+    if installed.is_dir() {
+        std::os::unix::fs::symlink(&installed, root.join("node_modules")).unwrap();
+    }
+}
+
 /// `plugin new --lang <lang>` then `plugin build`: the folder builds with
 /// its language's toolchain, its world imports only `config` of the host
 /// (so its manifest needs no hosts), and it serves its card with a setting.
@@ -274,14 +286,7 @@ fn a_new_plugin_builds_and_shows_its_card(lang: greenroom::plugins::scaffold::La
     let away = tempfile::tempdir().unwrap();
     let root = new(id, lang, away.path()).unwrap();
     if lang == Lang::Js {
-        // The npm packages `cargo xtask test` installed for the JavaScript
-        // example are the ones the template names: link them rather than
-        // download 380 MB again (plugin build runs `npm install` without).
-        let installed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../examples/plugins/js-hello/node_modules");
-        if installed.is_dir() {
-            std::os::unix::fs::symlink(&installed, root.join("node_modules")).unwrap();
-        }
+        link_js_packages(&root);
     }
     let plugin = greenroom::plugins::build::build(&root)
         .unwrap_or_else(|e| panic!("plugin build of the {lang:?} template: {e:#}"));
@@ -515,12 +520,7 @@ fn a_helper_reads_json_with_a_secret_and_fails_honestly(
     let away = tempfile::tempdir().unwrap();
     let root = new("status", lang, away.path()).unwrap();
     if lang == Lang::Js {
-        std::os::unix::fs::symlink(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../examples/plugins/js-hello/node_modules"),
-            root.join("node_modules"),
-        )
-        .unwrap();
+        link_js_packages(&root);
     }
     std::fs::write(
         root.join("wit/world.wit"),
