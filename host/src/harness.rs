@@ -152,13 +152,13 @@ impl Builder {
         std::fs::write(&path, config)?;
         let portal = crate::Portal::open(crate::config::Config::load(&path)?)?;
         let state = portal.state;
-        for location in state.store.locations()? {
+        for location in state.store.locations.locations()? {
             state
                 .refresher
                 .ingestor()
                 .refresh(&state.store, &location)?;
         }
-        let problems = state.store.problems(None)?;
+        let problems = state.store.locations.problems(None)?;
         if let Some(p) = problems.first() {
             bail!("the catalog is invalid: {}: {}", p.source, p.message);
         }
@@ -181,7 +181,7 @@ impl Harness {
     /// The catalog's entities, in the order they were stored.
     pub fn entity_refs(&self) -> anyhow::Result<Vec<String>> {
         let mut refs = Vec::new();
-        self.state.store.each_entity(500, |json| {
+        self.state.store.catalog.each_entity(500, &mut |json| {
             if let Some(e) = entity_record(json) {
                 refs.push(e.entity_ref);
             }
@@ -201,6 +201,7 @@ impl Harness {
         let json = self
             .state
             .store
+            .catalog
             .entity_by_ref(&r, &[])?
             .with_context(|| format!("no entity {r} in the test catalog"))?;
         entity_record(json).context("unreadable entity")
@@ -328,6 +329,11 @@ pub struct Run {
     /// Who runs run:<action-id>, as a catalog ref.
     #[arg(long = "as", default_value = "user:default/plugin-author")]
     pub actor: String,
+    /// After the answer, makes the same call this many times more, each in
+    /// a fresh sandbox as the portal does, and adds their timing
+    /// (`timing.p50Us`, `timing.p99Us`) to the answer; not for run:.
+    #[arg(long, default_value_t = 0)]
+    pub repeat: usize,
 }
 
 impl Run {
@@ -345,6 +351,7 @@ impl Run {
             upstream: None,
             input: "{}".into(),
             actor: "user:default/plugin-author".into(),
+            repeat: 0,
         }
     }
 }
@@ -383,6 +390,31 @@ pub fn run(request: &Run) -> anyhow::Result<Value> {
             .next()
             .with_context(|| format!("{} holds no entity", request.entity.display()))?,
     };
+    if request.repeat > 0 && request.call.starts_with("run:") {
+        bail!("--repeat: an action changes things upstream; time cards, facts, events or actions");
+    }
+    let mut answer = call(&harness, request, &target)?;
+    if request.repeat > 0 {
+        let mut samples = Vec::with_capacity(request.repeat);
+        for _ in 0..request.repeat {
+            let started = std::time::Instant::now();
+            call(&harness, request, &target)?;
+            samples.push(started.elapsed());
+        }
+        samples.sort();
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+        let micros = |d: std::time::Duration| (d.as_secs_f64() * 1e7).round() / 10.0;
+        answer["timing"] = serde_json::json!({
+            "calls": request.repeat,
+            "p50Us": micros(at(0.5)),
+            "p99Us": micros(at(0.99)),
+        });
+    }
+    Ok(answer)
+}
+
+/// One call of `request.call` for `target`, as JSON.
+fn call(harness: &Harness, request: &Run, target: &str) -> anyhow::Result<Value> {
     let list = |items: Vec<Value>| Value::Array(items);
     Ok(match request.call.as_str() {
         "cards" => serde_json::json!({ "cards": harness.cards(&target)? }),

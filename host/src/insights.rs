@@ -147,7 +147,7 @@ pub fn put_pushed_facts(store: &Store, facts: &[FactRecord]) -> Result<(usize, u
         }
     }
     for (name, t) in &types {
-        if let Some(existing) = store.fact_type(name)?
+        if let Some(existing) = store.facts.fact_type(name)?
             && existing != *t
         {
             return Err(Refused::Type(format!(
@@ -155,7 +155,7 @@ pub fn put_pushed_facts(store: &Store, facts: &[FactRecord]) -> Result<(usize, u
             )));
         }
     }
-    let changed = store.put_facts(facts)?;
+    let changed = store.facts.put_facts(facts)?;
     Ok((facts.len(), changed))
 }
 
@@ -169,7 +169,7 @@ pub fn put_plugin_facts(store: &Store, plugin: &str, facts: Vec<FactRecord>) -> 
             tracing::warn!(plugin, fact = %f.name, "{}: {}; skipped", b.field, b.message);
             continue;
         }
-        match store.fact_type(&f.name) {
+        match store.facts.fact_type(&f.name) {
             Ok(Some(t)) if t != f.value.type_name() => {
                 tracing::warn!(plugin, fact = %f.name, stored = %t, given = f.value.type_name(), "fact has another type; skipped");
                 continue;
@@ -183,7 +183,7 @@ pub fn put_plugin_facts(store: &Store, plugin: &str, facts: Vec<FactRecord>) -> 
             ..f
         });
     }
-    match store.put_facts(&kept) {
+    match store.facts.put_facts(&kept) {
         Ok(_) => kept.len(),
         Err(e) => {
             tracing::error!(plugin, error = %e, "cannot store facts");
@@ -206,7 +206,7 @@ pub fn put_plugin_events(store: &Store, plugin: &str, events: Vec<EventRecord>) 
                 .ok()
         })
         .collect();
-    match store.put_events(&kept) {
+    match store.events.put_events(&kept) {
         Ok(added) => added,
         Err(e) => {
             tracing::error!(plugin, error = %e, "cannot store events");

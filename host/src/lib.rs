@@ -54,12 +54,13 @@ impl Portal {
         let store = Arc::new(store::Store::open(&config.store_path())?);
         for l in &config.catalog.locations {
             store
+                .locations
                 .ensure_location(&l.kind, &l.target, store::Origin::Config)
                 .with_context(|| format!("registering location {}:{}", l.kind, l.target))?;
         }
         // A location taken out of the config goes, with its entities;
         // locations added through the API or the CLI stay.
-        for stale in store.locations()?.into_iter().filter(|l| {
+        for stale in store.locations.locations()?.into_iter().filter(|l| {
             l.origin == store::Origin::Config
                 && !config
                     .catalog
@@ -68,7 +69,7 @@ impl Portal {
                     .any(|c| c.kind == l.kind && c.target == l.target)
         }) {
             tracing::info!(location = %stale.target, "location no longer in the config; removing it and its entities");
-            store.delete_location(&stale.id)?;
+            store.locations.delete_location(&stale.id)?;
         }
         let reader = ingest::Reader::for_catalog(&config)?;
         let plugins = Arc::new(plugins::Plugins::new(&config, store.clone())?);

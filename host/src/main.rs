@@ -412,7 +412,7 @@ fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
                 greenroom::net::Origin::parse(h).map_err(|e| anyhow::anyhow!("--host {e}"))?;
             }
             let (registry, store) = plugins(&config)?;
-            let mut grants = store.grants(&id)?.unwrap_or_default();
+            let mut grants = store.plugin_state.grants(&id)?.unwrap_or_default();
             grants.hosts.extend(
                 hosts
                     .into_iter()
@@ -425,7 +425,7 @@ fn plugin(config: Config, command: PluginCommand) -> anyhow::Result<ExitCode> {
                     .filter(|s| !grants.secrets.contains(s))
                     .collect::<Vec<_>>(),
             );
-            store.set_grants(&id, &grants)?;
+            store.plugin_state.set_grants(&id, &grants)?;
             println!(
                 "{id} is granted hosts [{}] and secrets [{}]",
                 grants.hosts.join(", "),
@@ -515,13 +515,15 @@ fn import(config: Config, target: &str) -> anyhow::Result<ExitCode> {
         ("file", path.to_string_lossy().into_owned())
     };
     let store = greenroom::store::Store::open(&config.store_path())?;
-    let location = store.ensure_location(kind, &target, greenroom::store::Origin::Api)?;
+    let location = store
+        .locations
+        .ensure_location(kind, &target, greenroom::store::Origin::Api)?;
     let summary = ingestor(&config)?.refresh(&store, &location)?;
     println!(
         "imported {kind}:{target} (location {}): {} added, {} updated, {} unchanged, {} removed",
         location.id, summary.added, summary.updated, summary.unchanged, summary.removed
     );
-    let problems = store.problems(Some(&location.id))?;
+    let problems = store.locations.problems(Some(&location.id))?;
     print_problems(&problems);
     Ok(if problems.is_empty() {
         ExitCode::SUCCESS
@@ -612,7 +614,9 @@ fn token(config: Config, command: TokenCommand) -> anyhow::Result<ExitCode> {
                 greenroom::auth::token_record(&name, &scopes, expires.as_deref(), owner, "cli")
                     .map_err(|e| anyhow::anyhow!(e))?;
             let secret = greenroom::auth::new_token_secret();
-            store.token_create(&record, &greenroom::auth::token_hash(&secret))?;
+            store
+                .access
+                .token_create(&record, &greenroom::auth::token_hash(&secret))?;
             eprintln!(
                 "token '{}' ({}) with scopes {}; it is shown once, keep it now:",
                 record.name,
@@ -623,7 +627,7 @@ fn token(config: Config, command: TokenCommand) -> anyhow::Result<ExitCode> {
         }
         TokenCommand::List => {
             let now = greenroom::store::now_ms();
-            for t in store.tokens(None)? {
+            for t in store.access.tokens(None)? {
                 let state = if t.revoked_ms.is_some() {
                     "revoked"
                 } else if !t.live(now) {
@@ -642,7 +646,7 @@ fn token(config: Config, command: TokenCommand) -> anyhow::Result<ExitCode> {
             }
         }
         TokenCommand::Revoke { id } => {
-            if !store.token_revoke(&id)? {
+            if !store.access.token_revoke(&id)? {
                 eprintln!("no live token with id {id}");
                 return Ok(ExitCode::from(1));
             }

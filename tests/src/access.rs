@@ -530,7 +530,7 @@ async fn guessing_tokens_is_slowed_to_a_halt() {
     // Nothing was stored; every attempt is in the trail.
     let store = p.state.store.clone();
     let lines = tokio::task::spawn_blocking(move || {
-        store.audit_lines(&greenroom::store::AuditQuery {
+        store.access.audit_lines(&greenroom::store::AuditQuery {
             limit: 5000,
             ..Default::default()
         })

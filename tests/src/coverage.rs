@@ -39,7 +39,12 @@ pub(crate) async fn facts_of(
             .find(|l| l.manifest.id == plugin)
             .expect("plugin loaded");
         let r = greenroom::catalog::EntityRef::new("component", "default", &name);
-        let json = state.store.entity_by_ref(&r, &[]).unwrap().expect("entity");
+        let json = state
+            .store
+            .catalog
+            .entity_by_ref(&r, &[])
+            .unwrap()
+            .expect("entity");
         let entity = greenroom::plugins::host::entity_record(json).unwrap();
         loaded
             .facts(&entity, &state.plugins.limits())

@@ -219,7 +219,9 @@ async fn a_slow_location_does_not_hold_the_write_lock() {
     // after the store's 10 s busy timeout).
     asked.notified().await;
     let store = p.state.store.clone();
-    let write = tokio::task::spawn_blocking(move || store.kv_set("test", "k", b"v", None, 100));
+    let write = tokio::task::spawn_blocking(move || {
+        store.plugin_state.kv_set("test", "k", b"v", None, 100)
+    });
     let written = tokio::time::timeout(Duration::from_secs(30), write)
         .await
         .expect("a store write waited for a download")

@@ -21,6 +21,7 @@ mod plugins;
 mod search;
 mod sentry;
 mod signin;
+mod store_conformance;
 mod support;
 mod techdocs;
 mod web;

@@ -687,7 +687,7 @@ async fn every_export_of_the_contract_is_callable() {
     let plugins = p.state.plugins.clone();
     let store = p.state.store.clone();
     tokio::task::spawn_blocking(move || {
-        let json = store.entity_by_ref(&greenroom::catalog::EntityRef::new("component", "default", "checkout"), &[]).unwrap().unwrap();
+        let json = store.catalog.entity_by_ref(&greenroom::catalog::EntityRef::new("component", "default", "checkout"), &[]).unwrap().unwrap();
         let entity = greenroom::plugins::host::entity_record(json).unwrap();
         let limits = plugins.limits();
         let loaded = plugins.loaded();

@@ -974,6 +974,7 @@ async fn idle_sessions_end_and_sign_in_floods_are_turned_away() {
     let lines = q
         .state
         .store
+        .access
         .audit_lines(&greenroom::store::AuditQuery {
             limit: 1000,
             ..Default::default()

@@ -85,8 +85,8 @@ impl Portal {
         )
         .unwrap();
         let hash = greenroom::auth::token_hash(Self::ADMIN);
-        if state.store.token_by_hash(&hash).unwrap().is_none() {
-            state.store.token_create(&record, &hash).unwrap();
+        if state.store.access.token_by_hash(&hash).unwrap().is_none() {
+            state.store.access.token_create(&record, &hash).unwrap();
         }
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

@@ -295,7 +295,7 @@ async fn every_page_is_a_search_document() {
     let documents = tokio::task::spawn_blocking(move || {
         let plugin = state.plugins.enabled().into_iter().next().unwrap();
         let r = greenroom::catalog::EntityRef::new("component", "default", "payments");
-        let json = state.store.entity_by_ref(&r, &[]).unwrap().unwrap();
+        let json = state.store.catalog.entity_by_ref(&r, &[]).unwrap().unwrap();
         let entity = greenroom::plugins::host::entity_record(json).unwrap();
         plugin
             .search_documents(&entity, &state.plugins.limits())

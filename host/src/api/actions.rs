@@ -161,7 +161,7 @@ async fn runs(
     };
     let limit = q.limit.unwrap_or(50).min(500);
     let store = state.store.clone();
-    let items = blocking(move || Ok(store.action_runs(entity.as_deref(), limit)?)).await?;
+    let items = blocking(move || Ok(store.actions.action_runs(entity.as_deref(), limit)?)).await?;
     Ok(Json(json!({ "items": items })))
 }
 
@@ -202,12 +202,12 @@ pub(super) async fn acting_person(
     let store = state.store.clone();
     let lookup = user_ref.clone();
     let groups = blocking(move || {
-        if store.entity_by_ref(&lookup, &[])?.is_none() {
+        if store.catalog.entity_by_ref(&lookup, &[])?.is_none() {
             return Err(ApiError::BadRequest(format!(
                 "no User {lookup} in the catalog"
             )));
         }
-        Ok(store.groups_of(&lookup.to_string())?)
+        Ok(store.catalog.groups_of(&lookup.to_string())?)
     })
     .await?;
     Ok(Caller {

@@ -31,8 +31,8 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let (store, search) = (state.store.clone(), state.search.clone());
     let plugins = state.plugins.enabled().len();
     let (entities, documents, lag, sessions) = blocking(move || {
-        let entities = store.entity_count()?;
-        let sessions = store.session_count(now_ms())?;
+        let entities = store.catalog.entity_count()?;
+        let sessions = store.access.session_count(now_ms())?;
         Ok((entities, search.index.documents(), search.lag()?, sessions))
     })
     .await?;
@@ -155,7 +155,7 @@ async fn create_token(
     let secret = new_token_secret();
     let store = state.store.clone();
     let (stored, hash) = (record.clone(), token_hash(&secret));
-    blocking(move || Ok(store.token_create(&stored, &hash)?)).await?;
+    blocking(move || Ok(store.access.token_create(&stored, &hash)?)).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"token": secret, "record": record})),
@@ -190,7 +190,7 @@ async fn list_tokens(
 ) -> Result<Json<Value>, ApiError> {
     let person = own_scope(&state, &caller)?;
     let store = state.store.clone();
-    let items = blocking(move || Ok(store.tokens(person.as_deref())?)).await?;
+    let items = blocking(move || Ok(store.access.tokens(person.as_deref())?)).await?;
     Ok(Json(json!({ "items": items })))
 }
 
@@ -204,8 +204,8 @@ async fn revoke_token(
         &caller,
         id,
         "token",
-        |store, id| Ok(store.token(id)?.map(|t| t.person)),
-        Store::token_revoke,
+        |store, id| Ok(store.access.token(id)?.map(|t| t.person)),
+        |store, id| store.access.token_revoke(id),
     )
     .await
 }
@@ -248,7 +248,7 @@ async fn list_sessions(
 ) -> Result<Json<Value>, ApiError> {
     let person = own_scope(&state, &caller)?;
     let store = state.store.clone();
-    let items = blocking(move || Ok(store.sessions(now_ms(), person.as_deref())?)).await?;
+    let items = blocking(move || Ok(store.access.sessions(now_ms(), person.as_deref())?)).await?;
     Ok(Json(json!({ "items": items })))
 }
 
@@ -263,8 +263,8 @@ async fn end_session(
         &caller,
         id,
         "session",
-        |store, id| Ok(store.session(id)?.map(|s| s.user_ref)),
-        Store::session_end,
+        |store, id| Ok(store.access.session(id)?.map(|s| s.user_ref)),
+        |store, id| store.access.session_end(id),
     )
     .await
 }
@@ -302,7 +302,7 @@ async fn audit(
         limit: p.limit.unwrap_or(if jsonl { 100_000 } else { 500 }),
     };
     let store = state.store.clone();
-    let lines = blocking(move || Ok(store.audit_lines(&q)?)).await?;
+    let lines = blocking(move || Ok(store.access.audit_lines(&q)?)).await?;
     if jsonl {
         let mut body = String::new();
         for l in &lines {

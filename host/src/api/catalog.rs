@@ -116,14 +116,14 @@ async fn list_entities(
     };
     let store = state.store.clone();
     if query.limit.is_some() {
-        let items = blocking(move || Ok(store.list(&query)?)).await?;
+        let items = blocking(move || Ok(store.catalog.list(&query)?)).await?;
         return Ok(json_text(StatusCode::OK, join_array(&items)));
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     tokio::task::spawn_blocking(move || {
         let mut buf = String::from("[");
         let mut first = true;
-        let result = store.list_each(&query, |entity| {
+        let result = store.catalog.list_each(&query, &mut |entity| {
             if !first {
                 buf.push(',');
             }
@@ -173,7 +173,7 @@ async fn query_entities(
         fields: p.list("fields"),
     };
     let store = state.store.clone();
-    let page = blocking(move || Ok(store.page(&query)?)).await??;
+    let page = blocking(move || Ok(store.catalog.page(&query)?)).await??;
     let mut page_info = serde_json::Map::new();
     if let Some(c) = page.next_cursor {
         page_info.insert("nextCursor".into(), Value::String(c));
@@ -199,7 +199,7 @@ async fn by_name(
     let r = EntityRef::new(&kind, &namespace, &name);
     let store = state.store.clone();
     let lookup = r.clone();
-    match blocking(move || Ok(store.entity_by_ref(&lookup, &fields)?)).await? {
+    match blocking(move || Ok(store.catalog.entity_by_ref(&lookup, &fields)?)).await? {
         Some(e) => Ok(json_text(StatusCode::OK, e)),
         None => Err(ApiError::NotFound(format!(
             "No entity named '{name}' found, with kind '{kind}' in namespace '{namespace}'"
@@ -215,7 +215,7 @@ async fn by_uid(
     let fields = Params::new(raw).list("fields");
     let store = state.store.clone();
     let key = uid.clone();
-    match blocking(move || Ok(store.entity_by_uid(&key, &fields)?)).await? {
+    match blocking(move || Ok(store.catalog.entity_by_uid(&key, &fields)?)).await? {
         Some(e) => Ok(json_text(StatusCode::OK, e)),
         None => Err(ApiError::NotFound(format!("No entity with uid {uid}"))),
     }
@@ -247,7 +247,7 @@ async fn by_refs(
         .map(|r| EntityRef::parse(r, None, crate::catalog::DEFAULT_NAMESPACE).ok())
         .collect();
     let store = state.store.clone();
-    let items = blocking(move || Ok(store.entities_by_refs(&refs, &fields)?)).await?;
+    let items = blocking(move || Ok(store.catalog.entities_by_refs(&refs, &fields)?)).await?;
     let items: Vec<String> = items
         .into_iter()
         .map(|i| i.unwrap_or_else(|| "null".into()))
@@ -277,9 +277,9 @@ async fn facets(
     let fresh = super::wants_fresh(&headers);
     let result = blocking(move || {
         Ok(if fresh {
-            store.facets_uncached(&facets, &filter)?
+            store.catalog.facets_uncached(&facets, &filter)?
         } else {
-            store.facets(&facets, &filter)?
+            store.catalog.facets(&facets, &filter)?
         })
     })
     .await?;
@@ -298,7 +298,7 @@ async fn facets(
 
 async fn list_locations(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = state.store.clone();
-    let locations = blocking(move || Ok(store.locations()?)).await?;
+    let locations = blocking(move || Ok(store.locations.locations()?)).await?;
     Ok(Json(Value::Array(
         locations
             .into_iter()
@@ -313,8 +313,13 @@ async fn get_location(
 ) -> Result<Json<Value>, ApiError> {
     let store = state.store.clone();
     let key = id.clone();
-    let (location, problems) =
-        blocking(move || Ok((store.location(&key)?, store.problems(Some(&key))?))).await?;
+    let (location, problems) = blocking(move || {
+        Ok((
+            store.locations.location(&key)?,
+            store.locations.problems(Some(&key))?,
+        ))
+    })
+    .await?;
     let location =
         location.ok_or_else(|| ApiError::NotFound(format!("Found no location with ID {id}")))?;
     let mut value = serde_json::to_value(location).map_err(|e| ApiError::Internal(e.into()))?;
@@ -368,7 +373,7 @@ async fn delete_location(
 ) -> Result<StatusCode, ApiError> {
     let store = state.store.clone();
     let key = id.clone();
-    if blocking(move || Ok(store.delete_location(&key)?)).await? {
+    if blocking(move || Ok(store.locations.delete_location(&key)?)).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!(
@@ -384,7 +389,7 @@ async fn location_by_entity(
     let r = EntityRef::new(&kind, &namespace, &name);
     let store = state.store.clone();
     let lookup = r.clone();
-    let found = blocking(move || Ok(store.location_of_entity(&lookup)?)).await?;
+    let found = blocking(move || Ok(store.catalog.location_of_entity(&lookup)?)).await?;
     found
         .map(|l| Json(json!(l)))
         .ok_or_else(|| ApiError::NotFound(format!("No entity {r} found")))
@@ -434,7 +439,7 @@ async fn refresh(
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let store = state.store.clone();
     let lookup = r.clone();
-    let location = blocking(move || Ok(store.location_of_entity(&lookup)?))
+    let location = blocking(move || Ok(store.catalog.location_of_entity(&lookup)?))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("No entity {r} found")))?;
     state.refresher.refresh(location).await?;
@@ -447,13 +452,13 @@ async fn problems(
 ) -> Result<Json<Value>, ApiError> {
     let location = Params::new(raw).one("location").map(str::to_string);
     let store = state.store.clone();
-    let items = blocking(move || Ok(store.problems(location.as_deref())?)).await?;
+    let items = blocking(move || Ok(store.locations.problems(location.as_deref())?)).await?;
     Ok(Json(json!({ "items": items })))
 }
 
 async fn orphans(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = state.store.clone();
-    let items = blocking(move || Ok(store.orphans()?)).await?;
+    let items = blocking(move || Ok(store.catalog.orphans()?)).await?;
     let items: Vec<Value> = items
         .into_iter()
         .map(|(entity, owner)| json!({"entityRef": entity, "ownerRef": owner}))

@@ -250,7 +250,7 @@ async fn definition(
     let store = state.store.clone();
     let lookup = r.clone();
     let fields = ["spec.type".to_string(), "spec.definition".to_string()];
-    let json = blocking(move || Ok(store.entity_by_ref(&lookup, &fields)?))
+    let json = blocking(move || Ok(store.catalog.entity_by_ref(&lookup, &fields)?))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("No entity {r} found")))?;
     let entity: Value = serde_json::from_str(&json)

@@ -189,7 +189,7 @@ fn token_holder(state: &AppState, given: &str) -> Result<TokenHolder, ApiError> 
             });
         }
     }
-    match state.store.token_by_hash(&token_hash(given))? {
+    match state.store.access.token_by_hash(&token_hash(given))? {
         Some(t) if t.live(now_ms()) => {
             // A personal token acts for its person as the catalog knows
             // them now: one who left loses what the token could do.
@@ -236,18 +236,18 @@ pub fn resolve_person(
     let login = login_of(email, user, subject);
     let user_ref = match auth.resolve {
         Resolve::Email => match email {
-            Some(e) => state.store.user_by("email", e)?,
+            Some(e) => state.store.catalog.user_by("email", e)?,
             None => None,
         },
         Resolve::Name => {
             let name = user.or_else(|| email.and_then(|e| e.split('@').next()));
             match name {
-                Some(n) => state.store.user_by("name", n)?,
+                Some(n) => state.store.catalog.user_by("name", n)?,
                 None => None,
             }
         }
         Resolve::Annotation => match subject.or(user).or(email) {
-            Some(s) => state.store.user_by("annotation", s)?,
+            Some(s) => state.store.catalog.user_by("annotation", s)?,
             None => None,
         },
     };
@@ -271,7 +271,7 @@ fn person(
     session: Option<SessionRef>,
 ) -> Result<Person, ApiError> {
     let groups = match &user_ref {
-        Some(r) => state.store.groups_of(r)?,
+        Some(r) => state.store.catalog.groups_of(r)?,
         None => Vec::new(),
     };
     Ok(Person {
@@ -308,7 +308,7 @@ fn session_person(
 ) -> Result<Option<Person>, ApiError> {
     let now = now_ms();
     let idle = state.config.auth.session_idle.as_millis() as i64;
-    let found = state.store.session_by_hash(&token_hash(secret))?;
+    let found = state.store.access.session_by_hash(&token_hash(secret))?;
     let why = match &found {
         Some(s) if s.live(now, idle) => None,
         Some(s) if s.ended_ms.is_some() => Some("your session ended (signed out or revoked)"),
@@ -328,7 +328,7 @@ fn session_person(
         return Ok(None);
     };
     if now - session.seen_ms > SEEN_EVERY_MS {
-        state.store.session_seen(&session.id, now)?;
+        state.store.access.session_seen(&session.id, now)?;
     }
     let held = SessionRef {
         id: session.id,
@@ -681,7 +681,7 @@ pub async fn append(
         status,
     };
     let store = state.store.clone();
-    let written = tokio::task::spawn_blocking(move || store.audit(&entry)).await;
+    let written = tokio::task::spawn_blocking(move || store.access.audit(&entry)).await;
     if !matches!(written, Ok(Ok(()))) {
         tracing::error!(?written, "cannot write the audit trail");
     }

@@ -88,7 +88,7 @@ async fn require_entities(state: &AppState, refs: Vec<(String, String)>) -> Resu
     let names: Vec<String> = refs.iter().map(|(_, r)| r.clone()).collect();
     let found = blocking(move || {
         let borrowed: Vec<&str> = names.iter().map(String::as_str).collect();
-        Ok(store.existing_refs(&borrowed)?)
+        Ok(store.catalog.existing_refs(&borrowed)?)
     })
     .await?;
     if let Some(((at, r), _)) = refs.iter().zip(found).find(|(_, ok)| !ok) {
@@ -172,7 +172,7 @@ async fn push_facts(
 /// entities have each.
 async fn fact_names(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = state.store.clone();
-    let names = blocking(move || Ok(store.fact_names()?)).await?;
+    let names = blocking(move || Ok(store.facts.fact_names()?)).await?;
     let items: Vec<Value> = names
         .into_iter()
         .map(|(name, kind, n)| json!({"name": name, "type": kind, "entities": n}))
@@ -211,12 +211,14 @@ async fn top(
     let store = state.store.clone();
     let key = name.clone();
     let items = blocking(move || {
-        if let Some(t) = store.fact_type(&key)?.filter(|t| t != "number") {
+        if let Some(t) = store.facts.fact_type(&key)?.filter(|t| t != "number") {
             return Err(ApiError::BadRequest(format!(
                 "fact {key} holds {t} values; only numbers rank"
             )));
         }
-        Ok(store.top_facts(&key, ascending, limit, kind.as_deref())?)
+        Ok(store
+            .facts
+            .top_facts(&key, ascending, limit, kind.as_deref())?)
     })
     .await?;
     Ok(Json(json!({
@@ -234,13 +236,14 @@ async fn entity_facts(
     let store = state.store.clone();
     let key = r.clone();
     let items = blocking(move || {
-        if !store.existing_refs(&[key.as_str()])?[0] {
+        if !store.catalog.existing_refs(&[key.as_str()])?[0] {
             return Err(ApiError::NotFound(format!("No entity {key} found")));
         }
-        let facts = store.entity_facts(&key)?;
+        let facts = store.facts.entity_facts(&key)?;
         let mut out = Vec::with_capacity(facts.len());
         for fact in facts {
             let history: Vec<Value> = store
+                .facts
                 .fact_history(&key, &fact.name, HISTORY)?
                 .into_iter()
                 .map(|(at, value, _)| json!([at, value]))
@@ -315,7 +318,7 @@ async fn push_events(
     require_entities(&state, refs).await?;
     let store = state.store.clone();
     let count = events.len();
-    let added = blocking(move || Ok(store.put_events(&events)?)).await?;
+    let added = blocking(move || Ok(store.events.put_events(&events)?)).await?;
     Ok(Json(json!({"received": count, "added": added})))
 }
 
@@ -370,6 +373,6 @@ async fn events(
         limit: q.limit.unwrap_or(50).clamp(1, 500),
     };
     let store = state.store.clone();
-    let items = blocking(move || Ok(store.events(&query)?)).await?;
+    let items = blocking(move || Ok(store.events.events(&query)?)).await?;
     Ok(Json(json!({"items": items})))
 }

@@ -220,7 +220,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 
 async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let store = state.store.clone();
-    let stats = blocking(move || Ok(store.stats()?)).await?;
+    let stats = blocking(move || Ok(store.catalog.stats()?)).await?;
     Ok(Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),

@@ -138,7 +138,7 @@ pub(crate) async fn entity_of(
     let r = EntityRef::new(kind, namespace, name);
     let store = state.store.clone();
     let lookup = r.clone();
-    let json = blocking(move || Ok(store.entity_by_ref(&lookup, &[])?))
+    let json = blocking(move || Ok(store.catalog.entity_by_ref(&lookup, &[])?))
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("No entity {r} found")))?;
     let entity = entity_record(json)

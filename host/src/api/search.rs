@@ -95,12 +95,13 @@ async fn search(
             let mut v = json!(hit);
             if hit.doc_type == "entity" {
                 let facts: Vec<Value> = store
+                    .facts
                     .entity_facts(&hit.entity_ref)?
                     .into_iter()
                     .take(FACTS)
                     .map(|f| json!({"name": f.name, "value": f.value, "url": f.url}))
                     .collect();
-                let events = store.events(&EventQuery {
+                let events = store.events.events(&EventQuery {
                     since_ms: since,
                     entity_ref: Some(hit.entity_ref.clone()),
                     limit: EVENTS,

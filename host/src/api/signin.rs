@@ -282,7 +282,7 @@ async fn finish(
     };
     let store = state.store.clone();
     let hash = token_hash(&secret);
-    blocking(move || Ok(store.session_create(&record, &hash)?))
+    blocking(move || Ok(store.access.session_create(&record, &hash)?))
         .await
         .map_err(|e| (format!("person:{login}"), e))?;
     Ok((person, secret, return_to))
@@ -304,7 +304,7 @@ async fn sign_out(
         ));
     };
     let store = state.store.clone();
-    blocking(move || Ok(store.session_end(&session.id)?)).await?;
+    blocking(move || Ok(store.access.session_end(&session.id)?)).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().append(
         header::SET_COOKIE,

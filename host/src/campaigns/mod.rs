@@ -245,7 +245,7 @@ pub fn all(store: &Store) -> Result<Vec<Campaign>, StoreError> {
         ..Default::default()
     };
     let mut out = Vec::new();
-    store.list_each(&q, |json| {
+    store.catalog.list_each(&q, &mut |json| {
         if let Ok(v) = serde_json::from_str::<Value>(&json)
             && let Ok(c) = Campaign::from_entity(&v)
         {
@@ -253,7 +253,7 @@ pub fn all(store: &Store) -> Result<Vec<Campaign>, StoreError> {
         }
         true
     })?;
-    for (name, body) in store.api_campaigns()? {
+    for (name, body) in store.campaigns.api_campaigns()? {
         if out.iter().any(|c| c.name == name) {
             continue;
         }
@@ -312,6 +312,7 @@ impl Inputs {
         for (source, name) in predicate.inputs() {
             if source == Source::Fact {
                 let values = store
+                    .facts
                     .facts_named(&name)?
                     .into_iter()
                     .map(|(r, v)| (r, to_value(v)))
@@ -319,7 +320,7 @@ impl Inputs {
                 facts.push((name, values));
             } else {
                 let mut values = HashMap::new();
-                for (id, text) in store.values_of_key(&field_key(source, &name))? {
+                for (id, text) in store.catalog.values_of_key(&field_key(source, &name))? {
                     values.entry(id).or_insert(predicate::Value::Text(text));
                 }
                 fields.push((source, name, values));
@@ -367,6 +368,7 @@ pub struct Evaluation {
 impl Evaluation {
     pub fn load(store: &Store, campaign: &Campaign) -> Result<Evaluation, StoreError> {
         let targets = store
+            .catalog
             .filter_refs(&campaign.filter)?
             .into_iter()
             .filter(|(_, r, _)| !r.starts_with("campaign:"))
@@ -412,7 +414,7 @@ impl Evaluation {
         for (source, name) in &inputs {
             if *source == Source::Fact {
                 let mut by_ref: HashMap<String, Timeline> = HashMap::new();
-                for (r, at, v) in store.fact_changes(name)? {
+                for (r, at, v) in store.facts.fact_changes(name)? {
                     by_ref.entry(r).or_default().push((at, to_value(v)));
                 }
                 history.push((name.clone(), by_ref));
@@ -506,7 +508,7 @@ pub fn by_team(targets: &[TargetStatus]) -> Vec<(String, Vec<&TargetStatus>)> {
 pub fn contact(store: &Store, owner: &str) -> Value {
     let entity = EntityRef::parse(owner, Some("group"), "default")
         .ok()
-        .and_then(|r| store.entity_by_ref(&r, &[]).ok().flatten())
+        .and_then(|r| store.catalog.entity_by_ref(&r, &[]).ok().flatten())
         .and_then(|json| serde_json::from_str::<Value>(&json).ok());
     let Some(e) = entity else {
         return json!({"name": owner, "inCatalog": false});

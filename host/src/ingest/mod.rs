@@ -212,7 +212,7 @@ impl Ingestor {
             .unwrap_or_default();
         {
             let mut sink = StoreSink {
-                tx: store.begin_refresh(&location.id)?,
+                tx: store.locations.begin_refresh(&location.id)?,
             };
             let (online, memos) = self.walk(
                 &location.kind,
@@ -248,7 +248,7 @@ impl Ingestor {
             None,
         )?;
         let mut sink = StoreSink {
-            tx: store.begin_refresh(&location.id)?,
+            tx: store.locations.begin_refresh(&location.id)?,
         };
         read.replay(&mut sink)?;
         sink.tx.commit()
@@ -691,7 +691,7 @@ fn annotate(value: &mut Value, source: &str, origin: &str) {
 }
 
 struct StoreSink<'s> {
-    tx: crate::store::RefreshTx<'s>,
+    tx: Box<dyn crate::store::RefreshTx + 's>,
 }
 
 impl Sink for StoreSink<'_> {
@@ -896,6 +896,7 @@ mod tests {
             },
         );
         let location = store
+            .locations
             .add_location("file", "org/*.yaml", Origin::Config)
             .unwrap();
         (dir, store, ingestor, location)
@@ -903,6 +904,7 @@ mod tests {
 
     fn description(store: &Store, name: &str) -> Option<String> {
         let json = store
+            .catalog
             .entity_by_ref(&EntityRef::new("component", "default", name), &[])
             .unwrap()?;
         let v: Value = serde_json::from_str(&json).unwrap();
@@ -993,7 +995,7 @@ mod tests {
             if round > 0 {
                 assert_eq!(s.unchanged_files, 1, "round {round}: {s:?}");
             }
-            let problems = store.problems(Some(&location.id)).unwrap();
+            let problems = store.locations.problems(Some(&location.id)).unwrap();
             assert_eq!(problems.len(), 2, "round {round}: {problems:?}");
             assert!(problems.iter().any(|p| p.message.contains("defined twice")));
             assert!(problems.iter().any(|p| p.source.ends_with("c.yaml")));

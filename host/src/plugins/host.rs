@@ -168,15 +168,19 @@ impl config::Host for HostState {
 
 impl kv::Host for HostState {
     fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.db.kv_get(&self.plugin_id, &key).unwrap_or_else(|e| {
-            tracing::error!(plugin = %self.plugin_id, error = %e, "kv get failed");
-            None
-        })
+        self.db
+            .plugin_state
+            .kv_get(&self.plugin_id, &key)
+            .unwrap_or_else(|e| {
+                tracing::error!(plugin = %self.plugin_id, error = %e, "kv get failed");
+                None
+            })
     }
 
     fn set(&mut self, key: String, value: Vec<u8>, ttl_seconds: Option<u32>) -> Result<(), String> {
         match self
             .db
+            .plugin_state
             .kv_set(&self.plugin_id, &key, &value, ttl_seconds, self.kv_quota)
         {
             Ok(true) => Ok(()),
@@ -189,7 +193,7 @@ impl kv::Host for HostState {
     }
 
     fn delete(&mut self, key: String) {
-        if let Err(e) = self.db.kv_delete(&self.plugin_id, &key) {
+        if let Err(e) = self.db.plugin_state.kv_delete(&self.plugin_id, &key) {
             tracing::error!(plugin = %self.plugin_id, error = %e, "kv delete failed");
         }
     }
@@ -226,6 +230,7 @@ impl catalog::Host for HostState {
     fn get_entity(&mut self, entity_ref: String) -> Option<types::Entity> {
         let r = EntityRef::parse(&entity_ref, Some("component"), "default").ok()?;
         self.db
+            .catalog
             .entity_by_ref(&r, &[])
             .ok()
             .flatten()
@@ -242,6 +247,7 @@ impl catalog::Host for HostState {
             ..Default::default()
         };
         self.db
+            .catalog
             .list(&q)
             .map(|list| list.into_iter().filter_map(entity_record).collect())
             .unwrap_or_default()
@@ -255,6 +261,7 @@ pub fn beside_entity(db: &Db, entity_ref: &str, path: &str) -> Result<(Target, T
     let r =
         EntityRef::parse(entity_ref, Some("component"), "default").map_err(|e| e.to_string())?;
     let (_, origin) = db
+        .catalog
         .entity_origin(&r)
         .map_err(|_| "catalog unavailable".to_string())?
         .ok_or_else(|| format!("no entity {r}"))?;

@@ -401,6 +401,7 @@ impl Plugins {
     fn grants(&self, manifest: &Manifest) -> StoredGrants {
         let mut g = self
             .db
+            .plugin_state
             .grants(&manifest.id)
             .ok()
             .flatten()
@@ -574,9 +575,9 @@ impl Plugins {
         let Some(plugin) = self.loaded().into_iter().find(|l| l.manifest.id == id) else {
             return Ok(None);
         };
-        let mut grants = self.db.grants(id)?.unwrap_or_default();
+        let mut grants = self.db.plugin_state.grants(id)?.unwrap_or_default();
         change(&mut grants);
-        self.db.set_grants(id, &grants)?;
+        self.db.plugin_state.set_grants(id, &grants)?;
         self.load_file(&plugin.file);
         Ok(self
             .list()

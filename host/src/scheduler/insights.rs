@@ -65,7 +65,7 @@ impl Insights {
             return summary;
         }
         let limits = self.plugins.limits();
-        let walked = self.store.each_entity(PAGE, |json| {
+        let walked = self.store.catalog.each_entity(PAGE, &mut |json| {
             let Some(entity) = entity_record(json) else {
                 return;
             };

@@ -112,7 +112,7 @@ impl Refresher {
             owner: None,
         };
         let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || store.put_events(&[event])).await {
+        match tokio::task::spawn_blocking(move || store.events.put_events(&[event])).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot record a catalog change"),
             Err(e) => tracing::warn!(error = %e, "recording a catalog change panicked"),
@@ -124,7 +124,7 @@ impl Refresher {
     pub async fn refresh_all(&self) {
         let locations = {
             let store = self.store.clone();
-            match tokio::task::spawn_blocking(move || store.locations()).await {
+            match tokio::task::spawn_blocking(move || store.locations.locations()).await {
                 Ok(Ok(l)) => l,
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "cannot list locations");

@@ -165,21 +165,22 @@ impl Indexer {
     /// Indexes the whole catalog afresh. Blocking.
     /// Catalog changes not in the index yet.
     pub fn lag(&self) -> anyhow::Result<i64> {
-        let newest = self.store.last_entity_change()?;
+        let newest = self.store.changes.last_entity_change()?;
         Ok((newest - self.last_seq.load(Ordering::Acquire)).max(0))
     }
 
     pub fn build(&self) -> anyhow::Result<usize> {
         let _busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         let started = std::time::Instant::now();
-        let seq = self.store.last_entity_change()?;
+        let seq = self.store.changes.last_entity_change()?;
         self.index.remove_all()?;
         let mut added = 0;
         self.store
-            .each_entity(PAGE, |json| added += self.add_entity(json))?;
+            .catalog
+            .each_entity(PAGE, &mut |json| added += self.add_entity(json))?;
         self.index.commit()?;
         self.last_seq.store(seq, Ordering::Release);
-        self.store.forget_entity_changes(seq)?;
+        self.store.changes.forget_entity_changes(seq)?;
         tracing::info!(
             documents = added,
             took_ms = started.elapsed().as_millis() as u64,
@@ -192,7 +193,7 @@ impl Indexer {
     pub fn sync(&self) -> anyhow::Result<usize> {
         let _busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         let from = self.last_seq.load(Ordering::Acquire);
-        let changes = self.store.entity_changes_after(from, 10_000)?;
+        let changes = self.store.changes.entity_changes_after(from, 10_000)?;
         let Some(&(last, _)) = changes.last() else {
             return Ok(0);
         };
@@ -204,13 +205,13 @@ impl Indexer {
             let Ok(er) = EntityRef::parse(r, None, "default") else {
                 continue;
             };
-            if let Some(json) = self.store.entity_by_ref(&er, &[])? {
+            if let Some(json) = self.store.catalog.entity_by_ref(&er, &[])? {
                 self.add_entity(json);
             }
         }
         self.index.commit()?;
         self.last_seq.store(last, Ordering::Release);
-        self.store.forget_entity_changes(last)?;
+        self.store.changes.forget_entity_changes(last)?;
         Ok(refs.len())
     }
 
@@ -238,7 +239,7 @@ impl Indexer {
             if !fresh {
                 let store = this.store.clone();
                 if let Ok(Ok(values)) =
-                    tokio::task::spawn_blocking(move || store.facet_values()).await
+                    tokio::task::spawn_blocking(move || store.catalog.facet_values()).await
                 {
                     this.index
                         .facet_names

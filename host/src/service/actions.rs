@@ -70,7 +70,7 @@ pub fn run(
         e @ InputError::Declared(_) => ServiceError::Plugin(format!("{} {e}", plugin.label())),
     })?;
     let entity_ref = &run.entity.entity_ref;
-    let mut record = store.action_started(
+    let mut record = store.actions.action_started(
         run.plugin,
         &action.id,
         &action.label,
@@ -84,7 +84,9 @@ pub fn run(
         Ok(message) => (true, message),
         Err(e) => (false, format!("{} {e}", plugin.label())),
     };
-    store.action_finished(&mut record, succeeded, &message)?;
+    store
+        .actions
+        .action_finished(&mut record, succeeded, &message)?;
     Ok(record)
 }
 

@@ -42,7 +42,9 @@ pub fn save(
         "targets": campaign.targets,
         "doneWhen": campaign.done_when_text,
     });
-    store.put_campaign(&campaign.name, &stored.to_string(), by)?;
+    store
+        .campaigns
+        .put_campaign(&campaign.name, &stored.to_string(), by)?;
     Ok(campaigns::evaluate(store, campaign)?)
 }
 
@@ -57,7 +59,7 @@ pub fn owner_of(store: &Store, name: &str) -> Result<Option<String>, ServiceErro
 
 /// Deletes the API campaign `name`. Blocking.
 pub fn delete(store: &Store, name: &str) -> Result<(), ServiceError> {
-    if store.delete_campaign(name)? {
+    if store.campaigns.delete_campaign(name)? {
         Ok(())
     } else {
         Err(ServiceError::NotFound(format!(

@@ -63,6 +63,7 @@ pub fn preview(
     target: &str,
 ) -> Result<Preview, ServiceError> {
     let exists = store
+        .locations
         .locations()?
         .into_iter()
         .any(|l| l.kind == kind && l.target == target);
@@ -78,6 +79,7 @@ pub fn preview(
 /// of the same type and target is a conflict. Blocking.
 pub fn register(store: &Store, kind: &str, target: &str) -> Result<Location, ServiceError> {
     store
+        .locations
         .add_location(kind, target, Origin::Api)
         .map_err(|e| match e {
             crate::store::StoreError::LocationExists(what) => {

@@ -6,7 +6,7 @@
 use rusqlite::{Row, params};
 use serde::Serialize;
 
-use super::{Store, StoreError, now_ms};
+use super::{ActionRuns, Sqlite, StoreError, now_ms};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -47,9 +47,8 @@ impl ActionRun {
 
 const COLUMNS: &str = "id, started_ms, finished_ms, plugin_id, action_id, label, entity_ref, user_ref, input, status, message";
 
-impl Store {
-    /// Records that a run starts; returns it with its id.
-    pub fn action_started(
+impl ActionRuns for Sqlite {
+    fn action_started(
         &self,
         plugin: &str,
         action: &str,
@@ -79,8 +78,7 @@ impl Store {
         })
     }
 
-    /// Records how a run ended.
-    pub fn action_finished(
+    fn action_finished(
         &self,
         run: &mut ActionRun,
         succeeded: bool,
@@ -98,8 +96,7 @@ impl Store {
         Ok(())
     }
 
-    /// The latest runs, newest first, of one entity or of all.
-    pub fn action_runs(
+    fn action_runs(
         &self,
         entity_ref: Option<&str>,
         limit: usize,

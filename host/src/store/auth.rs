@@ -5,7 +5,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 
-use super::{Store, StoreError, now_ms};
+use super::{Access, Sqlite, StoreError, now_ms};
 
 /// An API token, without its secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -80,7 +80,7 @@ fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
 }
 
 /// How long a session read from the store is reused (see
-/// `Store::session_by_hash`).
+/// `Sqlite::session_by_hash`).
 pub const SESSION_CACHE_MS: i64 = 5_000;
 
 /// A signed-in person's session, without its secret.
@@ -144,9 +144,8 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
     })
 }
 
-impl Store {
-    /// Stores a token by the hash of its secret.
-    pub fn token_create(&self, token: &TokenRecord, hash: &[u8]) -> Result<(), StoreError> {
+impl Access for Sqlite {
+    fn token_create(&self, token: &TokenRecord, hash: &[u8]) -> Result<(), StoreError> {
         let scopes =
             serde_json::to_string(&token.scopes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.writer().execute(
@@ -168,7 +167,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn token_by_hash(&self, hash: &[u8]) -> Result<Option<TokenRecord>, StoreError> {
+    fn token_by_hash(&self, hash: &[u8]) -> Result<Option<TokenRecord>, StoreError> {
         self.read(|conn| {
             Ok(conn
                 .prepare_cached(&format!(
@@ -179,8 +178,7 @@ impl Store {
         })
     }
 
-    /// Every token (or one person's personal tokens), newest first.
-    pub fn tokens(&self, person: Option<&str>) -> Result<Vec<TokenRecord>, StoreError> {
+    fn tokens(&self, person: Option<&str>) -> Result<Vec<TokenRecord>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE ?1 IS NULL OR person = ?1 ORDER BY created_ms DESC, id"
@@ -190,7 +188,7 @@ impl Store {
         })
     }
 
-    pub fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+    fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
         self.read(|conn| {
             Ok(conn
                 .prepare_cached(&format!(
@@ -201,8 +199,7 @@ impl Store {
         })
     }
 
-    /// Revokes a token; false when there is no such live token.
-    pub fn token_revoke(&self, id: &str) -> Result<bool, StoreError> {
+    fn token_revoke(&self, id: &str) -> Result<bool, StoreError> {
         let n = self.writer().execute(
             "UPDATE api_tokens SET revoked_ms = ?2 WHERE id = ?1 AND revoked_ms IS NULL",
             params![id, now_ms()],
@@ -210,8 +207,7 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Stores a new session by the hash of its cookie's secret.
-    pub fn session_create(&self, s: &SessionRecord, hash: &[u8]) -> Result<(), StoreError> {
+    fn session_create(&self, s: &SessionRecord, hash: &[u8]) -> Result<(), StoreError> {
         self.writer().execute(
             &format!(
                 "INSERT INTO sessions ({SESSION_COLUMNS}, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
@@ -233,10 +229,7 @@ impl Store {
         Ok(())
     }
 
-    /// The session of a cookie's hash. Read from the store at most every
-    /// [`SESSION_CACHE_MS`]; ending a session here drops it at once (one
-    /// ended by another process sharing the store is seen within that).
-    pub fn session_by_hash(&self, hash: &[u8]) -> Result<Option<SessionRecord>, StoreError> {
+    fn session_by_hash(&self, hash: &[u8]) -> Result<Option<SessionRecord>, StoreError> {
         let now = now_ms();
         if let Some((at, s)) = self
             .session_cache
@@ -266,15 +259,7 @@ impl Store {
         Ok(found)
     }
 
-    /// Applies `change` to the cached copies of session `id`.
-    fn session_cached(&self, id: &str, change: impl Fn(&mut SessionRecord)) {
-        let mut cache = self.session_cache.lock().unwrap_or_else(|p| p.into_inner());
-        for (_, s) in cache.values_mut().filter(|(_, s)| s.id == id) {
-            change(s);
-        }
-    }
-
-    pub fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+    fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
         self.read(|conn| {
             Ok(conn
                 .prepare_cached(&format!(
@@ -285,8 +270,7 @@ impl Store {
         })
     }
 
-    /// Notes that a session was used (callers do it at most once a minute).
-    pub fn session_seen(&self, id: &str, now: i64) -> Result<(), StoreError> {
+    fn session_seen(&self, id: &str, now: i64) -> Result<(), StoreError> {
         self.writer()
             .prepare_cached("UPDATE sessions SET seen_ms = ?2 WHERE id = ?1 AND ended_ms IS NULL")?
             .execute(params![id, now])?;
@@ -294,8 +278,7 @@ impl Store {
         Ok(())
     }
 
-    /// Ends a session (sign-out, revocation); false when it had ended.
-    pub fn session_end(&self, id: &str) -> Result<bool, StoreError> {
+    fn session_end(&self, id: &str) -> Result<bool, StoreError> {
         let now = now_ms();
         let n = self.writer().execute(
             "UPDATE sessions SET ended_ms = ?2 WHERE id = ?1 AND ended_ms IS NULL",
@@ -305,13 +288,7 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Sessions not ended nor past their absolute end, newest first;
-    /// one person's when `user_ref` is given.
-    pub fn sessions(
-        &self,
-        now: i64,
-        user_ref: Option<&str>,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
+    fn sessions(&self, now: i64, user_ref: Option<&str>) -> Result<Vec<SessionRecord>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {SESSION_COLUMNS} FROM sessions
@@ -323,8 +300,7 @@ impl Store {
         })
     }
 
-    /// Sessions not ended nor past their absolute end.
-    pub fn session_count(&self, now: i64) -> Result<i64, StoreError> {
+    fn session_count(&self, now: i64) -> Result<i64, StoreError> {
         self.read(|conn| {
             Ok(conn
                 .prepare_cached(
@@ -334,8 +310,7 @@ impl Store {
         })
     }
 
-    /// Appends a line to the audit trail.
-    pub fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+    fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         self.writer()
             .prepare_cached(
                 "INSERT INTO audit (at_ms, actor, action, target, address, outcome, status)
@@ -353,8 +328,7 @@ impl Store {
         Ok(())
     }
 
-    /// Audit lines, oldest first after `since_ms`.
-    pub fn audit_lines(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+    fn audit_lines(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT seq, at_ms, actor, action, target, address, outcome, status FROM audit
@@ -373,50 +347,18 @@ impl Store {
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
     }
+}
 
-    /// The User whose `spec.profile.email`, name or
-    /// `greenroom.dev/sso-subject` annotation (by `field`) is `value`.
-    pub fn user_by(&self, field: &str, value: &str) -> Result<Option<String>, StoreError> {
-        let key = match field {
-            "email" => "spec.profile.email",
-            "name" => "metadata.name",
-            _ => "metadata.annotations.greenroom.dev/sso-subject",
-        };
-        let value = value.trim().to_lowercase();
-        self.read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT e.ref FROM search s JOIN entities e ON e.id = s.entity_id
-                     WHERE s.key = ?1 AND s.value = ?2 AND e.kind = 'user' ORDER BY e.id LIMIT 1",
-                )?
-                .query_row(params![key, value], |r| r.get(0))
-                .optional()?)
-        })
+impl Sqlite {
+    /// Applies `change` to the cached copies of session `id`.
+    fn session_cached(&self, id: &str, change: impl Fn(&mut SessionRecord)) {
+        let mut cache = self.session_cache.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, s) in cache.values_mut().filter(|(_, s)| s.id == id) {
+            change(s);
+        }
     }
 
-    /// Every group a User belongs to, and their parents, transitively;
-    /// kept until the catalog next changes.
-    pub fn groups_of(&self, user_ref: &str) -> Result<Vec<String>, StoreError> {
-        let generation = self.generation();
-        if let Some((g, groups)) = self
-            .groups_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(user_ref)
-            && *g == generation
-        {
-            return Ok(groups.clone());
-        }
-        let groups = self.groups_of_uncached(user_ref)?;
-        let mut cache = self.groups_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= 100_000 {
-            cache.clear();
-        }
-        cache.insert(user_ref.to_string(), (generation, groups.clone()));
-        Ok(groups)
-    }
-
-    fn groups_of_uncached(&self, user_ref: &str) -> Result<Vec<String>, StoreError> {
+    pub(super) fn groups_of_uncached(&self, user_ref: &str) -> Result<Vec<String>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "WITH RECURSIVE g(ref) AS (
@@ -439,7 +381,7 @@ mod tests {
     #[test]
     fn the_audit_trail_is_append_only_and_tokens_keep_no_secret() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        let store = Sqlite::open(&dir.path().join("g.db")).unwrap();
         let entry = AuditEntry {
             seq: 0,
             at_ms: 5,

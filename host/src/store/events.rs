@@ -5,7 +5,7 @@
 use rusqlite::{Row, params};
 use serde::Serialize;
 
-use super::{Store, StoreError};
+use super::{Events, Sqlite, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -57,9 +57,8 @@ pub struct EventQuery {
     pub limit: usize,
 }
 
-impl Store {
-    /// Stores events not seen before; returns how many were new.
-    pub fn put_events(&self, events: &[EventRecord]) -> Result<usize, StoreError> {
+impl Events for Sqlite {
+    fn put_events(&self, events: &[EventRecord]) -> Result<usize, StoreError> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         let mut added = 0;
@@ -86,7 +85,7 @@ impl Store {
         Ok(added)
     }
 
-    pub fn events(&self, q: &EventQuery) -> Result<Vec<EventRecord>, StoreError> {
+    fn events(&self, q: &EventQuery) -> Result<Vec<EventRecord>, StoreError> {
         let mut sql = String::from(
             "SELECT v.source, v.source_id, v.kind, v.entity_ref, v.title, v.url, v.at_ms, v.tone, v.actor, e.owner_ref
              FROM events v LEFT JOIN entities e ON e.ref = v.entity_ref WHERE v.at_ms >= ?1",

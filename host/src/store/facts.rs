@@ -6,7 +6,7 @@
 use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 
-use super::{Store, StoreError};
+use super::{CampaignSpecs, ChangeFeed, Facts, Sqlite, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
@@ -93,9 +93,8 @@ pub fn valid_fact_name(name: &str) -> bool {
 
 const COLUMNS: &str = "f.entity_ref, f.name, f.type, f.number, f.text, f.source, f.url, f.at_ms";
 
-impl Store {
-    /// The type facts named `name` hold, if any is stored.
-    pub fn fact_type(&self, name: &str) -> Result<Option<String>, StoreError> {
+impl Facts for Sqlite {
+    fn fact_type(&self, name: &str) -> Result<Option<String>, StoreError> {
         self.read(|conn| {
             Ok(conn
                 .prepare_cached("SELECT type FROM facts WHERE name = ?1 LIMIT 1")?
@@ -104,8 +103,7 @@ impl Store {
         })
     }
 
-    /// Every fact name with its type and how many entities have it.
-    pub fn fact_names(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+    fn fact_names(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT name, min(type), count(*) FROM facts GROUP BY name ORDER BY name",
@@ -117,18 +115,7 @@ impl Store {
         })
     }
 
-    /// Which of `refs` are entities in the catalog.
-    pub fn existing_refs(&self, refs: &[&str]) -> Result<Vec<bool>, StoreError> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached("SELECT 1 FROM entities WHERE ref = ?1")?;
-            refs.iter().map(|r| Ok(stmt.exists(params![r])?)).collect()
-        })
-    }
-
-    /// Writes facts in one transaction. A value that differs from the
-    /// stored one (or is new) is also appended to the history; an
-    /// unchanged value only moves the time it was last seen.
-    pub fn put_facts(&self, facts: &[FactRecord]) -> Result<usize, StoreError> {
+    fn put_facts(&self, facts: &[FactRecord]) -> Result<usize, StoreError> {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         let mut changed = 0;
@@ -186,8 +173,7 @@ impl Store {
         Ok(changed)
     }
 
-    /// An entity's current facts, by name.
-    pub fn entity_facts(&self, entity_ref: &str) -> Result<Vec<FactRecord>, StoreError> {
+    fn entity_facts(&self, entity_ref: &str) -> Result<Vec<FactRecord>, StoreError> {
         self.read(|conn| {
             Ok(conn
                 .prepare_cached(&format!(
@@ -198,9 +184,7 @@ impl Store {
         })
     }
 
-    /// The values a fact of an entity took, oldest first (at most `limit`,
-    /// the newest ones).
-    pub fn fact_history(
+    fn fact_history(
         &self,
         entity_ref: &str,
         name: &str,
@@ -226,8 +210,7 @@ impl Store {
         })
     }
 
-    /// Every entity's current value of a fact, by entity ref.
-    pub fn facts_named(&self, name: &str) -> Result<Vec<(String, FactValue)>, StoreError> {
+    fn facts_named(&self, name: &str) -> Result<Vec<(String, FactValue)>, StoreError> {
         self.read(|conn| {
             Ok(conn
                 .prepare_cached("SELECT entity_ref, type, number, text FROM facts WHERE name = ?1")?
@@ -242,8 +225,7 @@ impl Store {
         })
     }
 
-    /// Every change of a fact, by entity ref then time.
-    pub fn fact_changes(&self, name: &str) -> Result<Vec<(String, i64, FactValue)>, StoreError> {
+    fn fact_changes(&self, name: &str) -> Result<Vec<(String, i64, FactValue)>, StoreError> {
         self.read(|conn| {
             Ok(conn
                 .prepare_cached(
@@ -262,9 +244,7 @@ impl Store {
         })
     }
 
-    /// The `limit` entities with the lowest (or highest) number for a fact,
-    /// optionally of one kind, walking the `(name, number)` index.
-    pub fn top_facts(
+    fn top_facts(
         &self,
         name: &str,
         ascending: bool,
@@ -277,11 +257,17 @@ impl Store {
         } else {
             ""
         };
+        // The title as written comes from the body (the title column is
+        // lower-cased for search), read only for the rows kept.
         let sql = format!(
-            "SELECT {COLUMNS}, e.title, e.owner_ref FROM facts f
-             JOIN entities e ON e.ref = f.entity_ref
-             WHERE f.name = ?1 AND f.type = 'number' {kind_clause}
-             ORDER BY f.number {order}, f.entity_ref LIMIT ?2"
+            "SELECT t.entity_ref, t.name, t.type, t.number, t.text, t.source, t.url, t.at_ms,
+                    json_extract(e.body, '$.metadata.title'), t.owner
+             FROM (SELECT {COLUMNS}, e.owner_ref AS owner, e.id AS entity_id FROM facts f
+                   JOIN entities e ON e.ref = f.entity_ref
+                   WHERE f.name = ?1 AND f.type = 'number' {kind_clause}
+                   ORDER BY f.number {order}, f.entity_ref LIMIT ?2) t
+             JOIN entities e ON e.id = t.entity_id
+             ORDER BY t.number {order}, t.entity_ref"
         );
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
@@ -301,9 +287,8 @@ impl Store {
     }
 }
 
-impl Store {
-    /// Campaigns defined through the API, as (name, JSON body).
-    pub fn api_campaigns(&self) -> Result<Vec<(String, String)>, StoreError> {
+impl CampaignSpecs for Sqlite {
+    fn api_campaigns(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.read(|conn| {
             Ok(conn
                 .prepare_cached("SELECT name, body FROM campaigns ORDER BY name")?
@@ -312,8 +297,7 @@ impl Store {
         })
     }
 
-    /// Creates or replaces an API campaign.
-    pub fn put_campaign(&self, name: &str, body: &str, by: &str) -> Result<(), StoreError> {
+    fn put_campaign(&self, name: &str, body: &str, by: &str) -> Result<(), StoreError> {
         self.writer().execute(
             "INSERT INTO campaigns (name, body, created_by, created_ms) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (name) DO UPDATE SET body = ?2, created_by = ?3",
@@ -322,7 +306,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn delete_campaign(&self, name: &str) -> Result<bool, StoreError> {
+    fn delete_campaign(&self, name: &str) -> Result<bool, StoreError> {
         Ok(self
             .writer()
             .execute("DELETE FROM campaigns WHERE name = ?1", params![name])?
@@ -330,9 +314,8 @@ impl Store {
     }
 }
 
-impl Store {
-    /// The newest entry of `entity_changes` (0 when empty).
-    pub fn last_entity_change(&self) -> Result<i64, StoreError> {
+impl ChangeFeed for Sqlite {
+    fn last_entity_change(&self) -> Result<i64, StoreError> {
         self.read(|conn| {
             Ok(conn
                 .prepare_cached("SELECT COALESCE(max(seq), 0) FROM entity_changes")?
@@ -340,9 +323,7 @@ impl Store {
         })
     }
 
-    /// Entities changed (added, updated or removed) after `seq`, oldest
-    /// first, at most `limit`.
-    pub fn entity_changes_after(
+    fn entity_changes_after(
         &self,
         seq: i64,
         limit: usize,
@@ -357,29 +338,10 @@ impl Store {
         })
     }
 
-    /// Drops change entries up to `seq` once they are reflected, and once
-    /// the query index has applied them.
-    pub fn forget_entity_changes(&self, seq: i64) -> Result<(), StoreError> {
+    fn forget_entity_changes(&self, seq: i64) -> Result<(), StoreError> {
         let seq = self.index.keep_changes_after(seq);
         self.writer()
             .execute("DELETE FROM entity_changes WHERE seq <= ?1", params![seq])?;
         Ok(())
-    }
-}
-
-impl Store {
-    /// Every kind, owner and `spec.type` in the catalog, lower case: the
-    /// names of search facets.
-    pub fn facet_values(&self) -> Result<Vec<String>, StoreError> {
-        self.read(|conn| {
-            Ok(conn
-                .prepare_cached(
-                    "SELECT DISTINCT kind FROM entities
-                     UNION SELECT DISTINCT owner_ref FROM entities WHERE owner_ref IS NOT NULL
-                     UNION SELECT DISTINCT value FROM search WHERE key = 'spec.type'",
-                )?
-                .query_map([], |r| r.get(0))?
-                .collect::<Result<Vec<_>, _>>()?)
-        })
     }
 }

@@ -561,7 +561,9 @@ impl Current<'_> {
 mod tests {
     use serde_json::{Value, json};
 
-    use super::super::{Filter, FullText, Order, Origin, PageQuery, Store};
+    use super::super::{
+        Catalog, ChangeFeed, Filter, FullText, Locations, Order, Origin, PageQuery, Sqlite,
+    };
     use crate::catalog::Kinds;
 
     const N: usize = 4500;
@@ -652,7 +654,7 @@ mod tests {
         Some((v, m))
     }
 
-    fn write(store: &Store, location: &str, entities: &[(Value, Model)]) {
+    fn write(store: &Sqlite, location: &str, entities: &[(Value, Model)]) {
         let loc = store
             .ensure_location("file", location, Origin::Config)
             .unwrap();
@@ -785,7 +787,7 @@ mod tests {
 
     /// Pages through every case forwards, then back from the last page,
     /// and compares with the naive answer.
-    fn check(store: &Store, models: &[Model], when: &str) {
+    fn check(store: &Sqlite, models: &[Model], when: &str) {
         for (n, case) in cases().iter().enumerate() {
             let mut expected: Vec<String> = models
                 .iter()
@@ -847,7 +849,7 @@ mod tests {
     fn by_query_agrees_with_a_naive_evaluation_through_changes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.db");
-        let store = Store::open(&path).unwrap();
+        let store = Sqlite::open(&path).unwrap();
         let round =
             |r: u8| -> Vec<(Value, Model)> { (0..N).filter_map(|i| entity(i, r)).collect() };
 
@@ -864,7 +866,7 @@ mod tests {
 
         // Another handle on the same file writes, then trims the change
         // feed past what this handle's index has read: seen all the same.
-        let other = Store::open(&path).unwrap();
+        let other = Sqlite::open(&path).unwrap();
         let extra: Vec<(Value, Model)> = (N..N + 300).filter_map(|i| entity(i, 0)).collect();
         write(&other, "y.yaml", &extra);
         other.forget_entity_changes(i64::MAX).unwrap();

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, now_ms};
+use super::{PluginState, Sqlite, StoreError, now_ms};
 use crate::config::SecretGrant;
 
 /// What an administrator allowed a plugin, persisted across restarts.
@@ -51,8 +51,8 @@ impl StoredGrants {
     }
 }
 
-impl Store {
-    pub fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+impl PluginState for Sqlite {
+    fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let now = now_ms();
         self.read(|conn| {
             Ok(conn
@@ -64,9 +64,7 @@ impl Store {
         })
     }
 
-    /// Stores a value unless the plugin's keys and values would exceed
-    /// `quota` bytes; returns `Ok(false)` when over quota.
-    pub fn kv_set(
+    fn kv_set(
         &self,
         plugin: &str,
         key: &str,
@@ -100,7 +98,7 @@ impl Store {
         Ok(true)
     }
 
-    pub fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), StoreError> {
+    fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), StoreError> {
         self.writer().execute(
             "DELETE FROM plugin_kv WHERE plugin_id = ?1 AND key = ?2",
             params![plugin, key],
@@ -108,7 +106,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn grants(&self, plugin: &str) -> Result<Option<StoredGrants>, StoreError> {
+    fn grants(&self, plugin: &str) -> Result<Option<StoredGrants>, StoreError> {
         self.read(|conn| {
             let row: Option<(String, String, bool)> = conn
                 .prepare_cached(
@@ -133,7 +131,7 @@ impl Store {
         })
     }
 
-    pub fn set_grants(&self, plugin: &str, grants: &StoredGrants) -> Result<(), StoreError> {
+    fn set_grants(&self, plugin: &str, grants: &StoredGrants) -> Result<(), StoreError> {
         let hosts =
             serde_json::to_string(&grants.hosts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let secrets = serde_json::to_string(&grants.secret_grants())
@@ -153,7 +151,7 @@ mod tests {
     #[test]
     fn kv_is_private_expires_and_keeps_a_quota() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        let store = Sqlite::open(&dir.path().join("g.db")).unwrap();
         assert!(store.kv_set("a", "k", b"hello", None, 100).unwrap());
         assert_eq!(
             store.kv_get("a", "k").unwrap().as_deref(),

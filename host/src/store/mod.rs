@@ -1,14 +1,19 @@
-//! The SQLite store: entities, their search rows and relations, locations
-//! and ingestion problems.
+//! The store: entities, their search rows and relations, locations and
+//! ingestion problems, facts, events, action runs, plugin state, sessions.
 //!
-//! **Invariant:** only `store` writes SQL. One writer connection behind a
-//! mutex, a small pool of reader connections; WAL mode lets readers run
-//! while a location refresh writes. Every refresh of a location is one
-//! transaction ([`RefreshTx`]): a crash half-way leaves the previous state.
-//! Callers run store methods off the async executor (`spawn_blocking`).
+//! [`Store`] is the boundary the rest of the host sees: one trait object
+//! per capability (`boundary.rs`). The backend is SQLite ([`Sqlite`]).
+//!
+//! **Invariant:** only `store` writes SQL. SQLite: one writer connection
+//! behind a mutex, a small pool of reader connections; WAL mode lets
+//! readers run while a location refresh writes. Every refresh of a
+//! location is one transaction ([`RefreshTx`]): a crash half-way leaves
+//! the previous state. Callers run store methods off the async executor
+//! (`spawn_blocking`).
 
 mod actions;
 mod auth;
+mod boundary;
 mod checkpoint;
 mod events;
 mod facts;
@@ -20,7 +25,7 @@ mod write;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -28,11 +33,15 @@ use serde::Serialize;
 
 pub use actions::ActionRun;
 pub use auth::{AuditEntry, AuditQuery, SessionRecord, TokenRecord};
+pub use boundary::{
+    Access, ActionRuns, CampaignSpecs, Catalog, ChangeFeed, Events, Facts, Locations, PluginState,
+    RefreshTx,
+};
 pub use events::{EventQuery, EventRecord};
 pub use facts::{FactRecord, FactValue, RankedFact, valid_fact_name};
 pub use kv::StoredGrants;
 pub use query::{EntityPage, Filter, FilterSet, FullText, ListQuery, Order, PageQuery, QueryError};
-pub use write::{RefreshSummary, RefreshTx, Rejected};
+pub use write::{RefreshSummary, Rejected};
 
 /// Errors from the store. SQLite's own errors are internal: callers show a
 /// generic message and log the detail.
@@ -137,8 +146,58 @@ const READERS: usize = 4;
 /// its own (a read nested in another read never waits for itself).
 const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The store handle; cheap to share behind an `Arc`.
+/// The store: one trait object per capability, all served by one backend.
+/// Cheap to share behind an `Arc`.
+#[derive(Clone)]
 pub struct Store {
+    pub catalog: Arc<dyn Catalog>,
+    pub locations: Arc<dyn Locations>,
+    pub changes: Arc<dyn ChangeFeed>,
+    pub facts: Arc<dyn Facts>,
+    pub campaigns: Arc<dyn CampaignSpecs>,
+    pub events: Arc<dyn Events>,
+    pub actions: Arc<dyn ActionRuns>,
+    pub plugin_state: Arc<dyn PluginState>,
+    pub access: Arc<dyn Access>,
+}
+
+impl Store {
+    /// Opens (creating and migrating when needed) the SQLite store at
+    /// `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Ok(Store::over(Arc::new(Sqlite::open(path)?)))
+    }
+
+    /// Every capability served by `backend`.
+    pub fn over<B>(backend: Arc<B>) -> Store
+    where
+        B: Catalog
+            + Locations
+            + ChangeFeed
+            + Facts
+            + CampaignSpecs
+            + Events
+            + ActionRuns
+            + PluginState
+            + Access
+            + 'static,
+    {
+        Store {
+            catalog: backend.clone(),
+            locations: backend.clone(),
+            changes: backend.clone(),
+            facts: backend.clone(),
+            campaigns: backend.clone(),
+            events: backend.clone(),
+            actions: backend.clone(),
+            plugin_state: backend.clone(),
+            access: backend,
+        }
+    }
+}
+
+/// The SQLite backend; every capability of [`Store`].
+pub struct Sqlite {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
@@ -200,9 +259,130 @@ fn open_connection(path: &Path, flags: OpenFlags) -> Result<Connection, StoreErr
     Ok(conn)
 }
 
-impl Store {
+impl Locations for Sqlite {
+    fn add_location(
+        &self,
+        kind: &str,
+        target: &str,
+        origin: Origin,
+    ) -> Result<Location, StoreError> {
+        let conn = self.writer();
+        let exists: Option<String> = conn
+            .query_row(
+                "SELECT id FROM locations WHERE type = ?1 AND target = ?2",
+                params![kind, target],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if exists.is_some() {
+            return Err(StoreError::LocationExists(format!("{kind}:{target}")));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let origin_text = match origin {
+            Origin::Config => "config",
+            Origin::Api => "api",
+        };
+        conn.execute(
+            "INSERT INTO locations (id, type, target, origin, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, kind, target, origin_text, now_ms()],
+        )?;
+        drop(conn);
+        self.bump();
+        Ok(Location {
+            id,
+            kind: kind.to_string(),
+            target: target.to_string(),
+            origin,
+            last_refresh_ms: None,
+            entity_count: 0,
+            error_count: 0,
+        })
+    }
+
+    fn ensure_location(
+        &self,
+        kind: &str,
+        target: &str,
+        origin: Origin,
+    ) -> Result<Location, StoreError> {
+        match self.add_location(kind, target, origin) {
+            Err(StoreError::LocationExists(_)) => {
+                let found = self
+                    .locations()?
+                    .into_iter()
+                    .find(|l| l.kind == kind && l.target == target);
+                found.ok_or_else(|| {
+                    StoreError::Corrupt(format!("location {kind}:{target} vanished"))
+                })
+            }
+            other => other,
+        }
+    }
+
+    fn locations(&self) -> Result<Vec<Location>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!("{LOCATION_SELECT} ORDER BY l.rowid"))?;
+            let rows = stmt.query_map([], location_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn location(&self, id: &str) -> Result<Option<Location>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!("{LOCATION_SELECT} WHERE l.id = ?1"))?;
+            Ok(stmt.query_row([id], location_row).optional()?)
+        })
+    }
+
+    fn delete_location(&self, id: &str) -> Result<bool, StoreError> {
+        let mut conn = self.writer();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM search WHERE entity_id IN (SELECT id FROM entities WHERE location_id = ?1)",
+            [id],
+        )?;
+        tx.execute(
+            "DELETE FROM relations WHERE source_ref IN (SELECT ref FROM entities WHERE location_id = ?1)",
+            [id],
+        )?;
+        tx.execute("DELETE FROM entities WHERE location_id = ?1", [id])?;
+        tx.execute("DELETE FROM problems WHERE location_id = ?1", [id])?;
+        let n = tx.execute("DELETE FROM locations WHERE id = ?1", [id])?;
+        tx.commit()?;
+        drop(conn);
+        self.bump();
+        Ok(n > 0)
+    }
+
+    fn problems(&self, location_id: Option<&str>) -> Result<Vec<ProblemRecord>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT location_id, source, line, col, entity_ref, field, message FROM problems
+                 WHERE ?1 IS NULL OR location_id = ?1 ORDER BY location_id, source, line, id",
+            )?;
+            let rows = stmt.query_map([location_id], |r| {
+                Ok(ProblemRecord {
+                    location_id: r.get(0)?,
+                    source: r.get(1)?,
+                    line: r.get(2)?,
+                    column: r.get(3)?,
+                    entity_ref: r.get(4)?,
+                    field: r.get(5)?,
+                    message: r.get(6)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn begin_refresh(&self, location_id: &str) -> Result<Box<dyn RefreshTx + '_>, StoreError> {
+        Ok(Box::new(write::SqliteRefresh::begin(self, location_id)?))
+    }
+}
+
+impl Sqlite {
     /// Opens (creating and migrating when needed) the store at `path`.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    pub fn open(path: &Path) -> Result<Sqlite, StoreError> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
@@ -236,7 +416,7 @@ impl Store {
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?);
         }
-        Ok(Store {
+        Ok(Sqlite {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             readers: Mutex::new(readers),
@@ -254,10 +434,6 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
     }
 
     fn bump(&self) {
@@ -300,166 +476,6 @@ impl Store {
         }
         result
     }
-
-    // ----- locations -----
-
-    /// Registers a location. Fails with [`StoreError::LocationExists`] when
-    /// the same type and target are already registered.
-    pub fn add_location(
-        &self,
-        kind: &str,
-        target: &str,
-        origin: Origin,
-    ) -> Result<Location, StoreError> {
-        let conn = self.writer();
-        let exists: Option<String> = conn
-            .query_row(
-                "SELECT id FROM locations WHERE type = ?1 AND target = ?2",
-                params![kind, target],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if exists.is_some() {
-            return Err(StoreError::LocationExists(format!("{kind}:{target}")));
-        }
-        let id = uuid::Uuid::new_v4().to_string();
-        let origin_text = match origin {
-            Origin::Config => "config",
-            Origin::Api => "api",
-        };
-        conn.execute(
-            "INSERT INTO locations (id, type, target, origin, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, kind, target, origin_text, now_ms()],
-        )?;
-        drop(conn);
-        self.bump();
-        Ok(Location {
-            id,
-            kind: kind.to_string(),
-            target: target.to_string(),
-            origin,
-            last_refresh_ms: None,
-            entity_count: 0,
-            error_count: 0,
-        })
-    }
-
-    /// Registers a location unless it exists; returns it either way.
-    pub fn ensure_location(
-        &self,
-        kind: &str,
-        target: &str,
-        origin: Origin,
-    ) -> Result<Location, StoreError> {
-        match self.add_location(kind, target, origin) {
-            Err(StoreError::LocationExists(_)) => {
-                let found = self
-                    .locations()?
-                    .into_iter()
-                    .find(|l| l.kind == kind && l.target == target);
-                found.ok_or_else(|| {
-                    StoreError::Corrupt(format!("location {kind}:{target} vanished"))
-                })
-            }
-            other => other,
-        }
-    }
-
-    pub fn locations(&self) -> Result<Vec<Location>, StoreError> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!("{LOCATION_SELECT} ORDER BY l.rowid"))?;
-            let rows = stmt.query_map([], location_row)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-    }
-
-    pub fn location(&self, id: &str) -> Result<Option<Location>, StoreError> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(&format!("{LOCATION_SELECT} WHERE l.id = ?1"))?;
-            Ok(stmt.query_row([id], location_row).optional()?)
-        })
-    }
-
-    /// Deletes a location with every entity and problem it brought.
-    pub fn delete_location(&self, id: &str) -> Result<bool, StoreError> {
-        let mut conn = self.writer();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "DELETE FROM search WHERE entity_id IN (SELECT id FROM entities WHERE location_id = ?1)",
-            [id],
-        )?;
-        tx.execute(
-            "DELETE FROM relations WHERE source_ref IN (SELECT ref FROM entities WHERE location_id = ?1)",
-            [id],
-        )?;
-        tx.execute("DELETE FROM entities WHERE location_id = ?1", [id])?;
-        tx.execute("DELETE FROM problems WHERE location_id = ?1", [id])?;
-        let n = tx.execute("DELETE FROM locations WHERE id = ?1", [id])?;
-        tx.commit()?;
-        drop(conn);
-        self.bump();
-        Ok(n > 0)
-    }
-
-    /// Current ingestion problems, of one location or of all.
-    pub fn problems(&self, location_id: Option<&str>) -> Result<Vec<ProblemRecord>, StoreError> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT location_id, source, line, col, entity_ref, field, message FROM problems
-                 WHERE ?1 IS NULL OR location_id = ?1 ORDER BY location_id, source, line, id",
-            )?;
-            let rows = stmt.query_map([location_id], |r| {
-                Ok(ProblemRecord {
-                    location_id: r.get(0)?,
-                    source: r.get(1)?,
-                    line: r.get(2)?,
-                    column: r.get(3)?,
-                    entity_ref: r.get(4)?,
-                    field: r.get(5)?,
-                    message: r.get(6)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-    }
-
-    pub fn stats(&self) -> Result<Stats, StoreError> {
-        self.read(|conn| {
-            let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
-            Ok(Stats {
-                entities: count("SELECT count(*) FROM entities")?,
-                locations: count("SELECT count(*) FROM locations")?,
-                problems: count("SELECT count(*) FROM problems")?,
-                orphans: count(&format!(
-                    "SELECT count(*) FROM entities e WHERE {ORPHAN_SQL}"
-                ))?,
-            })
-        })
-    }
-
-    /// How many entities are stored; counted again only after a write
-    /// (a scrape of `/metrics` asks every few seconds).
-    pub fn entity_count(&self) -> Result<i64, StoreError> {
-        let generation = self.generation();
-        if let Some((g, n)) = *self.count_cache.lock().unwrap_or_else(|p| p.into_inner())
-            && g == generation
-        {
-            return Ok(n);
-        }
-        let n = self.read(|conn| {
-            Ok(conn
-                .prepare_cached("SELECT count(*) FROM entities")?
-                .query_row([], |r| r.get::<_, i64>(0))?)
-        })?;
-        *self.count_cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((generation, n));
-        Ok(n)
-    }
-
-    /// Begins the single transaction in which a location's refresh is
-    /// written. Holds the writer until committed or dropped (rolled back).
-    pub fn begin_refresh(&self, location_id: &str) -> Result<RefreshTx<'_>, StoreError> {
-        RefreshTx::begin(self, location_id)
-    }
 }
 
 /// True for an entity whose owner resolves to no Group or User.
@@ -501,7 +517,7 @@ mod tests {
             .unwrap()
     }
 
-    fn has(store: &Store, name: &str) -> bool {
+    fn has(store: &Sqlite, name: &str) -> bool {
         store
             .entity_by_ref(&EntityRef::new("group", "default", name), &[])
             .unwrap()
@@ -512,7 +528,7 @@ mod tests {
     fn an_unfinished_refresh_leaves_the_previous_state() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.db");
-        let store = Store::open(&path).unwrap();
+        let store = Sqlite::open(&path).unwrap();
         let loc = store
             .add_location("file", "x.yaml", Origin::Config)
             .unwrap();
@@ -527,7 +543,7 @@ mod tests {
         assert!(has(&store, "a") && !has(&store, "b"));
         // ...and a process that dies half-way: nothing of it survives a reopen.
         drop(store);
-        let store = Store::open(&path).unwrap();
+        let store = Sqlite::open(&path).unwrap();
         assert!(has(&store, "a") && !has(&store, "b"));
         assert_eq!(store.stats().unwrap().entities, 1);
     }
@@ -537,7 +553,7 @@ mod tests {
     #[test]
     fn cached_statements_are_compiled_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        let store = Sqlite::open(&dir.path().join("g.db")).unwrap();
         let sql = "SELECT name FROM entities WHERE kind = ?1 ORDER BY name LIMIT ?2";
         let reprepared = store
             .read(|conn| {
@@ -558,12 +574,12 @@ mod tests {
     fn refuses_a_store_from_a_newer_greenroom() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("g.db");
-        drop(Store::open(&path).unwrap());
+        drop(Sqlite::open(&path).unwrap());
         Connection::open(&path)
             .unwrap()
             .pragma_update(None, "user_version", 99)
             .unwrap();
-        match Store::open(&path) {
+        match Sqlite::open(&path) {
             Err(StoreError::TooNew { found: 99, .. }) => {}
             Err(other) => panic!("unexpected error {other}"),
             Ok(_) => panic!("opened a store from the future"),
@@ -573,7 +589,7 @@ mod tests {
     #[test]
     fn locations_are_unique_and_deleting_one_removes_its_entities() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        let store = Sqlite::open(&dir.path().join("g.db")).unwrap();
         let loc = store
             .add_location("url", "https://x.example/a.yaml", Origin::Api)
             .unwrap();
@@ -606,9 +622,9 @@ mod plan_tests {
 
     const N: usize = 4500;
 
-    fn store() -> (tempfile::TempDir, Store) {
+    fn store() -> (tempfile::TempDir, Sqlite) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        let store = Sqlite::open(&dir.path().join("g.db")).unwrap();
         let loc = store
             .add_location("file", "x.yaml", Origin::Config)
             .unwrap();
@@ -639,7 +655,7 @@ mod plan_tests {
         (dir, store)
     }
 
-    fn run(store: &Store, filters: &[&str], order: &[&str], limit: Option<usize>) -> Vec<String> {
+    fn run(store: &Sqlite, filters: &[&str], order: &[&str], limit: Option<usize>) -> Vec<String> {
         let q = ListQuery {
             filter: Filter::parse(filters.iter().copied()).unwrap(),
             order: order
@@ -830,7 +846,7 @@ mod cache_tests {
     #[test]
     fn facets_stay_cached_across_refreshes_that_change_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("g.db")).unwrap();
+        let store = Sqlite::open(&dir.path().join("g.db")).unwrap();
         let loc = store
             .add_location("file", "x.yaml", Origin::Config)
             .unwrap();

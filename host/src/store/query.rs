@@ -15,9 +15,10 @@ use serde_json::Value;
 use roaring::RoaringBitmap;
 
 use super::index::{self, Current, TextField};
-use super::{Facets, ORPHAN_SQL, Store, StoreError};
+use super::{Catalog, Facets, Locations, ORPHAN_SQL, Sqlite, Stats, StoreError};
 use crate::catalog::EntityRef;
 use crate::catalog::relations;
+use std::sync::atomic::Ordering;
 
 pub use crate::catalog::filter::{Filter, FilterSet, Order, QueryError};
 
@@ -542,8 +543,8 @@ fn orphan_column() -> String {
     format!("({ORPHAN_SQL})")
 }
 
-impl Store {
-    pub fn entity_by_ref(
+impl Catalog for Sqlite {
+    fn entity_by_ref(
         &self,
         r: &EntityRef,
         fields: &[String],
@@ -557,10 +558,7 @@ impl Store {
         })
     }
 
-    /// Calls `each` with every entity as served (JSON), in id order, reading
-    /// `page` at a time: for walks over the whole catalog (search builds,
-    /// facts polls) that write between pages.
-    pub fn each_entity(&self, page: usize, mut each: impl FnMut(String)) -> Result<(), StoreError> {
+    fn each_entity(&self, page: usize, each: &mut dyn FnMut(String)) -> Result<(), StoreError> {
         let sql = format!(
             "SELECT {ENTITY_COLUMNS}, {} FROM entities e WHERE e.id > ?1 ORDER BY e.id LIMIT ?2",
             orphan_column()
@@ -586,11 +584,7 @@ impl Store {
         }
     }
 
-    pub fn entity_by_uid(
-        &self,
-        uid: &str,
-        fields: &[String],
-    ) -> Result<Option<String>, StoreError> {
+    fn entity_by_uid(&self, uid: &str, fields: &[String]) -> Result<Option<String>, StoreError> {
         self.read(|conn| {
             let sql = format!(
                 "SELECT {ENTITY_COLUMNS}, {} FROM entities e WHERE e.uid = ?1",
@@ -600,8 +594,7 @@ impl Store {
         })
     }
 
-    /// Entities for each ref in order; `None` where a ref matches nothing.
-    pub fn entities_by_refs(
+    fn entities_by_refs(
         &self,
         refs: &[Option<EntityRef>],
         fields: &[String],
@@ -620,12 +613,10 @@ impl Store {
         })
     }
 
-    /// Calls `each` with every entity the query selects, in order, without
-    /// holding more than one in memory.
-    pub fn list_each(
+    fn list_each(
         &self,
         q: &ListQuery,
-        mut each: impl FnMut(String) -> bool,
+        each: &mut dyn FnMut(String) -> bool,
     ) -> Result<(), StoreError> {
         self.read(|conn| {
             let mut sql = Sql::default();
@@ -659,9 +650,7 @@ impl Store {
         })
     }
 
-    /// The id, ref and owner of every entity `filter` selects, by id; the
-    /// filter is planned like a list's.
-    pub fn filter_refs(
+    fn filter_refs(
         &self,
         filter: &Filter,
     ) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
@@ -681,9 +670,7 @@ impl Store {
         })
     }
 
-    /// Every entity's value for a flattened key (`metadata.annotations.x`,
-    /// `spec.lifecycle`), as written, by entity id.
-    pub fn values_of_key(&self, key: &str) -> Result<Vec<(i64, String)>, StoreError> {
+    fn values_of_key(&self, key: &str) -> Result<Vec<(i64, String)>, StoreError> {
         self.read(|conn| {
             Ok(conn
                 .prepare_cached(
@@ -694,17 +681,16 @@ impl Store {
         })
     }
 
-    pub fn list(&self, q: &ListQuery) -> Result<Vec<String>, StoreError> {
+    fn list(&self, q: &ListQuery) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
-        self.list_each(q, |e| {
+        self.list_each(q, &mut |e| {
             out.push(e);
             true
         })?;
         Ok(out)
     }
 
-    /// One page of `by-query`, with cursors to the next and previous page.
-    pub fn page(&self, q: &PageQuery) -> Result<Result<EntityPage, QueryError>, StoreError> {
+    fn page(&self, q: &PageQuery) -> Result<Result<EntityPage, QueryError>, StoreError> {
         let (filter, order, text, key, backward, total, limit) = match &q.cursor {
             Some(c) => match Cursor::decode(c, &self.cursor_key) {
                 Ok(c) => (
@@ -805,35 +791,7 @@ impl Store {
         })
     }
 
-    /// A page in name order from the query index: the selection is a
-    /// bitmap expression, its size the total, and the page a walk of the
-    /// name order (see `index.rs`).
-    fn page_by_name(
-        &self,
-        conn: &Connection,
-        filter: &Filter,
-        text: Option<&FullText>,
-        key: Option<&(String, i64)>,
-        ascending: bool,
-        limit: usize,
-    ) -> Result<PageRows, StoreError> {
-        let mut index = self.index.current(conn)?;
-        let selected = selection(&mut index, conn, filter, text)?;
-        let from = key.map(|(name, id)| (name.as_str(), u32::try_from(*id).unwrap_or(u32::MAX)));
-        let keys = index
-            .by_name(&selected, from, ascending, limit + 1)
-            .into_iter()
-            .map(|(name, id)| (name, i64::from(id)))
-            .collect();
-        Ok(PageRows {
-            keys,
-            total: selected.len() as i64,
-        })
-    }
-
-    /// Counts of each value of each facet among the entities `filter`
-    /// selects, most frequent first. Answers are cached until the next write.
-    pub fn facets(&self, facets: &[String], filter: &Filter) -> Result<Facets, StoreError> {
+    fn facets(&self, facets: &[String], filter: &Filter) -> Result<Facets, StoreError> {
         let key = format!("{facets:?}|{filter:?}");
         let generation = self.generation();
         if let Some((g, hit)) = self
@@ -854,12 +812,7 @@ impl Store {
         Ok(result)
     }
 
-    /// Facet counts computed now, bypassing the cache.
-    pub fn facets_uncached(
-        &self,
-        facets: &[String],
-        filter: &Filter,
-    ) -> Result<Facets, StoreError> {
+    fn facets_uncached(&self, facets: &[String], filter: &Filter) -> Result<Facets, StoreError> {
         self.read(|conn| {
             let mut out = Facets::new();
             for facet in facets {
@@ -901,8 +854,7 @@ impl Store {
         })
     }
 
-    /// Entities whose owner resolves to no Group or User, as refs.
-    pub fn orphans(&self) -> Result<Vec<(String, String)>, StoreError> {
+    fn orphans(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT e.ref, e.owner_ref FROM entities e WHERE {ORPHAN_SQL} ORDER BY e.ref"
@@ -912,21 +864,139 @@ impl Store {
         })
     }
 
-    /// The location an entity came from.
-    pub fn location_of_entity(&self, r: &EntityRef) -> Result<Option<super::Location>, StoreError> {
+    fn location_of_entity(&self, r: &EntityRef) -> Result<Option<super::Location>, StoreError> {
         match self.entity_origin(r)? {
-            Some((id, _)) => self.location(&id),
+            Some((id, _)) => Locations::location(self, &id),
             None => Ok(None),
         }
     }
 
-    /// The location id and source file an entity came from.
-    pub fn entity_origin(&self, r: &EntityRef) -> Result<Option<(String, String)>, StoreError> {
+    fn entity_origin(&self, r: &EntityRef) -> Result<Option<(String, String)>, StoreError> {
         self.read(|conn| {
             Ok(conn
                 .prepare_cached("SELECT location_id, source FROM entities WHERE ref = ?1")?
                 .query_row([r.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?)
+        })
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn stats(&self) -> Result<Stats, StoreError> {
+        self.read(|conn| {
+            let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+            Ok(Stats {
+                entities: count("SELECT count(*) FROM entities")?,
+                locations: count("SELECT count(*) FROM locations")?,
+                problems: count("SELECT count(*) FROM problems")?,
+                orphans: count(&format!(
+                    "SELECT count(*) FROM entities e WHERE {ORPHAN_SQL}"
+                ))?,
+            })
+        })
+    }
+
+    fn entity_count(&self) -> Result<i64, StoreError> {
+        let generation = self.generation();
+        if let Some((g, n)) = *self.count_cache.lock().unwrap_or_else(|p| p.into_inner())
+            && g == generation
+        {
+            return Ok(n);
+        }
+        let n = self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT count(*) FROM entities")?
+                .query_row([], |r| r.get::<_, i64>(0))?)
+        })?;
+        *self.count_cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((generation, n));
+        Ok(n)
+    }
+
+    fn user_by(&self, field: &str, value: &str) -> Result<Option<String>, StoreError> {
+        let key = match field {
+            "email" => "spec.profile.email",
+            "name" => "metadata.name",
+            _ => "metadata.annotations.greenroom.dev/sso-subject",
+        };
+        let value = value.trim().to_lowercase();
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT e.ref FROM search s JOIN entities e ON e.id = s.entity_id
+                     WHERE s.key = ?1 AND s.value = ?2 AND e.kind = 'user' ORDER BY e.id LIMIT 1",
+                )?
+                .query_row(params![key, value], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    fn groups_of(&self, user_ref: &str) -> Result<Vec<String>, StoreError> {
+        let generation = self.generation();
+        if let Some((g, groups)) = self
+            .groups_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(user_ref)
+            && *g == generation
+        {
+            return Ok(groups.clone());
+        }
+        let groups = self.groups_of_uncached(user_ref)?;
+        let mut cache = self.groups_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 100_000 {
+            cache.clear();
+        }
+        cache.insert(user_ref.to_string(), (generation, groups.clone()));
+        Ok(groups)
+    }
+
+    fn existing_refs(&self, refs: &[&str]) -> Result<Vec<bool>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT 1 FROM entities WHERE ref = ?1")?;
+            refs.iter().map(|r| Ok(stmt.exists(params![r])?)).collect()
+        })
+    }
+
+    fn facet_values(&self) -> Result<Vec<String>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT DISTINCT kind FROM entities
+                     UNION SELECT DISTINCT owner_ref FROM entities WHERE owner_ref IS NOT NULL
+                     UNION SELECT DISTINCT value FROM search WHERE key = 'spec.type'",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+}
+
+impl Sqlite {
+    /// A page in name order from the query index: the selection is a
+    /// bitmap expression, its size the total, and the page a walk of the
+    /// name order (see `index.rs`).
+    fn page_by_name(
+        &self,
+        conn: &Connection,
+        filter: &Filter,
+        text: Option<&FullText>,
+        key: Option<&(String, i64)>,
+        ascending: bool,
+        limit: usize,
+    ) -> Result<PageRows, StoreError> {
+        let mut index = self.index.current(conn)?;
+        let selected = selection(&mut index, conn, filter, text)?;
+        let from = key.map(|(name, id)| (name.as_str(), u32::try_from(*id).unwrap_or(u32::MAX)));
+        let keys = index
+            .by_name(&selected, from, ascending, limit + 1)
+            .into_iter()
+            .map(|(name, id)| (name, i64::from(id)))
+            .collect();
+        Ok(PageRows {
+            keys,
+            total: selected.len() as i64,
         })
     }
 }

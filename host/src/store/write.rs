@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{ProblemRecord, Store, StoreError, now_ms};
+use super::{ProblemRecord, RefreshTx, Sqlite, StoreError, now_ms};
 use crate::catalog::{EntityRef, ValidEntity};
 
 /// What a refresh changed.
@@ -39,8 +39,8 @@ pub enum Rejected {
 
 /// A refresh in progress: entities are written as they are read, so memory
 /// stays bounded by one file, and everything commits or nothing does.
-pub struct RefreshTx<'s> {
-    store: &'s Store,
+pub(super) struct SqliteRefresh<'s> {
+    store: &'s Sqlite,
     conn: MutexGuard<'s, Connection>,
     location_id: String,
     seen: HashSet<i64>,
@@ -54,11 +54,11 @@ pub struct RefreshTx<'s> {
     flat: Vec<(String, String, Option<String>)>,
 }
 
-impl<'s> RefreshTx<'s> {
-    pub(super) fn begin(store: &'s Store, location_id: &str) -> Result<Self, StoreError> {
+impl<'s> SqliteRefresh<'s> {
+    pub(super) fn begin(store: &'s Sqlite, location_id: &str) -> Result<Self, StoreError> {
         let conn = store.writer();
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(RefreshTx {
+        Ok(SqliteRefresh {
             store,
             conn,
             location_id: location_id.to_string(),
@@ -73,12 +73,30 @@ impl<'s> RefreshTx<'s> {
         })
     }
 
-    pub fn location_id(&self) -> &str {
+    fn existing(&self, key: &str) -> Result<Option<Existing>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT id, uid, location_id, etag, source, errors IS NOT NULL FROM entities WHERE ref = ?1")?
+            .query_row([key], |r| {
+                Ok(Existing {
+                    id: r.get(0)?,
+                    uid: r.get(1)?,
+                    location_id: r.get(2)?,
+                    etag: r.get(3)?,
+                    source: r.get(4)?,
+                    has_errors: r.get(5)?,
+                })
+            })
+            .optional()?)
+    }
+}
+
+impl RefreshTx for SqliteRefresh<'_> {
+    fn location_id(&self) -> &str {
         &self.location_id
     }
 
-    /// Writes a valid entity read from `source` (unless unchanged).
-    pub fn put(
+    fn put(
         &mut self,
         entity: ValidEntity,
         source: &str,
@@ -209,9 +227,7 @@ impl<'s> RefreshTx<'s> {
         Ok(Ok(()))
     }
 
-    /// Keeps the stored version of an entity that is now invalid, with the
-    /// errors attached as its status. Returns whether there was one to keep.
-    pub fn keep_invalid(
+    fn keep_invalid(
         &mut self,
         entity_ref: &EntityRef,
         errors: &[String],
@@ -244,12 +260,7 @@ impl<'s> RefreshTx<'s> {
         Ok(true)
     }
 
-    /// Keeps, as they are, the `count` entities stored from `source`, a
-    /// file that has not changed since they were written from it. False,
-    /// with nothing kept, when the store does not hold exactly that many
-    /// from it, all without errors and none already seen in this refresh:
-    /// the caller then reads the file as usual.
-    pub fn keep_unchanged(&mut self, source: &str, count: usize) -> Result<bool, StoreError> {
+    fn keep_unchanged(&mut self, source: &str, count: usize) -> Result<bool, StoreError> {
         let rows: Vec<(i64, String, bool)> = self
             .conn
             .prepare_cached(
@@ -275,19 +286,15 @@ impl<'s> RefreshTx<'s> {
         Ok(true)
     }
 
-    /// Keeps every stored entity that came from `source` (a file or URL
-    /// that could not be read or parsed this time).
-    pub fn keep_source(&mut self, source: &str) {
+    fn keep_source(&mut self, source: &str) {
         self.kept_sources.insert(source.to_string());
     }
 
-    pub fn problem(&mut self, problem: ProblemRecord) {
+    fn problem(&mut self, problem: ProblemRecord) {
         self.problems.push(problem);
     }
 
-    /// Removes what this refresh no longer produced, records problems and
-    /// commits.
-    pub fn commit(mut self) -> Result<RefreshSummary, StoreError> {
+    fn commit(mut self: Box<Self>) -> Result<RefreshSummary, StoreError> {
         let mut gone = Vec::new();
         {
             let mut stmt = self
@@ -350,26 +357,9 @@ impl<'s> RefreshTx<'s> {
         }
         Ok(std::mem::take(&mut self.summary))
     }
-
-    fn existing(&self, key: &str) -> Result<Option<Existing>, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT id, uid, location_id, etag, source, errors IS NOT NULL FROM entities WHERE ref = ?1")?
-            .query_row([key], |r| {
-                Ok(Existing {
-                    id: r.get(0)?,
-                    uid: r.get(1)?,
-                    location_id: r.get(2)?,
-                    etag: r.get(3)?,
-                    source: r.get(4)?,
-                    has_errors: r.get(5)?,
-                })
-            })
-            .optional()?)
-    }
 }
 
-impl Drop for RefreshTx<'_> {
+impl Drop for SqliteRefresh<'_> {
     fn drop(&mut self) {
         if self.open {
             let _ = self.conn.execute_batch("ROLLBACK");

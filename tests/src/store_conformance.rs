@@ -1,0 +1,1074 @@
+//! The store conformance suite: what every storage backend must do, read
+//! and written only through the boundary the host uses (`Store`, one trait
+//! object per capability). Each check takes a fresh, empty store;
+//! `conformance!` makes one test per check for a backend.
+
+use greenroom::catalog::{EntityRef, Kinds, ValidEntity};
+use greenroom::store::{
+    AuditEntry, AuditQuery, EventQuery, EventRecord, FactRecord, FactValue, Filter, FullText,
+    ListQuery, Order, Origin, PageQuery, ProblemRecord, Rejected, SessionRecord, Store, StoreError,
+    StoredGrants, TokenRecord, now_ms,
+};
+use serde_json::{Value, json};
+
+/// One test per check, each on a fresh store from `$open` (an expression
+/// answering `(guard, Store)`; the guard lives as long as the test).
+macro_rules! conformance {
+    ($backend:ident, $open:expr, [$($check:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[test]
+                fn $check() {
+                    use greenroom::store::Store;
+                    let (_guard, store) = $open;
+                    super::$check(&store);
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    sqlite,
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("greenroom.db")).unwrap();
+        (dir, store)
+    },
+    [
+        locations_are_unique_and_deleting_one_removes_its_entities,
+        a_refresh_commits_whole_and_replaces_what_it_no_longer_produced,
+        an_uncommitted_refresh_changes_nothing,
+        the_first_location_to_claim_an_entity_keeps_it,
+        invalid_and_unreadable_sources_keep_the_last_good_version,
+        filtered_pages_have_totals_cursors_and_full_text,
+        lists_orders_facets_and_lookups,
+        people_resolve_to_users_and_their_groups,
+        the_change_feed_follows_every_committed_write,
+        facts_keep_the_newest_value_and_a_history_of_changes,
+        campaigns_saved_through_the_api,
+        events_are_kept_once_and_read_newest_first,
+        action_runs_are_recorded_from_start_to_end,
+        plugin_state_has_quotas_expiry_and_grants,
+        tokens_sessions_and_the_audit_trail,
+    ]
+);
+
+fn entity(value: Value) -> ValidEntity {
+    Kinds::default()
+        .validate(value)
+        .unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+fn group(name: &str, parent: Option<&str>, members: &[&str]) -> ValidEntity {
+    let mut spec = json!({"type": "team", "children": [], "members": members});
+    if let Some(p) = parent {
+        spec["parent"] = json!(p);
+    }
+    entity(
+        json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group",
+        "metadata": {"name": name}, "spec": spec}),
+    )
+}
+
+fn user(name: &str, email: &str) -> ValidEntity {
+    entity(
+        json!({"apiVersion": "backstage.io/v1alpha1", "kind": "User",
+        "metadata": {"name": name}, "spec": {"profile": {"email": email}, "memberOf": []}}),
+    )
+}
+
+fn component(name: &str, kind: &str, owner: &str, title: &str) -> ValidEntity {
+    entity(
+        json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+        "metadata": {"name": name, "title": title},
+        "spec": {"type": kind, "lifecycle": "production", "owner": owner}}),
+    )
+}
+
+fn component_ref(name: &str) -> EntityRef {
+    EntityRef::new("component", "default", name)
+}
+
+fn has(store: &Store, r: &EntityRef) -> bool {
+    store.catalog.entity_by_ref(r, &[]).unwrap().is_some()
+}
+
+/// Registers a location and writes `entities` into it in one refresh.
+fn refresh(store: &Store, target: &str, entities: Vec<ValidEntity>) -> String {
+    let id = store
+        .locations
+        .ensure_location("file", target, Origin::Config)
+        .unwrap()
+        .id;
+    let mut tx = store.locations.begin_refresh(&id).unwrap();
+    for e in entities {
+        tx.put(e, &format!("file:{target}")).unwrap().unwrap();
+    }
+    tx.commit().unwrap();
+    id
+}
+
+fn names(items: &[String]) -> Vec<String> {
+    items
+        .iter()
+        .map(|json| {
+            let v: Value = serde_json::from_str(json).unwrap();
+            v["metadata"]["name"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+fn filter(params: &[&str]) -> Filter {
+    Filter::parse(params.iter().copied()).unwrap()
+}
+
+pub fn locations_are_unique_and_deleting_one_removes_its_entities(store: &Store) {
+    let loc = store
+        .locations
+        .add_location("url", "https://x.example/a.yaml", Origin::Api)
+        .unwrap();
+    assert_eq!(
+        store.locations.location(&loc.id).unwrap().unwrap().target,
+        "https://x.example/a.yaml"
+    );
+    assert!(matches!(
+        store
+            .locations
+            .add_location("url", "https://x.example/a.yaml", Origin::Api),
+        Err(StoreError::LocationExists(_))
+    ));
+    let again = store
+        .locations
+        .ensure_location("url", "https://x.example/a.yaml", Origin::Api)
+        .unwrap();
+    assert_eq!(again.id, loc.id);
+    assert_eq!(store.locations.locations().unwrap().len(), 1);
+
+    let mut tx = store.locations.begin_refresh(&loc.id).unwrap();
+    tx.put(component("a", "service", "team-a", "A"), "url:a.yaml")
+        .unwrap()
+        .unwrap();
+    tx.commit().unwrap();
+    let generation = store.catalog.generation();
+    assert!(store.locations.delete_location(&loc.id).unwrap());
+    assert!(store.catalog.generation() > generation);
+    assert!(!has(store, &component_ref("a")));
+    assert!(store.locations.location(&loc.id).unwrap().is_none());
+    assert!(!store.locations.delete_location(&loc.id).unwrap());
+}
+
+pub fn a_refresh_commits_whole_and_replaces_what_it_no_longer_produced(store: &Store) {
+    let loc = store
+        .locations
+        .ensure_location("file", "a.yaml", Origin::Config)
+        .unwrap();
+    let before = store.catalog.generation();
+    let mut tx = store.locations.begin_refresh(&loc.id).unwrap();
+    assert_eq!(tx.location_id(), loc.id);
+    for name in ["a", "b"] {
+        tx.put(component(name, "service", "team-a", name), "file:a.yaml")
+            .unwrap()
+            .unwrap();
+    }
+    let summary = tx.commit().unwrap();
+    assert_eq!((summary.added, summary.removed), (2, 0));
+    assert!(store.catalog.generation() > before);
+    assert_eq!(store.catalog.entity_count().unwrap(), 2);
+
+    let mut tx = store.locations.begin_refresh(&loc.id).unwrap();
+    tx.put(component("a", "service", "team-a", "a"), "file:a.yaml")
+        .unwrap()
+        .unwrap();
+    tx.put(
+        component("c", "website", "team-a", "a changed title"),
+        "file:a.yaml",
+    )
+    .unwrap()
+    .unwrap();
+    let summary = tx.commit().unwrap();
+    assert_eq!(
+        (
+            summary.added,
+            summary.unchanged,
+            summary.removed,
+            summary.updated
+        ),
+        (1, 1, 1, 0)
+    );
+    assert!(has(store, &component_ref("a")) && has(store, &component_ref("c")));
+    assert!(!has(store, &component_ref("b")));
+
+    // The same entity twice in one refresh: the second is refused.
+    let mut tx = store.locations.begin_refresh(&loc.id).unwrap();
+    tx.put(component("a", "service", "team-a", "a"), "file:a.yaml")
+        .unwrap()
+        .unwrap();
+    let twice = tx
+        .put(component("a", "service", "team-b", "a"), "file:b.yaml")
+        .unwrap();
+    assert!(
+        matches!(twice, Err(Rejected::Duplicate { ref first_source }) if first_source == "file:a.yaml"),
+        "{twice:?}"
+    );
+}
+
+pub fn an_uncommitted_refresh_changes_nothing(store: &Store) {
+    refresh(
+        store,
+        "a.yaml",
+        vec![component("a", "service", "team-a", "A")],
+    );
+    let generation = store.catalog.generation();
+    let id = store.locations.locations().unwrap()[0].id.clone();
+    let mut tx = store.locations.begin_refresh(&id).unwrap();
+    tx.put(component("b", "service", "team-a", "B"), "file:a.yaml")
+        .unwrap()
+        .unwrap();
+    drop(tx);
+    assert!(has(store, &component_ref("a")));
+    assert!(!has(store, &component_ref("b")));
+    assert_eq!(store.catalog.generation(), generation);
+    // The store takes the next refresh after one was abandoned.
+    refresh(
+        store,
+        "a.yaml",
+        vec![component("b", "service", "team-a", "B")],
+    );
+    assert!(has(store, &component_ref("b")) && !has(store, &component_ref("a")));
+}
+
+pub fn the_first_location_to_claim_an_entity_keeps_it(store: &Store) {
+    let first = refresh(
+        store,
+        "first.yaml",
+        vec![component("a", "service", "team-a", "A")],
+    );
+    let second = store
+        .locations
+        .ensure_location("file", "second.yaml", Origin::Config)
+        .unwrap();
+    let mut tx = store.locations.begin_refresh(&second.id).unwrap();
+    let refused = tx
+        .put(component("a", "service", "team-b", "A"), "file:second.yaml")
+        .unwrap();
+    assert!(
+        matches!(refused, Err(Rejected::ClaimedElsewhere { ref location }) if location == "file:first.yaml"),
+        "{refused:?}"
+    );
+    tx.commit().unwrap();
+    let (location, source) = store
+        .catalog
+        .entity_origin(&component_ref("a"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (location.as_str(), source.as_str()),
+        (first.as_str(), "file:first.yaml")
+    );
+    assert_eq!(
+        store
+            .catalog
+            .location_of_entity(&component_ref("a"))
+            .unwrap()
+            .unwrap()
+            .id,
+        first
+    );
+    let stored: Value = serde_json::from_str(
+        &store
+            .catalog
+            .entity_by_ref(&component_ref("a"), &[])
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stored["spec"]["owner"], "team-a");
+}
+
+pub fn invalid_and_unreadable_sources_keep_the_last_good_version(store: &Store) {
+    let id = refresh(
+        store,
+        "a.yaml",
+        vec![
+            component("a", "service", "team-a", "A"),
+            component("b", "service", "team-a", "B"),
+        ],
+    );
+    let mut tx = store.locations.begin_refresh(&id).unwrap();
+    assert!(
+        tx.keep_invalid(&component_ref("a"), &["spec.owner is required".into()])
+            .unwrap()
+    );
+    assert!(
+        !tx.keep_invalid(&component_ref("nowhere"), &["x".into()])
+            .unwrap()
+    );
+    tx.problem(ProblemRecord {
+        location_id: id.clone(),
+        source: "file:a.yaml".into(),
+        line: Some(3),
+        column: Some(5),
+        entity_ref: Some("component:default/a".into()),
+        field: Some("spec.owner".into()),
+        message: "spec.owner is required".into(),
+    });
+    tx.keep_source("file:a.yaml");
+    tx.commit().unwrap();
+    assert!(has(store, &component_ref("a")) && has(store, &component_ref("b")));
+    let problems = store.locations.problems(Some(&id)).unwrap();
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].field.as_deref(), Some("spec.owner"));
+    assert_eq!(problems[0].line, Some(3));
+    assert_eq!(store.locations.problems(None).unwrap().len(), 1);
+
+    // A clean refresh replaces the problems.
+    refresh(
+        store,
+        "a.yaml",
+        vec![
+            component("a", "service", "team-a", "A"),
+            component("b", "service", "team-a", "B"),
+        ],
+    );
+    assert!(store.locations.problems(Some(&id)).unwrap().is_empty());
+
+    // An unchanged file keeps its entities without reading them again.
+    let mut tx = store.locations.begin_refresh(&id).unwrap();
+    assert!(!tx.keep_unchanged("file:a.yaml", 3).unwrap());
+    assert!(tx.keep_unchanged("file:a.yaml", 2).unwrap());
+    let summary = tx.commit().unwrap();
+    assert_eq!((summary.unchanged, summary.removed), (2, 0));
+}
+
+/// Five services and three websites of two owners, with mixed-case titles.
+fn catalog_of_eight(store: &Store) {
+    let mut entities = vec![group("team-a", None, &[]), group("team-b", None, &[])];
+    for i in 0..8 {
+        let (kind, owner) = if i < 5 {
+            ("service", "team-a")
+        } else {
+            ("website", "team-b")
+        };
+        entities.push(component(
+            &format!("svc-{i}"),
+            kind,
+            owner,
+            &format!("Payments Thing {i}"),
+        ));
+    }
+    refresh(store, "catalog.yaml", entities);
+}
+
+pub fn filtered_pages_have_totals_cursors_and_full_text(store: &Store) {
+    catalog_of_eight(store);
+    let first = store
+        .catalog
+        .page(&PageQuery {
+            filter: filter(&["kind=component,spec.type=service"]),
+            limit: 2,
+            ..PageQuery::default()
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.total_items, 5);
+    assert_eq!(names(&first.items), ["svc-0", "svc-1"]);
+    assert!(first.prev_cursor.is_none());
+    let mut seen = names(&first.items);
+    let mut cursor = first.next_cursor.clone();
+    while let Some(c) = cursor {
+        let page = store
+            .catalog
+            .page(&PageQuery {
+                cursor: Some(c),
+                limit: 2,
+                ..PageQuery::default()
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(page.total_items, 5);
+        seen.extend(names(&page.items));
+        cursor = page.next_cursor;
+    }
+    assert_eq!(seen, ["svc-0", "svc-1", "svc-2", "svc-3", "svc-4"]);
+
+    // Descending order by a field.
+    let by_name = store
+        .catalog
+        .page(&PageQuery {
+            filter: filter(&["kind=component"]),
+            order: Some(Order::parse_prefixed("desc:metadata.name").unwrap()),
+            limit: 3,
+            ..PageQuery::default()
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(names(&by_name.items), ["svc-7", "svc-6", "svc-5"]);
+
+    // Full text: a case-insensitive substring of the named fields, ANDed
+    // with the filter.
+    let text = |term: &str, fields: &[&str], params: &[&str]| {
+        let fields: Vec<String> = fields.iter().map(|f| f.to_string()).collect();
+        let page = store
+            .catalog
+            .page(&PageQuery {
+                filter: filter(params),
+                full_text: Some(FullText::new(term, &fields)),
+                limit: 20,
+                ..PageQuery::default()
+            })
+            .unwrap()
+            .unwrap();
+        (page.total_items, names(&page.items))
+    };
+    assert_eq!(text("PAYMENTS thing 7", &[], &[]).1, ["svc-7"]);
+    assert_eq!(
+        text("ments", &["metadata.title"], &["spec.type=website"]).0,
+        3
+    );
+    assert_eq!(text("ments", &["metadata.name"], &[]).0, 0);
+    assert_eq!(
+        text("svc-", &["metadata.name"], &["spec.type=service"]).0,
+        5
+    );
+
+    // A cursor cannot be forged.
+    let forged = store.catalog.page(&PageQuery {
+        cursor: Some("eyJmaWx0ZXIiOnt9fQ.AAAA".into()),
+        limit: 2,
+        ..PageQuery::default()
+    });
+    assert!(matches!(forged, Ok(Err(_))), "{forged:?}");
+}
+
+pub fn lists_orders_facets_and_lookups(store: &Store) {
+    catalog_of_eight(store);
+    let list = store
+        .catalog
+        .list(&ListQuery {
+            filter: filter(&["kind=component"]),
+            order: vec![Order::parse_prefixed("desc:metadata.name").unwrap()],
+            limit: Some(3),
+            offset: 1,
+            fields: vec!["metadata.name".into()],
+        })
+        .unwrap();
+    assert_eq!(names(&list), ["svc-6", "svc-5", "svc-4"]);
+    let projected: Value = serde_json::from_str(&list[0]).unwrap();
+    assert!(projected.get("spec").is_none(), "{projected}");
+
+    let mut streamed = Vec::new();
+    store
+        .catalog
+        .list_each(
+            &ListQuery {
+                filter: filter(&["spec.owner=team-b"]),
+                ..ListQuery::default()
+            },
+            &mut |json| {
+                streamed.push(json);
+                true
+            },
+        )
+        .unwrap();
+    assert_eq!(names(&streamed), ["svc-5", "svc-6", "svc-7"]);
+    let mut all = 0;
+    store.catalog.each_entity(3, &mut |_| all += 1).unwrap();
+    assert_eq!(all, 10);
+
+    let facets = store
+        .catalog
+        .facets(&["spec.type".into()], &filter(&["kind=component"]))
+        .unwrap();
+    assert_eq!(
+        facets["spec.type"],
+        [("service".to_string(), 5), ("website".to_string(), 3)]
+    );
+    assert_eq!(
+        store
+            .catalog
+            .facets_uncached(&["kind".into()], &Filter::default())
+            .unwrap()["kind"],
+        [("Component".to_string(), 8), ("Group".to_string(), 2)]
+    );
+
+    let a: Value = serde_json::from_str(
+        &store
+            .catalog
+            .entity_by_ref(&component_ref("svc-1"), &[])
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    let uid = a["metadata"]["uid"].as_str().unwrap();
+    assert_eq!(
+        names(&[store.catalog.entity_by_uid(uid, &[]).unwrap().unwrap()]),
+        ["svc-1"]
+    );
+    let many = store
+        .catalog
+        .entities_by_refs(
+            &[
+                Some(component_ref("svc-2")),
+                None,
+                Some(component_ref("missing")),
+                Some(component_ref("svc-0")),
+            ],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(many.len(), 4);
+    assert!(many[1].is_none() && many[2].is_none());
+    assert_eq!(
+        names(&[many[0].clone().unwrap(), many[3].clone().unwrap()]),
+        ["svc-2", "svc-0"]
+    );
+    assert_eq!(
+        store
+            .catalog
+            .existing_refs(&["component:default/svc-3", "component:default/nope"])
+            .unwrap(),
+        [true, false]
+    );
+    let owners = store
+        .catalog
+        .filter_refs(&filter(&["spec.type=website"]))
+        .unwrap();
+    assert_eq!(owners.len(), 3);
+    assert!(
+        owners
+            .iter()
+            .all(|(_, _, owner)| owner.as_deref() == Some("group:default/team-b")),
+        "{owners:?}"
+    );
+    let stats = store.catalog.stats().unwrap();
+    assert_eq!((stats.entities, stats.locations, stats.orphans), (10, 1, 0));
+
+    // An owner that is in no catalog makes an orphan.
+    refresh(
+        store,
+        "orphan.yaml",
+        vec![component("lost", "service", "team-gone", "Lost")],
+    );
+    let orphans = store.catalog.orphans().unwrap();
+    assert_eq!(orphans.len(), 1, "{orphans:?}");
+    assert_eq!(orphans[0].0, "component:default/lost");
+}
+
+pub fn people_resolve_to_users_and_their_groups(store: &Store) {
+    refresh(
+        store,
+        "org.yaml",
+        vec![
+            group("org", None, &[]),
+            group("team-a", Some("org"), &["jane"]),
+            user("jane", "Jane@Example.com"),
+            user("joe", "joe@example.com"),
+        ],
+    );
+    assert_eq!(
+        store
+            .catalog
+            .user_by("email", "jane@example.com")
+            .unwrap()
+            .as_deref(),
+        Some("user:default/jane")
+    );
+    assert_eq!(
+        store.catalog.user_by("name", "joe").unwrap().as_deref(),
+        Some("user:default/joe")
+    );
+    assert!(
+        store
+            .catalog
+            .user_by("email", "nobody@x")
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.catalog.groups_of("user:default/jane").unwrap(),
+        ["group:default/org", "group:default/team-a"]
+    );
+    assert!(
+        store
+            .catalog
+            .groups_of("user:default/joe")
+            .unwrap()
+            .is_empty()
+    );
+    // Membership follows the catalog at once.
+    refresh(
+        store,
+        "org.yaml",
+        vec![
+            group("org", None, &[]),
+            group("team-a", Some("org"), &[]),
+            user("jane", "jane@example.com"),
+        ],
+    );
+    assert!(
+        store
+            .catalog
+            .groups_of("user:default/jane")
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub fn the_change_feed_follows_every_committed_write(store: &Store) {
+    let start = store.changes.last_entity_change().unwrap();
+    refresh(
+        store,
+        "a.yaml",
+        vec![
+            component("a", "service", "team-a", "A"),
+            component("b", "service", "team-a", "B"),
+        ],
+    );
+    let changes = store.changes.entity_changes_after(start, 100).unwrap();
+    let refs: Vec<&str> = changes.iter().map(|(_, r)| r.as_str()).collect();
+    assert!(refs.contains(&"component:default/a") && refs.contains(&"component:default/b"));
+    assert!(changes.windows(2).all(|w| w[0].0 < w[1].0), "{changes:?}");
+    let last = store.changes.last_entity_change().unwrap();
+    assert_eq!(last, changes.last().unwrap().0);
+    assert_eq!(
+        store.changes.entity_changes_after(start, 1).unwrap().len(),
+        1
+    );
+
+    // Removing an entity is a change too.
+    refresh(
+        store,
+        "a.yaml",
+        vec![component("a", "service", "team-a", "A")],
+    );
+    let after = store.changes.entity_changes_after(last, 100).unwrap();
+    assert!(
+        after.iter().any(|(_, r)| r == "component:default/b"),
+        "{after:?}"
+    );
+    store.changes.forget_entity_changes(last).unwrap();
+    let kept = store.changes.entity_changes_after(start, 100).unwrap();
+    assert_eq!(kept, after);
+}
+
+fn fact(entity: &str, name: &str, value: FactValue, at_ms: i64) -> FactRecord {
+    FactRecord {
+        entity_ref: entity.into(),
+        name: name.into(),
+        value,
+        source: "push:ci".into(),
+        url: None,
+        at_ms,
+    }
+}
+
+pub fn facts_keep_the_newest_value_and_a_history_of_changes(store: &Store) {
+    catalog_of_eight(store);
+    let t = now_ms() - 10_000;
+    let mut facts = Vec::new();
+    for i in 0..5 {
+        facts.push(fact(
+            &format!("component:default/svc-{i}"),
+            "coverage.lines",
+            FactValue::Number(50.0 + f64::from(i) * 10.0),
+            t,
+        ));
+    }
+    assert_eq!(store.facts.put_facts(&facts).unwrap(), 5);
+    // The same values again change nothing; a new value is a change.
+    assert_eq!(store.facts.put_facts(&facts).unwrap(), 0);
+    let later = fact(
+        "component:default/svc-0",
+        "coverage.lines",
+        FactValue::Number(95.0),
+        t + 1000,
+    );
+    assert_eq!(store.facts.put_facts(&[later]).unwrap(), 1);
+    // A value measured before the stored one goes to the history only.
+    let backfill = fact(
+        "component:default/svc-0",
+        "coverage.lines",
+        FactValue::Number(10.0),
+        t - 5000,
+    );
+    store.facts.put_facts(&[backfill]).unwrap();
+    let text = fact(
+        "component:default/svc-1",
+        "runtime.python",
+        FactValue::Text("2.7".into()),
+        t,
+    );
+    store.facts.put_facts(&[text]).unwrap();
+
+    let current = store.facts.entity_facts("component:default/svc-0").unwrap();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0].value, FactValue::Number(95.0));
+    let history = store
+        .facts
+        .fact_history("component:default/svc-0", "coverage.lines", 10)
+        .unwrap();
+    let values: Vec<&FactValue> = history.iter().map(|(_, v, _)| v).collect();
+    assert_eq!(history.len(), 3, "{history:?}");
+    assert!(values.contains(&&FactValue::Number(10.0)));
+    assert_eq!(
+        store.facts.fact_type("coverage.lines").unwrap().as_deref(),
+        Some("number")
+    );
+    assert_eq!(
+        store.facts.fact_type("runtime.python").unwrap().as_deref(),
+        Some("text")
+    );
+    assert!(store.facts.fact_type("nothing.here").unwrap().is_none());
+    let named = store.facts.facts_named("coverage.lines").unwrap();
+    assert_eq!(named.len(), 5);
+    assert!(named.contains(&("component:default/svc-0".into(), FactValue::Number(95.0))));
+    assert_eq!(store.facts.fact_changes("coverage.lines").unwrap().len(), 7);
+    let names = store.facts.fact_names().unwrap();
+    assert!(
+        names.contains(&("coverage.lines".into(), "number".into(), 5)),
+        "{names:?}"
+    );
+
+    let lowest = store
+        .facts
+        .top_facts("coverage.lines", true, 2, Some("component"))
+        .unwrap();
+    let refs: Vec<&str> = lowest.iter().map(|r| r.fact.entity_ref.as_str()).collect();
+    assert_eq!(refs, ["component:default/svc-1", "component:default/svc-2"]);
+    assert_eq!(lowest[0].title.as_deref(), Some("Payments Thing 1"));
+    assert_eq!(lowest[0].owner.as_deref(), Some("group:default/team-a"));
+    let highest = store
+        .facts
+        .top_facts("coverage.lines", false, 1, None)
+        .unwrap();
+    assert_eq!(highest[0].fact.value, FactValue::Number(95.0));
+    assert!(
+        store
+            .facts
+            .top_facts("coverage.lines", false, 5, Some("group"))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub fn campaigns_saved_through_the_api(store: &Store) {
+    assert!(store.campaigns.api_campaigns().unwrap().is_empty());
+    store
+        .campaigns
+        .put_campaign("py3", "{\"a\":1}", "user:default/jane")
+        .unwrap();
+    store
+        .campaigns
+        .put_campaign("docs", "{\"b\":2}", "user:default/joe")
+        .unwrap();
+    store
+        .campaigns
+        .put_campaign("py3", "{\"a\":2}", "user:default/jane")
+        .unwrap();
+    let mut saved = store.campaigns.api_campaigns().unwrap();
+    saved.sort();
+    assert_eq!(
+        saved,
+        [
+            ("docs".to_string(), "{\"b\":2}".to_string()),
+            ("py3".to_string(), "{\"a\":2}".to_string())
+        ]
+    );
+    assert!(store.campaigns.delete_campaign("py3").unwrap());
+    assert!(!store.campaigns.delete_campaign("py3").unwrap());
+    assert_eq!(store.campaigns.api_campaigns().unwrap().len(), 1);
+}
+
+fn event(id: &str, kind: &str, entity: Option<&str>, at_ms: i64) -> EventRecord {
+    EventRecord {
+        source: "plugin:github".into(),
+        id: id.into(),
+        kind: kind.into(),
+        entity_ref: entity.map(str::to_string),
+        title: format!("event {id}"),
+        url: None,
+        at_ms,
+        tone: "good".into(),
+        actor: Some("jane".into()),
+        owner: None,
+    }
+}
+
+pub fn events_are_kept_once_and_read_newest_first(store: &Store) {
+    catalog_of_eight(store);
+    let now = now_ms();
+    let events = [
+        event(
+            "1",
+            "deployment",
+            Some("component:default/svc-0"),
+            now - 3000,
+        ),
+        event("2", "build", Some("component:default/svc-5"), now - 2000),
+        event(
+            "3",
+            "deployment",
+            Some("component:default/svc-6"),
+            now - 1000,
+        ),
+        event("4", "deployment", None, now - 10 * 60_000),
+    ];
+    assert_eq!(store.events.put_events(&events).unwrap(), 4);
+    assert_eq!(store.events.put_events(&events[..2]).unwrap(), 0);
+    let all = store
+        .events
+        .events(&EventQuery {
+            since_ms: now - 60_000,
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .unwrap();
+    let ids: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["3", "2", "1"]);
+    assert_eq!(all[0].owner.as_deref(), Some("group:default/team-b"));
+    let deploys_of_b = store
+        .events
+        .events(&EventQuery {
+            since_ms: 0,
+            owner: Some("group:default/team-b".into()),
+            kind: Some("deployment".into()),
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .unwrap();
+    assert_eq!(deploys_of_b.len(), 1);
+    assert_eq!(deploys_of_b[0].id, "3");
+    let of_one = store
+        .events
+        .events(&EventQuery {
+            since_ms: 0,
+            entity_ref: Some("component:default/svc-0".into()),
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .unwrap();
+    assert_eq!(of_one.len(), 1);
+    assert_eq!(
+        store
+            .events
+            .events(&EventQuery {
+                since_ms: 0,
+                limit: 2,
+                ..EventQuery::default()
+            })
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+pub fn action_runs_are_recorded_from_start_to_end(store: &Store) {
+    let mut run = store
+        .actions
+        .action_started(
+            "github",
+            "rerun",
+            "Re-run CI",
+            "component:default/a",
+            "user:default/jane",
+            "{\"run\":1}",
+        )
+        .unwrap();
+    assert_eq!(run.status, "running");
+    assert!(run.finished_ms.is_none());
+    store
+        .actions
+        .action_started(
+            "github",
+            "merge",
+            "Merge",
+            "component:default/b",
+            "user:default/joe",
+            "{}",
+        )
+        .unwrap();
+    store
+        .actions
+        .action_finished(&mut run, true, "queued run 2")
+        .unwrap();
+    assert_eq!(run.status, "succeeded");
+    let of_a = store
+        .actions
+        .action_runs(Some("component:default/a"), 10)
+        .unwrap();
+    assert_eq!(of_a, [run.clone()]);
+    assert_eq!(of_a[0].message.as_deref(), Some("queued run 2"));
+    assert!(of_a[0].finished_ms.is_some());
+    let all = store.actions.action_runs(None, 10).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].action, "merge", "newest first");
+    assert_eq!(store.actions.action_runs(None, 1).unwrap().len(), 1);
+}
+
+pub fn plugin_state_has_quotas_expiry_and_grants(store: &Store) {
+    let kv = &store.plugin_state;
+    assert!(kv.kv_get("p", "k").unwrap().is_none());
+    assert!(kv.kv_set("p", "k", b"value", None, 100).unwrap());
+    assert_eq!(kv.kv_get("p", "k").unwrap().as_deref(), Some(&b"value"[..]));
+    assert!(
+        kv.kv_get("other", "k").unwrap().is_none(),
+        "state is per plugin"
+    );
+    // Over quota: refused, the old value kept; replacing a key counts once.
+    assert!(!kv.kv_set("p", "big", &[0u8; 100], None, 100).unwrap());
+    assert!(kv.kv_set("p", "k", &[1u8; 90], None, 100).unwrap());
+    assert!(!kv.kv_set("p", "k2", &[2u8; 8], None, 100).unwrap());
+    kv.kv_delete("p", "k").unwrap();
+    assert!(kv.kv_get("p", "k").unwrap().is_none());
+    assert!(kv.kv_set("p", "k2", &[2u8; 8], None, 100).unwrap());
+    // Expired values are gone.
+    assert!(kv.kv_set("p", "gone", b"x", Some(0), 100).unwrap());
+    assert!(kv.kv_get("p", "gone").unwrap().is_none());
+
+    assert!(kv.grants("github").unwrap().is_none());
+    let mut grants = StoredGrants {
+        hosts: vec!["https://api.github.com".into()],
+        secrets: vec!["GITHUB_TOKEN".into()],
+        disabled: false,
+        ..StoredGrants::default()
+    };
+    grants
+        .secret_hosts
+        .insert("GITHUB_TOKEN".into(), vec!["https://api.github.com".into()]);
+    kv.set_grants("github", &grants).unwrap();
+    assert_eq!(kv.grants("github").unwrap(), Some(grants.clone()));
+    grants.disabled = true;
+    kv.set_grants("github", &grants).unwrap();
+    assert!(kv.grants("github").unwrap().unwrap().disabled);
+}
+
+pub fn tokens_sessions_and_the_audit_trail(store: &Store) {
+    let now = now_ms();
+    let token = TokenRecord {
+        id: "t1".into(),
+        name: "ci".into(),
+        scopes: vec!["catalog:write".into()],
+        owner: None,
+        created_by: "user:default/admin".into(),
+        created_ms: now,
+        expires_ms: None,
+        revoked_ms: None,
+        person: Some("user:default/jane".into()),
+    };
+    store.access.token_create(&token, b"hash-1").unwrap();
+    assert_eq!(
+        store.access.token_by_hash(b"hash-1").unwrap(),
+        Some(token.clone())
+    );
+    assert!(store.access.token_by_hash(b"hash-2").unwrap().is_none());
+    assert_eq!(store.access.token("t1").unwrap(), Some(token.clone()));
+    assert_eq!(
+        store
+            .access
+            .tokens(Some("user:default/jane"))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .access
+            .tokens(Some("user:default/joe"))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.access.token_revoke("t1").unwrap());
+    assert!(!store.access.token_revoke("t1").unwrap());
+    assert!(!store.access.token("t1").unwrap().unwrap().live(now_ms()));
+
+    let session = SessionRecord {
+        id: "s1".into(),
+        login: "jane@example.com".into(),
+        subject: "sub-1".into(),
+        user_ref: Some("user:default/jane".into()),
+        address: "127.0.0.1".into(),
+        created_ms: now,
+        seen_ms: now,
+        expires_ms: now + 3_600_000,
+        ended_ms: None,
+        csrf: "csrf-1".into(),
+    };
+    store.access.session_create(&session, b"cookie-1").unwrap();
+    let read = store.access.session_by_hash(b"cookie-1").unwrap().unwrap();
+    assert_eq!(read, session);
+    assert_eq!(read.csrf, "csrf-1");
+    store.access.session_seen("s1", now + 1000).unwrap();
+    assert_eq!(
+        store.access.session("s1").unwrap().unwrap().seen_ms,
+        now + 1000
+    );
+    assert_eq!(store.access.session_count(now).unwrap(), 1);
+    assert_eq!(
+        store
+            .access
+            .sessions(now, Some("user:default/jane"))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .access
+            .sessions(now, Some("user:default/joe"))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.access.session_end("s1").unwrap());
+    assert!(!store.access.session_end("s1").unwrap());
+    assert!(
+        store
+            .access
+            .session_by_hash(b"cookie-1")
+            .unwrap()
+            .unwrap()
+            .ended_ms
+            .is_some()
+    );
+    assert_eq!(store.access.session_count(now).unwrap(), 0);
+
+    for (i, actor) in ["user:default/jane", "token:ci", "user:default/jane"]
+        .iter()
+        .enumerate()
+    {
+        store
+            .access
+            .audit(&AuditEntry {
+                seq: 0,
+                at_ms: now + i as i64,
+                actor: actor.to_string(),
+                action: "POST /api/catalog/locations".into(),
+                target: format!("/api/catalog/locations/{i}"),
+                address: "127.0.0.1".into(),
+                outcome: "allowed".into(),
+                status: 201,
+            })
+            .unwrap();
+    }
+    let janes = store
+        .access
+        .audit_lines(&AuditQuery {
+            actor: Some("user:default/jane".into()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(janes.len(), 2);
+    assert!(janes[0].seq != janes[1].seq);
+    let one = store
+        .access
+        .audit_lines(&AuditQuery {
+            target: Some("locations/1".into()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].actor, "token:ci");
+    assert_eq!(one[0].status, 201);
+}
