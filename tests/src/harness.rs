@@ -190,6 +190,34 @@ fn plugin_run_calls_a_plugin_with_files_beside_the_entity() {
     })
     .unwrap();
     assert_eq!(cards["cards"][0]["plugin"], "coverage", "{cards}");
+    assert!(cards.get("timing").is_none(), "{cards}");
+
+    // --repeat times as many more calls, each answering the same.
+    let timed = run(&Run {
+        call: "cards".into(),
+        repeat: 5,
+        ..request.clone()
+    })
+    .unwrap();
+    assert_eq!(timed["cards"], cards["cards"]);
+    assert_eq!(timed["timing"]["calls"], 5, "{timed}");
+    let (p50, p99) = (
+        timed["timing"]["p50Us"].as_f64().unwrap(),
+        timed["timing"]["p99Us"].as_f64().unwrap(),
+    );
+    assert!(p50 > 0.0 && p50 <= p99, "{timed}");
+    let action = run(&Run {
+        call: "run:rerun".into(),
+        repeat: 2,
+        ..request.clone()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        action.contains("--repeat: an action changes things"),
+        "{action}"
+    );
+
     let wrong = run(&Run {
         call: "everything".into(),
         ..request
