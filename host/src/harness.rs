@@ -417,9 +417,9 @@ pub fn run(request: &Run) -> anyhow::Result<Value> {
 fn call(harness: &Harness, request: &Run, target: &str) -> anyhow::Result<Value> {
     let list = |items: Vec<Value>| Value::Array(items);
     Ok(match request.call.as_str() {
-        "cards" => serde_json::json!({ "cards": harness.cards(&target)? }),
+        "cards" => serde_json::json!({ "cards": harness.cards(target)? }),
         "facts" => serde_json::json!({
-            "facts": list(harness.facts(&target)?.iter().map(fact_json).collect())
+            "facts": list(harness.facts(target)?.iter().map(fact_json).collect())
         }),
         "events" => {
             let day_ago = crate::store::now_ms() as u64 - 24 * 3_600_000;
@@ -428,11 +428,11 @@ fn call(harness: &Harness, request: &Run, target: &str) -> anyhow::Result<Value>
             })
         }
         "actions" => serde_json::json!({
-            "actions": list(harness.actions(&target)?.iter().map(action_json).collect())
+            "actions": list(harness.actions(target)?.iter().map(action_json).collect())
         }),
         other => match other.strip_prefix("run:") {
             Some(id) => serde_json::json!({
-                "message": harness.run_action(id, &target, &request.input, &request.actor)?
+                "message": harness.run_action(id, target, &request.input, &request.actor)?
             }),
             None => bail!("--call {other}: use cards, facts, events, actions or run:<action-id>"),
         },

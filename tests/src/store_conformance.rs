@@ -54,6 +54,84 @@ conformance!(
     ]
 );
 
+// PostgreSQL, capability by capability as its backend grows: the
+// capabilities it serves are checked on it, the rest come from SQLite.
+conformance!(
+    postgres,
+    {
+        let server = crate::support::pg_server();
+        let pg = std::sync::Arc::new(greenroom::store::Postgres::open(&server.database()).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store {
+            plugin_state: pg.clone(),
+            actions: pg.clone(),
+            campaigns: pg.clone(),
+            access: pg,
+            ..Store::open(&dir.path().join("greenroom.db")).unwrap()
+        };
+        ((server, dir), store)
+    },
+    [
+        campaigns_saved_through_the_api,
+        action_runs_are_recorded_from_start_to_end,
+        plugin_state_has_quotas_expiry_and_grants,
+        tokens_sessions_and_the_audit_trail,
+    ]
+);
+
+/// Replicas starting together migrate once; a schema from a newer
+/// greenroom is refused, naming both versions; the audit trail cannot be
+/// changed, even by hand.
+#[test]
+fn postgres_migrates_once_and_refuses_a_newer_schema() {
+    use greenroom::store::Postgres;
+    let server = crate::support::pg_server();
+    let url = server.database();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| Postgres::open(&url).map(drop));
+        let b = s.spawn(|| Postgres::open(&url).map(drop));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    a.unwrap();
+    b.unwrap();
+    let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+    let versions: Vec<i32> = client
+        .query("SELECT version FROM greenroom_schema ORDER BY version", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!versions.is_empty());
+    assert_eq!(versions, (1..=versions.len() as i32).collect::<Vec<_>>());
+
+    client
+        .batch_execute(
+            "INSERT INTO audit (at_ms, actor, action, target, address, outcome, status)
+             VALUES (1, 'a', 'b', 'c', 'd', 'allowed', 200)",
+        )
+        .unwrap();
+    let changed = client
+        .batch_execute("UPDATE audit SET actor = 'someone else'")
+        .unwrap_err();
+    assert!(
+        format!("{changed:?}").contains("the audit trail is append-only"),
+        "{changed:?}"
+    );
+    assert!(client.batch_execute("DELETE FROM audit").is_err());
+
+    client
+        .batch_execute("INSERT INTO greenroom_schema (version) VALUES (999)")
+        .unwrap();
+    match Postgres::open(&url) {
+        Err(e) => assert!(
+            e.to_string()
+                .contains("version 999, newer than this greenroom"),
+            "{e}"
+        ),
+        Ok(_) => panic!("opened a schema from the future"),
+    }
+}
+
 fn entity(value: Value) -> ValidEntity {
     Kinds::default()
         .validate(value)

@@ -89,6 +89,10 @@ pub(crate) const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 /// The browser the UI tests drive, and its WebDriver.
 const BROWSER_PACKAGES: &[&str] = &["chromium", "chromium-driver"];
 
+/// The store conformance suite runs on a PostgreSQL server of its own,
+/// started by the tests from Debian's binaries.
+const POSTGRES_PACKAGES: &[&str] = &["postgresql"];
+
 /// The plugins the demo portal runs.
 const DEMO_PLUGINS: &[&str] = &["hello", "github", "sentry", "coverage", "techdocs"];
 
@@ -343,6 +347,7 @@ fn test() -> anyhow::Result<()> {
     tools::ensure_targets(&[greenroom_web_build::WEB_TARGET])?;
     tools::ensure_wasm_bindgen()?;
     tools::ensure_debian(BROWSER_PACKAGES)?;
+    tools::ensure_debian(POSTGRES_PACKAGES)?;
     // The sign-in tests run a real OpenID provider (oidc-provider on Node).
     tools::ensure_npm_packages(&tools::workspace_root()?.join("tests/oidc"))?;
     // componentize-js for the JavaScript plugin tests (Go comes from PyPI's

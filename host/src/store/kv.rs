@@ -40,7 +40,7 @@ impl StoredGrants {
     }
 
     /// The secrets in their written form, for storing.
-    fn secret_grants(&self) -> Vec<SecretGrant> {
+    pub(super) fn secret_grants(&self) -> Vec<SecretGrant> {
         self.secrets
             .iter()
             .map(|name| match self.secret_hosts.get(name) {

@@ -19,6 +19,7 @@ mod events;
 mod facts;
 mod index;
 mod kv;
+mod pg;
 mod query;
 mod schema;
 mod write;
@@ -40,6 +41,7 @@ pub use boundary::{
 pub use events::{EventQuery, EventRecord};
 pub use facts::{FactRecord, FactValue, RankedFact, valid_fact_name};
 pub use kv::StoredGrants;
+pub use pg::Postgres;
 pub use query::{EntityPage, Filter, FilterSet, FullText, ListQuery, Order, PageQuery, QueryError};
 pub use write::{RefreshSummary, Rejected};
 
@@ -49,6 +51,8 @@ pub use write::{RefreshSummary, Rejected};
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] postgres::Error),
     #[error("cannot open the store at {path}: {source}")]
     Open {
         path: PathBuf,

@@ -1,0 +1,609 @@
+//! The PostgreSQL backend, for portals that run several replicas on a
+//! database their operators already run and back up. It is being built
+//! capability by capability, each passing the same conformance suite as
+//! SQLite (`tests/src/store_conformance.rs`): plugin state, action runs,
+//! API campaigns, and tokens, sessions and the audit trail so far. Until
+//! the catalog is here too, `[server] database` does not offer it.
+//!
+//! Connections come from a small pool; each is a `postgres::Client`
+//! (tokio-postgres driven by a runtime of its own), so a store call blocks
+//! its thread as a SQLite one does. Migrations are versioned in
+//! `greenroom_schema` and applied under an advisory lock, so replicas
+//! starting together migrate once.
+
+use std::sync::Mutex;
+
+use postgres::{Client, NoTls, Row};
+
+use super::{
+    Access, ActionRun, ActionRuns, AuditEntry, AuditQuery, CampaignSpecs, PluginState,
+    SessionRecord, StoreError, StoredGrants, TokenRecord, now_ms,
+};
+use crate::config::SecretGrant;
+
+/// Connections kept open for reuse.
+const POOLED: usize = 8;
+
+/// Any number: the key of the advisory lock migrations run under.
+const MIGRATION_LOCK: i64 = 0x6772_6565_6e72;
+
+/// Each entry is one schema version; never edit a released one, add the
+/// next.
+const MIGRATIONS: &[&str] = &[
+    // 1: plugin state and grants, action runs, API campaigns, tokens,
+    // sessions, the audit trail (append-only, as in SQLite)
+    "CREATE TABLE plugin_kv (
+        plugin_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value BYTEA NOT NULL,
+        expires_ms BIGINT,
+        PRIMARY KEY (plugin_id, key)
+    );
+    CREATE TABLE plugin_grants (
+        plugin_id TEXT PRIMARY KEY,
+        hosts TEXT NOT NULL,
+        secrets TEXT NOT NULL,
+        disabled BOOLEAN NOT NULL DEFAULT FALSE
+    );
+    CREATE TABLE action_runs (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        started_ms BIGINT NOT NULL,
+        finished_ms BIGINT,
+        plugin_id TEXT NOT NULL,
+        action_id TEXT NOT NULL,
+        label TEXT NOT NULL,
+        entity_ref TEXT NOT NULL,
+        user_ref TEXT NOT NULL,
+        input TEXT NOT NULL,
+        status TEXT NOT NULL,
+        message TEXT
+    );
+    CREATE INDEX action_runs_entity ON action_runs(entity_ref, started_ms);
+    CREATE TABLE campaigns (
+        name TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        hash BYTEA NOT NULL UNIQUE,
+        scopes TEXT NOT NULL,
+        owner TEXT,
+        created_by TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        expires_ms BIGINT,
+        revoked_ms BIGINT,
+        person TEXT
+    );
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        hash BYTEA NOT NULL UNIQUE,
+        csrf TEXT NOT NULL,
+        login TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        user_ref TEXT,
+        address TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        seen_ms BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        ended_ms BIGINT
+    );
+    CREATE INDEX sessions_by_user ON sessions(user_ref);
+    CREATE TABLE audit (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        address TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        status INTEGER NOT NULL
+    );
+    CREATE INDEX audit_by_time ON audit(at_ms);
+    CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+        'BEGIN RAISE EXCEPTION ''the audit trail is append-only''; END';
+    CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
+        FOR EACH ROW EXECUTE FUNCTION audit_append_only();",
+];
+
+/// The PostgreSQL backend.
+pub struct Postgres {
+    url: String,
+    pool: Mutex<Vec<Client>>,
+}
+
+impl Postgres {
+    /// Connects to `url` (`postgres://user@host:port/db`; the password
+    /// from `PGPASSWORD` when the URL has none) and migrates the schema.
+    pub fn open(url: &str) -> Result<Postgres, StoreError> {
+        let store = Postgres {
+            url: url.to_string(),
+            pool: Mutex::new(Vec::new()),
+        };
+        store.with(migrate)?;
+        Ok(store)
+    }
+
+    fn connect(&self) -> Result<Client, StoreError> {
+        let mut config: postgres::Config = self.url.parse()?;
+        if config.get_password().is_none()
+            && let Ok(password) = std::env::var("PGPASSWORD")
+        {
+            config.password(password);
+        }
+        config.application_name("greenroom");
+        Ok(config.connect(NoTls)?)
+    }
+
+    /// Runs `f` on a pooled connection (a new one when none is free); a
+    /// connection that failed is not returned to the pool.
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut client = match pooled {
+            Some(c) if !c.is_closed() => c,
+            _ => self.connect()?,
+        };
+        let result = f(&mut client);
+        if !client.is_closed() {
+            let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+            if pool.len() < POOLED {
+                pool.push(client);
+            }
+        }
+        result
+    }
+}
+
+/// Applies the migrations this schema lacks, in one transaction under an
+/// advisory lock.
+fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS greenroom_schema (version INTEGER NOT NULL)")?;
+    let found: Option<i32> = tx
+        .query_opt("SELECT max(version) FROM greenroom_schema", &[])?
+        .and_then(|r| r.get(0));
+    let found = found.unwrap_or(0) as usize;
+    if found > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "the PostgreSQL schema has version {found}, newer than this greenroom ({}); upgrade greenroom",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found) {
+        tx.batch_execute(sql)?;
+        tx.execute(
+            "INSERT INTO greenroom_schema (version) VALUES ($1)",
+            &[&(i as i32 + 1)],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+impl PluginState for Postgres {
+    fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.with(|c| {
+            Ok(c.query_opt(
+                "SELECT value FROM plugin_kv WHERE plugin_id = $1 AND key = $2
+                 AND (expires_ms IS NULL OR expires_ms > $3)",
+                &[&plugin, &key, &now_ms()],
+            )?
+            .map(|r| r.get(0)))
+        })
+    }
+
+    fn kv_set(
+        &self,
+        plugin: &str,
+        key: &str,
+        value: &[u8],
+        ttl_seconds: Option<u32>,
+        quota: u64,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            // One writer per plugin at a time, across replicas, so two
+            // writes cannot both pass the quota.
+            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&plugin])?;
+            tx.execute(
+                "DELETE FROM plugin_kv WHERE plugin_id = $1 AND expires_ms <= $2",
+                &[&plugin, &now],
+            )?;
+            let used: i64 = tx
+                .query_one(
+                    "SELECT COALESCE(sum(octet_length(key) + octet_length(value)), 0)::BIGINT
+                     FROM plugin_kv WHERE plugin_id = $1 AND key <> $2",
+                    &[&plugin, &key],
+                )?
+                .get(0);
+            if used as u64 + (key.len() + value.len()) as u64 > quota {
+                return Ok(false);
+            }
+            let expires = ttl_seconds.map(|t| now + i64::from(t) * 1000);
+            tx.execute(
+                "INSERT INTO plugin_kv (plugin_id, key, value, expires_ms) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (plugin_id, key) DO UPDATE SET value = $3, expires_ms = $4",
+                &[&plugin, &key, &value, &expires],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM plugin_kv WHERE plugin_id = $1 AND key = $2",
+                &[&plugin, &key],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn grants(&self, plugin: &str) -> Result<Option<StoredGrants>, StoreError> {
+        let row = self.with(|c| {
+            Ok(c.query_opt(
+                "SELECT hosts, secrets, disabled FROM plugin_grants WHERE plugin_id = $1",
+                &[&plugin],
+            )?)
+        })?;
+        row.map(|r| {
+            let mut grants = StoredGrants {
+                hosts: serde_json::from_str(r.get(0)).map_err(corrupt)?,
+                disabled: r.get(2),
+                ..StoredGrants::default()
+            };
+            grants
+                .add_secrets(serde_json::from_str::<Vec<SecretGrant>>(r.get(1)).map_err(corrupt)?);
+            Ok(grants)
+        })
+        .transpose()
+    }
+
+    fn set_grants(&self, plugin: &str, grants: &StoredGrants) -> Result<(), StoreError> {
+        let hosts = serde_json::to_string(&grants.hosts).map_err(corrupt)?;
+        let secrets = serde_json::to_string(&grants.secret_grants()).map_err(corrupt)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO plugin_grants (plugin_id, hosts, secrets, disabled) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (plugin_id) DO UPDATE SET hosts = $2, secrets = $3, disabled = $4",
+                &[&plugin, &hosts, &secrets, &grants.disabled],
+            )?;
+            Ok(())
+        })
+    }
+}
+
+const RUN_COLUMNS: &str = "id, started_ms, finished_ms, plugin_id, action_id, label, entity_ref, user_ref, input, status, message";
+
+fn action_run(r: &Row) -> ActionRun {
+    ActionRun {
+        id: r.get(0),
+        started_ms: r.get(1),
+        finished_ms: r.get(2),
+        plugin: r.get(3),
+        action: r.get(4),
+        label: r.get(5),
+        entity_ref: r.get(6),
+        user: r.get(7),
+        input: r.get(8),
+        status: r.get(9),
+        message: r.get(10),
+    }
+}
+
+impl ActionRuns for Postgres {
+    fn action_started(
+        &self,
+        plugin: &str,
+        action: &str,
+        label: &str,
+        entity_ref: &str,
+        user: &str,
+        input: &str,
+    ) -> Result<ActionRun, StoreError> {
+        let started = now_ms();
+        self.with(|c| {
+            let row = c.query_one(
+                &format!(
+                    "INSERT INTO action_runs (started_ms, plugin_id, action_id, label, entity_ref, user_ref, input, status)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'running') RETURNING {RUN_COLUMNS}"
+                ),
+                &[&started, &plugin, &action, &label, &entity_ref, &user, &input],
+            )?;
+            Ok(action_run(&row))
+        })
+    }
+
+    fn action_finished(
+        &self,
+        run: &mut ActionRun,
+        succeeded: bool,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        let finished = now_ms();
+        let status = if succeeded { "succeeded" } else { "failed" };
+        self.with(|c| {
+            c.execute(
+                "UPDATE action_runs SET finished_ms = $1, status = $2, message = $3 WHERE id = $4",
+                &[&finished, &status, &message, &run.id],
+            )?;
+            Ok(())
+        })?;
+        run.finished_ms = Some(finished);
+        run.status = status.into();
+        run.message = Some(message.into());
+        Ok(())
+    }
+
+    fn action_runs(
+        &self,
+        entity_ref: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ActionRun>, StoreError> {
+        self.with(|c| {
+            Ok(c.query(
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM action_runs WHERE $1::TEXT IS NULL OR entity_ref = $1
+                     ORDER BY started_ms DESC, id DESC LIMIT $2"
+                ),
+                &[&entity_ref, &(limit as i64)],
+            )?
+            .iter()
+            .map(action_run)
+            .collect())
+        })
+    }
+}
+
+impl CampaignSpecs for Postgres {
+    fn api_campaigns(&self) -> Result<Vec<(String, String)>, StoreError> {
+        self.with(|c| {
+            Ok(
+                c.query("SELECT name, body FROM campaigns ORDER BY name", &[])?
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect(),
+            )
+        })
+    }
+
+    fn put_campaign(&self, name: &str, body: &str, by: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO campaigns (name, body, created_by, created_ms) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (name) DO UPDATE SET body = $2, created_by = $3",
+                &[&name, &body, &by, &now_ms()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn delete_campaign(&self, name: &str) -> Result<bool, StoreError> {
+        self.with(|c| Ok(c.execute("DELETE FROM campaigns WHERE name = $1", &[&name])? == 1))
+    }
+}
+
+const TOKEN_COLUMNS: &str =
+    "id, name, scopes, owner, created_by, created_ms, expires_ms, revoked_ms, person";
+
+fn token(r: &Row) -> TokenRecord {
+    TokenRecord {
+        id: r.get(0),
+        name: r.get(1),
+        scopes: serde_json::from_str(r.get(2)).unwrap_or_default(),
+        owner: r.get(3),
+        created_by: r.get(4),
+        created_ms: r.get(5),
+        expires_ms: r.get(6),
+        revoked_ms: r.get(7),
+        person: r.get(8),
+    }
+}
+
+const SESSION_COLUMNS: &str =
+    "id, login, subject, user_ref, address, created_ms, seen_ms, expires_ms, ended_ms, csrf";
+
+fn session(r: &Row) -> SessionRecord {
+    SessionRecord {
+        id: r.get(0),
+        login: r.get(1),
+        subject: r.get(2),
+        user_ref: r.get(3),
+        address: r.get(4),
+        created_ms: r.get(5),
+        seen_ms: r.get(6),
+        expires_ms: r.get(7),
+        ended_ms: r.get(8),
+        csrf: r.get(9),
+    }
+}
+
+impl Access for Postgres {
+    fn token_create(&self, t: &TokenRecord, hash: &[u8]) -> Result<(), StoreError> {
+        let scopes = serde_json::to_string(&t.scopes).map_err(corrupt)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO api_tokens (id, name, hash, scopes, owner, created_by, created_ms, expires_ms, revoked_ms, person)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9)",
+                &[&t.id, &t.name, &hash, &scopes, &t.owner, &t.created_by, &t.created_ms, &t.expires_ms, &t.person],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn token_by_hash(&self, hash: &[u8]) -> Result<Option<TokenRecord>, StoreError> {
+        self.with(|c| {
+            let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE hash = $1");
+            Ok(c.query_opt(&sql, &[&hash])?.map(|r| token(&r)))
+        })
+    }
+
+    fn tokens(&self, person: Option<&str>) -> Result<Vec<TokenRecord>, StoreError> {
+        self.with(|c| {
+            let sql = format!(
+                "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE $1::TEXT IS NULL OR person = $1
+                 ORDER BY created_ms DESC, id"
+            );
+            Ok(c.query(&sql, &[&person])?.iter().map(token).collect())
+        })
+    }
+
+    fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.with(|c| {
+            let sql = format!("SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1");
+            Ok(c.query_opt(&sql, &[&id])?.map(|r| token(&r)))
+        })
+    }
+
+    fn token_revoke(&self, id: &str) -> Result<bool, StoreError> {
+        self.with(|c| {
+            Ok(c.execute(
+                "UPDATE api_tokens SET revoked_ms = $2 WHERE id = $1 AND revoked_ms IS NULL",
+                &[&id, &now_ms()],
+            )? == 1)
+        })
+    }
+
+    fn session_create(&self, s: &SessionRecord, hash: &[u8]) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                &format!(
+                    "INSERT INTO sessions ({SESSION_COLUMNS}, hash)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                ),
+                &[
+                    &s.id,
+                    &s.login,
+                    &s.subject,
+                    &s.user_ref,
+                    &s.address,
+                    &s.created_ms,
+                    &s.seen_ms,
+                    &s.expires_ms,
+                    &s.ended_ms,
+                    &s.csrf,
+                    &hash,
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn session_by_hash(&self, hash: &[u8]) -> Result<Option<SessionRecord>, StoreError> {
+        self.with(|c| {
+            let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE hash = $1");
+            Ok(c.query_opt(&sql, &[&hash])?.map(|r| session(&r)))
+        })
+    }
+
+    fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        self.with(|c| {
+            let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1");
+            Ok(c.query_opt(&sql, &[&id])?.map(|r| session(&r)))
+        })
+    }
+
+    fn session_seen(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE sessions SET seen_ms = $2 WHERE id = $1 AND ended_ms IS NULL",
+                &[&id, &now],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn session_end(&self, id: &str) -> Result<bool, StoreError> {
+        self.with(|c| {
+            Ok(c.execute(
+                "UPDATE sessions SET ended_ms = $2 WHERE id = $1 AND ended_ms IS NULL",
+                &[&id, &now_ms()],
+            )? == 1)
+        })
+    }
+
+    fn sessions(&self, now: i64, user_ref: Option<&str>) -> Result<Vec<SessionRecord>, StoreError> {
+        self.with(|c| {
+            let sql = format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions
+                 WHERE ended_ms IS NULL AND expires_ms > $1 AND ($2::TEXT IS NULL OR user_ref = $2)
+                 ORDER BY created_ms DESC, id LIMIT 10000"
+            );
+            Ok(c.query(&sql, &[&now, &user_ref])?
+                .iter()
+                .map(session)
+                .collect())
+        })
+    }
+
+    fn session_count(&self, now: i64) -> Result<i64, StoreError> {
+        self.with(|c| {
+            Ok(c.query_one(
+                "SELECT count(*) FROM sessions WHERE ended_ms IS NULL AND expires_ms > $1",
+                &[&now],
+            )?
+            .get(0))
+        })
+    }
+
+    fn audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO audit (at_ms, actor, action, target, address, outcome, status)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &e.at_ms,
+                    &e.actor,
+                    &e.action,
+                    &e.target,
+                    &e.address,
+                    &e.outcome,
+                    &i32::from(e.status),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn audit_lines(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        self.with(|c| {
+            let rows = c.query(
+                "SELECT seq, at_ms, actor, action, target, address, outcome, status FROM audit
+                 WHERE at_ms >= $1 AND ($2::TEXT IS NULL OR actor = $2)
+                 AND ($3::TEXT IS NULL OR strpos(target, $3) > 0)
+                 ORDER BY seq LIMIT $4",
+                &[
+                    &q.since_ms.unwrap_or(0),
+                    &q.actor,
+                    &q.target,
+                    &(q.limit.clamp(1, 100_000) as i64),
+                ],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| AuditEntry {
+                    seq: r.get(0),
+                    at_ms: r.get(1),
+                    actor: r.get(2),
+                    action: r.get(3),
+                    target: r.get(4),
+                    address: r.get(5),
+                    outcome: r.get(6),
+                    status: r.get::<_, i32>(7) as u16,
+                })
+                .collect())
+        })
+    }
+}
