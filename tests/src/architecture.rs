@@ -26,23 +26,12 @@ fn layer(module: &str) -> Option<usize> {
 
 /// The other top-level modules `module`'s non-test code names.
 fn uses(src: &Path, module: &str) -> Vec<String> {
-    let mut files = Vec::new();
     let dir = src.join(module);
-    if dir.is_dir() {
-        let mut pending = vec![dir];
-        while let Some(d) = pending.pop() {
-            for entry in std::fs::read_dir(&d).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    pending.push(path);
-                } else if path.extension().is_some_and(|e| e == "rs") {
-                    files.push(path);
-                }
-            }
-        }
+    let files = if dir.is_dir() {
+        sources(&dir)
     } else {
-        files.push(src.join(format!("{module}.rs")));
-    }
+        vec![src.join(format!("{module}.rs"))]
+    };
     let mut found = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
@@ -91,4 +80,79 @@ fn every_host_module_uses_only_lower_layers() {
         wrong.is_empty(),
         "modules reaching sideways or up the layers (module: what it uses): {wrong:?}"
     );
+}
+
+/// Every `.rs` file under `dir`, recursively.
+fn sources(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Handlers parse, ask who acts, call one operation and answer: a longer
+/// one holds rules that belong in `service` (or a helper beside it).
+#[test]
+fn no_http_handler_is_longer_than_50_lines() {
+    let api = Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/src/api");
+    let mut long = Vec::new();
+    for file in sources(&api) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let lines: Vec<&str> = code.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let signature = line
+                .strip_prefix("pub ")
+                .or_else(|| line.strip_prefix("pub(crate) "))
+                .unwrap_or(line);
+            let Some(rest) = signature.strip_prefix("async fn ") else {
+                continue;
+            };
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            let end = lines[i..].iter().position(|l| *l == "}").unwrap();
+            if end + 1 > 50 {
+                long.push(format!(
+                    "{}: {name} ({} lines)",
+                    file.file_name().unwrap().to_string_lossy(),
+                    end + 1
+                ));
+            }
+        }
+    }
+    assert!(long.is_empty(), "handlers over 50 lines: {long:?}");
+}
+
+/// Only `store` speaks to a database: everything else goes through the
+/// store boundary, so a backend is replaced in one place.
+#[test]
+fn only_the_store_names_a_database_driver() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../host/src");
+    let store = src.join("store");
+    let mut found = Vec::new();
+    for file in sources(&src) {
+        if file.starts_with(&store) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for driver in ["rusqlite", "postgres::"] {
+            if code.contains(driver) {
+                found.push(format!("{} names {driver}", file.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{found:?}");
 }

@@ -120,35 +120,8 @@ async fn create_token(
     )
     .map_err(ApiError::BadRequest)?;
     let admin = policy.admin(&caller.principal);
-    let wants_personal = body.personal.unwrap_or(!admin);
-    if wants_personal || !admin {
-        let person = match &caller.principal {
-            Principal::Person(p) if !p.demo => p,
-            _ => {
-                return Err(ApiError::Forbidden(format!(
-                    "{} may not make tokens: personal tokens are made by people signed in, and other tokens by administrators",
-                    caller.actor()
-                )));
-            }
-        };
-        let Some(user_ref) = person.user_ref.clone() else {
-            return Err(ApiError::Forbidden(format!(
-                "{} has no User in the catalog, so a personal token would act for nobody; an administrator adds a User first",
-                person.login
-            )));
-        };
-        let grantable = policy.grantable_scopes(&caller.principal);
-        if let Some(bad) = record
-            .scopes
-            .iter()
-            .find(|s| !grantable.contains(&s.as_str()))
-        {
-            return Err(ApiError::Forbidden(format!(
-                "a personal token holds only what its person may do; {} may grant {}, not {bad}",
-                caller.actor(),
-                grantable.join(", ")
-            )));
-        }
+    if body.personal.unwrap_or(!admin) || !admin {
+        let user_ref = personal_owner(&policy, &caller, &record.scopes)?;
         record.owner = Some(user_ref.clone());
         record.person = Some(user_ref);
     }
@@ -160,6 +133,36 @@ async fn create_token(
         StatusCode::CREATED,
         Json(json!({"token": secret, "record": record})),
     ))
+}
+
+/// The User a personal token acts for: the caller's own, when they are a
+/// person signed in (not the demo's) with a User in the catalog, and
+/// `scopes` hold no more than they may do themselves.
+fn personal_owner(policy: &Policy, caller: &Caller, scopes: &[String]) -> Result<String, ApiError> {
+    let person = match &caller.principal {
+        Principal::Person(p) if !p.demo => p,
+        _ => {
+            return Err(ApiError::Forbidden(format!(
+                "{} may not make tokens: personal tokens are made by people signed in, and other tokens by administrators",
+                caller.actor()
+            )));
+        }
+    };
+    let Some(user_ref) = person.user_ref.clone() else {
+        return Err(ApiError::Forbidden(format!(
+            "{} has no User in the catalog, so a personal token would act for nobody; an administrator adds a User first",
+            person.login
+        )));
+    };
+    let grantable = policy.grantable_scopes(&caller.principal);
+    if let Some(bad) = scopes.iter().find(|s| !grantable.contains(&s.as_str())) {
+        return Err(ApiError::Forbidden(format!(
+            "a personal token holds only what its person may do; {} may grant {}, not {bad}",
+            caller.actor(),
+            grantable.join(", ")
+        )));
+    }
+    Ok(user_ref)
 }
 
 /// The person whose own tokens and sessions the caller may see: `None`

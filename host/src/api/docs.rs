@@ -14,9 +14,7 @@ use serde_json::{Value, json};
 use super::plugins::entity_of;
 use super::{ApiError, AppState, blocking};
 use crate::catalog::EntityRef;
-use crate::docs::{self, Links, TechDocsSource};
-use crate::plugins::CallError;
-use crate::plugins::host::{beside_entity, read_beside};
+use crate::service::docs;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -67,43 +65,27 @@ async fn page(
     if last.contains('.') && !last.ends_with(".md") {
         return asset(state, r, entity.json.clone(), path).await;
     }
-    let plugins: Vec<_> = state
-        .plugins
-        .enabled()
-        .into_iter()
-        .filter(|p| p.exports_docs())
-        .collect();
-    let limits = state.plugins.limits();
-    let (call_entity, call_path) = (entity.clone(), path.clone());
-    let (served_by, page, failures) = tokio::task::spawn_blocking(move || {
-        let mut failures = Vec::new();
-        for plugin in plugins {
-            match plugin.doc_page(&call_entity, &call_path, &limits) {
-                Ok(page) => return (Some(plugin), Some(page), failures),
-                Err(CallError::NotApplicable) => {}
-                Err(e) => failures.push(format!("{} {e}", plugin.label())),
-            }
-        }
-        (None, None, failures)
-    })
-    .await?;
-    let (Some(plugin), Some(page)) = (served_by, page) else {
-        if !failures.is_empty() {
-            return Err(ApiError::Upstream(failures.join("; ")));
-        }
-        return Err(ApiError::NotFound(format!(
-            "{r} has no docs page '{path}'; docs come from a docs plugin (TechDocs reads backstage.io/techdocs-ref)"
-        )));
+    let request = docs::PageRequest {
+        entity_ref: r,
+        entity,
+        path,
+        origin: public_origin(&headers),
+        selection: query.selection.unwrap_or_default(),
+        github_web: state
+            .config
+            .plugins
+            .settings("github")
+            .remove("web_url")
+            .unwrap_or_else(|| "https://github.com".into()),
     };
-    let pages = format!("/docs/{}/{}/{}", r.namespace, r.kind, r.name);
-    let assets = format!("/api/docs/{}/{}/{}", r.kind, r.namespace, r.name);
-    let address = docs::address(&page.path);
-    let folder = page
-        .path
-        .rsplit_once('/')
-        .map_or("", |(f, _)| f)
-        .to_string();
-    // The public address of the page, for the issue's body.
+    let (store, plugins) = (state.store.clone(), state.plugins.clone());
+    let body = blocking(move || Ok(docs::page(&store, &plugins, request)?)).await?;
+    Ok(Json(body).into_response())
+}
+
+/// `scheme://host` as the reader sees the portal (https only when a proxy
+/// in front says so).
+fn public_origin(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -113,80 +95,7 @@ async fn page(
         .and_then(|h| h.to_str().ok())
         .filter(|p| *p == "https")
         .unwrap_or("http");
-    let slash = if address.is_empty() { "" } else { "/" };
-    let page_url = format!("{scheme}://{host}{pages}{slash}{address}");
-    let github_web = state
-        .config
-        .plugins
-        .settings("github")
-        .remove("web_url")
-        .unwrap_or_else(|| "https://github.com".into());
-    let store = state.store.clone();
-    let reader = state.plugins.clone();
-    let entity_ref = r.to_string();
-    let selection = query.selection.unwrap_or_default();
-    let body = blocking(move || {
-        let rendered = docs::render(
-            &page.markdown,
-            &Links {
-                pages: &pages,
-                assets: &assets,
-                folder: &folder,
-            },
-        );
-        let nav: Vec<(String, String)> = page
-            .nav
-            .iter()
-            .map(|l| (l.label.clone(), l.href.clone()))
-            .collect();
-        let entity_json: Value = serde_json::from_str(&entity.json).unwrap_or(Value::Null);
-        let source = techdocs_source(&store, &reader, &entity_ref, &entity_json);
-        let mut issue_body = format!("Page: {page_url}\n\n");
-        let selection: String = selection.chars().take(2000).collect();
-        if !selection.trim().is_empty() {
-            for line in selection.lines() {
-                issue_body.push_str(&format!("> {line}\n"));
-            }
-            issue_body.push('\n');
-        }
-        issue_body.push_str("What is wrong or missing?\n");
-        let report = docs::report_issue_url(
-            &entity_json,
-            source.as_ref().and_then(|s| s.repo_url.as_deref()),
-            &github_web,
-            &format!("Docs: {}", page.title),
-            &issue_body,
-        );
-        Ok(json!({
-            "entityRef": entity_ref,
-            "plugin": plugin.manifest.id,
-            "path": address,
-            "source": page.path,
-            "title": page.title,
-            "html": rendered.html,
-            "toc": rendered.toc,
-            "nav": docs::nav_tree(&nav, &pages),
-            "url": page_url,
-            "reportIssueUrl": report,
-        }))
-    })
-    .await?;
-    Ok(Json(body).into_response())
-}
-
-/// Where an entity's TechDocs are, from its mkdocs.yml beside its catalog
-/// file (read within the plugins' limits).
-fn techdocs_source(
-    store: &crate::store::Store,
-    plugins: &crate::plugins::Plugins,
-    entity_ref: &str,
-    entity: &Value,
-) -> Option<TechDocsSource> {
-    let deadline = std::time::Instant::now() + plugins.limits().timeout;
-    TechDocsSource::of(entity, |p| {
-        let bytes = read_beside(store, plugins.reader(), entity_ref, p, deadline).ok()?;
-        String::from_utf8(bytes).ok()
-    })
+    format!("{scheme}://{host}")
 }
 
 /// An image or other file of the entity's TechDocs, same origin, with a
@@ -198,25 +107,18 @@ async fn asset(
     entity_json: String,
     path: String,
 ) -> Result<Response, ApiError> {
-    let content_type = docs::asset_type(&path).ok_or_else(|| {
+    let content_type = crate::docs::asset_type(&path).ok_or_else(|| {
         ApiError::NotFound(format!("'{path}' is not a docs page or a known asset type"))
     })?;
-    let store = state.store.clone();
-    let plugins = state.plugins.clone();
-    let entity_ref = r.to_string();
+    let (store, plugins) = (state.store.clone(), state.plugins.clone());
     let bytes = blocking(move || {
-        let entity: Value = serde_json::from_str(&entity_json).unwrap_or(Value::Null);
-        let source = techdocs_source(&store, &plugins, &entity_ref, &entity).ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "{entity_ref} has no TechDocs (backstage.io/techdocs-ref)"
-            ))
-        })?;
-        let file = format!("{}/{path}", source.docs);
-        // An asset is read within a plugin call's time.
-        let deadline = std::time::Instant::now() + plugins.limits().timeout;
-        beside_entity(&store, &entity_ref, &file).map_err(ApiError::BadRequest)?;
-        read_beside(&store, plugins.reader(), &entity_ref, &file, deadline)
-            .map_err(ApiError::NotFound)
+        Ok(docs::asset(
+            &store,
+            &plugins,
+            &r.to_string(),
+            &entity_json,
+            &path,
+        )?)
     })
     .await?;
     let mut response = bytes.into_response();

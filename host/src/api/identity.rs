@@ -506,32 +506,10 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let limits = state.limits.clone();
-    if let Some(a) = address {
-        let failing = limits.blocked(a, "failed", FAILURES_PER_MINUTE);
-        // Token routes, and sign-in starts (each keeps a flow in memory).
-        let token_route =
-            req.uri().path().starts_with("/api/tokens") || req.uri().path().starts_with("/auth/");
-        let busy = token_route
-            .then(|| limits.blocked(a, "tokens", TOKEN_ROUTE_PER_MINUTE))
-            .flatten();
-        if let Some(wait) = failing.or(busy) {
-            let what = if failing.is_some() {
-                "failed sign-ins"
-            } else {
-                "sign-in and token requests"
-            };
-            let response = too_many(wait, what);
-            if !is_read(req.method()) || failing.is_some() {
-                let action = format!("{} {}", req.method(), req.uri().path());
-                let target = req.uri().path().to_string();
-                append(&state, "anonymous".into(), action, target, address, 429).await;
-            }
-            return response;
-        }
-        if token_route {
-            limits.count(a, "tokens");
-        }
+    if let Some(a) = address
+        && let Some(response) = rate_limited(&state, req.method(), req.uri().path(), a).await
+    {
+        return response;
     }
     // Most requests carry no credential: they are nobody, without a trip
     // to a blocking thread for a store lookup that has nothing to find.
@@ -552,25 +530,75 @@ pub async fn identify(State(state): State<AppState>, mut req: Request, next: Nex
     .await
     {
         Ok(Ok(p)) => p,
-        Ok(Err(e)) => {
-            if let Some(a) = address
-                && matches!(e, ApiError::Unauthorized(_) | ApiError::Forbidden(_))
-            {
-                limits.count(a, "failed");
-            }
-            let response = e.into_response();
-            // A failed sign-in is recorded whatever it asked for.
-            let action = format!("{} {}", req.method(), req.uri().path());
-            let target = req.uri().path().to_string();
-            let status = response.status().as_u16();
-            let actor = Principal::Anonymous.actor();
-            append(&state, actor, action, target, address, status).await;
-            return response;
-        }
+        Ok(Err(e)) => return refused(&state, req.method(), req.uri().path(), address, e).await,
         Err(e) => return ApiError::from(e).into_response(),
     };
     req.extensions_mut().insert(Caller { principal, address });
     next.run(req).await
+}
+
+/// The answer for an address over its limits (failed sign-ins; token and
+/// sign-in routes), recorded in the audit trail unless a mere read; counts
+/// a token or sign-in request otherwise.
+async fn rate_limited(
+    state: &AppState,
+    method: &Method,
+    path: &str,
+    a: IpAddr,
+) -> Option<Response> {
+    let limits = &state.limits;
+    let failing = limits.blocked(a, "failed", FAILURES_PER_MINUTE);
+    // Token routes, and sign-in starts (each keeps a flow in memory).
+    let token_route = path.starts_with("/api/tokens") || path.starts_with("/auth/");
+    let busy = token_route
+        .then(|| limits.blocked(a, "tokens", TOKEN_ROUTE_PER_MINUTE))
+        .flatten();
+    let Some(wait) = failing.or(busy) else {
+        if token_route {
+            limits.count(a, "tokens");
+        }
+        return None;
+    };
+    let what = if failing.is_some() {
+        "failed sign-ins"
+    } else {
+        "sign-in and token requests"
+    };
+    if !is_read(method) || failing.is_some() {
+        let action = format!("{method} {path}");
+        append(
+            state,
+            "anonymous".into(),
+            action,
+            path.to_string(),
+            Some(a),
+            429,
+        )
+        .await;
+    }
+    Some(too_many(wait, what))
+}
+
+/// The answer to a credential that does not identify anyone: counted
+/// against the address, and recorded whatever the request asked for.
+async fn refused(
+    state: &AppState,
+    method: &Method,
+    path: &str,
+    address: Option<IpAddr>,
+    e: ApiError,
+) -> Response {
+    if let Some(a) = address
+        && matches!(e, ApiError::Unauthorized(_) | ApiError::Forbidden(_))
+    {
+        state.limits.count(a, "failed");
+    }
+    let response = e.into_response();
+    let status = response.status().as_u16();
+    let actor = Principal::Anonymous.actor();
+    let action = format!("{method} {path}");
+    append(state, actor, action, path.to_string(), address, status).await;
+    response
 }
 
 /// The rule `RULES` gives the route, if it lists it.

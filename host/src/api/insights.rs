@@ -113,47 +113,12 @@ async fn push_facts(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let now = now_ms();
+    let source = format!("push:{}", caller.source_name());
     let mut facts = Vec::new();
     let mut refs = Vec::new();
     for (at, item) in items(&body)? {
         let entity_ref = entity_ref_of(item, &at)?;
-        let url = insights::check_url(text_field(item, &at, "url")?).map_err(|b| broken(&at, b))?;
-        // Backfills say when a value was measured; never in the future.
-        let at_ms = time_of(item, &at, now)?;
-        if at_ms > now + 60_000 {
-            return Err(ApiError::BadRequest(format!("{at}.at is in the future")));
-        }
-        let Some(Value::Object(values)) = item.get("facts") else {
-            return Err(ApiError::BadRequest(format!(
-                "{at}.facts must be an object of name: value"
-            )));
-        };
-        if values.is_empty() {
-            return Err(ApiError::BadRequest(format!("{at}.facts is empty")));
-        }
-        for (name, value) in values {
-            insights::check_fact_name(name).map_err(|b| broken(&at, b))?;
-            let parsed = match value {
-                Value::Number(n) => n.as_f64().map(FactValue::Number),
-                Value::Bool(b) => Some(FactValue::Flag(*b)),
-                Value::String(s) => Some(FactValue::Text(s.clone())),
-                _ => None,
-            };
-            let checked = parsed
-                .ok_or_else(|| insights::bad_fact_value(name))
-                .and_then(|v| insights::check_fact_value(name, &v).map(|()| v));
-            let value = checked.map_err(|b| {
-                ApiError::BadRequest(format!("{at}.{}: {}, got {value}", b.field, b.message))
-            })?;
-            facts.push(FactRecord {
-                entity_ref: entity_ref.clone(),
-                name: name.clone(),
-                value,
-                source: format!("push:{}", caller.source_name()),
-                url: url.clone(),
-                at_ms,
-            });
-        }
+        facts.extend(pushed_facts(item, &at, &entity_ref, &source, now)?);
         refs.push((at, entity_ref));
     }
     require_entities(&state, refs).await?;
@@ -166,6 +131,56 @@ async fn push_facts(
     })
     .await?;
     Ok(Json(json!({"stored": stored.0, "changed": stored.1})))
+}
+
+/// The facts of one pushed item (`at` names it in errors), each checked by
+/// the fact rules of `insights`.
+fn pushed_facts(
+    item: &Value,
+    at: &str,
+    entity_ref: &str,
+    source: &str,
+    now: i64,
+) -> Result<Vec<FactRecord>, ApiError> {
+    let url = insights::check_url(text_field(item, at, "url")?).map_err(|b| broken(at, b))?;
+    // Backfills say when a value was measured; never in the future.
+    let at_ms = time_of(item, at, now)?;
+    if at_ms > now + 60_000 {
+        return Err(ApiError::BadRequest(format!("{at}.at is in the future")));
+    }
+    let Some(Value::Object(values)) = item.get("facts") else {
+        return Err(ApiError::BadRequest(format!(
+            "{at}.facts must be an object of name: value"
+        )));
+    };
+    if values.is_empty() {
+        return Err(ApiError::BadRequest(format!("{at}.facts is empty")));
+    }
+    let mut facts = Vec::with_capacity(values.len());
+    for (name, value) in values {
+        insights::check_fact_name(name).map_err(|b| broken(at, b))?;
+        let parsed = match value {
+            Value::Number(n) => n.as_f64().map(FactValue::Number),
+            Value::Bool(b) => Some(FactValue::Flag(*b)),
+            Value::String(s) => Some(FactValue::Text(s.clone())),
+            _ => None,
+        };
+        let checked = parsed
+            .ok_or_else(|| insights::bad_fact_value(name))
+            .and_then(|v| insights::check_fact_value(name, &v).map(|()| v));
+        let value = checked.map_err(|b| {
+            ApiError::BadRequest(format!("{at}.{}: {}, got {value}", b.field, b.message))
+        })?;
+        facts.push(FactRecord {
+            entity_ref: entity_ref.to_string(),
+            name: name.clone(),
+            value,
+            source: source.to_string(),
+            url: url.clone(),
+            at_ms,
+        });
+    }
+    Ok(facts)
 }
 
 /// `GET /api/facts`: the fact names known, with their type and how many

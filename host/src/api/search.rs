@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState, blocking};
 use crate::catalog::EntityRef;
-use crate::search::SearchQuery;
-use crate::store::{EventQuery, now_ms};
+use crate::search::{Hit, SearchQuery};
+use crate::store::{EventQuery, Store, now_ms};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -53,7 +53,30 @@ async fn search(
     State(state): State<AppState>,
     Query(p): Query<Params>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = p.limit.unwrap_or(20).clamp(1, 100);
+    let query = search_query(p)?;
+    let (search, store) = (state.search.clone(), state.store.clone());
+    let body = blocking(move || {
+        let found = search.index.search(&query).map_err(ApiError::Internal)?;
+        let items = found
+            .hits
+            .iter()
+            .map(|hit| with_context(&store, hit))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = query.offset + found.hits.len();
+        Ok(json!({
+            "query": query.text,
+            "total": found.total,
+            "items": items,
+            "facets": found.facets,
+            "nextCursor": (next < found.total).then(|| next.to_string()),
+        }))
+    })
+    .await?;
+    Ok(Json(body))
+}
+
+/// The query the parameters ask, with its paging checked.
+fn search_query(p: Params) -> Result<SearchQuery, ApiError> {
     let offset = match p.cursor.as_deref() {
         None | Some("") => 0,
         Some(c) => c
@@ -72,55 +95,38 @@ async fn search(
                 .to_string(),
         ),
     };
-    let query = SearchQuery {
+    let lower = |v: Option<String>| v.filter(|v| !v.is_empty()).map(|v| v.to_lowercase());
+    Ok(SearchQuery {
         text: p.q.unwrap_or_default(),
-        kind: p.kind.filter(|k| !k.is_empty()).map(|k| k.to_lowercase()),
+        kind: lower(p.kind),
         owner,
-        spec_type: p
-            .spec_type
-            .filter(|t| !t.is_empty())
-            .map(|t| t.to_lowercase()),
+        spec_type: lower(p.spec_type),
         doc_type: p.doc.filter(|d| !d.is_empty()),
-        limit,
+        limit: p.limit.unwrap_or(20).clamp(1, 100),
         offset,
-    };
-    let search = state.search.clone();
-    let store = state.store.clone();
-    let text = query.text.clone();
-    let body = blocking(move || {
-        let found = search.index.search(&query).map_err(ApiError::Internal)?;
-        let since = now_ms() - 24 * 3_600_000;
-        let mut items = Vec::with_capacity(found.hits.len());
-        for hit in &found.hits {
-            let mut v = json!(hit);
-            if hit.doc_type == "entity" {
-                let facts: Vec<Value> = store
-                    .facts
-                    .entity_facts(&hit.entity_ref)?
-                    .into_iter()
-                    .take(FACTS)
-                    .map(|f| json!({"name": f.name, "value": f.value, "url": f.url}))
-                    .collect();
-                let events = store.events.events(&EventQuery {
-                    since_ms: since,
-                    entity_ref: Some(hit.entity_ref.clone()),
-                    limit: EVENTS,
-                    ..Default::default()
-                })?;
-                v["facts"] = Value::Array(facts);
-                v["recentEvents"] = json!(events);
-            }
-            items.push(v);
-        }
-        let next = offset + found.hits.len();
-        Ok(json!({
-            "query": text,
-            "total": found.total,
-            "items": items,
-            "facets": found.facets,
-            "nextCursor": (next < found.total).then(|| next.to_string()),
-        }))
     })
-    .await?;
-    Ok(Json(body))
+}
+
+/// A hit as JSON; an entity's with its first facts and its events of the
+/// last day, so a search during an incident shows what just happened.
+fn with_context(store: &Store, hit: &Hit) -> Result<Value, ApiError> {
+    let mut v = json!(hit);
+    if hit.doc_type == "entity" {
+        let facts: Vec<Value> = store
+            .facts
+            .entity_facts(&hit.entity_ref)?
+            .into_iter()
+            .take(FACTS)
+            .map(|f| json!({"name": f.name, "value": f.value, "url": f.url}))
+            .collect();
+        let events = store.events.events(&EventQuery {
+            since_ms: now_ms() - 24 * 3_600_000,
+            entity_ref: Some(hit.entity_ref.clone()),
+            limit: EVENTS,
+            ..Default::default()
+        })?;
+        v["facts"] = Value::Array(facts);
+        v["recentEvents"] = json!(events);
+    }
+    Ok(v)
 }

@@ -200,36 +200,8 @@ async fn finish(
 ) -> Result<(crate::auth::Person, String, String), (String, ApiError)> {
     let anonymous = || Principal::Anonymous.actor();
     let provider = oidc(state).map_err(|e| (anonymous(), e))?;
-    let flow = params.state.as_deref().unwrap_or_default();
-    let started_here = cookie(headers, flow_cookie(state))
-        .is_some_and(|c| !flow.is_empty() && identity::same(c, flow));
-    if !started_here {
-        return Err((
-            anonymous(),
-            ApiError::BadRequest(
-                "this sign-in was not started in this browser (its state does not match); start again at /auth/sign-in".into(),
-            ),
-        ));
-    }
-    if let Some(error) = params.error {
-        return Err((
-            anonymous(),
-            ApiError::Unauthorized(format!(
-                "the identity provider did not sign you in: {error}{}",
-                params
-                    .error_description
-                    .map(|d| format!(" ({d})"))
-                    .unwrap_or_default()
-            )),
-        ));
-    }
-    let code = params.code.ok_or_else(|| {
-        (
-            anonymous(),
-            ApiError::BadRequest("the identity provider sent no code".into()),
-        )
-    })?;
-    let (who, return_to) = provider.finish(flow, &code).await.map_err(|e| {
+    let (flow, code) = callback_code(state, headers, params).map_err(|e| (anonymous(), e))?;
+    let (who, return_to) = provider.finish(&flow, &code).await.map_err(|e| {
         (
             anonymous(),
             ApiError::Unauthorized(format!("sign-in refused: {e}")),
@@ -265,27 +237,68 @@ async fn finish(
         }
         Err(e) => return Err((format!("person:{login}"), e)),
     };
+    let secret = open_session(state, &person, &who.subject, address)
+        .await
+        .map_err(|e| (format!("person:{login}"), e))?;
+    Ok((person, secret, return_to))
+}
+
+/// The sign-in flow and code of a provider's callback, when the flow was
+/// started in this browser and the provider signed the person in.
+fn callback_code(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: CallbackParams,
+) -> Result<(String, String), ApiError> {
+    let flow = params.state.unwrap_or_default();
+    let started_here = cookie(headers, flow_cookie(state))
+        .is_some_and(|c| !flow.is_empty() && identity::same(c, &flow));
+    if !started_here {
+        return Err(ApiError::BadRequest(
+            "this sign-in was not started in this browser (its state does not match); start again at /auth/sign-in".into(),
+        ));
+    }
+    if let Some(error) = params.error {
+        return Err(ApiError::Unauthorized(format!(
+            "the identity provider did not sign you in: {error}{}",
+            params
+                .error_description
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default()
+        )));
+    }
+    let code = params
+        .code
+        .ok_or_else(|| ApiError::BadRequest("the identity provider sent no code".into()))?;
+    Ok((flow, code))
+}
+
+/// Stores a new session for `person` and answers its cookie's secret
+/// (only its hash is stored).
+async fn open_session(
+    state: &AppState,
+    person: &crate::auth::Person,
+    subject: &str,
+    address: IpAddr,
+) -> Result<String, ApiError> {
     let now = now_ms();
-    let auth = &state.config.auth;
     let secret = random_secret("grs_");
     let record = SessionRecord {
         id: uuid::Uuid::new_v4().to_string(),
         login: person.login.clone(),
-        subject: who.subject.clone(),
+        subject: subject.to_string(),
         user_ref: person.user_ref.clone(),
         address: address.to_string(),
         created_ms: now,
         seen_ms: now,
-        expires_ms: now + auth.session_max.as_millis() as i64,
+        expires_ms: now + state.config.auth.session_max.as_millis() as i64,
         ended_ms: None,
         csrf: random_secret(""),
     };
     let store = state.store.clone();
     let hash = token_hash(&secret);
-    blocking(move || Ok(store.access.session_create(&record, &hash)?))
-        .await
-        .map_err(|e| (format!("person:{login}"), e))?;
-    Ok((person, secret, return_to))
+    blocking(move || Ok(store.access.session_create(&record, &hash)?)).await?;
+    Ok(secret)
 }
 
 /// Ends the caller's session, here and in the browser.

@@ -8,6 +8,7 @@
 
 pub mod actions;
 pub mod campaigns;
+pub mod docs;
 pub mod locations;
 
 use crate::store::StoreError;
