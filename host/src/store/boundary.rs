@@ -21,37 +21,21 @@ use super::{
 /// `generation` moves on with every committed write, so a caller may keep
 /// an answer derived from the catalog until it changes.
 pub trait Catalog: Send + Sync {
-    /// The User whose `spec.profile.email`, name or
-    /// `greenroom.dev/sso-subject` annotation (by `field`) is `value`.
-    fn user_by(&self, field: &str, value: &str) -> Result<Option<String>, StoreError>;
-
-    /// Every group a User belongs to, and their parents, transitively;
-    /// kept until the catalog next changes.
-    fn groups_of(&self, user_ref: &str) -> Result<Vec<String>, StoreError>;
-
-    /// Which of `refs` are entities in the catalog.
-    fn existing_refs(&self, refs: &[&str]) -> Result<Vec<bool>, StoreError>;
-
-    /// Every kind, owner and `spec.type` in the catalog, lower case: the
-    /// names of search facets.
-    fn facet_values(&self) -> Result<Vec<String>, StoreError>;
-
+    /// Moves on with every committed write (of any kind).
     fn generation(&self) -> u64;
 
+    /// Counts for `/healthz`: entities, locations, problems, orphans.
     fn stats(&self) -> Result<Stats, StoreError>;
 
     /// How many entities are stored; counted again only after a write
     /// (a scrape of `/metrics` asks every few seconds).
     fn entity_count(&self) -> Result<i64, StoreError>;
 
+    /// An entity as served (JSON), projected to `fields` when any.
     fn entity_by_ref(&self, r: &EntityRef, fields: &[String])
     -> Result<Option<String>, StoreError>;
 
-    /// Calls `each` with every entity as served (JSON), in id order, reading
-    /// `page` at a time: for walks over the whole catalog (search builds,
-    /// facts polls) that write between pages.
-    fn each_entity(&self, page: usize, each: &mut dyn FnMut(String)) -> Result<(), StoreError>;
-
+    /// An entity by its `metadata.uid`.
     fn entity_by_uid(&self, uid: &str, fields: &[String]) -> Result<Option<String>, StoreError>;
 
     /// Entities for each ref in order; `None` where a ref matches nothing.
@@ -61,6 +45,14 @@ pub trait Catalog: Send + Sync {
         fields: &[String],
     ) -> Result<Vec<Option<String>>, StoreError>;
 
+    /// Calls `each` with every entity as served (JSON), in id order, reading
+    /// `page` at a time: for walks over the whole catalog (search builds,
+    /// facts polls) that write between pages.
+    fn each_entity(&self, page: usize, each: &mut dyn FnMut(String)) -> Result<(), StoreError>;
+
+    /// `GET /entities`: filter, order, offset paging, projection.
+    fn list(&self, q: &ListQuery) -> Result<Vec<String>, StoreError>;
+
     /// Calls `each` with every entity the query selects, in order, without
     /// holding more than one in memory.
     fn list_each(
@@ -68,6 +60,9 @@ pub trait Catalog: Send + Sync {
         q: &ListQuery,
         each: &mut dyn FnMut(String) -> bool,
     ) -> Result<(), StoreError>;
+
+    /// One page of `by-query`, with cursors to the next and previous page.
+    fn page(&self, q: &PageQuery) -> Result<Result<EntityPage, QueryError>, StoreError>;
 
     /// The id, ref and owner of every entity `filter` selects, by id; the
     /// filter is planned like a list's.
@@ -80,11 +75,6 @@ pub trait Catalog: Send + Sync {
     /// `spec.lifecycle`), as written, by entity id.
     fn values_of_key(&self, key: &str) -> Result<Vec<(i64, String)>, StoreError>;
 
-    fn list(&self, q: &ListQuery) -> Result<Vec<String>, StoreError>;
-
-    /// One page of `by-query`, with cursors to the next and previous page.
-    fn page(&self, q: &PageQuery) -> Result<Result<EntityPage, QueryError>, StoreError>;
-
     /// Counts of each value of each facet among the entities `filter`
     /// selects, most frequent first. Answers are cached until the next write.
     fn facets(&self, facets: &[String], filter: &Filter) -> Result<Facets, StoreError>;
@@ -92,14 +82,29 @@ pub trait Catalog: Send + Sync {
     /// Facet counts computed now, bypassing the cache.
     fn facets_uncached(&self, facets: &[String], filter: &Filter) -> Result<Facets, StoreError>;
 
+    /// Every kind, owner and `spec.type` in the catalog, lower case: the
+    /// names of search facets.
+    fn facet_values(&self) -> Result<Vec<String>, StoreError>;
+
     /// Entities whose owner resolves to no Group or User, as refs.
     fn orphans(&self) -> Result<Vec<(String, String)>, StoreError>;
 
+    /// Which of `refs` are entities in the catalog.
+    fn existing_refs(&self, refs: &[&str]) -> Result<Vec<bool>, StoreError>;
+
     /// The location an entity came from.
-    fn location_of_entity(&self, r: &EntityRef) -> Result<Option<super::Location>, StoreError>;
+    fn location_of_entity(&self, r: &EntityRef) -> Result<Option<Location>, StoreError>;
 
     /// The location id and source file an entity came from.
     fn entity_origin(&self, r: &EntityRef) -> Result<Option<(String, String)>, StoreError>;
+
+    /// The User whose `spec.profile.email`, name or
+    /// `greenroom.dev/sso-subject` annotation (by `field`) is `value`.
+    fn user_by(&self, field: &str, value: &str) -> Result<Option<String>, StoreError>;
+
+    /// Every group a User belongs to, and their parents, transitively;
+    /// kept until the catalog next changes.
+    fn groups_of(&self, user_ref: &str) -> Result<Vec<String>, StoreError>;
 }
 
 /// Registered locations, their ingestion problems, and the one write path
@@ -290,9 +295,10 @@ pub trait Access: Send + Sync {
     /// Stores a new session by the hash of its cookie's secret.
     fn session_create(&self, s: &SessionRecord, hash: &[u8]) -> Result<(), StoreError>;
 
-    /// The session of a cookie's hash. Read from the store at most every
-    /// [`SESSION_CACHE_MS`]; ending a session here drops it at once (one
-    /// ended by another process sharing the store is seen within that).
+    /// The session of a cookie's hash. A backend may answer from a copy
+    /// read within the last `SESSION_CACHE_MS` (5 s); ending a session
+    /// through the same store drops the copy at once, and one ended by
+    /// another replica is seen within that time.
     fn session_by_hash(&self, hash: &[u8]) -> Result<Option<SessionRecord>, StoreError>;
 
     fn session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError>;
