@@ -421,8 +421,8 @@ impl PgServer {
         server
     }
 
-    /// Runs one of the server's programs, as `postgres` when root.
-    fn pg(&self, program: &str, args: &[&str]) {
+    /// One of the server's programs, to be run as `postgres` when root.
+    fn command(&self, program: &str) -> std::process::Command {
         let program = self.bin.join(program);
         let mut command = if run_output("id", &["-u"]).trim() == "0" {
             let mut c = std::process::Command::new("runuser");
@@ -431,15 +431,16 @@ impl PgServer {
         } else {
             std::process::Command::new(&program)
         };
-        let out = command
-            .args(args)
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap();
+        command.current_dir(self.dir.path());
+        command
+    }
+
+    /// Runs one of the server's programs; it must succeed.
+    fn pg(&self, program: &str, args: &[&str]) {
+        let out = self.command(program).args(args).output().unwrap();
         assert!(
             out.status.success(),
-            "{} {args:?} failed: {}{}",
-            program.display(),
+            "{program} {args:?} failed: {}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -464,17 +465,10 @@ impl Drop for PgServer {
     fn drop(&mut self) {
         // Not asserted: a panic while unwinding would abort the tests.
         let data = self.dir.path().join("data").to_string_lossy().to_string();
-        let program = self.bin.join("pg_ctl");
-        let args = ["-D", &data, "-m", "immediate", "-w", "stop"];
-        let _ = if run_output("id", &["-u"]).trim() == "0" {
-            std::process::Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(args)
-                .output()
-        } else {
-            std::process::Command::new(&program).args(args).output()
-        };
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+            .output();
     }
 }
 

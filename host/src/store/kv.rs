@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::{PluginState, Sqlite, StoreError, now_ms};
+use super::{PluginState, Sqlite, StoreError, corrupt, now_ms};
 use crate::config::SecretGrant;
 
 /// What an administrator allowed a plugin, persisted across restarts.
@@ -40,7 +40,7 @@ impl StoredGrants {
     }
 
     /// The secrets in their written form, for storing.
-    pub(super) fn secret_grants(&self) -> Vec<SecretGrant> {
+    fn secret_grants(&self) -> Vec<SecretGrant> {
         self.secrets
             .iter()
             .map(|name| match self.secret_hosts.get(name) {
@@ -49,6 +49,34 @@ impl StoredGrants {
             })
             .collect()
     }
+
+    /// The hosts and the secrets as every backend stores them: JSON text.
+    pub(super) fn columns(&self) -> Result<(String, String), StoreError> {
+        let hosts = serde_json::to_string(&self.hosts).map_err(corrupt)?;
+        let secrets = serde_json::to_string(&self.secret_grants()).map_err(corrupt)?;
+        Ok((hosts, secrets))
+    }
+
+    /// Grants as stored (see [`StoredGrants::columns`]).
+    pub(super) fn from_columns(
+        hosts: &str,
+        secrets: &str,
+        disabled: bool,
+    ) -> Result<StoredGrants, StoreError> {
+        let mut grants = StoredGrants {
+            hosts: serde_json::from_str(hosts).map_err(corrupt)?,
+            disabled,
+            ..StoredGrants::default()
+        };
+        grants.add_secrets(serde_json::from_str::<Vec<SecretGrant>>(secrets).map_err(corrupt)?);
+        Ok(grants)
+    }
+}
+
+/// Whether writing `value` under `key` keeps a plugin within `quota`
+/// bytes (keys and values), when its other keys hold `used`.
+pub(super) fn within_quota(used: i64, key: &str, value: &[u8], quota: u64) -> bool {
+    used.max(0) as u64 + (key.len() + value.len()) as u64 <= quota
 }
 
 impl PluginState for Sqlite {
@@ -86,7 +114,7 @@ impl PluginState for Sqlite {
             params![plugin, key],
             |r| r.get(0),
         )?;
-        if used as u64 + (key.len() + value.len()) as u64 > quota {
+        if !within_quota(used, key, value, quota) {
             return Ok(false);
         }
         let expires = ttl_seconds.map(|t| now + i64::from(t) * 1000);
@@ -114,28 +142,13 @@ impl PluginState for Sqlite {
                 )?
                 .query_row([plugin], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
-            row.map(|(h, s, disabled)| {
-                let mut grants = StoredGrants {
-                    hosts: serde_json::from_str(&h)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    disabled,
-                    ..StoredGrants::default()
-                };
-                grants.add_secrets(
-                    serde_json::from_str::<Vec<SecretGrant>>(&s)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                );
-                Ok(grants)
-            })
-            .transpose()
+            row.map(|(h, s, disabled)| StoredGrants::from_columns(&h, &s, disabled))
+                .transpose()
         })
     }
 
     fn set_grants(&self, plugin: &str, grants: &StoredGrants) -> Result<(), StoreError> {
-        let hosts =
-            serde_json::to_string(&grants.hosts).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let secrets = serde_json::to_string(&grants.secret_grants())
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (hosts, secrets) = grants.columns()?;
         self.writer().execute(
             "INSERT OR REPLACE INTO plugin_grants (plugin_id, hosts, secrets, disabled) VALUES (?1, ?2, ?3, ?4)",
             params![plugin, hosts, secrets, grants.disabled],

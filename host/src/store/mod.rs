@@ -91,6 +91,11 @@ impl StoreError {
     }
 }
 
+/// A stored value that does not read back as JSON.
+fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
 /// Where a location came from: configuration locations are re-created at
 /// start-up, API ones persist until deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -17,9 +17,8 @@ use postgres::{Client, NoTls, Row};
 
 use super::{
     Access, ActionRun, ActionRuns, AuditEntry, AuditQuery, CampaignSpecs, PluginState,
-    SessionRecord, StoreError, StoredGrants, TokenRecord, now_ms,
+    SessionRecord, StoreError, StoredGrants, TokenRecord, corrupt, now_ms,
 };
-use crate::config::SecretGrant;
 
 /// Connections kept open for reuse.
 const POOLED: usize = 8;
@@ -186,10 +185,6 @@ fn migrate(client: &mut Client) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn corrupt(e: serde_json::Error) -> StoreError {
-    StoreError::Corrupt(e.to_string())
-}
-
 impl PluginState for Postgres {
     fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.with(|c| {
@@ -227,7 +222,7 @@ impl PluginState for Postgres {
                     &[&plugin, &key],
                 )?
                 .get(0);
-            if used as u64 + (key.len() + value.len()) as u64 > quota {
+            if !super::kv::within_quota(used, key, value, quota) {
                 return Ok(false);
             }
             let expires = ttl_seconds.map(|t| now + i64::from(t) * 1000);
@@ -258,22 +253,12 @@ impl PluginState for Postgres {
                 &[&plugin],
             )?)
         })?;
-        row.map(|r| {
-            let mut grants = StoredGrants {
-                hosts: serde_json::from_str(r.get(0)).map_err(corrupt)?,
-                disabled: r.get(2),
-                ..StoredGrants::default()
-            };
-            grants
-                .add_secrets(serde_json::from_str::<Vec<SecretGrant>>(r.get(1)).map_err(corrupt)?);
-            Ok(grants)
-        })
-        .transpose()
+        row.map(|r| StoredGrants::from_columns(r.get(0), r.get(1), r.get(2)))
+            .transpose()
     }
 
     fn set_grants(&self, plugin: &str, grants: &StoredGrants) -> Result<(), StoreError> {
-        let hosts = serde_json::to_string(&grants.hosts).map_err(corrupt)?;
-        let secrets = serde_json::to_string(&grants.secret_grants()).map_err(corrupt)?;
+        let (hosts, secrets) = grants.columns()?;
         self.with(|c| {
             c.execute(
                 "INSERT INTO plugin_grants (plugin_id, hosts, secrets, disabled) VALUES ($1, $2, $3, $4)
