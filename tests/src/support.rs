@@ -338,6 +338,8 @@ pub struct PgServer {
     dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
+    /// The tests run as root, so the server's programs run as `postgres`.
+    as_root: bool,
     databases: std::sync::atomic::AtomicUsize,
 }
 
@@ -394,6 +396,7 @@ impl PgServer {
             dir,
             bin,
             port,
+            as_root,
             databases: Default::default(),
         };
         let data = data.to_string_lossy().to_string();
@@ -424,7 +427,7 @@ impl PgServer {
     /// One of the server's programs, to be run as `postgres` when root.
     fn command(&self, program: &str) -> std::process::Command {
         let program = self.bin.join(program);
-        let mut command = if run_output("id", &["-u"]).trim() == "0" {
+        let mut command = if self.as_root {
             let mut c = std::process::Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(&program);
             c
