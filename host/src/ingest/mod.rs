@@ -3,21 +3,23 @@
 //! `$text`/`$json`/`$yaml` substitutions; and the last-good-version rule.
 //!
 //! A refresh is one store transaction: a failure anywhere leaves what is
-//! stored intact. A location of local files streams file by file into it
-//! (memory holds one file). A location that reaches the network (a URL, a
-//! URL substitution, a Location entity pointing at a URL) never fetches
-//! while holding the store's write lock: a slow server would hold up fact
-//! pushes and every other write for the length of its downloads. Such a
-//! walk stops at its first URL, rolls back, and is done again: everything
-//! read and parsed first, then written in one short transaction. What one
-//! refresh reads is capped in files and bytes
+//! stored intact. Nothing is read, fetched or parsed while that
+//! transaction holds the store's write lock: a slow disk, a slow server or
+//! a large file would hold up fact pushes and every other write for as
+//! long. A refresh reads and parses first, holding what it found in
+//! memory, then writes it in one short transaction. Only a refresh that
+//! finds more than `RefreshLimits::held_entities` new or changed entities
+//! (the first import of a large catalog) opens its transaction early and
+//! streams the rest of its local files into it file by file, so memory
+//! stays bounded; if such a walk meets a URL it rolls back and is done
+//! again holding everything, so the network is never waited on under the
+//! lock. What one refresh reads is capped in files and bytes
 //! (`catalog.max_files_per_location`, `catalog.max_refresh_bytes`), which
-//! also bounds the memory that second way holds.
+//! also bounds the memory that way holds.
 //! A local file that is byte for byte what it was at the last committed
 //! refresh (and so is every file it substitutes) is not parsed again when
 //! it gave only valid entities: they are kept as stored, so a periodic
-//! refresh of an unchanged catalog holds the write lock for milliseconds
-//! instead of the time it takes to parse and validate every entity.
+//! refresh of an unchanged catalog reads files and writes almost nothing.
 //! A file that cannot be read or parsed keeps the entities it gave before;
 //! an entity that turns invalid keeps its last good version, with the error
 //! attached as its status.
@@ -75,19 +77,27 @@ fn digest_of(text: &str) -> [u8; 32] {
 pub struct RefreshLimits {
     pub max_files: usize,
     pub max_bytes: u64,
+    /// New or changed entities a refresh holds in memory before it starts
+    /// writing them under the write lock.
+    pub held_entities: usize,
 }
+
+/// About 3 KB each as parsed JSON: some 30 MB held at most.
+pub const HELD_ENTITIES: usize = 10_000;
 
 impl RefreshLimits {
     pub fn of(catalog: &crate::config::CatalogConfig) -> RefreshLimits {
         RefreshLimits {
             max_files: catalog.max_files_per_location,
             max_bytes: catalog.max_refresh_bytes,
+            held_entities: HELD_ENTITIES,
         }
     }
 }
 
-/// Whether a walk may fetch URLs. Offline, it stops at the first URL it
-/// would read and says so: the refresh then reads everything first.
+/// Whether a walk may fetch URLs. Offline (while its sink writes under the
+/// store's write lock), it stops at the first URL it would read and says
+/// so: the refresh then holds everything in memory instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Offline,
@@ -95,7 +105,7 @@ enum Mode {
 }
 
 /// What is left of a refresh's [`RefreshLimits`], and whether an offline
-/// walk met a URL.
+/// file met a URL.
 struct Budget {
     files: usize,
     bytes: u64,
@@ -110,12 +120,12 @@ struct Budget {
 }
 
 impl Budget {
-    fn new(limits: RefreshLimits, mode: Mode, memos: Option<Memos>) -> Budget {
+    fn new(limits: RefreshLimits, memos: Option<Memos>) -> Budget {
         Budget {
             files: limits.max_files,
             bytes: limits.max_bytes,
             limits,
-            mode,
+            mode: Mode::Online,
             wanted_network: false,
             memos,
             deps: Vec::new(),
@@ -178,6 +188,15 @@ trait Sink {
     fn keep_unchanged(&mut self, _source: &str, _count: usize) -> Result<bool, StoreError> {
         Ok(false)
     }
+    /// A file is done; the sink may start writing what it holds.
+    fn file_done(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Whether what comes next is written under the store's write lock
+    /// (then no URL may be read).
+    fn writing(&self) -> bool {
+        false
+    }
 }
 
 impl Ingestor {
@@ -204,54 +223,53 @@ impl Ingestor {
     ) -> Result<RefreshSummary, StoreError> {
         // Taken out: a refresh that fails forgets them, so the next one
         // reads every file again.
-        let known = self
+        let mut known = self
             .memo
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&location.id)
             .unwrap_or_default();
-        {
-            let mut sink = StoreSink {
-                tx: store.locations.begin_refresh(&location.id)?,
+        let mut held = self.limits.held_entities;
+        loop {
+            let mut sink = RefreshSink::new(store, &location.id, held);
+            let memos = Memos {
+                known,
+                learned: HashMap::new(),
             };
-            let (online, memos) = self.walk(
+            let (met_url, memos) = self.walk(
                 &location.kind,
                 &location.target,
                 &location.id,
                 &mut sink,
-                Mode::Offline,
-                Some(Memos {
-                    known,
-                    learned: HashMap::new(),
-                }),
+                Some(memos),
             )?;
-            if !online {
-                let summary = sink.tx.commit()?;
-                if let Some(memos) = memos {
+            let memos = memos.unwrap_or_default();
+            if met_url {
+                // Writing already, it met a URL: rolled back, and read
+                // again holding everything until the end.
+                (known, held) = (memos.known, usize::MAX);
+                continue;
+            }
+            match sink.finish()? {
+                Finished::Committed(summary, refused) => {
+                    let mut learned = memos.learned;
+                    learned.retain(|source, _| !refused.contains(source));
                     self.memo
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .insert(location.id.clone(), memos.learned);
+                        .insert(location.id.clone(), learned);
+                    return Ok(summary);
                 }
-                return Ok(summary);
+                // An unchanged file's entities are no longer stored as it
+                // gave them: rolled back, and done again reading it.
+                Finished::Lost(sources) => {
+                    known = memos.known;
+                    for source in sources {
+                        known.remove(&source);
+                    }
+                }
             }
-            // Dropped: rolled back. It needs the network.
         }
-        // Everything is read before the write lock is taken.
-        let mut read = Buffered::default();
-        self.walk(
-            &location.kind,
-            &location.target,
-            &location.id,
-            &mut read,
-            Mode::Online,
-            None,
-        )?;
-        let mut sink = StoreSink {
-            tx: store.locations.begin_refresh(&location.id)?,
-        };
-        read.replay(&mut sink)?;
-        sink.tx.commit()
     }
 
     /// Validates files or directories without storing anything (the CLI's
@@ -260,7 +278,7 @@ impl Ingestor {
         let mut sink = CheckSink::default();
         for t in targets {
             // Checking never touches the store, so the walk cannot fail.
-            let _ = self.walk("file", t, "", &mut sink, Mode::Online, None);
+            let _ = self.walk("file", t, "", &mut sink, None);
         }
         (sink.problems, sink.seen.len())
     }
@@ -272,11 +290,12 @@ impl Ingestor {
             collect: true,
             ..CheckSink::default()
         };
-        let _ = self.walk(kind, target, "", &mut sink, Mode::Online, None);
+        let _ = self.walk(kind, target, "", &mut sink, None);
         (sink.entities, sink.problems)
     }
 
-    /// Walks a location into `sink`: true when an offline walk met a URL.
+    /// Walks a location into `sink`: true when it met a URL while the sink
+    /// was writing (under the write lock, where nothing may be fetched).
     /// With `memos`, skips unchanged files and gives back what it learned.
     fn walk(
         &self,
@@ -284,7 +303,6 @@ impl Ingestor {
         target: &str,
         location_id: &str,
         sink: &mut dyn Sink,
-        mode: Mode,
         memos: Option<Memos>,
     ) -> Result<(bool, Option<Memos>), StoreError> {
         let problem = |source: String, message: String| ProblemRecord {
@@ -310,9 +328,6 @@ impl Ingestor {
                 return Ok((false, None));
             }
         };
-        if mode == Mode::Offline && matches!(root, Target::Url(_)) {
-            return Ok((true, None));
-        }
         // A folder or glob must not lead out of itself through a link.
         let (files, outside): (Vec<Target>, Vec<Target>) = files
             .into_iter()
@@ -332,7 +347,7 @@ impl Ingestor {
         let mut queue: VecDeque<(Target, Vec<String>)> =
             files.into_iter().map(|f| (f, Vec::new())).collect();
         let mut visited = HashSet::new();
-        let mut budget = Budget::new(self.limits, mode, memos);
+        let mut budget = Budget::new(self.limits, memos);
         while let Some((file, chain)) = queue.pop_front() {
             if !visited.insert(file.to_string()) {
                 continue;
@@ -344,10 +359,16 @@ impl Ingestor {
                 continue;
             }
             let mut children = Vec::new();
+            budget.mode = if sink.writing() {
+                Mode::Offline
+            } else {
+                Mode::Online
+            };
             self.file(&file, &root, location_id, sink, &mut children, &mut budget)?;
             if budget.wanted_network {
-                return Ok((true, None));
+                return Ok((true, budget.memos));
             }
+            sink.file_done()?;
             let mut chain = chain;
             chain.push(file.to_string());
             for (child, line) in children {
@@ -690,76 +711,22 @@ fn annotate(value: &mut Value, source: &str, origin: &str) {
     }
 }
 
-struct StoreSink<'s> {
-    tx: Box<dyn crate::store::RefreshTx + 's>,
-}
-
-impl Sink for StoreSink<'_> {
-    fn entity(
-        &mut self,
-        entity: ValidEntity,
-        source: &str,
-        line: usize,
-    ) -> Result<bool, StoreError> {
-        let entity_ref = entity.entity_ref.to_string();
-        if let Err(rejected) = self.tx.put(entity, source)? {
-            use crate::store::Rejected;
-            let message = match rejected {
-                Rejected::ClaimedElsewhere { location } => format!(
-                    "{entity_ref} is already defined by location {location}; the first claim wins, so this definition is ignored. Remove one of the two."
-                ),
-                Rejected::Duplicate { first_source } => format!(
-                    "{entity_ref} is defined twice; the first definition (in {}) wins and this one is ignored",
-                    display_source(&first_source)
-                ),
-            };
-            let location_id = self.tx.location_id().to_string();
-            self.tx.problem(ProblemRecord {
-                location_id,
-                source: source.to_string(),
-                line: Some(line as u32),
-                column: Some(1),
-                entity_ref: Some(entity_ref),
-                field: None,
-                message,
-            });
-            return Ok(false);
-        }
-        Ok(true)
-    }
-
-    fn invalid(
-        &mut self,
-        entity_ref: Option<&EntityRef>,
-        problems: Vec<ProblemRecord>,
-    ) -> Result<(), StoreError> {
-        if let Some(r) = entity_ref {
-            let messages: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
-            self.tx.keep_invalid(r, &messages)?;
-        }
-        for p in problems {
-            self.tx.problem(p);
-        }
-        Ok(())
-    }
-
-    fn problem(&mut self, problem: ProblemRecord) {
-        self.tx.problem(problem);
-    }
-
-    fn keep_source(&mut self, source: &str) {
-        self.tx.keep_source(source);
-    }
-
-    fn keep_unchanged(&mut self, source: &str, count: usize) -> Result<bool, StoreError> {
-        self.tx.keep_unchanged(source, count)
-    }
-}
-
-/// What a walk found, kept to be written once everything is read.
-#[derive(Default)]
-struct Buffered {
-    found: Vec<Found>,
+/// Where a refresh's walk puts what it finds: held in memory, then
+/// written in one short transaction at the end; or, once it holds more
+/// than its share of entities, written from then on as it is found.
+struct RefreshSink<'s> {
+    store: &'s Store,
+    location_id: &'s str,
+    /// Entities held before the transaction begins.
+    cap: usize,
+    held: Vec<Found>,
+    held_entities: usize,
+    tx: Option<Box<dyn crate::store::RefreshTx + 's>>,
+    /// Sources with an entity the transaction refused (their files are
+    /// not clean after all).
+    refused: HashSet<String>,
+    /// Unchanged files whose entities were not stored as they gave them.
+    lost: Vec<String>,
 }
 
 enum Found {
@@ -767,34 +734,101 @@ enum Found {
     Invalid(Option<EntityRef>, Vec<ProblemRecord>),
     Problem(ProblemRecord),
     KeepSource(String),
+    KeepUnchanged(String, usize),
 }
 
-impl Buffered {
-    fn replay(self, sink: &mut dyn Sink) -> Result<(), StoreError> {
-        for found in self.found {
+enum Finished {
+    Committed(RefreshSummary, HashSet<String>),
+    /// These unchanged files must be read again.
+    Lost(Vec<String>),
+}
+
+impl<'s> RefreshSink<'s> {
+    fn new(store: &'s Store, location_id: &'s str, cap: usize) -> RefreshSink<'s> {
+        RefreshSink {
+            store,
+            location_id,
+            cap,
+            held: Vec::new(),
+            held_entities: 0,
+            tx: None,
+            refused: HashSet::new(),
+            lost: Vec::new(),
+        }
+    }
+
+    /// Begins the transaction and writes everything held into it.
+    fn write_held(&mut self) -> Result<(), StoreError> {
+        if self.tx.is_none() {
+            self.tx = Some(self.store.locations.begin_refresh(self.location_id)?);
+        }
+        for found in std::mem::take(&mut self.held) {
             match found {
                 Found::Entity(e, source, line) => {
-                    sink.entity(e, &source, line)?;
+                    self.entity(e, &source, line)?;
                 }
-                Found::Invalid(r, problems) => sink.invalid(r.as_ref(), problems)?,
-                Found::Problem(p) => sink.problem(p),
-                Found::KeepSource(source) => sink.keep_source(&source),
+                Found::Invalid(r, problems) => self.invalid(r.as_ref(), problems)?,
+                Found::Problem(p) => self.problem(p),
+                Found::KeepSource(source) => self.keep_source(&source),
+                Found::KeepUnchanged(source, count) => {
+                    if !self.keep_unchanged(&source, count)? {
+                        self.lost.push(source);
+                    }
+                }
             }
         }
+        self.held_entities = 0;
         Ok(())
+    }
+
+    fn finish(mut self) -> Result<Finished, StoreError> {
+        self.write_held()?;
+        if !self.lost.is_empty() {
+            return Ok(Finished::Lost(self.lost));
+        }
+        let tx = self.tx.take().expect("write_held began it");
+        Ok(Finished::Committed(tx.commit()?, self.refused))
     }
 }
 
-impl Sink for Buffered {
+impl Sink for RefreshSink<'_> {
     fn entity(
         &mut self,
         entity: ValidEntity,
         source: &str,
         line: usize,
     ) -> Result<bool, StoreError> {
-        self.found
-            .push(Found::Entity(entity, source.to_string(), line));
-        Ok(true)
+        let Some(tx) = &mut self.tx else {
+            self.held_entities += 1;
+            self.held
+                .push(Found::Entity(entity, source.to_string(), line));
+            return Ok(true);
+        };
+        let entity_ref = entity.entity_ref.to_string();
+        let Err(rejected) = tx.put(entity, source)? else {
+            return Ok(true);
+        };
+        use crate::store::Rejected;
+        let message = match rejected {
+            Rejected::ClaimedElsewhere { location } => format!(
+                "{entity_ref} is already defined by location {location}; the first claim wins, so this definition is ignored. Remove one of the two."
+            ),
+            Rejected::Duplicate { first_source } => format!(
+                "{entity_ref} is defined twice; the first definition (in {}) wins and this one is ignored",
+                display_source(&first_source)
+            ),
+        };
+        tx.problem(ProblemRecord {
+            location_id: self.location_id.to_string(),
+            source: source.to_string(),
+            line: Some(line as u32),
+            column: Some(1),
+            entity_ref: Some(entity_ref),
+            field: None,
+            message,
+        });
+        self.refused.insert(source.to_string());
+        Ok(false)
     }
 
     fn invalid(
@@ -802,17 +836,56 @@ impl Sink for Buffered {
         entity_ref: Option<&EntityRef>,
         problems: Vec<ProblemRecord>,
     ) -> Result<(), StoreError> {
-        self.found
-            .push(Found::Invalid(entity_ref.cloned(), problems));
+        let Some(tx) = &mut self.tx else {
+            self.held
+                .push(Found::Invalid(entity_ref.cloned(), problems));
+            return Ok(());
+        };
+        if let Some(r) = entity_ref {
+            let messages: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+            tx.keep_invalid(r, &messages)?;
+        }
+        for p in problems {
+            tx.problem(p);
+        }
         Ok(())
     }
 
     fn problem(&mut self, problem: ProblemRecord) {
-        self.found.push(Found::Problem(problem));
+        match &mut self.tx {
+            Some(tx) => tx.problem(problem),
+            None => self.held.push(Found::Problem(problem)),
+        }
     }
 
     fn keep_source(&mut self, source: &str) {
-        self.found.push(Found::KeepSource(source.to_string()));
+        match &mut self.tx {
+            Some(tx) => tx.keep_source(source),
+            None => self.held.push(Found::KeepSource(source.to_string())),
+        }
+    }
+
+    fn keep_unchanged(&mut self, source: &str, count: usize) -> Result<bool, StoreError> {
+        match &mut self.tx {
+            Some(tx) => tx.keep_unchanged(source, count),
+            None => {
+                // Checked when written; a miss reads everything again.
+                self.held
+                    .push(Found::KeepUnchanged(source.to_string(), count));
+                Ok(true)
+            }
+        }
+    }
+
+    fn file_done(&mut self) -> Result<(), StoreError> {
+        if self.tx.is_none() && self.held_entities > self.cap {
+            self.write_held()?;
+        }
+        Ok(())
+    }
+
+    fn writing(&self) -> bool {
+        self.tx.is_some()
     }
 }
 
@@ -882,7 +955,7 @@ mod tests {
         )
     }
 
-    fn setup() -> (tempfile::TempDir, Store, Ingestor, Location) {
+    fn setup(held_entities: usize) -> (tempfile::TempDir, Store, Ingestor, Location) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("g.db")).unwrap();
         std::fs::create_dir(dir.path().join("org")).unwrap();
@@ -893,6 +966,7 @@ mod tests {
             RefreshLimits {
                 max_files: 100,
                 max_bytes: 1 << 24,
+                held_entities,
             },
         );
         let location = store
@@ -917,7 +991,7 @@ mod tests {
 
     #[test]
     fn unchanged_files_are_kept_unparsed_and_every_change_is_still_seen() {
-        let (dir, store, ingestor, location) = setup();
+        let (dir, store, ingestor, location) = setup(HELD_ENTITIES);
         let d = dir.path();
         write(
             d,
@@ -978,8 +1052,88 @@ mod tests {
     }
 
     #[test]
+    fn a_file_being_read_does_not_hold_the_write_lock() {
+        use std::io::Write;
+        let (dir, store, ingestor, location) = setup(HELD_ENTITIES);
+        let d = dir.path();
+        write(
+            d,
+            "a.yaml",
+            &component("a", "x").replace("description: x", "description:\n    $text: ./slow.txt"),
+        );
+        // A named pipe: reading it waits until the test writes to it.
+        let pipe_path = d.join("org/slow.txt");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&pipe_path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        std::thread::scope(|s| {
+            let refreshing = s.spawn(|| ingestor.refresh(&store, &location));
+            // Opening the pipe to write waits until the refresh reads it.
+            let mut pipe = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&pipe_path)
+                .unwrap();
+            let (done, written) = std::sync::mpsc::channel();
+            let writer = store.clone();
+            s.spawn(move || {
+                let _ = done.send(writer.plugin_state.kv_set("test", "k", b"v", None, 100));
+            });
+            // Before, the write waited for the file (it would wait forever).
+            let written = written
+                .recv_timeout(Duration::from_secs(30))
+                .expect("a store write waited for a file being read");
+            assert!(written.unwrap());
+            assert!(!refreshing.is_finished(), "the file is still being read");
+            pipe.write_all(b"from a pipe").unwrap();
+            drop(pipe);
+            let summary = refreshing.join().unwrap().unwrap();
+            assert_eq!(summary.added, 1, "{summary:?}");
+        });
+        assert_eq!(description(&store, "a").as_deref(), Some("from a pipe"));
+    }
+
+    #[test]
+    fn a_refresh_too_big_to_hold_writes_as_it_reads_and_still_skips_unchanged_files() {
+        // Holding at most one entity: the second file starts the writing.
+        let (dir, store, ingestor, location) = setup(1);
+        let d = dir.path();
+        write(
+            d,
+            "a.yaml",
+            &(component("a1", "one") + &component("a2", "two")),
+        );
+        write(d, "b.yaml", &component("b1", "bee"));
+        write(d, "c.yaml", &component("b1", "again"));
+        let first = ingestor.refresh(&store, &location).unwrap();
+        assert_eq!((first.added, first.problems), (3, 1), "{first:?}");
+        let again = ingestor.refresh(&store, &location).unwrap();
+        assert_eq!(
+            (again.unchanged, again.unchanged_files),
+            (3, 2),
+            "{again:?}"
+        );
+        // A held unchanged file lost an entity: done again, reading it.
+        rusqlite::Connection::open(d.join("g.db"))
+            .unwrap()
+            .execute("DELETE FROM entities WHERE name = 'a1'", [])
+            .unwrap();
+        let s = ingestor.refresh(&store, &location).unwrap();
+        assert_eq!(
+            (s.added, s.unchanged, s.unchanged_files),
+            (1, 2, 1),
+            "{s:?}"
+        );
+        assert_eq!(description(&store, "a1").as_deref(), Some("one"));
+        assert_eq!(description(&store, "b1").as_deref(), Some("bee"));
+        let s = ingestor.refresh(&store, &location).unwrap();
+        assert_eq!(s.unchanged_files, 2, "{s:?}");
+    }
+
+    #[test]
     fn files_with_problems_are_read_on_every_refresh() {
-        let (dir, store, ingestor, location) = setup();
+        let (dir, store, ingestor, location) = setup(HELD_ENTITIES);
         let d = dir.path();
         write(d, "a.yaml", &component("dup", "first"));
         write(d, "b.yaml", &component("dup", "second"));
