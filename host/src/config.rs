@@ -43,6 +43,11 @@ pub struct ServerConfig {
     /// Where the store (and later caches and indexes) live.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// The database: unset for SQLite in `data_dir` (the default, nothing
+    /// to run), or `postgres://user@host:port/db` for PostgreSQL, whose
+    /// password comes from `PGPASSWORD`, never from this file.
+    #[serde(default)]
+    pub database: Option<String>,
     /// The environment variable holding the bearer token that admin routes
     /// (plugin grants, disable, enable) require. Unset variable: admin
     /// routes are refused.
@@ -106,6 +111,7 @@ impl Default for ServerConfig {
         ServerConfig {
             addr: default_addr(),
             data_dir: default_data_dir(),
+            database: None,
             admin_token_env: default_admin_token_env(),
             tokens: Vec::new(),
             outbound_proxy: None,

@@ -51,7 +51,10 @@ impl Portal {
         // Metrics are recorded from the first request on.
         metrics::handle();
         let kinds = kinds(&config)?;
-        let store = Arc::new(store::Store::open(&config.store_path())?);
+        let store = Arc::new(store::Store::configured(
+            config.server.database.as_deref(),
+            &config.store_path(),
+        )?);
         for l in &config.catalog.locations {
             store
                 .locations

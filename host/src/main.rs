@@ -259,7 +259,10 @@ fn plugins(
     greenroom::plugins::Plugins,
     std::sync::Arc<greenroom::store::Store>,
 )> {
-    let store = std::sync::Arc::new(greenroom::store::Store::open(&config.store_path())?);
+    let store = std::sync::Arc::new(greenroom::store::Store::configured(
+        config.server.database.as_deref(),
+        &config.store_path(),
+    )?);
     let registry = greenroom::plugins::Plugins::new(config, store.clone())?;
     Ok((registry, store))
 }
@@ -514,7 +517,10 @@ fn import(config: Config, target: &str) -> anyhow::Result<ExitCode> {
         let path = std::path::absolute(target).with_context(|| format!("bad path {target}"))?;
         ("file", path.to_string_lossy().into_owned())
     };
-    let store = greenroom::store::Store::open(&config.store_path())?;
+    let store = greenroom::store::Store::configured(
+        config.server.database.as_deref(),
+        &config.store_path(),
+    )?;
     let location = store
         .locations
         .ensure_location(kind, &target, greenroom::store::Origin::Api)?;
@@ -602,7 +608,10 @@ fn push_facts(
 }
 
 fn token(config: Config, command: TokenCommand) -> anyhow::Result<ExitCode> {
-    let store = greenroom::store::Store::open(&config.store_path())?;
+    let store = greenroom::store::Store::configured(
+        config.server.database.as_deref(),
+        &config.store_path(),
+    )?;
     match command {
         TokenCommand::Create {
             name,

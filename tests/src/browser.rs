@@ -602,8 +602,10 @@ async fn every_card_node_renders_safely_in_both_themes_and_widths() {
         "{warning}"
     );
 
-    // Homepage widgets, for whoever is chosen.
+    // Homepage widgets, for whoever is chosen (once the people are in).
     b.client.goto(&format!("{}/", p.base)).await.unwrap();
+    b.find("#whoami-select option[value='user:default/daniel.kim']")
+        .await;
     b.find("#whoami-select")
         .await
         .select_by_value("user:default/daniel.kim")

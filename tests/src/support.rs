@@ -18,6 +18,15 @@ pub struct Portal {
     pub http: reqwest::Client,
     pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
+    /// The PostgreSQL server the portal's store is on, if it is.
+    _database: Option<Arc<PgServer>>,
+}
+
+/// Whether the tests' portals keep their store in PostgreSQL
+/// (`GREENROOM_TEST_STORE=postgres`; `cargo xtask test` runs the portal
+/// tests that way too) rather than SQLite in their data folder.
+pub fn on_postgres() -> bool {
+    std::env::var("GREENROOM_TEST_STORE").is_ok_and(|v| v == "postgres")
 }
 
 impl Drop for Portal {
@@ -70,8 +79,13 @@ impl Portal {
     pub async fn start_on(
         dir: tempfile::TempDir,
         listener: tokio::net::TcpListener,
-        config: Config,
+        mut config: Config,
     ) -> Portal {
+        let database = (on_postgres() && config.server.database.is_none()).then(|| {
+            let server = pg_server();
+            config.server.database = Some(server.database());
+            server
+        });
         let portal = greenroom::Portal::open(config).unwrap();
         let state = portal.state.clone();
         // An administrator's token, as `greenroom token create --scope
@@ -99,6 +113,7 @@ impl Portal {
             http: reqwest::Client::new(),
             state,
             stop: Some(stop),
+            _database: database,
         };
         p.wait_ready().await;
         p
@@ -456,10 +471,18 @@ impl PgServer {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = format!("greenroom_test_{n}");
         let admin = format!("postgres://postgres@127.0.0.1:{}/postgres", self.port);
-        let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
+        // On a thread of its own: the blocking client refuses to run on a
+        // tokio worker, where portal tests ask for databases.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut client = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+                client
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .unwrap();
+            })
+            .join()
+            .unwrap()
+        });
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
 }

@@ -403,6 +403,33 @@ fn test() -> anyhow::Result<()> {
     let runs = [
         tools::cargo_test(&["test", "--workspace", "--no-fail-fast"])?,
         tools::cargo_test(&["test", "--manifest-path", "plugin-sdk/Cargo.toml", "--lib"])?,
+        // The portal tests again with the store in PostgreSQL (the same
+        // binary: nothing is compiled again). Left out: what never reaches
+        // the store (architecture, plugin compatibility and examples, the
+        // plugin harness), the conformance suite (it runs both already)
+        // and the browser tests (the UI reads the same API).
+        tools::cargo_test_with(
+            &[
+                "test",
+                "--package",
+                "greenroom-tests",
+                "--no-fail-fast",
+                "--",
+                "--skip",
+                "architecture::",
+                "--skip",
+                "compat::",
+                "--skip",
+                "examples::",
+                "--skip",
+                "harness::",
+                "--skip",
+                "store_conformance::",
+                "--skip",
+                "browser::",
+            ],
+            &[("GREENROOM_TEST_STORE", "postgres")],
+        )?,
     ];
     let passed: u64 = runs.iter().map(|r| r.0).sum();
     let failed: u64 = runs.iter().map(|r| r.1).sum();

@@ -66,11 +66,18 @@ pub fn build_plugin(package: &str) -> anyhow::Result<PathBuf> {
 /// Runs `cargo test …`, echoing its output; returns the tests passed and
 /// failed, and whether cargo succeeded.
 pub fn cargo_test(args: &[&str]) -> anyhow::Result<(u64, u64, bool)> {
+    cargo_test_with(args, &[])
+}
+
+/// [`cargo_test`] with more environment variables.
+pub fn cargo_test_with(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<(u64, u64, bool)> {
     use std::io::{BufRead, BufReader};
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprintln!("xtask: cargo {}", args.join(" "));
+    let shown: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+    eprintln!("xtask: {}cargo {}", shown.concat(), args.join(" "));
     let mut child = Command::new(&cargo)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(workspace_root()?)
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -125,7 +125,20 @@ pub trait Locations: Send + Sync {
         kind: &str,
         target: &str,
         origin: Origin,
-    ) -> Result<Location, StoreError>;
+    ) -> Result<Location, StoreError> {
+        match self.add_location(kind, target, origin) {
+            Err(StoreError::LocationExists(_)) => {
+                let found = self
+                    .locations()?
+                    .into_iter()
+                    .find(|l| l.kind == kind && l.target == target);
+                found.ok_or_else(|| {
+                    StoreError::Corrupt(format!("location {kind}:{target} vanished"))
+                })
+            }
+            other => other,
+        }
+    }
 
     fn locations(&self) -> Result<Vec<Location>, StoreError>;
 

@@ -57,6 +57,10 @@ pub struct EventQuery {
     pub limit: usize,
 }
 
+/// Events with their entity's owner, for both backends.
+pub(super) const EVENTS_SELECT: &str = "SELECT v.source, v.source_id, v.kind, v.entity_ref, v.title, v.url, v.at_ms, v.tone, v.actor, e.owner_ref
+     FROM events v LEFT JOIN entities e ON e.ref = v.entity_ref";
+
 impl Events for Sqlite {
     fn put_events(&self, events: &[EventRecord]) -> Result<usize, StoreError> {
         let mut conn = self.writer();
@@ -86,10 +90,7 @@ impl Events for Sqlite {
     }
 
     fn events(&self, q: &EventQuery) -> Result<Vec<EventRecord>, StoreError> {
-        let mut sql = String::from(
-            "SELECT v.source, v.source_id, v.kind, v.entity_ref, v.title, v.url, v.at_ms, v.tone, v.actor, e.owner_ref
-             FROM events v LEFT JOIN entities e ON e.ref = v.entity_ref WHERE v.at_ms >= ?1",
-        );
+        let mut sql = format!("{EVENTS_SELECT} WHERE v.at_ms >= ?1");
         let mut args: Vec<rusqlite::types::Value> = vec![q.since_ms.into()];
         for (column, value) in [
             ("e.owner_ref", &q.owner),

@@ -26,7 +26,7 @@ impl FactValue {
         }
     }
 
-    fn columns(&self) -> (Option<f64>, Option<&str>) {
+    pub(super) fn columns(&self) -> (Option<f64>, Option<&str>) {
         match self {
             FactValue::Number(n) => (Some(*n), None),
             FactValue::Flag(b) => (Some(if *b { 1.0 } else { 0.0 }), None),
@@ -34,7 +34,7 @@ impl FactValue {
         }
     }
 
-    fn from_columns(kind: &str, number: Option<f64>, text: Option<String>) -> FactValue {
+    pub(super) fn from_columns(kind: &str, number: Option<f64>, text: Option<String>) -> FactValue {
         match kind {
             "flag" => FactValue::Flag(number.unwrap_or(0.0) != 0.0),
             "text" => FactValue::Text(text.unwrap_or_default()),
@@ -91,6 +91,19 @@ pub fn valid_fact_name(name: &str) -> bool {
         })
 }
 
+/// Whether pushing `f` changes nothing over the stored value `before`
+/// (`type, number, text, at_ms`): same value, measured no earlier. A
+/// change goes to the history.
+pub(super) fn repeats(
+    before: Option<(String, Option<f64>, Option<String>, i64)>,
+    f: &FactRecord,
+) -> bool {
+    let (number, text) = f.value.columns();
+    before.is_some_and(|(t, n, x, at)| {
+        t == f.value.type_name() && n == number && x.as_deref() == text && at <= f.at_ms
+    })
+}
+
 const COLUMNS: &str = "f.entity_ref, f.name, f.type, f.number, f.text, f.source, f.url, f.at_ms";
 
 impl Facts for Sqlite {
@@ -142,9 +155,7 @@ impl Facts for Sqlite {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                     })
                     .optional()?;
-                let same = before.is_some_and(|(t, n, x, at)| {
-                    t == f.value.type_name() && n == number && x.as_deref() == text && at <= f.at_ms
-                });
+                let same = repeats(before, f);
                 upsert.execute(params![
                     f.entity_ref,
                     f.name,

@@ -52,7 +52,7 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("PostgreSQL error: {0}")]
-    Postgres(#[from] postgres::Error),
+    Postgres(#[from] tokio_postgres::Error),
     #[error("cannot open the store at {path}: {source}")]
     Open {
         path: PathBuf,
@@ -65,6 +65,15 @@ pub enum StoreError {
         path: PathBuf,
         found: i64,
         supported: i64,
+    },
+    #[error("{0}")]
+    Config(String),
+    #[error(
+        "cannot connect to PostgreSQL at {url}: {source}; check server.database and PGPASSWORD"
+    )]
+    Connect {
+        url: String,
+        source: tokio_postgres::Error,
     },
     #[error("location {0} already exists")]
     LocationExists(String),
@@ -175,6 +184,20 @@ impl Store {
     /// `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         Ok(Store::over(Arc::new(Sqlite::open(path)?)))
+    }
+
+    /// The store `database` names (`server.database`): PostgreSQL for a
+    /// `postgres://` URL, SQLite at `sqlite_path` when it is unset.
+    pub fn configured(database: Option<&str>, sqlite_path: &Path) -> Result<Store, StoreError> {
+        let Some(url) = database else {
+            return Store::open(sqlite_path);
+        };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::Config(format!(
+                "server.database must be a postgres:// URL (or left out for SQLite in the data folder), not {url:?}"
+            )));
+        }
+        Ok(Store::over(Arc::new(Postgres::open(url)?)))
     }
 
     /// Every capability served by `backend`.
@@ -306,26 +329,6 @@ impl Locations for Sqlite {
             entity_count: 0,
             error_count: 0,
         })
-    }
-
-    fn ensure_location(
-        &self,
-        kind: &str,
-        target: &str,
-        origin: Origin,
-    ) -> Result<Location, StoreError> {
-        match self.add_location(kind, target, origin) {
-            Err(StoreError::LocationExists(_)) => {
-                let found = self
-                    .locations()?
-                    .into_iter()
-                    .find(|l| l.kind == kind && l.target == target);
-                found.ok_or_else(|| {
-                    StoreError::Corrupt(format!("location {kind}:{target} vanished"))
-                })
-            }
-            other => other,
-        }
     }
 
     fn locations(&self) -> Result<Vec<Location>, StoreError> {
@@ -484,6 +487,15 @@ impl Sqlite {
             self.reader_free.notify_one();
         }
         result
+    }
+}
+
+/// The search key a person is looked up by (`Catalog::user_by`).
+pub(crate) fn user_key(field: &str) -> &'static str {
+    match field {
+        "email" => "spec.profile.email",
+        "name" => "metadata.name",
+        _ => "metadata.annotations.greenroom.dev/sso-subject",
     }
 }
 

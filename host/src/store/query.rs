@@ -169,20 +169,48 @@ fn candidates(conn: &Connection, c: &Cond<'_>) -> Result<Option<Vec<i64>>, Store
     Ok((ids.len() <= SELECTIVE).then_some(ids))
 }
 
-/// SQL text with numbered parameters.
+/// SQL text with numbered parameters, for SQLite (`?1`) or, with `pg`,
+/// PostgreSQL (`$1`). Every parameter is text.
 #[derive(Default)]
-struct Sql {
-    text: String,
-    args: Vec<String>,
+pub(super) struct Sql {
+    pub(super) text: String,
+    pub(super) args: Vec<String>,
+    pub(super) pg: bool,
 }
 
 impl Sql {
-    fn arg(&mut self, v: impl Into<String>) -> String {
-        self.args.push(v.into());
-        format!("?{}", self.args.len())
+    pub(super) fn postgres() -> Sql {
+        Sql {
+            pg: true,
+            ..Sql::default()
+        }
     }
 
-    fn push(&mut self, s: &str) {
+    fn arg(&mut self, v: impl Into<String>) -> String {
+        self.args.push(v.into());
+        if self.pg {
+            format!("${}", self.args.len())
+        } else {
+            format!("?{}", self.args.len())
+        }
+    }
+
+    /// An integer parameter (parameters are bound as text).
+    fn int_arg(&mut self, v: i64) -> String {
+        let a = self.arg(v.to_string());
+        if self.pg {
+            format!("CAST({a}::TEXT AS BIGINT)")
+        } else {
+            format!("CAST({a} AS INTEGER)")
+        }
+    }
+
+    /// The condition that always holds.
+    fn truth(&self) -> &'static str {
+        if self.pg { "TRUE" } else { "1" }
+    }
+
+    pub(super) fn push(&mut self, s: &str) {
         self.text.push_str(s);
     }
 
@@ -271,7 +299,8 @@ impl Sql {
             } => {
                 // The kind column (lower-cased like search values) lets the
                 // (kind, name) index serve "components, by name".
-                self.push("1");
+                let t = self.truth();
+                self.push(t);
                 self.values("e.kind", values);
             }
             Cond::Search { key, values } => {
@@ -343,23 +372,7 @@ impl Sql {
         by_id: bool,
     ) -> Result<&'static str, StoreError> {
         if filter.0.len() > 1 {
-            self.push("FROM entities e WHERE (");
-            for (i, set) in filter.0.iter().enumerate() {
-                if i > 0 {
-                    self.push(" OR ");
-                }
-                self.push("(1");
-                for c in conds(set) {
-                    self.push(" AND ");
-                    self.exists(&c);
-                }
-                self.push(")");
-            }
-            self.push(")");
-            if let Some(t) = text {
-                self.push(" AND ");
-                self.exists(&Cond::Text(t));
-            }
+            self.push_scan(filter, text);
             return Ok("e.id");
         }
         let mut all: Vec<Cond<'_>> = filter.0.first().map(conds).unwrap_or_default();
@@ -406,8 +419,76 @@ impl Sql {
         Ok(id)
     }
 
+    /// Writes the SQL of one facet's `(value, count)` rows, most frequent
+    /// first, over the entities `filter` selects (`from_where` writes its
+    /// `FROM … WHERE …`).
+    pub(super) fn push_facet(
+        &mut self,
+        facet: &str,
+        filter: &Filter,
+        from_where: &mut dyn FnMut(&mut Sql) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let key = facet.to_lowercase();
+        let t = self.truth();
+        if let Some(rel) = key.strip_prefix("relations.") {
+            // Pairs from both directions, each counted once.
+            let kind = relations::canonical(rel).unwrap_or(rel);
+            let k = self.arg(kind);
+            let b = self.arg(relations::reverse(kind).unwrap_or(""));
+            self.push(&format!(
+                "SELECT tgt, count(*) AS n FROM (SELECT source_ref AS ent, target_ref AS tgt FROM relations WHERE type = {k} \
+                 UNION SELECT target_ref, source_ref FROM relations WHERE type = {b}) p WHERE {t}"
+            ));
+            if !filter.0.is_empty() {
+                self.push(" AND ent IN (SELECT e.ref ");
+                from_where(self)?;
+                self.push(")");
+            }
+            self.push(" GROUP BY tgt");
+        } else {
+            let k = self.arg(key);
+            self.push(&format!(
+                "SELECT COALESCE(min(s.original), s.value), count(*) AS n FROM search s WHERE s.key = {k}"
+            ));
+            if !filter.0.is_empty() {
+                self.push(" AND s.entity_id IN (SELECT e.id ");
+                from_where(self)?;
+                self.push(")");
+            }
+            self.push(" GROUP BY s.value");
+        }
+        self.push(" ORDER BY n DESC, 1 ASC");
+        Ok(())
+    }
+
+    /// Writes `FROM entities e WHERE …`, every condition checked per row
+    /// (the database plans the rest).
+    pub(super) fn push_scan(&mut self, filter: &Filter, text: Option<&FullText>) {
+        let t = self.truth();
+        let _ = write!(self.text, "FROM entities e WHERE {t}");
+        if !filter.0.is_empty() {
+            self.push(" AND (");
+            for (i, set) in filter.0.iter().enumerate() {
+                if i > 0 {
+                    self.push(" OR ");
+                }
+                let _ = write!(self.text, "({t}");
+                for c in conds(set) {
+                    self.push(" AND ");
+                    self.exists(&c);
+                }
+                self.push(")");
+            }
+            self.push(")");
+        }
+        if let Some(text) = text {
+            self.push(" AND ");
+            self.exists(&Cond::Text(text));
+        }
+    }
+
     /// The SQL expression an order field sorts by.
-    fn sort_expr(&mut self, field: &str) -> String {
+    pub(super) fn sort_expr(&mut self, field: &str) -> String {
         match field {
             "metadata.name" => "e.name".into(),
             "kind" => "e.kind".into(),
@@ -426,44 +507,42 @@ impl Sql {
 /// The rows of one page before their entities are read: each one's sort
 /// value and id, in page order (one more than the limit when there is a
 /// next page), and the size of the whole selection.
-struct PageRows {
-    keys: Vec<(String, i64)>,
-    total: i64,
+pub(super) struct PageRows {
+    pub(super) keys: Vec<(String, i64)>,
+    pub(super) total: i64,
 }
 
-/// A by-query page planned in SQL: for orders the query index does not
-/// keep (anything but the name).
-struct SqlPage<'a> {
-    filter: &'a Filter,
-    order: &'a Order,
-    text: Option<&'a FullText>,
-    key: Option<&'a (String, i64)>,
-    ascending: bool,
-    limit: usize,
+/// The rows one by-query page asks for, whichever backend answers.
+pub(super) struct PageSpec<'a> {
+    pub(super) filter: &'a Filter,
+    pub(super) order: &'a Order,
+    pub(super) text: Option<&'a FullText>,
+    pub(super) key: Option<&'a (String, i64)>,
+    pub(super) ascending: bool,
+    pub(super) limit: usize,
+    /// Whether the total is wanted (a later page keeps the first's).
+    pub(super) count: bool,
 }
 
-impl SqlPage<'_> {
-    /// The page's rows; the total is counted only when `count`.
-    fn run(&self, conn: &Connection, count: bool) -> Result<PageRows, StoreError> {
-        let mut from = Sql::default();
-        from.push_from_where(conn, self.filter, self.text, false)?;
-        let total = if count {
-            conn.prepare_cached(&format!("SELECT count(*) {}", from.text))?
-                .query_row(params_from_iter(from.args.iter()), |r| r.get(0))?
-        } else {
-            0
-        };
+impl PageSpec<'_> {
+    /// Over `from` (`FROM … WHERE …`): the SQL counting the selection,
+    /// which takes the first `n` of the page's arguments, and the SQL of
+    /// the page's rows (`id, sort value`).
+    pub(super) fn statements(&self, from: Sql) -> (String, usize, Sql) {
+        let count = format!("SELECT count(*) {}", from.text);
+        let n = from.args.len();
         let mut sql = Sql {
             text: String::new(),
             args: from.args,
+            pg: from.pg,
         };
         let expr = sql.sort_expr(&self.order.field);
         sql.text = format!("SELECT e.id, {expr} {}", from.text);
         if let Some((v, id)) = self.key {
-            let (v, id) = (sql.arg(v.clone()), sql.arg(id.to_string()));
+            let (v, id) = (sql.arg(v.clone()), sql.int_arg(*id));
             let cmp = if self.ascending { ">" } else { "<" };
             sql.push(&format!(
-                " AND ({expr} {cmp} {v} OR ({expr} = {v} AND e.id {cmp} CAST({id} AS INTEGER)))"
+                " AND ({expr} {cmp} {v} OR ({expr} = {v} AND e.id {cmp} {id}))"
             ));
         }
         let dir = if self.ascending { "ASC" } else { "DESC" };
@@ -471,6 +550,21 @@ impl SqlPage<'_> {
             " ORDER BY {expr} {dir}, e.id {dir} LIMIT {}",
             self.limit + 1
         ));
+        (count, n, sql)
+    }
+
+    /// The page's rows in SQLite, planned by hand: for orders the query
+    /// index does not keep (anything but the name).
+    fn run(&self, conn: &Connection) -> Result<PageRows, StoreError> {
+        let mut from = Sql::default();
+        from.push_from_where(conn, self.filter, self.text, false)?;
+        let (count, n, sql) = self.statements(from);
+        let total = if self.count {
+            conn.prepare_cached(&count)?
+                .query_row(params_from_iter(sql.args[..n].iter()), |r| r.get(0))?
+        } else {
+            0
+        };
         let keys = conn
             .prepare_cached(&sql.text)?
             .query_map(params_from_iter(sql.args.iter()), |r| {
@@ -563,9 +657,8 @@ impl Catalog for Sqlite {
             "SELECT {ENTITY_COLUMNS}, {} FROM entities e WHERE e.id > ?1 ORDER BY e.id LIMIT ?2",
             orphan_column()
         );
-        let mut after = 0i64;
-        loop {
-            let batch: Vec<(i64, String)> = self.read(|conn| {
+        each_by_id(each, &mut |after| {
+            self.read(|conn| {
                 let mut stmt = conn.prepare_cached(&sql)?;
                 let mut rows = stmt.query(params![after, page as i64])?;
                 let mut out = Vec::with_capacity(page);
@@ -573,15 +666,8 @@ impl Catalog for Sqlite {
                     out.push((row.get(0)?, assemble(conn, row, &[])?));
                 }
                 Ok(out)
-            })?;
-            let Some(&(last, _)) = batch.last() else {
-                return Ok(());
-            };
-            after = last;
-            for (_, json) in batch {
-                each(json);
-            }
-        }
+            })
+        })
     }
 
     fn entity_by_uid(&self, uid: &str, fields: &[String]) -> Result<Option<String>, StoreError> {
@@ -691,103 +777,23 @@ impl Catalog for Sqlite {
     }
 
     fn page(&self, q: &PageQuery) -> Result<Result<EntityPage, QueryError>, StoreError> {
-        let (filter, order, text, key, backward, total, limit) = match &q.cursor {
-            Some(c) => match Cursor::decode(c, &self.cursor_key) {
-                Ok(c) => (
-                    c.filter,
-                    c.order,
-                    c.text,
-                    Some(c.key),
-                    c.backward,
-                    Some(c.total),
-                    c.limit,
-                ),
-                Err(e) => return Ok(Err(e)),
-            },
-            None => (
-                q.filter.clone(),
-                q.order.clone().unwrap_or(Order {
-                    field: "metadata.name".into(),
-                    desc: false,
-                }),
-                q.full_text.clone(),
-                None,
-                false,
-                None,
-                q.limit,
-            ),
-        };
-        let limit = limit.clamp(1, 1000);
-        // Walking backwards flips the comparison and the sort.
-        let ascending = order.desc == backward;
         self.read(|conn| {
-            let rows = if order.field == "metadata.name" {
-                self.page_by_name(conn, &filter, text.as_ref(), key.as_ref(), ascending, limit)?
-            } else {
-                let count = total.is_none();
-                let q = SqlPage {
-                    filter: &filter,
-                    order: &order,
-                    text: text.as_ref(),
-                    key: key.as_ref(),
-                    ascending,
-                    limit,
-                };
-                q.run(conn, count)?
-            };
-            // A later page keeps the total of the first.
-            let total = total.unwrap_or(rows.total);
-            let more = rows.keys.len() > limit;
-            let mut selected = rows.keys;
-            selected.truncate(limit);
             let entity = format!(
                 "SELECT {ENTITY_COLUMNS}, {} FROM entities e WHERE e.id = ?1",
                 orphan_column()
             );
-            let mut items = Vec::with_capacity(selected.len());
-            let mut keys = Vec::with_capacity(selected.len());
-            for key in selected {
-                // An entity removed since it was selected is left out.
-                if let Some(json) = one_entity(conn, &entity, key.1, &q.fields)? {
-                    items.push(json);
-                    keys.push(key);
-                }
-            }
-            if backward {
-                items.reverse();
-                keys.reverse();
-            }
-            let cursor = |key: &(String, i64), backward: bool| {
-                Cursor {
-                    filter: filter.clone(),
-                    order: order.clone(),
-                    text: text.clone(),
-                    key: key.clone(),
-                    backward,
-                    total,
-                    limit,
-                }
-                .encode(&self.cursor_key)
-            };
-            let (has_next, has_prev) = if backward {
-                (true, more)
-            } else {
-                (more, key.is_some())
-            };
-            Ok(Ok(EntityPage {
-                next_cursor: if has_next {
-                    keys.last().map(|k| cursor(k, false))
-                } else {
-                    None
+            paged(
+                q,
+                &self.cursor_key,
+                &mut |spec| {
+                    if spec.order.field == "metadata.name" {
+                        self.page_by_name(conn, spec)
+                    } else {
+                        spec.run(conn)
+                    }
                 },
-                prev_cursor: if has_prev {
-                    keys.first().map(|k| cursor(k, true))
-                } else {
-                    None
-                },
-                items,
-                total_items: total,
-            }))
+                &mut |id, fields| one_entity(conn, &entity, id, fields),
+            )
         })
     }
 
@@ -817,37 +823,13 @@ impl Catalog for Sqlite {
             let mut out = Facets::new();
             for facet in facets {
                 let mut sql = Sql::default();
-                let key = facet.to_lowercase();
-                if let Some(rel) = key.strip_prefix("relations.") {
-                    // Pairs from both directions, each counted once.
-                    let kind = relations::canonical(rel).unwrap_or(rel);
-                    let t = sql.arg(kind);
-                    let b = sql.arg(relations::reverse(kind).unwrap_or(""));
-                    sql.push(&format!(
-                        "SELECT tgt, count(*) AS n FROM (SELECT source_ref AS ent, target_ref AS tgt FROM relations WHERE type = {t} \
-                         UNION SELECT target_ref, source_ref FROM relations WHERE type = {b}) WHERE 1"
-                    ));
-                    if !filter.0.is_empty() {
-                        sql.push(" AND ent IN (SELECT e.ref ");
-                        sql.push_from_where(conn, filter, None, false)?;
-                        sql.push(")");
-                    }
-                    sql.push(" GROUP BY tgt");
-                } else {
-                    let k = sql.arg(key);
-                    sql.push(&format!(
-                        "SELECT COALESCE(min(s.original), s.value), count(*) AS n FROM search s WHERE s.key = {k}"
-                    ));
-                    if !filter.0.is_empty() {
-                        sql.push(" AND s.entity_id IN (SELECT e.id ");
-                        sql.push_from_where(conn, filter, None, false)?;
-                        sql.push(")");
-                    }
-                    sql.push(" GROUP BY s.value");
-                }
-                sql.push(" ORDER BY n DESC, 1 ASC");
+                sql.push_facet(facet, filter, &mut |sql| {
+                    sql.push_from_where(conn, filter, None, false).map(drop)
+                })?;
                 let mut stmt = conn.prepare_cached(&sql.text)?;
-                let rows = stmt.query_map(params_from_iter(sql.args.iter()), |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let rows = stmt.query_map(params_from_iter(sql.args.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
                 out.insert(facet.clone(), rows.collect::<Result<Vec<_>, _>>()?);
             }
             Ok(out)
@@ -915,11 +897,7 @@ impl Catalog for Sqlite {
     }
 
     fn user_by(&self, field: &str, value: &str) -> Result<Option<String>, StoreError> {
-        let key = match field {
-            "email" => "spec.profile.email",
-            "name" => "metadata.name",
-            _ => "metadata.annotations.greenroom.dev/sso-subject",
-        };
+        let key = super::user_key(field);
         let value = value.trim().to_lowercase();
         self.read(|conn| {
             Ok(conn
@@ -977,20 +955,14 @@ impl Sqlite {
     /// A page in name order from the query index: the selection is a
     /// bitmap expression, its size the total, and the page a walk of the
     /// name order (see `index.rs`).
-    fn page_by_name(
-        &self,
-        conn: &Connection,
-        filter: &Filter,
-        text: Option<&FullText>,
-        key: Option<&(String, i64)>,
-        ascending: bool,
-        limit: usize,
-    ) -> Result<PageRows, StoreError> {
+    fn page_by_name(&self, conn: &Connection, spec: &PageSpec<'_>) -> Result<PageRows, StoreError> {
         let mut index = self.index.current(conn)?;
-        let selected = selection(&mut index, conn, filter, text)?;
-        let from = key.map(|(name, id)| (name.as_str(), u32::try_from(*id).unwrap_or(u32::MAX)));
+        let selected = selection(&mut index, conn, spec.filter, spec.text)?;
+        let from = spec
+            .key
+            .map(|(name, id)| (name.as_str(), u32::try_from(*id).unwrap_or(u32::MAX)));
         let keys = index
-            .by_name(&selected, from, ascending, limit + 1)
+            .by_name(&selected, from, spec.ascending, spec.limit + 1)
             .into_iter()
             .map(|(name, id)| (name, i64::from(id)))
             .collect();
@@ -999,6 +971,126 @@ impl Sqlite {
             total: selected.len() as i64,
         })
     }
+}
+
+/// Every entity to `each`, in id order, from batches `batch` reads after
+/// an id (each read on its own, so no read stays open between batches).
+pub(super) fn each_by_id(
+    each: &mut dyn FnMut(String),
+    batch: &mut dyn FnMut(i64) -> Result<Vec<(i64, String)>, StoreError>,
+) -> Result<(), StoreError> {
+    let mut after = 0i64;
+    loop {
+        let found = batch(after)?;
+        let Some(&(last, _)) = found.last() else {
+            return Ok(());
+        };
+        after = last;
+        for (_, json) in found {
+            each(json);
+        }
+    }
+}
+
+/// Reads one entity by id, projected to the fields given.
+pub(super) type EntityById<'a> =
+    dyn FnMut(i64, &[String]) -> Result<Option<String>, StoreError> + 'a;
+
+/// One by-query page, whichever backend answers: the query from `q` or
+/// from its signed cursor, the page's `rows`, each `entity` by id (one
+/// removed since it was selected is left out), and the cursors to the
+/// pages on either side.
+pub(super) fn paged(
+    q: &PageQuery,
+    cursor_key: &[u8],
+    rows: &mut dyn FnMut(&PageSpec<'_>) -> Result<PageRows, StoreError>,
+    entity: &mut EntityById<'_>,
+) -> Result<Result<EntityPage, QueryError>, StoreError> {
+    let (filter, order, text, key, backward, total, limit) = match &q.cursor {
+        Some(c) => match Cursor::decode(c, cursor_key) {
+            Ok(c) => (
+                c.filter,
+                c.order,
+                c.text,
+                Some(c.key),
+                c.backward,
+                Some(c.total),
+                c.limit,
+            ),
+            Err(e) => return Ok(Err(e)),
+        },
+        None => (
+            q.filter.clone(),
+            q.order.clone().unwrap_or(Order {
+                field: "metadata.name".into(),
+                desc: false,
+            }),
+            q.full_text.clone(),
+            None,
+            false,
+            None,
+            q.limit,
+        ),
+    };
+    let limit = limit.clamp(1, 1000);
+    let found = rows(&PageSpec {
+        filter: &filter,
+        order: &order,
+        text: text.as_ref(),
+        key: key.as_ref(),
+        // Walking backwards flips the comparison and the sort.
+        ascending: order.desc == backward,
+        limit,
+        count: total.is_none(),
+    })?;
+    // A later page keeps the total of the first.
+    let total = total.unwrap_or(found.total);
+    let more = found.keys.len() > limit;
+    let mut selected = found.keys;
+    selected.truncate(limit);
+    let mut items = Vec::with_capacity(selected.len());
+    let mut keys = Vec::with_capacity(selected.len());
+    for key in selected {
+        if let Some(json) = entity(key.1, &q.fields)? {
+            items.push(json);
+            keys.push(key);
+        }
+    }
+    if backward {
+        items.reverse();
+        keys.reverse();
+    }
+    let cursor = |key: &(String, i64), backward: bool| {
+        Cursor {
+            filter: filter.clone(),
+            order: order.clone(),
+            text: text.clone(),
+            key: key.clone(),
+            backward,
+            total,
+            limit,
+        }
+        .encode(cursor_key)
+    };
+    let (has_next, has_prev) = if backward {
+        (true, more)
+    } else {
+        (more, key.is_some())
+    };
+    Ok(Ok(EntityPage {
+        next_cursor: if has_next {
+            keys.last().map(|k| cursor(k, false))
+        } else {
+            None
+        },
+        prev_cursor: if has_prev {
+            keys.first().map(|k| cursor(k, true))
+        } else {
+            None
+        },
+        items,
+        total_items: total,
+    }))
 }
 
 fn one_entity(
@@ -1022,29 +1114,56 @@ fn assemble(
     row: &rusqlite::Row<'_>,
     fields: &[String],
 ) -> Result<String, StoreError> {
-    let body: String = row.get(1)?;
-    let errors: Option<String> = row.get(2)?;
     let entity_ref: String = row.get(3)?;
-    let orphan: bool = row.get(4)?;
+    let mut stmt = conn.prepare_cached(RELATIONS_SQL)?;
+    let relations = stmt
+        .query_map([&entity_ref], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    splice(
+        &Stored {
+            entity_ref: &entity_ref,
+            body: &row.get::<_, String>(1)?,
+            errors: row.get::<_, Option<String>>(2)?.as_deref(),
+            orphan: row.get(4)?,
+        },
+        relations,
+        fields,
+    )
+}
 
-    let mut out = String::with_capacity(body.len() + 256);
-    let Some(open) = body.strip_suffix('}') else {
+/// An entity's relations, declared (0) and declared by others (1), by
+/// its ref (`?1`, or `$1` in PostgreSQL).
+pub(super) const RELATIONS_SQL: &str = "SELECT 1 = 0, type, target_ref FROM relations WHERE source_ref = ?1 \
+     UNION ALL SELECT 1 = 1, type, source_ref FROM relations WHERE target_ref = ?1";
+
+/// An entity as stored.
+pub(super) struct Stored<'a> {
+    pub(super) entity_ref: &'a str,
+    pub(super) body: &'a str,
+    pub(super) errors: Option<&'a str>,
+    pub(super) orphan: bool,
+}
+
+/// The served JSON of a stored entity: its body with the live relations
+/// (`(reversed, type, other ref)` as [`RELATIONS_SQL`] reads them) and its
+/// status spliced in, projected to `fields` when any are asked.
+pub(super) fn splice(
+    e: &Stored<'_>,
+    relations: Vec<(bool, String, String)>,
+    fields: &[String],
+) -> Result<String, StoreError> {
+    let mut out = String::with_capacity(e.body.len() + 256);
+    let Some(open) = e.body.strip_suffix('}') else {
         return Err(StoreError::Corrupt(format!(
-            "stored body of {entity_ref} is not an object"
+            "stored body of {} is not an object",
+            e.entity_ref
         )));
     };
     out.push_str(open);
     out.push_str(",\"relations\":[");
     // Declared relations, and the reverse of those declared by others.
-    let mut stmt = conn.prepare_cached(
-        "SELECT 0, type, target_ref FROM relations WHERE source_ref = ?1 \
-         UNION ALL SELECT 1, type, source_ref FROM relations WHERE target_ref = ?1",
-    )?;
     let mut found = std::collections::BTreeSet::new();
-    let mut rows = stmt.query([&entity_ref])?;
-    while let Some(r) = rows.next()? {
-        let reversed: bool = r.get(0)?;
-        let kind: String = r.get(1)?;
+    for (reversed, kind, other) in relations {
         let kind = if reversed {
             match relations::reverse(&kind) {
                 Some(k) => k.to_string(),
@@ -1053,7 +1172,7 @@ fn assemble(
         } else {
             kind
         };
-        found.insert((kind, r.get::<_, String>(2)?));
+        found.insert((kind, other));
     }
     let mut first = true;
     for (kind, target) in found {
@@ -1077,12 +1196,12 @@ fn assemble(
         );
     }
     out.push(']');
-    if errors.is_some() || orphan {
-        let mut items: Vec<Value> = match errors {
-            Some(e) => serde_json::from_str(&e).unwrap_or_default(),
+    if e.errors.is_some() || e.orphan {
+        let mut items: Vec<Value> = match e.errors {
+            Some(errors) => serde_json::from_str(errors).unwrap_or_default(),
             None => Vec::new(),
         };
-        if orphan {
+        if e.orphan {
             items.push(serde_json::json!({
                 "type": "greenroom.dev/orphan-owner",
                 "level": "warning",

@@ -37,21 +37,198 @@ pub enum Rejected {
     Duplicate { first_source: String },
 }
 
+/// What a refresh has seen so far, and the rules every backend's refresh
+/// follows with it: one definition per entity (the first wins), the first
+/// location to claim an entity keeps it, an unchanged entity is not
+/// written again, and what was not seen again goes at commit.
+#[derive(Default)]
+pub(super) struct RefreshBook {
+    pub(super) location_id: String,
+    /// Ids of the stored entities this refresh produced or kept.
+    pub(super) seen: HashSet<i64>,
+    /// Refs produced so far, with the source that produced each.
+    seen_refs: HashMap<String, String>,
+    /// Sources that could not be read: what they gave before stays.
+    kept_sources: HashSet<String>,
+    pub(super) problems: Vec<ProblemRecord>,
+    pub(super) summary: RefreshSummary,
+    /// Set when an unchanged entity's source or error status was rewritten.
+    pub(super) touched: bool,
+}
+
+/// An entity about to be written: its new stored form.
+pub(super) struct Prepared {
+    pub(super) uid: String,
+    pub(super) etag: String,
+    pub(super) body: String,
+    /// Lower-cased, for full text.
+    pub(super) title: Option<String>,
+    pub(super) owner: Option<String>,
+    /// `(key, lower-cased value, original)` rows for `search`.
+    pub(super) flat: Vec<(String, String, Option<String>)>,
+}
+
+/// What to do with a valid entity.
+pub(super) enum Put {
+    Refused(Rejected),
+    /// Stored as it is; rewrite its source and clear its errors when asked.
+    Unchanged {
+        rewrite: bool,
+    },
+    Write(Box<Prepared>),
+}
+
+impl RefreshBook {
+    pub(super) fn new(location_id: &str) -> RefreshBook {
+        RefreshBook {
+            location_id: location_id.to_string(),
+            ..RefreshBook::default()
+        }
+    }
+
+    /// Decides what `entity` (from `source`; `existing` is its stored
+    /// row, `claimed_by` names another location's target) comes to.
+    pub(super) fn put(
+        &mut self,
+        (key, mut value, owner): (&str, Value, Option<EntityRef>),
+        source: &str,
+        existing: Option<&Existing>,
+        claimed_by: &mut dyn FnMut(&str) -> Result<String, StoreError>,
+    ) -> Result<Put, StoreError> {
+        if let Some(first) = self.seen_refs.get(key) {
+            return Ok(Put::Refused(Rejected::Duplicate {
+                first_source: first.clone(),
+            }));
+        }
+        if let Some(e) = existing
+            && e.location_id != self.location_id
+        {
+            return Ok(Put::Refused(Rejected::ClaimedElsewhere {
+                location: claimed_by(&e.location_id)?,
+            }));
+        }
+        self.seen_refs.insert(key.to_string(), source.to_string());
+        let plain =
+            serde_json::to_string(&value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let etag = etag_of(&plain);
+        if let Some(e) = existing {
+            self.seen.insert(e.id);
+            if e.etag == etag {
+                let rewrite = e.source != source || e.has_errors;
+                self.touched |= rewrite;
+                self.summary.unchanged += 1;
+                return Ok(Put::Unchanged { rewrite });
+            }
+        }
+        let uid = existing.map_or_else(|| uuid::Uuid::new_v4().to_string(), |e| e.uid.clone());
+        if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("uid".into(), Value::String(uid.clone()));
+            meta.insert("etag".into(), Value::String(etag.clone()));
+        }
+        let body = serde_json::to_string(&value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let title = value
+            .pointer("/metadata/title")
+            .and_then(Value::as_str)
+            .map(str::to_lowercase);
+        let mut flat = Vec::new();
+        flatten(&value, &mut String::new(), &mut flat);
+        // uid and etag are unique per entity: useless as filters or facets.
+        flat.retain(|(k, _, _)| k != "metadata.uid" && k != "metadata.etag");
+        if existing.is_some() {
+            self.summary.updated += 1;
+        } else {
+            self.summary.added += 1;
+        }
+        Ok(Put::Write(Box::new(Prepared {
+            uid,
+            etag,
+            body,
+            title,
+            owner: owner.map(|o| o.to_string()),
+            flat,
+        })))
+    }
+
+    /// The errors to keep on `existing` (the stored `entity_ref`, now
+    /// invalid), as its status items; `None` when it is not this refresh's
+    /// to keep.
+    pub(super) fn keep_invalid(
+        &mut self,
+        entity_ref: &EntityRef,
+        existing: Option<Existing>,
+        errors: &[String],
+    ) -> Option<(i64, String)> {
+        let key = entity_ref.to_string();
+        let e = existing?;
+        if e.location_id != self.location_id || self.seen_refs.contains_key(&key) {
+            return None;
+        }
+        let items: Vec<Value> = errors
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "type": "backstage.io/catalog-processing",
+                    "level": "error",
+                    "message": format!("InputError: {m}"),
+                    "error": {"name": "InputError", "message": m},
+                })
+            })
+            .collect();
+        self.seen.insert(e.id);
+        self.seen_refs.insert(key, e.source);
+        self.summary.kept_invalid += 1;
+        Some((e.id, Value::Array(items).to_string()))
+    }
+
+    /// Keeps the `count` entities stored from an unchanged `source`
+    /// (`rows`: each one's id, ref and whether it has errors), when they
+    /// are all there and clean.
+    pub(super) fn keep_unchanged(
+        &mut self,
+        source: &str,
+        count: usize,
+        rows: Vec<(i64, String, bool)>,
+    ) -> bool {
+        if rows.len() != count
+            || rows
+                .iter()
+                .any(|(_, r, errors)| *errors || self.seen_refs.contains_key(r))
+        {
+            return false;
+        }
+        for (id, entity_ref, _) in rows {
+            self.seen.insert(id);
+            self.seen_refs.insert(entity_ref, source.to_string());
+        }
+        self.summary.unchanged += count;
+        self.summary.unchanged_files += 1;
+        true
+    }
+
+    pub(super) fn keep_source(&mut self, source: &str) {
+        self.kept_sources.insert(source.to_string());
+    }
+
+    /// Whether a stored entity of this location (`id`, from `source`) goes
+    /// at commit: not seen again, and its source was read.
+    pub(super) fn gone(&self, id: i64, source: &str) -> bool {
+        !self.seen.contains(&id) && !self.kept_sources.contains(source)
+    }
+
+    /// Whether anything an entity shows changed (caches are dropped).
+    pub(super) fn changed(&self) -> bool {
+        let s = &self.summary;
+        s.added + s.updated + s.removed + s.kept_invalid > 0 || self.touched
+    }
+}
+
 /// A refresh in progress: entities are written as they are read, so memory
 /// stays bounded by one file, and everything commits or nothing does.
 pub(super) struct SqliteRefresh<'s> {
     store: &'s Sqlite,
     conn: MutexGuard<'s, Connection>,
-    location_id: String,
-    seen: HashSet<i64>,
-    seen_refs: HashMap<String, String>,
-    kept_sources: HashSet<String>,
-    problems: Vec<ProblemRecord>,
-    summary: RefreshSummary,
+    book: RefreshBook,
     open: bool,
-    /// Set when an unchanged entity's source or error status was rewritten.
-    touched: bool,
-    flat: Vec<(String, String, Option<String>)>,
 }
 
 impl<'s> SqliteRefresh<'s> {
@@ -61,15 +238,8 @@ impl<'s> SqliteRefresh<'s> {
         Ok(SqliteRefresh {
             store,
             conn,
-            location_id: location_id.to_string(),
-            seen: HashSet::new(),
-            seen_refs: HashMap::new(),
-            kept_sources: HashSet::new(),
-            problems: Vec::new(),
-            summary: RefreshSummary::default(),
+            book: RefreshBook::new(location_id),
             open: true,
-            touched: false,
-            flat: Vec::new(),
         })
     }
 
@@ -93,7 +263,7 @@ impl<'s> SqliteRefresh<'s> {
 
 impl RefreshTx for SqliteRefresh<'_> {
     fn location_id(&self) -> &str {
-        &self.location_id
+        &self.book.location_id
     }
 
     fn put(
@@ -103,65 +273,43 @@ impl RefreshTx for SqliteRefresh<'_> {
     ) -> Result<Result<(), Rejected>, StoreError> {
         let ValidEntity {
             entity_ref,
-            mut value,
+            value,
             owner,
             relations,
         } = entity;
         let key = entity_ref.to_string();
-        if let Some(first) = self.seen_refs.get(&key) {
-            return Ok(Err(Rejected::Duplicate {
-                first_source: first.clone(),
-            }));
-        }
         let existing = self.existing(&key)?;
-        if let Some(e) = &existing
-            && e.location_id != self.location_id
-        {
-            let target: String = self
-                .conn
-                .query_row(
-                    "SELECT type || ':' || target FROM locations WHERE id = ?1",
-                    [&e.location_id],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .unwrap_or_else(|| e.location_id.clone());
-            return Ok(Err(Rejected::ClaimedElsewhere { location: target }));
-        }
-        self.seen_refs.insert(key.clone(), source.to_string());
-
-        let plain =
-            serde_json::to_string(&value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let etag = etag_of(&plain);
-        let now = now_ms();
-        if let Some(e) = &existing {
-            self.seen.insert(e.id);
-            if e.etag == etag {
-                if e.source != source || e.has_errors {
-                    self.touched = true;
+        let conn = &self.conn;
+        let decided = self.book.put(
+            (&key, value, owner),
+            source,
+            existing.as_ref(),
+            &mut |location| {
+                Ok(conn
+                    .query_row(
+                        "SELECT type || ':' || target FROM locations WHERE id = ?1",
+                        [location],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                    .unwrap_or_else(|| location.to_string()))
+            },
+        )?;
+        let p = match decided {
+            Put::Refused(why) => return Ok(Err(why)),
+            Put::Unchanged { rewrite } => {
+                if let (true, Some(e)) = (rewrite, &existing) {
                     self.conn
                         .prepare_cached(
                             "UPDATE entities SET source = ?2, errors = NULL WHERE id = ?1",
                         )?
                         .execute(params![e.id, source])?;
                 }
-                self.summary.unchanged += 1;
                 return Ok(Ok(()));
             }
-        }
-        let uid = existing
-            .as_ref()
-            .map_or_else(|| uuid::Uuid::new_v4().to_string(), |e| e.uid.clone());
-        if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.insert("uid".into(), Value::String(uid.clone()));
-            meta.insert("etag".into(), Value::String(etag.clone()));
-        }
-        let body = serde_json::to_string(&value).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let title = value
-            .pointer("/metadata/title")
-            .and_then(Value::as_str)
-            .map(str::to_lowercase);
-        let owner = owner.map(|o| o.to_string());
+            Put::Write(p) => p,
+        };
+        let now = now_ms();
         let id = match &existing {
             Some(e) => {
                 self.conn
@@ -169,14 +317,13 @@ impl RefreshTx for SqliteRefresh<'_> {
                         "UPDATE entities SET title = ?2, owner_ref = ?3, source = ?4, etag = ?5, body = ?6,
                          errors = NULL, updated_ms = ?7 WHERE id = ?1",
                     )?
-                    .execute(params![e.id, title, owner, source, etag, body, now])?;
+                    .execute(params![e.id, p.title, p.owner, source, p.etag, p.body, now])?;
                 self.conn
                     .prepare_cached("DELETE FROM search WHERE entity_id = ?1")?
                     .execute([e.id])?;
                 self.conn
                     .prepare_cached("DELETE FROM relations WHERE source_ref = ?1")?
                     .execute([&key])?;
-                self.summary.updated += 1;
                 e.id
             }
             None => {
@@ -186,35 +333,28 @@ impl RefreshTx for SqliteRefresh<'_> {
                          etag, body, created_ms, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
                     )?
                     .execute(params![
-                        uid,
+                        p.uid,
                         key,
                         entity_ref.kind,
                         entity_ref.namespace,
                         entity_ref.name,
-                        title,
-                        owner,
-                        self.location_id,
+                        p.title,
+                        p.owner,
+                        self.book.location_id,
                         source,
-                        etag,
-                        body,
+                        p.etag,
+                        p.body,
                         now
                     ])?;
                 let id = self.conn.last_insert_rowid();
-                self.seen.insert(id);
-                self.summary.added += 1;
+                self.book.seen.insert(id);
                 id
             }
         };
-
-        self.flat.clear();
-        flatten(&value, &mut String::new(), &mut self.flat);
-        // uid and etag are unique per entity: useless as filters or facets.
-        self.flat
-            .retain(|(k, _, _)| k != "metadata.uid" && k != "metadata.etag");
         let mut insert = self
             .conn
             .prepare_cached("INSERT OR IGNORE INTO search (key, value, entity_id, original) VALUES (?1, ?2, ?3, ?4)")?;
-        for (k, v, original) in &self.flat {
+        for (k, v, original) in &p.flat {
             insert.execute(params![k, v, id, original])?;
         }
         drop(insert);
@@ -232,31 +372,13 @@ impl RefreshTx for SqliteRefresh<'_> {
         entity_ref: &EntityRef,
         errors: &[String],
     ) -> Result<bool, StoreError> {
-        let key = entity_ref.to_string();
-        let Some(e) = self.existing(&key)? else {
+        let existing = self.existing(&entity_ref.to_string())?;
+        let Some((id, json)) = self.book.keep_invalid(entity_ref, existing, errors) else {
             return Ok(false);
         };
-        if e.location_id != self.location_id || self.seen_refs.contains_key(&key) {
-            return Ok(false);
-        }
-        let items: Vec<Value> = errors
-            .iter()
-            .map(|m| {
-                serde_json::json!({
-                    "type": "backstage.io/catalog-processing",
-                    "level": "error",
-                    "message": format!("InputError: {m}"),
-                    "error": {"name": "InputError", "message": m},
-                })
-            })
-            .collect();
-        let json = Value::Array(items).to_string();
         self.conn
             .prepare_cached("UPDATE entities SET errors = ?2 WHERE id = ?1")?
-            .execute(params![e.id, json])?;
-        self.seen.insert(e.id);
-        self.seen_refs.insert(key, e.source);
-        self.summary.kept_invalid += 1;
+            .execute(params![id, json])?;
         Ok(true)
     }
 
@@ -266,32 +388,19 @@ impl RefreshTx for SqliteRefresh<'_> {
             .prepare_cached(
                 "SELECT id, ref, errors IS NOT NULL FROM entities WHERE location_id = ?1 AND source = ?2",
             )?
-            .query_map(params![self.location_id, source], |r| {
+            .query_map(params![self.book.location_id, source], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))
             })?
             .collect::<Result<_, _>>()?;
-        if rows.len() != count
-            || rows
-                .iter()
-                .any(|(_, r, errors)| *errors || self.seen_refs.contains_key(r))
-        {
-            return Ok(false);
-        }
-        for (id, entity_ref, _) in rows {
-            self.seen.insert(id);
-            self.seen_refs.insert(entity_ref, source.to_string());
-        }
-        self.summary.unchanged += count;
-        self.summary.unchanged_files += 1;
-        Ok(true)
+        Ok(self.book.keep_unchanged(source, count, rows))
     }
 
     fn keep_source(&mut self, source: &str) {
-        self.kept_sources.insert(source.to_string());
+        self.book.keep_source(source);
     }
 
     fn problem(&mut self, problem: ProblemRecord) {
-        self.problems.push(problem);
+        self.book.problems.push(problem);
     }
 
     fn commit(mut self: Box<Self>) -> Result<RefreshSummary, StoreError> {
@@ -300,14 +409,10 @@ impl RefreshTx for SqliteRefresh<'_> {
             let mut stmt = self
                 .conn
                 .prepare_cached("SELECT id, source, ref FROM entities WHERE location_id = ?1")?;
-            let mut rows = stmt.query([&self.location_id])?;
+            let mut rows = stmt.query([&self.book.location_id])?;
             while let Some(row) = rows.next()? {
                 let id: i64 = row.get(0)?;
-                if self.seen.contains(&id) {
-                    continue;
-                }
-                let source: String = row.get(1)?;
-                if !self.kept_sources.contains(&source) {
+                if self.book.gone(id, &row.get::<_, String>(1)?) {
                     gone.push((id, row.get::<_, String>(2)?));
                 }
             }
@@ -323,17 +428,17 @@ impl RefreshTx for SqliteRefresh<'_> {
                 .prepare_cached("DELETE FROM entities WHERE id = ?1")?
                 .execute([id])?;
         }
-        self.summary.removed = gone.len();
+        self.book.summary.removed = gone.len();
         self.conn
             .prepare_cached("DELETE FROM problems WHERE location_id = ?1")?
-            .execute([&self.location_id])?;
+            .execute([&self.book.location_id])?;
         {
             let mut insert = self.conn.prepare_cached(
                 "INSERT INTO problems (location_id, source, line, col, entity_ref, field, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
-            for p in &self.problems {
+            for p in &self.book.problems {
                 insert.execute(params![
-                    self.location_id,
+                    self.book.location_id,
                     p.source,
                     p.line,
                     p.column,
@@ -343,19 +448,18 @@ impl RefreshTx for SqliteRefresh<'_> {
                 ])?;
             }
         }
-        self.summary.problems = self.problems.len();
+        self.book.summary.problems = self.book.problems.len();
         self.conn
             .prepare_cached("UPDATE locations SET last_refresh_ms = ?2 WHERE id = ?1")?
-            .execute(params![self.location_id, now_ms()])?;
+            .execute(params![self.book.location_id, now_ms()])?;
         self.conn.execute_batch("COMMIT")?;
         self.open = false;
         // Cached answers (facets) stay valid when nothing an entity shows
         // changed; a periodic refresh of an unchanged catalog keeps them.
-        let s = &self.summary;
-        if s.added + s.updated + s.removed + s.kept_invalid > 0 || self.touched {
+        if self.book.changed() {
             self.store.bump();
         }
-        Ok(std::mem::take(&mut self.summary))
+        Ok(std::mem::take(&mut self.book.summary))
     }
 }
 
@@ -367,13 +471,14 @@ impl Drop for SqliteRefresh<'_> {
     }
 }
 
-struct Existing {
-    id: i64,
-    uid: String,
-    location_id: String,
-    etag: String,
-    source: String,
-    has_errors: bool,
+/// The stored row of an entity a refresh meets again.
+pub(super) struct Existing {
+    pub(super) id: i64,
+    pub(super) uid: String,
+    pub(super) location_id: String,
+    pub(super) etag: String,
+    pub(super) source: String,
+    pub(super) has_errors: bool,
 }
 
 fn etag_of(text: &str) -> String {

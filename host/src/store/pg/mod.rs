@@ -1,19 +1,38 @@
 //! The PostgreSQL backend, for portals that run several replicas on a
 //! database their operators already run and back up. It is being built
 //! capability by capability, each passing the same conformance suite as
-//! SQLite (`tests/src/store_conformance.rs`): plugin state, action runs,
-//! API campaigns, and tokens, sessions and the audit trail so far. Until
-//! the catalog is here too, `[server] database` does not offer it.
+//! SQLite (`tests/src/store_conformance.rs`): the catalog (locations,
+//! refreshes, reads, filters, pages, facets, people) and its change feed
+//! (`catalog.rs`, `refresh.rs`), plugin state, action runs, API
+//! campaigns, and tokens, sessions and the audit trail so far. Until facts
+//! and events are here too, `[server] database` does not offer it.
 //!
-//! Connections come from a small pool; each is a `postgres::Client`
-//! (tokio-postgres driven by a runtime of its own), so a store call blocks
-//! its thread as a SQLite one does. Migrations are versioned in
+//! The rules of a refresh, the filter language's SQL and the assembly of
+//! served entities are SQLite's own code (`write::RefreshBook`,
+//! `query::Sql` with `pg`, `query::splice`): only statements differ.
+//! Refreshes, and anything else that writes entities, are serialized
+//! across replicas by an advisory lock, as SQLite's single writer
+//! serializes them, so "first claim wins" holds and the change feed's
+//! sequence numbers commit in order.
+//!
+//! Connections come from a small pool; each is a tokio-postgres client
+//! behind a blocking face (`client.rs`), driven by a runtime of the
+//! backend's own, so a store call blocks its thread as a SQLite one does. Migrations are versioned in
 //! `greenroom_schema` and applied under an advisory lock, so replicas
 //! starting together migrate once.
 
-use std::sync::Mutex;
+mod catalog;
+mod client;
+mod facts;
+mod refresh;
 
-use postgres::{Client, NoTls, Row};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::executor::block_on;
+use tokio_postgres::{NoTls, Row};
+
+use client::Client;
 
 use super::{
     Access, ActionRun, ActionRuns, AuditEntry, AuditQuery, CampaignSpecs, PluginState,
@@ -25,6 +44,9 @@ const POOLED: usize = 8;
 
 /// Any number: the key of the advisory lock migrations run under.
 const MIGRATION_LOCK: i64 = 0x6772_6565_6e72;
+
+/// The key of the advisory lock every write of entities runs under.
+const CATALOG_LOCK: i64 = 0x6772_6565_6e73;
 
 /// Each entry is one schema version; never edit a released one, add the
 /// next.
@@ -105,35 +127,225 @@ const MIGRATIONS: &[&str] = &[
         'BEGIN RAISE EXCEPTION ''the audit trail is append-only''; END';
     CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
         FOR EACH ROW EXECUTE FUNCTION audit_append_only();",
+    // 2: the catalog and its change feed. Text that is sorted or compared
+    // is in the C collation, so that orders and cursors agree with SQLite
+    // whatever the database's locale.
+    r#"CREATE TABLE host_keys (
+        name TEXT PRIMARY KEY,
+        value BYTEA NOT NULL
+    );
+    CREATE TABLE locations (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY,
+        id TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        target TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        last_refresh_ms BIGINT,
+        UNIQUE (type, target)
+    );
+    CREATE TABLE entities (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        uid TEXT NOT NULL UNIQUE,
+        ref TEXT COLLATE "C" NOT NULL UNIQUE,
+        kind TEXT COLLATE "C" NOT NULL,
+        namespace TEXT COLLATE "C" NOT NULL,
+        name TEXT COLLATE "C" NOT NULL,
+        title TEXT COLLATE "C",
+        owner_ref TEXT COLLATE "C",
+        location_id TEXT NOT NULL REFERENCES locations(id),
+        source TEXT NOT NULL,
+        etag TEXT NOT NULL,
+        body TEXT NOT NULL,
+        errors TEXT,
+        created_ms BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL
+    );
+    CREATE INDEX entities_location_source ON entities(location_id, source);
+    CREATE INDEX entities_name ON entities(name, id);
+    CREATE INDEX entities_kind_name ON entities(kind, name, id);
+    CREATE INDEX entities_owner ON entities(owner_ref);
+    CREATE TABLE search (
+        key TEXT COLLATE "C" NOT NULL,
+        value TEXT COLLATE "C" NOT NULL,
+        entity_id BIGINT NOT NULL,
+        original TEXT COLLATE "C",
+        PRIMARY KEY (key, value, entity_id)
+    );
+    CREATE INDEX search_entity ON search(entity_id);
+    CREATE TABLE relations (
+        source_ref TEXT COLLATE "C" NOT NULL,
+        type TEXT COLLATE "C" NOT NULL,
+        target_ref TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (source_ref, type, target_ref)
+    );
+    CREATE INDEX relations_target ON relations(target_ref, type);
+    CREATE TABLE problems (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        location_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        line INTEGER,
+        col INTEGER,
+        entity_ref TEXT,
+        field TEXT,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX problems_location ON problems(location_id);
+    CREATE TABLE entity_changes (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        ref TEXT NOT NULL,
+        entity_id BIGINT
+    );
+    CREATE FUNCTION entity_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            INSERT INTO entity_changes (ref, entity_id) VALUES (OLD.ref, OLD.id);
+            RETURN OLD;
+        END IF;
+        INSERT INTO entity_changes (ref, entity_id) VALUES (NEW.ref, NEW.id);
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER entities_added_or_removed AFTER INSERT OR DELETE ON entities
+        FOR EACH ROW EXECUTE FUNCTION entity_changed();
+    CREATE TRIGGER entities_changed AFTER UPDATE OF etag, owner_ref, body, title ON entities
+        FOR EACH ROW EXECUTE FUNCTION entity_changed();"#,
+    // 3: facts with their history, and the activity feed
+    "CREATE TABLE facts (
+        entity_ref TEXT COLLATE \"C\" NOT NULL,
+        name TEXT COLLATE \"C\" NOT NULL,
+        type TEXT NOT NULL,
+        number DOUBLE PRECISION,
+        text TEXT,
+        source TEXT NOT NULL,
+        url TEXT,
+        at_ms BIGINT NOT NULL,
+        PRIMARY KEY (entity_ref, name)
+    );
+    CREATE INDEX facts_rank ON facts(name, number, entity_ref);
+    CREATE TABLE fact_history (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        entity_ref TEXT COLLATE \"C\" NOT NULL,
+        name TEXT COLLATE \"C\" NOT NULL,
+        at_ms BIGINT NOT NULL,
+        type TEXT NOT NULL,
+        number DOUBLE PRECISION,
+        text TEXT,
+        source TEXT NOT NULL
+    );
+    CREATE INDEX fact_history_key ON fact_history(entity_ref, name, at_ms);
+    CREATE INDEX fact_history_by_name ON fact_history(name, entity_ref, at_ms);
+    CREATE TABLE events (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        source TEXT NOT NULL,
+        source_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        entity_ref TEXT,
+        title TEXT NOT NULL,
+        url TEXT,
+        at_ms BIGINT NOT NULL,
+        tone TEXT NOT NULL,
+        actor TEXT,
+        UNIQUE (source, source_id)
+    );
+    CREATE INDEX events_at ON events(at_ms);
+    CREATE INDEX events_entity ON events(entity_ref, at_ms);",
 ];
 
 /// The PostgreSQL backend.
 pub struct Postgres {
     url: String,
     pool: Mutex<Vec<Client>>,
+    /// Signs paging cursors; one key per database, so every replica
+    /// accepts the others' cursors.
+    cursor_key: Vec<u8>,
+    /// Bumped by this process's writes of entities.
+    generation: AtomicU64,
+    /// Drives the connections; shut down when the store is dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Allowed anywhere, an async context included.
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Postgres {
     /// Connects to `url` (`postgres://user@host:port/db`; the password
-    /// from `PGPASSWORD` when the URL has none) and migrates the schema.
+    /// from `PGPASSWORD`, refused in the URL) and migrates the schema.
     pub fn open(url: &str) -> Result<Postgres, StoreError> {
-        let store = Postgres {
+        let mut store = Postgres {
             url: url.to_string(),
             pool: Mutex::new(Vec::new()),
+            cursor_key: Vec::new(),
+            generation: AtomicU64::new(1),
+            runtime: Some(
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("greenroom-postgres")
+                    .enable_all()
+                    .build()
+                    .map_err(|e| {
+                        StoreError::Config(format!("cannot start the PostgreSQL runtime: {e}"))
+                    })?,
+            ),
         };
         store.with(migrate)?;
+        store.cursor_key = store.with(|c| {
+            // Two v4 UUIDs: 244 bits from the operating system's generator.
+            let fresh: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
+                .iter()
+                .flat_map(|u| *u.as_bytes())
+                .collect();
+            c.execute(
+                "INSERT INTO host_keys (name, value) VALUES ('cursor', $1) ON CONFLICT DO NOTHING",
+                &[&fresh],
+            )?;
+            Ok(
+                c.query_one("SELECT value FROM host_keys WHERE name = 'cursor'", &[])?
+                    .get(0),
+            )
+        })?;
         Ok(store)
     }
 
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
     fn connect(&self) -> Result<Client, StoreError> {
-        let mut config: postgres::Config = self.url.parse()?;
-        if config.get_password().is_none()
-            && let Ok(password) = std::env::var("PGPASSWORD")
-        {
+        let mut config: tokio_postgres::Config = self.url.parse().map_err(|e| {
+            StoreError::Config(format!("server.database is not a PostgreSQL URL: {e}"))
+        })?;
+        if config.get_password().is_some() {
+            return Err(StoreError::Config(
+                "server.database carries a password; remove it and set PGPASSWORD in the environment instead".into(),
+            ));
+        }
+        if let Ok(password) = std::env::var("PGPASSWORD") {
             config.password(password);
         }
         config.application_name("greenroom");
-        Ok(config.connect(NoTls)?)
+        let runtime = self
+            .runtime
+            .as_ref()
+            .expect("the runtime lives as long as the store");
+        let connecting = runtime.spawn(async move { config.connect(NoTls).await });
+        let (client, connection) = block_on(connecting)
+            .map_err(|e| StoreError::Config(format!("connecting to PostgreSQL: {e}")))?
+            .map_err(|source| StoreError::Connect {
+                url: self.url.clone(),
+                source,
+            })?;
+        runtime.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "a PostgreSQL connection ended");
+            }
+        });
+        Ok(Client(client))
     }
 
     /// Runs `f` on a pooled connection (a new one when none is free); a
@@ -142,19 +354,30 @@ impl Postgres {
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut client = match pooled {
-            Some(c) if !c.is_closed() => c,
-            _ => self.connect()?,
-        };
+        let mut client = self.take()?;
         let result = f(&mut client);
+        self.give_back(client);
+        result
+    }
+
+    /// A connection of its own: from the pool, or a new one.
+    fn take(&self) -> Result<Client, StoreError> {
+        let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match pooled {
+            Some(c) if !c.is_closed() => Ok(c),
+            _ => self.connect(),
+        }
+    }
+
+    /// Returns a connection taken with [`Postgres::take`], when it still
+    /// works and the pool has room.
+    fn give_back(&self, client: Client) {
         if !client.is_closed() {
             let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
             if pool.len() < POOLED {
                 pool.push(client);
             }
         }
-        result
     }
 }
 

@@ -1,0 +1,463 @@
+//! Locations, refreshes and the change feed in PostgreSQL. A refresh holds
+//! one connection in one transaction under [`CATALOG_LOCK`]; its rules are
+//! SQLite's (`write::RefreshBook`), its statements prepared once per
+//! refresh.
+
+use std::collections::HashMap;
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
+
+use super::client::Client;
+use super::{CATALOG_LOCK, Postgres};
+use crate::catalog::{EntityRef, ValidEntity};
+use crate::store::write::{Existing, Put, RefreshBook};
+use crate::store::{
+    ChangeFeed, Location, Locations, Origin, ProblemRecord, RefreshSummary, RefreshTx, Rejected,
+    StoreError, now_ms,
+};
+
+const LOCATION_SELECT: &str = "SELECT l.id, l.type, l.target, l.origin, l.last_refresh_ms,
+    (SELECT count(*) FROM entities e WHERE e.location_id = l.id),
+    (SELECT count(*) FROM problems p WHERE p.location_id = l.id)
+    FROM locations l";
+
+fn location(r: &Row) -> Location {
+    let origin: String = r.get(3);
+    Location {
+        id: r.get(0),
+        kind: r.get(1),
+        target: r.get(2),
+        origin: if origin == "config" {
+            Origin::Config
+        } else {
+            Origin::Api
+        },
+        last_refresh_ms: r.get(4),
+        entity_count: r.get(5),
+        error_count: r.get(6),
+    }
+}
+
+fn line(n: Option<u32>) -> Option<i32> {
+    n.map(|n| i32::try_from(n).unwrap_or(i32::MAX))
+}
+
+impl Locations for Postgres {
+    fn add_location(
+        &self,
+        kind: &str,
+        target: &str,
+        origin: Origin,
+    ) -> Result<Location, StoreError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let origin_text = match origin {
+            Origin::Config => "config",
+            Origin::Api => "api",
+        };
+        let added = self.with(|c| {
+            Ok(c.execute(
+                "INSERT INTO locations (id, type, target, origin, created_ms) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (type, target) DO NOTHING",
+                &[&id, &kind, &target, &origin_text, &now_ms()],
+            )?)
+        })?;
+        if added == 0 {
+            return Err(StoreError::LocationExists(format!("{kind}:{target}")));
+        }
+        self.bump();
+        Ok(Location {
+            id,
+            kind: kind.to_string(),
+            target: target.to_string(),
+            origin,
+            last_refresh_ms: None,
+            entity_count: 0,
+            error_count: 0,
+        })
+    }
+
+    fn locations(&self) -> Result<Vec<Location>, StoreError> {
+        self.with(|c| {
+            Ok(c.query(&format!("{LOCATION_SELECT} ORDER BY l.seq"), &[])?
+                .iter()
+                .map(location)
+                .collect())
+        })
+    }
+
+    fn location(&self, id: &str) -> Result<Option<Location>, StoreError> {
+        self.with(|c| {
+            Ok(
+                c.query_opt(&format!("{LOCATION_SELECT} WHERE l.id = $1"), &[&id])?
+                    .map(|r| location(&r)),
+            )
+        })
+    }
+
+    fn delete_location(&self, id: &str) -> Result<bool, StoreError> {
+        let deleted = self.with(|c| {
+            let mut tx = c.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CATALOG_LOCK])?;
+            tx.execute(
+                "DELETE FROM search WHERE entity_id IN (SELECT id FROM entities WHERE location_id = $1)",
+                &[&id],
+            )?;
+            tx.execute(
+                "DELETE FROM relations WHERE source_ref IN (SELECT ref FROM entities WHERE location_id = $1)",
+                &[&id],
+            )?;
+            tx.execute("DELETE FROM entities WHERE location_id = $1", &[&id])?;
+            tx.execute("DELETE FROM problems WHERE location_id = $1", &[&id])?;
+            let n = tx.execute("DELETE FROM locations WHERE id = $1", &[&id])?;
+            tx.commit()?;
+            Ok(n > 0)
+        })?;
+        self.bump();
+        Ok(deleted)
+    }
+
+    fn problems(&self, location_id: Option<&str>) -> Result<Vec<ProblemRecord>, StoreError> {
+        self.with(|c| {
+            let rows = c.query(
+                "SELECT location_id, source, line, col, entity_ref, field, message FROM problems
+                 WHERE $1::TEXT IS NULL OR location_id = $1 ORDER BY location_id, source, line, id",
+                &[&location_id],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| ProblemRecord {
+                    location_id: r.get(0),
+                    source: r.get(1),
+                    line: r.get::<_, Option<i32>>(2).map(|n| n as u32),
+                    column: r.get::<_, Option<i32>>(3).map(|n| n as u32),
+                    entity_ref: r.get(4),
+                    field: r.get(5),
+                    message: r.get(6),
+                })
+                .collect())
+        })
+    }
+
+    fn begin_refresh(&self, location_id: &str) -> Result<Box<dyn RefreshTx + '_>, StoreError> {
+        let mut client = self.take()?;
+        if let Err(e) = client
+            .batch_execute("BEGIN")
+            .and_then(|()| client.execute("SELECT pg_advisory_xact_lock($1)", &[&CATALOG_LOCK]))
+        {
+            return Err(e.into());
+        }
+        Ok(Box::new(PgRefresh {
+            store: self,
+            client: Some(client),
+            book: RefreshBook::new(location_id),
+            statements: HashMap::new(),
+        }))
+    }
+}
+
+/// A refresh in progress on a connection of its own; rolled back when
+/// dropped uncommitted.
+struct PgRefresh<'s> {
+    store: &'s Postgres,
+    /// Taken when the refresh ends.
+    client: Option<Client>,
+    book: RefreshBook,
+    statements: HashMap<&'static str, Statement>,
+}
+
+impl PgRefresh<'_> {
+    fn client(&mut self) -> &mut Client {
+        self.client
+            .as_mut()
+            .expect("an open refresh has its connection")
+    }
+
+    /// Runs `sql` (prepared once per refresh) and answers its rows.
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let statement = self.statement(sql)?;
+        Ok(self.client().query(&statement, params)?)
+    }
+
+    fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let statement = self.statement(sql)?;
+        Ok(self.client().execute(&statement, params)?)
+    }
+
+    fn statement(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client().prepare(sql)?;
+        self.statements.insert(sql, s.clone());
+        Ok(s)
+    }
+
+    fn existing(&mut self, key: &str) -> Result<Option<Existing>, StoreError> {
+        let rows = self.query(
+            "SELECT id, uid, location_id, etag, source, errors IS NOT NULL FROM entities WHERE ref = $1",
+            &[&key],
+        )?;
+        Ok(rows.first().map(|r| Existing {
+            id: r.get(0),
+            uid: r.get(1),
+            location_id: r.get(2),
+            etag: r.get(3),
+            source: r.get(4),
+            has_errors: r.get(5),
+        }))
+    }
+}
+
+impl RefreshTx for PgRefresh<'_> {
+    fn location_id(&self) -> &str {
+        &self.book.location_id
+    }
+
+    fn put(
+        &mut self,
+        entity: ValidEntity,
+        source: &str,
+    ) -> Result<Result<(), Rejected>, StoreError> {
+        let ValidEntity {
+            entity_ref,
+            value,
+            owner,
+            relations,
+        } = entity;
+        let key = entity_ref.to_string();
+        let existing = self.existing(&key)?;
+        let client = self
+            .client
+            .as_mut()
+            .expect("an open refresh has its connection");
+        let decided = self.book.put(
+            (&key, value, owner),
+            source,
+            existing.as_ref(),
+            &mut |location| {
+                Ok(client
+                    .query_opt(
+                        "SELECT type || ':' || target FROM locations WHERE id = $1",
+                        &[&location],
+                    )?
+                    .map_or_else(|| location.to_string(), |r| r.get(0)))
+            },
+        )?;
+        let p = match decided {
+            Put::Refused(why) => return Ok(Err(why)),
+            Put::Unchanged { rewrite } => {
+                if let (true, Some(e)) = (rewrite, &existing) {
+                    self.execute(
+                        "UPDATE entities SET source = $2, errors = NULL WHERE id = $1",
+                        &[&e.id, &source],
+                    )?;
+                }
+                return Ok(Ok(()));
+            }
+            Put::Write(p) => p,
+        };
+        let now = now_ms();
+        let id: i64 = match &existing {
+            Some(e) => {
+                self.execute(
+                    "UPDATE entities SET title = $2, owner_ref = $3, source = $4, etag = $5, body = $6,
+                     errors = NULL, updated_ms = $7 WHERE id = $1",
+                    &[&e.id, &p.title, &p.owner, &source, &p.etag, &p.body, &now],
+                )?;
+                self.execute("DELETE FROM search WHERE entity_id = $1", &[&e.id])?;
+                self.execute("DELETE FROM relations WHERE source_ref = $1", &[&key])?;
+                e.id
+            }
+            None => {
+                let location_id = self.book.location_id.clone();
+                let id = self.query(
+                    "INSERT INTO entities (uid, ref, kind, namespace, name, title, owner_ref, location_id, source,
+                     etag, body, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+                     RETURNING id",
+                    &[
+                        &p.uid,
+                        &key,
+                        &entity_ref.kind,
+                        &entity_ref.namespace,
+                        &entity_ref.name,
+                        &p.title,
+                        &p.owner,
+                        &location_id,
+                        &source,
+                        &p.etag,
+                        &p.body,
+                        &now,
+                    ],
+                )?[0]
+                    .get(0);
+                self.book.seen.insert(id);
+                id
+            }
+        };
+        // One statement each for the search rows and the relations.
+        let keys: Vec<&str> = p.flat.iter().map(|(k, _, _)| k.as_str()).collect();
+        let values: Vec<&str> = p.flat.iter().map(|(_, v, _)| v.as_str()).collect();
+        let originals: Vec<Option<&str>> = p.flat.iter().map(|(_, _, o)| o.as_deref()).collect();
+        self.execute(
+            "INSERT INTO search (key, value, entity_id, original)
+             SELECT k, v, $3, o FROM unnest($1::TEXT[], $2::TEXT[], $4::TEXT[]) AS t(k, v, o)
+             ON CONFLICT DO NOTHING",
+            &[&keys, &values, &id, &originals],
+        )?;
+        if !relations.is_empty() {
+            let types: Vec<&str> = relations.iter().map(|r| r.kind).collect();
+            let targets: Vec<String> = relations.iter().map(|r| r.target.to_string()).collect();
+            self.execute(
+                "INSERT INTO relations (source_ref, type, target_ref)
+                 SELECT $1, t, r FROM unnest($2::TEXT[], $3::TEXT[]) AS x(t, r)
+                 ON CONFLICT DO NOTHING",
+                &[&key, &types, &targets],
+            )?;
+        }
+        Ok(Ok(()))
+    }
+
+    fn keep_invalid(
+        &mut self,
+        entity_ref: &EntityRef,
+        errors: &[String],
+    ) -> Result<bool, StoreError> {
+        let existing = self.existing(&entity_ref.to_string())?;
+        let Some((id, json)) = self.book.keep_invalid(entity_ref, existing, errors) else {
+            return Ok(false);
+        };
+        self.execute(
+            "UPDATE entities SET errors = $2 WHERE id = $1",
+            &[&id, &json],
+        )?;
+        Ok(true)
+    }
+
+    fn keep_unchanged(&mut self, source: &str, count: usize) -> Result<bool, StoreError> {
+        let location_id = self.book.location_id.clone();
+        let rows = self
+            .query(
+                "SELECT id, ref, errors IS NOT NULL FROM entities WHERE location_id = $1 AND source = $2",
+                &[&location_id, &source],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        Ok(self.book.keep_unchanged(source, count, rows))
+    }
+
+    fn keep_source(&mut self, source: &str) {
+        self.book.keep_source(source);
+    }
+
+    fn problem(&mut self, problem: ProblemRecord) {
+        self.book.problems.push(problem);
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<RefreshSummary, StoreError> {
+        let location_id = self.book.location_id.clone();
+        let (mut ids, mut refs) = (Vec::<i64>::new(), Vec::<String>::new());
+        for r in self.query(
+            "SELECT id, source, ref FROM entities WHERE location_id = $1",
+            &[&location_id],
+        )? {
+            let id: i64 = r.get(0);
+            if self.book.gone(id, r.get(1)) {
+                ids.push(id);
+                refs.push(r.get(2));
+            }
+        }
+        self.execute("DELETE FROM search WHERE entity_id = ANY($1)", &[&ids])?;
+        self.execute("DELETE FROM relations WHERE source_ref = ANY($1)", &[&refs])?;
+        self.execute("DELETE FROM entities WHERE id = ANY($1)", &[&ids])?;
+        self.book.summary.removed = ids.len();
+        self.execute(
+            "DELETE FROM problems WHERE location_id = $1",
+            &[&location_id],
+        )?;
+        for p in std::mem::take(&mut self.book.problems) {
+            self.execute(
+                "INSERT INTO problems (location_id, source, line, col, entity_ref, field, message)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &location_id,
+                    &p.source,
+                    &line(p.line),
+                    &line(p.column),
+                    &p.entity_ref,
+                    &p.field,
+                    &p.message,
+                ],
+            )?;
+            self.book.summary.problems += 1;
+        }
+        self.execute(
+            "UPDATE locations SET last_refresh_ms = $2 WHERE id = $1",
+            &[&location_id, &now_ms()],
+        )?;
+        self.client().batch_execute("COMMIT")?;
+        let client = self
+            .client
+            .take()
+            .expect("an open refresh has its connection");
+        self.store.give_back(client);
+        if self.book.changed() {
+            self.store.bump();
+        }
+        Ok(std::mem::take(&mut self.book.summary))
+    }
+}
+
+impl Drop for PgRefresh<'_> {
+    fn drop(&mut self) {
+        if let Some(mut client) = self.client.take() {
+            // A connection whose rollback fails is closed, not pooled.
+            if client.batch_execute("ROLLBACK").is_ok() {
+                self.store.give_back(client);
+            }
+        }
+    }
+}
+
+impl ChangeFeed for Postgres {
+    fn last_entity_change(&self) -> Result<i64, StoreError> {
+        self.with(|c| {
+            Ok(
+                c.query_one("SELECT COALESCE(max(seq), 0) FROM entity_changes", &[])?
+                    .get(0),
+            )
+        })
+    }
+
+    fn entity_changes_after(
+        &self,
+        seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        self.with(|c| {
+            Ok(c.query(
+                "SELECT seq, ref FROM entity_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&seq, &(limit as i64)],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+        })
+    }
+
+    fn forget_entity_changes(&self, seq: i64) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute("DELETE FROM entity_changes WHERE seq <= $1", &[&seq])?;
+            Ok(())
+        })
+    }
+}
