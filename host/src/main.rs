@@ -36,6 +36,18 @@ enum Command {
     },
     /// Register a file or URL location in the store and read it now.
     Import { target: String },
+    /// Copy a SQLite store into an empty PostgreSQL database, checking
+    /// every table's row count before it commits.
+    Migrate {
+        /// The SQLite store: a greenroom.db or the data folder holding it
+        /// (`sqlite:` in front is allowed); default: this config's.
+        #[arg(long)]
+        from: Option<String>,
+        /// The PostgreSQL database, postgres://user@host:port/db (the
+        /// password from PGPASSWORD).
+        #[arg(long)]
+        to: String,
+    },
     /// Plugins: list, inspect, install, grant.
     Plugin {
         #[command(subcommand)]
@@ -234,6 +246,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Validate { paths } => validate(config, &paths),
         Command::Import { target } => import(config, &target),
+        Command::Migrate { from, to } => migrate(&config, from.as_deref(), &to),
         Command::Plugin { command } => plugin(config, command),
         Command::Token { command } => token(config, command),
         Command::Facts {
@@ -508,6 +521,28 @@ fn ingestor(config: &Config) -> anyhow::Result<greenroom::ingest::Ingestor> {
         std::env::current_dir()?,
         greenroom::ingest::RefreshLimits::of(&config.catalog),
     ))
+}
+
+fn migrate(config: &Config, from: Option<&str>, to: &str) -> anyhow::Result<ExitCode> {
+    let from = match from {
+        Some(f) => std::path::PathBuf::from(f.strip_prefix("sqlite:").unwrap_or(f)),
+        None => config.store_path(),
+    };
+    // A data folder names the store in it.
+    let from = if from.is_dir() {
+        from.join("greenroom.db")
+    } else {
+        from
+    };
+    let report = greenroom::store::migrate::sqlite_to_postgres(&from, to)?;
+    for copied in &report {
+        println!("{:<14} {:>10} rows", copied.table, copied.target);
+    }
+    println!(
+        "copied {} into {to}; every table's rows are all there. Set server.database = \"{to}\" to serve from it.",
+        from.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn import(config: Config, target: &str) -> anyhow::Result<ExitCode> {

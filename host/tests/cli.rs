@@ -2,6 +2,9 @@
 
 use std::process::Command;
 
+#[path = "../../tests/src/pg_server.rs"]
+mod pg_server;
+
 fn greenroom() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_greenroom"));
     c.env("RUST_LOG", "warn");
@@ -103,6 +106,69 @@ fn import(config: &std::path::Path, target: &std::path::Path) -> std::process::O
         .arg(target)
         .output()
         .unwrap()
+}
+
+/// `greenroom migrate` copies a portal's SQLite store (named by its data
+/// folder) into PostgreSQL, lists what it copied, and refuses a database
+/// that already holds a portal; a portal then serves from the copy.
+#[test]
+fn migrate_copies_a_store_into_postgresql_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("catalog.yaml"), GOOD).unwrap();
+    let config = dir.path().join("greenroom.toml");
+    std::fs::write(&config, "[server]\ndata_dir = \"data\"\n").unwrap();
+    assert!(
+        import(&config, &dir.path().join("catalog.yaml"))
+            .status
+            .success()
+    );
+    let server = pg_server::pg_server();
+    let url = server.database();
+    let migrate = || {
+        greenroom()
+            .arg("--config")
+            .arg(&config)
+            .args(["migrate", "--from"])
+            .arg(format!("sqlite:{}", dir.path().join("data").display()))
+            .args(["--to", &url])
+            .output()
+            .unwrap()
+    };
+    let out = migrate();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entities = stdout
+        .lines()
+        .find(|l| l.starts_with("entities "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(entities.trim_end().ends_with(" 2 rows"), "{entities}");
+    assert!(
+        stdout.contains("every table's rows are all there"),
+        "{stdout}"
+    );
+    let out = migrate();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("already holds a portal's data"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A portal on the copy serves what the SQLite one had.
+    std::fs::write(
+        &config,
+        format!("[server]\ndata_dir = \"served\"\ndatabase = \"{url}\"\n"),
+    )
+    .unwrap();
+    let serving = serve(&config);
+    let body = http_get(
+        &serving.1,
+        "/api/catalog/entities/by-name/component/default/svc",
+    );
+    assert_eq!(json_of(&body)["spec"]["owner"], "team-a", "{body}");
 }
 
 #[test]
@@ -872,4 +938,168 @@ fn tokens_are_made_listed_and_revoked_from_the_command_line() {
     assert!(list.ends_with("revoked"), "{list}");
     let (code, _, _) = cli(&["token", "revoke", &id]);
     assert_eq!(code, Some(1));
+}
+
+/// Two `greenroom serve` processes on one PostgreSQL database, as behind a
+/// load balancer: a location registered through one is read and found by
+/// search through the other without a refresh there; only one refreshes
+/// on the clock; killed (SIGKILL) in the middle of a refresh, that one's
+/// transaction leaves nothing behind, and the other takes over the
+/// background work within 30 s and finishes it: no entity lost or doubled.
+#[test]
+fn two_replicas_share_one_database_and_hand_over_background_work() {
+    const FILES: usize = 10;
+    const PER_FILE: usize = 400;
+    let server = pg_server::pg_server();
+    let url = server.database();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("org")).unwrap();
+    let mut teams = String::new();
+    for t in 0..10 {
+        teams.push_str(&format!("apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: team-{t}\nspec:\n  type: team\n  children: []\n---\n"));
+    }
+    std::fs::write(dir.path().join("org/teams.yaml"), teams).unwrap();
+    let write_org = |version: &str| {
+        for f in 0..FILES {
+            let mut text = String::new();
+            for i in f * PER_FILE..(f + 1) * PER_FILE {
+                text.push_str(&format!(
+                    "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: comp-{i}\n  description: {version} {i}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-{}\n---\n",
+                    i % 10
+                ));
+            }
+            std::fs::write(dir.path().join(format!("org/part-{f}.yaml")), text).unwrap();
+        }
+    };
+    write_org("first");
+    std::fs::write(
+        dir.path().join("extra.yaml"),
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: extra-svc\nspec:\n  type: service\n  lifecycle: production\n  owner: team-1\n",
+    )
+    .unwrap();
+    // Each replica has its own data folder (its search index), one database.
+    let config = |name: &str| {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\ndata_dir = \"{name}\"\ndatabase = \"{url}\"\nadmin_token_env = \"GREENROOM_REPLICA_ADMIN\"\n[catalog]\nrefresh_interval = \"1s\"\nallow_file_locations_from_api = true\n[search]\nrebuild_interval = \"0s\"\n[[catalog.locations]]\ntarget = \"org/*.yaml\"\n"
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let (config_a, config_b) = (config("a"), config("b"));
+    // SAFETY: only this test uses this variable.
+    unsafe { std::env::set_var("GREENROOM_REPLICA_ADMIN", "replica-admin") };
+    let all = FILES * PER_FILE + 10;
+
+    let a = serve(&config_a);
+    wait_health(&a.1, 300, "A's first refresh", |h| {
+        h["background"] == true && h["ready"] == true && h["catalog"]["entities"] == all
+    });
+    let b = serve(&config_b);
+    let health = wait_health(&b.1, 60, "B to start", |h| h["ready"] == true);
+    assert_eq!(health["background"], false, "{health}");
+    assert_eq!(health["catalog"]["entities"], all, "{health}");
+
+    // Written through A, read and found through B.
+    let extra = dir.path().join("extra.yaml").to_string_lossy().to_string();
+    let (status, body) = http(
+        &a.1,
+        "POST",
+        "/api/catalog/locations",
+        &[("Authorization", "Bearer replica-admin")],
+        &format!("{{\"type\": \"file\", \"target\": {extra:?}}}"),
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{body}");
+    let written = std::time::Instant::now();
+    loop {
+        let read = http(
+            &b.1,
+            "GET",
+            "/api/catalog/entities/by-name/component/default/extra-svc",
+            &[],
+            "",
+        );
+        let found = http(&b.1, "GET", "/api/search?q=extra-svc", &[], "")
+            .map(|(_, body)| json_of(&body)["items"][0]["entityRef"].clone());
+        if matches!(read, Some((200, _)))
+            && found.as_ref().and_then(|r| r.as_str()) == Some("component:default/extra-svc")
+        {
+            break;
+        }
+        assert!(
+            written.elapsed() < std::time::Duration::from_secs(30),
+            "B never served what A wrote: {read:?} {found:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    eprintln!(
+        "a location registered through A was read and found through B after {} ms",
+        written.elapsed().as_millis()
+    );
+
+    // A refreshes on the clock; killed while its refresh holds the
+    // catalog's lock (pg_locks shows it), its transaction is lost whole.
+    let mut watch = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let refreshing = |watch: &mut postgres::Client| -> bool {
+        watch
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+                 AND classid = x'6772'::INT::OID AND objid = x'65656e73'::INT::OID AND objsubid = 1",
+                &[],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            > 0
+    };
+    write_org("second");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !refreshing(&mut watch) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "A never refreshed the changed files"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    drop(a); // SIGKILL
+    let described = |watch: &mut postgres::Client, version: &str| -> i64 {
+        watch
+            .query_one(
+                "SELECT count(*) FROM entities WHERE body LIKE '%\"description\":\"' || $1 || ' %'",
+                &[&version],
+            )
+            .unwrap()
+            .get(0)
+    };
+    assert_eq!(
+        described(&mut watch, "second"),
+        0,
+        "the killed refresh left part of its work"
+    );
+    assert_eq!(described(&mut watch, "first") as usize, FILES * PER_FILE);
+
+    // B takes the background work over and finishes it.
+    wait_health(&b.1, 30, "B to take the background lease", |h| {
+        h["background"] == true
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while (described(&mut watch, "second") as usize) < FILES * PER_FILE {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B did not finish the refresh"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let refs: Vec<String> = watch
+        .query("SELECT ref FROM entities", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let unique: std::collections::BTreeSet<&String> = refs.iter().collect();
+    assert_eq!((refs.len(), unique.len()), (all + 1, all + 1));
+    assert_eq!(described(&mut watch, "first"), 0);
 }

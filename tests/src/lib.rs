@@ -17,6 +17,7 @@ mod github;
 mod harness;
 mod hostile;
 mod insights;
+mod pg_server;
 mod plugins;
 mod search;
 mod sentry;

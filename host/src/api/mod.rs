@@ -225,6 +225,8 @@ async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
         "ready": state.refresher.is_ready(),
+        // Whether this process refreshes and polls for its store.
+        "background": state.refresher.is_leading(),
         "catalog": stats,
         "search": {"documents": state.search.index.documents()},
     })))

@@ -196,6 +196,11 @@ impl Insights {
             let mut next_facts = start(facts_every);
             let mut next_events = start(events_every);
             loop {
+                if !super::holds_background(&this.store).await {
+                    // Another process polls; ask again later.
+                    tokio::time::sleep(super::LEASE_CHECK).await;
+                    continue;
+                }
                 let now = tokio::time::Instant::now();
                 if now >= next_events && !events_every.is_zero() {
                     let me = this.clone();

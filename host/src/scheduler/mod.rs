@@ -4,6 +4,11 @@
 //! Refreshes run on blocking threads (they read files and write SQLite) and
 //! one at a time, so the API never waits on the writer for long and two
 //! refreshes never contend.
+//!
+//! Of several processes sharing one store, only the holder of the
+//! [`BACKGROUND`] lease refreshes on the clock and polls plugins; the
+//! others ask for the lease every [`LEASE_CHECK`] and take over when its
+//! holder dies. A refresh someone asks for runs where it was asked.
 
 pub mod insights;
 
@@ -16,6 +21,29 @@ use tokio::sync::{Mutex, Notify};
 use crate::ingest::Ingestor;
 use crate::store::{Location, RefreshSummary, Store};
 
+/// The lease on refreshing and polling on the clock.
+pub const BACKGROUND: &str = "background";
+
+/// How often a process without the lease asks for it.
+pub const LEASE_CHECK: Duration = Duration::from_secs(5);
+
+/// Whether this process holds the [`BACKGROUND`] lease (taking it when it
+/// is free); a store that cannot say is taken as a no.
+pub async fn holds_background(store: &Arc<Store>) -> bool {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || store.leases.holds(BACKGROUND)).await {
+        Ok(Ok(held)) => held,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot ask for the background lease; leaving background work to others");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "asking for the background lease panicked");
+            false
+        }
+    }
+}
+
 /// Refreshes locations; shared by the loop and the API.
 pub struct Refresher {
     store: Arc<Store>,
@@ -23,6 +51,8 @@ pub struct Refresher {
     running: Mutex<()>,
     wake: Notify,
     ready: AtomicBool,
+    /// Whether this process held the background lease at its last check.
+    leading: AtomicBool,
 }
 
 impl Refresher {
@@ -33,12 +63,19 @@ impl Refresher {
             running: Mutex::new(()),
             wake: Notify::new(),
             ready: AtomicBool::new(false),
+            leading: AtomicBool::new(false),
         })
     }
 
-    /// True once every location has been read at least once.
+    /// True once every location has been read at least once, or once
+    /// another process is found reading them.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// Whether this process does the background work of its store.
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(Ordering::Acquire)
     }
 
     pub fn ingestor(&self) -> &Arc<Ingestor> {
@@ -150,17 +187,31 @@ impl Refresher {
         self.wake.notify_one();
     }
 
-    /// Runs forever: a full refresh now, then every `interval` or on
-    /// [`Refresher::wake`].
+    /// Runs forever: a full refresh now, then every `interval` while this
+    /// process holds the background lease, and on [`Refresher::wake`].
     pub fn spawn(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
+            let mut asked = false;
             loop {
-                this.refresh_all().await;
-                tokio::select! {
-                    _ = tokio::time::sleep(interval) => {}
-                    _ = this.wake.notified() => {}
+                let leading = holds_background(&this.store).await;
+                this.leading.store(leading, Ordering::Release);
+                if leading || asked {
+                    this.refresh_all().await;
+                } else {
+                    // Another process refreshes; this one serves what it
+                    // stored.
+                    this.ready.store(true, Ordering::Release);
                 }
+                let wait = if leading {
+                    interval
+                } else {
+                    interval.min(LEASE_CHECK)
+                };
+                asked = tokio::select! {
+                    _ = tokio::time::sleep(wait) => false,
+                    _ = this.wake.notified() => true,
+                };
             }
         })
     }

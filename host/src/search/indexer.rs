@@ -191,6 +191,13 @@ impl Indexer {
 
     /// Reflects the catalog's changes since the last call. Blocking.
     pub fn sync(&self) -> anyhow::Result<usize> {
+        if self.last_seq.load(Ordering::Acquire) < self.store.changes.forgotten_through()? {
+            // Other processes let the feed move past this index.
+            tracing::info!(
+                "the change feed no longer has what this index missed; building it again"
+            );
+            return self.build();
+        }
         let _busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         let from = self.last_seq.load(Ordering::Acquire);
         let changes = self.store.changes.entity_changes_after(from, 10_000)?;

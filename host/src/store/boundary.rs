@@ -1,7 +1,8 @@
 //! The store boundary: what the rest of the host needs from storage, one
 //! trait per capability. [`Store`](super::Store) holds one trait object
-//! per capability, all served by one backend (SQLite today); every backend
-//! passes the same conformance suite (`tests/src/store_conformance.rs`).
+//! per capability, all served by one backend (SQLite or PostgreSQL); every
+//! backend passes the same conformance suite
+//! (`tests/src/store_conformance.rs`).
 //!
 //! Each method is synchronous: callers run store calls off the async
 //! executor (`spawn_blocking`), as they did when the store was SQLite
@@ -170,8 +171,22 @@ pub trait ChangeFeed: Send + Sync {
     ) -> Result<Vec<(i64, String)>, StoreError>;
 
     /// Drops change entries up to `seq` once they are reflected, and once
-    /// the query index has applied them.
+    /// the query index has applied them. A store several processes follow
+    /// keeps them a while longer, for the others.
     fn forget_entity_changes(&self, seq: i64) -> Result<(), StoreError>;
+
+    /// The newest entry dropped for good: a follower behind it has missed
+    /// changes and must read the catalog whole again.
+    fn forgotten_through(&self) -> Result<i64, StoreError>;
+}
+
+/// Leases on background work: of the processes sharing one store, exactly
+/// one refreshes locations and polls plugins at a time, and another takes
+/// over when it dies.
+pub trait Leases: Send + Sync {
+    /// Whether this process holds the lease `name` now, taking it when
+    /// nobody does. A holder keeps it until it dies or loses its store.
+    fn holds(&self, name: &str) -> Result<bool, StoreError>;
 }
 
 /// Facts about entities (from CI pushes and plugins) and their history.

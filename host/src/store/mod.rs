@@ -19,6 +19,7 @@ mod events;
 mod facts;
 mod index;
 mod kv;
+pub mod migrate;
 mod pg;
 mod query;
 mod schema;
@@ -35,8 +36,8 @@ use serde::Serialize;
 pub use actions::ActionRun;
 pub use auth::{AuditEntry, AuditQuery, SessionRecord, TokenRecord};
 pub use boundary::{
-    Access, ActionRuns, CampaignSpecs, Catalog, ChangeFeed, Events, Facts, Locations, PluginState,
-    RefreshTx,
+    Access, ActionRuns, CampaignSpecs, Catalog, ChangeFeed, Events, Facts, Leases, Locations,
+    PluginState, RefreshTx,
 };
 pub use events::{EventQuery, EventRecord};
 pub use facts::{FactRecord, FactValue, RankedFact, valid_fact_name};
@@ -75,6 +76,8 @@ pub enum StoreError {
         url: String,
         source: tokio_postgres::Error,
     },
+    #[error("cannot take the lease {name}: {why}")]
+    Lease { name: String, why: String },
     #[error("location {0} already exists")]
     LocationExists(String),
     #[error("corrupt stored value: {0}")]
@@ -177,6 +180,7 @@ pub struct Store {
     pub actions: Arc<dyn ActionRuns>,
     pub plugin_state: Arc<dyn PluginState>,
     pub access: Arc<dyn Access>,
+    pub leases: Arc<dyn Leases>,
 }
 
 impl Store {
@@ -212,6 +216,7 @@ impl Store {
             + ActionRuns
             + PluginState
             + Access
+            + Leases
             + 'static,
     {
         Store {
@@ -223,7 +228,8 @@ impl Store {
             events: backend.clone(),
             actions: backend.clone(),
             plugin_state: backend.clone(),
-            access: backend,
+            access: backend.clone(),
+            leases: backend,
         }
     }
 }
@@ -248,6 +254,8 @@ pub struct Sqlite {
     groups_cache: Mutex<std::collections::HashMap<String, (u64, Vec<String>)>>,
     /// Sessions by the hash of their cookie, with when each was read.
     session_cache: Mutex<std::collections::HashMap<Vec<u8>, (i64, SessionRecord)>>,
+    /// Lease files this process holds locked, by lease name.
+    leases: Mutex<std::collections::HashMap<String, std::fs::File>>,
     /// Signs paging cursors, so a client cannot forge one (see `query.rs`).
     cursor_key: Vec<u8>,
     /// What by-query asks, kept in memory (see `index.rs`).
@@ -436,6 +444,7 @@ impl Sqlite {
             generation: AtomicU64::new(1),
             groups_cache: Mutex::default(),
             session_cache: Mutex::default(),
+            leases: Mutex::default(),
             facet_cache: Mutex::new(Default::default()),
             count_cache: Mutex::new(None),
             cursor_key,
@@ -487,6 +496,37 @@ impl Sqlite {
             self.reader_free.notify_one();
         }
         result
+    }
+}
+
+/// A lease is a lock on a file beside the store (`greenroom.db.background.lease`),
+/// which the operating system lets go when the process dies.
+impl Leases for Sqlite {
+    fn holds(&self, name: &str) -> Result<bool, StoreError> {
+        let mut held = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        if held.contains_key(name) {
+            return Ok(true);
+        }
+        let mut path = self.path.clone().into_os_string();
+        path.push(format!(".{name}.lease"));
+        let failed = |why: String| StoreError::Lease {
+            name: name.to_string(),
+            why,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| failed(format!("{}: {e}", PathBuf::from(&path).display())))?;
+        match file.try_lock() {
+            Ok(()) => {
+                held.insert(name.to_string(), file);
+                Ok(true)
+            }
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => Err(failed(e.to_string())),
+        }
     }
 }
 

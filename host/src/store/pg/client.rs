@@ -15,16 +15,16 @@ use tokio_postgres::{Error, Row, RowStream, Statement, ToStatement};
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
 /// One connection.
-pub(super) struct Client(pub(super) tokio_postgres::Client);
+pub(in crate::store) struct Client(pub(in crate::store) tokio_postgres::Client);
 
 /// A transaction, rolled back when dropped uncommitted.
-pub(super) struct Transaction<'a>(tokio_postgres::Transaction<'a>);
+pub(in crate::store) struct Transaction<'a>(tokio_postgres::Transaction<'a>);
 
 /// Rows read as they are taken.
-pub(super) struct Rows(Pin<Box<RowStream>>);
+pub(in crate::store) struct Rows(Pin<Box<RowStream>>);
 
 impl Rows {
-    pub(super) fn next(&mut self) -> Result<Option<Row>, Error> {
+    pub(in crate::store) fn next(&mut self) -> Result<Option<Row>, Error> {
         block_on(self.0.try_next())
     }
 }
@@ -34,7 +34,7 @@ macro_rules! statements {
     ($t:ty) => {
         #[allow(dead_code, reason = "not every statement runs in both")]
         impl $t {
-            pub(super) fn query<T: ?Sized + ToStatement>(
+            pub(in crate::store) fn query<T: ?Sized + ToStatement>(
                 &mut self,
                 q: &T,
                 params: Params<'_>,
@@ -42,7 +42,7 @@ macro_rules! statements {
                 block_on(self.0.query(q, params))
             }
 
-            pub(super) fn query_one<T: ?Sized + ToStatement>(
+            pub(in crate::store) fn query_one<T: ?Sized + ToStatement>(
                 &mut self,
                 q: &T,
                 params: Params<'_>,
@@ -50,7 +50,7 @@ macro_rules! statements {
                 block_on(self.0.query_one(q, params))
             }
 
-            pub(super) fn query_opt<T: ?Sized + ToStatement>(
+            pub(in crate::store) fn query_opt<T: ?Sized + ToStatement>(
                 &mut self,
                 q: &T,
                 params: Params<'_>,
@@ -58,7 +58,7 @@ macro_rules! statements {
                 block_on(self.0.query_opt(q, params))
             }
 
-            pub(super) fn execute<T: ?Sized + ToStatement>(
+            pub(in crate::store) fn execute<T: ?Sized + ToStatement>(
                 &mut self,
                 q: &T,
                 params: Params<'_>,
@@ -66,11 +66,11 @@ macro_rules! statements {
                 block_on(self.0.execute(q, params))
             }
 
-            pub(super) fn batch_execute(&mut self, sql: &str) -> Result<(), Error> {
+            pub(in crate::store) fn batch_execute(&mut self, sql: &str) -> Result<(), Error> {
                 block_on(self.0.batch_execute(sql))
             }
 
-            pub(super) fn prepare(&mut self, sql: &str) -> Result<Statement, Error> {
+            pub(in crate::store) fn prepare(&mut self, sql: &str) -> Result<Statement, Error> {
                 block_on(self.0.prepare(sql))
             }
         }
@@ -81,23 +81,27 @@ statements!(Client);
 statements!(Transaction<'_>);
 
 impl Client {
-    pub(super) fn is_closed(&self) -> bool {
+    pub(in crate::store) fn is_closed(&self) -> bool {
         self.0.is_closed()
     }
 
-    pub(super) fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
+    pub(in crate::store) fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
         Ok(Transaction(block_on(self.0.transaction())?))
     }
 
     /// Rows of `sql`, read as they are taken.
-    pub(super) fn query_raw(&mut self, sql: &str, params: Params<'_>) -> Result<Rows, Error> {
+    pub(in crate::store) fn query_raw(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Rows, Error> {
         let stream = block_on(self.0.query_raw(sql, params.iter().copied()))?;
         Ok(Rows(Box::pin(stream)))
     }
 }
 
 impl Transaction<'_> {
-    pub(super) fn commit(self) -> Result<(), Error> {
+    pub(in crate::store) fn commit(self) -> Result<(), Error> {
         block_on(self.0.commit())
     }
 }

@@ -46,7 +46,7 @@ const POOLED: usize = 8;
 const MIGRATION_LOCK: i64 = 0x6772_6565_6e72;
 
 /// The key of the advisory lock every write of entities runs under.
-const CATALOG_LOCK: i64 = 0x6772_6565_6e73;
+pub(super) const CATALOG_LOCK: i64 = 0x6772_6565_6e73;
 
 /// Each entry is one schema version; never edit a released one, add the
 /// next.
@@ -249,6 +249,16 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX events_at ON events(at_ms);
     CREATE INDEX events_entity ON events(entity_ref, at_ms);",
+    // 4: several processes follow the change feed: entries are kept a
+    // while after one applied them, and the newest dropped for good is
+    // known, so a follower that fell behind it reads the catalog whole.
+    "ALTER TABLE entity_changes ADD COLUMN at_ms BIGINT NOT NULL
+        DEFAULT (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT;
+    CREATE TABLE feed_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        forgotten BIGINT NOT NULL
+    );
+    INSERT INTO feed_state (id, forgotten) VALUES (1, 0);",
 ];
 
 /// The PostgreSQL backend.
@@ -262,6 +272,9 @@ pub struct Postgres {
     generation: AtomicU64,
     /// Drives the connections; shut down when the store is dropped.
     runtime: Option<tokio::runtime::Runtime>,
+    /// The connections holding this process's leases (a session-level
+    /// advisory lock each), by lease name.
+    leases: Mutex<std::collections::HashMap<String, Client>>,
 }
 
 impl Drop for Postgres {
@@ -282,6 +295,7 @@ impl Postgres {
             pool: Mutex::new(Vec::new()),
             cursor_key: Vec::new(),
             generation: AtomicU64::new(1),
+            leases: Mutex::default(),
             runtime: Some(
                 tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
@@ -361,7 +375,7 @@ impl Postgres {
     }
 
     /// A connection of its own: from the pool, or a new one.
-    fn take(&self) -> Result<Client, StoreError> {
+    pub(super) fn take(&self) -> Result<Client, StoreError> {
         let pooled = self.pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
         match pooled {
             Some(c) if !c.is_closed() => Ok(c),

@@ -13,8 +13,8 @@ use super::{CATALOG_LOCK, Postgres};
 use crate::catalog::{EntityRef, ValidEntity};
 use crate::store::write::{Existing, Put, RefreshBook};
 use crate::store::{
-    ChangeFeed, Location, Locations, Origin, ProblemRecord, RefreshSummary, RefreshTx, Rejected,
-    StoreError, now_ms,
+    ChangeFeed, Leases, Location, Locations, Origin, ProblemRecord, RefreshSummary, RefreshTx,
+    Rejected, StoreError, now_ms,
 };
 
 const LOCATION_SELECT: &str = "SELECT l.id, l.type, l.target, l.origin, l.last_refresh_ms,
@@ -454,10 +454,52 @@ impl ChangeFeed for Postgres {
         })
     }
 
+    /// Entries stay [`FEED_RETENTION`] after one follower applied them,
+    /// for the other processes' followers.
     fn forget_entity_changes(&self, seq: i64) -> Result<(), StoreError> {
+        let before = now_ms() - FEED_RETENTION.as_millis() as i64;
         self.with(|c| {
-            c.execute("DELETE FROM entity_changes WHERE seq <= $1", &[&seq])?;
+            c.execute(
+                "WITH gone AS (DELETE FROM entity_changes WHERE seq <= $1 AND at_ms < $2 RETURNING seq)
+                 UPDATE feed_state SET forgotten = GREATEST(forgotten, (SELECT COALESCE(max(seq), 0) FROM gone))",
+                &[&seq, &before],
+            )?;
             Ok(())
         })
+    }
+
+    fn forgotten_through(&self) -> Result<i64, StoreError> {
+        self.with(|c| Ok(c.query_one("SELECT forgotten FROM feed_state", &[])?.get(0)))
+    }
+}
+
+/// How long a change-feed entry outlives its first follower.
+const FEED_RETENTION: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// A lease is a session-level advisory lock held by a connection of its
+/// own: PostgreSQL lets go of it when that connection ends, the process
+/// holding it dying included.
+impl Leases for Postgres {
+    fn holds(&self, name: &str) -> Result<bool, StoreError> {
+        let mut held = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = held.get_mut(name) {
+            if c.batch_execute("SELECT 1").is_ok() {
+                return Ok(true);
+            }
+            // Its connection is gone, and the lease with it.
+            held.remove(name);
+        }
+        let mut c = self.take()?;
+        // The two-key form: a space of its own, apart from the one-key
+        // locks of migrations, refreshes and kv quotas.
+        let got: bool = c
+            .query_one("SELECT pg_try_advisory_lock(1, hashtext($1))", &[&name])?
+            .get(0);
+        if got {
+            held.insert(name.to_string(), c);
+        } else {
+            self.give_back(c);
+        }
+        Ok(got)
     }
 }
