@@ -30,6 +30,11 @@ pub enum Bench {
         /// the API, and the Backstage frontend's queries), or `all`.
         #[arg(long, default_value = "all")]
         part: Part,
+        /// Where the server keeps its store: `sqlite` (the default) or
+        /// `postgres` (a PostgreSQL 15 server of the benchmark's own, from
+        /// Debian's packages, data in a temporary folder, fsync off).
+        #[arg(long, default_value = "sqlite")]
+        database: Database,
     },
     /// Plugin call latency, compile and cached load, and drop-in hot loading.
     Plugins {
@@ -79,6 +84,13 @@ pub enum Bench {
     },
 }
 
+/// The store a benchmarked server uses.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Database {
+    Sqlite,
+    Postgres,
+}
+
 /// Which part of the catalog benchmark to run.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Part {
@@ -93,9 +105,17 @@ pub fn run(what: Bench) -> anyhow::Result<()> {
             entities,
             requests,
             part,
+            database,
         } => {
             if entities < 1000 {
                 bail!("--entities must be at least 1000");
+            }
+            if database == Database::Postgres {
+                if part == Part::Backstage {
+                    bail!("--database postgres measures our part only for now");
+                }
+                tools::ensure_debian(crate::POSTGRES_PACKAGES)?;
+                return catalog_on_postgres(entities, requests);
             }
             if part != Part::Backstage {
                 catalog(entities, requests)?;
@@ -391,17 +411,106 @@ pub(crate) fn samples(
     Ok(samples)
 }
 
-fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
-    let (bin, config, dir) = prepare(
+/// The catalog's own rows with the store in PostgreSQL.
+fn catalog_on_postgres(n: usize, requests: usize) -> anyhow::Result<()> {
+    let (bin, config, _dir) = prepare(
         &format!("catalog-{n}"),
         |org| generate(org, n),
         "[[catalog.locations]]\ntype = \"file\"\ntarget = \"org/part-*.yaml\"\n",
     )?;
+    let server = crate::pg_server::pg_server();
+    let text = std::fs::read_to_string(&config)?.replacen(
+        "[server]\n",
+        &format!("[server]\ndatabase = \"{}\"\n", server.database()),
+        1,
+    );
+    std::fs::write(&config, text)?;
+    let (rows, _server, _conn) = catalog_rows(&bin, &config, n, requests)?;
+    append_row(
+        &tools::workspace_root()?.join("BENCHMARKS.md"),
+        "## Catalog on PostgreSQL",
+        &rows.row(n),
+    )
+}
 
+/// What `catalog_rows` measured.
+struct CatalogRows {
+    ingest: Duration,
+    by_name: (f64, f64),
+    list_team: (f64, f64),
+    list_broad: (f64, f64),
+    facets: (f64, f64),
+    facets_cold: (f64, f64),
+    facets_kind: (f64, f64),
+    by_query: (f64, f64),
+    rss: f64,
+}
+
+impl CatalogRows {
+    /// Prints the figures and answers them as a BENCHMARKS.md row.
+    fn row(&self, n: usize) -> String {
+        let fmt = |(p50, p99): (f64, f64)| format!("{p50:.2} / {p99:.2}");
+        let rate = n as f64 / self.ingest.as_secs_f64();
+        println!("entities               {n}");
+        println!(
+            "ingest (empty store)   {:.1} s ({rate:.0} entities/s)",
+            self.ingest.as_secs_f64()
+        );
+        println!("by-name p50/p99        {} ms", fmt(self.by_name));
+        println!(
+            "team list p50/p99      {} ms  (filter kind+spec.owner, order by name, limit 50)",
+            fmt(self.list_team)
+        );
+        println!(
+            "broad list p50/p99     {} ms  (filter kind+spec.lifecycle, limit 50)",
+            fmt(self.list_broad)
+        );
+        println!(
+            "facets p50/p99         {} ms  (kind, spec.type, spec.owner; cached until the next write)",
+            fmt(self.facets)
+        );
+        println!(
+            "facets uncached        {} ms  (same, Cache-Control: no-cache)",
+            fmt(self.facets_cold)
+        );
+        println!(
+            "kind facets uncached   {} ms  (spec.type, spec.owner, spec.lifecycle of components, no-cache)",
+            fmt(self.facets_kind)
+        );
+        println!(
+            "by-query p50/p99       {} ms  (kind filter, full text, order by name, 20)",
+            fmt(self.by_query)
+        );
+        println!("server peak RSS        {:.0} MiB", self.rss);
+        format!(
+            "| {} | {n} | {:.1} s ({rate:.0}/s) | {} | {} | {} | {} | {} | {} | {} | {:.0} MiB |\n",
+            humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+            self.ingest.as_secs_f64(),
+            fmt(self.by_name),
+            fmt(self.list_team),
+            fmt(self.list_broad),
+            fmt(self.facets),
+            fmt(self.facets_cold),
+            fmt(self.facets_kind),
+            fmt(self.by_query),
+            self.rss,
+        )
+    }
+}
+
+/// Starts the server on `config`, times its ingest of the `n`-entity
+/// organisation and measures the catalog's queries; answers the figures
+/// with the server still running.
+fn catalog_rows(
+    bin: &Path,
+    config: &Path,
+    n: usize,
+    requests: usize,
+) -> anyhow::Result<(CatalogRows, Server, Conn)> {
     let started = Instant::now();
-    let server = start(&bin, &config)?;
+    let server = start(bin, config)?;
     let mut conn = Conn::open(server.addr)?;
-    let health = wait_ready(&mut conn, Duration::from_secs(600))?;
+    let health = wait_ready(&mut conn, Duration::from_secs(1800))?;
     let count = health["catalog"]["entities"].as_u64().unwrap_or(0) as usize;
     if count != n {
         bail!("ingested {count} entities, expected {n}: {health}");
@@ -411,7 +520,6 @@ fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
         "xtask: ingested {n} entities in {:.1} s",
         ingest.as_secs_f64()
     );
-
     let shape = Shape::of(n);
     let mut rng = Rng(42);
     let by_name = measure(&mut conn, requests, |_| {
@@ -460,6 +568,29 @@ fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
             rng.below(shape.components)
         )
     })?;
+    let rss = peak_rss_mib(server.child.id())?;
+    let rows = CatalogRows {
+        ingest,
+        by_name,
+        list_team,
+        list_broad,
+        facets,
+        facets_cold,
+        facets_kind,
+        by_query,
+        rss,
+    };
+    Ok((rows, server, conn))
+}
+
+fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
+    let (bin, config, dir) = prepare(
+        &format!("catalog-{n}"),
+        |org| generate(org, n),
+        "[[catalog.locations]]\ntype = \"file\"\ntarget = \"org/part-*.yaml\"\n",
+    )?;
+    let (mut rows, server, mut conn) = catalog_rows(&bin, &config, n, requests)?;
+    let shape = Shape::of(n);
     // Sign-in costs: the same by-name read with a stored API token (hash,
     // lookup, policy, audit of nothing since it is a read), against none.
     let token = create_token(&bin, &config, "facts:write")?;
@@ -520,55 +651,11 @@ fn catalog(n: usize, requests: usize) -> anyhow::Result<()> {
             fmt(scrape),
         ),
     )?;
-    let rate = n as f64 / ingest.as_secs_f64();
-    println!("entities               {n}");
-    println!(
-        "ingest (empty store)   {:.1} s ({rate:.0} entities/s)",
-        ingest.as_secs_f64()
-    );
-    println!("by-name p50/p99        {} ms", fmt(by_name));
-    println!(
-        "team list p50/p99      {} ms  (filter kind+spec.owner, order by name, limit 50)",
-        fmt(list_team)
-    );
-    println!(
-        "broad list p50/p99     {} ms  (filter kind+spec.lifecycle, limit 50)",
-        fmt(list_broad)
-    );
-    println!(
-        "facets p50/p99         {} ms  (kind, spec.type, spec.owner; cached until the next write)",
-        fmt(facets)
-    );
-    println!(
-        "facets uncached        {} ms  (same, Cache-Control: no-cache)",
-        fmt(facets_cold)
-    );
-    println!(
-        "kind facets uncached   {} ms  (spec.type, spec.owner, spec.lifecycle of components, no-cache)",
-        fmt(facets_kind)
-    );
-    println!(
-        "by-query p50/p99       {} ms  (kind filter, full text, order by name, 20)",
-        fmt(by_query)
-    );
-    println!("server peak RSS        {rss:.0} MiB");
-
-    let row = format!(
-        "| {} | {n} | {:.1} s ({rate:.0}/s) | {} | {} | {} | {} | {} | {} | {} | {rss:.0} MiB |\n",
-        humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
-        ingest.as_secs_f64(),
-        fmt(by_name),
-        fmt(list_team),
-        fmt(list_broad),
-        fmt(facets),
-        fmt(facets_cold),
-        fmt(facets_kind),
-        fmt(by_query),
-    );
+    rows.rss = rss;
     append_row(
         &tools::workspace_root()?.join("BENCHMARKS.md"),
         "## Catalog",
-        &row,
+        &rows.row(n),
     )
 }
 

@@ -9,6 +9,8 @@ mod first_party;
 mod http;
 mod insights_bench;
 mod load_bench;
+#[path = "../../tests/src/pg_server.rs"]
+mod pg_server;
 mod search_bench;
 mod session_bench;
 mod tools;
@@ -91,7 +93,7 @@ const BROWSER_PACKAGES: &[&str] = &["chromium", "chromium-driver"];
 
 /// The store conformance suite runs on a PostgreSQL server of its own,
 /// started by the tests from Debian's binaries.
-const POSTGRES_PACKAGES: &[&str] = &["postgresql"];
+pub(crate) const POSTGRES_PACKAGES: &[&str] = &["postgresql"];
 
 /// The plugins the demo portal runs.
 const DEMO_PLUGINS: &[&str] = &["hello", "github", "sentry", "coverage", "techdocs"];
