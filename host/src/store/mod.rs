@@ -246,7 +246,7 @@ pub struct Sqlite {
     /// Facet counts by query, valid for one generation: the catalog page
     /// asks for the same facets on every view, and they change only when a
     /// refresh commits.
-    facet_cache: Mutex<std::collections::HashMap<String, (u64, Facets)>>,
+    facet_cache: Versioned<Facets>,
     /// The entity count and the generation it was counted at.
     count_cache: Mutex<Option<(u64, i64)>>,
     /// Every group of a User (`groups_of`), by generation: asked on every
@@ -262,6 +262,39 @@ pub struct Sqlite {
     index: index::QueryIndex,
     /// Checkpoints the WAL off the writer's path (see `checkpoint.rs`).
     _checkpoint: checkpoint::Checkpointer,
+}
+
+/// Answers kept by query while the catalog stays at the version they
+/// were computed at (at most 256; then it starts again).
+pub(crate) struct Versioned<V>(Mutex<std::collections::HashMap<String, (u64, V)>>);
+
+impl<V> Default for Versioned<V> {
+    fn default() -> Self {
+        Versioned(Mutex::default())
+    }
+}
+
+impl<V: Clone> Versioned<V> {
+    /// The answer to `key` at `version`, computed by `compute` unless kept.
+    pub(crate) fn get_or(
+        &self,
+        key: String,
+        version: u64,
+        compute: impl FnOnce() -> Result<V, StoreError>,
+    ) -> Result<V, StoreError> {
+        if let Some((v, hit)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
+            && *v == version
+        {
+            return Ok(hit.clone());
+        }
+        let answer = compute()?;
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= 256 {
+            cache.clear();
+        }
+        cache.insert(key, (version, answer.clone()));
+        Ok(answer)
+    }
 }
 
 /// Facet name → (value, count), most frequent first.
@@ -445,7 +478,7 @@ impl Sqlite {
             groups_cache: Mutex::default(),
             session_cache: Mutex::default(),
             leases: Mutex::default(),
-            facet_cache: Mutex::new(Default::default()),
+            facet_cache: Versioned::default(),
             count_cache: Mutex::new(None),
             cursor_key,
             index: index::QueryIndex::default(),

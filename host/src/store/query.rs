@@ -798,24 +798,10 @@ impl Catalog for Sqlite {
     }
 
     fn facets(&self, facets: &[String], filter: &Filter) -> Result<Facets, StoreError> {
-        let key = format!("{facets:?}|{filter:?}");
-        let generation = self.generation();
-        if let Some((g, hit)) = self
-            .facet_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            && *g == generation
-        {
-            return Ok(hit.clone());
-        }
-        let result = self.facets_uncached(facets, filter)?;
-        let mut cache = self.facet_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= 256 {
-            cache.clear();
-        }
-        cache.insert(key, (generation, result.clone()));
-        Ok(result)
+        self.facet_cache
+            .get_or(format!("{facets:?}|{filter:?}"), self.generation(), || {
+                self.facets_uncached(facets, filter)
+            })
     }
 
     fn facets_uncached(&self, facets: &[String], filter: &Filter) -> Result<Facets, StoreError> {

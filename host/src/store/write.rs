@@ -149,6 +149,13 @@ impl RefreshBook {
         })))
     }
 
+    /// Takes back the decision to write `key` as a new entity: the
+    /// database found it was another location's after all.
+    pub(super) fn refuse_new(&mut self, key: &str) {
+        self.seen_refs.remove(key);
+        self.summary.added -= 1;
+    }
+
     /// The errors to keep on `existing` (the stored `entity_ref`, now
     /// invalid), as its status items; `None` when it is not this refresh's
     /// to keep.

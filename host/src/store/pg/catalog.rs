@@ -250,9 +250,21 @@ impl Catalog for Postgres {
         })
     }
 
-    /// Not cached: another replica may have changed the catalog.
+    /// Kept while the shared change feed stands still: a write through
+    /// any process moves it.
     fn facets(&self, facets: &[String], filter: &Filter) -> Result<Facets, StoreError> {
-        self.facets_uncached(facets, filter)
+        let head = self.with(|c| {
+            Ok(c.query_one(
+                "SELECT GREATEST((SELECT COALESCE(max(seq), 0) FROM entity_changes),
+                                 (SELECT forgotten FROM feed_state))",
+                &[],
+            )?
+            .get::<_, i64>(0))
+        })?;
+        self.facet_cache
+            .get_or(format!("{facets:?}|{filter:?}"), head as u64, || {
+                self.facets_uncached(facets, filter)
+            })
     }
 
     fn facets_uncached(&self, facets: &[String], filter: &Filter) -> Result<Facets, StoreError> {

@@ -275,6 +275,8 @@ pub struct Postgres {
     /// The connections holding this process's leases (a session-level
     /// advisory lock each), by lease name.
     leases: Mutex<std::collections::HashMap<String, Client>>,
+    /// Facet counts by query, by change-feed position.
+    facet_cache: super::Versioned<super::Facets>,
 }
 
 impl Drop for Postgres {
@@ -296,6 +298,7 @@ impl Postgres {
             cursor_key: Vec::new(),
             generation: AtomicU64::new(1),
             leases: Mutex::default(),
+            facet_cache: super::Versioned::default(),
             runtime: Some(
                 tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)

@@ -147,12 +147,33 @@ impl Locations for Postgres {
         {
             return Err(e.into());
         }
-        Ok(Box::new(PgRefresh {
+        let mut refresh = PgRefresh {
             store: self,
             client: Some(client),
             book: RefreshBook::new(location_id),
             statements: HashMap::new(),
-        }))
+            own: HashMap::new(),
+        };
+        // This location's entities, read once: a refresh then asks the
+        // database nothing about an entity it already knows.
+        for r in refresh.query(
+            "SELECT ref, id, uid, location_id, etag, source, errors IS NOT NULL FROM entities
+             WHERE location_id = $1",
+            &[&location_id],
+        )? {
+            refresh.own.insert(
+                r.get(0),
+                Existing {
+                    id: r.get(1),
+                    uid: r.get(2),
+                    location_id: r.get(3),
+                    etag: r.get(4),
+                    source: r.get(5),
+                    has_errors: r.get(6),
+                },
+            );
+        }
+        Ok(Box::new(refresh))
     }
 }
 
@@ -164,6 +185,10 @@ struct PgRefresh<'s> {
     client: Option<Client>,
     book: RefreshBook,
     statements: HashMap<&'static str, Statement>,
+    /// The stored rows of this location's entities not met yet, by ref.
+    /// Any other ref is new here, or another location's (then its insert
+    /// finds it taken).
+    own: HashMap<String, Existing>,
 }
 
 impl PgRefresh<'_> {
@@ -201,20 +226,27 @@ impl PgRefresh<'_> {
         Ok(s)
     }
 
-    fn existing(&mut self, key: &str) -> Result<Option<Existing>, StoreError> {
-        let rows = self.query(
-            "SELECT id, uid, location_id, etag, source, errors IS NOT NULL FROM entities WHERE ref = $1",
-            &[&key],
-        )?;
-        Ok(rows.first().map(|r| Existing {
-            id: r.get(0),
-            uid: r.get(1),
-            location_id: r.get(2),
-            etag: r.get(3),
-            source: r.get(4),
-            has_errors: r.get(5),
-        }))
+    /// Where the entity `key` is stored now, when that is another
+    /// location: its type and target, for the message.
+    fn claimed_by(&mut self, key: &str) -> Result<String, StoreError> {
+        Ok(self
+            .query(
+                "SELECT l.type || ':' || l.target FROM entities e JOIN locations l ON l.id = e.location_id
+                 WHERE e.ref = $1",
+                &[&key],
+            )?
+            .first()
+            .map_or_else(|| "another location".to_string(), |r| r.get(0)))
     }
+}
+
+/// The search rows of an entity as `unnest` takes them.
+fn search_columns(flat: &[(String, String, Option<String>)]) -> [Vec<Option<&str>>; 3] {
+    [
+        flat.iter().map(|(k, _, _)| Some(k.as_str())).collect(),
+        flat.iter().map(|(_, v, _)| Some(v.as_str())).collect(),
+        flat.iter().map(|(_, _, o)| o.as_deref()).collect(),
+    ]
 }
 
 impl RefreshTx for PgRefresh<'_> {
@@ -234,23 +266,13 @@ impl RefreshTx for PgRefresh<'_> {
             relations,
         } = entity;
         let key = entity_ref.to_string();
-        let existing = self.existing(&key)?;
-        let client = self
-            .client
-            .as_mut()
-            .expect("an open refresh has its connection");
+        // Met once: a second definition is the book's duplicate.
+        let existing = self.own.remove(&key);
         let decided = self.book.put(
             (&key, value, owner),
             source,
             existing.as_ref(),
-            &mut |location| {
-                Ok(client
-                    .query_opt(
-                        "SELECT type || ':' || target FROM locations WHERE id = $1",
-                        &[&location],
-                    )?
-                    .map_or_else(|| location.to_string(), |r| r.get(0)))
-            },
+            &mut |location| Ok(location.to_string()),
         )?;
         let p = match decided {
             Put::Refused(why) => return Ok(Err(why)),
@@ -266,63 +288,75 @@ impl RefreshTx for PgRefresh<'_> {
             Put::Write(p) => p,
         };
         let now = now_ms();
-        let id: i64 = match &existing {
-            Some(e) => {
-                self.execute(
-                    "UPDATE entities SET title = $2, owner_ref = $3, source = $4, etag = $5, body = $6,
-                     errors = NULL, updated_ms = $7 WHERE id = $1",
-                    &[&e.id, &p.title, &p.owner, &source, &p.etag, &p.body, &now],
-                )?;
-                self.execute("DELETE FROM search WHERE entity_id = $1", &[&e.id])?;
-                self.execute("DELETE FROM relations WHERE source_ref = $1", &[&key])?;
-                e.id
-            }
-            None => {
-                let location_id = self.book.location_id.clone();
-                let id = self.query(
-                    "INSERT INTO entities (uid, ref, kind, namespace, name, title, owner_ref, location_id, source,
-                     etag, body, created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
-                     RETURNING id",
-                    &[
-                        &p.uid,
-                        &key,
-                        &entity_ref.kind,
-                        &entity_ref.namespace,
-                        &entity_ref.name,
-                        &p.title,
-                        &p.owner,
-                        &location_id,
-                        &source,
-                        &p.etag,
-                        &p.body,
-                        &now,
-                    ],
-                )?[0]
-                    .get(0);
-                self.book.seen.insert(id);
-                id
-            }
-        };
-        // One statement each for the search rows and the relations.
-        let keys: Vec<&str> = p.flat.iter().map(|(k, _, _)| k.as_str()).collect();
-        let values: Vec<&str> = p.flat.iter().map(|(_, v, _)| v.as_str()).collect();
-        let originals: Vec<Option<&str>> = p.flat.iter().map(|(_, _, o)| o.as_deref()).collect();
-        self.execute(
-            "INSERT INTO search (key, value, entity_id, original)
-             SELECT k, v, $3, o FROM unnest($1::TEXT[], $2::TEXT[], $4::TEXT[]) AS t(k, v, o)
-             ON CONFLICT DO NOTHING",
-            &[&keys, &values, &id, &originals],
-        )?;
-        if !relations.is_empty() {
-            let types: Vec<&str> = relations.iter().map(|r| r.kind).collect();
-            let targets: Vec<String> = relations.iter().map(|r| r.target.to_string()).collect();
-            self.execute(
-                "INSERT INTO relations (source_ref, type, target_ref)
-                 SELECT $1, t, r FROM unnest($2::TEXT[], $3::TEXT[]) AS x(t, r)
-                 ON CONFLICT DO NOTHING",
-                &[&key, &types, &targets],
+        let [keys, values, originals] = search_columns(&p.flat);
+        let types: Vec<&str> = relations.iter().map(|r| r.kind).collect();
+        let targets: Vec<String> = relations.iter().map(|r| r.target.to_string()).collect();
+        let Some(e) = &existing else {
+            // One statement: the entity (unless another location has it),
+            // its search rows and its relations.
+            let location_id = self.book.location_id.clone();
+            let inserted = self.query(
+                "WITH e AS (
+                    INSERT INTO entities (uid, ref, kind, namespace, name, title, owner_ref, location_id,
+                        source, etag, body, created_ms, updated_ms)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+                    ON CONFLICT (ref) DO NOTHING RETURNING id),
+                 s AS (INSERT INTO search (key, value, entity_id, original)
+                    SELECT k, v, e.id, o FROM e, unnest($13::TEXT[], $14::TEXT[], $15::TEXT[]) AS t(k, v, o)
+                    ON CONFLICT DO NOTHING),
+                 r AS (INSERT INTO relations (source_ref, type, target_ref)
+                    SELECT $2, t, x FROM e, unnest($16::TEXT[], $17::TEXT[]) AS u(t, x)
+                    ON CONFLICT DO NOTHING)
+                 SELECT id FROM e",
+                &[
+                    &p.uid,
+                    &key,
+                    &entity_ref.kind,
+                    &entity_ref.namespace,
+                    &entity_ref.name,
+                    &p.title,
+                    &p.owner,
+                    &location_id,
+                    &source,
+                    &p.etag,
+                    &p.body,
+                    &now,
+                    &keys,
+                    &values,
+                    &originals,
+                    &types,
+                    &targets,
+                ],
             )?;
-        }
+            let Some(row) = inserted.first() else {
+                // Another location claimed it first.
+                self.book.refuse_new(&key);
+                return Ok(Err(Rejected::ClaimedElsewhere {
+                    location: self.claimed_by(&key)?,
+                }));
+            };
+            self.book.seen.insert(row.get(0));
+            return Ok(Ok(()));
+        };
+        self.execute(
+            "WITH u AS (UPDATE entities SET title = $2, owner_ref = $3, source = $4, etag = $5, body = $6,
+                errors = NULL, updated_ms = $7 WHERE id = $1),
+             s AS (DELETE FROM search WHERE entity_id = $1),
+             r AS (DELETE FROM relations WHERE source_ref = $8)
+             SELECT 1",
+            &[&e.id, &p.title, &p.owner, &source, &p.etag, &p.body, &now, &key],
+        )?;
+        // Apart: rows deleted and inserted in one statement could collide.
+        self.execute(
+            "WITH s AS (INSERT INTO search (key, value, entity_id, original)
+                SELECT k, v, $1, o FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[]) AS t(k, v, o)
+                ON CONFLICT DO NOTHING),
+             r AS (INSERT INTO relations (source_ref, type, target_ref)
+                SELECT $5, t, x FROM unnest($6::TEXT[], $7::TEXT[]) AS u(t, x)
+                ON CONFLICT DO NOTHING)
+             SELECT 1",
+            &[&e.id, &keys, &values, &originals, &key, &types, &targets],
+        )?;
         Ok(Ok(()))
     }
 
@@ -331,7 +365,7 @@ impl RefreshTx for PgRefresh<'_> {
         entity_ref: &EntityRef,
         errors: &[String],
     ) -> Result<bool, StoreError> {
-        let existing = self.existing(&entity_ref.to_string())?;
+        let existing = self.own.remove(&entity_ref.to_string());
         let Some((id, json)) = self.book.keep_invalid(entity_ref, existing, errors) else {
             return Ok(false);
         };
