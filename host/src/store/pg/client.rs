@@ -5,6 +5,7 @@
 //! worker included (`Portal::open` at start-up), where the `postgres`
 //! crate, which runs a runtime per connection, panics.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 
 use futures::TryStreamExt as _;
@@ -14,8 +15,16 @@ use tokio_postgres::{Error, Row, RowStream, Statement, ToStatement};
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
-/// One connection.
-pub(in crate::store) struct Client(pub(in crate::store) tokio_postgres::Client);
+/// Statements kept prepared per connection; past this many the cache
+/// starts again (filters make SQL of many shapes).
+const PREPARED: usize = 256;
+
+/// One connection, with the statements it has prepared: a statement run
+/// as text would cost a round trip to prepare it every time.
+pub(in crate::store) struct Client {
+    inner: tokio_postgres::Client,
+    prepared: HashMap<String, Statement>,
+}
 
 /// A transaction, rolled back when dropped uncommitted.
 pub(in crate::store) struct Transaction<'a>(tokio_postgres::Transaction<'a>);
@@ -29,10 +38,10 @@ impl Rows {
     }
 }
 
-/// The statements both a connection and a transaction run.
+/// The statements a transaction runs (text, or prepared).
 macro_rules! statements {
     ($t:ty) => {
-        #[allow(dead_code, reason = "not every statement runs in both")]
+        #[allow(dead_code, reason = "not every statement runs in a transaction")]
         impl $t {
             pub(in crate::store) fn query<T: ?Sized + ToStatement>(
                 &mut self,
@@ -77,16 +86,75 @@ macro_rules! statements {
     };
 }
 
-statements!(Client);
 statements!(Transaction<'_>);
 
 impl Client {
+    pub(in crate::store) fn new(inner: tokio_postgres::Client) -> Client {
+        Client {
+            inner,
+            prepared: HashMap::new(),
+        }
+    }
+
+    /// `sql` prepared on this connection, once.
+    fn statement(&mut self, sql: &str) -> Result<Statement, Error> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = block_on(self.inner.prepare(sql))?;
+        if self.prepared.len() >= PREPARED {
+            self.prepared.clear();
+        }
+        self.prepared.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+
+    pub(in crate::store) fn query(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Vec<Row>, Error> {
+        let s = self.statement(sql)?;
+        block_on(self.inner.query(&s, params))
+    }
+
+    pub(in crate::store) fn query_one(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Row, Error> {
+        let s = self.statement(sql)?;
+        block_on(self.inner.query_one(&s, params))
+    }
+
+    pub(in crate::store) fn query_opt(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, Error> {
+        let s = self.statement(sql)?;
+        block_on(self.inner.query_opt(&s, params))
+    }
+
+    pub(in crate::store) fn execute(
+        &mut self,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<u64, Error> {
+        let s = self.statement(sql)?;
+        block_on(self.inner.execute(&s, params))
+    }
+
+    pub(in crate::store) fn batch_execute(&mut self, sql: &str) -> Result<(), Error> {
+        block_on(self.inner.batch_execute(sql))
+    }
+
     pub(in crate::store) fn is_closed(&self) -> bool {
-        self.0.is_closed()
+        self.inner.is_closed()
     }
 
     pub(in crate::store) fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
-        Ok(Transaction(block_on(self.0.transaction())?))
+        Ok(Transaction(block_on(self.inner.transaction())?))
     }
 
     /// Rows of `sql`, read as they are taken.
@@ -95,7 +163,8 @@ impl Client {
         sql: &str,
         params: Params<'_>,
     ) -> Result<Rows, Error> {
-        let stream = block_on(self.0.query_raw(sql, params.iter().copied()))?;
+        let s = self.statement(sql)?;
+        let stream = block_on(self.inner.query_raw(&s, params.iter().copied()))?;
         Ok(Rows(Box::pin(stream)))
     }
 }

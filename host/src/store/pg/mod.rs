@@ -362,7 +362,7 @@ impl Postgres {
                 tracing::warn!(error = %e, "a PostgreSQL connection ended");
             }
         });
-        Ok(Client(client))
+        Ok(Client::new(client))
     }
 
     /// Runs `f` on a pooled connection (a new one when none is free); a

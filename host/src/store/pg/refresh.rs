@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
+use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Row, Statement};
 
 use super::client::Client;
 use super::{CATALOG_LOCK, Postgres};
@@ -151,7 +151,6 @@ impl Locations for Postgres {
             store: self,
             client: Some(client),
             book: RefreshBook::new(location_id),
-            statements: HashMap::new(),
             own: HashMap::new(),
         };
         // This location's entities, read once: a refresh then asks the
@@ -184,7 +183,6 @@ struct PgRefresh<'s> {
     /// Taken when the refresh ends.
     client: Option<Client>,
     book: RefreshBook,
-    statements: HashMap<&'static str, Statement>,
     /// The stored rows of this location's entities not met yet, by ref.
     /// Any other ref is new here, or another location's (then its insert
     /// finds it taken).
@@ -198,14 +196,13 @@ impl PgRefresh<'_> {
             .expect("an open refresh has its connection")
     }
 
-    /// Runs `sql` (prepared once per refresh) and answers its rows.
+    /// Runs `sql` (prepared once per connection) and answers its rows.
     fn query(
         &mut self,
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
-        let statement = self.statement(sql)?;
-        Ok(self.client().query(&statement, params)?)
+        Ok(self.client().query(sql, params)?)
     }
 
     fn execute(
@@ -213,17 +210,7 @@ impl PgRefresh<'_> {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, StoreError> {
-        let statement = self.statement(sql)?;
-        Ok(self.client().execute(&statement, params)?)
-    }
-
-    fn statement(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
-        if let Some(s) = self.statements.get(sql) {
-            return Ok(s.clone());
-        }
-        let s = self.client().prepare(sql)?;
-        self.statements.insert(sql, s.clone());
-        Ok(s)
+        Ok(self.client().execute(sql, params)?)
     }
 
     /// Where the entity `key` is stored now, when that is another
