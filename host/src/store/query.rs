@@ -342,6 +342,28 @@ impl Sql {
                     "(e.name LIKE {p} ESCAPE '\\' OR e.title LIKE {p} ESCAPE '\\')"
                 );
             }
+            Cond::Text(t)
+                if t.fields
+                    .iter()
+                    .all(|f| f == "metadata.name" || f == "metadata.title") =>
+            {
+                // The columns hold what `search` holds for these fields,
+                // lower-cased alike, and have indexes of their own.
+                let p = self.like(&t.term);
+                let checks: Vec<String> = t
+                    .fields
+                    .iter()
+                    .map(|f| {
+                        let column = if f == "metadata.name" {
+                            "e.name"
+                        } else {
+                            "e.title"
+                        };
+                        format!("{column} LIKE {p} ESCAPE '\\'")
+                    })
+                    .collect();
+                let _ = write!(self.text, "({})", checks.join(" OR "));
+            }
             Cond::Text(t) => {
                 let p = self.like(&t.term);
                 self.push("EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id");

@@ -259,6 +259,22 @@ const MIGRATIONS: &[&str] = &[
         forgotten BIGINT NOT NULL
     );
     INSERT INTO feed_state (id, forgotten) VALUES (1, 0);",
+    // 5: full-text filters (a substring of name or title) from trigram
+    // indexes, where the server has pg_trgm (PostgreSQL's contrib, trusted
+    // since 13); without it they read every entity, as before.
+    "DO $$
+    BEGIN
+        CREATE EXTENSION IF NOT EXISTS pg_trgm;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE NOTICE 'pg_trgm is not available: full-text filters read every entity';
+    END $$;
+    DO $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+            CREATE INDEX entities_name_trgm ON entities USING gin (name gin_trgm_ops);
+            CREATE INDEX entities_title_trgm ON entities USING gin (title gin_trgm_ops);
+        END IF;
+    END $$;",
 ];
 
 /// The PostgreSQL backend.
