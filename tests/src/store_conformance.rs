@@ -11,10 +11,34 @@ use greenroom::store::{
 };
 use serde_json::{Value, json};
 
-/// One test per check, each on a fresh store from `$open` (an expression
-/// answering `(guard, Store)`; the guard lives as long as the test).
+/// One test per check of the suite, each on a fresh store from `$open`
+/// (an expression answering `(guard, Store)`; the guard lives as long as
+/// the test). Every backend runs every check.
 macro_rules! conformance {
-    ($backend:ident, $open:expr, [$($check:ident),* $(,)?]) => {
+    ($backend:ident, $open:expr) => {
+        conformance!(
+            @each $backend,
+            $open,
+            [
+                locations_are_unique_and_deleting_one_removes_its_entities,
+                a_refresh_commits_whole_and_replaces_what_it_no_longer_produced,
+                an_uncommitted_refresh_changes_nothing,
+                the_first_location_to_claim_an_entity_keeps_it,
+                invalid_and_unreadable_sources_keep_the_last_good_version,
+                filtered_pages_have_totals_cursors_and_full_text,
+                lists_orders_facets_and_lookups,
+                people_resolve_to_users_and_their_groups,
+                the_change_feed_follows_every_committed_write,
+                facts_keep_the_newest_value_and_a_history_of_changes,
+                campaigns_saved_through_the_api,
+                events_are_kept_once_and_read_newest_first,
+                action_runs_are_recorded_from_start_to_end,
+                plugin_state_has_quotas_expiry_and_grants,
+                tokens_sessions_and_the_audit_trail,
+            ]
+        );
+    };
+    (@each $backend:ident, $open:expr, [$($check:ident),* $(,)?]) => {
         mod $backend {
             $(
                 #[test]
@@ -28,58 +52,18 @@ macro_rules! conformance {
     };
 }
 
-conformance!(
-    sqlite,
-    {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("greenroom.db")).unwrap();
-        (dir, store)
-    },
-    [
-        locations_are_unique_and_deleting_one_removes_its_entities,
-        a_refresh_commits_whole_and_replaces_what_it_no_longer_produced,
-        an_uncommitted_refresh_changes_nothing,
-        the_first_location_to_claim_an_entity_keeps_it,
-        invalid_and_unreadable_sources_keep_the_last_good_version,
-        filtered_pages_have_totals_cursors_and_full_text,
-        lists_orders_facets_and_lookups,
-        people_resolve_to_users_and_their_groups,
-        the_change_feed_follows_every_committed_write,
-        facts_keep_the_newest_value_and_a_history_of_changes,
-        campaigns_saved_through_the_api,
-        events_are_kept_once_and_read_newest_first,
-        action_runs_are_recorded_from_start_to_end,
-        plugin_state_has_quotas_expiry_and_grants,
-        tokens_sessions_and_the_audit_trail,
-    ]
-);
+conformance!(sqlite, {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("greenroom.db")).unwrap();
+    (dir, store)
+});
 
-// PostgreSQL: every check, on a fresh database of a real server.
-conformance!(
-    postgres,
-    {
-        let server = crate::support::pg_server();
-        let pg = std::sync::Arc::new(greenroom::store::Postgres::open(&server.database()).unwrap());
-        (server, Store::over(pg))
-    },
-    [
-        locations_are_unique_and_deleting_one_removes_its_entities,
-        a_refresh_commits_whole_and_replaces_what_it_no_longer_produced,
-        an_uncommitted_refresh_changes_nothing,
-        the_first_location_to_claim_an_entity_keeps_it,
-        invalid_and_unreadable_sources_keep_the_last_good_version,
-        filtered_pages_have_totals_cursors_and_full_text,
-        lists_orders_facets_and_lookups,
-        people_resolve_to_users_and_their_groups,
-        the_change_feed_follows_every_committed_write,
-        facts_keep_the_newest_value_and_a_history_of_changes,
-        campaigns_saved_through_the_api,
-        events_are_kept_once_and_read_newest_first,
-        action_runs_are_recorded_from_start_to_end,
-        plugin_state_has_quotas_expiry_and_grants,
-        tokens_sessions_and_the_audit_trail,
-    ]
-);
+// On a fresh database of a real server.
+conformance!(postgres, {
+    let server = crate::support::pg_server();
+    let pg = std::sync::Arc::new(greenroom::store::Postgres::open(&server.database()).unwrap());
+    (server, Store::over(pg))
+});
 
 /// Replicas starting together migrate once; a schema from a newer
 /// greenroom is refused, naming both versions; the audit trail cannot be

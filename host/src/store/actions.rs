@@ -28,6 +28,18 @@ pub struct ActionRun {
 }
 
 impl ActionRun {
+    /// Marks the run finished now: its end time and status, to store.
+    pub(super) fn finish(&mut self, succeeded: bool, message: &str) -> (i64, &'static str) {
+        let finished = super::now_ms();
+        let status = if succeeded { "succeeded" } else { "failed" };
+        self.finished_ms = Some(finished);
+        self.status = status.into();
+        self.message = Some(message.into());
+        (finished, status)
+    }
+}
+
+impl ActionRun {
     fn from_row(r: &Row<'_>) -> rusqlite::Result<ActionRun> {
         Ok(ActionRun {
             id: r.get(0)?,
@@ -84,15 +96,11 @@ impl ActionRuns for Sqlite {
         succeeded: bool,
         message: &str,
     ) -> Result<(), StoreError> {
-        let finished = now_ms();
-        let status = if succeeded { "succeeded" } else { "failed" };
+        let (finished, status) = run.finish(succeeded, message);
         self.writer().execute(
             "UPDATE action_runs SET finished_ms = ?1, status = ?2, message = ?3 WHERE id = ?4",
             params![finished, status, message, run.id],
         )?;
-        run.finished_ms = Some(finished);
-        run.status = status.into();
-        run.message = Some(message.into());
         Ok(())
     }
 

@@ -117,6 +117,39 @@ pub enum Origin {
     Api,
 }
 
+impl Origin {
+    /// As stored.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Origin::Config => "config",
+            Origin::Api => "api",
+        }
+    }
+
+    pub(crate) fn stored(text: &str) -> Origin {
+        if text == "config" {
+            Origin::Config
+        } else {
+            Origin::Api
+        }
+    }
+}
+
+impl Location {
+    /// A location just registered: never read yet.
+    pub(crate) fn registered(id: String, kind: &str, target: &str, origin: Origin) -> Location {
+        Location {
+            id,
+            kind: kind.to_string(),
+            target: target.to_string(),
+            origin,
+            last_refresh_ms: None,
+            entity_count: 0,
+            error_count: 0,
+        }
+    }
+}
+
 /// A registered location, as Backstage's API shows it, plus its last
 /// refresh outcome.
 #[derive(Debug, Clone, Serialize)]
@@ -351,25 +384,13 @@ impl Locations for Sqlite {
             return Err(StoreError::LocationExists(format!("{kind}:{target}")));
         }
         let id = uuid::Uuid::new_v4().to_string();
-        let origin_text = match origin {
-            Origin::Config => "config",
-            Origin::Api => "api",
-        };
         conn.execute(
             "INSERT INTO locations (id, type, target, origin, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![id, kind, target, origin_text, now_ms()],
+            params![id, kind, target, origin.as_str(), now_ms()],
         )?;
         drop(conn);
         self.bump();
-        Ok(Location {
-            id,
-            kind: kind.to_string(),
-            target: target.to_string(),
-            origin,
-            last_refresh_ms: None,
-            entity_count: 0,
-            error_count: 0,
-        })
+        Ok(Location::registered(id, kind, target, origin))
     }
 
     fn locations(&self) -> Result<Vec<Location>, StoreError> {
@@ -587,11 +608,7 @@ fn location_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Location> {
         id: r.get(0)?,
         kind: r.get(1)?,
         target: r.get(2)?,
-        origin: if origin == "config" {
-            Origin::Config
-        } else {
-            Origin::Api
-        },
+        origin: Origin::stored(&origin),
         last_refresh_ms: r.get(4)?,
         entity_count: r.get(5)?,
         error_count: r.get(6)?,

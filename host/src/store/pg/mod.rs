@@ -573,19 +573,15 @@ impl ActionRuns for Postgres {
         succeeded: bool,
         message: &str,
     ) -> Result<(), StoreError> {
-        let finished = now_ms();
-        let status = if succeeded { "succeeded" } else { "failed" };
+        let (finished, status) = run.finish(succeeded, message);
+        let id = run.id;
         self.with(|c| {
             c.execute(
                 "UPDATE action_runs SET finished_ms = $1, status = $2, message = $3 WHERE id = $4",
-                &[&finished, &status, &message, &run.id],
+                &[&finished, &status, &message, &id],
             )?;
             Ok(())
-        })?;
-        run.finished_ms = Some(finished);
-        run.status = status.into();
-        run.message = Some(message.into());
-        Ok(())
+        })
     }
 
     fn action_runs(

@@ -28,11 +28,7 @@ fn location(r: &Row) -> Location {
         id: r.get(0),
         kind: r.get(1),
         target: r.get(2),
-        origin: if origin == "config" {
-            Origin::Config
-        } else {
-            Origin::Api
-        },
+        origin: Origin::stored(&origin),
         last_refresh_ms: r.get(4),
         entity_count: r.get(5),
         error_count: r.get(6),
@@ -51,30 +47,18 @@ impl Locations for Postgres {
         origin: Origin,
     ) -> Result<Location, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
-        let origin_text = match origin {
-            Origin::Config => "config",
-            Origin::Api => "api",
-        };
         let added = self.with(|c| {
             Ok(c.execute(
                 "INSERT INTO locations (id, type, target, origin, created_ms) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (type, target) DO NOTHING",
-                &[&id, &kind, &target, &origin_text, &now_ms()],
+                &[&id, &kind, &target, &origin.as_str(), &now_ms()],
             )?)
         })?;
         if added == 0 {
             return Err(StoreError::LocationExists(format!("{kind}:{target}")));
         }
         self.bump();
-        Ok(Location {
-            id,
-            kind: kind.to_string(),
-            target: target.to_string(),
-            origin,
-            last_refresh_ms: None,
-            entity_count: 0,
-            error_count: 0,
-        })
+        Ok(Location::registered(id, kind, target, origin))
     }
 
     fn locations(&self) -> Result<Vec<Location>, StoreError> {
