@@ -1139,10 +1139,11 @@ fn assemble(
     )
 }
 
-/// An entity's relations, declared (0) and declared by others (1), by
-/// its ref (`?1`, or `$1` in PostgreSQL).
-pub(super) const RELATIONS_SQL: &str = "SELECT 1 = 0, type, target_ref FROM relations WHERE source_ref = ?1 \
-     UNION ALL SELECT 1 = 1, type, source_ref FROM relations WHERE target_ref = ?1";
+/// An entity's relations, declared (false) and declared by others
+/// (true), by its ref. (PostgreSQL reads them in the entity's own
+/// statement instead: `pg::catalog::entity_columns`.)
+const RELATIONS_SQL: &str = "SELECT 0, type, target_ref FROM relations WHERE source_ref = ?1 \
+     UNION ALL SELECT 1, type, source_ref FROM relations WHERE target_ref = ?1";
 
 /// An entity as stored.
 pub(super) struct Stored<'a> {

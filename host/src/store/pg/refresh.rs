@@ -243,6 +243,8 @@ impl RefreshTx for PgRefresh<'_> {
             (&key, value, owner),
             source,
             existing.as_ref(),
+            // Never asked: `existing` is only ever this location's own;
+            // another location's claim shows when the insert finds the ref.
             &mut |location| Ok(location.to_string()),
         )?;
         let p = match decided {
