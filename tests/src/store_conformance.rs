@@ -427,6 +427,9 @@ fn refresh(store: &Store, target: &str, entities: Vec<ValidEntity>) -> String {
         .unwrap()
         .id;
     let mut tx = store.locations.begin_refresh(&id).unwrap();
+    // As ingest does: a backend may write looked-up entities in batches.
+    let refs: Vec<String> = entities.iter().map(|e| e.entity_ref.to_string()).collect();
+    tx.prefetch(&refs).unwrap();
     for e in entities {
         tx.put(e, &format!("file:{target}")).unwrap().unwrap();
     }
@@ -573,15 +576,39 @@ pub fn the_first_location_to_claim_an_entity_keeps_it(store: &Store) {
         .locations
         .ensure_location("file", "second.yaml", Origin::Config)
         .unwrap();
-    let mut tx = store.locations.begin_refresh(&second.id).unwrap();
-    let refused = tx
-        .put(component("a", "service", "team-b", "A"), "file:second.yaml")
-        .unwrap();
-    assert!(
-        matches!(refused, Err(Rejected::ClaimedElsewhere { ref location }) if location == "file:first.yaml"),
-        "{refused:?}"
-    );
-    tx.commit().unwrap();
+    // Looked up first or not, a claimed ref is refused and a free one kept.
+    for prefetch in [true, false] {
+        let mut tx = store.locations.begin_refresh(&second.id).unwrap();
+        if prefetch {
+            let refs = ["a", "b"].map(|n| component_ref(n).to_string());
+            tx.prefetch(&refs).unwrap();
+        }
+        let refused = tx
+            .put(component("a", "service", "team-b", "A"), "file:second.yaml")
+            .unwrap();
+        assert!(
+            matches!(refused, Err(Rejected::ClaimedElsewhere { ref location }) if location == "file:first.yaml"),
+            "{refused:?}"
+        );
+        for name in ["b", "c"] {
+            tx.put(
+                component(name, "service", "team-b", "B"),
+                "file:second.yaml",
+            )
+            .unwrap()
+            .unwrap();
+        }
+        let summary = tx.commit().unwrap();
+        assert_eq!(summary.added, if prefetch { 2 } else { 0 }, "{summary:?}");
+        for name in ["b", "c"] {
+            let (location, _) = store
+                .catalog
+                .entity_origin(&component_ref(name))
+                .unwrap()
+                .unwrap();
+            assert_eq!(location, second.id);
+        }
+    }
     let (location, source) = store
         .catalog
         .entity_origin(&component_ref("a"))

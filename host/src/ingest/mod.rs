@@ -716,7 +716,7 @@ fn annotate(value: &mut Value, source: &str, origin: &str) {
 
 /// Where a refresh's walk puts what it finds: held in memory, then
 /// written in one short transaction at the end; or, once it holds more
-/// than its share of entities, written from then on as it is found.
+/// than its share of entities, written from then on a file at a time.
 struct RefreshSink<'s> {
     store: &'s Store,
     location_id: &'s str,
@@ -765,22 +765,81 @@ impl<'s> RefreshSink<'s> {
         if self.tx.is_none() {
             self.tx = Some(self.store.locations.begin_refresh(self.location_id)?);
         }
+        let refs: Vec<String> = self
+            .held
+            .iter()
+            .filter_map(|found| match found {
+                Found::Entity(e, ..) => Some(e.entity_ref.to_string()),
+                _ => None,
+            })
+            .collect();
+        self.tx_mut().prefetch(&refs)?;
         for found in std::mem::take(&mut self.held) {
             match found {
-                Found::Entity(e, source, line) => {
-                    self.entity(e, &source, line)?;
-                }
-                Found::Invalid(r, problems) => self.invalid(r.as_ref(), problems)?,
-                Found::Problem(p) => self.problem(p),
-                Found::KeepSource(source) => self.keep_source(&source),
+                Found::Entity(e, source, line) => self.put(e, &source, line)?,
+                Found::Invalid(r, problems) => self.keep_invalid(r.as_ref(), problems)?,
+                Found::Problem(p) => self.tx_mut().problem(p),
+                Found::KeepSource(source) => self.tx_mut().keep_source(&source),
                 Found::KeepUnchanged(source, count) => {
-                    if !self.keep_unchanged(&source, count)? {
+                    if !self.tx_mut().keep_unchanged(&source, count)? {
                         self.lost.push(source);
                     }
                 }
             }
         }
         self.held_entities = 0;
+        Ok(())
+    }
+
+    fn tx_mut(&mut self) -> &mut Box<dyn crate::store::RefreshTx + 's> {
+        self.tx.as_mut().expect("write_held began it")
+    }
+
+    /// Writes a valid entity; one the store refuses becomes a problem of
+    /// its file, which is then not clean after all.
+    fn put(&mut self, entity: ValidEntity, source: &str, line: usize) -> Result<(), StoreError> {
+        let entity_ref = entity.entity_ref.to_string();
+        let Err(rejected) = self.tx_mut().put(entity, source)? else {
+            return Ok(());
+        };
+        use crate::store::Rejected;
+        let message = match rejected {
+            Rejected::ClaimedElsewhere { location } => format!(
+                "{entity_ref} is already defined by location {location}; the first claim wins, so this definition is ignored. Remove one of the two."
+            ),
+            Rejected::Duplicate { first_source } => format!(
+                "{entity_ref} is defined twice; the first definition (in {}) wins and this one is ignored",
+                display_source(&first_source)
+            ),
+        };
+        let location_id = self.location_id.to_string();
+        self.tx_mut().problem(ProblemRecord {
+            location_id,
+            source: source.to_string(),
+            line: Some(line as u32),
+            column: Some(1),
+            entity_ref: Some(entity_ref),
+            field: None,
+            message,
+        });
+        self.refused.insert(source.to_string());
+        Ok(())
+    }
+
+    /// Keeps the stored version of an entity that is now invalid.
+    fn keep_invalid(
+        &mut self,
+        entity_ref: Option<&EntityRef>,
+        problems: Vec<ProblemRecord>,
+    ) -> Result<(), StoreError> {
+        let tx = self.tx_mut();
+        if let Some(r) = entity_ref {
+            let messages: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+            tx.keep_invalid(r, &messages)?;
+        }
+        for p in problems {
+            tx.problem(p);
+        }
         Ok(())
     }
 
@@ -794,6 +853,8 @@ impl<'s> RefreshSink<'s> {
     }
 }
 
+/// Everything found is held; once writing, one file at a time, so a
+/// store can look up and write each file's entities together.
 impl Sink for RefreshSink<'_> {
     fn entity(
         &mut self,
@@ -801,37 +862,11 @@ impl Sink for RefreshSink<'_> {
         source: &str,
         line: usize,
     ) -> Result<bool, StoreError> {
-        let Some(tx) = &mut self.tx else {
-            self.held_entities += 1;
-            self.held
-                .push(Found::Entity(entity, source.to_string(), line));
-            return Ok(true);
-        };
-        let entity_ref = entity.entity_ref.to_string();
-        let Err(rejected) = tx.put(entity, source)? else {
-            return Ok(true);
-        };
-        use crate::store::Rejected;
-        let message = match rejected {
-            Rejected::ClaimedElsewhere { location } => format!(
-                "{entity_ref} is already defined by location {location}; the first claim wins, so this definition is ignored. Remove one of the two."
-            ),
-            Rejected::Duplicate { first_source } => format!(
-                "{entity_ref} is defined twice; the first definition (in {}) wins and this one is ignored",
-                display_source(&first_source)
-            ),
-        };
-        tx.problem(ProblemRecord {
-            location_id: self.location_id.to_string(),
-            source: source.to_string(),
-            line: Some(line as u32),
-            column: Some(1),
-            entity_ref: Some(entity_ref),
-            field: None,
-            message,
-        });
-        self.refused.insert(source.to_string());
-        Ok(false)
+        self.held_entities += 1;
+        self.held
+            .push(Found::Entity(entity, source.to_string(), line));
+        // A refusal shows when written: the source is then in `refused`.
+        Ok(true)
     }
 
     fn invalid(
@@ -839,49 +874,33 @@ impl Sink for RefreshSink<'_> {
         entity_ref: Option<&EntityRef>,
         problems: Vec<ProblemRecord>,
     ) -> Result<(), StoreError> {
-        let Some(tx) = &mut self.tx else {
-            self.held
-                .push(Found::Invalid(entity_ref.cloned(), problems));
-            return Ok(());
-        };
-        if let Some(r) = entity_ref {
-            let messages: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
-            tx.keep_invalid(r, &messages)?;
-        }
-        for p in problems {
-            tx.problem(p);
-        }
+        self.held
+            .push(Found::Invalid(entity_ref.cloned(), problems));
         Ok(())
     }
 
     fn problem(&mut self, problem: ProblemRecord) {
-        match &mut self.tx {
-            Some(tx) => tx.problem(problem),
-            None => self.held.push(Found::Problem(problem)),
-        }
+        self.held.push(Found::Problem(problem));
     }
 
     fn keep_source(&mut self, source: &str) {
-        match &mut self.tx {
-            Some(tx) => tx.keep_source(source),
-            None => self.held.push(Found::KeepSource(source.to_string())),
-        }
+        self.held.push(Found::KeepSource(source.to_string()));
     }
 
     fn keep_unchanged(&mut self, source: &str, count: usize) -> Result<bool, StoreError> {
-        match &mut self.tx {
-            Some(tx) => tx.keep_unchanged(source, count),
-            None => {
-                // Checked when written; a miss reads everything again.
-                self.held
-                    .push(Found::KeepUnchanged(source.to_string(), count));
-                Ok(true)
-            }
+        if self.tx.is_none() {
+            // Checked when written; a miss reads everything again.
+            self.held
+                .push(Found::KeepUnchanged(source.to_string(), count));
+            return Ok(true);
         }
+        // Writing: answered now, so a miss reads just this file.
+        self.write_held()?;
+        self.tx_mut().keep_unchanged(source, count)
     }
 
     fn file_done(&mut self) -> Result<(), StoreError> {
-        if self.tx.is_none() && self.held_entities > self.cap {
+        if self.tx.is_some() || self.held_entities > self.cap {
             self.write_held()?;
         }
         Ok(())

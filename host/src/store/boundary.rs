@@ -357,6 +357,12 @@ pub trait Access: Send + Sync {
 pub trait RefreshTx {
     fn location_id(&self) -> &str;
 
+    /// The refs of the entities the next puts write: a backend may look
+    /// them up, and write them, together rather than one by one.
+    fn prefetch(&mut self, _refs: &[String]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Writes a valid entity read from `source` (unless unchanged).
     fn put(
         &mut self,

@@ -3,7 +3,7 @@
 //! SQLite's (`write::RefreshBook`), its statements prepared once per
 //! refresh.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -11,7 +11,7 @@ use tokio_postgres::types::ToSql;
 use super::client::Client;
 use super::{CATALOG_LOCK, Postgres};
 use crate::catalog::{EntityRef, ValidEntity};
-use crate::store::write::{Existing, Put, RefreshBook};
+use crate::store::write::{Existing, Prepared, Put, RefreshBook};
 use crate::store::{
     ChangeFeed, Leases, Location, Locations, Origin, ProblemRecord, RefreshSummary, RefreshTx,
     Rejected, StoreError, now_ms,
@@ -136,6 +136,10 @@ impl Locations for Postgres {
             client: Some(client),
             book: RefreshBook::new(location_id),
             own: HashMap::new(),
+            elsewhere: HashMap::new(),
+            fresh: HashSet::new(),
+            pending: Vec::new(),
+            pending_rows: 0,
         };
         // This location's entities, read once: a refresh then asks the
         // database nothing about an entity it already knows.
@@ -171,7 +175,29 @@ struct PgRefresh<'s> {
     /// Any other ref is new here, or another location's (then its insert
     /// finds it taken).
     own: HashMap<String, Existing>,
+    /// Refs looked up by `prefetch` that another location holds, with
+    /// its type and target.
+    elsewhere: HashMap<String, String>,
+    /// Refs looked up by `prefetch` and stored nowhere: under the catalog
+    /// lock nothing else can take them, so they are written in batches.
+    fresh: HashSet<String>,
+    /// New entities not written yet.
+    pending: Vec<NewEntity>,
+    /// Their rows (entities, search rows, relations).
+    pending_rows: usize,
 }
+
+/// A new entity waiting for its batch.
+struct NewEntity {
+    key: String,
+    entity_ref: EntityRef,
+    source: String,
+    prepared: Box<Prepared>,
+    relations: Vec<(&'static str, String)>,
+}
+
+/// Rows written per batch statement, at most (about 25 per entity).
+const BATCH_ROWS: usize = 12_000;
 
 impl PgRefresh<'_> {
     fn client(&mut self) -> &mut Client {
@@ -209,6 +235,106 @@ impl PgRefresh<'_> {
             .first()
             .map_or_else(|| "another location".to_string(), |r| r.get(0)))
     }
+
+    /// Writes the pending new entities, their search rows and relations
+    /// in one statement.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_rows = 0;
+        let mut e: [Vec<Option<&str>>; 10] = Default::default();
+        let (mut s, mut r): ([Vec<Option<&str>>; 4], [Vec<&str>; 3]) = Default::default();
+        for n in &pending {
+            let p = &n.prepared;
+            let columns = [
+                Some(p.uid.as_str()),
+                Some(n.key.as_str()),
+                Some(n.entity_ref.kind.as_str()),
+                Some(n.entity_ref.namespace.as_str()),
+                Some(n.entity_ref.name.as_str()),
+                p.title.as_deref(),
+                p.owner.as_deref(),
+                Some(n.source.as_str()),
+                Some(p.etag.as_str()),
+                Some(p.body.as_str()),
+            ];
+            for (column, value) in e.iter_mut().zip(columns) {
+                column.push(value);
+            }
+            for (k, v, o) in &p.flat {
+                s[0].push(Some(n.key.as_str()));
+                s[1].push(Some(k.as_str()));
+                s[2].push(Some(v.as_str()));
+                s[3].push(o.as_deref());
+            }
+            for (kind, target) in &n.relations {
+                r[0].push(n.key.as_str());
+                r[1].push(kind);
+                r[2].push(target.as_str());
+            }
+        }
+        let location_id = self.book.location_id.clone();
+        let now = now_ms();
+        let client = self
+            .client
+            .as_mut()
+            .expect("an open refresh has its connection");
+        let written = client.query(
+            "WITH e AS (
+                INSERT INTO entities (uid, ref, kind, namespace, name, title, owner_ref, location_id,
+                    source, etag, body, created_ms, updated_ms)
+                SELECT u, r, k, n, m, t, o, $1, s, g, b, $2, $2
+                FROM unnest($3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[],
+                    $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[]) AS x(u, r, k, n, m, t, o, s, g, b)
+                ON CONFLICT (ref) DO NOTHING RETURNING id, ref),
+             s AS (INSERT INTO search (key, value, entity_id, original)
+                SELECT t.k, t.v, e.id, t.o
+                FROM unnest($13::TEXT[], $14::TEXT[], $15::TEXT[], $16::TEXT[]) AS t(r, k, v, o)
+                JOIN e ON e.ref = t.r
+                ON CONFLICT DO NOTHING),
+             l AS (INSERT INTO relations (source_ref, type, target_ref)
+                SELECT u.r, u.t, u.x FROM unnest($17::TEXT[], $18::TEXT[], $19::TEXT[]) AS u(r, t, x)
+                WHERE u.r IN (SELECT ref FROM e)
+                ON CONFLICT DO NOTHING)
+             SELECT id FROM e",
+            &[
+                &location_id,
+                &now,
+                &e[0],
+                &e[1],
+                &e[2],
+                &e[3],
+                &e[4],
+                &e[5],
+                &e[6],
+                &e[7],
+                &e[8],
+                &e[9],
+                &s[0],
+                &s[1],
+                &s[2],
+                &s[3],
+                &r[0],
+                &r[1],
+                &r[2],
+            ],
+        )?;
+        // `prefetch` found these refs free, and the catalog lock keeps
+        // them so: a ref taken since is a broken rule, not a claim.
+        if written.len() != pending.len() {
+            return Err(StoreError::Corrupt(format!(
+                "{} of {} new entities of location {location_id} were stored meanwhile by another writer",
+                pending.len() - written.len(),
+                pending.len()
+            )));
+        }
+        self.book
+            .seen
+            .extend(written.iter().map(|row| row.get::<_, i64>(0)));
+        Ok(())
+    }
 }
 
 /// The search rows of an entity as `unnest` takes them.
@@ -225,6 +351,31 @@ impl RefreshTx for PgRefresh<'_> {
         &self.book.location_id
     }
 
+    /// One statement finds which of `refs` other locations hold; the rest
+    /// (not this location's either) are new and go in batches.
+    fn prefetch(&mut self, refs: &[String]) -> Result<(), StoreError> {
+        let location_id = self.book.location_id.clone();
+        let refs: Vec<&str> = refs
+            .iter()
+            .map(String::as_str)
+            .filter(|r| !self.own.contains_key(*r))
+            .collect();
+        for r in self.query(
+            "SELECT e.ref, l.type || ':' || l.target FROM entities e
+             JOIN locations l ON l.id = e.location_id
+             WHERE e.ref = ANY($1) AND e.location_id <> $2",
+            &[&refs, &location_id],
+        )? {
+            self.elsewhere.insert(r.get(0), r.get(1));
+        }
+        for r in refs {
+            if !self.elsewhere.contains_key(r) {
+                self.fresh.insert(r.to_string());
+            }
+        }
+        Ok(())
+    }
+
     fn put(
         &mut self,
         entity: ValidEntity,
@@ -239,6 +390,11 @@ impl RefreshTx for PgRefresh<'_> {
         let key = entity_ref.to_string();
         // Met once: a second definition is the book's duplicate.
         let existing = self.own.remove(&key);
+        if let Some(location) = self.elsewhere.get(&key) {
+            return Ok(Err(Rejected::ClaimedElsewhere {
+                location: location.clone(),
+            }));
+        }
         let decided = self.book.put(
             (&key, value, owner),
             source,
@@ -260,6 +416,23 @@ impl RefreshTx for PgRefresh<'_> {
             }
             Put::Write(p) => p,
         };
+        if existing.is_none() && self.fresh.contains(&key) {
+            self.pending_rows += 1 + p.flat.len() + relations.len();
+            self.pending.push(NewEntity {
+                key,
+                entity_ref,
+                source: source.to_string(),
+                prepared: p,
+                relations: relations
+                    .iter()
+                    .map(|r| (r.kind, r.target.to_string()))
+                    .collect(),
+            });
+            if self.pending_rows >= BATCH_ROWS {
+                self.flush()?;
+            }
+            return Ok(Ok(()));
+        }
         let now = now_ms();
         let [keys, values, originals] = search_columns(&p.flat);
         let types: Vec<&str> = relations.iter().map(|r| r.kind).collect();
@@ -350,6 +523,7 @@ impl RefreshTx for PgRefresh<'_> {
     }
 
     fn keep_unchanged(&mut self, source: &str, count: usize) -> Result<bool, StoreError> {
+        self.flush()?;
         let location_id = self.book.location_id.clone();
         let rows = self
             .query(
@@ -371,6 +545,7 @@ impl RefreshTx for PgRefresh<'_> {
     }
 
     fn commit(mut self: Box<Self>) -> Result<RefreshSummary, StoreError> {
+        self.flush()?;
         let location_id = self.book.location_id.clone();
         let (mut ids, mut refs) = (Vec::<i64>::new(), Vec::<String>::new());
         for r in self.query(
