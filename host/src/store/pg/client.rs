@@ -149,6 +149,21 @@ impl Client {
         block_on(self.inner.batch_execute(sql))
     }
 
+    /// Runs `sql` on `runtime` without waiting for it; the connection
+    /// closes when it is done. A failure is logged as `what`.
+    pub(in crate::store) fn run_detached(
+        self,
+        runtime: &tokio::runtime::Runtime,
+        sql: &'static str,
+        what: &'static str,
+    ) {
+        runtime.spawn(async move {
+            if let Err(e) = self.inner.batch_execute(sql).await {
+                tracing::warn!(error = %e, "{what}");
+            }
+        });
+    }
+
     pub(in crate::store) fn is_closed(&self) -> bool {
         self.inner.is_closed()
     }

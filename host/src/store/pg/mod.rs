@@ -275,6 +275,12 @@ const MIGRATIONS: &[&str] = &[
             CREATE INDEX entities_title_trgm ON entities USING gin (title gin_trgm_ops);
         END IF;
     END $$;",
+    // 6: lists without an order walk a kind's entities in id order, and
+    // the planner learns how often each key has each value (a filter's
+    // `spec.lifecycle=production` is a quarter of its key, not of all
+    // values), so it stops walking thousands of rows to fill a page.
+    "CREATE INDEX entities_kind_id ON entities(kind, id);
+    CREATE STATISTICS search_key_value (mcv, ndistinct) ON key, value FROM search;",
 ];
 
 /// The PostgreSQL backend.
@@ -293,6 +299,9 @@ pub struct Postgres {
     leases: Mutex<std::collections::HashMap<String, Client>>,
     /// Facet counts by query, by change-feed position.
     facet_cache: super::Versioned<super::Facets>,
+    /// The catalog's counts, by change-feed position and generation, and
+    /// when they were counted (see `Catalog::stats`).
+    stats_cache: Mutex<Option<(i64, u64, std::time::Instant, super::Stats)>>,
 }
 
 impl Drop for Postgres {
@@ -315,6 +324,7 @@ impl Postgres {
             generation: AtomicU64::new(1),
             leases: Mutex::default(),
             facet_cache: super::Versioned::default(),
+            stats_cache: Mutex::default(),
             runtime: Some(
                 tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
@@ -347,6 +357,21 @@ impl Postgres {
 
     fn bump(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Refreshes the planner's statistics of the catalog's tables after a
+    /// large change, on a connection of its own, without waiting (about
+    /// 0.7 s at 100,000 entities; reads and writes go on meanwhile). A
+    /// failure costs only plans, so it is logged: the change is committed.
+    fn analyze(&self) {
+        const FAILED: &str = "could not analyze the catalog's tables after a large refresh";
+        match (self.take(), &self.runtime) {
+            (Ok(c), Some(runtime)) => {
+                c.run_detached(runtime, "ANALYZE entities, search, relations", FAILED);
+            }
+            (Err(e), _) => tracing::warn!(error = %e, "{FAILED}"),
+            (Ok(_), None) => {}
+        }
     }
 
     fn connect(&self) -> Result<Client, StoreError> {

@@ -595,7 +595,11 @@ impl RefreshTx for PgRefresh<'_> {
         if self.book.changed() {
             self.store.bump();
         }
-        Ok(std::mem::take(&mut self.book.summary))
+        let summary = std::mem::take(&mut self.book.summary);
+        if summary.added + summary.updated + summary.removed >= ANALYZE_AFTER {
+            self.store.analyze();
+        }
+        Ok(summary)
     }
 }
 
@@ -654,6 +658,11 @@ impl ChangeFeed for Postgres {
         self.with(|c| Ok(c.query_one("SELECT forgotten FROM feed_state", &[])?.get(0)))
     }
 }
+
+/// Entities a refresh changes before the catalog's tables are analyzed
+/// at once, rather than by autovacuum a minute or more later: plans made
+/// from the statistics of an empty catalog walk whole tables.
+const ANALYZE_AFTER: usize = 10_000;
 
 /// How long a change-feed entry outlives its first follower.
 const FEED_RETENTION: std::time::Duration = std::time::Duration::from_secs(600);
