@@ -3,6 +3,8 @@
 //! object per capability). Each check takes a fresh, empty store;
 //! `conformance!` makes one test per check for a backend.
 
+use std::collections::BTreeSet;
+
 use greenroom::catalog::{EntityRef, Kinds, ValidEntity};
 use greenroom::store::{
     AuditEntry, AuditQuery, EventQuery, EventRecord, FactRecord, FactValue, Filter, FullText,
@@ -27,6 +29,7 @@ macro_rules! conformance {
                 invalid_and_unreadable_sources_keep_the_last_good_version,
                 filtered_pages_have_totals_cursors_and_full_text,
                 lists_orders_facets_and_lookups,
+                broad_lists_in_id_order_are_the_same_however_planned,
                 people_resolve_to_users_and_their_groups,
                 the_change_feed_follows_every_committed_write,
                 facts_keep_the_newest_value_and_a_history_of_changes,
@@ -905,6 +908,93 @@ pub fn lists_orders_facets_and_lookups(store: &Store) {
     let orphans = store.catalog.orphans().unwrap();
     assert_eq!(orphans.len(), 1, "{orphans:?}");
     assert_eq!(orphans[0].0, "component:default/lost");
+}
+
+/// Lists without an order, where every condition matches thousands of
+/// entities: then a backend may drive from one condition's index in id
+/// order and check the rest per row (both do). Whatever the plan, a list
+/// is the filter's entities in id order, and its pages are slices of it.
+pub fn broad_lists_in_id_order_are_the_same_however_planned(store: &Store) {
+    let lifecycles = ["production", "experimental"];
+    let types = ["service", "website", "library"];
+    let owners = ["team-a", "team-b"];
+    let components: Vec<(String, &str, &str, &str)> = (0..4_500)
+        .map(|i| {
+            let name = format!("svc-{i:04}");
+            (name, lifecycles[i % 2], types[i % 3], owners[(i / 2) % 2])
+        })
+        .collect();
+    refresh(
+        store,
+        "broad.yaml",
+        components
+            .iter()
+            .map(|(name, lifecycle, ty, owner)| {
+                entity(
+                    json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+                    "metadata": {"name": name, "tags": ["broad"]},
+                    "spec": {"type": ty, "lifecycle": lifecycle, "owner": owner}}),
+                )
+            })
+            .collect(),
+    );
+    let cases: [(&[&str], &dyn Fn(&str, &str, &str) -> bool); 4] = [
+        (&["kind=component,spec.lifecycle=production"], &|l, _, _| {
+            l == "production"
+        }),
+        (&["kind=component,spec.type=website"], &|_, t, _| {
+            t == "website"
+        }),
+        (
+            &["kind=component,spec.lifecycle=experimental,relations.ownedBy=group:default/team-a"],
+            &|l, _, o| l == "experimental" && o == "team-a",
+        ),
+        (&["spec.lifecycle=production,metadata.tags"], &|l, _, _| {
+            l == "production"
+        }),
+    ];
+    for (params, matches) in cases {
+        let f = filter(params);
+        let expected: BTreeSet<String> = components
+            .iter()
+            .filter(|(_, l, t, o)| matches(l, t, o))
+            .map(|(name, ..)| name.clone())
+            .collect();
+        let refs = store.catalog.filter_refs(&f).unwrap();
+        assert!(
+            refs.windows(2).all(|w| w[0].0 < w[1].0),
+            "{params:?}: not in id order"
+        );
+        let by_id: Vec<String> = refs
+            .iter()
+            .map(|(_, r, _)| r.rsplit('/').next().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            by_id.iter().cloned().collect::<BTreeSet<_>>(),
+            expected,
+            "{params:?}"
+        );
+        let list = |limit: Option<usize>, offset: usize| {
+            names(
+                &store
+                    .catalog
+                    .list(&ListQuery {
+                        filter: f.clone(),
+                        limit,
+                        offset,
+                        ..ListQuery::default()
+                    })
+                    .unwrap(),
+            )
+        };
+        assert_eq!(list(None, 0), by_id, "{params:?}: the whole list");
+        assert_eq!(list(Some(50), 0), by_id[..50], "{params:?}: the first page");
+        assert_eq!(
+            list(Some(50), 700),
+            by_id[700..750],
+            "{params:?}: a later page"
+        );
+    }
 }
 
 pub fn people_resolve_to_users_and_their_groups(store: &Store) {

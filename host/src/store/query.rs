@@ -176,6 +176,9 @@ pub(super) struct Sql {
     pub(super) text: String,
     pub(super) args: Vec<String>,
     pub(super) pg: bool,
+    /// Ends each `EXISTS` subquery: `OFFSET 0` keeps PostgreSQL from
+    /// turning it into a join, so it is checked per row as rows come.
+    fence: &'static str,
 }
 
 impl Sql {
@@ -288,9 +291,10 @@ impl Sql {
         match c {
             Cond::Search { key, values: [] } => {
                 let k = self.arg(*key);
+                let fence = self.fence;
                 let _ = write!(
                     self.text,
-                    "EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id AND s.key = {k})"
+                    "EXISTS (SELECT 1 FROM search s WHERE s.entity_id = e.id AND s.key = {k}{fence})"
                 );
             }
             Cond::Search {
@@ -310,7 +314,8 @@ impl Sql {
                     "EXISTS (SELECT 1 FROM search s WHERE s.key = {k}"
                 );
                 self.values("s.value", values);
-                self.push(" AND s.entity_id = e.id)");
+                let fence = self.fence;
+                let _ = write!(self.text, " AND s.entity_id = e.id{fence})");
             }
             Cond::Relation { kind, back, values } => {
                 let t = self.arg(kind.clone());
@@ -321,6 +326,7 @@ impl Sql {
                 if !values.is_empty() {
                     self.values("r.target_ref", values);
                 }
+                self.push(self.fence);
                 self.push(")");
                 if let Some(b) = back {
                     let b = self.arg(*b);
@@ -441,6 +447,63 @@ impl Sql {
         Ok(id)
     }
 
+    /// PostgreSQL's `FROM … WHERE …` for a list in id order, and the
+    /// expression to order by. PostgreSQL plans from statistics that
+    /// assume values are spread evenly over ids; when they are not (a
+    /// catalog read kind by kind), its merge of two broad conditions walks
+    /// thousands of rows to fill a page of 50. So, as SQLite's planner
+    /// does, when no condition is selective (`probe` counts each one's
+    /// entities up to [`SELECTIVE`] + 1, in one statement), a one-value
+    /// condition's index range drives in id order and the others are
+    /// checked per row, stopping at the limit. Anything else is planned by
+    /// PostgreSQL.
+    pub(super) fn push_by_id(
+        &mut self,
+        filter: &Filter,
+        probe: &mut dyn FnMut(&Sql) -> Result<Vec<i64>, StoreError>,
+    ) -> Result<&'static str, StoreError> {
+        let all: Vec<Cond<'_>> = match filter.0.as_slice() {
+            [set] => conds(set),
+            _ => Vec::new(),
+        };
+        let drives = |c: &Cond<'_>| matches!(c, Cond::Search { values, .. } if values.len() == 1);
+        if !all.iter().any(drives) || all.iter().any(|c| matches!(c, Cond::Text(_))) {
+            self.push_scan(filter, None);
+            return Ok("e.id");
+        }
+        let mut counts = Sql::postgres();
+        counts.push("SELECT ");
+        for (i, c) in all.iter().enumerate() {
+            if i > 0 {
+                counts.push(", ");
+            }
+            counts.push("(SELECT count(*) FROM (");
+            counts.driver(c);
+            let _ = write!(counts.text, " LIMIT {}) x)", SELECTIVE + 1);
+        }
+        if probe(&counts)?.iter().any(|&n| n as usize <= SELECTIVE) {
+            self.push_scan(filter, None);
+            return Ok("e.id");
+        }
+        let mut all = all;
+        let i = all.iter().position(drives).expect("checked above");
+        let Cond::Search { key, values } = all.remove(i) else {
+            unreachable!("matched above")
+        };
+        let (k, v) = (self.arg(key), self.arg(values[0].clone()));
+        let _ = write!(
+            self.text,
+            "FROM search d JOIN entities e ON e.id = d.entity_id WHERE d.key = {k} AND d.value = {v}"
+        );
+        self.fence = " OFFSET 0";
+        for c in &all {
+            self.push(" AND ");
+            self.exists(c);
+        }
+        self.fence = "";
+        Ok("d.entity_id")
+    }
+
     /// Writes the SQL of one facet's `(value, count)` rows, most frequent
     /// first, over the entities `filter` selects (`from_where` writes its
     /// `FROM … WHERE …`).
@@ -557,6 +620,7 @@ impl PageSpec<'_> {
             text: String::new(),
             args: from.args,
             pg: from.pg,
+            fence: "",
         };
         let expr = sql.sort_expr(&self.order.field);
         sql.text = format!("SELECT e.id, {expr} {}", from.text);

@@ -66,6 +66,14 @@ const GROUPS_OF: &str = "WITH RECURSIVE g(ref) AS (
 const STATS_AGE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Postgres {
+    /// The one row of numbers `sql` answers.
+    fn counts(&self, sql: &Sql) -> Result<Vec<i64>, StoreError> {
+        self.with(|c| {
+            let row = c.query_one(&sql.text, &params(&sql.args))?;
+            Ok((0..row.len()).map(|i| row.get(i)).collect())
+        })
+    }
+
     /// Where the shared change feed stands: moved by every write of an
     /// entity through any process.
     fn feed_head(&self) -> Result<i64, StoreError> {
@@ -203,14 +211,19 @@ impl Catalog for Postgres {
     ) -> Result<(), StoreError> {
         let mut sql = Sql::postgres();
         sql.text = format!("SELECT {} ", entity_columns());
-        sql.push_scan(&q.filter, None);
+        let id = if q.order.is_empty() {
+            sql.push_by_id(&q.filter, &mut |counts| self.counts(counts))?
+        } else {
+            sql.push_scan(&q.filter, None);
+            "e.id"
+        };
         sql.push(" ORDER BY ");
         for o in &q.order {
             let expr = sql.sort_expr(&o.field);
             let dir = if o.desc { "DESC" } else { "ASC" };
             sql.push(&format!("{expr} {dir}, "));
         }
-        sql.push("e.id");
+        sql.push(id);
         if let Some(limit) = q.limit {
             sql.push(&format!(" LIMIT {limit}"));
         }
@@ -263,8 +276,9 @@ impl Catalog for Postgres {
     ) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
         let mut sql = Sql::postgres();
         sql.text = "SELECT e.id, e.ref, e.owner_ref ".into();
-        sql.push_scan(filter, None);
-        sql.push(" ORDER BY e.id");
+        let id = sql.push_by_id(filter, &mut |counts| self.counts(counts))?;
+        sql.push(" ORDER BY ");
+        sql.push(id);
         self.with(|c| {
             Ok(c.query(&sql.text, &params(&sql.args))?
                 .iter()
