@@ -908,6 +908,32 @@ pub fn lists_orders_facets_and_lookups(store: &Store) {
     let orphans = store.catalog.orphans().unwrap();
     assert_eq!(orphans.len(), 1, "{orphans:?}");
     assert_eq!(orphans[0].0, "component:default/lost");
+
+    // A value spelled several ways is shown as the smallest spelling among
+    // the entities the filter selects.
+    refresh(
+        store,
+        "spellings.yaml",
+        vec![
+            component("s1", "DataBase", "team-x", "S"),
+            component("s2", "Database", "team-y", "S"),
+            component("s3", "database", "team-z", "S"),
+        ],
+    );
+    for (owner, shown, n) in [
+        ("team-x,spec.owner=team-y,spec.owner=team-z", "DataBase", 3),
+        ("team-y,spec.owner=team-z", "Database", 2),
+        ("team-z", "database", 1),
+    ] {
+        let spelled = store
+            .catalog
+            .facets_uncached(
+                &["spec.type".into()],
+                &filter(&[&format!("spec.owner={owner}")]),
+            )
+            .unwrap();
+        assert_eq!(spelled["spec.type"], [(shown.to_string(), n)], "{owner}");
+    }
 }
 
 /// Lists without an order, where every condition matches thousands of
@@ -938,7 +964,8 @@ pub fn broad_lists_in_id_order_are_the_same_however_planned(store: &Store) {
             })
             .collect(),
     );
-    let cases: [(&[&str], &dyn Fn(&str, &str, &str) -> bool); 4] = [
+    type Matches = dyn Fn(&str, &str, &str) -> bool;
+    let cases: [(&[&str], &Matches); 4] = [
         (&["kind=component,spec.lifecycle=production"], &|l, _, _| {
             l == "production"
         }),

@@ -532,15 +532,38 @@ impl Sql {
             self.push(" GROUP BY tgt");
         } else {
             let k = self.arg(key);
-            self.push(&format!(
-                "SELECT COALESCE(min(s.original), s.value), count(*) AS n FROM search s WHERE s.key = {k}"
-            ));
+            if self.pg {
+                // Counted from the index alone; each value's original
+                // spelling (the smallest among the selection's, as in
+                // SQLite) from the index of the rows that have one:
+                // PostgreSQL keeps `original` in the table, where the rows
+                // of one key are spread over all of it.
+                self.push(&format!(
+                    "SELECT COALESCE((SELECT min(o.original) FROM search o \
+                     WHERE o.key = {k} AND o.value = f.value AND o.original IS NOT NULL"
+                ));
+                if !filter.0.is_empty() {
+                    self.push(" AND o.entity_id IN (SELECT e.id ");
+                    from_where(self)?;
+                    self.push(")");
+                }
+                self.push(&format!(
+                    "), f.value), f.n AS n FROM (SELECT s.value, count(*) AS n FROM search s WHERE s.key = {k}"
+                ));
+            } else {
+                self.push(&format!(
+                    "SELECT COALESCE(min(s.original), s.value), count(*) AS n FROM search s WHERE s.key = {k}"
+                ));
+            }
             if !filter.0.is_empty() {
                 self.push(" AND s.entity_id IN (SELECT e.id ");
                 from_where(self)?;
                 self.push(")");
             }
             self.push(" GROUP BY s.value");
+            if self.pg {
+                self.push(") f");
+            }
         }
         self.push(" ORDER BY n DESC, 1 ASC");
         Ok(())
