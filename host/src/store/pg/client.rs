@@ -6,7 +6,9 @@
 //! crate, which runs a runtime per connection, panics.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use futures::TryStreamExt as _;
 use futures::executor::block_on;
@@ -22,7 +24,8 @@ const PREPARED: usize = 256;
 /// One connection, with the statements it has prepared: a statement run
 /// as text would cost a round trip to prepare it every time.
 pub(in crate::store) struct Client {
-    inner: tokio_postgres::Client,
+    /// Shared only with a statement started and not yet waited for.
+    inner: Arc<tokio_postgres::Client>,
     prepared: HashMap<String, Statement>,
 }
 
@@ -91,7 +94,7 @@ statements!(Transaction<'_>);
 impl Client {
     pub(in crate::store) fn new(inner: tokio_postgres::Client) -> Client {
         Client {
-            inner,
+            inner: Arc::new(inner),
             prepared: HashMap::new(),
         }
     }
@@ -149,6 +152,24 @@ impl Client {
         block_on(self.inner.batch_execute(sql))
     }
 
+    /// Starts `task` (given this connection and `sql`, prepared) on
+    /// `runtime`, so the caller can go on working while the database
+    /// does. The caller waits for it before its next statement on this
+    /// connection: statements reach the server in the order they start.
+    pub(in crate::store) fn start<T, F>(
+        &mut self,
+        runtime: &tokio::runtime::Runtime,
+        sql: &str,
+        task: impl FnOnce(Arc<tokio_postgres::Client>, Statement) -> F,
+    ) -> Result<Started<T>, Error>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        let statement = self.statement(sql)?;
+        Ok(Started(runtime.spawn(task(self.inner.clone(), statement))))
+    }
+
     /// Runs `sql` on `runtime` without waiting for it; the connection
     /// closes when it is done. A failure is logged as `what`.
     pub(in crate::store) fn run_detached(
@@ -169,7 +190,9 @@ impl Client {
     }
 
     pub(in crate::store) fn transaction(&mut self) -> Result<Transaction<'_>, Error> {
-        Ok(Transaction(block_on(self.inner.transaction())?))
+        let inner = Arc::get_mut(&mut self.inner)
+            .expect("a transaction begins with no started statement in flight");
+        Ok(Transaction(block_on(inner.transaction())?))
     }
 
     /// Rows of `sql`, read as they are taken.
@@ -181,6 +204,21 @@ impl Client {
         let s = self.statement(sql)?;
         let stream = block_on(self.inner.query_raw(&s, params.iter().copied()))?;
         Ok(Rows(Box::pin(stream)))
+    }
+}
+
+/// A statement started with [`Client::start`].
+pub(in crate::store) struct Started<T>(tokio::task::JoinHandle<Result<T, Error>>);
+
+impl<T> Started<T> {
+    /// Its answer, once the database has given it.
+    pub(in crate::store) fn wait(self) -> Result<T, crate::store::StoreError> {
+        match block_on(self.0) {
+            Ok(answer) => Ok(answer?),
+            Err(e) => Err(crate::store::StoreError::Corrupt(format!(
+                "a PostgreSQL statement's task ended without an answer: {e}"
+            ))),
+        }
     }
 }
 

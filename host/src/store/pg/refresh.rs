@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use super::client::Client;
+use super::client::{Client, Started};
 use super::{CATALOG_LOCK, Postgres};
 use crate::catalog::{EntityRef, ValidEntity};
 use crate::store::write::{Existing, Prepared, Put, RefreshBook};
@@ -140,6 +140,7 @@ impl Locations for Postgres {
             fresh: HashSet::new(),
             pending: Vec::new(),
             pending_rows: 0,
+            in_flight: None,
         };
         // This location's entities, read once: a refresh then asks the
         // database nothing about an entity it already knows.
@@ -185,6 +186,9 @@ struct PgRefresh<'s> {
     pending: Vec<NewEntity>,
     /// Their rows (entities, search rows, relations).
     pending_rows: usize,
+    /// The last batch, being written while the refresh reads on: the ids
+    /// it stored, and how many it should have.
+    in_flight: Option<Started<(Vec<i64>, usize)>>,
 }
 
 /// A new entity waiting for its batch.
@@ -206,12 +210,14 @@ impl PgRefresh<'_> {
             .expect("an open refresh has its connection")
     }
 
-    /// Runs `sql` (prepared once per connection) and answers its rows.
+    /// Runs `sql` (prepared once per connection) and answers its rows,
+    /// after the batch in flight.
     fn query(
         &mut self,
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
+        self.settle()?;
         Ok(self.client().query(sql, params)?)
     }
 
@@ -220,7 +226,27 @@ impl PgRefresh<'_> {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, StoreError> {
+        self.settle()?;
         Ok(self.client().execute(sql, params)?)
+    }
+
+    /// Waits for the batch in flight and books what it stored.
+    fn settle(&mut self) -> Result<(), StoreError> {
+        let Some(started) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let (ids, expected) = started.wait()?;
+        // `prefetch` found these refs free, and the catalog lock keeps
+        // them so: a ref taken since is a broken rule, not a claim.
+        if ids.len() != expected {
+            return Err(StoreError::Corrupt(format!(
+                "{} of {expected} new entities of location {} were stored meanwhile by another writer",
+                expected - ids.len(),
+                self.book.location_id
+            )));
+        }
+        self.book.seen.extend(ids);
+        Ok(())
     }
 
     /// Where the entity `key` is stored now, when that is another
@@ -236,105 +262,105 @@ impl PgRefresh<'_> {
             .map_or_else(|| "another location".to_string(), |r| r.get(0)))
     }
 
-    /// Writes the pending new entities, their search rows and relations
-    /// in one statement.
+    /// Starts writing the pending new entities, their search rows and
+    /// relations, in one statement; the refresh reads and parses on
+    /// meanwhile (the next statement waits for it).
     fn flush(&mut self) -> Result<(), StoreError> {
         if self.pending.is_empty() {
             return Ok(());
         }
+        self.settle()?;
         let pending = std::mem::take(&mut self.pending);
         self.pending_rows = 0;
-        let mut e: [Vec<Option<&str>>; 10] = Default::default();
-        let (mut s, mut r): ([Vec<Option<&str>>; 4], [Vec<&str>; 3]) = Default::default();
-        for n in &pending {
-            let p = &n.prepared;
-            let columns = [
-                Some(p.uid.as_str()),
-                Some(n.key.as_str()),
-                Some(n.entity_ref.kind.as_str()),
-                Some(n.entity_ref.namespace.as_str()),
-                Some(n.entity_ref.name.as_str()),
-                p.title.as_deref(),
-                p.owner.as_deref(),
-                Some(n.source.as_str()),
-                Some(p.etag.as_str()),
-                Some(p.body.as_str()),
-            ];
-            for (column, value) in e.iter_mut().zip(columns) {
-                column.push(value);
-            }
-            for (k, v, o) in &p.flat {
-                s[0].push(Some(n.key.as_str()));
-                s[1].push(Some(k.as_str()));
-                s[2].push(Some(v.as_str()));
-                s[3].push(o.as_deref());
-            }
-            for (kind, target) in &n.relations {
-                r[0].push(n.key.as_str());
-                r[1].push(kind);
-                r[2].push(target.as_str());
-            }
-        }
         let location_id = self.book.location_id.clone();
-        let now = now_ms();
+        let runtime = self
+            .store
+            .runtime
+            .as_ref()
+            .expect("the runtime lives as long as the store");
         let client = self
             .client
             .as_mut()
             .expect("an open refresh has its connection");
-        let written = client.query(
-            "WITH e AS (
-                INSERT INTO entities (uid, ref, kind, namespace, name, title, owner_ref, location_id,
-                    source, etag, body, created_ms, updated_ms)
-                SELECT u, r, k, n, m, t, o, $1, s, g, b, $2, $2
-                FROM unnest($3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[],
-                    $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[]) AS x(u, r, k, n, m, t, o, s, g, b)
-                ON CONFLICT (ref) DO NOTHING RETURNING id, ref),
-             s AS (INSERT INTO search (key, value, entity_id, original)
-                SELECT t.k, t.v, e.id, t.o
-                FROM unnest($13::TEXT[], $14::TEXT[], $15::TEXT[], $16::TEXT[]) AS t(r, k, v, o)
-                JOIN e ON e.ref = t.r
-                ON CONFLICT DO NOTHING),
-             l AS (INSERT INTO relations (source_ref, type, target_ref)
-                SELECT u.r, u.t, u.x FROM unnest($17::TEXT[], $18::TEXT[], $19::TEXT[]) AS u(r, t, x)
-                WHERE u.r IN (SELECT ref FROM e)
-                ON CONFLICT DO NOTHING)
-             SELECT id FROM e",
-            &[
-                &location_id,
-                &now,
-                &e[0],
-                &e[1],
-                &e[2],
-                &e[3],
-                &e[4],
-                &e[5],
-                &e[6],
-                &e[7],
-                &e[8],
-                &e[9],
-                &s[0],
-                &s[1],
-                &s[2],
-                &s[3],
-                &r[0],
-                &r[1],
-                &r[2],
-            ],
-        )?;
-        // `prefetch` found these refs free, and the catalog lock keeps
-        // them so: a ref taken since is a broken rule, not a claim.
-        if written.len() != pending.len() {
-            return Err(StoreError::Corrupt(format!(
-                "{} of {} new entities of location {location_id} were stored meanwhile by another writer",
-                pending.len() - written.len(),
-                pending.len()
-            )));
-        }
-        self.book
-            .seen
-            .extend(written.iter().map(|row| row.get::<_, i64>(0)));
+        let started = client.start(runtime, INSERT_NEW, move |client, statement| async move {
+            let (e, s, r) = batch_columns(&pending);
+            let now = now_ms();
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&location_id, &now];
+            params.extend(e.iter().map(|c| c as &(dyn ToSql + Sync)));
+            params.extend(s.iter().map(|c| c as &(dyn ToSql + Sync)));
+            params.extend(r.iter().map(|c| c as &(dyn ToSql + Sync)));
+            let rows = client.query(&statement, &params).await?;
+            Ok((rows.iter().map(|row| row.get(0)).collect(), pending.len()))
+        })?;
+        self.in_flight = Some(started);
         Ok(())
     }
+}
+
+/// Writes a batch of new entities (unless another location has one), with
+/// their search rows and relations: `$1` the location, `$2` the time,
+/// then [`batch_columns`] in order.
+const INSERT_NEW: &str = "WITH e AS (
+        INSERT INTO entities (uid, ref, kind, namespace, name, title, owner_ref, location_id,
+            source, etag, body, created_ms, updated_ms)
+        SELECT u, r, k, n, m, t, o, $1, s, g, b, $2, $2
+        FROM unnest($3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], $8::TEXT[],
+            $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TEXT[]) AS x(u, r, k, n, m, t, o, s, g, b)
+        ON CONFLICT (ref) DO NOTHING RETURNING id, ref),
+     s AS (INSERT INTO search (key, value, entity_id, original)
+        SELECT t.k, t.v, e.id, t.o
+        FROM unnest($13::TEXT[], $14::TEXT[], $15::TEXT[], $16::TEXT[]) AS t(r, k, v, o)
+        JOIN e ON e.ref = t.r
+        ON CONFLICT DO NOTHING),
+     l AS (INSERT INTO relations (source_ref, type, target_ref)
+        SELECT u.r, u.t, u.x FROM unnest($17::TEXT[], $18::TEXT[], $19::TEXT[]) AS u(r, t, x)
+        WHERE u.r IN (SELECT ref FROM e)
+        ON CONFLICT DO NOTHING)
+     SELECT id FROM e";
+
+/// The columns [`INSERT_NEW`] takes for `batch`: the entities' ten, the
+/// search rows' four (ref, key, value, original) and the relations' three
+/// (ref, type, target).
+#[allow(clippy::type_complexity, reason = "three fixed groups of columns")]
+fn batch_columns(
+    batch: &[NewEntity],
+) -> (
+    [Vec<Option<&str>>; 10],
+    [Vec<Option<&str>>; 4],
+    [Vec<&str>; 3],
+) {
+    let mut e: [Vec<Option<&str>>; 10] = Default::default();
+    let (mut s, mut r): ([Vec<Option<&str>>; 4], [Vec<&str>; 3]) = Default::default();
+    for n in batch {
+        let p = &n.prepared;
+        let columns = [
+            Some(p.uid.as_str()),
+            Some(n.key.as_str()),
+            Some(n.entity_ref.kind.as_str()),
+            Some(n.entity_ref.namespace.as_str()),
+            Some(n.entity_ref.name.as_str()),
+            p.title.as_deref(),
+            p.owner.as_deref(),
+            Some(n.source.as_str()),
+            Some(p.etag.as_str()),
+            Some(p.body.as_str()),
+        ];
+        for (column, value) in e.iter_mut().zip(columns) {
+            column.push(value);
+        }
+        for (k, v, o) in &p.flat {
+            s[0].push(Some(n.key.as_str()));
+            s[1].push(Some(k.as_str()));
+            s[2].push(Some(v.as_str()));
+            s[3].push(o.as_deref());
+        }
+        for (kind, target) in &n.relations {
+            r[0].push(n.key.as_str());
+            r[1].push(kind);
+            r[2].push(target.as_str());
+        }
+    }
+    (e, s, r)
 }
 
 /// The search rows of an entity as `unnest` takes them.
@@ -546,6 +572,7 @@ impl RefreshTx for PgRefresh<'_> {
 
     fn commit(mut self: Box<Self>) -> Result<RefreshSummary, StoreError> {
         self.flush()?;
+        self.settle()?;
         let location_id = self.book.location_id.clone();
         let (mut ids, mut refs) = (Vec::<i64>::new(), Vec::<String>::new());
         for r in self.query(
@@ -605,6 +632,8 @@ impl RefreshTx for PgRefresh<'_> {
 
 impl Drop for PgRefresh<'_> {
     fn drop(&mut self) {
+        // A batch in flight first, or the rollback could overtake it.
+        let _ = self.in_flight.take().map(Started::wait);
         if let Some(mut client) = self.client.take() {
             // A connection whose rollback fails is closed, not pooled.
             if client.batch_execute("ROLLBACK").is_ok() {
