@@ -918,8 +918,25 @@ pub fn lists_orders_facets_and_lookups(store: &Store) {
             component("s1", "DataBase", "team-x", "S"),
             component("s2", "Database", "team-y", "S"),
             component("s3", "database", "team-z", "S"),
+            // Two spellings of one link title in one entity: one row, the
+            // first spelling.
+            entity(
+                json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+                "metadata": {"name": "s4", "links": [
+                    {"url": "https://a.example", "title": "Runbook"},
+                    {"url": "https://b.example", "title": "runbook"}]},
+                "spec": {"type": "service", "lifecycle": "production", "owner": "team-w"}}),
+            ),
         ],
     );
+    let titles = store
+        .catalog
+        .facets_uncached(
+            &["metadata.links.title".into()],
+            &filter(&["metadata.name=s4"]),
+        )
+        .unwrap();
+    assert_eq!(titles["metadata.links.title"], [("Runbook".to_string(), 1)]);
     for (owner, shown, n) in [
         ("team-x,spec.owner=team-y,spec.owner=team-z", "DataBase", 3),
         ("team-y,spec.owner=team-z", "Database", 2),

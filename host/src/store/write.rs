@@ -134,6 +134,10 @@ impl RefreshBook {
         flatten(&value, &mut String::new(), &mut flat);
         // uid and etag are unique per entity: useless as filters or facets.
         flat.retain(|(k, _, _)| k != "metadata.uid" && k != "metadata.etag");
+        // One row per key and value, the first spelling kept (`[Go, go]`
+        // is one tag), so a backend inserts them without conflict checks.
+        flat.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        flat.dedup_by(|later, first| (&later.0, &later.1) == (&first.0, &first.1));
         if existing.is_some() {
             self.summary.updated += 1;
         } else {
