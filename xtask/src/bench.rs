@@ -520,6 +520,24 @@ fn catalog_rows(
         "xtask: ingested {n} entities in {:.1} s",
         ingest.as_secs_f64()
     );
+    // Queries are measured in the steady state: once the search index has
+    // caught up with the ingest (it indexes in the background meanwhile).
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let (_, body) = conn.get("/healthz")?;
+        let health: serde_json::Value = serde_json::from_slice(&body)?;
+        if health["search"]["documents"].as_u64() == Some(n as u64) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the search index did not catch up with the ingest in 10 minutes: {health}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "xtask: the search index caught up {:.1} s after the ingest",
+        (started.elapsed() - ingest).as_secs_f64()
+    );
     let shape = Shape::of(n);
     let mut rng = Rng(42);
     let by_name = measure(&mut conn, requests, |_| {
