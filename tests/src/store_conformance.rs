@@ -530,6 +530,32 @@ pub fn a_refresh_commits_whole_and_replaces_what_it_no_longer_produced(store: &S
     assert!(has(store, &component_ref("a")) && has(store, &component_ref("c")));
     assert!(!has(store, &component_ref("b")));
 
+    // A changed entity: its body, search rows and relations follow.
+    let mut tx = store.locations.begin_refresh(&loc.id).unwrap();
+    for (name, ty, owner) in [("a", "library", "team-b"), ("c", "website", "team-a")] {
+        let title = if name == "c" { "a changed title" } else { "a" };
+        tx.put(component(name, ty, owner, title), "file:a.yaml")
+            .unwrap()
+            .unwrap();
+    }
+    let summary = tx.commit().unwrap();
+    assert_eq!((summary.updated, summary.unchanged), (1, 1), "{summary:?}");
+    let listed = |params: &[&str]| {
+        names(
+            &store
+                .catalog
+                .list(&ListQuery {
+                    filter: filter(params),
+                    ..ListQuery::default()
+                })
+                .unwrap(),
+        )
+    };
+    assert_eq!(listed(&["spec.type=library"]), ["a"]);
+    assert!(listed(&["spec.type=service"]).is_empty());
+    assert_eq!(listed(&["relations.ownedBy=group:default/team-b"]), ["a"]);
+    assert_eq!(listed(&["relations.ownedBy=group:default/team-a"]), ["c"]);
+
     // The same entity twice in one refresh: the second is refused.
     let mut tx = store.locations.begin_refresh(&loc.id).unwrap();
     tx.put(component("a", "service", "team-a", "a"), "file:a.yaml")

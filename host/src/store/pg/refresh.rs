@@ -182,8 +182,8 @@ struct PgRefresh<'s> {
     /// Refs looked up by `prefetch` and stored nowhere: under the catalog
     /// lock nothing else can take them, so they are written in batches.
     fresh: HashSet<String>,
-    /// New entities not written yet.
-    pending: Vec<NewEntity>,
+    /// New and changed entities not written yet.
+    pending: Vec<Batched>,
     /// Their rows (entities, search rows, relations).
     pending_rows: usize,
     /// The last batch, being written while the refresh reads on: the ids
@@ -191,8 +191,9 @@ struct PgRefresh<'s> {
     in_flight: Option<Started<(Vec<i64>, usize)>>,
 }
 
-/// A new entity waiting for its batch.
-struct NewEntity {
+/// An entity waiting for its batch: new, or a change of the stored `id`.
+struct Batched {
+    id: Option<i64>,
     key: String,
     entity_ref: EntityRef,
     source: String,
@@ -262,9 +263,9 @@ impl PgRefresh<'_> {
             .map_or_else(|| "another location".to_string(), |r| r.get(0)))
     }
 
-    /// Starts writing the pending new entities, their search rows and
-    /// relations, in one statement; the refresh reads and parses on
-    /// meanwhile (the next statement waits for it).
+    /// Starts writing the pending entities, their search rows and
+    /// relations: changed ones in two statements, new ones in one; the
+    /// refresh reads and parses on meanwhile (its next statement waits).
     fn flush(&mut self) -> Result<(), StoreError> {
         if self.pending.is_empty() {
             return Ok(());
@@ -282,15 +283,31 @@ impl PgRefresh<'_> {
             .client
             .as_mut()
             .expect("an open refresh has its connection");
-        let started = client.start(runtime, INSERT_NEW, move |client, statement| async move {
-            let (e, s, r) = batch_columns(&pending);
+        let started = client.start(runtime, INSERT_NEW, move |client, insert| async move {
             let now = now_ms();
+            let (changed, new): (Vec<Batched>, Vec<Batched>) =
+                pending.into_iter().partition(|b| b.id.is_some());
+            if !changed.is_empty() {
+                let (ids, e, s, r) = change_columns(&changed);
+                let mut params: Vec<&(dyn ToSql + Sync)> = vec![&now, &ids];
+                params.extend(e.iter().map(|c| c as &(dyn ToSql + Sync)));
+                client.execute(UPDATE_CHANGED, &params).await?;
+                // Apart: rows deleted and inserted in one statement would
+                // collide.
+                let params: Vec<&(dyn ToSql + Sync)> =
+                    vec![&s.0, &s.1[0], &s.1[1], &s.1[2], &r[0], &r[1], &r[2]];
+                client.execute(INSERT_CHANGED_ROWS, &params).await?;
+            }
+            if new.is_empty() {
+                return Ok((Vec::new(), 0));
+            }
+            let (e, s, r) = batch_columns(&new);
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![&location_id, &now];
             params.extend(e.iter().map(|c| c as &(dyn ToSql + Sync)));
             params.extend(s.iter().map(|c| c as &(dyn ToSql + Sync)));
             params.extend(r.iter().map(|c| c as &(dyn ToSql + Sync)));
-            let rows = client.query(&statement, &params).await?;
-            Ok((rows.iter().map(|row| row.get(0)).collect(), pending.len()))
+            let rows = client.query(&insert, &params).await?;
+            Ok((rows.iter().map(|row| row.get(0)).collect(), new.len()))
         })?;
         self.in_flight = Some(started);
         Ok(())
@@ -320,12 +337,79 @@ const INSERT_NEW: &str = "WITH e AS (
         WHERE u.r IN (SELECT ref FROM e))
      SELECT id FROM e";
 
+/// Rewrites changed entities (`$2` their ids, then their title, owner,
+/// source, etag and body; `$1` the time) and drops their search rows and
+/// relations, which [`INSERT_CHANGED_ROWS`] then writes anew.
+const UPDATE_CHANGED: &str = "WITH u AS (
+        UPDATE entities e SET title = x.t, owner_ref = x.o, source = x.s, etag = x.g, body = x.b,
+            errors = NULL, updated_ms = $1
+        FROM unnest($2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[])
+            AS x(id, t, o, s, g, b)
+        WHERE e.id = x.id),
+     s AS (DELETE FROM search WHERE entity_id = ANY($2)),
+     r AS (DELETE FROM relations WHERE source_ref IN (SELECT ref FROM entities WHERE id = ANY($2)))
+     SELECT 1";
+
+/// The search rows (`$1` entity ids, keys, values, originals) and the
+/// relations (refs, types, targets) of changed entities.
+const INSERT_CHANGED_ROWS: &str = "WITH s AS (INSERT INTO search (key, value, entity_id, original)
+        SELECT k, v, id, o FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[]) AS t(id, k, v, o)),
+     r AS (INSERT INTO relations (source_ref, type, target_ref)
+        SELECT r, t, x FROM unnest($5::TEXT[], $6::TEXT[], $7::TEXT[]) AS u(r, t, x))
+     SELECT 1";
+
+/// The columns [`UPDATE_CHANGED`] and [`INSERT_CHANGED_ROWS`] take for
+/// `batch`: ids; the entities' five; the search rows' ids and three; the
+/// relations' three.
+#[allow(clippy::type_complexity, reason = "fixed groups of columns")]
+fn change_columns(
+    batch: &[Batched],
+) -> (
+    Vec<i64>,
+    [Vec<Option<&str>>; 5],
+    (Vec<i64>, [Vec<Option<&str>>; 3]),
+    [Vec<&str>; 3],
+) {
+    let mut ids = Vec::with_capacity(batch.len());
+    let mut e: [Vec<Option<&str>>; 5] = Default::default();
+    let mut s: (Vec<i64>, [Vec<Option<&str>>; 3]) = Default::default();
+    let mut r: [Vec<&str>; 3] = Default::default();
+    for b in batch {
+        let (Some(id), p) = (b.id, &b.prepared) else {
+            continue;
+        };
+        ids.push(id);
+        let columns = [
+            p.title.as_deref(),
+            p.owner.as_deref(),
+            Some(b.source.as_str()),
+            Some(p.etag.as_str()),
+            Some(p.body.as_str()),
+        ];
+        for (column, value) in e.iter_mut().zip(columns) {
+            column.push(value);
+        }
+        for (k, v, o) in &p.flat {
+            s.0.push(id);
+            s.1[0].push(Some(k.as_str()));
+            s.1[1].push(Some(v.as_str()));
+            s.1[2].push(o.as_deref());
+        }
+        for (kind, target) in &b.relations {
+            r[0].push(b.key.as_str());
+            r[1].push(kind);
+            r[2].push(target.as_str());
+        }
+    }
+    (ids, e, s, r)
+}
+
 /// The columns [`INSERT_NEW`] takes for `batch`: the entities' ten, the
 /// search rows' four (ref, key, value, original) and the relations' three
 /// (ref, type, target).
 #[allow(clippy::type_complexity, reason = "three fixed groups of columns")]
 fn batch_columns(
-    batch: &[NewEntity],
+    batch: &[Batched],
 ) -> (
     [Vec<Option<&str>>; 10],
     [Vec<Option<&str>>; 4],
@@ -444,9 +528,12 @@ impl RefreshTx for PgRefresh<'_> {
             }
             Put::Write(p) => p,
         };
-        if existing.is_none() && self.fresh.contains(&key) {
+        // A change of this location's own entity, or a new entity no other
+        // location holds (looked up by `prefetch`): written in batches.
+        if existing.is_some() || self.fresh.contains(&key) {
             self.pending_rows += 1 + p.flat.len() + relations.len();
-            self.pending.push(NewEntity {
+            self.pending.push(Batched {
+                id: existing.as_ref().map(|e| e.id),
                 key,
                 entity_ref,
                 source: source.to_string(),
@@ -465,7 +552,7 @@ impl RefreshTx for PgRefresh<'_> {
         let [keys, values, originals] = search_columns(&p.flat);
         let types: Vec<&str> = relations.iter().map(|r| r.kind).collect();
         let targets: Vec<String> = relations.iter().map(|r| r.target.to_string()).collect();
-        let Some(e) = &existing else {
+        {
             // One statement: the entity (unless another location has it),
             // its search rows and its relations.
             let location_id = self.book.location_id.clone();
@@ -510,27 +597,7 @@ impl RefreshTx for PgRefresh<'_> {
                 }));
             };
             self.book.seen.insert(row.get(0));
-            return Ok(Ok(()));
-        };
-        self.execute(
-            "WITH u AS (UPDATE entities SET title = $2, owner_ref = $3, source = $4, etag = $5, body = $6,
-                errors = NULL, updated_ms = $7 WHERE id = $1),
-             s AS (DELETE FROM search WHERE entity_id = $1),
-             r AS (DELETE FROM relations WHERE source_ref = $8)
-             SELECT 1",
-            &[&e.id, &p.title, &p.owner, &source, &p.etag, &p.body, &now, &key],
-        )?;
-        // Apart: rows deleted and inserted in one statement could collide.
-        self.execute(
-            "WITH s AS (INSERT INTO search (key, value, entity_id, original)
-                SELECT k, v, $1, o FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[]) AS t(k, v, o)
-                ON CONFLICT DO NOTHING),
-             r AS (INSERT INTO relations (source_ref, type, target_ref)
-                SELECT $5, t, x FROM unnest($6::TEXT[], $7::TEXT[]) AS u(t, x)
-                ON CONFLICT DO NOTHING)
-             SELECT 1",
-            &[&e.id, &keys, &values, &originals, &key, &types, &targets],
-        )?;
+        }
         Ok(Ok(()))
     }
 
