@@ -21,6 +21,10 @@ pub const SYNC_EVERY: Duration = Duration::from_millis(200);
 /// Entities read per page during a full build.
 const PAGE: usize = 1000;
 
+/// Changes behind past which the index is built again (or past a quarter
+/// of the documents, when more).
+const REBUILD_AFTER: u64 = 20_000;
+
 pub struct Indexer {
     pub index: SearchIndex,
     store: Arc<Store>,
@@ -162,13 +166,13 @@ impl Indexer {
         added
     }
 
-    /// Indexes the whole catalog afresh. Blocking.
     /// Catalog changes not in the index yet.
     pub fn lag(&self) -> anyhow::Result<i64> {
         let newest = self.store.changes.last_entity_change()?;
         Ok((newest - self.last_seq.load(Ordering::Acquire)).max(0))
     }
 
+    /// Indexes the whole catalog afresh. Blocking.
     pub fn build(&self) -> anyhow::Result<usize> {
         let _busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         let started = std::time::Instant::now();
@@ -196,6 +200,13 @@ impl Indexer {
             tracing::info!(
                 "the change feed no longer has what this index missed; building it again"
             );
+            return self.build();
+        }
+        // A change of much of the catalog (a first import) is read whole,
+        // in pages, rather than entity by entity: at 100,000 entities
+        // that is one read per thousand instead of one each, and one
+        // commit instead of ten.
+        if self.lag()? as u64 > REBUILD_AFTER.max(self.index.documents() / 4) {
             return self.build();
         }
         let _busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
