@@ -363,15 +363,23 @@ impl Postgres {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Refreshes the planner's statistics of the catalog's tables after a
-    /// large change, on a connection of its own, without waiting (about
-    /// 0.7 s at 100,000 entities; reads and writes go on meanwhile). A
-    /// failure costs only plans, so it is logged: the change is committed.
+    /// After a large change, vacuums the catalog's tables (so index-only
+    /// scans, such as facet counts, need not visit the table: 250 ms
+    /// against 40 at 100,000 entities) and refreshes the planner's
+    /// statistics: what autovacuum does a minute or more later. On a
+    /// connection of its own, without waiting (a few seconds at 100,000
+    /// entities; reads and writes go on meanwhile). A failure costs only
+    /// speed, so it is logged: the change is committed.
     fn analyze(&self) {
-        const FAILED: &str = "could not analyze the catalog's tables after a large refresh";
+        const FAILED: &str =
+            "could not vacuum and analyze the catalog's tables after a large refresh";
         match (self.take(), &self.runtime) {
             (Ok(c), Some(runtime)) => {
-                c.run_detached(runtime, "ANALYZE entities, search, relations", FAILED);
+                c.run_detached(
+                    runtime,
+                    "VACUUM (ANALYZE) entities, search, relations",
+                    FAILED,
+                );
             }
             (Err(e), _) => tracing::warn!(error = %e, "{FAILED}"),
             (Ok(_), None) => {}

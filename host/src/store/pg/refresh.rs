@@ -757,9 +757,10 @@ impl ChangeFeed for Postgres {
     }
 }
 
-/// Entities a refresh changes before the catalog's tables are analyzed
-/// at once, rather than by autovacuum a minute or more later: plans made
-/// from the statistics of an empty catalog walk whole tables.
+/// Entities a refresh changes before the catalog's tables are vacuumed
+/// and analyzed at once, rather than by autovacuum a minute or more
+/// later: plans made from the statistics of an empty catalog walk whole
+/// tables, and index-only scans visit the table until it is vacuumed.
 const ANALYZE_AFTER: usize = 10_000;
 
 /// How long a change-feed entry outlives its first follower.
