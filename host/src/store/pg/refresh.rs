@@ -512,7 +512,8 @@ impl RefreshTx for PgRefresh<'_> {
             source,
             existing.as_ref(),
             // Never asked: `existing` is only ever this location's own;
-            // another location's claim shows when the insert finds the ref.
+            // another location's claim is in `elsewhere`, or shows when
+            // the insert finds the ref.
             &mut |location| Ok(location.to_string()),
         )?;
         let p = match decided {
@@ -552,52 +553,50 @@ impl RefreshTx for PgRefresh<'_> {
         let [keys, values, originals] = search_columns(&p.flat);
         let types: Vec<&str> = relations.iter().map(|r| r.kind).collect();
         let targets: Vec<String> = relations.iter().map(|r| r.target.to_string()).collect();
-        {
-            // One statement: the entity (unless another location has it),
-            // its search rows and its relations.
-            let location_id = self.book.location_id.clone();
-            let inserted = self.query(
-                "WITH e AS (
-                    INSERT INTO entities (uid, ref, kind, namespace, name, title, owner_ref, location_id,
-                        source, etag, body, created_ms, updated_ms)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
-                    ON CONFLICT (ref) DO NOTHING RETURNING id),
-                 s AS (INSERT INTO search (key, value, entity_id, original)
-                    SELECT k, v, e.id, o FROM e, unnest($13::TEXT[], $14::TEXT[], $15::TEXT[]) AS t(k, v, o)
-                    ON CONFLICT DO NOTHING),
-                 r AS (INSERT INTO relations (source_ref, type, target_ref)
-                    SELECT $2, t, x FROM e, unnest($16::TEXT[], $17::TEXT[]) AS u(t, x)
-                    ON CONFLICT DO NOTHING)
-                 SELECT id FROM e",
-                &[
-                    &p.uid,
-                    &key,
-                    &entity_ref.kind,
-                    &entity_ref.namespace,
-                    &entity_ref.name,
-                    &p.title,
-                    &p.owner,
-                    &location_id,
-                    &source,
-                    &p.etag,
-                    &p.body,
-                    &now,
-                    &keys,
-                    &values,
-                    &originals,
-                    &types,
-                    &targets,
-                ],
-            )?;
-            let Some(row) = inserted.first() else {
-                // Another location claimed it first.
-                self.book.refuse_new(&key);
-                return Ok(Err(Rejected::ClaimedElsewhere {
-                    location: self.claimed_by(&key)?,
-                }));
-            };
-            self.book.seen.insert(row.get(0));
-        }
+        // Not looked up first: one statement writes the entity (unless
+        // another location has it), its search rows and its relations.
+        let location_id = self.book.location_id.clone();
+        let inserted = self.query(
+            "WITH e AS (
+                INSERT INTO entities (uid, ref, kind, namespace, name, title, owner_ref, location_id,
+                    source, etag, body, created_ms, updated_ms)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+                ON CONFLICT (ref) DO NOTHING RETURNING id),
+             s AS (INSERT INTO search (key, value, entity_id, original)
+                SELECT k, v, e.id, o FROM e, unnest($13::TEXT[], $14::TEXT[], $15::TEXT[]) AS t(k, v, o)
+                ON CONFLICT DO NOTHING),
+             r AS (INSERT INTO relations (source_ref, type, target_ref)
+                SELECT $2, t, x FROM e, unnest($16::TEXT[], $17::TEXT[]) AS u(t, x)
+                ON CONFLICT DO NOTHING)
+             SELECT id FROM e",
+            &[
+                &p.uid,
+                &key,
+                &entity_ref.kind,
+                &entity_ref.namespace,
+                &entity_ref.name,
+                &p.title,
+                &p.owner,
+                &location_id,
+                &source,
+                &p.etag,
+                &p.body,
+                &now,
+                &keys,
+                &values,
+                &originals,
+                &types,
+                &targets,
+            ],
+        )?;
+        let Some(row) = inserted.first() else {
+            // Another location claimed it first.
+            self.book.refuse_new(&key);
+            return Ok(Err(Rejected::ClaimedElsewhere {
+                location: self.claimed_by(&key)?,
+            }));
+        };
+        self.book.seen.insert(row.get(0));
         Ok(Ok(()))
     }
 
