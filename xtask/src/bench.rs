@@ -283,15 +283,26 @@ pub(crate) fn release_bin(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
 /// Waits until the server says it is ready (its first refresh of every
 /// location done), for at most `within`; returns its health answer.
 pub(crate) fn wait_ready(conn: &mut Conn, within: Duration) -> anyhow::Result<serde_json::Value> {
+    wait_health(conn, within, "ready", |health| health["ready"] == true)
+}
+
+/// Polls `/healthz` every 20 ms until `done` holds of its answer, for at
+/// most `within` (then fails, saying the portal was not `what`).
+fn wait_health(
+    conn: &mut Conn,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> anyhow::Result<serde_json::Value> {
     let deadline = Instant::now() + within;
     loop {
         let (_, body) = conn.get("/healthz")?;
         let health: serde_json::Value = serde_json::from_slice(&body)?;
-        if health["ready"] == true {
+        if done(&health) {
             return Ok(health);
         }
         if Instant::now() > deadline {
-            bail!("the portal was not ready within {within:?}");
+            bail!("the portal was not {what} within {within:?}: {health}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -522,18 +533,12 @@ fn catalog_rows(
     );
     // Queries are measured in the steady state: once the search index has
     // caught up with the ingest (it indexes in the background meanwhile).
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let (_, body) = conn.get("/healthz")?;
-        let health: serde_json::Value = serde_json::from_slice(&body)?;
-        if health["search"]["documents"].as_u64() == Some(n as u64) {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("the search index did not catch up with the ingest in 10 minutes: {health}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_health(
+        &mut conn,
+        Duration::from_secs(600),
+        "searchable (its index caught up with the ingest)",
+        |health| health["search"]["documents"].as_u64() == Some(n as u64),
+    )?;
     eprintln!(
         "xtask: the search index caught up {:.1} s after the ingest",
         (started.elapsed() - ingest).as_secs_f64()

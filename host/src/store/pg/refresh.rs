@@ -288,20 +288,23 @@ impl PgRefresh<'_> {
             let (changed, new): (Vec<Batched>, Vec<Batched>) =
                 pending.into_iter().partition(|b| b.id.is_some());
             if !changed.is_empty() {
-                let (ids, e, s, r) = change_columns(&changed);
+                let (ids, e) = change_columns(&changed);
                 let mut params: Vec<&(dyn ToSql + Sync)> = vec![&now, &ids];
                 params.extend(e.iter().map(|c| c as &(dyn ToSql + Sync)));
                 client.execute(UPDATE_CHANGED, &params).await?;
                 // Apart: rows deleted and inserted in one statement would
                 // collide.
-                let params: Vec<&(dyn ToSql + Sync)> =
-                    vec![&s.0, &s.1[0], &s.1[1], &s.1[2], &r[0], &r[1], &r[2]];
+                let (s, r) = row_columns(&changed);
+                let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+                params.extend(s.iter().map(|c| c as &(dyn ToSql + Sync)));
+                params.extend(r.iter().map(|c| c as &(dyn ToSql + Sync)));
                 client.execute(INSERT_CHANGED_ROWS, &params).await?;
             }
             if new.is_empty() {
                 return Ok((Vec::new(), 0));
             }
-            let (e, s, r) = batch_columns(&new);
+            let e = entity_columns(&new);
+            let (s, r) = row_columns(&new);
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![&location_id, &now];
             params.extend(e.iter().map(|c| c as &(dyn ToSql + Sync)));
             params.extend(s.iter().map(|c| c as &(dyn ToSql + Sync)));
@@ -316,7 +319,7 @@ impl PgRefresh<'_> {
 
 /// Writes a batch of new entities (unless another location has one), with
 /// their search rows and relations: `$1` the location, `$2` the time,
-/// then [`batch_columns`] in order. Neither rows of a new entity can be
+/// then [`entity_columns`] and [`row_columns`] in order. Neither rows of a new entity can be
 /// there already (an entity's search rows are unique by key and value,
 /// its relations by type and target, and both go with it), so they are
 /// inserted without the conflict checks that cost PostgreSQL a second
@@ -350,30 +353,20 @@ const UPDATE_CHANGED: &str = "WITH u AS (
      r AS (DELETE FROM relations WHERE source_ref IN (SELECT ref FROM entities WHERE id = ANY($2)))
      SELECT 1";
 
-/// The search rows (`$1` entity ids, keys, values, originals) and the
-/// relations (refs, types, targets) of changed entities.
+/// The search rows and relations of changed entities ([`row_columns`]).
 const INSERT_CHANGED_ROWS: &str = "WITH s AS (INSERT INTO search (key, value, entity_id, original)
-        SELECT k, v, id, o FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[]) AS t(id, k, v, o)),
+        SELECT t.k, t.v, e.id, t.o
+        FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[]) AS t(r, k, v, o)
+        JOIN entities e ON e.ref = t.r),
      r AS (INSERT INTO relations (source_ref, type, target_ref)
         SELECT r, t, x FROM unnest($5::TEXT[], $6::TEXT[], $7::TEXT[]) AS u(r, t, x))
      SELECT 1";
 
-/// The columns [`UPDATE_CHANGED`] and [`INSERT_CHANGED_ROWS`] take for
-/// `batch`: ids; the entities' five; the search rows' ids and three; the
-/// relations' three.
-#[allow(clippy::type_complexity, reason = "fixed groups of columns")]
-fn change_columns(
-    batch: &[Batched],
-) -> (
-    Vec<i64>,
-    [Vec<Option<&str>>; 5],
-    (Vec<i64>, [Vec<Option<&str>>; 3]),
-    [Vec<&str>; 3],
-) {
+/// The columns [`UPDATE_CHANGED`] takes for `batch`: ids, then title,
+/// owner, source, etag and body.
+fn change_columns(batch: &[Batched]) -> (Vec<i64>, [Vec<Option<&str>>; 5]) {
     let mut ids = Vec::with_capacity(batch.len());
     let mut e: [Vec<Option<&str>>; 5] = Default::default();
-    let mut s: (Vec<i64>, [Vec<Option<&str>>; 3]) = Default::default();
-    let mut r: [Vec<&str>; 3] = Default::default();
     for b in batch {
         let (Some(id), p) = (b.id, &b.prepared) else {
             continue;
@@ -389,34 +382,13 @@ fn change_columns(
         for (column, value) in e.iter_mut().zip(columns) {
             column.push(value);
         }
-        for (k, v, o) in &p.flat {
-            s.0.push(id);
-            s.1[0].push(Some(k.as_str()));
-            s.1[1].push(Some(v.as_str()));
-            s.1[2].push(o.as_deref());
-        }
-        for (kind, target) in &b.relations {
-            r[0].push(b.key.as_str());
-            r[1].push(kind);
-            r[2].push(target.as_str());
-        }
     }
-    (ids, e, s, r)
+    (ids, e)
 }
 
-/// The columns [`INSERT_NEW`] takes for `batch`: the entities' ten, the
-/// search rows' four (ref, key, value, original) and the relations' three
-/// (ref, type, target).
-#[allow(clippy::type_complexity, reason = "three fixed groups of columns")]
-fn batch_columns(
-    batch: &[Batched],
-) -> (
-    [Vec<Option<&str>>; 10],
-    [Vec<Option<&str>>; 4],
-    [Vec<&str>; 3],
-) {
+/// The entity columns [`INSERT_NEW`] takes for `batch` (`$3` to `$12`).
+fn entity_columns(batch: &[Batched]) -> [Vec<Option<&str>>; 10] {
     let mut e: [Vec<Option<&str>>; 10] = Default::default();
-    let (mut s, mut r): ([Vec<Option<&str>>; 4], [Vec<&str>; 3]) = Default::default();
     for n in batch {
         let p = &n.prepared;
         let columns = [
@@ -434,7 +406,18 @@ fn batch_columns(
         for (column, value) in e.iter_mut().zip(columns) {
             column.push(value);
         }
-        for (k, v, o) in &p.flat {
+    }
+    e
+}
+
+/// The search rows (ref, key, value, original) and relations (ref, type,
+/// target) of `batch`, as [`INSERT_NEW`] and [`INSERT_CHANGED_ROWS`] take
+/// them.
+#[allow(clippy::type_complexity, reason = "two fixed groups of columns")]
+fn row_columns(batch: &[Batched]) -> ([Vec<Option<&str>>; 4], [Vec<&str>; 3]) {
+    let (mut s, mut r): ([Vec<Option<&str>>; 4], [Vec<&str>; 3]) = Default::default();
+    for n in batch {
+        for (k, v, o) in &n.prepared.flat {
             s[0].push(Some(n.key.as_str()));
             s[1].push(Some(k.as_str()));
             s[2].push(Some(v.as_str()));
@@ -446,7 +429,7 @@ fn batch_columns(
             r[2].push(target.as_str());
         }
     }
-    (e, s, r)
+    (s, r)
 }
 
 /// The search rows of an entity as `unnest` takes them.
