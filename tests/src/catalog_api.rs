@@ -216,6 +216,16 @@ async fn locations_can_be_added_previewed_and_removed() {
         ),
     )
     .unwrap();
+    std::fs::write(
+        remote.path().join("team-d.yaml"),
+        format!(
+            "{}---\n{}---\n{}",
+            group("team-d"),
+            component("remote-d", "team-d"),
+            component("remote-svc", "team-d")
+        ),
+    )
+    .unwrap();
     let files = FileServer::start(remote.path()).await;
     let p = Portal::start(
         &format!(
@@ -264,8 +274,11 @@ async fn locations_can_be_added_previewed_and_removed() {
         )
         .await;
     assert_eq!(status, 201, "{added}");
+    // Read in the background, as Backstage does: the answer does not wait.
+    assert_eq!(added["refresh"], "queued", "{added}");
+    assert_eq!(added["entities"], json!([]));
     let id = added["location"]["id"].as_str().unwrap().to_string();
-    let e = p.entity("component", "remote-svc").await.unwrap();
+    let e = p.until_entity("component", "remote-svc").await;
     assert_eq!(
         e["metadata"]["annotations"]["backstage.io/managed-by-location"],
         format!("url:{url}")
@@ -278,8 +291,21 @@ async fn locations_can_be_added_previewed_and_removed() {
         .await;
     assert_eq!(status, 409);
 
+    // `wait=true` answers once the location is read, with what it held:
+    // here one entity the first location already claims.
+    let (status, waited) = p
+        .admin_post(
+            "/api/catalog/locations?wait=true",
+            &json!({"type": "url", "target": files.url("team-d.yaml")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{waited}");
+    assert_eq!(waited["summary"]["added"], 2, "{waited}");
+    assert_eq!(waited["summary"]["problems"], 1, "{waited}");
+    assert!(p.entity("component", "remote-d").await.is_some());
+
     let locations = p.ok("/api/catalog/locations").await;
-    assert_eq!(locations.as_array().unwrap().len(), 2);
+    assert_eq!(locations.as_array().unwrap().len(), 3);
     assert!(
         locations
             .as_array()

@@ -205,7 +205,7 @@ async fn a_slow_location_does_not_hold_the_write_lock() {
     let p = Portal::start(&config, &[("a.yaml", &group("team-a"))]).await;
     let (base, http) = (p.base.clone(), p.http.clone());
     let adding = tokio::spawn(async move {
-        http.post(format!("{base}/api/catalog/locations"))
+        http.post(format!("{base}/api/catalog/locations?wait=true"))
             .bearer_auth(Portal::ADMIN)
             .json(&json!({"type": "url", "target": format!("http://{addr}/slow.yaml")}))
             .send()

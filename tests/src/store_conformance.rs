@@ -26,6 +26,7 @@ macro_rules! conformance {
                 a_refresh_commits_whole_and_replaces_what_it_no_longer_produced,
                 an_uncommitted_refresh_changes_nothing,
                 the_first_location_to_claim_an_entity_keeps_it,
+                locations_refreshed_in_one_transaction_keep_their_own_rules,
                 invalid_and_unreadable_sources_keep_the_last_good_version,
                 filtered_pages_have_totals_cursors_and_full_text,
                 lists_orders_facets_and_lookups,
@@ -593,6 +594,94 @@ pub fn an_uncommitted_refresh_changes_nothing(store: &Store) {
         vec![component("b", "service", "team-a", "B")],
     );
     assert!(has(store, &component_ref("b")) && !has(store, &component_ref("a")));
+}
+
+/// `next_location`: several locations in one transaction, each with its
+/// own removals and problems, the first claim winning across them.
+pub fn locations_refreshed_in_one_transaction_keep_their_own_rules(store: &Store) {
+    let [a, b, c] = ["a.yaml", "b.yaml", "c.yaml"].map(|f| {
+        store
+            .locations
+            .ensure_location("file", f, Origin::Config)
+            .unwrap()
+    });
+    let problem = |location: &str, message: &str| ProblemRecord {
+        location_id: location.to_string(),
+        source: "file:x".into(),
+        line: None,
+        column: None,
+        entity_ref: None,
+        field: None,
+        message: message.into(),
+    };
+    // Both rounds look the refs up first or not, as the ingest does.
+    for prefetch in [true, false] {
+        let mut tx = store.locations.begin_refresh(&a.id).unwrap();
+        let refs = ["x", "y", "z"].map(|n| component_ref(n).to_string());
+        if prefetch {
+            tx.prefetch(&refs).unwrap();
+        }
+        tx.put(component("x", "service", "team-a", "X"), "file:a.yaml")
+            .unwrap()
+            .unwrap();
+        tx.problem(problem(&a.id, "a's problem"));
+        let first = tx.next_location(&b.id).unwrap();
+        assert_eq!(tx.location_id(), b.id);
+        if prefetch {
+            tx.prefetch(&refs).unwrap();
+        }
+        // Claimed by `a` earlier in this very transaction.
+        let refused = tx
+            .put(component("x", "service", "team-b", "X"), "file:b.yaml")
+            .unwrap();
+        assert!(
+            matches!(refused, Err(Rejected::ClaimedElsewhere { ref location }) if location == "file:a.yaml"),
+            "{refused:?}"
+        );
+        tx.put(component("y", "service", "team-b", "Y"), "file:b.yaml")
+            .unwrap()
+            .unwrap();
+        let second = tx.next_location(&c.id).unwrap();
+        let third = tx.commit().unwrap();
+        if prefetch {
+            assert_eq!((first.added, first.problems), (1, 1), "{first:?}");
+            assert_eq!((second.added, second.problems), (1, 0), "{second:?}");
+            assert_eq!((third.added, third.removed), (0, 0), "{third:?}");
+        } else {
+            // The second round: nothing new, and each location's
+            // problems replaced by its own.
+            assert_eq!((first.unchanged, first.problems), (1, 1), "{first:?}");
+            assert_eq!((second.unchanged, second.removed), (1, 0), "{second:?}");
+        }
+        for (name, location) in [("x", &a.id), ("y", &b.id)] {
+            let (stored, _) = store
+                .catalog
+                .entity_origin(&component_ref(name))
+                .unwrap()
+                .unwrap();
+            assert_eq!(&stored, location, "{name}");
+        }
+        let problems = store.locations.problems(Some(&a.id)).unwrap();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(store.locations.problems(Some(&b.id)).unwrap().is_empty());
+    }
+    // A location that no longer produces its entity loses it; the one
+    // after it in the same transaction takes it over.
+    let mut tx = store.locations.begin_refresh(&b.id).unwrap();
+    let gone = tx.next_location(&c.id).unwrap();
+    tx.put(component("y", "library", "team-c", "Y"), "file:c.yaml")
+        .unwrap()
+        .unwrap();
+    let took = tx.commit().unwrap();
+    assert_eq!(gone.removed, 1, "{gone:?}");
+    assert_eq!(took.added, 1, "{took:?}");
+    let (stored, _) = store
+        .catalog
+        .entity_origin(&component_ref("y"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored, c.id);
+    assert_eq!(store.catalog.entity_count().unwrap(), 2);
 }
 
 pub fn the_first_location_to_claim_an_entity_keeps_it(store: &Store) {

@@ -224,6 +224,22 @@ impl Portal {
         }
     }
 
+    /// The entity, once it is there (a location registered through the
+    /// API is read in the background); panics after 20 s.
+    pub async fn until_entity(&self, kind: &str, name: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(e) = self.entity(kind, name).await {
+                return e;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{kind} {name} never appeared"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn problems(&self) -> Vec<Value> {
         self.ok("/api/catalog/problems").await["items"]
             .as_array()

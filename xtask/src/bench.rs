@@ -288,7 +288,7 @@ pub(crate) fn wait_ready(conn: &mut Conn, within: Duration) -> anyhow::Result<se
 
 /// Polls `/healthz` every 20 ms until `done` holds of its answer, for at
 /// most `within` (then fails, saying the portal was not `what`).
-fn wait_health(
+pub(crate) fn wait_health(
     conn: &mut Conn,
     within: Duration,
     what: &str,

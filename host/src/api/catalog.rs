@@ -351,7 +351,9 @@ async fn add_location(
     RawQuery(raw): RawQuery,
     ApiJson(body): ApiJson<NewLocation>,
 ) -> Result<Response, ApiError> {
-    let dry_run = Params::new(raw).one("dryRun").is_some_and(|v| v == "true");
+    let params = Params::new(raw);
+    let dry_run = params.one("dryRun").is_some_and(|v| v == "true");
+    let wait = params.one("wait").is_some_and(|v| v == "true");
     let ingestor = state.refresher.ingestor().clone();
     locations::check(&state.config.catalog, &ingestor, &body.kind, &body.target)?;
     let store = state.store.clone();
@@ -369,8 +371,14 @@ async fn add_location(
     }
     let location =
         blocking(move || Ok(locations::register(&store, &body.kind, &body.target)?)).await?;
-    // Read now, so the answer says what it holds.
-    let summary = state.refresher.refresh(location.clone()).await?;
+    // Read in the background, as Backstage does, so that registrations in
+    // a row commit together; `wait=true` answers once it has been read.
+    if !wait {
+        state.refresher.queue(location.clone(), None);
+        let answer = json!({"location": location, "entities": [], "refresh": "queued"});
+        return Ok((StatusCode::CREATED, Json(answer)).into_response());
+    }
+    let summary = state.refresher.queue_and_wait(location.clone()).await?;
     let answer = json!({"location": location, "entities": [], "summary": summary});
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }

@@ -3,7 +3,10 @@
 //!
 //! Refreshes run on blocking threads (they read files and write SQLite) and
 //! one at a time, so the API never waits on the writer for long and two
-//! refreshes never contend.
+//! refreshes never contend. Locations registered through the API are
+//! queued and read by one task in groups ([`Refresher::queue`]): a client
+//! registering 200 files in a row gets each answer at once, and the store
+//! commits them a few times rather than 200.
 //!
 //! Of several processes sharing one store, only the holder of the
 //! [`BACKGROUND`] lease refreshes on the clock and polls plugins; the
@@ -16,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{Mutex, Notify, oneshot};
 
 use crate::ingest::Ingestor;
 use crate::store::{Location, RefreshSummary, Store};
@@ -53,7 +56,13 @@ pub struct Refresher {
     ready: AtomicBool,
     /// Whether this process held the background lease at its last check.
     leading: AtomicBool,
+    /// Registered locations waiting for their first read, each with whom
+    /// to tell how it went.
+    queued: std::sync::Mutex<Vec<(Location, Option<Reply>)>>,
 }
+
+/// Where a queued refresh's outcome goes.
+pub type Reply = oneshot::Sender<Result<RefreshSummary, String>>;
 
 impl Refresher {
     pub fn new(store: Arc<Store>, ingestor: Arc<Ingestor>) -> Arc<Self> {
@@ -64,6 +73,7 @@ impl Refresher {
             wake: Notify::new(),
             ready: AtomicBool::new(false),
             leading: AtomicBool::new(false),
+            queued: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -85,34 +95,109 @@ impl Refresher {
     /// Refreshes one location now.
     pub async fn refresh(&self, location: Location) -> anyhow::Result<RefreshSummary> {
         let _guard = self.running.lock().await;
+        let mut done = self.refresh_group(vec![location]).await;
+        done.pop().expect("one location, one outcome")
+    }
+
+    /// Queues a registered location for its first read and answers at
+    /// once; `reply`, when given, hears how it went. One task reads what
+    /// is queued, in groups that commit together.
+    pub fn queue(self: &Arc<Self>, location: Location, reply: Option<Reply>) {
+        self.queued
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((location, reply));
+        let this = self.clone();
+        tokio::spawn(async move {
+            // Whoever gets the lock first takes everything queued by then;
+            // the tasks after it find the queue empty.
+            let _guard = this.running.lock().await;
+            let queued =
+                std::mem::take(&mut *this.queued.lock().unwrap_or_else(|p| p.into_inner()));
+            if queued.is_empty() {
+                return;
+            }
+            let (locations, replies): (Vec<_>, Vec<_>) = queued.into_iter().unzip();
+            let targets: Vec<String> = locations.iter().map(|l| l.target.clone()).collect();
+            let done = this.refresh_group(locations).await;
+            for ((outcome, reply), target) in done.into_iter().zip(replies).zip(targets) {
+                match (outcome, reply) {
+                    (outcome, Some(reply)) => {
+                        let _ = reply.send(outcome.map_err(|e| format!("{e:#}")));
+                    }
+                    (Err(e), None) => {
+                        tracing::error!(location = %target, error = %e, "cannot read a registered location; it is read again at the next refresh");
+                    }
+                    (Ok(_), None) => {}
+                }
+            }
+        });
+    }
+
+    /// Queues a registered location (as [`Refresher::queue`]) and answers
+    /// once it has been read, with the others queued meanwhile.
+    pub async fn queue_and_wait(
+        self: &Arc<Self>,
+        location: Location,
+    ) -> anyhow::Result<RefreshSummary> {
+        let (reply, read) = oneshot::channel();
+        self.queue(location, Some(reply));
+        read.await
+            .map_err(|_| anyhow::anyhow!("the refresh of the new location was dropped"))?
+            .map_err(|e| anyhow::anyhow!(e))
+    }
+
+    /// Refreshes `locations` in groups that commit together (the caller
+    /// holds `running`); each location's outcome, in order.
+    async fn refresh_group(&self, locations: Vec<Location>) -> Vec<anyhow::Result<RefreshSummary>> {
         let store = self.store.clone();
         let ingestor = self.ingestor.clone();
         let started = Instant::now();
-        let target = location.target.clone();
-        // The first read of a location is its arrival, not a change.
-        let first = location.last_refresh_ms.is_none();
-        let location_id = location.id.clone();
-        let summary = tokio::task::spawn_blocking(move || ingestor.refresh(&store, &location))
-            .await
-            .map_err(anyhow::Error::from)
-            .and_then(|r| r.map_err(anyhow::Error::from));
-        crate::metrics::refresh(started.elapsed().as_secs_f64(), summary.is_err());
-        let summary = summary?;
-        if !first {
-            self.record_change(&location_id, &target, &summary).await;
+        let count = locations.len();
+        let (locations, done) = match tokio::task::spawn_blocking(move || {
+            let done = ingestor.refresh_group(&store, &locations);
+            (locations, done)
+        })
+        .await
+        {
+            Ok(both) => both,
+            Err(e) => {
+                let why = format!("the refresh panicked: {e}");
+                return (0..count)
+                    .map(|_| Err(anyhow::anyhow!(why.clone())))
+                    .collect();
+            }
+        };
+        // A location read with others is counted with its share of the
+        // time.
+        let each = started.elapsed().as_secs_f64() / count.max(1) as f64;
+        let mut out = Vec::with_capacity(count);
+        for (location, summary) in locations.into_iter().zip(done) {
+            crate::metrics::refresh(each, summary.is_err());
+            let Ok(summary) = summary else {
+                out.push(summary.map_err(anyhow::Error::from));
+                continue;
+            };
+            // The first read of a location is its arrival, not a change.
+            if location.last_refresh_ms.is_some() {
+                self.record_change(&location.id, &location.target, &summary)
+                    .await;
+            }
+            tracing::info!(
+                location = %location.target,
+                added = summary.added,
+                updated = summary.updated,
+                unchanged = summary.unchanged,
+                removed = summary.removed,
+                kept_invalid = summary.kept_invalid,
+                problems = summary.problems,
+                ms = started.elapsed().as_millis() as u64,
+                group = count,
+                "refreshed location"
+            );
+            out.push(Ok(summary));
         }
-        tracing::info!(
-            location = %target,
-            added = summary.added,
-            updated = summary.updated,
-            unchanged = summary.unchanged,
-            removed = summary.removed,
-            kept_invalid = summary.kept_invalid,
-            problems = summary.problems,
-            ms = started.elapsed().as_millis() as u64,
-            "refreshed location"
-        );
-        Ok(summary)
+        out
     }
 
     /// Puts a catalog change in the activity feed: "Catalog: 2 added,
@@ -173,9 +258,13 @@ impl Refresher {
                 }
             }
         };
-        for location in locations {
-            let target = location.target.clone();
-            if let Err(e) = self.refresh(location).await {
+        let targets: Vec<String> = locations.iter().map(|l| l.target.clone()).collect();
+        let done = {
+            let _guard = self.running.lock().await;
+            self.refresh_group(locations).await
+        };
+        for (outcome, target) in done.into_iter().zip(targets) {
+            if let Err(e) = outcome {
                 tracing::error!(location = %target, error = %e, "refresh failed; the previous state stays served");
             }
         }

@@ -240,6 +240,8 @@ pub(super) struct SqliteRefresh<'s> {
     conn: MutexGuard<'s, Connection>,
     book: RefreshBook,
     open: bool,
+    /// Whether anything an entity shows changed, in any location so far.
+    changed: bool,
 }
 
 impl<'s> SqliteRefresh<'s> {
@@ -251,6 +253,7 @@ impl<'s> SqliteRefresh<'s> {
             conn,
             book: RefreshBook::new(location_id),
             open: true,
+            changed: false,
         })
     }
 
@@ -414,7 +417,29 @@ impl RefreshTx for SqliteRefresh<'_> {
         self.book.problems.push(problem);
     }
 
+    fn next_location(&mut self, location_id: &str) -> Result<RefreshSummary, StoreError> {
+        let summary = self.finish_location()?;
+        self.book = RefreshBook::new(location_id);
+        Ok(summary)
+    }
+
     fn commit(mut self: Box<Self>) -> Result<RefreshSummary, StoreError> {
+        let summary = self.finish_location()?;
+        self.conn.execute_batch("COMMIT")?;
+        self.open = false;
+        // Cached answers (facets) stay valid when nothing an entity shows
+        // changed; a periodic refresh of an unchanged catalog keeps them.
+        if self.changed {
+            self.store.bump();
+        }
+        Ok(summary)
+    }
+}
+
+impl SqliteRefresh<'_> {
+    /// Removes what the current location no longer produced and records
+    /// its problems and refresh time; answers its summary.
+    fn finish_location(&mut self) -> Result<RefreshSummary, StoreError> {
         let mut gone = Vec::new();
         {
             let mut stmt = self
@@ -463,13 +488,7 @@ impl RefreshTx for SqliteRefresh<'_> {
         self.conn
             .prepare_cached("UPDATE locations SET last_refresh_ms = ?2 WHERE id = ?1")?
             .execute(params![self.book.location_id, now_ms()])?;
-        self.conn.execute_batch("COMMIT")?;
-        self.open = false;
-        // Cached answers (facets) stay valid when nothing an entity shows
-        // changed; a periodic refresh of an unchanged catalog keeps them.
-        if self.book.changed() {
-            self.store.bump();
-        }
+        self.changed |= self.book.changed();
         Ok(std::mem::take(&mut self.book.summary))
     }
 }

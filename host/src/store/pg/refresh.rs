@@ -141,26 +141,10 @@ impl Locations for Postgres {
             pending: Vec::new(),
             pending_rows: 0,
             in_flight: None,
+            changed: false,
+            changes: 0,
         };
-        // This location's entities, read once: a refresh then asks the
-        // database nothing about an entity it already knows.
-        for r in refresh.query(
-            "SELECT ref, id, uid, location_id, etag, source, errors IS NOT NULL FROM entities
-             WHERE location_id = $1",
-            &[&location_id],
-        )? {
-            refresh.own.insert(
-                r.get(0),
-                Existing {
-                    id: r.get(1),
-                    uid: r.get(2),
-                    location_id: r.get(3),
-                    etag: r.get(4),
-                    source: r.get(5),
-                    has_errors: r.get(6),
-                },
-            );
-        }
+        refresh.load_own()?;
         Ok(Box::new(refresh))
     }
 }
@@ -189,6 +173,10 @@ struct PgRefresh<'s> {
     /// The last batch, being written while the refresh reads on: the ids
     /// it stored, and how many it should have.
     in_flight: Option<Started<(Vec<i64>, usize)>>,
+    /// Whether anything an entity shows changed, in any location so far.
+    changed: bool,
+    /// Entities added, changed or removed, in every location so far.
+    changes: usize,
 }
 
 /// An entity waiting for its batch: new, or a change of the stored `id`.
@@ -205,6 +193,30 @@ struct Batched {
 const BATCH_ROWS: usize = 12_000;
 
 impl PgRefresh<'_> {
+    /// The current location's entities, read once: a refresh then asks
+    /// the database nothing about an entity it already knows.
+    fn load_own(&mut self) -> Result<(), StoreError> {
+        let location_id = self.book.location_id.clone();
+        for r in self.query(
+            "SELECT ref, id, uid, location_id, etag, source, errors IS NOT NULL FROM entities
+             WHERE location_id = $1",
+            &[&location_id],
+        )? {
+            self.own.insert(
+                r.get(0),
+                Existing {
+                    id: r.get(1),
+                    uid: r.get(2),
+                    location_id: r.get(3),
+                    etag: r.get(4),
+                    source: r.get(5),
+                    has_errors: r.get(6),
+                },
+            );
+        }
+        Ok(())
+    }
+
     fn client(&mut self) -> &mut Client {
         self.client
             .as_mut()
@@ -621,7 +633,41 @@ impl RefreshTx for PgRefresh<'_> {
         self.book.problems.push(problem);
     }
 
+    fn next_location(&mut self, location_id: &str) -> Result<RefreshSummary, StoreError> {
+        let summary = self.finish_location()?;
+        self.book = RefreshBook::new(location_id);
+        // What the last location's lookups found no longer holds: it may
+        // have taken those refs itself.
+        self.own.clear();
+        self.elsewhere.clear();
+        self.fresh.clear();
+        self.load_own()?;
+        Ok(summary)
+    }
+
     fn commit(mut self: Box<Self>) -> Result<RefreshSummary, StoreError> {
+        let summary = self.finish_location()?;
+        self.client().batch_execute("COMMIT")?;
+        let client = self
+            .client
+            .take()
+            .expect("an open refresh has its connection");
+        self.store.give_back(client);
+        if self.changed {
+            self.store.bump();
+        }
+        if self.changes >= ANALYZE_AFTER {
+            self.store.analyze();
+        }
+        Ok(summary)
+    }
+}
+
+impl PgRefresh<'_> {
+    /// Writes what is pending, removes what the current location no
+    /// longer produced and records its problems and refresh time; answers
+    /// its summary.
+    fn finish_location(&mut self) -> Result<RefreshSummary, StoreError> {
         self.flush()?;
         self.settle()?;
         let location_id = self.book.location_id.clone();
@@ -664,19 +710,9 @@ impl RefreshTx for PgRefresh<'_> {
             "UPDATE locations SET last_refresh_ms = $2 WHERE id = $1",
             &[&location_id, &now_ms()],
         )?;
-        self.client().batch_execute("COMMIT")?;
-        let client = self
-            .client
-            .take()
-            .expect("an open refresh has its connection");
-        self.store.give_back(client);
-        if self.book.changed() {
-            self.store.bump();
-        }
+        self.changed |= self.book.changed();
         let summary = std::mem::take(&mut self.book.summary);
-        if summary.added + summary.updated + summary.removed >= ANALYZE_AFTER {
-            self.store.analyze();
-        }
+        self.changes += summary.added + summary.updated + summary.removed;
         Ok(summary)
     }
 }
