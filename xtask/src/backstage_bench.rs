@@ -180,6 +180,13 @@ pub fn run(n: usize, requests: usize) -> anyhow::Result<()> {
         |h| h["catalog"]["entities"].as_u64() == Some(n as u64),
     )?;
     let ingest = started.elapsed();
+    // Queries are measured in the steady state, as in the other part.
+    wait_health(
+        &mut conn,
+        Duration::from_secs(600),
+        "searchable (its index caught up with the ingest)",
+        |h| h["search"]["documents"].as_u64() == Some(n as u64),
+    )?;
     eprintln!(
         "xtask: {} registrations, {n} entities in {:.1} s",
         files.len(),

@@ -90,8 +90,8 @@ pub const HELD_ENTITIES: usize = 2_000;
 
 /// Entities one grouped refresh ([`Ingestor::refresh_group`]) writes
 /// before it commits: the write lock is held about a second on SQLite,
-/// and 200 locations of 500 entities commit 5 times rather than 200.
-pub const GROUP_ENTITIES: usize = 20_000;
+/// and 200 locations of 500 entities commit 10 times rather than 200.
+pub const GROUP_ENTITIES: usize = 10_000;
 
 impl RefreshLimits {
     pub fn of(catalog: &crate::config::CatalogConfig) -> RefreshLimits {
@@ -200,6 +200,10 @@ trait Sink {
     fn file_done(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Whether the sink has had enough: the walk then ends early.
+    fn full(&self) -> bool {
+        false
+    }
     /// Whether what comes next is written under the store's write lock
     /// (then no URL may be read).
     fn writing(&self) -> bool {
@@ -271,88 +275,113 @@ impl Ingestor {
     /// Refreshes several locations (each read as [`Ingestor::refresh`]
     /// reads one), committing together as many as hold about
     /// [`GROUP_ENTITIES`]: one commit rather than one per location, which
-    /// is what makes registering 200 locations in a row cheap. Answers
-    /// each location's summary, in order. A group that cannot be written
-    /// together (a URL met while writing, an unchanged file no longer
-    /// stored as it gave its entities, a store error) is done again one
-    /// location at a time, so no location pays for another.
+    /// is what makes registering 200 locations in a row cheap. A thread
+    /// of its own reads and validates the next location while this one
+    /// writes (parsing is about half of a refresh's work). Answers each
+    /// location's summary, in order. A location too large to hold is
+    /// refreshed alone; a group that cannot be written together (an
+    /// unchanged file no longer stored as it gave its entities, a store
+    /// error) is done again one location at a time, so no location pays
+    /// for another.
     pub fn refresh_group(
         &self,
         store: &Store,
         locations: &[Location],
     ) -> Vec<Result<RefreshSummary, StoreError>> {
+        if let [one] = locations {
+            return vec![self.refresh(store, one)];
+        }
         let mut out = Vec::with_capacity(locations.len());
-        let mut rest = locations;
-        while let Some(first) = rest.first() {
-            if rest.len() == 1 {
-                out.push(self.refresh(store, first));
-                break;
-            }
-            let (taken, group) = self.group(store, rest);
-            match group {
-                Ok(summaries) => out.extend(summaries.into_iter().map(Ok)),
-                Err(why) => {
-                    tracing::debug!(locations = taken, why = %why, "refreshing a group one location at a time");
-                    out.extend(rest[..taken].iter().map(|l| self.refresh(store, l)));
+        std::thread::scope(|scope| {
+            // One location read ahead at most: memory stays bounded.
+            let (send, read) = std::sync::mpsc::sync_channel(1);
+            std::thread::Builder::new()
+                .name("catalog-read".into())
+                .spawn_scoped(scope, move || {
+                    for location in locations {
+                        if send.send(self.hold(location)).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .expect("a thread to read locations on");
+            let mut group = Group::default();
+            for (i, held) in read.into_iter().enumerate() {
+                let location = &locations[i];
+                let Some((found, learned)) = held else {
+                    self.write_group(store, locations, std::mem::take(&mut group), &mut out);
+                    out.push(self.refresh(store, location));
+                    continue;
+                };
+                group.add(store, (i, location), found, learned);
+                if group.entities >= GROUP_ENTITIES {
+                    self.write_group(store, locations, std::mem::take(&mut group), &mut out);
                 }
             }
-            rest = &rest[taken..];
-        }
+            self.write_group(store, locations, group, &mut out);
+        });
         out
     }
 
-    /// Refreshes the first of `locations` and as many after it as one
-    /// transaction should write; answers how many it took.
-    fn group(
+    /// Reads a location holding everything it gives, without touching the
+    /// store; `None` when it gives more than a refresh holds.
+    fn hold(&self, location: &Location) -> Option<(Vec<Found>, HashMap<String, Memo>)> {
+        let mut sink = HoldSink {
+            found: Vec::new(),
+            entities: 0,
+            cap: self.limits.held_entities,
+        };
+        let memos = Memos {
+            known: self.recall(&location.id),
+            learned: HashMap::new(),
+        };
+        let at = (&location.kind, &location.target, &location.id);
+        match self.walk(at.0, at.1, at.2, &mut sink, Some(memos)) {
+            Ok((false, memos)) if sink.entities <= sink.cap => {
+                Some((sink.found, memos.unwrap_or_default().learned))
+            }
+            // Given back, for the refresh of it alone.
+            Ok((_, Some(memos))) => {
+                self.remember(&location.id, memos.known, &HashSet::new());
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Commits a group and pushes its summaries to `out`; a group that
+    /// fails is refreshed again location by location.
+    fn write_group(
         &self,
         store: &Store,
         locations: &[Location],
-    ) -> (usize, Result<Vec<RefreshSummary>, String>) {
-        let mut sink = RefreshSink::new(store, &locations[0].id, self.limits.held_entities);
-        let mut learned = Vec::new();
-        for (i, location) in locations.iter().enumerate() {
-            let full = sink.entities >= GROUP_ENTITIES;
-            // Under the write lock nothing is fetched: a URL location
-            // begins the next group.
-            let fetches = sink.writing() && location.kind == "url";
-            if i > 0 && (full || fetches) {
-                return (i, self.commit_group(sink, learned));
-            }
-            let walked = (i > 0)
-                .then(|| sink.begin_location(&location.id))
-                .transpose()
-                .and_then(|_| {
-                    let memos = Memos {
-                        known: self.recall(&location.id),
-                        learned: HashMap::new(),
-                    };
-                    let at = (&location.kind, &location.target, &location.id);
-                    self.walk(at.0, at.1, at.2, &mut sink, Some(memos))
-                });
-            match walked {
-                Ok((false, memos)) => {
-                    learned.push((location.id.clone(), memos.unwrap_or_default().learned));
-                }
-                Ok((true, _)) => return (i + 1, Err("a URL was met while writing".into())),
-                Err(e) => return (i + 1, Err(e.to_string())),
-            }
-        }
-        (locations.len(), self.commit_group(sink, learned))
-    }
-
-    fn commit_group(
-        &self,
-        sink: RefreshSink<'_>,
-        learned: Vec<(String, HashMap<String, Memo>)>,
-    ) -> Result<Vec<RefreshSummary>, String> {
-        match sink.finish().map_err(|e| e.to_string())? {
-            Finished::Committed(summaries, refused) => {
-                for (id, learned) in learned {
+        group: Group<'_>,
+        out: &mut Vec<Result<RefreshSummary, StoreError>>,
+    ) {
+        let Some(sink) = group.sink else {
+            return;
+        };
+        let finished = group.failed.map_or_else(|| sink.finish(), Err);
+        match finished {
+            Ok(Finished::Committed(summaries, refused)) => {
+                for (id, learned) in group.learned {
                     self.remember(&id, learned, &refused);
                 }
-                Ok(summaries)
+                out.extend(summaries.into_iter().map(Ok));
             }
-            Finished::Lost(_) => Err("an unchanged file's entities are no longer stored".into()),
+            failed => {
+                let why = match failed {
+                    Err(e) => e.to_string(),
+                    _ => "an unchanged file's entities are no longer stored as it gave them".into(),
+                };
+                tracing::debug!(locations = group.members.len(), why = %why, "refreshing a group one location at a time");
+                out.extend(
+                    group
+                        .members
+                        .iter()
+                        .map(|&i| self.refresh(store, &locations[i])),
+                );
+            }
         }
     }
 
@@ -478,6 +507,9 @@ impl Ingestor {
                 return Ok((true, budget.memos));
             }
             sink.file_done()?;
+            if sink.full() {
+                return Ok((false, budget.memos));
+            }
             let mut chain = chain;
             chain.push(file.to_string());
             for (child, line) in children {
@@ -820,6 +852,105 @@ fn annotate(value: &mut Value, source: &str, origin: &str) {
     }
 }
 
+/// Locations being written in one transaction by
+/// [`Ingestor::refresh_group`].
+#[derive(Default)]
+struct Group<'s> {
+    sink: Option<RefreshSink<'s>>,
+    /// Indexes of the locations in it, and what each learned.
+    members: Vec<usize>,
+    learned: Vec<(String, HashMap<String, Memo>)>,
+    entities: usize,
+    /// The first store error: the group is then rolled back.
+    failed: Option<StoreError>,
+}
+
+impl<'s> Group<'s> {
+    /// Writes what `location` (the `index`th of the refresh) gave into the
+    /// group's transaction.
+    fn add(
+        &mut self,
+        store: &'s Store,
+        (index, location): (usize, &Location),
+        found: Vec<Found>,
+        learned: HashMap<String, Memo>,
+    ) {
+        self.members.push(index);
+        self.learned.push((location.id.clone(), learned));
+        if self.failed.is_some() {
+            return;
+        }
+        let first = self.sink.is_none();
+        let sink = self
+            .sink
+            .get_or_insert_with(|| RefreshSink::new(store, &location.id, usize::MAX));
+        let written = (!first)
+            .then(|| sink.begin_location(&location.id))
+            .transpose()
+            .and_then(|_| {
+                sink.entities += found
+                    .iter()
+                    .filter(|f| matches!(f, Found::Entity(..)))
+                    .count();
+                sink.held.extend(found);
+                sink.write_held()
+            });
+        self.entities = sink.entities;
+        self.failed = written.err();
+    }
+}
+
+/// Holds everything a walk finds, touching no store, up to `cap`
+/// entities (then the walk stops early).
+struct HoldSink {
+    found: Vec<Found>,
+    entities: usize,
+    cap: usize,
+}
+
+impl Sink for HoldSink {
+    fn entity(
+        &mut self,
+        entity: ValidEntity,
+        source: &str,
+        line: usize,
+    ) -> Result<bool, StoreError> {
+        self.entities += 1;
+        self.found
+            .push(Found::Entity(entity, source.to_string(), line));
+        Ok(true)
+    }
+
+    fn invalid(
+        &mut self,
+        entity_ref: Option<&EntityRef>,
+        problems: Vec<ProblemRecord>,
+    ) -> Result<(), StoreError> {
+        self.found
+            .push(Found::Invalid(entity_ref.cloned(), problems));
+        Ok(())
+    }
+
+    fn problem(&mut self, problem: ProblemRecord) {
+        self.found.push(Found::Problem(problem));
+    }
+
+    fn keep_source(&mut self, source: &str) {
+        self.found.push(Found::KeepSource(source.to_string()));
+    }
+
+    /// Checked when written; a miss rolls the group back.
+    fn keep_unchanged(&mut self, source: &str, count: usize) -> Result<bool, StoreError> {
+        self.found
+            .push(Found::KeepUnchanged(source.to_string(), count));
+        Ok(true)
+    }
+
+    fn full(&self) -> bool {
+        self.entities > self.cap
+    }
+}
+
 /// Where a refresh's walk puts what it finds: held in memory, then
 /// written in one short transaction at the end; or, once it holds more
 /// than its share of entities, written from then on a file at a time.
@@ -1150,12 +1281,11 @@ mod tests {
 
     /// Several locations read into one transaction give what each gives
     /// alone: the first claim wins across them, problems stay with their
-    /// location, and a group that meets a URL while writing is done again
-    /// location by location.
+    /// location, and each keeps what it learned.
     #[test]
     fn locations_refreshed_together_keep_each_ones_rules() {
-        // 1 entity held: the group writes from the first file on, so the
-        // later locations stream into the open transaction.
+        // With 1 entity held, each location is too large to hold and is
+        // refreshed alone: the same outcome either way.
         for held in [1, HELD_ENTITIES] {
             let (dir, store, ingestor, _) = setup(held);
             let d = dir.path();
@@ -1220,10 +1350,9 @@ mod tests {
             assert_eq!(description(&store, "b1").as_deref(), Some("changed"));
         }
 
-        // A URL location after the group began writing starts the next
-        // group; one nested in a file (met while writing) makes the group
-        // roll back and go location by location: both still read.
-        let (dir, store, ingestor, _) = setup(1);
+        // A Location entity naming a URL is read with its group (nothing
+        // is written while the group reads).
+        let (dir, store, ingestor, _) = setup(HELD_ENTITIES);
         let d = dir.path();
         write(d, "a.yaml", &component("a1", "x"));
         write(
