@@ -282,6 +282,7 @@ pub struct Sqlite {
     facet_cache: Versioned<Facets>,
     /// The entity count and the generation it was counted at.
     count_cache: Mutex<Option<(u64, i64)>>,
+    stats_cache: StatsCache,
     /// Every group of a User (`groups_of`), by generation: asked on every
     /// request of a signed-in person, changed only by a refresh.
     groups_cache: Mutex<std::collections::HashMap<String, (u64, Vec<String>)>>,
@@ -327,6 +328,40 @@ impl<V: Clone> Versioned<V> {
         }
         cache.insert(key, (version, answer.clone()));
         Ok(answer)
+    }
+}
+
+/// Catalog counts (`/healthz`), kept while the store stays at the version
+/// they were counted at and for at most [`StatsCache::AGE`] (problems and
+/// locations another process changed may not move the version). At
+/// 100,000 entities the orphan count alone reads every entity, and
+/// `/healthz` is polled by load balancers and by whoever waits for a
+/// refresh (the benchmarks, every 20 ms).
+#[derive(Default)]
+pub(crate) struct StatsCache(Mutex<Option<Counted>>);
+
+/// Counts, with the store version and the time they were counted at.
+type Counted = ((i64, u64), std::time::Instant, Stats);
+
+impl StatsCache {
+    const AGE: std::time::Duration = std::time::Duration::from_secs(5);
+
+    /// The counts at `version`, counted by `count` unless kept.
+    pub(crate) fn get_or(
+        &self,
+        version: (i64, u64),
+        count: impl FnOnce() -> Result<Stats, StoreError>,
+    ) -> Result<Stats, StoreError> {
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((v, at, stats)) = &*cache
+            && *v == version
+            && at.elapsed() < Self::AGE
+        {
+            return Ok(stats.clone());
+        }
+        let stats = count()?;
+        *cache = Some((version, std::time::Instant::now(), stats.clone()));
+        Ok(stats)
     }
 }
 
@@ -501,6 +536,7 @@ impl Sqlite {
             leases: Mutex::default(),
             facet_cache: Versioned::default(),
             count_cache: Mutex::new(None),
+            stats_cache: StatsCache::default(),
             cursor_key,
             index: index::QueryIndex::default(),
             _checkpoint: checkpoint::Checkpointer::start(path)?,

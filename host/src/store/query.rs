@@ -961,16 +961,20 @@ impl Catalog for Sqlite {
         self.generation.load(Ordering::Acquire)
     }
 
+    /// Counted again when this process's generation moves, and at least
+    /// every few seconds (`StatsCache`).
     fn stats(&self) -> Result<Stats, StoreError> {
-        self.read(|conn| {
-            let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
-            Ok(Stats {
-                entities: count("SELECT count(*) FROM entities")?,
-                locations: count("SELECT count(*) FROM locations")?,
-                problems: count("SELECT count(*) FROM problems")?,
-                orphans: count(&format!(
-                    "SELECT count(*) FROM entities e WHERE {ORPHAN_SQL}"
-                ))?,
+        self.stats_cache.get_or((0, self.generation()), || {
+            self.read(|conn| {
+                let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+                Ok(Stats {
+                    entities: count("SELECT count(*) FROM entities")?,
+                    locations: count("SELECT count(*) FROM locations")?,
+                    problems: count("SELECT count(*) FROM problems")?,
+                    orphans: count(&format!(
+                        "SELECT count(*) FROM entities e WHERE {ORPHAN_SQL}"
+                    ))?,
+                })
             })
         })
     }

@@ -62,9 +62,6 @@ const GROUPS_OF: &str = "WITH RECURSIVE g(ref) AS (
             ON (r.source_ref = g.ref AND r.type = 'childOf') OR (r.target_ref = g.ref AND r.type = 'parentOf')
      ) SELECT ref FROM g ORDER BY ref";
 
-/// How long catalog counts are kept at most.
-const STATS_AGE: std::time::Duration = std::time::Duration::from_secs(5);
-
 impl Postgres {
     /// The one row of numbers `sql` answers.
     fn counts(&self, sql: &Sql) -> Result<Vec<i64>, StoreError> {
@@ -115,38 +112,28 @@ impl Catalog for Postgres {
     }
 
     /// Counted again when the shared change feed or this process's
-    /// generation moves, and at least every [`STATS_AGE`] (problems and
-    /// locations another replica changed move neither). At 100,000
-    /// entities a count costs about 150 ms of the database's time, and
-    /// `/healthz`, which shows them, is polled by load balancers and by
-    /// whoever waits for a refresh.
+    /// generation moves, and at least every few seconds (`StatsCache`):
+    /// at 100,000 entities a count costs about 150 ms of the database's
+    /// time.
     fn stats(&self) -> Result<Stats, StoreError> {
-        let head = self.feed_head()?;
-        let generation = self.generation();
-        let mut cache = self.stats_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((h, g, at, stats)) = &*cache
-            && (*h, *g) == (head, generation)
-            && at.elapsed() < STATS_AGE
-        {
-            return Ok(stats.clone());
-        }
-        let stats = self.with(|c| {
-            let r = c.query_one(
-                &format!(
-                    "SELECT (SELECT count(*) FROM entities), (SELECT count(*) FROM locations),
-                     (SELECT count(*) FROM problems), (SELECT count(*) FROM entities e WHERE {ORPHAN_SQL})"
-                ),
-                &[],
-            )?;
-            Ok(Stats {
-                entities: r.get(0),
-                locations: r.get(1),
-                problems: r.get(2),
-                orphans: r.get(3),
+        let version = (self.feed_head()?, self.generation());
+        self.stats_cache.get_or(version, || {
+            self.with(|c| {
+                let r = c.query_one(
+                    &format!(
+                        "SELECT (SELECT count(*) FROM entities), (SELECT count(*) FROM locations),
+                         (SELECT count(*) FROM problems), (SELECT count(*) FROM entities e WHERE {ORPHAN_SQL})"
+                    ),
+                    &[],
+                )?;
+                Ok(Stats {
+                    entities: r.get(0),
+                    locations: r.get(1),
+                    problems: r.get(2),
+                    orphans: r.get(3),
+                })
             })
-        })?;
-        *cache = Some((head, generation, std::time::Instant::now(), stats.clone()));
-        Ok(stats)
+        })
     }
 
     fn entity_count(&self) -> Result<i64, StoreError> {

@@ -305,7 +305,7 @@ pub struct Postgres {
     facet_cache: super::Versioned<super::Facets>,
     /// The catalog's counts, by change-feed position and generation, and
     /// when they were counted (see `Catalog::stats`).
-    stats_cache: Mutex<Option<(i64, u64, std::time::Instant, super::Stats)>>,
+    stats_cache: super::StatsCache,
 }
 
 impl Drop for Postgres {
@@ -328,7 +328,7 @@ impl Postgres {
             generation: AtomicU64::new(1),
             leases: Mutex::default(),
             facet_cache: super::Versioned::default(),
-            stats_cache: Mutex::default(),
+            stats_cache: super::StatsCache::default(),
             runtime: Some(
                 tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
