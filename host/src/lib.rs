@@ -100,7 +100,8 @@ impl Portal {
         let search_dir = config.search_dir();
         let (index, fresh) = search::SearchIndex::open(&search_dir)
             .with_context(|| format!("cannot open the search index in {}", search_dir.display()))?;
-        let search = search::indexer::Indexer::new(index, store.clone(), plugins.clone());
+        let search = search::indexer::Indexer::new(index, store.clone(), plugins.clone())
+            .context("cannot start the search indexing thread")?;
         let oidc = oidc::Oidc::new(&config)?.map(Arc::new);
         Ok(Portal {
             fresh_index: fresh,

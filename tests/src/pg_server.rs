@@ -88,8 +88,10 @@ impl PgServer {
                 "--no-sync",
             ],
         );
+        // Every test opens its own pools, many at once: more connections
+        // than the default 100, or one test's open fails under load.
         let options = format!(
-            "-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+            "-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=400"
         );
         let log = format!("{data}/server.log");
         server.pg(

@@ -33,6 +33,8 @@ pub struct Indexer {
     last_seq: AtomicI64,
     /// A build and an update never interleave.
     busy: std::sync::Mutex<()>,
+    /// Where the loop builds and updates, at low priority.
+    background: super::background::Background,
 }
 
 fn text(v: &Value) -> String {
@@ -104,14 +106,19 @@ pub fn entity_doc(entity: &Value) -> Option<SearchDoc> {
 }
 
 impl Indexer {
-    pub fn new(index: SearchIndex, store: Arc<Store>, plugins: Arc<Plugins>) -> Arc<Indexer> {
-        Arc::new(Indexer {
+    pub fn new(
+        index: SearchIndex,
+        store: Arc<Store>,
+        plugins: Arc<Plugins>,
+    ) -> std::io::Result<Arc<Indexer>> {
+        Ok(Arc::new(Indexer {
             index,
             store,
             plugins,
             last_seq: AtomicI64::new(0),
             busy: std::sync::Mutex::new(()),
-        })
+            background: super::background::Background::start("search-index")?,
+        }))
     }
 
     /// Indexes one entity (stored JSON) and the documents plugins give for
@@ -245,9 +252,9 @@ impl Indexer {
         tokio::spawn(async move {
             if fresh {
                 let me = this.clone();
-                match tokio::task::spawn_blocking(move || me.build()).await {
+                match this.background.run(move || me.build()).await {
                     Ok(Err(e)) => tracing::error!(error = %e, "search index build failed"),
-                    Err(e) => tracing::error!(error = %e, "search index build panicked"),
+                    Err(e) => tracing::error!(error = %e, "search index build failed"),
                     Ok(Ok(_)) => {}
                 }
             }
@@ -278,14 +285,14 @@ impl Indexer {
                 if !rebuild_every.is_zero() && built.elapsed() >= rebuild_every {
                     built = tokio::time::Instant::now();
                     let me = this.clone();
-                    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || me.build()).await {
+                    if let Ok(Err(e)) = this.background.run(move || me.build()).await {
                         tracing::error!(error = %e, "search index rebuild failed");
                     }
                 }
                 let me = this.clone();
-                match tokio::task::spawn_blocking(move || me.sync()).await {
+                match this.background.run(move || me.sync()).await {
                     Ok(Err(e)) => tracing::error!(error = %e, "search index update failed"),
-                    Err(e) => tracing::error!(error = %e, "search index update panicked"),
+                    Err(e) => tracing::error!(error = %e, "search index update failed"),
                     Ok(Ok(_)) => {}
                 }
                 tokio::time::sleep(SYNC_EVERY).await;

@@ -14,6 +14,7 @@
 //! schema version; otherwise it follows the catalog through the
 //! `entity_changes` table, which SQLite triggers fill.
 
+pub mod background;
 pub mod indexer;
 
 use std::path::{Path, PathBuf};
@@ -373,7 +374,7 @@ impl SearchIndex {
             }
         };
         index.tokenizers().register(TOKENIZER, analyzer());
-        let (index, writer, fresh) = match index.writer(WRITER_MEMORY) {
+        let (index, writer, fresh) = match low_priority_writer(&index) {
             Ok(writer) => (index, writer, fresh),
             // Another process (or portal) writes this index: this one
             // keeps its own in memory rather than fail to start.
@@ -381,7 +382,7 @@ impl SearchIndex {
                 tracing::warn!(dir = %dir.display(), "the search index is in use by another Greenroom; this one keeps its index in memory");
                 let index = Index::create_in_ram(schema);
                 index.tokenizers().register(TOKENIZER, analyzer());
-                let writer = index.writer(WRITER_MEMORY)?;
+                let writer = low_priority_writer(&index)?;
                 (index, writer, true)
             }
             Err(e) => return Err(e.into()),
@@ -636,6 +637,24 @@ impl SearchIndex {
             facets: out,
         })
     }
+}
+
+/// The index's writer, its indexing and merge threads started from a
+/// thread at low priority (they inherit it): see `background`.
+fn low_priority_writer(index: &Index) -> tantivy::Result<IndexWriter> {
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                background::lower_priority();
+                index.writer(WRITER_MEMORY)
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(tantivy::TantivyError::SystemError(
+                    "starting the search index writer panicked".into(),
+                ))
+            })
+    })
 }
 
 #[cfg(test)]

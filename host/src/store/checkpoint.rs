@@ -19,6 +19,31 @@ use rusqlite::OpenFlags;
 
 use super::{StoreError, open_connection};
 
+/// A WAL past this size is restarted before a refresh begins
+/// ([`restart_large_wal`]).
+const RESTART_PAST: u64 = 64 << 20;
+
+/// Checkpoints the WAL at `path` (the database's) on the writer's own
+/// connection, waiting for readers to leave it, when it has grown past
+/// [`RESTART_PAST`]: the next write then starts the log from its
+/// beginning. The thread's passive checkpoints cannot: a restart needs
+/// every frame copied back when a transaction begins, and refreshes that
+/// follow one another begin before the thread has caught up. The log
+/// then grew past 900 MB in a 100,000-entity ingest, and every page read
+/// searched its index, one hash table per 4,096 frames. Called only
+/// between transactions; a failure (a reader slower than the busy
+/// timeout) leaves the log as it is.
+pub(super) fn restart_large_wal(conn: &rusqlite::Connection, path: &Path) {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    if std::fs::metadata(&wal).map_or(0, |m| m.len()) <= RESTART_PAST {
+        return;
+    }
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(RESTART)") {
+        tracing::debug!(error = %e, "cannot restart the store's write-ahead log");
+    }
+}
+
 /// How often the WAL's size is looked at.
 const EVERY: Duration = Duration::from_millis(100);
 

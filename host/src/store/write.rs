@@ -247,6 +247,7 @@ pub(super) struct SqliteRefresh<'s> {
 impl<'s> SqliteRefresh<'s> {
     pub(super) fn begin(store: &'s Sqlite, location_id: &str) -> Result<Self, StoreError> {
         let conn = store.writer();
+        super::checkpoint::restart_large_wal(&conn, &store.path);
         conn.execute_batch("BEGIN IMMEDIATE")?;
         Ok(SqliteRefresh {
             store,
