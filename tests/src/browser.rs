@@ -791,6 +791,31 @@ async fn apis_dependencies_actions_campaigns_and_facts() {
             "{expected} not in {nodes}"
         );
     }
+    // Each edge runs from the entity to its own neighbour: one end on
+    // the entity's node, the other on a neighbour's, every neighbour once.
+    let joined = b
+        .eval(
+            "(() => {
+                const g = document.querySelector('svg.graph');
+                const current = g.querySelector('rect.current').getBBox();
+                const boxes = [...g.querySelectorAll('a rect.graph-node')].map(r => r.getBBox());
+                const on = (p, b) => p.x >= b.x - 1 && p.x <= b.x + b.width + 1
+                    && p.y >= b.y - 1 && p.y <= b.y + b.height + 1;
+                const met = boxes.map(() => 0);
+                for (const edge of g.querySelectorAll('path.graph-edge')) {
+                    const ends = [edge.getPointAtLength(0), edge.getPointAtLength(edge.getTotalLength())];
+                    const i = boxes.findIndex(b => ends.some(p => on(p, b)));
+                    if (ends.filter(p => on(p, current)).length !== 1 || i < 0) return false;
+                    met[i] += 1;
+                }
+                return met.length > 0 && met.every(n => n === 1);
+            })()",
+        )
+        .await;
+    assert_eq!(
+        joined, true,
+        "an edge does not join the entity to its own neighbour"
+    );
     let groups = b
         .eval("[...document.querySelectorAll('svg.graph .graph-group')].map(t => t.textContent)")
         .await;

@@ -273,6 +273,16 @@ async fn deploy_scripts_announce_themselves_and_the_feed_answers_by_time_owner_a
     assert_eq!(first["owner"], "group:default/team-a");
     assert_eq!(first["actor"], "jane");
     assert_eq!(first["tone"], "good");
+    // The homepage's "recent activity" leaves deployments to the panel
+    // beside it.
+    let others = p.ok("/api/events?since=2h&except=Deployment").await;
+    let kinds: Vec<&str> = others["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["incident"], "{others}");
     let team_b = p.ok("/api/events?since=2h&owner=team-b").await;
     assert_eq!(team_b["items"].as_array().unwrap().len(), 1);
     let incidents = p

@@ -1458,6 +1458,19 @@ pub fn events_are_kept_once_and_read_newest_first(store: &Store) {
         })
         .unwrap();
     assert_eq!(of_one.len(), 1);
+    let not_deploys = store
+        .events
+        .events(&EventQuery {
+            since_ms: 0,
+            except_kind: Some("deployment".into()),
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .unwrap();
+    assert!(
+        !not_deploys.is_empty() && not_deploys.iter().all(|e| e.kind != "deployment"),
+        "{not_deploys:?}"
+    );
     assert_eq!(
         store
             .events

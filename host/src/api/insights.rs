@@ -342,6 +342,8 @@ struct EventsQuery {
     since: Option<String>,
     owner: Option<String>,
     kind: Option<String>,
+    /// A kind to leave out.
+    except: Option<String>,
     entity: Option<String>,
     limit: Option<usize>,
 }
@@ -380,6 +382,7 @@ async fn events(
             .map(|o| parse_ref(o, "group", "owner"))
             .transpose()?,
         kind: q.kind.map(|k| k.to_lowercase()),
+        except_kind: q.except.map(|k| k.to_lowercase()),
         entity_ref: q
             .entity
             .as_deref()

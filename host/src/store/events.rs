@@ -53,6 +53,9 @@ pub struct EventQuery {
     /// Events of entities this owner (`group:default/team-a`) owns.
     pub owner: Option<String>,
     pub kind: Option<String>,
+    /// Leaves out events of this kind ("recent activity" that is not
+    /// deployments, shown beside them).
+    pub except_kind: Option<String>,
     pub entity_ref: Option<String>,
     pub limit: usize,
 }
@@ -93,13 +96,14 @@ impl Events for Sqlite {
         let mut sql = format!("{EVENTS_SELECT} WHERE v.at_ms >= ?1");
         let mut args: Vec<rusqlite::types::Value> = vec![q.since_ms.into()];
         for (column, value) in [
-            ("e.owner_ref", &q.owner),
-            ("v.kind", &q.kind),
-            ("v.entity_ref", &q.entity_ref),
+            ("e.owner_ref =", &q.owner),
+            ("v.kind =", &q.kind),
+            ("v.kind <>", &q.except_kind),
+            ("v.entity_ref =", &q.entity_ref),
         ] {
             if let Some(v) = value {
                 args.push(v.clone().into());
-                sql.push_str(&format!(" AND {column} = ?{}", args.len()));
+                sql.push_str(&format!(" AND {column} ?{}", args.len()));
             }
         }
         args.push((q.limit as i64).into());

@@ -555,14 +555,16 @@ fn dependency_graph(e: &Value, r: &Ref) -> Html {
             for (target, rel) in refs {
                 let t = Ref::parse(target, "component");
                 let href = t.tab("dependencies").to_path();
-                let (x1, x2) = if x < center_x {
-                    (x + NODE_W, center_x)
-                } else {
-                    (center_x + NODE_W, x)
-                };
+                // From the node on the left to the one on the right: each
+                // edge joins the entity to its own neighbour.
                 let ny = y + ROW / 2.0 - 2.0;
+                let ((x1, y1), (x2, y2)) = if x < center_x {
+                    ((x + NODE_W, ny), (center_x, center_y))
+                } else {
+                    ((center_x + NODE_W, center_y), (x, ny))
+                };
                 edges.push(html! {
-                    <path class="graph-edge" d={format!("M{x1},{ny} C{mx},{ny} {mx},{center_y} {x2},{center_y}", mx = (x1 + x2) / 2.0)}>
+                    <path class="graph-edge" d={format!("M{x1},{y1} C{mx},{y1} {mx},{y2} {x2},{y2}", mx = (x1 + x2) / 2.0)}>
                         <title>{ rel.clone() }</title>
                     </path>
                 });

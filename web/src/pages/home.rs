@@ -221,7 +221,10 @@ pub fn Home() -> Html {
     let deployed = use_json(Some(
         "/api/events?since=30m&kind=deployment&limit=20".into(),
     ));
-    let recent = use_json(Some("/api/events?since=24h&limit=12".into()));
+    // Deployments have their own panel beside it.
+    let recent = use_json(Some(
+        "/api/events?since=24h&except=deployment&limit=12".into(),
+    ));
     // Plugins' widgets for whoever is signed in (asked again when that
     // changes).
     let widgets = use_json(Some(match (&*me, session.demo_people) {
@@ -293,7 +296,7 @@ pub fn Home() -> Html {
                 </section>
                 <section class="panel" aria-labelledby="recent">
                     <h2 id="recent">{ "Recent activity" }</h2>
-                    { loaded(&recent, "activity", |v| event_list(v, "Nothing happened in the last day.")) }
+                    { loaded(&recent, "activity", |v| event_list(v, "Nothing but deployments happened in the last day.")) }
                 </section>
             </div>
             { mine }

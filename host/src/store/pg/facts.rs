@@ -250,13 +250,14 @@ impl Events for Postgres {
         let mut sql = format!("{EVENTS_SELECT} WHERE v.at_ms >= $1");
         let mut args: Vec<&(dyn ToSql + Sync)> = vec![&q.since_ms];
         for (column, value) in [
-            ("e.owner_ref", &q.owner),
-            ("v.kind", &q.kind),
-            ("v.entity_ref", &q.entity_ref),
+            ("e.owner_ref =", &q.owner),
+            ("v.kind =", &q.kind),
+            ("v.kind <>", &q.except_kind),
+            ("v.entity_ref =", &q.entity_ref),
         ] {
             if let Some(v) = value {
                 args.push(v);
-                sql.push_str(&format!(" AND {column} = ${}", args.len()));
+                sql.push_str(&format!(" AND {column} ${}", args.len()));
             }
         }
         args.push(&limit);
