@@ -436,12 +436,94 @@ fn catalog_on_postgres(n: usize, requests: usize) -> anyhow::Result<()> {
         1,
     );
     std::fs::write(&config, text)?;
-    let (rows, _server, _conn) = catalog_rows(&bin, &config, n, requests)?;
-    append_row(
-        &tools::workspace_root()?.join("BENCHMARKS.md"),
-        "## Catalog on PostgreSQL",
-        &rows.row(n),
-    )
+    let (rows, first, _conn) = catalog_rows(&bin, &config, n, requests)?;
+    let benchmarks = tools::workspace_root()?.join("BENCHMARKS.md");
+    append_row(&benchmarks, "## Catalog on PostgreSQL", &rows.row(n))?;
+    let row = replicas(&bin, &config, n, &first)?;
+    append_row(&benchmarks, "## Replicas on PostgreSQL", &row)
+}
+
+/// Clients reading at once in the replica measurement.
+const REPLICA_CLIENTS: usize = 8;
+/// How long each replica measurement lasts.
+const REPLICA_SECONDS: f64 = 10.0;
+
+/// Read throughput of one replica, then of two on the same database (a
+/// second `greenroom serve` with its own data folder, so its own search
+/// index): [`REPLICA_CLIENTS`] clients reading by-name as fast as they are
+/// answered, all on the first, then half on each. Answers the row.
+fn replicas(bin: &Path, config: &Path, n: usize, first: &Server) -> anyhow::Result<String> {
+    let second_config = config.with_file_name("replica-b.toml");
+    let text = std::fs::read_to_string(config)?;
+    if !text.contains("data_dir = \"data\"") {
+        bail!("{} names no data_dir = \"data\"", config.display());
+    }
+    std::fs::write(
+        &second_config,
+        text.replacen("data_dir = \"data\"", "data_dir = \"data-b\"", 1),
+    )?;
+    let _ = std::fs::remove_dir_all(config.with_file_name("data-b"));
+    let second = start(bin, &second_config)?;
+    let mut conn = Conn::open(second.addr)?;
+    wait_health(
+        &mut conn,
+        Duration::from_secs(600),
+        "searchable on the second replica",
+        |h| h["search"]["documents"].as_u64() == Some(n as u64),
+    )?;
+    let one = throughput(&[first.addr], n)?;
+    let two = throughput(&[first.addr, second.addr], n)?;
+    println!(
+        "read throughput, one replica   {one:.0} requests/s ({REPLICA_CLIENTS} clients, by-name)"
+    );
+    println!(
+        "read throughput, two replicas  {two:.0} requests/s ({:.2}× one)",
+        two / one
+    );
+    Ok(format!(
+        "| {} | {n} | {REPLICA_CLIENTS} | {one:.0} | {two:.0} | {:.2}× |\n",
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+        two / one
+    ))
+}
+
+/// By-name reads a second over [`REPLICA_SECONDS`], from
+/// [`REPLICA_CLIENTS`] keep-alive connections spread over `servers`.
+fn throughput(servers: &[SocketAddr], n: usize) -> anyhow::Result<f64> {
+    let components = Shape::of(n).components;
+    let until = Instant::now() + Duration::from_secs_f64(REPLICA_SECONDS);
+    let clients: Vec<_> = (0..REPLICA_CLIENTS)
+        .map(|c| {
+            let server = servers[c % servers.len()];
+            std::thread::spawn(move || -> anyhow::Result<usize> {
+                let mut conn = Conn::open(server)?;
+                let mut rng = Rng(1 + c as u64);
+                let mut done = 0;
+                while Instant::now() < until {
+                    let path = format!(
+                        "/api/catalog/entities/by-name/component/default/svc-{}",
+                        rng.below(components)
+                    );
+                    let (status, body) = conn.get(&path)?;
+                    if status != 200 {
+                        bail!(
+                            "GET {path} answered {status}: {}",
+                            String::from_utf8_lossy(&body)
+                        );
+                    }
+                    done += 1;
+                }
+                Ok(done)
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for client in clients {
+        total += client
+            .join()
+            .map_err(|_| anyhow::anyhow!("a reading client panicked"))??;
+    }
+    Ok(total as f64 / REPLICA_SECONDS)
 }
 
 /// What `catalog_rows` measured.
