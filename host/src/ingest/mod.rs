@@ -299,7 +299,7 @@ impl Ingestor {
                 .name("catalog-read".into())
                 .spawn_scoped(scope, move || {
                     for location in locations {
-                        if send.send(self.hold(location)).is_err() {
+                        if send.send(self.hold(store, location)).is_err() {
                             return;
                         }
                     }
@@ -325,20 +325,23 @@ impl Ingestor {
 
     /// Reads a location holding everything it gives, without touching the
     /// store; `None` when it gives more than a refresh holds.
-    fn hold(&self, location: &Location) -> Option<(Vec<Found>, HashMap<String, Memo>)> {
-        let mut sink = HoldSink {
-            found: Vec::new(),
-            entities: 0,
-            cap: self.limits.held_entities,
-        };
+    fn hold(
+        &self,
+        store: &Store,
+        location: &Location,
+    ) -> Option<(Vec<Found>, HashMap<String, Memo>)> {
+        // Never writing (so never touching the store), and stopping the
+        // walk past what a refresh holds.
+        let mut sink = RefreshSink::new(store, &location.id, usize::MAX);
+        sink.stop_after = self.limits.held_entities;
         let memos = Memos {
             known: self.recall(&location.id),
             learned: HashMap::new(),
         };
         let at = (&location.kind, &location.target, &location.id);
         match self.walk(at.0, at.1, at.2, &mut sink, Some(memos)) {
-            Ok((false, memos)) if sink.entities <= sink.cap => {
-                Some((sink.found, memos.unwrap_or_default().learned))
+            Ok((false, memos)) if !sink.full() => {
+                Some((sink.held, memos.unwrap_or_default().learned))
             }
             // Given back, for the refresh of it alone.
             Ok((_, Some(memos))) => {
@@ -900,57 +903,6 @@ impl<'s> Group<'s> {
     }
 }
 
-/// Holds everything a walk finds, touching no store, up to `cap`
-/// entities (then the walk stops early).
-struct HoldSink {
-    found: Vec<Found>,
-    entities: usize,
-    cap: usize,
-}
-
-impl Sink for HoldSink {
-    fn entity(
-        &mut self,
-        entity: ValidEntity,
-        source: &str,
-        line: usize,
-    ) -> Result<bool, StoreError> {
-        self.entities += 1;
-        self.found
-            .push(Found::Entity(entity, source.to_string(), line));
-        Ok(true)
-    }
-
-    fn invalid(
-        &mut self,
-        entity_ref: Option<&EntityRef>,
-        problems: Vec<ProblemRecord>,
-    ) -> Result<(), StoreError> {
-        self.found
-            .push(Found::Invalid(entity_ref.cloned(), problems));
-        Ok(())
-    }
-
-    fn problem(&mut self, problem: ProblemRecord) {
-        self.found.push(Found::Problem(problem));
-    }
-
-    fn keep_source(&mut self, source: &str) {
-        self.found.push(Found::KeepSource(source.to_string()));
-    }
-
-    /// Checked when written; a miss rolls the group back.
-    fn keep_unchanged(&mut self, source: &str, count: usize) -> Result<bool, StoreError> {
-        self.found
-            .push(Found::KeepUnchanged(source.to_string(), count));
-        Ok(true)
-    }
-
-    fn full(&self) -> bool {
-        self.entities > self.cap
-    }
-}
-
 /// Where a refresh's walk puts what it finds: held in memory, then
 /// written in one short transaction at the end; or, once it holds more
 /// than its share of entities, written from then on a file at a time.
@@ -965,6 +917,8 @@ struct RefreshSink<'s> {
     held_entities: usize,
     /// Valid entities met, in every location of the sink.
     entities: usize,
+    /// Past this many entities held the sink is full: the walk stops.
+    stop_after: usize,
     tx: Option<Box<dyn crate::store::RefreshTx + 's>>,
     /// The summaries of the locations written before the current one.
     done: Vec<RefreshSummary>,
@@ -1002,6 +956,7 @@ impl<'s> RefreshSink<'s> {
             held: Vec::new(),
             held_entities: 0,
             entities: 0,
+            stop_after: usize::MAX,
             tx: None,
             done: Vec::new(),
             refused: HashSet::new(),
@@ -1172,6 +1127,10 @@ impl Sink for RefreshSink<'_> {
             self.write_held()?;
         }
         Ok(())
+    }
+
+    fn full(&self) -> bool {
+        self.held_entities > self.stop_after
     }
 
     fn writing(&self) -> bool {
