@@ -1238,6 +1238,30 @@ mod tests {
         std::fs::write(dir.join("org").join(file), text).unwrap();
     }
 
+    fn register(store: &Store, targets: &[&str]) -> Vec<Location> {
+        targets
+            .iter()
+            .map(|t| {
+                store
+                    .locations
+                    .add_location("file", t, Origin::Api)
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    fn refresh_group(
+        ingestor: &Ingestor,
+        store: &Store,
+        locations: &[Location],
+    ) -> Vec<RefreshSummary> {
+        ingestor
+            .refresh_group(store, locations)
+            .into_iter()
+            .map(Result::unwrap)
+            .collect()
+    }
+
     /// Several locations read into one transaction give what each gives
     /// alone: the first claim wins across them, problems stay with their
     /// location, and each keeps what it learned.
@@ -1259,21 +1283,11 @@ mod tests {
                 &(component("b1", "x") + &component("shared", "b")),
             );
             write(d, "c.yaml", "kind: [unclosed");
-            let locations: Vec<Location> =
-                ["org/a.yaml", "org/b.yaml", "org/c.yaml", "org/none.yaml"]
-                    .iter()
-                    .map(|t| {
-                        store
-                            .locations
-                            .add_location("file", t, Origin::Api)
-                            .unwrap()
-                    })
-                    .collect();
-            let done: Vec<RefreshSummary> = ingestor
-                .refresh_group(&store, &locations)
-                .into_iter()
-                .map(Result::unwrap)
-                .collect();
+            let locations = register(
+                &store,
+                &["org/a.yaml", "org/b.yaml", "org/c.yaml", "org/none.yaml"],
+            );
+            let done = refresh_group(&ingestor, &store, &locations);
             let counts: Vec<(usize, usize)> = done.iter().map(|s| (s.added, s.problems)).collect();
             assert_eq!(
                 counts,
@@ -1295,11 +1309,7 @@ mod tests {
             // Read again together: what each learned is kept, so the
             // clean file is not parsed again.
             write(d, "b.yaml", &component("b1", "changed"));
-            let again: Vec<RefreshSummary> = ingestor
-                .refresh_group(&store, &locations)
-                .into_iter()
-                .map(Result::unwrap)
-                .collect();
+            let again = refresh_group(&ingestor, &store, &locations);
             assert_eq!(
                 (again[0].unchanged_files, again[0].unchanged),
                 (1, 2),
@@ -1319,20 +1329,8 @@ mod tests {
             "b.yaml",
             "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: far\nspec:\n  target: http://127.0.0.1:9/far.yaml\n",
         );
-        let locations: Vec<Location> = ["org/a.yaml", "org/b.yaml"]
-            .iter()
-            .map(|t| {
-                store
-                    .locations
-                    .add_location("file", t, Origin::Api)
-                    .unwrap()
-            })
-            .collect();
-        let done: Vec<RefreshSummary> = ingestor
-            .refresh_group(&store, &locations)
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
+        let locations = register(&store, &["org/a.yaml", "org/b.yaml"]);
+        let done = refresh_group(&ingestor, &store, &locations);
         assert_eq!(done[0].added, 1, "{done:?}");
         assert_eq!((done[1].added, done[1].problems), (1, 1), "{done:?}");
         let problems = store.locations.problems(Some(&locations[1].id)).unwrap();
