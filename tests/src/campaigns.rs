@@ -325,6 +325,55 @@ async fn campaigns_are_made_through_the_api_with_their_definition_checked() {
             "expected '{says}': {b}"
         );
     }
+
+    // A dry run counts before anything is saved, for anyone who may read
+    // the catalog, and says what is wrong with a definition the same way.
+    let draft = json!({"targets": ["kind=component,spec.type=service"], "doneWhen": "spec.lifecycle = \"production\" and annotation backstage.io/techdocs-ref exists"});
+    let (s, b) = send(
+        &p,
+        reqwest::Method::POST,
+        "/api/campaigns/dry-run",
+        None,
+        Some(&draft),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b["progress"],
+        json!({"total": 5, "done": 1, "todo": 4, "percent": 20.0}),
+        "{b}"
+    );
+    let teams: Vec<(&str, u64)> = b["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["owner"].as_str().unwrap(),
+                t["progress"]["todo"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(teams.contains(&("group:default/team-b", 3)), "{b}");
+    assert!(teams.contains(&("group:default/team-a", 1)), "{b}");
+    let broken = json!({"targets": "kind=component", "doneWhen": "fact coverage.lines >= "});
+    let (s, b) = send(
+        &p,
+        reqwest::Method::POST,
+        "/api/campaigns/dry-run",
+        None,
+        Some(&broken),
+    )
+    .await;
+    assert_eq!(s, 400, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expected a value after >="),
+        "{b}"
+    );
+
     let names: Vec<String> = p.ok("/api/campaigns").await["items"]
         .as_array()
         .unwrap()

@@ -6,7 +6,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 
@@ -21,6 +21,7 @@ use crate::store::{Store, now_ms};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/campaigns", get(list).post(create))
+        .route("/api/campaigns/dry-run", post(dry_run))
         .route("/api/campaigns/{name}", get(one).delete(remove))
         .route("/api/campaigns/{name}/targets.csv", get(csv))
 }
@@ -40,6 +41,30 @@ fn progress(targets: &[TargetStatus]) -> Value {
         "done": done,
         "todo": total - done,
         "percent": if total == 0 { 100.0 } else { (done as f64 * 1000.0 / total as f64).round() / 10.0 },
+    })
+}
+
+/// Each team's progress, teams as `campaigns::by_team` orders them.
+fn team_progress(targets: &[TargetStatus]) -> Vec<Value> {
+    campaigns::by_team(targets)
+        .into_iter()
+        .map(|(owner, list)| {
+            let owned: Vec<TargetStatus> = list.iter().map(|t| (*t).clone()).collect();
+            json!({"owner": owner, "progress": progress(&owned)})
+        })
+        .collect()
+}
+
+/// A campaign from an API body, or every problem with it (400).
+fn parse(body: &Value) -> Result<Campaign, ApiError> {
+    Campaign::from_api(body).map_err(|problems| {
+        ApiError::BadRequest(
+            problems
+                .iter()
+                .map(|(f, m)| format!("{f}: {m}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
     })
 }
 
@@ -121,13 +146,10 @@ async fn one(
         let c = find(&store, &name)?;
         let evaluation = campaigns::Evaluation::load(&store, &c)?;
         let targets = evaluation.statuses(&c);
-        let mut teams = Vec::new();
         let mut chase = Vec::new();
         let mut chase_more = 0usize;
         for (owner, list) in campaigns::by_team(&targets) {
-            let owned: Vec<TargetStatus> = list.iter().map(|t| (*t).clone()).collect();
             let todo: Vec<&TargetStatus> = list.iter().copied().filter(|t| !t.done).collect();
-            teams.push(json!({"owner": owner, "progress": progress(&owned)}));
             if !todo.is_empty() {
                 if chase.len() >= CHASE_TEAMS {
                     chase_more += 1;
@@ -148,7 +170,7 @@ async fn one(
             .collect();
         let mut v = c.summary_json();
         v["progress"] = progress(&targets);
-        v["teams"] = Value::Array(teams);
+        v["teams"] = Value::Array(team_progress(&targets));
         v["chase"] = Value::Array(chase);
         v["chaseMore"] = json!(chase_more);
         v["burndown"] = Value::Array(burndown);
@@ -189,15 +211,7 @@ async fn create(
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
-    let campaign = Campaign::from_api(&body).map_err(|problems| {
-        ApiError::BadRequest(
-            problems
-                .iter()
-                .map(|(f, m)| format!("{f}: {m}"))
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })?;
+    let campaign = parse(&body)?;
     caller.require(
         &state,
         Permission::Campaign {
@@ -214,6 +228,30 @@ async fn create(
     })
     .await?;
     Ok((axum::http::StatusCode::CREATED, Json(summary)))
+}
+
+/// `POST /api/campaigns/dry-run`: what a campaign would count before it
+/// is saved (an editor asks as the predicate is typed): its progress and
+/// each team's, or what is wrong with its definition. Name and owner may
+/// be left out; nothing is stored.
+async fn dry_run(
+    State(state): State<AppState>,
+    ApiJson(mut body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(fields) = body.as_object_mut() {
+        fields.entry("name").or_insert_with(|| json!("dry-run"));
+        fields
+            .entry("owner")
+            .or_insert_with(|| json!("group:default/dry-run"));
+    }
+    let campaign = parse(&body)?;
+    let store = state.store.clone();
+    let answer = blocking(move || {
+        let targets = campaigns::evaluate(&store, &campaign)?;
+        Ok(json!({"progress": progress(&targets), "teams": team_progress(&targets)}))
+    })
+    .await?;
+    Ok(Json(answer))
 }
 
 async fn remove(

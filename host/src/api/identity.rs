@@ -104,6 +104,7 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/facts", Rule::Scope("facts:write")),
     ("POST", "/api/events", Rule::Scope("events:write")),
     ("POST", "/api/campaigns", Rule::Owner),
+    ("POST", "/api/campaigns/dry-run", Rule::Read),
     ("DELETE", "/api/campaigns/{name}", Rule::Owner),
     (
         "POST",
