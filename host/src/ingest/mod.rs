@@ -863,6 +863,7 @@ struct Group<'s> {
     /// Indexes of the locations in it, and what each learned.
     members: Vec<usize>,
     learned: Vec<(String, HashMap<String, Memo>)>,
+    /// Valid entities written so far.
     entities: usize,
     /// The first store error: the group is then rolled back.
     failed: Option<StoreError>,
@@ -891,14 +892,13 @@ impl<'s> Group<'s> {
             .then(|| sink.begin_location(&location.id))
             .transpose()
             .and_then(|_| {
-                sink.entities += found
+                self.entities += found
                     .iter()
                     .filter(|f| matches!(f, Found::Entity(..)))
                     .count();
                 sink.held.extend(found);
                 sink.write_held()
             });
-        self.entities = sink.entities;
         self.failed = written.err();
     }
 }
@@ -915,8 +915,6 @@ struct RefreshSink<'s> {
     cap: usize,
     held: Vec<Found>,
     held_entities: usize,
-    /// Valid entities met, in every location of the sink.
-    entities: usize,
     /// Past this many entities held the sink is full: the walk stops.
     stop_after: usize,
     tx: Option<Box<dyn crate::store::RefreshTx + 's>>,
@@ -935,8 +933,6 @@ enum Found {
     Problem(ProblemRecord),
     KeepSource(String),
     KeepUnchanged(String, usize),
-    /// What follows is the next location's.
-    Location(String),
 }
 
 enum Finished {
@@ -955,7 +951,6 @@ impl<'s> RefreshSink<'s> {
             cap,
             held: Vec::new(),
             held_entities: 0,
-            entities: 0,
             stop_after: usize::MAX,
             tx: None,
             done: Vec::new(),
@@ -988,10 +983,6 @@ impl<'s> RefreshSink<'s> {
                     if !self.tx_mut().keep_unchanged(&source, count)? {
                         self.lost.push(source);
                     }
-                }
-                Found::Location(id) => {
-                    let summary = self.tx_mut().next_location(&id)?;
-                    self.done.push(summary);
                 }
             }
         }
@@ -1051,16 +1042,12 @@ impl<'s> RefreshSink<'s> {
         Ok(())
     }
 
-    /// What follows belongs to the location `id`, written in the same
-    /// transaction as what came before.
+    /// Writes what is held, then begins the location `id` in the same
+    /// transaction.
     fn begin_location(&mut self, id: &str) -> Result<(), StoreError> {
-        if self.tx.is_some() {
-            self.write_held()?;
-            let summary = self.tx_mut().next_location(id)?;
-            self.done.push(summary);
-        } else {
-            self.held.push(Found::Location(id.to_string()));
-        }
+        self.write_held()?;
+        let summary = self.tx_mut().next_location(id)?;
+        self.done.push(summary);
         Ok(())
     }
 
@@ -1085,7 +1072,6 @@ impl Sink for RefreshSink<'_> {
         line: usize,
     ) -> Result<bool, StoreError> {
         self.held_entities += 1;
-        self.entities += 1;
         self.held
             .push(Found::Entity(entity, source.to_string(), line));
         // A refusal shows when written: the source is then in `refused`.
