@@ -17,6 +17,7 @@ use anyhow::{Context, bail};
 
 use crate::bench::{
     Rng, append_row, create_token, measure, peak_rss_mib, prepare, start, wait_health, wait_ready,
+    wait_searchable,
 };
 use crate::http::Conn;
 use crate::tools;
@@ -181,12 +182,7 @@ pub fn run(n: usize, requests: usize) -> anyhow::Result<()> {
     )?;
     let ingest = started.elapsed();
     // Queries are measured in the steady state, as in the other part.
-    wait_health(
-        &mut conn,
-        Duration::from_secs(600),
-        "searchable (its index caught up with the ingest)",
-        |h| h["search"]["documents"].as_u64() == Some(n as u64),
-    )?;
+    wait_searchable(&mut conn, n)?;
     eprintln!(
         "xtask: {} registrations, {n} entities in {:.1} s",
         files.len(),

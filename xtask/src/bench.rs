@@ -286,6 +286,17 @@ pub(crate) fn wait_ready(conn: &mut Conn, within: Duration) -> anyhow::Result<se
     wait_health(conn, within, "ready", |health| health["ready"] == true)
 }
 
+/// Waits (10 minutes at most) until the portal's search index holds `n`
+/// documents: it indexes in the background, behind the catalog.
+pub(crate) fn wait_searchable(conn: &mut Conn, n: usize) -> anyhow::Result<serde_json::Value> {
+    wait_health(
+        conn,
+        Duration::from_secs(600),
+        "searchable (its index caught up with the catalog)",
+        |health| health["search"]["documents"].as_u64() == Some(n as u64),
+    )
+}
+
 /// Polls `/healthz` every 20 ms until `done` holds of its answer, for at
 /// most `within` (then fails, saying the portal was not `what`).
 pub(crate) fn wait_health(
@@ -464,13 +475,7 @@ fn replicas(bin: &Path, config: &Path, n: usize, first: &Server) -> anyhow::Resu
     )?;
     let _ = std::fs::remove_dir_all(config.with_file_name("data-b"));
     let second = start(bin, &second_config)?;
-    let mut conn = Conn::open(second.addr)?;
-    wait_health(
-        &mut conn,
-        Duration::from_secs(600),
-        "searchable on the second replica",
-        |h| h["search"]["documents"].as_u64() == Some(n as u64),
-    )?;
+    wait_searchable(&mut Conn::open(second.addr)?, n)?;
     let one = throughput(&[first.addr], n)?;
     let two = throughput(&[first.addr, second.addr], n)?;
     println!(
@@ -615,12 +620,7 @@ fn catalog_rows(
     );
     // Queries are measured in the steady state: once the search index has
     // caught up with the ingest (it indexes in the background meanwhile).
-    wait_health(
-        &mut conn,
-        Duration::from_secs(600),
-        "searchable (its index caught up with the ingest)",
-        |health| health["search"]["documents"].as_u64() == Some(n as u64),
-    )?;
+    wait_searchable(&mut conn, n)?;
     eprintln!(
         "xtask: the search index caught up {:.1} s after the ingest",
         (started.elapsed() - ingest).as_secs_f64()
