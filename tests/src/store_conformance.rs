@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use greenroom::catalog::{EntityRef, Kinds, ValidEntity};
 use greenroom::store::{
     AuditEntry, AuditQuery, EventQuery, EventRecord, FactRecord, FactValue, Filter, FullText,
-    ListQuery, Order, Origin, PageQuery, ProblemRecord, Rejected, SessionRecord, Store, StoreError,
-    StoredGrants, TokenRecord, now_ms,
+    ListQuery, Order, Origin, PageQuery, ProblemRecord, Rejected, SessionRecord, Status,
+    StatusChange, Store, StoreError, StoredGrants, TokenRecord, now_ms,
 };
 use serde_json::{Value, json};
 
@@ -35,6 +35,7 @@ macro_rules! conformance {
                 the_change_feed_follows_every_committed_write,
                 facts_keep_the_newest_value_and_a_history_of_changes,
                 campaigns_saved_through_the_api,
+                status_history_keeps_changes_and_prunes_to_the_horizon,
                 events_are_kept_once_and_read_newest_first,
                 action_runs_are_recorded_from_start_to_end,
                 plugin_state_has_quotas_expiry_and_grants,
@@ -158,6 +159,14 @@ fn a_sqlite_store_migrates_to_postgresql_whole() {
     });
     tx.commit().unwrap();
     campaigns_saved_through_the_api(&sqlite);
+    sqlite
+        .statuses
+        .record_statuses(
+            "campaign:py3",
+            100,
+            &[("component:default/a".into(), Status::Done)],
+        )
+        .unwrap();
     action_runs_are_recorded_from_start_to_end(&sqlite);
     plugin_state_has_quotas_expiry_and_grants(&sqlite);
     tokens_sessions_and_the_audit_trail(&sqlite);
@@ -180,6 +189,7 @@ fn a_sqlite_store_migrates_to_postgresql_whole() {
         "fact_history",
         "events",
         "campaigns",
+        "status_history",
         "api_tokens",
         "sessions",
         "audit",
@@ -275,6 +285,14 @@ fn a_sqlite_store_migrates_to_postgresql_whole() {
         "campaigns",
         format!("{:?}", sqlite.campaigns.api_campaigns().unwrap()),
         format!("{:?}", pg.campaigns.api_campaigns().unwrap()),
+    );
+    same(
+        "status history",
+        format!(
+            "{:?}",
+            sqlite.statuses.status_changes("campaign:py3").unwrap()
+        ),
+        format!("{:?}", pg.statuses.status_changes("campaign:py3").unwrap()),
     );
     same(
         "action runs",
@@ -1387,6 +1405,98 @@ pub fn campaigns_saved_through_the_api(store: &Store) {
     assert!(store.campaigns.delete_campaign("py3").unwrap());
     assert!(!store.campaigns.delete_campaign("py3").unwrap());
     assert_eq!(store.campaigns.api_campaigns().unwrap().len(), 1);
+}
+
+pub fn status_history_keeps_changes_and_prunes_to_the_horizon(store: &Store) {
+    let h = &store.statuses;
+    let changes = |subject: &str| -> Vec<(String, i64, Status)> {
+        h.status_changes(subject)
+            .unwrap()
+            .into_iter()
+            .map(
+                |StatusChange {
+                     entity_ref,
+                     at_ms,
+                     status,
+                 }| (entity_ref, at_ms, status),
+            )
+            .collect()
+    };
+    let ch = |r: &str, s: Status| (r.to_string(), s);
+    assert!(h.latest_statuses("campaign:py3").unwrap().is_empty());
+    h.record_statuses(
+        "campaign:py3",
+        100,
+        &[ch("b", Status::Open), ch("a", Status::Open)],
+    )
+    .unwrap();
+    h.record_statuses("campaign:py3", 200, &[ch("a", Status::Done)])
+        .unwrap();
+    // The same target twice at one time keeps the last.
+    h.record_statuses(
+        "campaign:py3",
+        300,
+        &[
+            ch("b", Status::Done),
+            ch("c", Status::Open),
+            ch("b", Status::Gone),
+        ],
+    )
+    .unwrap();
+    h.record_statuses("campaign:docs", 150, &[ch("a", Status::Done)])
+        .unwrap();
+    h.record_statuses("campaign:docs", 160, &[]).unwrap();
+    assert_eq!(
+        h.latest_statuses("campaign:py3").unwrap(),
+        [
+            ch("a", Status::Done),
+            ch("b", Status::Gone),
+            ch("c", Status::Open)
+        ]
+    );
+    assert_eq!(
+        changes("campaign:py3"),
+        [
+            ("a".to_string(), 100, Status::Open),
+            ("b".to_string(), 100, Status::Open),
+            ("a".to_string(), 200, Status::Done),
+            ("b".to_string(), 300, Status::Gone),
+            ("c".to_string(), 300, Status::Open),
+        ]
+    );
+    assert_eq!(
+        h.status_subjects().unwrap(),
+        ["campaign:docs", "campaign:py3"]
+    );
+
+    // Before 250: a's open at 100 was replaced by done at 200 (kept, what
+    // a was at the horizon); b was open then (kept); c came later.
+    assert_eq!(h.prune_statuses(250).unwrap(), 1);
+    assert_eq!(
+        changes("campaign:py3"),
+        [
+            ("b".to_string(), 100, Status::Open),
+            ("a".to_string(), 200, Status::Done),
+            ("b".to_string(), 300, Status::Gone),
+            ("c".to_string(), 300, Status::Open),
+        ]
+    );
+    // Past 300, b is gone altogether and its open row is replaced.
+    assert_eq!(h.prune_statuses(301).unwrap(), 2);
+    assert_eq!(
+        changes("campaign:py3"),
+        [
+            ("a".to_string(), 200, Status::Done),
+            ("c".to_string(), 300, Status::Open),
+        ]
+    );
+    assert_eq!(
+        changes("campaign:docs"),
+        [("a".to_string(), 150, Status::Done)]
+    );
+    h.forget_statuses("campaign:py3").unwrap();
+    assert!(changes("campaign:py3").is_empty());
+    assert_eq!(h.status_subjects().unwrap(), ["campaign:docs"]);
 }
 
 fn event(id: &str, kind: &str, entity: Option<&str>, at_ms: i64) -> EventRecord {

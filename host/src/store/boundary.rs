@@ -13,8 +13,8 @@ use crate::catalog::{EntityRef, ValidEntity};
 use super::{
     ActionRun, AuditEntry, AuditQuery, EntityPage, EventQuery, EventRecord, Facets, FactRecord,
     FactValue, Filter, ListQuery, Location, Origin, PageQuery, ProblemRecord, QueryError,
-    RankedFact, RefreshSummary, Rejected, SessionRecord, Stats, StoreError, StoredGrants,
-    TokenRecord,
+    RankedFact, RefreshSummary, Rejected, SessionRecord, Stats, Status, StatusChange, StoreError,
+    StoredGrants, TokenRecord,
 };
 
 /// Reading the catalog: entities by ref or uid, filtered lists and pages
@@ -220,6 +220,10 @@ pub trait Facts: Send + Sync {
     /// Every change of a fact, by entity ref then time.
     fn fact_changes(&self, name: &str) -> Result<Vec<(String, i64, FactValue)>, StoreError>;
 
+    /// A number that grows with every change written to the fact
+    /// history (0 when there is none): whether facts moved since.
+    fn fact_history_head(&self) -> Result<i64, StoreError>;
+
     /// The `limit` entities with the lowest (or highest) number for a fact,
     /// optionally of one kind, walking the `(name, number)` index.
     fn top_facts(
@@ -241,6 +245,36 @@ pub trait CampaignSpecs: Send + Sync {
     fn put_campaign(&self, name: &str, body: &str, by: &str) -> Result<(), StoreError>;
 
     fn delete_campaign(&self, name: &str) -> Result<bool, StoreError>;
+}
+
+/// What each target of a campaign (a *subject*) was, and since when:
+/// changes only, so a target that stays done costs one row.
+pub trait StatusHistory: Send + Sync {
+    /// Each target's latest status, in entity-ref order.
+    fn latest_statuses(&self, subject: &str) -> Result<Vec<(String, Status)>, StoreError>;
+
+    /// Records `changes`, all at `at_ms` (a target recorded twice at the
+    /// same time keeps the last).
+    fn record_statuses(
+        &self,
+        subject: &str,
+        at_ms: i64,
+        changes: &[(String, Status)],
+    ) -> Result<(), StoreError>;
+
+    /// Every recorded change of a subject, oldest first.
+    fn status_changes(&self, subject: &str) -> Result<Vec<StatusChange>, StoreError>;
+
+    /// The subjects with any history.
+    fn status_subjects(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Forgets what happened before `before_ms`, keeping what each target
+    /// was then (its last change before it), and targets gone by then
+    /// altogether; answers how many rows went.
+    fn prune_statuses(&self, before_ms: i64) -> Result<usize, StoreError>;
+
+    /// Forgets a subject's history (its campaign is gone).
+    fn forget_statuses(&self, subject: &str) -> Result<(), StoreError>;
 }
 
 /// The activity feed: deploys, incidents and the like from plugins.

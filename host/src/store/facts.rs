@@ -255,6 +255,14 @@ impl Facts for Sqlite {
         })
     }
 
+    fn fact_history_head(&self) -> Result<i64, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT coalesce(max(rowid), 0) FROM fact_history")?
+                .query_row([], |r| r.get(0))?)
+        })
+    }
+
     fn top_facts(
         &self,
         name: &str,

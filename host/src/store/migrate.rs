@@ -228,6 +228,18 @@ const TABLES: &[Table] = &[
         conflict: "",
     },
     Table {
+        name: "status_history",
+        columns: &[
+            ("subject", Text),
+            ("entity_ref", Text),
+            ("at_ms", Int),
+            ("status", Int32),
+        ],
+        order: "subject, entity_ref, at_ms",
+        identity: None,
+        conflict: "",
+    },
+    Table {
         name: "api_tokens",
         columns: &[
             ("id", Text),

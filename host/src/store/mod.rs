@@ -17,6 +17,7 @@ mod boundary;
 mod checkpoint;
 mod events;
 mod facts;
+mod history;
 mod index;
 mod kv;
 pub mod migrate;
@@ -37,10 +38,11 @@ pub use actions::ActionRun;
 pub use auth::{AuditEntry, AuditQuery, SessionRecord, TokenRecord};
 pub use boundary::{
     Access, ActionRuns, CampaignSpecs, Catalog, ChangeFeed, Events, Facts, Leases, Locations,
-    PluginState, RefreshTx,
+    PluginState, RefreshTx, StatusHistory,
 };
 pub use events::{EventQuery, EventRecord};
 pub use facts::{FactRecord, FactValue, RankedFact, valid_fact_name};
+pub use history::{Status, StatusChange};
 pub use kv::StoredGrants;
 pub use pg::Postgres;
 pub use query::{EntityPage, Filter, FilterSet, FullText, ListQuery, Order, PageQuery, QueryError};
@@ -209,6 +211,7 @@ pub struct Store {
     pub changes: Arc<dyn ChangeFeed>,
     pub facts: Arc<dyn Facts>,
     pub campaigns: Arc<dyn CampaignSpecs>,
+    pub statuses: Arc<dyn StatusHistory>,
     pub events: Arc<dyn Events>,
     pub actions: Arc<dyn ActionRuns>,
     pub plugin_state: Arc<dyn PluginState>,
@@ -245,6 +248,7 @@ impl Store {
             + ChangeFeed
             + Facts
             + CampaignSpecs
+            + StatusHistory
             + Events
             + ActionRuns
             + PluginState
@@ -258,6 +262,7 @@ impl Store {
             changes: backend.clone(),
             facts: backend.clone(),
             campaigns: backend.clone(),
+            statuses: backend.clone(),
             events: backend.clone(),
             actions: backend.clone(),
             plugin_state: backend.clone(),

@@ -225,6 +225,15 @@ const MIGRATIONS: &[&str] = &[
     // keep those of a file that has not changed without parsing it.
     "DROP INDEX entities_location;
     CREATE INDEX entities_location_source ON entities(location_id, source);",
+    // 13: what each campaign's targets were (open, done, gone) and since
+    // when, changes only, for burndowns and movers of any predicate.
+    "CREATE TABLE status_history (
+        subject TEXT NOT NULL,
+        entity_ref TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        status INTEGER NOT NULL,
+        PRIMARY KEY (subject, entity_ref, at_ms)
+    ) WITHOUT ROWID;",
 ];
 
 /// The schema version this build writes.

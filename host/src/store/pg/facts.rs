@@ -182,6 +182,15 @@ impl Facts for Postgres {
         })
     }
 
+    fn fact_history_head(&self) -> Result<i64, StoreError> {
+        self.with(|c| {
+            Ok(
+                c.query_one("SELECT coalesce(max(seq), 0) FROM fact_history", &[])?
+                    .get(0),
+            )
+        })
+    }
+
     fn top_facts(
         &self,
         name: &str,

@@ -24,6 +24,7 @@
 mod catalog;
 mod client;
 mod facts;
+mod history;
 mod refresh;
 
 use std::sync::Mutex;
@@ -285,6 +286,15 @@ const MIGRATIONS: &[&str] = &[
     CREATE STATISTICS search_key_value (mcv, ndistinct) ON key, value FROM search;
     CREATE INDEX search_original ON search(key, value, original) INCLUDE (entity_id)
         WHERE original IS NOT NULL;",
+    // 7: what each campaign's targets were (open, done, gone) and since
+    // when, changes only.
+    "CREATE TABLE status_history (
+        subject TEXT COLLATE \"C\" NOT NULL,
+        entity_ref TEXT COLLATE \"C\" NOT NULL,
+        at_ms BIGINT NOT NULL,
+        status INTEGER NOT NULL,
+        PRIMARY KEY (subject, entity_ref, at_ms)
+    );",
 ];
 
 /// The PostgreSQL backend.
