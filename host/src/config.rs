@@ -27,6 +27,8 @@ pub struct Config {
     pub web: WebConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub campaigns: CampaignsConfig,
     /// The folder relative paths in the file are taken from.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -424,6 +426,38 @@ pub struct WebConfig {
     pub dir: Option<PathBuf>,
 }
 
+/// Campaigns' history.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignsConfig {
+    /// How often the host looks for catalog and fact changes to record in
+    /// every campaign's history ("0s": never). Nothing is evaluated when
+    /// nothing changed.
+    #[serde(default = "default_record_interval", with = "humantime_serde_compat")]
+    pub record_interval: Duration,
+    /// Days of history kept; older changes are folded into what each
+    /// target was then.
+    #[serde(default = "default_history_days")]
+    pub history_days: u32,
+}
+
+fn default_record_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_history_days() -> u32 {
+    400
+}
+
+impl Default for CampaignsConfig {
+    fn default() -> Self {
+        CampaignsConfig {
+            record_interval: default_record_interval(),
+            history_days: default_history_days(),
+        }
+    }
+}
+
 /// Global search.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -815,6 +849,12 @@ impl Config {
         if auth.session_idle.is_zero() || auth.session_max < auth.session_idle {
             bail!(
                 "{}: auth.session_idle must be above zero and at most auth.session_max",
+                path.display()
+            );
+        }
+        if config.campaigns.history_days == 0 {
+            bail!(
+                "{}: campaigns.history_days must be at least 1 (the burndowns read the history)",
                 path.display()
             );
         }

@@ -135,6 +135,14 @@ impl Portal {
             plugins.facts_interval,
             plugins.events_interval,
         );
+        let recorder = scheduler::history::Recorder::new(
+            self.state.store.clone(),
+            self.state.config.campaigns.history_days,
+        )
+        .spawn(
+            self.state.refresher.clone(),
+            self.state.config.campaigns.record_interval,
+        );
         let indexing = self
             .state
             .search
@@ -149,6 +157,7 @@ impl Portal {
             .await;
         refresh.abort();
         polls.abort();
+        recorder.abort();
         indexing.abort();
         result.context("HTTP server failed")
     }

@@ -1,6 +1,7 @@
 //! Campaigns on the real server: defined in the catalog and through the
 //! API, progress overall and per team, the teams to chase with their
-//! contacts, the burndown from fact history, CSV, and bad definitions.
+//! contacts, the burndown from fact history and from the history the host
+//! records of any predicate, movers, CSV, and bad definitions.
 
 use serde_json::{Value, json};
 
@@ -12,7 +13,8 @@ fn config() -> String {
     // SAFETY: every test sets the same value.
     unsafe { std::env::set_var("GREENROOM_TEST_TOKEN_CAMPAIGNS", TOKEN) };
     "[[server.tokens]]\nname = \"platform\"\nenv = \"GREENROOM_TEST_TOKEN_CAMPAIGNS\"\nscopes = [\"facts:write\", \"campaigns:write\"]\n\
-     [[catalog.locations]]\ntarget = \"catalog.yaml\"\n"
+     [[catalog.locations]]\ntarget = \"catalog.yaml\"\n\
+     [campaigns]\nrecord_interval = \"1s\"\n"
         .to_string()
 }
 
@@ -405,5 +407,254 @@ async fn campaigns_are_made_through_the_api_with_their_definition_checked() {
             .unwrap()
             .len(),
         1
+    );
+}
+
+/// The campaign page of `name` once `check` holds (the recorder runs
+/// every second), or a failure showing the last page.
+async fn campaign_until(p: &Portal, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let c = p.ok(path).await;
+        if check(&c) {
+            return c;
+        }
+        assert!(std::time::Instant::now() < deadline, "never came: {c:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+fn refs(movers: &Value) -> Vec<&str> {
+    let mut out: Vec<&str> = movers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["entityRef"].as_str().unwrap())
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn any_campaign_has_history_burndown_and_movers() {
+    let p = portal().await;
+    // A campaign over an annotation: nothing in fact history to replay.
+    let docs = json!({
+        "name": "docs",
+        "owner": "team-platform",
+        "targets": "kind=component,spec.type=service",
+        "doneWhen": "annotation backstage.io/techdocs-ref exists",
+    });
+    let (s, b) = send(
+        &p,
+        reqwest::Method::POST,
+        "/api/campaigns",
+        Some(TOKEN),
+        Some(&docs),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    // Saving records where each target stands.
+    let c = p.ok("/api/campaigns/docs?days=12").await;
+    let recorded = c["historySince"].as_i64().expect("recorded on save");
+    assert!(recorded > greenroom::store::now_ms() - 60_000, "{c}");
+
+    // What the spreadsheet said before: ten days ago search and ledger
+    // had docs (since lost), payments got them four days ago.
+    let history = json!({"items": [
+        {"entityRef": "payments", "status": "open", "at": days_ago(10)},
+        {"entityRef": "refunds", "status": "open", "at": days_ago(10)},
+        {"entityRef": "component:default/search", "status": "done", "at": days_ago(10)},
+        {"entityRef": "ledger", "status": "done", "at": days_ago(10)},
+        {"entityRef": "checkout", "status": "open", "at": days_ago(10)},
+        {"entityRef": "payments", "status": "done", "at": days_ago(4)},
+    ]});
+    let (s, b) = send(
+        &p,
+        reqwest::Method::POST,
+        "/api/campaigns/docs/history",
+        None,
+        Some(&history),
+    )
+    .await;
+    assert_eq!(s, 401, "{b}");
+    let (s, b) = send(
+        &p,
+        reqwest::Method::POST,
+        "/api/campaigns/docs/history",
+        Some(TOKEN),
+        Some(&history),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["imported"], 6);
+
+    let c = p.ok("/api/campaigns/docs?days=12").await;
+    let done: Vec<u64> = c["burndown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["done"].as_u64().unwrap())
+        .collect();
+    // Before the history: the annotations as they are (payments); from ten
+    // days ago search and ledger; payments too from four days ago; today,
+    // as recorded on save and evaluated now, payments alone.
+    assert_eq!(
+        done,
+        [1, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 1],
+        "{:#}",
+        c["burndown"]
+    );
+    assert!(
+        c["burndown"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["total"] == 5)
+    );
+    assert_eq!(refs(&c["movers"]["done"]), ["component:default/payments"]);
+    assert!(
+        c["movers"]["done"][0]["atMs"].as_i64().is_some(),
+        "{}",
+        c["movers"]
+    );
+    assert_eq!(
+        refs(&c["movers"]["regressed"]),
+        ["component:default/ledger", "component:default/search"]
+    );
+    assert_eq!(
+        c["movers"]["regressed"][0]["reason"],
+        "no annotation backstage.io/techdocs-ref"
+    );
+    // Per team: team-b had two of three ten days ago, none today.
+    let team_b = c["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["owner"] == "group:default/team-b")
+        .unwrap();
+    let b_done: Vec<u64> = team_b["burndown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["done"].as_u64().unwrap())
+        .collect();
+    assert_eq!(b_done, [0, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0]);
+    assert!(
+        team_b["burndown"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["total"] == 3)
+    );
+
+    // A catalog change is recorded without anyone asking: refunds gets
+    // its docs, payments loses them.
+    let docs_of = |name: &str| {
+        if name == "refunds" {
+            "\"backstage.io/techdocs-ref\": \"dir:.\""
+        } else {
+            ""
+        }
+    };
+    let files = [
+        team("team-platform", "platform@example.com"),
+        team("team-a", "a@example.com"),
+        team("team-b", "b@example.com"),
+        service("payments", "team-a", "python", docs_of("payments")),
+        service("refunds", "team-a", "python", docs_of("refunds")),
+        service("search", "team-b", "python", ""),
+        service("ledger", "team-b", "python", ""),
+        service("checkout", "team-b", "java", ""),
+        PYTHON3.to_string(),
+    ];
+    p.write("catalog.yaml", &files.join("---\n"));
+    p.refresh().await;
+    let c = campaign_until(&p, "/api/campaigns/docs?days=12", |c| {
+        c["movers"]["done"][0]["entityRef"] == "component:default/refunds"
+            && c["movers"]["done"][0]["atMs"]
+                .as_i64()
+                .is_some_and(|at| at > recorded)
+    })
+    .await;
+    assert_eq!(refs(&c["movers"]["done"]), ["component:default/refunds"]);
+    // payments was open a week ago: losing its docs again is no regression.
+    assert_eq!(
+        refs(&c["movers"]["regressed"]),
+        ["component:default/ledger", "component:default/search"]
+    );
+
+    // Bad imports say which item and what to do.
+    for (body, status, says) in [
+        (
+            json!({"items": [{"entityRef": "payments", "status": "finished", "at": days_ago(1)}]}),
+            400,
+            "items[0].status: expected open, done or gone",
+        ),
+        (
+            json!({"items": [{"entityRef": "payments", "status": "done"}]}),
+            400,
+            "items[0].at: when it was so is required",
+        ),
+        (
+            json!({"items": [{"entityRef": "payments", "status": "done", "at": "2999-01-01T00:00:00Z"}]}),
+            400,
+            "items[0].at is in the future",
+        ),
+        (
+            json!({"items": [{"entityRef": "a:b:c/d", "status": "done", "at": days_ago(1)}]}),
+            400,
+            "items[0].entityRef 'a:b:c/d'",
+        ),
+        (json!({"rows": []}), 400, "expected {\"items\": [...]}"),
+    ] {
+        let (s, b) = send(
+            &p,
+            reqwest::Method::POST,
+            "/api/campaigns/docs/history",
+            Some(TOKEN),
+            Some(&body),
+        )
+        .await;
+        assert_eq!(s, status, "{b}");
+        assert!(
+            b["error"]["message"].as_str().unwrap().contains(says),
+            "expected '{says}': {b}"
+        );
+    }
+    let (s, _) = send(
+        &p,
+        reqwest::Method::POST,
+        "/api/campaigns/nope/history",
+        Some(TOKEN),
+        Some(&history),
+    )
+    .await;
+    assert_eq!(s, 404);
+
+    // A deleted campaign's history goes with it.
+    let (s, _) = send(
+        &p,
+        reqwest::Method::DELETE,
+        "/api/campaigns/docs",
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, b) = send(
+        &p,
+        reqwest::Method::POST,
+        "/api/campaigns",
+        Some(TOKEN),
+        Some(&docs),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let c = p.ok("/api/campaigns/docs").await;
+    assert!(c["historySince"].as_i64().unwrap() > recorded, "{c}");
+    assert!(
+        c["movers"]["regressed"].as_array().unwrap().is_empty(),
+        "{c}"
     );
 }

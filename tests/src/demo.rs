@@ -319,3 +319,78 @@ async fn demo_shows_live_looking_plugin_cards_docs_and_deployments() {
         "{events:?}"
     );
 }
+
+/// `items` of a demo history file, each `daysAgo` made an `at`, as
+/// `cargo xtask demo` sends them.
+fn dated(file: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/demo")
+        .join(file);
+    let mut history: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let now = std::time::SystemTime::now();
+    for item in history["items"].as_array_mut().unwrap() {
+        let days = item["daysAgo"].as_u64().unwrap();
+        item["at"] =
+            humantime::format_rfc3339_seconds(now - std::time::Duration::from_secs(days * 86_400))
+                .to_string()
+                .into();
+    }
+    serde_json::json!({"items": history["items"]})
+}
+
+/// The demo's backfills give each of its three campaigns a burndown
+/// that moves: two from fact history, the docs campaign (annotations) from
+/// its imported spreadsheet, with this week's movers.
+#[tokio::test]
+async fn every_demo_campaign_has_a_burndown_that_moves() {
+    let p = demo().await;
+    let (s, b) = p
+        .admin_post("/api/facts", &dated("facts-history.json"))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = p
+        .admin_post(
+            "/api/campaigns/adopt-techdocs/history",
+            &dated("campaign-history.json"),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    for name in ["python3", "coverage-70", "adopt-techdocs"] {
+        let c = p.ok(&format!("/api/campaigns/{name}?days=61")).await;
+        let done: Vec<u64> = c["burndown"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["done"].as_u64().unwrap())
+            .collect();
+        let distinct: std::collections::BTreeSet<u64> = done.iter().copied().collect();
+        assert!(distinct.len() >= 3, "{name}: a flat burndown {done:?}");
+    }
+    let docs = p.ok("/api/campaigns/adopt-techdocs?days=61").await;
+    let done: Vec<u64> = docs["burndown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["done"].as_u64().unwrap())
+        .collect();
+    assert_eq!((done[1], done[60]), (4, 14), "{done:?}");
+    assert_eq!(
+        docs["movers"]["regressed"][0]["entityRef"],
+        "component:default/image-resizer"
+    );
+    let mut done_this_week: Vec<&str> = docs["movers"]["done"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["entityRef"].as_str().unwrap())
+        .collect();
+    done_this_week.sort();
+    assert_eq!(
+        done_this_week,
+        [
+            "component:default/order-service",
+            "component:default/warehouse-loader"
+        ]
+    );
+}

@@ -156,7 +156,7 @@ fn demo(release: bool) -> anyhow::Result<()> {
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?,
     );
-    seed_demo_history(&root.join("examples/demo/facts-history.json"), &mut portal)?;
+    seed_demo_history(&root.join("examples/demo"), &mut portal)?;
     eprintln!("xtask: serving http://127.0.0.1:7007 (Ctrl-C stops it)");
     let status = portal.0.wait()?;
     if !status.success() {
@@ -168,10 +168,39 @@ fn demo(release: bool) -> anyhow::Result<()> {
 /// The environment variable holding the demo's backfill token.
 const DEMO_SEED_TOKEN: &str = "GREENROOM_DEMO_SEED_TOKEN";
 
-/// Backfills the facts CI would have pushed over the last two months into
-/// a new demo store (once: a store that has them is left alone), so the
-/// campaigns' burndowns have a history.
-fn seed_demo_history(file: &std::path::Path, portal: &mut ChildGuard) -> anyhow::Result<()> {
+/// `items` of a demo history file with each `daysAgo` made an `at`.
+fn dated_items(file: &std::path::Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    let history: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file)?)?;
+    let now = std::time::SystemTime::now();
+    history["items"]
+        .as_array()
+        .with_context(|| format!("{} has no items", file.display()))?
+        .iter()
+        .map(|item| {
+            let days = item["daysAgo"]
+                .as_u64()
+                .with_context(|| format!("{}: an item without daysAgo: {item}", file.display()))?;
+            let mut dated = item.clone();
+            let fields = dated.as_object_mut().context("an item is not an object")?;
+            fields.remove("daysAgo");
+            fields.insert(
+                "at".into(),
+                humantime::format_rfc3339_seconds(
+                    now - std::time::Duration::from_secs(days * 86_400),
+                )
+                .to_string()
+                .into(),
+            );
+            Ok(dated)
+        })
+        .collect()
+}
+
+/// Backfills a new demo store (once: a store that has them is left
+/// alone) with the facts CI would have pushed over the last two months
+/// (`facts-history.json`) and the docs campaign's spreadsheet
+/// (`campaign-history.json`), so every campaign has a burndown.
+fn seed_demo_history(demo: &std::path::Path, portal: &mut ChildGuard) -> anyhow::Result<()> {
     let addr: std::net::SocketAddr = "127.0.0.1:7007".parse()?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let mut conn = loop {
@@ -191,45 +220,48 @@ fn seed_demo_history(file: &std::path::Path, portal: &mut ChildGuard) -> anyhow:
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
-    let (_, body) = conn.get("/api/facts/runtime.python/top?limit=1")?;
-    let seeded: serde_json::Value = serde_json::from_slice(&body)?;
-    if seeded["items"].as_array().is_some_and(|i| !i.is_empty()) {
-        return Ok(());
-    }
-    let history: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(file)?)?;
-    let now = std::time::SystemTime::now();
-    let items: Vec<serde_json::Value> = history["items"]
-        .as_array()
-        .context("facts-history.json has no items")?
-        .iter()
-        .map(|item| {
-            let days = item["daysAgo"].as_u64().unwrap_or(0);
-            let at = now - std::time::Duration::from_secs(days * 86_400);
-            serde_json::json!({
-                "entityRef": item["entityRef"],
-                "facts": item["facts"],
-                "at": humantime::format_rfc3339_seconds(at).to_string(),
-            })
-        })
-        .collect();
     let token = std::env::var(DEMO_SEED_TOKEN)?;
-    let body = serde_json::to_vec(&serde_json::json!({ "items": items }))?;
-    let (status, answer) = conn.post_json(
-        "/api/facts",
-        &format!("Authorization: Bearer {token}\r\n"),
-        &body,
-    )?;
-    if status != 200 {
-        anyhow::bail!(
-            "backfilling the demo's facts failed ({status}): {}",
-            String::from_utf8_lossy(&answer)
-        );
+    let auth = format!("Authorization: Bearer {token}\r\n");
+    let mut post = |path: &str, items: Vec<serde_json::Value>| -> anyhow::Result<()> {
+        let count = items.len();
+        let body = serde_json::to_vec(&serde_json::json!({ "items": items }))?;
+        let (status, answer) = conn.post_json(path, &auth, &body)?;
+        if status != 200 {
+            anyhow::bail!(
+                "backfilling the demo ({path}) failed ({status}): {}",
+                String::from_utf8_lossy(&answer)
+            );
+        }
+        eprintln!("xtask: backfilled {count} changes of the last two months into {path}");
+        Ok(())
+    };
+    let (_, body) = conn_get(addr, "/api/facts/runtime.python/top?limit=1")?;
+    if serde_json::from_slice::<serde_json::Value>(&body)?["items"]
+        .as_array()
+        .is_none_or(|i| i.is_empty())
+    {
+        post("/api/facts", dated_items(&demo.join("facts-history.json"))?)?;
     }
-    eprintln!(
-        "xtask: backfilled {} facts of the last two months",
-        items.len()
-    );
+    // The portal records the campaign as it is when it starts; the
+    // spreadsheet's history goes before that, once.
+    let (_, body) = conn_get(addr, "/api/campaigns/adopt-techdocs?days=1")?;
+    let since = serde_json::from_slice::<serde_json::Value>(&body)?["historySince"].as_i64();
+    let month_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64
+        - 30 * 86_400_000;
+    if since.is_none_or(|s| s > month_ago) {
+        post(
+            "/api/campaigns/adopt-techdocs/history",
+            dated_items(&demo.join("campaign-history.json"))?,
+        )?;
+    }
     Ok(())
+}
+
+/// One GET on a connection of its own.
+fn conn_get(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+    http::Conn::open(addr)?.get(path)
 }
 
 /// The GitHub and Sentry stand-in, stopped when dropped.

@@ -16,7 +16,7 @@ use crate::auth::Permission;
 use crate::campaigns::{self, Campaign, TargetStatus};
 use crate::catalog::EntityRef;
 use crate::service;
-use crate::store::{Store, now_ms};
+use crate::store::{Status, Store, now_ms};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/campaigns/dry-run", post(dry_run))
         .route("/api/campaigns/{name}", get(one).delete(remove))
         .route("/api/campaigns/{name}/targets.csv", get(csv))
+        .route("/api/campaigns/{name}/history", post(import_history))
 }
 
 /// Todo targets listed per team in the chase list.
@@ -142,43 +143,69 @@ async fn one(
 ) -> Result<Json<Value>, ApiError> {
     let days = q.days.unwrap_or(30).clamp(1, 365);
     let store = state.store.clone();
-    let body = blocking(move || {
-        let c = find(&store, &name)?;
-        let evaluation = campaigns::Evaluation::load(&store, &c)?;
-        let targets = evaluation.statuses(&c);
-        let mut chase = Vec::new();
-        let mut chase_more = 0usize;
-        for (owner, list) in campaigns::by_team(&targets) {
-            let todo: Vec<&TargetStatus> = list.iter().copied().filter(|t| !t.done).collect();
-            if !todo.is_empty() {
-                if chase.len() >= CHASE_TEAMS {
-                    chase_more += 1;
-                    continue;
-                }
-                chase.push(json!({
-                    "owner": owner,
-                    "contact": campaigns::contact(&store, &owner),
-                    "todo": todo.len(),
-                    "targets": todo.iter().take(CHASE_LIST).map(|t| json!({"entityRef": t.entity_ref, "reason": t.reason})).collect::<Vec<_>>(),
-                }));
-            }
+    Ok(Json(blocking(move || page(&store, &name, days)).await?))
+}
+
+/// The teams with open targets, most left first, each with its contact
+/// and its first open targets; and how many more teams there are.
+fn chase_list(store: &Store, targets: &[TargetStatus]) -> (Vec<Value>, usize) {
+    let mut chase = Vec::new();
+    let mut chase_more = 0usize;
+    for (owner, list) in campaigns::by_team(targets) {
+        let todo: Vec<&TargetStatus> = list.iter().copied().filter(|t| !t.done).collect();
+        if todo.is_empty() {
+            continue;
         }
-        let burndown: Vec<Value> = evaluation
-            .burndown(&store, &c, days, now_ms())?
-            .into_iter()
-            .map(|(day, done, total)| json!({"day": day, "done": done, "total": total}))
-            .collect();
-        let mut v = c.summary_json();
-        v["progress"] = progress(&targets);
-        v["teams"] = Value::Array(team_progress(&targets));
-        v["chase"] = Value::Array(chase);
-        v["chaseMore"] = json!(chase_more);
-        v["burndown"] = Value::Array(burndown);
-        v["items"] = json!(targets);
-        Ok(v)
-    })
-    .await?;
-    Ok(Json(body))
+        if chase.len() >= CHASE_TEAMS {
+            chase_more += 1;
+            continue;
+        }
+        chase.push(json!({
+            "owner": owner,
+            "contact": campaigns::contact(store, &owner),
+            "todo": todo.len(),
+            "targets": todo.iter().take(CHASE_LIST).map(|t| json!({"entityRef": t.entity_ref, "reason": t.reason})).collect::<Vec<_>>(),
+        }));
+    }
+    (chase, chase_more)
+}
+
+/// A campaign's page: progress overall and per team (each with its
+/// burndown), the chase list, the burndown, this week's movers and every
+/// target. Blocking.
+fn page(store: &Store, name: &str, days: usize) -> Result<Value, ApiError> {
+    let c = find(store, name)?;
+    let evaluation = campaigns::Evaluation::load(store, &c)?;
+    let targets = evaluation.statuses(&c);
+    let history = campaigns::history::History::load(store, &c)?;
+    let timeline = campaigns::history::Timeline {
+        store,
+        campaign: &c,
+        evaluation: &evaluation,
+        statuses: &targets,
+        history: &history,
+    };
+    let mut teams = team_progress(&targets);
+    let owners: Vec<String> = teams
+        .iter()
+        .map(|t| t["owner"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let now = now_ms();
+    let burndowns = timeline.burndowns(days, now, &owners)?;
+    for (team, (_, days)) in teams.iter_mut().zip(burndowns.teams) {
+        team["burndown"] = json!(days);
+    }
+    let (chase, chase_more) = chase_list(store, &targets);
+    let mut v = c.summary_json();
+    v["progress"] = progress(&targets);
+    v["teams"] = Value::Array(teams);
+    v["chase"] = Value::Array(chase);
+    v["chaseMore"] = json!(chase_more);
+    v["burndown"] = json!(burndowns.overall);
+    v["historySince"] = json!(history.first_ms());
+    v["movers"] = json!(timeline.movers(now)?);
+    v["items"] = json!(targets);
+    Ok(v)
 }
 
 async fn csv(
@@ -272,4 +299,88 @@ async fn remove(
     let key = name.clone();
     blocking(move || Ok(service::campaigns::delete(&store, &key)?)).await?;
     Ok(Json(json!({"deleted": name})))
+}
+
+/// Changes imported in one request, at most.
+const IMPORT_LIMIT: usize = 100_000;
+
+/// `{"items": [{"entityRef", "status": "open"|"done"|"gone", "at"}]}`
+/// as (time, ref, status), or what is wrong with the first bad item.
+fn history_items(body: &Value, now: i64) -> Result<Vec<(i64, String, Status)>, ApiError> {
+    let items = body["items"]
+        .as_array()
+        .ok_or_else(|| ApiError::BadRequest("expected {\"items\": [...]}".into()))?;
+    if items.len() > IMPORT_LIMIT {
+        return Err(ApiError::BadRequest(format!(
+            "{} items; send at most {IMPORT_LIMIT} per request",
+            items.len()
+        )));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let at = format!("items[{i}]");
+            let text = item["entityRef"].as_str().unwrap_or_default();
+            let r = EntityRef::parse(text, Some("component"), "default")
+                .map_err(|e| ApiError::BadRequest(format!("{at}.entityRef '{text}': {e}")))?;
+            let status = match item["status"].as_str() {
+                Some("open") => Status::Open,
+                Some("done") => Status::Done,
+                Some("gone") => Status::Gone,
+                _ => {
+                    return Err(ApiError::BadRequest(format!(
+                        "{at}.status: expected open, done or gone, got {}",
+                        item["status"]
+                    )));
+                }
+            };
+            if item.get("at").is_none_or(Value::is_null) {
+                return Err(ApiError::BadRequest(format!(
+                    "{at}.at: when it was so is required"
+                )));
+            }
+            let when = super::insights::time_of(item, &at, now)?;
+            if when > now {
+                return Err(ApiError::BadRequest(format!(
+                    "{at}.at is in the future; history is what already happened"
+                )));
+            }
+            Ok((when, r.to_string(), status))
+        })
+        .collect()
+}
+
+/// `POST /api/campaigns/:name/history`: progress from before the portal
+/// tracked the campaign (the spreadsheet it replaces), by its owner or an
+/// administrator.
+async fn import_history(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    let key = name.clone();
+    let owner = blocking(move || {
+        Ok(campaigns::all(&store)?
+            .into_iter()
+            .find(|c| c.name == key)
+            .map(|c| c.owner))
+    })
+    .await?;
+    caller.require(
+        &state,
+        Permission::Campaign {
+            owner: owner.as_deref().filter(|o| !o.is_empty()),
+        },
+    )?;
+    if owner.is_none() {
+        return Err(ApiError::NotFound(format!("no campaign named {name}")));
+    }
+    let changes = history_items(&body, now_ms())?;
+    let store = state.store.clone();
+    let added =
+        blocking(move || Ok(service::campaigns::import_history(&store, &name, changes)?)).await?;
+    Ok(Json(json!({ "imported": added })))
 }

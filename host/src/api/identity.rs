@@ -106,6 +106,7 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/campaigns", Rule::Owner),
     ("POST", "/api/campaigns/dry-run", Rule::Read),
     ("DELETE", "/api/campaigns/{name}", Rule::Owner),
+    ("POST", "/api/campaigns/{name}/history", Rule::Owner),
     (
         "POST",
         "/api/plugins/{id}/grants",

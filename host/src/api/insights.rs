@@ -274,7 +274,7 @@ async fn entity_facts(
 }
 
 /// `at`: RFC 3339 text or milliseconds since the epoch.
-fn time_of(item: &Value, at: &str, now: i64) -> Result<i64, ApiError> {
+pub(super) fn time_of(item: &Value, at: &str, now: i64) -> Result<i64, ApiError> {
     match item.get("at") {
         None | Some(Value::Null) => Ok(now),
         Some(Value::Number(n)) => n

@@ -10,6 +10,7 @@
 //! never mean 10,000 JSON documents parsed. The burndown replays fact
 //! history day by day.
 
+pub mod history;
 pub mod predicate;
 
 use std::collections::{BTreeMap, HashMap};
@@ -397,17 +398,21 @@ impl Evaluation {
             .collect()
     }
 
-    /// Done and total per day (UTC) for the last `days` days, today last:
-    /// facts as they were at the end of each day (from their history),
-    /// other fields as they are now, today's targets throughout.
-    pub fn burndown(
+    /// The targets, in id order: (id, ref, owner).
+    pub fn targets(&self) -> &[(i64, String, Option<String>)] {
+        &self.targets
+    }
+
+    /// Whether each target (in id order) was done at each of `ends` (ms):
+    /// facts as they were then (from their history), other fields as they
+    /// are now, today's targets throughout. What a campaign's history
+    /// starts from before the host recorded any.
+    pub fn replay(
         &self,
         store: &Store,
         campaign: &Campaign,
-        days: usize,
-        now_ms: i64,
-    ) -> Result<Vec<(String, usize, usize)>, StoreError> {
-        const DAY: i64 = 86_400_000;
+        ends: &[i64],
+    ) -> Result<Vec<Vec<bool>>, StoreError> {
         let inputs = campaign.done_when.inputs();
         // Per fact: each entity's changes, oldest first.
         let mut history: Vec<(String, HashMap<String, Timeline>)> = Vec::new();
@@ -449,34 +454,28 @@ impl Evaluation {
                     .collect()
             })
             .collect();
-        let today_end = (now_ms / DAY + 1) * DAY;
-        let mut out = Vec::with_capacity(days);
-        for back in (0..days as i64).rev() {
-            let end = today_end - back * DAY;
-            let done = resolved
-                .iter()
-                .filter(|values| {
-                    campaign.done_when.eval(&|s, n| match &values
-                        .iter()
-                        .find(|(vs, vn, _)| *vs == s && *vn == n)?
-                        .2
-                    {
-                        Resolved::Now(v) => v.clone(),
-                        Resolved::Timeline(changes) => changes
+        Ok(ends
+            .iter()
+            .map(|&end| {
+                resolved
+                    .iter()
+                    .map(|values| {
+                        campaign.done_when.eval(&|s, n| match &values
                             .iter()
-                            .rev()
-                            .find(|(at, _)| *at < end)
-                            .map(|(_, v)| v.clone()),
+                            .find(|(vs, vn, _)| *vs == s && *vn == n)?
+                            .2
+                        {
+                            Resolved::Now(v) => v.clone(),
+                            Resolved::Timeline(changes) => changes
+                                .iter()
+                                .rev()
+                                .find(|(at, _)| *at < end)
+                                .map(|(_, v)| v.clone()),
+                        })
                     })
-                })
-                .count();
-            let day = humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + std::time::Duration::from_millis((end - DAY) as u64),
-            )
-            .to_string();
-            out.push((day[..10].to_string(), done, self.targets.len()));
-        }
-        Ok(out)
+                    .collect()
+            })
+            .collect())
     }
 }
 
@@ -485,12 +484,15 @@ pub fn evaluate(store: &Store, campaign: &Campaign) -> Result<Vec<TargetStatus>,
     Ok(Evaluation::load(store, campaign)?.statuses(campaign))
 }
 
+/// The team of targets without an owner, in per-team views.
+pub const NO_OWNER: &str = "(no owner)";
+
 /// Progress by owning team, the teams with most left first.
 pub fn by_team(targets: &[TargetStatus]) -> Vec<(String, Vec<&TargetStatus>)> {
     let mut teams: BTreeMap<String, Vec<&TargetStatus>> = BTreeMap::new();
     for t in targets {
         teams
-            .entry(t.owner.clone().unwrap_or_else(|| "(no owner)".into()))
+            .entry(t.owner.clone().unwrap_or_else(|| NO_OWNER.into()))
             .or_default()
             .push(t);
     }

@@ -13,6 +13,7 @@
 //! others ask for the lease every [`LEASE_CHECK`] and take over when its
 //! holder dies. A refresh someone asks for runs where it was asked.
 
+pub mod history;
 pub mod insights;
 
 use std::sync::Arc;

@@ -6,10 +6,10 @@
 
 use super::ServiceError;
 use crate::campaigns::{self, Campaign, TargetStatus};
-use crate::store::Store;
+use crate::store::{Status, Store};
 
-/// Saves `campaign` as made by `by` and answers its targets evaluated now.
-/// Blocking.
+/// Saves `campaign` as made by `by`, records its targets' statuses in
+/// its history, and answers them. Blocking.
 pub fn save(
     store: &Store,
     campaign: &Campaign,
@@ -45,7 +45,9 @@ pub fn save(
     store
         .campaigns
         .put_campaign(&campaign.name, &stored.to_string(), by)?;
-    Ok(campaigns::evaluate(store, campaign)?)
+    let targets = campaigns::evaluate(store, campaign)?;
+    campaigns::history::record(store, campaign, &targets, crate::store::now_ms())?;
+    Ok(targets)
 }
 
 /// The owner of the API campaign `name` (empty when it has none), or
@@ -57,13 +59,40 @@ pub fn owner_of(store: &Store, name: &str) -> Result<Option<String>, ServiceErro
         .map(|c| c.owner))
 }
 
-/// Deletes the API campaign `name`. Blocking.
+/// Deletes the API campaign `name` and its history. Blocking.
 pub fn delete(store: &Store, name: &str) -> Result<(), ServiceError> {
     if store.campaigns.delete_campaign(name)? {
+        store
+            .statuses
+            .forget_statuses(&campaigns::history::subject(name))?;
         Ok(())
     } else {
         Err(ServiceError::NotFound(format!(
             "no campaign named {name} made through the API (catalog campaigns go with their entity)"
         )))
     }
+}
+
+/// Adds changes from before the portal tracked campaign `name` (the
+/// spreadsheet it replaces): each is (time, target ref, status). They
+/// join the history in time order; what the host recorded since stays
+/// what each target is now. Answers how many were added. Blocking.
+pub fn import_history(
+    store: &Store,
+    name: &str,
+    changes: Vec<(i64, String, Status)>,
+) -> Result<usize, ServiceError> {
+    if !campaigns::all(store)?.iter().any(|c| c.name == name) {
+        return Err(ServiceError::NotFound(format!("no campaign named {name}")));
+    }
+    let mut by_time: std::collections::BTreeMap<i64, Vec<(String, Status)>> = Default::default();
+    let count = changes.len();
+    for (at, r, status) in changes {
+        by_time.entry(at).or_default().push((r, status));
+    }
+    let subject = campaigns::history::subject(name);
+    for (at, changes) in by_time {
+        store.statuses.record_statuses(&subject, at, &changes)?;
+    }
+    Ok(count)
 }
