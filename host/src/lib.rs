@@ -34,6 +34,7 @@ use anyhow::Context;
 pub fn kinds(config: &config::Config) -> anyhow::Result<catalog::Kinds> {
     let mut kinds = config.kinds()?;
     campaigns::register(&mut kinds);
+    campaigns::scorecard::register(&mut kinds);
     Ok(kinds)
 }
 

@@ -318,6 +318,22 @@ async fn demo_shows_live_looking_plugin_cards_docs_and_deployments() {
         events.iter().filter(|e| e.kind == "deployment").count() >= 3,
         "{events:?}"
     );
+
+    // With the plugins' facts (coverage, CI), the production readiness
+    // scorecard has services at every level.
+    let card = p.ok("/api/scorecards/production-readiness").await;
+    let rollup = &card["rollup"];
+    assert_eq!(rollup["total"], 29, "{rollup}");
+    for level in rollup["levels"].as_array().unwrap() {
+        assert!(
+            level[1].as_u64().unwrap() > 0,
+            "nobody at {level}: {rollup}"
+        );
+    }
+    let gateway = p
+        .ok("/api/entities/component/default/payment-gateway/scorecards")
+        .await;
+    assert_eq!(gateway["items"][0]["level"], "gold", "{gateway}");
 }
 
 /// `items` of a demo history file, each `daysAgo` made an `at`, as

@@ -19,6 +19,7 @@ mod hostile;
 mod insights;
 mod pg_server;
 mod plugins;
+mod scorecards;
 mod search;
 mod sentry;
 mod signin;

@@ -931,6 +931,27 @@ pub fn filtered_pages_have_totals_cursors_and_full_text(store: &Store) {
 
 pub fn lists_orders_facets_and_lookups(store: &Store) {
     catalog_of_eight(store);
+    // One entity's flattened values, as written, for scorecards.
+    let refs = store
+        .catalog
+        .filter_refs(&filter(&["metadata.name=svc-6"]))
+        .unwrap();
+    let (id, r, owner) = &refs[0];
+    assert_eq!(
+        (r.as_str(), owner.as_deref()),
+        ("component:default/svc-6", Some("group:default/team-b"))
+    );
+    let values = store.catalog.entity_values(*id).unwrap();
+    assert!(
+        values.contains(&("metadata.title".into(), "Payments Thing 6".into())),
+        "{values:?}"
+    );
+    assert!(
+        values.contains(&("spec.type".into(), "website".into())),
+        "{values:?}"
+    );
+    assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
+    assert!(store.catalog.entity_values(-1).unwrap().is_empty());
     let list = store
         .catalog
         .list(&ListQuery {

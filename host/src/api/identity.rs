@@ -105,6 +105,7 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/events", Rule::Scope("events:write")),
     ("POST", "/api/campaigns", Rule::Owner),
     ("POST", "/api/campaigns/dry-run", Rule::Read),
+    ("POST", "/api/scorecards/dry-run", Rule::Read),
     ("DELETE", "/api/campaigns/{name}", Rule::Owner),
     ("POST", "/api/campaigns/{name}/history", Rule::Owner),
     (

@@ -15,6 +15,7 @@ mod error;
 pub mod identity;
 mod insights;
 mod plugins;
+mod scorecards;
 mod search;
 mod signin;
 mod web;
@@ -60,6 +61,7 @@ pub fn app(state: AppState) -> Router {
         .merge(docs::router())
         .merge(insights::router())
         .merge(campaigns::router())
+        .merge(scorecards::router())
         .merge(search::router())
         .merge(admin::router())
         .merge(signin::router())

@@ -27,26 +27,24 @@ fn status_of(t: &TargetStatus) -> Status {
     if t.done { Status::Done } else { Status::Open }
 }
 
-/// Records how `targets` differ from what was last recorded for
-/// `campaign` (new targets, changed ones, and those no longer targets),
-/// at `at_ms`; answers how many changed.
-pub fn record(
+/// Records how `statuses` (ref, status) differ from what was last
+/// recorded for `subject` (new targets, changed ones, and those no longer
+/// there, as gone), at `at_ms`; answers how many changed.
+pub fn record_subject<'a>(
     store: &Store,
-    campaign: &Campaign,
-    targets: &[TargetStatus],
+    subject: &str,
+    statuses: impl Iterator<Item = (&'a str, Status)>,
     at_ms: i64,
 ) -> Result<usize, StoreError> {
-    let subject = subject(&campaign.name);
     let mut last: HashMap<String, Status> = store
         .statuses
-        .latest_statuses(&subject)?
+        .latest_statuses(subject)?
         .into_iter()
         .collect();
     let mut changes = Vec::new();
-    for t in targets {
-        let now = status_of(t);
-        if last.remove(&t.entity_ref) != Some(now) {
-            changes.push((t.entity_ref.clone(), now));
+    for (r, now) in statuses {
+        if last.remove(r) != Some(now) {
+            changes.push((r.to_string(), now));
         }
     }
     changes.extend(
@@ -54,30 +52,52 @@ pub fn record(
             .filter(|(_, s)| *s != Status::Gone)
             .map(|(r, _)| (r, Status::Gone)),
     );
-    store.statuses.record_statuses(&subject, at_ms, &changes)?;
+    store.statuses.record_statuses(subject, at_ms, &changes)?;
     Ok(changes.len())
 }
 
-/// Records every campaign's changes at `at_ms`; answers how many targets
-/// changed. Blocking.
+/// Records how `targets` differ from what was last recorded for
+/// `campaign`, at `at_ms`; answers how many changed.
+pub fn record(
+    store: &Store,
+    campaign: &Campaign,
+    targets: &[TargetStatus],
+    at_ms: i64,
+) -> Result<usize, StoreError> {
+    let statuses = targets
+        .iter()
+        .map(|t| (t.entity_ref.as_str(), status_of(t)));
+    record_subject(store, &subject(&campaign.name), statuses, at_ms)
+}
+
+/// Records every campaign's and scorecard's changes at `at_ms`; answers
+/// how many targets changed. Blocking.
 pub fn record_all(store: &Store, at_ms: i64) -> Result<usize, StoreError> {
     let mut changed = 0;
     for c in super::all(store)? {
         let targets = super::evaluate(store, &c)?;
         changed += record(store, &c, &targets, at_ms)?;
     }
+    for card in super::scorecard::all(store)? {
+        let scores = super::scorecard::evaluate(store, &card)?;
+        changed += super::scorecard::record(store, &card, &scores, at_ms)?;
+    }
     Ok(changed)
 }
 
 /// Prunes every history to `keep_days` before `now_ms`, and forgets the
-/// history of campaigns that are gone; answers the rows removed. Blocking.
+/// history of campaigns and scorecard levels that are gone; answers the
+/// rows removed. Blocking.
 pub fn prune(store: &Store, keep_days: u32, now_ms: i64) -> Result<usize, StoreError> {
-    let names: Vec<String> = super::all(store)?
+    let mut names: Vec<String> = super::all(store)?
         .iter()
         .map(|c| subject(&c.name))
         .collect();
+    for card in super::scorecard::all(store)? {
+        names.extend((0..card.levels.len()).map(|l| card.subject(l)));
+    }
     for s in store.statuses.status_subjects()? {
-        if s.starts_with("campaign:") && !names.contains(&s) {
+        if !names.contains(&s) {
             store.statuses.forget_statuses(&s)?;
         }
     }
@@ -153,9 +173,43 @@ type Counts = Vec<(usize, usize)>;
 
 impl History {
     pub fn load(store: &Store, campaign: &Campaign) -> Result<History, StoreError> {
+        History::of(store, &subject(&campaign.name))
+    }
+
+    /// The history of any subject (a scorecard's level).
+    pub fn of(store: &Store, subject: &str) -> Result<History, StoreError> {
         Ok(History {
-            changes: store.statuses.status_changes(&subject(&campaign.name))?,
+            changes: store.statuses.status_changes(subject)?,
         })
+    }
+
+    /// Done and total for each of the last `days` days, today last and
+    /// `today` as given (the live count): the recorded days only, so the
+    /// series starts on the day recording began.
+    pub fn series(&self, days: usize, now_ms: i64, today: (usize, usize)) -> Vec<Day> {
+        let ends = day_ends(days.max(1), now_ms);
+        let (past, last) = ends.split_at(ends.len() - 1);
+        let first = self.first_ms();
+        let recorded: Vec<i64> = past
+            .iter()
+            .copied()
+            .filter(|&end| first.is_some_and(|f| end > f))
+            .collect();
+        let mut out: Vec<Day> = recorded
+            .iter()
+            .zip(self.sweep(&recorded, 0, &|_| None))
+            .map(|(&end, counts)| Day {
+                day: day_name(end),
+                done: counts[0].0,
+                total: counts[0].1,
+            })
+            .collect();
+        out.push(Day {
+            day: day_name(last[0]),
+            done: today.0,
+            total: today.1,
+        });
+        out
     }
 
     /// When the host first recorded this campaign.

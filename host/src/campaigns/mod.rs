@@ -12,6 +12,7 @@
 
 pub mod history;
 pub mod predicate;
+pub mod scorecard;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -77,10 +78,12 @@ pub fn register(kinds: &mut crate::catalog::Kinds) {
     });
 }
 
-/// Checks a campaign's `spec` (as an entity has it); every problem names
-/// its field, the done-check's with where in the predicate.
-pub fn check_spec(spec: &Value) -> Result<CheckedSpec, Vec<SpecProblem>> {
-    let mut problems = Vec::new();
+/// A spec's `targets`: one catalog filter or a list of them (an entity
+/// matching any is a target), each problem added to `problems`.
+pub(crate) fn check_targets(
+    spec: &Value,
+    problems: &mut Vec<SpecProblem>,
+) -> (Vec<String>, Filter) {
     let targets: Vec<String> = match spec.get("targets") {
         Some(Value::String(t)) => vec![t.clone()],
         Some(Value::Array(list)) if !list.is_empty() => list
@@ -103,25 +106,40 @@ pub fn check_spec(spec: &Value) -> Result<CheckedSpec, Vec<SpecProblem>> {
             Err(e) => problems.push((format!("spec.targets[{i}]"), e.to_string())),
         }
     }
-    let predicate = match spec.get("doneWhen") {
+    (targets, Filter(sets))
+}
+
+/// The predicate in `spec[key]`, its problem named `field`.
+pub(crate) fn check_predicate(
+    spec: &Value,
+    key: &str,
+    field: &str,
+    problems: &mut Vec<SpecProblem>,
+) -> Option<Predicate> {
+    match spec.get(key) {
         Some(Value::String(text)) => match Predicate::parse(text) {
             Ok(p) => Some(p),
             Err(e) => {
-                problems.push((
-                    "spec.doneWhen".into(),
-                    format!("invalid predicate '{text}': {e}"),
-                ));
+                problems.push((field.into(), format!("invalid predicate '{text}': {e}")));
                 None
             }
         },
         _ => {
             problems.push((
-                "spec.doneWhen".into(),
+                field.into(),
                 "needs a predicate, e.g. fact coverage.lines >= 70".into(),
             ));
             None
         }
-    };
+    }
+}
+
+/// Checks a campaign's `spec` (as an entity has it); every problem names
+/// its field, the done-check's with where in the predicate.
+pub fn check_spec(spec: &Value) -> Result<CheckedSpec, Vec<SpecProblem>> {
+    let mut problems = Vec::new();
+    let (targets, filter) = check_targets(spec, &mut problems);
+    let predicate = check_predicate(spec, "doneWhen", "spec.doneWhen", &mut problems);
     let deadline = match spec.get("deadline") {
         None | Some(Value::Null) => None,
         Some(Value::String(d)) if valid_date(d) => Some(d.clone()),
@@ -136,7 +154,7 @@ pub fn check_spec(spec: &Value) -> Result<CheckedSpec, Vec<SpecProblem>> {
     match predicate {
         Some(done_when) if problems.is_empty() => Ok(CheckedSpec {
             targets,
-            filter: Filter(sets),
+            filter,
             done_when,
             deadline,
         }),
@@ -307,10 +325,11 @@ fn field_key(source: Source, name: &str) -> String {
 }
 
 impl Inputs {
-    fn load(store: &Store, predicate: &Predicate) -> Result<Inputs, StoreError> {
+    /// The values of `inputs` for every entity that has them.
+    fn load(store: &Store, inputs: &[(Source, String)]) -> Result<Inputs, StoreError> {
         let mut facts = Vec::new();
         let mut fields = Vec::new();
-        for (source, name) in predicate.inputs() {
+        for (source, name) in inputs.iter().cloned() {
             if source == Source::Fact {
                 let values = store
                     .facts
@@ -324,6 +343,40 @@ impl Inputs {
                 for (id, text) in store.catalog.values_of_key(&field_key(source, &name))? {
                     values.entry(id).or_insert(predicate::Value::Text(text));
                 }
+                fields.push((source, name, values));
+            }
+        }
+        Ok(Inputs { facts, fields })
+    }
+
+    /// The values of `inputs` for one entity: a few rows by its id and
+    /// ref rather than every entity's.
+    fn for_entity(
+        store: &Store,
+        id: i64,
+        entity_ref: &str,
+        inputs: &[(Source, String)],
+    ) -> Result<Inputs, StoreError> {
+        let values = store.catalog.entity_values(id)?;
+        let facts_now = store.facts.entity_facts(entity_ref)?;
+        let mut facts = Vec::new();
+        let mut fields = Vec::new();
+        for (source, name) in inputs.iter().cloned() {
+            if source == Source::Fact {
+                let values = facts_now
+                    .iter()
+                    .filter(|f| f.name == name)
+                    .map(|f| (entity_ref.to_string(), to_value(f.value.clone())))
+                    .collect();
+                facts.push((name, values));
+            } else {
+                let key = field_key(source, &name);
+                let values = values
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, v)| (id, predicate::Value::Text(v.clone())))
+                    .into_iter()
+                    .collect();
                 fields.push((source, name, values));
             }
         }
@@ -368,16 +421,91 @@ pub struct Evaluation {
 
 impl Evaluation {
     pub fn load(store: &Store, campaign: &Campaign) -> Result<Evaluation, StoreError> {
+        Evaluation::over(store, &campaign.filter, &campaign.done_when.inputs())
+    }
+
+    /// The entities `filter` selects (never campaigns or scorecards) and
+    /// the values of `inputs` for them.
+    pub fn over(
+        store: &Store,
+        filter: &Filter,
+        inputs: &[(Source, String)],
+    ) -> Result<Evaluation, StoreError> {
         let targets = store
             .catalog
-            .filter_refs(&campaign.filter)?
+            .filter_refs(filter)?
             .into_iter()
-            .filter(|(_, r, _)| !r.starts_with("campaign:"))
+            .filter(|(_, r, _)| !r.starts_with("campaign:") && !r.starts_with("scorecard:"))
             .collect();
         Ok(Evaluation {
             targets,
-            inputs: Inputs::load(store, &campaign.done_when)?,
+            inputs: Inputs::load(store, inputs)?,
         })
+    }
+
+    /// One entity, if `filter` selects it, and the values of `inputs` for
+    /// it alone.
+    pub fn one(
+        store: &Store,
+        filter: &Filter,
+        entity: &EntityRef,
+        inputs: &[(Source, String)],
+    ) -> Result<Evaluation, StoreError> {
+        // Each set narrowed to the entity, so the planner walks one row; a
+        // set that names another kind, namespace or name cannot match.
+        let pins = [
+            ("kind", entity.kind.to_lowercase()),
+            ("metadata.namespace", entity.namespace.to_lowercase()),
+            ("metadata.name", entity.name.to_lowercase()),
+        ];
+        let narrowed = Filter(
+            filter
+                .0
+                .iter()
+                .filter_map(|set| {
+                    let mut set = set.clone();
+                    for (key, value) in &pins {
+                        match set.0.iter_mut().find(|(k, _)| k == key) {
+                            Some((_, values)) if values.is_empty() || values.contains(value) => {
+                                *values = vec![value.clone()];
+                            }
+                            Some(_) => return None,
+                            None => set.0.push((key.to_string(), vec![value.clone()])),
+                        }
+                    }
+                    Some(set)
+                })
+                .collect(),
+        );
+        if narrowed.0.is_empty() {
+            return Ok(Evaluation {
+                targets: Vec::new(),
+                inputs: Inputs {
+                    facts: Vec::new(),
+                    fields: Vec::new(),
+                },
+            });
+        }
+        let targets: Vec<(i64, String, Option<String>)> = store
+            .catalog
+            .filter_refs(&narrowed)?
+            .into_iter()
+            .filter(|(_, r, _)| !r.starts_with("campaign:") && !r.starts_with("scorecard:"))
+            .collect();
+        let inputs = match targets.first() {
+            Some((id, r, _)) => Inputs::for_entity(store, *id, r, inputs)?,
+            None => Inputs {
+                facts: Vec::new(),
+                fields: Vec::new(),
+            },
+        };
+        Ok(Evaluation { targets, inputs })
+    }
+
+    /// Why target `index` fails `predicate`, or `None` when it passes.
+    pub fn explain(&self, index: usize, predicate: &Predicate) -> Option<String> {
+        let (id, r, _) = &self.targets[index];
+        predicate.explain(&|s, n| self.inputs.get(*id, r, s, n))
     }
 
     /// Each target's status, in id order.
@@ -529,7 +657,7 @@ pub fn contact(store: &Store, owner: &str) -> Value {
 
 /// One CSV field, quoted when needed; text that a spreadsheet would run
 /// as a formula is prefixed with `'`.
-fn csv_field(text: &str) -> String {
+pub(crate) fn csv_field(text: &str) -> String {
     let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {

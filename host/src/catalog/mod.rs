@@ -179,6 +179,13 @@ const BUILT_IN: &[KindRule] = &[
         refs: &[OWNER],
     },
     KindRule {
+        kind: "Scorecard",
+        api_versions: &["greenroom.dev/v1alpha1"],
+        required: &[],
+        owner_required: true,
+        refs: &[OWNER],
+    },
+    KindRule {
         kind: "Template",
         api_versions: &[
             "scaffolder.backstage.io/v1beta3",

@@ -76,6 +76,9 @@ pub trait Catalog: Send + Sync {
     /// `spec.lifecycle`), as written, by entity id.
     fn values_of_key(&self, key: &str) -> Result<Vec<(i64, String)>, StoreError>;
 
+    /// One entity's flattened keys and values, as written, in key order.
+    fn entity_values(&self, id: i64) -> Result<Vec<(String, String)>, StoreError>;
+
     /// Counts of each value of each facet among the entities `filter`
     /// selects, most frequent first. Answers are cached until the next write.
     fn facets(&self, facets: &[String], filter: &Filter) -> Result<Facets, StoreError>;

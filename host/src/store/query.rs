@@ -876,6 +876,18 @@ impl Catalog for Sqlite {
         })
     }
 
+    fn entity_values(&self, id: i64) -> Result<Vec<(String, String)>, StoreError> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT key, COALESCE(original, value) FROM search WHERE entity_id = ?1
+                     ORDER BY key, value",
+                )?
+                .query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
     fn list(&self, q: &ListQuery) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
         self.list_each(q, &mut |e| {

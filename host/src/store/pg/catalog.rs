@@ -286,6 +286,19 @@ impl Catalog for Postgres {
         })
     }
 
+    fn entity_values(&self, id: i64) -> Result<Vec<(String, String)>, StoreError> {
+        self.with(|c| {
+            Ok(c.query(
+                "SELECT key, COALESCE(original, value) FROM search WHERE entity_id = $1
+                 ORDER BY key, value",
+                &[&id],
+            )?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect())
+        })
+    }
+
     /// Kept while the shared change feed stands still: a write through
     /// any process moves it.
     fn facets(&self, facets: &[String], filter: &Filter) -> Result<Facets, StoreError> {

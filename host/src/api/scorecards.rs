@@ -1,0 +1,222 @@
+//! Scorecards over HTTP: the list with how many entities stand at each
+//! level, one scorecard with its checks, roll-ups per team and domain,
+//! every entity's level and failing checks, each level's history, CSV; an
+//! entity's scorecards; and a dry run of a definition before it is saved.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiJson, AppState, blocking};
+use crate::campaigns::history::History;
+use crate::campaigns::scorecard::{self, Score, Scorecard};
+use crate::catalog::EntityRef;
+use crate::store::{Store, now_ms};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/scorecards", get(list))
+        .route("/api/scorecards/dry-run", post(dry_run))
+        .route("/api/scorecards/{name}", get(one))
+        .route("/api/scorecards/{name}/entities.csv", get(csv))
+        .route(
+            "/api/entities/{kind}/{namespace}/{name}/scorecards",
+            get(of_entity),
+        )
+}
+
+fn find(store: &Store, name: &str) -> Result<Scorecard, ApiError> {
+    scorecard::find(store, name)?
+        .ok_or_else(|| ApiError::NotFound(format!("no scorecard named {name}")))
+}
+
+/// How many pass and fail each check.
+fn check_counts(card: &Scorecard, scores: &[Score]) -> Vec<Value> {
+    card.checks
+        .iter()
+        .enumerate()
+        .map(|(ci, c)| {
+            let failing = scores
+                .iter()
+                .filter(|s| s.failing.iter().any(|(f, _)| *f == ci))
+                .count();
+            json!({
+                "name": c.name,
+                "title": c.title,
+                "level": card.levels[c.level],
+                "when": c.when_text,
+                "passing": scores.len() - failing,
+                "failing": failing,
+            })
+        })
+        .collect()
+}
+
+/// Each group's roll-up, as `{<key>: name, rollup}`.
+fn rollups(
+    card: &Scorecard,
+    groups: std::collections::BTreeMap<String, Vec<&Score>>,
+    key: &str,
+) -> Vec<Value> {
+    groups
+        .into_iter()
+        .map(|(name, list)| json!({ key: name, "rollup": scorecard::rollup(card, &list) }))
+        .collect()
+}
+
+async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    let items = blocking(move || {
+        let mut items = Vec::new();
+        for card in scorecard::all(&store)? {
+            let scores = scorecard::evaluate(&store, &card)?;
+            let mut v = card.summary_json();
+            v["rollup"] = json!(scorecard::rollup(&card, &scores.iter().collect::<Vec<_>>()));
+            items.push(v);
+        }
+        Ok(items)
+    })
+    .await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(serde::Deserialize)]
+struct OneQuery {
+    /// Days of history (default 30, at most 365).
+    days: Option<usize>,
+}
+
+async fn one(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<OneQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let days = q.days.unwrap_or(30).clamp(1, 365);
+    let store = state.store.clone();
+    Ok(Json(blocking(move || page(&store, &name, days)).await?))
+}
+
+/// A scorecard's page. Blocking.
+fn page(store: &Store, name: &str, days: usize) -> Result<Value, ApiError> {
+    let card = find(store, name)?;
+    let scores = scorecard::evaluate(store, &card)?;
+    let all: Vec<&Score> = scores.iter().collect();
+    let now = now_ms();
+    let mut history = Vec::new();
+    for (level, level_name) in card.levels.iter().enumerate() {
+        let reached = scores
+            .iter()
+            .filter(|s| s.level.is_some_and(|l| l >= level))
+            .count();
+        let recorded = History::of(store, &card.subject(level))?;
+        history.push(json!({
+            "level": level_name,
+            "days": recorded.series(days, now, (reached, scores.len())),
+        }));
+    }
+    let mut v = card.summary_json();
+    v["rollup"] = json!(scorecard::rollup(&card, &all));
+    v["checks"] = Value::Array(check_counts(&card, &scores));
+    v["teams"] = Value::Array(rollups(&card, scorecard::by_team(&scores), "owner"));
+    v["domains"] = Value::Array(rollups(
+        &card,
+        scorecard::by_domain(store, &scores)?,
+        "domain",
+    ));
+    v["history"] = Value::Array(history);
+    v["items"] = scores.iter().map(|s| s.json(&card)).collect();
+    Ok(v)
+}
+
+async fn csv(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let key = name.clone();
+    let text = blocking(move || {
+        let card = find(&store, &key)?;
+        Ok(scorecard::scores_csv(
+            &card,
+            &scorecard::evaluate(&store, &card)?,
+        ))
+    })
+    .await?;
+    let mut response = text.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}-entities.csv\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+/// An entity's standing on every scorecard that targets it, each check
+/// passing or failing with why.
+async fn of_entity(
+    State(state): State<AppState>,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let entity = EntityRef::new(&kind, &namespace, &name);
+    let store = state.store.clone();
+    let items = blocking(move || {
+        Ok(scorecard::of_entity(&store, &entity)?
+            .into_iter()
+            .map(|(card, score)| {
+                json!({
+                    "scorecard": card.name,
+                    "title": card.title,
+                    "levels": card.levels,
+                    "level": score.level_name(&card),
+                    "checks": card.checks.iter().enumerate().map(|(ci, c)| {
+                        let reason = score.failing.iter().find(|(f, _)| *f == ci).map(|(_, why)| why);
+                        json!({
+                            "name": c.name,
+                            "title": c.title,
+                            "level": card.levels[c.level],
+                            "passed": reason.is_none(),
+                            "reason": reason,
+                        })
+                    }).collect::<Vec<_>>(),
+                })
+            })
+            .collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+/// `POST /api/scorecards/dry-run`: what a scorecard would say before it
+/// is saved (`{targets, levels, checks}`), or what is wrong with it.
+async fn dry_run(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let card = Scorecard::from_api(&body).map_err(|problems| {
+        ApiError::BadRequest(
+            problems
+                .iter()
+                .map(|(f, m)| format!("{f}: {m}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
+    let store = state.store.clone();
+    let answer = blocking(move || {
+        let scores = scorecard::evaluate(&store, &card)?;
+        let all: Vec<&Score> = scores.iter().collect();
+        Ok(json!({
+            "rollup": scorecard::rollup(&card, &all),
+            "checks": check_counts(&card, &scores),
+            "teams": rollups(&card, scorecard::by_team(&scores), "owner"),
+        }))
+    })
+    .await?;
+    Ok(Json(answer))
+}
