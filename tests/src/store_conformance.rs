@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use greenroom::catalog::{EntityRef, Kinds, ValidEntity};
 use greenroom::store::{
     AuditEntry, AuditQuery, EventQuery, EventRecord, FactRecord, FactValue, Filter, FullText,
-    ListQuery, Order, Origin, PageQuery, ProblemRecord, Rejected, SessionRecord, Status,
-    StatusChange, Store, StoreError, StoredGrants, TokenRecord, now_ms,
+    ListQuery, NudgeRecord, Order, Origin, PageQuery, ProblemRecord, Rejected, SessionRecord,
+    Status, StatusChange, Store, StoreError, StoredGrants, TokenRecord, now_ms,
 };
 use serde_json::{Value, json};
 
@@ -36,6 +36,7 @@ macro_rules! conformance {
                 facts_keep_the_newest_value_and_a_history_of_changes,
                 campaigns_saved_through_the_api,
                 status_history_keeps_changes_and_prunes_to_the_horizon,
+                nudges_are_logged_and_teams_snooze,
                 events_are_kept_once_and_read_newest_first,
                 action_runs_are_recorded_from_start_to_end,
                 plugin_state_has_quotas_expiry_and_grants,
@@ -159,6 +160,7 @@ fn a_sqlite_store_migrates_to_postgresql_whole() {
     });
     tx.commit().unwrap();
     campaigns_saved_through_the_api(&sqlite);
+    nudges_are_logged_and_teams_snooze(&sqlite);
     sqlite
         .statuses
         .record_statuses(
@@ -190,6 +192,8 @@ fn a_sqlite_store_migrates_to_postgresql_whole() {
         "events",
         "campaigns",
         "status_history",
+        "nudge_log",
+        "nudge_snoozes",
         "api_tokens",
         "sessions",
         "audit",
@@ -293,6 +297,11 @@ fn a_sqlite_store_migrates_to_postgresql_whole() {
             sqlite.statuses.status_changes("campaign:py3").unwrap()
         ),
         format!("{:?}", pg.statuses.status_changes("campaign:py3").unwrap()),
+    );
+    same(
+        "nudges",
+        format!("{:?}", sqlite.nudges.nudges("campaign:py3", 10).unwrap()),
+        format!("{:?}", pg.nudges.nudges("campaign:py3", 10).unwrap()),
     );
     same(
         "action runs",
@@ -1518,6 +1527,80 @@ pub fn status_history_keeps_changes_and_prunes_to_the_horizon(store: &Store) {
     h.forget_statuses("campaign:py3").unwrap();
     assert!(changes("campaign:py3").is_empty());
     assert_eq!(h.status_subjects().unwrap(), ["campaign:docs"]);
+}
+
+fn nudge(at_ms: i64, team: &str, channel: &str, status: &str) -> NudgeRecord {
+    NudgeRecord {
+        at_ms,
+        subject: "campaign:py3".into(),
+        team: team.into(),
+        channel: channel.into(),
+        status: status.into(),
+        targets: vec!["component:default/a".into(), "component:default/b".into()],
+        attempts: 1,
+        detail: Some("#team-a".into()),
+    }
+}
+
+pub fn nudges_are_logged_and_teams_snooze(store: &Store) {
+    let n = &store.nudges;
+    assert!(n.nudges("campaign:py3", 10).unwrap().is_empty());
+    n.record_nudge(&nudge(100, "group:default/a", "slack", "sent"))
+        .unwrap();
+    n.record_nudge(&nudge(200, "group:default/a", "webhook", "failed"))
+        .unwrap();
+    n.record_nudge(&nudge(150, "group:default/b", "none", "no-channel"))
+        .unwrap();
+    let mut other = nudge(300, "group:default/a", "email", "sent");
+    other.subject = "campaign:docs".into();
+    n.record_nudge(&other).unwrap();
+    let log = n.nudges("campaign:py3", 10).unwrap();
+    assert_eq!(
+        log.iter()
+            .map(|r| (r.at_ms, r.channel.as_str()))
+            .collect::<Vec<_>>(),
+        [(200, "webhook"), (150, "none"), (100, "slack")]
+    );
+    assert_eq!(log[2], nudge(100, "group:default/a", "slack", "sent"));
+    assert_eq!(n.nudges("campaign:py3", 1).unwrap().len(), 1);
+    // A failure does not count as told.
+    assert_eq!(
+        n.last_nudged("campaign:py3").unwrap(),
+        [
+            ("group:default/a".to_string(), 100),
+            ("group:default/b".to_string(), 150)
+        ]
+    );
+    n.snooze(
+        "campaign:py3",
+        "group:default/a",
+        5_000,
+        "user:default/jane",
+    )
+    .unwrap();
+    n.snooze("campaign:py3", "group:default/a", 9_000, "user:default/joe")
+        .unwrap();
+    n.snooze("campaign:py3", "group:default/b", 7_000, "user:default/joe")
+        .unwrap();
+    assert_eq!(
+        n.snoozes("campaign:py3").unwrap(),
+        [
+            (
+                "group:default/a".to_string(),
+                9_000,
+                "user:default/joe".to_string()
+            ),
+            (
+                "group:default/b".to_string(),
+                7_000,
+                "user:default/joe".to_string()
+            )
+        ]
+    );
+    n.snooze("campaign:py3", "group:default/b", 0, "user:default/joe")
+        .unwrap();
+    assert_eq!(n.snoozes("campaign:py3").unwrap().len(), 1);
+    assert!(n.snoozes("campaign:docs").unwrap().is_empty());
 }
 
 fn event(id: &str, kind: &str, entity: Option<&str>, at_ms: i64) -> EventRecord {

@@ -12,9 +12,9 @@ use crate::catalog::{EntityRef, ValidEntity};
 
 use super::{
     ActionRun, AuditEntry, AuditQuery, EntityPage, EventQuery, EventRecord, Facets, FactRecord,
-    FactValue, Filter, ListQuery, Location, Origin, PageQuery, ProblemRecord, QueryError,
-    RankedFact, RefreshSummary, Rejected, SessionRecord, Stats, Status, StatusChange, StoreError,
-    StoredGrants, TokenRecord,
+    FactValue, Filter, ListQuery, Location, NudgeRecord, Origin, PageQuery, ProblemRecord,
+    QueryError, RankedFact, RefreshSummary, Rejected, SessionRecord, Stats, Status, StatusChange,
+    StoreError, StoredGrants, TokenRecord,
 };
 
 /// Reading the catalog: entities by ref or uid, filtered lists and pages
@@ -278,6 +278,25 @@ pub trait StatusHistory: Send + Sync {
 
     /// Forgets a subject's history (its campaign is gone).
     fn forget_statuses(&self, subject: &str) -> Result<(), StoreError>;
+}
+
+/// Nudges: every message sent to a team about a campaign or scorecard
+/// (or not sent, and why), and the teams that asked for quiet.
+pub trait NudgeLog: Send + Sync {
+    fn record_nudge(&self, nudge: &NudgeRecord) -> Result<(), StoreError>;
+
+    /// A subject's nudges, newest first, at most `limit`.
+    fn nudges(&self, subject: &str, limit: usize) -> Result<Vec<NudgeRecord>, StoreError>;
+
+    /// Per team, when it was last told about `subject` (sent, or found to
+    /// have no channel), by team.
+    fn last_nudged(&self, subject: &str) -> Result<Vec<(String, i64)>, StoreError>;
+
+    /// Keeps `subject`'s nudges from `team` until `until_ms` (0 lifts it).
+    fn snooze(&self, subject: &str, team: &str, until_ms: i64, by: &str) -> Result<(), StoreError>;
+
+    /// A subject's snoozes: (team, until, by), by team.
+    fn snoozes(&self, subject: &str) -> Result<Vec<(String, i64, String)>, StoreError>;
 }
 
 /// The activity feed: deploys, incidents and the like from plugins.

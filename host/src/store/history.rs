@@ -135,3 +135,113 @@ impl StatusHistory for Sqlite {
         Ok(())
     }
 }
+
+/// One nudge: who was told (or not) about what, when, through which
+/// channel, and how it went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NudgeRecord {
+    pub at_ms: i64,
+    /// `campaign:<name>` or `scorecard:<name>`.
+    pub subject: String,
+    /// The team's ref.
+    pub team: String,
+    /// `slack`, `webhook`, `email`, or `none`.
+    pub channel: String,
+    /// `sent`, `failed`, `no-channel`.
+    pub status: String,
+    /// The open targets it listed.
+    pub targets: Vec<String>,
+    pub attempts: u32,
+    /// Where it went, or why it failed.
+    pub detail: Option<String>,
+}
+
+/// The columns of `nudge_log` a [`NudgeRecord`] reads back.
+pub(super) const NUDGE_COLUMNS: &str =
+    "at_ms, subject, team, channel, status, targets, attempts, detail";
+
+/// Teams' last nudge per subject: sent, or found without a channel (a
+/// failure is tried again at the next check).
+pub(super) const LAST_NUDGED: &str = "SELECT team, max(at_ms) FROM nudge_log
+     WHERE subject = ?1 AND status IN ('sent', 'no-channel') GROUP BY team ORDER BY team";
+
+impl super::NudgeLog for Sqlite {
+    fn record_nudge(&self, n: &NudgeRecord) -> Result<(), StoreError> {
+        self.writer().execute(
+            &format!(
+                "INSERT INTO nudge_log ({NUDGE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ),
+            params![
+                n.at_ms,
+                n.subject,
+                n.team,
+                n.channel,
+                n.status,
+                serde_json::to_string(&n.targets).unwrap_or_default(),
+                n.attempts,
+                n.detail
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn nudges(&self, subject: &str, limit: usize) -> Result<Vec<NudgeRecord>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {NUDGE_COLUMNS} FROM nudge_log WHERE subject = ?1
+                 ORDER BY at_ms DESC, id DESC LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![subject, limit as i64], |r| {
+                let targets: String = r.get(5)?;
+                Ok(NudgeRecord {
+                    at_ms: r.get(0)?,
+                    subject: r.get(1)?,
+                    team: r.get(2)?,
+                    channel: r.get(3)?,
+                    status: r.get(4)?,
+                    targets: serde_json::from_str(&targets).unwrap_or_default(),
+                    attempts: r.get(6)?,
+                    detail: r.get(7)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn last_nudged(&self, subject: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(LAST_NUDGED)?;
+            let rows = stmt.query_map(params![subject], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+
+    fn snooze(&self, subject: &str, team: &str, until_ms: i64, by: &str) -> Result<(), StoreError> {
+        let conn = self.writer();
+        if until_ms <= 0 {
+            conn.execute(
+                "DELETE FROM nudge_snoozes WHERE subject = ?1 AND team = ?2",
+                params![subject, team],
+            )?;
+        } else {
+            conn.execute(
+                "INSERT INTO nudge_snoozes (subject, team, until_ms, by) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (subject, team) DO UPDATE SET until_ms = ?3, by = ?4",
+                params![subject, team, until_ms, by],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn snoozes(&self, subject: &str) -> Result<Vec<(String, i64, String)>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT team, until_ms, by FROM nudge_snoozes WHERE subject = ?1 ORDER BY team",
+            )?;
+            let rows =
+                stmt.query_map(params![subject], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+    }
+}

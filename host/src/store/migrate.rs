@@ -240,6 +240,35 @@ const TABLES: &[Table] = &[
         conflict: "",
     },
     Table {
+        name: "nudge_log",
+        columns: &[
+            ("id", Int),
+            ("at_ms", Int),
+            ("subject", Text),
+            ("team", Text),
+            ("channel", Text),
+            ("status", Text),
+            ("targets", Text),
+            ("attempts", Int32),
+            ("detail", Text),
+        ],
+        order: "id",
+        identity: Some("id"),
+        conflict: "",
+    },
+    Table {
+        name: "nudge_snoozes",
+        columns: &[
+            ("subject", Text),
+            ("team", Text),
+            ("until_ms", Int),
+            ("by", Text),
+        ],
+        order: "subject, team",
+        identity: None,
+        conflict: "",
+    },
+    Table {
         name: "api_tokens",
         columns: &[
             ("id", Text),

@@ -38,11 +38,11 @@ pub use actions::ActionRun;
 pub use auth::{AuditEntry, AuditQuery, SessionRecord, TokenRecord};
 pub use boundary::{
     Access, ActionRuns, CampaignSpecs, Catalog, ChangeFeed, Events, Facts, Leases, Locations,
-    PluginState, RefreshTx, StatusHistory,
+    NudgeLog, PluginState, RefreshTx, StatusHistory,
 };
 pub use events::{EventQuery, EventRecord};
 pub use facts::{FactRecord, FactValue, RankedFact, valid_fact_name};
-pub use history::{Status, StatusChange};
+pub use history::{NudgeRecord, Status, StatusChange};
 pub use kv::StoredGrants;
 pub use pg::Postgres;
 pub use query::{EntityPage, Filter, FilterSet, FullText, ListQuery, Order, PageQuery, QueryError};
@@ -212,6 +212,7 @@ pub struct Store {
     pub facts: Arc<dyn Facts>,
     pub campaigns: Arc<dyn CampaignSpecs>,
     pub statuses: Arc<dyn StatusHistory>,
+    pub nudges: Arc<dyn NudgeLog>,
     pub events: Arc<dyn Events>,
     pub actions: Arc<dyn ActionRuns>,
     pub plugin_state: Arc<dyn PluginState>,
@@ -249,6 +250,7 @@ impl Store {
             + Facts
             + CampaignSpecs
             + StatusHistory
+            + NudgeLog
             + Events
             + ActionRuns
             + PluginState
@@ -263,6 +265,7 @@ impl Store {
             facts: backend.clone(),
             campaigns: backend.clone(),
             statuses: backend.clone(),
+            nudges: backend.clone(),
             events: backend.clone(),
             actions: backend.clone(),
             plugin_state: backend.clone(),

@@ -234,6 +234,27 @@ const MIGRATIONS: &[&str] = &[
         status INTEGER NOT NULL,
         PRIMARY KEY (subject, entity_ref, at_ms)
     ) WITHOUT ROWID;",
+    // 14: every nudge sent to a team (or not sent, and why), and the
+    // teams that asked for quiet until a date.
+    "CREATE TABLE nudge_log (
+        id INTEGER PRIMARY KEY,
+        at_ms INTEGER NOT NULL,
+        subject TEXT NOT NULL,
+        team TEXT NOT NULL,
+        channel TEXT NOT NULL,
+        status TEXT NOT NULL,
+        targets TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX nudge_log_subject ON nudge_log(subject, at_ms);
+    CREATE TABLE nudge_snoozes (
+        subject TEXT NOT NULL,
+        team TEXT NOT NULL,
+        until_ms INTEGER NOT NULL,
+        by TEXT NOT NULL,
+        PRIMARY KEY (subject, team)
+    );",
 ];
 
 /// The schema version this build writes.

@@ -295,6 +295,26 @@ const MIGRATIONS: &[&str] = &[
         status INTEGER NOT NULL,
         PRIMARY KEY (subject, entity_ref, at_ms)
     );",
+    // 8: every nudge sent to a team (or not sent, and why), and snoozes.
+    "CREATE TABLE nudge_log (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        at_ms BIGINT NOT NULL,
+        subject TEXT COLLATE \"C\" NOT NULL,
+        team TEXT COLLATE \"C\" NOT NULL,
+        channel TEXT NOT NULL,
+        status TEXT NOT NULL,
+        targets TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX nudge_log_subject ON nudge_log(subject, at_ms);
+    CREATE TABLE nudge_snoozes (
+        subject TEXT COLLATE \"C\" NOT NULL,
+        team TEXT COLLATE \"C\" NOT NULL,
+        until_ms BIGINT NOT NULL,
+        by TEXT NOT NULL,
+        PRIMARY KEY (subject, team)
+    );",
 ];
 
 /// The PostgreSQL backend.
