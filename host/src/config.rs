@@ -29,6 +29,8 @@ pub struct Config {
     pub auth: AuthConfig,
     #[serde(default)]
     pub campaigns: CampaignsConfig,
+    #[serde(default)]
+    pub nudges: NudgesConfig,
     /// The folder relative paths in the file are taken from.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -458,6 +460,154 @@ impl Default for CampaignsConfig {
     }
 }
 
+/// Nudges: the owners of open campaign targets (and entities below a
+/// scorecard level) told on a schedule and as a deadline nears, through
+/// the channels configured here. A campaign or scorecard opts in with
+/// `spec.nudge.every`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NudgesConfig {
+    /// How often the host looks for nudges due ("0s": never).
+    #[serde(default = "default_nudge_check", with = "humantime_serde_compat")]
+    pub check_interval: Duration,
+    /// No team hears about one campaign more often than this.
+    #[serde(default = "default_min_interval", with = "humantime_serde_compat")]
+    pub min_interval: Duration,
+    /// Hours (UTC) in which nothing is sent, like "20:00-08:00"; what is
+    /// due waits for their end.
+    #[serde(default)]
+    pub quiet_hours: Option<String>,
+    /// Days before a deadline that bring a nudge of their own.
+    #[serde(default = "default_before_deadline")]
+    pub before_deadline: Vec<u32>,
+    /// One attempt's deadline.
+    #[serde(default = "default_nudge_timeout", with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    /// Attempts per message before it is recorded as failed.
+    #[serde(default = "default_nudge_attempts")]
+    pub attempts: u32,
+    /// The wait before the second attempt; doubled for each one after.
+    #[serde(default = "default_nudge_backoff", with = "humantime_serde_compat")]
+    pub backoff: Duration,
+    #[serde(default)]
+    pub slack: Option<SlackConfig>,
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+    #[serde(default)]
+    pub email: Option<EmailConfig>,
+}
+
+/// A Slack-compatible incoming webhook; its URL is a secret, so it comes
+/// from the environment. Teams name their channel with the
+/// `slack.com/channel` annotation on their Group.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    pub webhook_env: String,
+}
+
+/// A generic JSON webhook, told about every team's nudge (with the team's
+/// contact), signed with HMAC-SHA256 when a secret is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub url: String,
+    #[serde(default)]
+    pub secret_env: Option<String>,
+}
+
+/// E-mail over SMTP to each Group's `spec.profile.email`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub smtp_host: String,
+    #[serde(default = "default_smtp_port")]
+    pub smtp_port: u16,
+    /// `Greenroom <greenroom@example.com>`.
+    pub from: String,
+    /// `starttls` (default), `tls`, or `none` (a relay on this machine).
+    #[serde(default = "default_smtp_tls")]
+    pub tls: String,
+    #[serde(default)]
+    pub username_env: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+fn default_nudge_check() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_min_interval() -> Duration {
+    Duration::from_secs(86_400)
+}
+
+fn default_before_deadline() -> Vec<u32> {
+    vec![14, 7, 1]
+}
+
+fn default_nudge_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_nudge_attempts() -> u32 {
+    3
+}
+
+fn default_nudge_backoff() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+fn default_smtp_tls() -> String {
+    "starttls".into()
+}
+
+impl Default for NudgesConfig {
+    fn default() -> Self {
+        NudgesConfig {
+            check_interval: default_nudge_check(),
+            min_interval: default_min_interval(),
+            quiet_hours: None,
+            before_deadline: default_before_deadline(),
+            timeout: default_nudge_timeout(),
+            attempts: default_nudge_attempts(),
+            backoff: default_nudge_backoff(),
+            slack: None,
+            webhook: None,
+            email: None,
+        }
+    }
+}
+
+impl NudgesConfig {
+    /// `quiet_hours` as minutes of the day (start, end), if set.
+    pub fn quiet(&self) -> anyhow::Result<Option<(u32, u32)>> {
+        let Some(text) = &self.quiet_hours else {
+            return Ok(None);
+        };
+        let minutes = |t: &str| -> Option<u32> {
+            let (h, m) = t.trim().split_once(':')?;
+            let (h, m) = (h.parse::<u32>().ok()?, m.parse::<u32>().ok()?);
+            (h < 24 && m < 60).then_some(h * 60 + m)
+        };
+        text.split_once('-')
+            .and_then(|(a, b)| Some((minutes(a)?, minutes(b)?)))
+            .map(Some)
+            .ok_or_else(|| {
+                anyhow::anyhow!("nudges.quiet_hours '{text}' is not like 20:00-08:00 (UTC)")
+            })
+    }
+
+    /// Whether any channel is configured.
+    pub fn any_channel(&self) -> bool {
+        self.slack.is_some() || self.webhook.is_some() || self.email.is_some()
+    }
+}
+
 /// Global search.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -850,6 +1000,31 @@ impl Config {
             bail!(
                 "{}: auth.session_idle must be above zero and at most auth.session_max",
                 path.display()
+            );
+        }
+        config
+            .nudges
+            .quiet()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if config.nudges.attempts == 0 {
+            bail!("{}: nudges.attempts must be at least 1", path.display());
+        }
+        if let Some(w) = &config.nudges.webhook {
+            reqwest::Url::parse(&w.url).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: nudges.webhook.url '{}' is not a URL: {e}",
+                    path.display(),
+                    w.url
+                )
+            })?;
+        }
+        if let Some(e) = &config.nudges.email
+            && !matches!(e.tls.as_str(), "starttls" | "tls" | "none")
+        {
+            bail!(
+                "{}: nudges.email.tls '{}' must be starttls, tls or none",
+                path.display(),
+                e.tls
             );
         }
         if config.campaigns.history_days == 0 {

@@ -104,6 +104,7 @@ impl Portal {
         let search = search::indexer::Indexer::new(index, store.clone(), plugins.clone())
             .context("cannot start the search indexing thread")?;
         let oidc = oidc::Oidc::new(&config)?.map(Arc::new);
+        let notifier = campaigns::notify::Notifier::new(store.clone(), &config)?;
         Ok(Portal {
             fresh_index: fresh,
             state: api::AppState {
@@ -115,6 +116,7 @@ impl Portal {
                 config: Arc::new(config),
                 limits: Default::default(),
                 oidc,
+                notifier,
             },
         })
     }
@@ -144,6 +146,11 @@ impl Portal {
             self.state.refresher.clone(),
             self.state.config.campaigns.record_interval,
         );
+        let nudging = scheduler::nudges::spawn(
+            self.state.store.clone(),
+            self.state.notifier.clone(),
+            self.state.refresher.clone(),
+        );
         let indexing = self
             .state
             .search
@@ -159,6 +166,7 @@ impl Portal {
         refresh.abort();
         polls.abort();
         recorder.abort();
+        nudging.abort();
         indexing.abort();
         result.context("HTTP server failed")
     }

@@ -17,6 +17,7 @@ mod github;
 mod harness;
 mod hostile;
 mod insights;
+mod nudges;
 mod pg_server;
 mod plugins;
 mod scorecards;

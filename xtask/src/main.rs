@@ -88,6 +88,9 @@ const C_PLUGIN_PACKAGES: &[&str] = &["clang", "lld", "wasi-libc", "libclang-rt-1
 /// Builds the Python plugin example.
 pub(crate) const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 
+/// The local SMTP server the nudge tests send to.
+const AIOSMTPD: &str = "aiosmtpd==1.4.6";
+
 /// The browser the UI tests drive, and its WebDriver.
 const BROWSER_PACKAGES: &[&str] = &["chromium", "chromium-driver"];
 
@@ -376,6 +379,8 @@ fn test() -> anyhow::Result<()> {
     tools::ensure_targets(&[PLUGIN_TARGET])?;
     tools::ensure_debian(C_PLUGIN_PACKAGES)?;
     tools::ensure_pip_tool("componentize-py", COMPONENTIZE_PY)?;
+    // The nudge tests send e-mail to a local SMTP server (aiosmtpd).
+    tools::ensure_pip_tool("aiosmtpd", AIOSMTPD)?;
     // The tests' build script builds the web UI; the browser tests drive
     // Debian's Chromium through chromedriver.
     tools::ensure_targets(&[greenroom_web_build::WEB_TARGET])?;

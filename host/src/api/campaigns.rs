@@ -25,6 +25,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/campaigns/{name}", get(one).delete(remove))
         .route("/api/campaigns/{name}/targets.csv", get(csv))
         .route("/api/campaigns/{name}/history", post(import_history))
+        .route("/api/campaigns/{name}/nudge", post(nudge_now))
+        .route("/api/campaigns/{name}/snooze", post(snooze))
 }
 
 /// Todo targets listed per team in the chase list.
@@ -148,7 +150,10 @@ async fn one(
 
 /// The teams with open targets, most left first, each with its contact
 /// and its first open targets; and how many more teams there are.
-fn chase_list(store: &Store, targets: &[TargetStatus]) -> (Vec<Value>, usize) {
+fn chase_list(
+    store: &Store,
+    targets: &[TargetStatus],
+) -> Result<(Vec<Value>, usize), crate::store::StoreError> {
     let mut chase = Vec::new();
     let mut chase_more = 0usize;
     for (owner, list) in campaigns::by_team(targets) {
@@ -163,11 +168,12 @@ fn chase_list(store: &Store, targets: &[TargetStatus]) -> (Vec<Value>, usize) {
         chase.push(json!({
             "owner": owner,
             "contact": campaigns::contact(store, &owner),
+            "channels": super::nudges::channels(store, &owner)?,
             "todo": todo.len(),
             "targets": todo.iter().take(CHASE_LIST).map(|t| json!({"entityRef": t.entity_ref, "reason": t.reason})).collect::<Vec<_>>(),
         }));
     }
-    (chase, chase_more)
+    Ok((chase, chase_more))
 }
 
 /// A campaign's page: progress overall and per team (each with its
@@ -195,7 +201,8 @@ fn page(store: &Store, name: &str, days: usize) -> Result<Value, ApiError> {
     for (team, (_, days)) in teams.iter_mut().zip(burndowns.teams) {
         team["burndown"] = json!(days);
     }
-    let (chase, chase_more) = chase_list(store, &targets);
+    let (chase, chase_more) = chase_list(store, &targets)?;
+    let (nudges, snoozes) = super::nudges::log(store, &campaigns::history::subject(name))?;
     let mut v = c.summary_json();
     v["progress"] = progress(&targets);
     v["teams"] = Value::Array(teams);
@@ -204,6 +211,8 @@ fn page(store: &Store, name: &str, days: usize) -> Result<Value, ApiError> {
     v["burndown"] = json!(burndowns.overall);
     v["historySince"] = json!(history.first_ms());
     v["movers"] = json!(timeline.movers(now)?);
+    v["nudges"] = nudges;
+    v["snoozes"] = snoozes;
     v["items"] = json!(targets);
     Ok(v)
 }
@@ -383,4 +392,53 @@ async fn import_history(
     let added =
         blocking(move || Ok(service::campaigns::import_history(&store, &name, changes)?)).await?;
     Ok(Json(json!({ "imported": added })))
+}
+
+/// The owner of campaign `name` and its chase (to be told now), if it
+/// exists. Blocking.
+fn chase_of(
+    store: &Store,
+    name: &str,
+) -> Result<(Option<String>, Option<campaigns::nudge::Chase>), ApiError> {
+    let Some(c) = campaigns::all(store)?.into_iter().find(|c| c.name == name) else {
+        return Ok((None, None));
+    };
+    let every = c
+        .nudge_every
+        .unwrap_or(std::time::Duration::from_secs(7 * 86_400));
+    let chase = campaigns::nudge::campaign_chase(store, &c, every)?;
+    Ok((Some(c.owner), Some(chase)))
+}
+
+/// `POST /api/campaigns/:name/nudge`: tells every team with open targets
+/// now (those not snoozed), by the campaign's owner or an administrator.
+async fn nudge_now(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    let key = name.clone();
+    let (owner, chase) = blocking(move || chase_of(&store, &key)).await?;
+    let what = format!("campaign named {name}");
+    Ok(Json(
+        super::nudges::send_now(&state, &caller, owner, chase, &what).await?,
+    ))
+}
+
+/// `POST /api/campaigns/:name/snooze` `{team, until}`.
+async fn snooze(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    let key = name.clone();
+    let exists =
+        blocking(move || Ok(campaigns::all(&store)?.iter().any(|c| c.name == key))).await?;
+    let subject = exists.then(|| campaigns::history::subject(&name));
+    Ok(Json(
+        super::nudges::snooze(&state, &caller, subject, &body).await?,
+    ))
 }

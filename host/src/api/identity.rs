@@ -108,6 +108,10 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/scorecards/dry-run", Rule::Read),
     ("DELETE", "/api/campaigns/{name}", Rule::Owner),
     ("POST", "/api/campaigns/{name}/history", Rule::Owner),
+    ("POST", "/api/campaigns/{name}/nudge", Rule::Owner),
+    ("POST", "/api/campaigns/{name}/snooze", Rule::Owner),
+    ("POST", "/api/scorecards/{name}/nudge", Rule::Owner),
+    ("POST", "/api/scorecards/{name}/snooze", Rule::Owner),
     (
         "POST",
         "/api/plugins/{id}/grants",

@@ -14,6 +14,7 @@ mod docs;
 mod error;
 pub mod identity;
 mod insights;
+mod nudges;
 mod plugins;
 mod scorecards;
 mod search;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub limits: Arc<identity::Limits>,
     /// The OpenID Connect provider, in `auth.mode = "oidc"`.
     pub oidc: Option<Arc<crate::oidc::Oidc>>,
+    /// Tells teams about their open campaign targets.
+    pub notifier: Arc<crate::campaigns::notify::Notifier>,
 }
 
 /// The whole HTTP surface; used by `serve` and by tests.

@@ -7,9 +7,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 
+use super::identity::Caller;
 use super::{ApiError, ApiJson, AppState, blocking};
 use crate::campaigns::history::History;
 use crate::campaigns::scorecard::{self, Score, Scorecard};
@@ -22,6 +23,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/scorecards/dry-run", post(dry_run))
         .route("/api/scorecards/{name}", get(one))
         .route("/api/scorecards/{name}/entities.csv", get(csv))
+        .route("/api/scorecards/{name}/nudge", post(nudge_now))
+        .route("/api/scorecards/{name}/snooze", post(snooze))
         .route(
             "/api/entities/{kind}/{namespace}/{name}/scorecards",
             get(of_entity),
@@ -127,6 +130,9 @@ fn page(store: &Store, name: &str, days: usize) -> Result<Value, ApiError> {
         "domain",
     ));
     v["history"] = Value::Array(history);
+    let (nudges, snoozes) = super::nudges::log(store, &format!("scorecard:{}", card.name))?;
+    v["nudges"] = nudges;
+    v["snoozes"] = snoozes;
     v["items"] = scores.iter().map(|s| s.json(&card)).collect();
     Ok(v)
 }
@@ -219,4 +225,43 @@ async fn dry_run(
     })
     .await?;
     Ok(Json(answer))
+}
+
+/// `POST /api/scorecards/:name/nudge`: tells the owners of entities below
+/// the scorecard's nudge level now, by its owner or an administrator.
+async fn nudge_now(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    let key = name.clone();
+    let (owner, chase) = blocking(move || {
+        let Some(card) = scorecard::find(&store, &key)? else {
+            return Ok((None, None));
+        };
+        let chase = crate::campaigns::nudge::of_scorecard(&store, &card)?;
+        Ok((Some(card.owner), chase))
+    })
+    .await?;
+    let what = format!("scorecard named {name} that nudges (spec.nudge)");
+    Ok(Json(
+        super::nudges::send_now(&state, &caller, owner, chase, &what).await?,
+    ))
+}
+
+/// `POST /api/scorecards/:name/snooze` `{team, until}`.
+async fn snooze(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    let key = name.clone();
+    let exists = blocking(move || Ok(scorecard::find(&store, &key)?.is_some())).await?;
+    let subject = exists.then(|| format!("scorecard:{name}"));
+    Ok(Json(
+        super::nudges::snooze(&state, &caller, subject, &body).await?,
+    ))
 }

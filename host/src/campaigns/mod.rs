@@ -11,6 +11,8 @@
 //! history day by day.
 
 pub mod history;
+pub mod notify;
+pub mod nudge;
 pub mod predicate;
 pub mod scorecard;
 
@@ -34,6 +36,8 @@ pub struct Campaign {
     pub owner: String,
     /// `YYYY-MM-DD`.
     pub deadline: Option<String>,
+    /// How often the owners of open targets are nudged (`spec.nudge.every`).
+    pub nudge_every: Option<std::time::Duration>,
     /// The filters as written; an entity matching any is a target.
     pub targets: Vec<String>,
     filter: Filter,
@@ -67,6 +71,7 @@ pub struct CheckedSpec {
     pub filter: Filter,
     pub done_when: Predicate,
     pub deadline: Option<String>,
+    pub nudge_every: Option<std::time::Duration>,
 }
 
 /// Teaches the catalog the Campaign kind's spec: its targets, done-check
@@ -109,6 +114,42 @@ pub(crate) fn check_targets(
     (targets, Filter(sets))
 }
 
+/// `spec.nudge.every`: how often owners of open targets are told.
+pub(crate) fn check_nudge_every(
+    spec: &Value,
+    problems: &mut Vec<SpecProblem>,
+) -> Option<std::time::Duration> {
+    match &spec["nudge"] {
+        Value::Null => None,
+        Value::Object(nudge) => match nudge.get("every").and_then(Value::as_str) {
+            Some(text) => match humantime::parse_duration(text) {
+                Ok(every) if every >= std::time::Duration::from_secs(3600) => Some(every),
+                _ => {
+                    problems.push((
+                        "spec.nudge.every".into(),
+                        format!("'{text}' is not a duration of an hour or more, like 7d"),
+                    ));
+                    None
+                }
+            },
+            None => {
+                problems.push((
+                    "spec.nudge.every".into(),
+                    "needs how often to nudge, like 7d".into(),
+                ));
+                None
+            }
+        },
+        other => {
+            problems.push((
+                "spec.nudge".into(),
+                format!("expected {{every: 7d}}, got {other}"),
+            ));
+            None
+        }
+    }
+}
+
 /// The predicate in `spec[key]`, its problem named `field`.
 pub(crate) fn check_predicate(
     spec: &Value,
@@ -140,6 +181,7 @@ pub fn check_spec(spec: &Value) -> Result<CheckedSpec, Vec<SpecProblem>> {
     let mut problems = Vec::new();
     let (targets, filter) = check_targets(spec, &mut problems);
     let predicate = check_predicate(spec, "doneWhen", "spec.doneWhen", &mut problems);
+    let nudge_every = check_nudge_every(spec, &mut problems);
     let deadline = match spec.get("deadline") {
         None | Some(Value::Null) => None,
         Some(Value::String(d)) if valid_date(d) => Some(d.clone()),
@@ -157,6 +199,7 @@ pub fn check_spec(spec: &Value) -> Result<CheckedSpec, Vec<SpecProblem>> {
             filter,
             done_when,
             deadline,
+            nudge_every,
         }),
         _ => Err(problems),
     }
@@ -172,6 +215,7 @@ impl Campaign {
             filter,
             done_when,
             deadline,
+            nudge_every,
         } = check_spec(spec)?;
         let name = meta["name"].as_str().unwrap_or_default().to_string();
         Ok(Campaign {
@@ -183,6 +227,7 @@ impl Campaign {
                 .map(|r| r.to_string())
                 .unwrap_or_default(),
             deadline,
+            nudge_every,
             targets,
             filter,
             done_when_text: spec["doneWhen"].as_str().unwrap_or_default().to_string(),
@@ -218,6 +263,7 @@ impl Campaign {
             filter,
             done_when,
             deadline,
+            nudge_every,
         } = match checked {
             Ok(c) if problems.is_empty() => c,
             Ok(_) => return Err(problems),
@@ -235,6 +281,7 @@ impl Campaign {
             description: body["description"].as_str().unwrap_or_default().to_string(),
             owner: owner.map(|r| r.to_string()).unwrap_or_default(),
             deadline,
+            nudge_every,
             targets,
             filter,
             done_when_text: body["doneWhen"].as_str().unwrap_or_default().to_string(),
@@ -250,6 +297,7 @@ impl Campaign {
             "description": self.description,
             "owner": self.owner,
             "deadline": self.deadline,
+            "nudge": self.nudge_every.map(|every| json!({"every": humantime::format_duration(every).to_string()})),
             "targets": self.targets,
             "doneWhen": self.done_when_text,
             "source": self.source,

@@ -58,6 +58,9 @@ pub struct Scorecard {
     /// Lowest first.
     pub levels: Vec<String>,
     pub checks: Vec<Check>,
+    /// How often the owners of entities below a level are nudged, and
+    /// that level (`spec.nudge: {every, level}`).
+    pub nudge: Option<(std::time::Duration, usize)>,
 }
 
 /// Teaches the catalog the Scorecard kind's spec.
@@ -148,6 +151,25 @@ pub fn check_spec(spec: &Value) -> Result<Scorecard, Vec<SpecProblem>> {
             "needs a list of checks, each {name, level, when: <predicate>}".into(),
         )),
     }
+    let nudge =
+        super::check_nudge_every(spec, &mut problems).and_then(
+            |every| match spec["nudge"]["level"].as_str() {
+                None => Some((every, 0)),
+                Some(l) => match levels
+                    .iter()
+                    .position(|known| known.eq_ignore_ascii_case(l))
+                {
+                    Some(level) => Some((every, level)),
+                    None => {
+                        problems.push((
+                            "spec.nudge.level".into(),
+                            format!("'{l}' is not one of the levels ({})", levels.join(", ")),
+                        ));
+                        None
+                    }
+                },
+            },
+        );
     if problems.is_empty() {
         Ok(Scorecard {
             name: String::new(),
@@ -158,6 +180,7 @@ pub fn check_spec(spec: &Value) -> Result<Scorecard, Vec<SpecProblem>> {
             filter,
             levels,
             checks,
+            nudge,
         })
     } else {
         Err(problems)

@@ -15,6 +15,7 @@
 
 pub mod history;
 pub mod insights;
+pub mod nudges;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

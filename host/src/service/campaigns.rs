@@ -41,6 +41,7 @@ pub fn save(
         "deadline": campaign.deadline,
         "targets": campaign.targets,
         "doneWhen": campaign.done_when_text,
+        "nudge": campaign.nudge_every.map(|every| serde_json::json!({"every": humantime::format_duration(every).to_string()})),
     });
     store
         .campaigns
