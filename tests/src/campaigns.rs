@@ -358,6 +358,25 @@ async fn campaigns_are_made_through_the_api_with_their_definition_checked() {
         .collect();
     assert!(teams.contains(&("group:default/team-b", 3)), "{b}");
     assert!(teams.contains(&("group:default/team-a", 1)), "{b}");
+    assert_eq!(b["warnings"], json!([]));
+    // A fact nothing has pushed (a typo) reads, but says so.
+    let typo = json!({"targets": "kind=component", "doneWhen": "fact coverage.line >= 70"});
+    let (s, b) = send(
+        &p,
+        reqwest::Method::POST,
+        "/api/campaigns/dry-run",
+        None,
+        Some(&typo),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["progress"]["done"], 0);
+    let warning = b["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.starts_with("fact coverage.line is unknown: no entity has it yet")
+            && warning.ends_with("(no fact has been pushed yet)"),
+        "{b}"
+    );
     let broken = json!({"targets": "kind=component", "doneWhen": "fact coverage.lines >= "});
     let (s, b) = send(
         &p,

@@ -331,6 +331,16 @@ async fn a_scorecard_dry_run_counts_before_anything_is_saved() {
         counts(&[("none", 2), ("basic", 1), ("good", 1)])
     );
     assert_eq!(b["checks"][1]["passing"], 2, "{b}");
+    assert_eq!(b["warnings"], json!([]));
+    let typo = json!({"targets": "kind=component", "checks": [{"name": "x", "when": "fact coverage.line >= 70"}]});
+    let (s, b) = p.post("/api/scorecards/dry-run", &typo).await;
+    assert_eq!(s, 200, "{b}");
+    let warning = b["warnings"][0].as_str().unwrap();
+    assert!(
+        warning.starts_with("fact coverage.line is unknown")
+            && warning.contains("known facts: ci.passing, coverage.lines"),
+        "{b}"
+    );
     for (bad, says) in [
         (
             json!({"targets": "kind=component", "levels": ["a", "A"], "checks": [{"name": "x", "when": "spec owner exists"}]}),

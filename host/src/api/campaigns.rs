@@ -213,6 +213,7 @@ fn page(store: &Store, name: &str, days: usize) -> Result<Value, ApiError> {
     v["movers"] = json!(timeline.movers(now)?);
     v["nudges"] = nudges;
     v["snoozes"] = snoozes;
+    v["warnings"] = json!(campaigns::predicate_warnings(store, &[&c.done_when])?);
     v["items"] = json!(targets);
     Ok(v)
 }
@@ -260,6 +261,10 @@ async fn create(
         let targets = service::campaigns::save(&store, &campaign, &by)?;
         let mut v = campaign.summary_json();
         v["progress"] = progress(&targets);
+        v["warnings"] = json!(campaigns::predicate_warnings(
+            &store,
+            &[&campaign.done_when]
+        )?);
         Ok(v)
     })
     .await?;
@@ -284,7 +289,8 @@ async fn dry_run(
     let store = state.store.clone();
     let answer = blocking(move || {
         let targets = campaigns::evaluate(&store, &campaign)?;
-        Ok(json!({"progress": progress(&targets), "teams": team_progress(&targets)}))
+        let warnings = campaigns::predicate_warnings(&store, &[&campaign.done_when])?;
+        Ok(json!({"progress": progress(&targets), "teams": team_progress(&targets), "warnings": warnings}))
     })
     .await?;
     Ok(Json(answer))

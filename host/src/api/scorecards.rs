@@ -130,6 +130,9 @@ fn page(store: &Store, name: &str, days: usize) -> Result<Value, ApiError> {
         "domain",
     ));
     v["history"] = Value::Array(history);
+    let predicates: Vec<&crate::campaigns::Predicate> =
+        card.checks.iter().map(|c| &c.when).collect();
+    v["warnings"] = json!(crate::campaigns::predicate_warnings(store, &predicates)?);
     let (nudges, snoozes) = super::nudges::log(store, &format!("scorecard:{}", card.name))?;
     v["nudges"] = nudges;
     v["snoozes"] = snoozes;
@@ -217,10 +220,13 @@ async fn dry_run(
     let answer = blocking(move || {
         let scores = scorecard::evaluate(&store, &card)?;
         let all: Vec<&Score> = scores.iter().collect();
+        let predicates: Vec<&crate::campaigns::Predicate> =
+            card.checks.iter().map(|c| &c.when).collect();
         Ok(json!({
             "rollup": scorecard::rollup(&card, &all),
             "checks": check_counts(&card, &scores),
             "teams": rollups(&card, scorecard::by_team(&scores), "owner"),
+            "warnings": crate::campaigns::predicate_warnings(&store, &predicates)?,
         }))
     })
     .await?;

@@ -660,6 +660,48 @@ pub fn evaluate(store: &Store, campaign: &Campaign) -> Result<Vec<TargetStatus>,
     Ok(Evaluation::load(store, campaign)?.statuses(campaign))
 }
 
+/// What may be wrong with a predicate that parses: facts it reads that
+/// nothing has pushed yet (a typo, or a plugin not installed), each with
+/// the fact names that do exist.
+pub fn predicate_warnings(
+    store: &Store,
+    predicates: &[&Predicate],
+) -> Result<Vec<String>, StoreError> {
+    let mut unknown: Vec<String> = Vec::new();
+    for p in predicates {
+        for (source, name) in p.inputs() {
+            if source == Source::Fact
+                && !unknown.contains(&name)
+                && store.facts.fact_type(&name)?.is_none()
+            {
+                unknown.push(name);
+            }
+        }
+    }
+    if unknown.is_empty() {
+        return Ok(Vec::new());
+    }
+    let known: Vec<String> = store
+        .facts
+        .fact_names()?
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .collect();
+    Ok(unknown
+        .into_iter()
+        .map(|name| {
+            let known = if known.is_empty() {
+                "no fact has been pushed yet".to_string()
+            } else {
+                format!("known facts: {}", known.join(", "))
+            };
+            format!(
+                "fact {name} is unknown: no entity has it yet, so every target counts as not done until CI or a plugin pushes it ({known})"
+            )
+        })
+        .collect())
+}
+
 /// The team of targets without an owner, in per-team views.
 pub const NO_OWNER: &str = "(no owner)";
 
