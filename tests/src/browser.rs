@@ -870,7 +870,59 @@ async fn apis_dependencies_actions_campaigns_and_facts() {
         .unwrap();
     b.until("document.querySelector('.burndown polyline') && document.querySelectorAll('#teams-title + * tbody tr').length > 0")
         .await;
+    // Each team's own burndown, this week's movers and the nudge log.
+    b.until("document.querySelectorAll('#teams-title + * tbody .team-spark').length > 0 && document.querySelector('#movers-done') && document.querySelector('#movers-regressed') && document.querySelector('#nudges-title')")
+        .await;
     screenshot(&b, "campaign").await;
+
+    // A campaign drafted on the list page counts as its predicate is typed.
+    b.client
+        .goto(&format!("{}/campaigns", p.base))
+        .await
+        .unwrap();
+    b.find("#draft-done")
+        .await
+        .send_keys("annotation backstage.io/techdocs-ref exists")
+        .await
+        .unwrap();
+    // The demo's 29 services, 14 with docs.
+    b.until("document.querySelector('#draft-result .bar-label') && document.querySelector('#draft-result .bar-label').innerText === '14 of 29 done (48.3%)'")
+        .await;
+    // A typo in a fact's name: it still counts, and says what is wrong.
+    b.find("#draft-done").await.clear().await.unwrap();
+    b.find("#draft-done")
+        .await
+        .send_keys("fact coverage.line >= 70")
+        .await
+        .unwrap();
+    b.until("document.querySelector('#draft-result .warning-box') && document.querySelector('#draft-result .warning-box').innerText.includes('coverage.line is unknown')")
+        .await;
+    screenshot(&b, "campaign-editor").await;
+
+    // The production readiness scorecard: levels per entity, with reasons,
+    // and the level on an entity's own page.
+    b.client
+        .goto(&format!("{}/scorecards/production-readiness", p.base))
+        .await
+        .unwrap();
+    b.until("document.querySelectorAll('#scorecard-entities tbody tr').length === 29")
+        .await;
+    b.until(
+        "document.querySelector('#scorecard-entities').innerText.includes('coverage (silver)')",
+    )
+    .await;
+    screenshot(&b, "scorecard").await;
+    b.client
+        .goto(&format!(
+            "{}/catalog/default/component/payment-gateway",
+            p.base
+        ))
+        .await
+        .unwrap();
+    let level = b
+        .until("document.querySelector('.entity-level .badge') && document.querySelector('.entity-level .badge').innerText")
+        .await;
+    assert_eq!(level, "gold");
 
     // The poorest coverage first.
     b.client.goto(&format!("{}/facts", p.base)).await.unwrap();

@@ -51,6 +51,10 @@ pub enum Route {
     Campaigns,
     #[at("/campaigns/:name")]
     Campaign { name: String },
+    #[at("/scorecards")]
+    Scorecards,
+    #[at("/scorecards/:name")]
+    Scorecard { name: String },
     #[at("/facts")]
     Facts,
     #[at("/plugins")]
@@ -124,6 +128,8 @@ fn switch(route: Route) -> Html {
         Route::Search => html! { <search::SearchPage /> },
         Route::Campaigns => html! { <campaigns::CampaignList /> },
         Route::Campaign { name } => html! { <campaigns::CampaignPage {name} /> },
+        Route::Scorecards => html! { <scorecards::ScorecardList /> },
+        Route::Scorecard { name } => html! { <scorecards::ScorecardPage {name} /> },
         Route::Facts => html! { <campaigns::FactsPage /> },
         Route::Plugins => html! { <plugins::PluginsAdmin /> },
         Route::Audit => html! { <audit::AuditPage /> },
@@ -220,6 +226,7 @@ fn Header() -> Html {
                 <Link<Route> to={Route::Catalog}>{ "Catalog" }</Link<Route>>
                 <Link<Route> to={Route::DocsIndex}>{ "Docs" }</Link<Route>>
                 <Link<Route> to={Route::Campaigns}>{ "Campaigns" }</Link<Route>>
+                <Link<Route> to={Route::Scorecards}>{ "Scorecards" }</Link<Route>>
                 <Link<Route> to={Route::Facts}>{ "Facts" }</Link<Route>>
                 <Link<Route> to={Route::Plugins}>{ "Plugins" }</Link<Route>>
                 <Link<Route> to={Route::Audit}>{ "Audit" }</Link<Route>>

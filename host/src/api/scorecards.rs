@@ -70,7 +70,26 @@ fn rollups(
         .collect()
 }
 
-async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    /// A team whose roll-up to add to each scorecard (`team`).
+    owner: Option<String>,
+}
+
+/// Every scorecard with how many stand at each level; with `?owner=`,
+/// that team's roll-up too.
+async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let owner = q
+        .owner
+        .map(|o| {
+            EntityRef::parse(&o, Some("group"), "default")
+                .map(|r| r.to_string())
+                .map_err(|e| ApiError::BadRequest(format!("owner '{o}': {e}")))
+        })
+        .transpose()?;
     let store = state.store.clone();
     let items = blocking(move || {
         let mut items = Vec::new();
@@ -78,6 +97,13 @@ async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
             let scores = scorecard::evaluate(&store, &card)?;
             let mut v = card.summary_json();
             v["rollup"] = json!(scorecard::rollup(&card, &scores.iter().collect::<Vec<_>>()));
+            if let Some(owner) = &owner {
+                let mine: Vec<&Score> = scores
+                    .iter()
+                    .filter(|s| s.owner.as_deref() == Some(owner.as_str()))
+                    .collect();
+                v["team"] = json!(scorecard::rollup(&card, &mine));
+            }
             items.push(v);
         }
         Ok(items)

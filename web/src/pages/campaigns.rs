@@ -8,7 +8,8 @@ use yew_router::prelude::*;
 
 use crate::Route;
 use crate::api::{Load, enc, use_json};
-use crate::ui::{badge, bar, empty, fact_text, fact_tone, loaded, out_link, ref_link, s};
+use crate::ui::{ago, badge, bar, empty, fact_text, fact_tone, loaded, out_link, ref_link, s};
+use yew::hook;
 
 fn progress(p: &Value) -> Html {
     let (done, total) = (
@@ -53,7 +54,93 @@ pub fn CampaignList() -> Html {
                     </div>
                 }
             }) }
+            <CampaignEditor />
         </main>
+    }
+}
+
+/// The value of a text field or area that fired `e`.
+fn event_text(e: &InputEvent) -> Option<String> {
+    if let Some(t) = e.target_dyn_into::<web_sys::HtmlInputElement>() {
+        return Some(t.value());
+    }
+    e.target_dyn_into::<web_sys::HtmlTextAreaElement>()
+        .map(|t| t.value())
+}
+
+/// Posts `body` to `url` 300 ms after the last change, and keeps the
+/// newest answer: an editor's live dry run.
+#[hook]
+pub fn use_dry_run(url: &'static str, body: Option<Value>) -> Load<Value> {
+    let answer = use_state(|| Load::Ready(Value::Null));
+    let pending = use_mut_ref(|| None::<gloo_timers::callback::Timeout>);
+    let asked = use_mut_ref(|| 0u64);
+    {
+        let answer = answer.clone();
+        use_effect_with(body, move |body| {
+            *asked.borrow_mut() += 1;
+            let mine = *asked.borrow();
+            let body = body.clone();
+            *pending.borrow_mut() = body.map(|body| {
+                gloo_timers::callback::Timeout::new(300, move || {
+                    wasm_bindgen_futures::spawn_local(async move {
+                        let result = crate::api::post(url, &body, None).await;
+                        if *asked.borrow() == mine {
+                            answer.set(match result {
+                                Ok(v) => Load::Ready(v),
+                                Err(e) => Load::Failed(e),
+                            });
+                        }
+                    });
+                })
+            });
+        });
+    }
+    (*answer).clone()
+}
+
+/// A campaign drafted in the page: how many targets, how many done, which
+/// teams, as the predicate is typed; nothing is saved.
+#[component]
+pub fn CampaignEditor() -> Html {
+    let targets = use_state(|| "kind=component,spec.type=service".to_string());
+    let done_when = use_state(String::new);
+    let body = (!done_when.trim().is_empty()).then(|| {
+        serde_json::json!({"targets": targets.split(';').map(str::trim).filter(|t| !t.is_empty()).collect::<Vec<_>>(), "doneWhen": *done_when})
+    });
+    let answer = use_dry_run("/api/campaigns/dry-run", body);
+    let set = |state: UseStateHandle<String>| {
+        Callback::from(move |e: InputEvent| {
+            if let Some(v) = event_text(&e) {
+                state.set(v);
+            }
+        })
+    };
+    html! {
+        <section class="panel editor" aria-labelledby="editor-title">
+            <h2 id="editor-title">{ "Try a campaign" }</h2>
+            <p class="muted small">{ "See what a campaign would count before anyone saves it. Targets: a catalog filter (several separated by ;). Done when: facts, annotations, labels, spec, e.g. " }<code>{ "fact coverage.lines >= 70" }</code></p>
+            <label for="draft-targets">{ "Targets" }</label>
+            <input id="draft-targets" type="text" value={(*targets).clone()} oninput={set(targets.clone())} />
+            <label for="draft-done">{ "Done when" }</label>
+            <input id="draft-done" type="text" placeholder="annotation backstage.io/techdocs-ref exists" value={(*done_when).clone()} oninput={set(done_when.clone())} />
+            <div id="draft-result" aria-live="polite">
+                { match &answer {
+                    Load::Loading => html! {},
+                    Load::Failed(e) => html! { <p class="error-box" role="alert">{ e.clone() }</p> },
+                    Load::Ready(v) if v.is_null() => empty("Type a predicate to see its progress."),
+                    Load::Ready(v) => html! {
+                        <>
+                            { warnings(&v["warnings"]) }
+                            { progress(&v["progress"]) }
+                            <ul class="draft-teams">{ for v["teams"].as_array().into_iter().flatten().take(10).map(|t| html! {
+                                <li>{ s(t, "owner").to_string() }{ format!(": {} of {} done", t["progress"]["done"], t["progress"]["total"]) }</li>
+                            }) }</ul>
+                        </>
+                    },
+                } }
+            </div>
+        </section>
     }
 }
 
@@ -114,6 +201,137 @@ fn burndown(points: &[Value]) -> Html {
     }
 }
 
+/// A team's burndown as a small line of what is left, for the per-team
+/// table.
+pub fn sparkline(points: &[Value]) -> Html {
+    if points.len() < 2 {
+        return html! {};
+    }
+    let left: Vec<f64> = points
+        .iter()
+        .map(|p| p["total"].as_f64().unwrap_or(0.0) - p["done"].as_f64().unwrap_or(0.0))
+        .collect();
+    let max = left.iter().cloned().fold(1.0, f64::max);
+    let (w, h) = (120.0, 24.0);
+    let step = w / (left.len() - 1) as f64;
+    let line: String = left
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{:.1},{:.1} ", i as f64 * step, h - v / max * (h - 2.0)))
+        .collect();
+    let label = format!(
+        "{} left {} days ago, {} now",
+        left[0],
+        left.len() - 1,
+        left[left.len() - 1]
+    );
+    html! {
+        <svg class="team-spark" viewBox={format!("0 0 {w} {h}")} role="img" aria-label={label}>
+            <polyline class="burn" points={line} fill="none" />
+        </svg>
+    }
+}
+
+/// Targets done, and targets open again, in the last week.
+fn movers(m: &Value) -> Html {
+    let list = |items: &Value, none: &str, tone: &str, word: &str| {
+        let items = items.as_array().cloned().unwrap_or_default();
+        if items.is_empty() {
+            return empty(none);
+        }
+        html! {
+            <ul class="movers">{ for items.iter().map(|x| html! {
+                <li>
+                    { badge(word, tone) }{ " " }{ ref_link(s(x, "entityRef"), "component") }
+                    if let Some(o) = x["owner"].as_str() { <span class="muted">{ " · " }{ ref_link(o, "group") }</span> }
+                    if let Some(at) = x["atMs"].as_f64() { <span class="muted small">{ format!(" · {}", ago(at)) }</span> }
+                    if let Some(r) = x["reason"].as_str() { <span class="muted small">{ format!(" · {r}") }</span> }
+                </li>
+            }) }</ul>
+        }
+    };
+    html! {
+        <div class="grid two">
+            <div id="movers-done">
+                <h3>{ "Done this week" }</h3>
+                { list(&m["done"], "Nothing finished this week.", "good", "done") }
+            </div>
+            <div id="movers-regressed">
+                <h3>{ "Regressed this week" }</h3>
+                { list(&m["regressed"], "Nothing slipped back this week.", "critical", "regressed") }
+            </div>
+        </div>
+    }
+}
+
+/// How a team is reached, or that it cannot be.
+fn channels(list: &Value) -> Html {
+    let list = list.as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        return html! { <span class="no-channel">{ badge("no channel", "warning") }<span class="muted small">{ " add slack.com/channel or spec.profile.email to its Group" }</span></span> };
+    }
+    html! { <span class="channels">{ for list.iter().map(|c| html! { <>{ badge(s(c, "kind"), "info") }{ format!(" {} ", s(c, "to")) }</> }) }</span> }
+}
+
+/// Every nudge sent (or not), newest first, and the teams snoozed.
+pub fn nudge_log(c: &Value) -> Html {
+    let nudges = c["nudges"].as_array().cloned().unwrap_or_default();
+    let snoozes = c["snoozes"].as_array().cloned().unwrap_or_default();
+    html! {
+        <>
+            if !snoozes.is_empty() {
+                <p class="muted">{ "Snoozed: " }{ for snoozes.iter().map(|z| html! {
+                    <>{ ref_link(s(z, "team"), "group") }{ format!(" until {} by {}; ", day_of(z["untilMs"].as_f64().unwrap_or(0.0)), s(z, "by")) }</>
+                }) }</p>
+            }
+            if nudges.is_empty() {
+                { empty("No nudge sent yet.") }
+            } else {
+                <div class="table-wrap">
+                    <table id="nudge-log">
+                        <thead><tr>
+                            <th scope="col">{ "When" }</th><th scope="col">{ "Team" }</th><th scope="col">{ "Channel" }</th>
+                            <th scope="col">{ "Outcome" }</th><th scope="col">{ "Targets" }</th><th scope="col">{ "Detail" }</th>
+                        </tr></thead>
+                        <tbody>{ for nudges.iter().map(|n| {
+                            let tone = match s(n, "status") { "sent" => "good", "failed" => "critical", _ => "warning" };
+                            html! {
+                                <tr>
+                                    <td>{ ago(n["atMs"].as_f64().unwrap_or(0.0)) }</td>
+                                    <td>{ ref_link(s(n, "team"), "group") }</td>
+                                    <td>{ s(n, "channel") }</td>
+                                    <td>{ badge(s(n, "status"), tone) }{ format!(" ({} attempts)", n["attempts"]) }</td>
+                                    <td>{ n["targets"].as_array().map_or(0, Vec::len) }</td>
+                                    <td class="small">{ s(n, "detail") }</td>
+                                </tr>
+                            }
+                        }) }</tbody>
+                    </table>
+                </div>
+            }
+        </>
+    }
+}
+
+/// `YYYY-MM-DD` of a time in ms.
+fn day_of(ms: f64) -> String {
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms));
+    d.to_iso_string()
+        .as_string()
+        .unwrap_or_default()
+        .chars()
+        .take(10)
+        .collect()
+}
+
+/// Problems worth knowing about a definition that reads.
+pub fn warnings(list: &Value) -> Html {
+    let list = list.as_array().cloned().unwrap_or_default();
+    html! {
+        { for list.iter().map(|w| html! { <p class="warning-box" role="note">{ w.as_str().unwrap_or("").to_string() }</p> }) }
+    }
+}
+
 #[component]
 pub fn CampaignPage(props: &CampaignProps) -> Html {
     let detail = use_json(Some(format!("/api/campaigns/{}", enc(&props.name))));
@@ -132,6 +350,7 @@ pub fn CampaignPage(props: &CampaignProps) -> Html {
                             if let Some(d) = c["deadline"].as_str() { { format!("Deadline {d}. ") } }
                             { "Done when " }<code>{ s(c, "doneWhen") }</code>
                         </p>
+                        { warnings(&c["warnings"]) }
                         { progress(&c["progress"]) }
                         <p><a href={csv.clone()} download="targets.csv">{ "Download every target as CSV" }</a></p>
                         <div class="grid two">
@@ -143,11 +362,12 @@ pub fn CampaignPage(props: &CampaignProps) -> Html {
                                 <h2 id="teams-title">{ "Per team" }</h2>
                                 <div class="table-wrap">
                                     <table>
-                                        <thead><tr><th scope="col">{ "Team" }</th><th scope="col">{ "Progress" }</th></tr></thead>
+                                        <thead><tr><th scope="col">{ "Team" }</th><th scope="col">{ "Progress" }</th><th scope="col">{ "Left, last 30 days" }</th></tr></thead>
                                         <tbody>{ for teams.iter().map(|t| html! {
                                             <tr>
-                                                <td>{ t["owner"].as_str().map(|o| ref_link(o, "group")).unwrap_or_else(|| html! { "(no owner)" }) }</td>
+                                                <td>{ t["owner"].as_str().filter(|o| o.contains(':')).map(|o| ref_link(o, "group")).unwrap_or_else(|| html! { "(no owner)" }) }</td>
                                                 <td>{ progress(&t["progress"]) }</td>
+                                                <td>{ sparkline(t["burndown"].as_array().map(Vec::as_slice).unwrap_or(&[])) }</td>
                                             </tr>
                                         }) }</tbody>
                                     </table>
@@ -161,6 +381,7 @@ pub fn CampaignPage(props: &CampaignProps) -> Html {
                                 <div class="chase">
                                     <h3>{ t["owner"].as_str().map(|o| ref_link(o, "group")).unwrap_or_default() }{ format!(" — {} to do", t["todo"]) }</h3>
                                     <p>{ contact(&t["contact"]) }</p>
+                                    <p class="small">{ "Nudged through: " }{ channels(&t["channels"]) }</p>
                                     <ul>{ for t["targets"].as_array().into_iter().flatten().map(|x| html! {
                                         <li>{ ref_link(s(x, "entityRef"), "component") }{ " " }<span class="muted">{ s(x, "reason") }</span></li>
                                     }) }</ul>
@@ -169,6 +390,19 @@ pub fn CampaignPage(props: &CampaignProps) -> Html {
                             if c["chaseMore"].as_u64().unwrap_or(0) > 0 {
                                 <p class="muted">{ format!("…and {} more teams; the CSV has them all.", c["chaseMore"]) }</p>
                             }
+                        </section>
+                        <section class="panel" aria-labelledby="movers-title">
+                            <h2 id="movers-title">{ "Movers" }</h2>
+                            { movers(&c["movers"]) }
+                        </section>
+                        <section class="panel" aria-labelledby="nudges-title">
+                            <h2 id="nudges-title">{ "Nudges" }</h2>
+                            if let Some(every) = c["nudge"]["every"].as_str() {
+                                <p class="muted">{ format!("Teams with open targets are told every {every}, and as the deadline nears.") }</p>
+                            } else {
+                                <p class="muted">{ "This campaign nudges nobody on a schedule (set spec.nudge.every)." }</p>
+                            }
+                            { nudge_log(c) }
                         </section>
                     </>
                 }

@@ -179,6 +179,11 @@ fn header(e: &Value, r: &Ref) -> Html {
                     { field("Tags", html! { <>{ for tags.iter().map(|t| html! { <span class="tag">{ t.as_str().unwrap_or("") }</span> }) }</> }) }
                 }
             </dl>
+            if r.kind == "group" {
+                <crate::pages::scorecards::TeamLevels team={r.to_string()} />
+            } else {
+                <crate::pages::scorecards::EntityLevels kind={r.kind.clone()} namespace={r.namespace.clone()} name={r.name.clone()} />
+            }
             if !links.is_empty() {
                 <ul class="links" aria-label="Links">
                     { for links.iter().map(|l| html! {

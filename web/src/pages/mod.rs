@@ -7,4 +7,5 @@ pub mod docs;
 pub mod entity;
 pub mod home;
 pub mod plugins;
+pub mod scorecards;
 pub mod search;
