@@ -80,7 +80,7 @@ fn validate_accepts_directories_and_the_demo() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("146 valid entities, 0 problems"),
+        stderr.contains("147 valid entities, 0 problems"),
         "{stderr}"
     );
 

@@ -923,6 +923,19 @@ async fn apis_dependencies_actions_campaigns_and_facts() {
         .until("document.querySelector('.entity-level .badge') && document.querySelector('.entity-level .badge').innerText")
         .await;
     assert_eq!(level, "gold");
+    // Levels in the catalog table and on search hits.
+    b.client
+        .goto(&format!("{}/catalog?kind=component", p.base))
+        .await
+        .unwrap();
+    b.until("document.querySelectorAll('#catalog-table td.levels .badge').length > 0")
+        .await;
+    b.client
+        .goto(&format!("{}/search?query=payment%20gateway", p.base))
+        .await
+        .unwrap();
+    b.until("document.querySelector('.result .level-badges .badge')")
+        .await;
 
     // The poorest coverage first.
     b.client.goto(&format!("{}/facts", p.base)).await.unwrap();

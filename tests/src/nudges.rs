@@ -175,6 +175,8 @@ fn service(name: &str, owner: &str) -> String {
     )
 }
 
+const READY: &str = "apiVersion: greenroom.dev/v1alpha1\nkind: Scorecard\nmetadata:\n  name: ready\n  title: Ready\nspec:\n  owner: team-platform\n  targets: kind=component,spec.type=service\n  levels: [bronze, silver]\n  checks:\n    - {name: docs, level: bronze, when: annotation backstage.io/techdocs-ref exists}\n    - {name: tested, level: silver, when: fact coverage.lines >= 70}\n  nudge:\n    every: 7d\n    level: bronze\n";
+
 const DOCS: &str = "apiVersion: greenroom.dev/v1alpha1\nkind: Campaign\nmetadata:\n  name: docs\n  title: Docs next to the code\nspec:\n  owner: team-platform\n  deadline: 2099-01-31\n  targets: kind=component,spec.type=service\n  doneWhen: annotation backstage.io/techdocs-ref exists\n  nudge:\n    every: 7d\n";
 
 fn catalog() -> String {
@@ -194,7 +196,9 @@ fn catalog() -> String {
     .join("---\n")
 }
 
-async fn start(nudges: &str) -> Portal {
+/// A portal with the catalog above and `extra` documents, nudging as
+/// `nudges` (TOML) says.
+async fn start(nudges: &str, extra: &[&str]) -> Portal {
     // SAFETY: every test sets the same values.
     unsafe {
         std::env::set_var("GREENROOM_TEST_TOKEN_NUDGES", TOKEN);
@@ -204,7 +208,9 @@ async fn start(nudges: &str) -> Portal {
         "[[server.tokens]]\nname = \"platform\"\nenv = \"GREENROOM_TEST_TOKEN_NUDGES\"\nscopes = [\"campaigns:write\"]\n\
          [[catalog.locations]]\ntarget = \"catalog.yaml\"\n{nudges}"
     );
-    Portal::start(&config, &[("catalog.yaml", &catalog())]).await
+    let mut docs = vec![catalog()];
+    docs.extend(extra.iter().map(|d| d.to_string()));
+    Portal::start(&config, &[("catalog.yaml", &docs.join("---\n"))]).await
 }
 
 /// The campaign page once its nudge log has `n` rows.
@@ -239,13 +245,16 @@ async fn teams_are_nudged_on_every_channel_with_retries_and_failures_recorded() 
     let smtp = SmtpSink::start();
     // SAFETY: only this test reads it.
     unsafe { std::env::set_var("GREENROOM_TEST_SLACK_WEBHOOK", format!("{base}/slack")) };
-    let p = start(&format!(
+    let p = start(
+        &format!(
         "[nudges]\ncheck_interval = \"1s\"\nmin_interval = \"1h\"\ntimeout = \"1s\"\nattempts = 3\nbackoff = \"100ms\"\n\
          [nudges.slack]\nwebhook_env = \"GREENROOM_TEST_SLACK_WEBHOOK\"\n\
          [nudges.webhook]\nurl = \"{base}/hook\"\nsecret_env = \"GREENROOM_TEST_NUDGE_SECRET\"\n\
          [nudges.email]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = {}\ntls = \"none\"\nfrom = \"Greenroom <greenroom@example.com>\"\n",
-        smtp.port
-    ))
+            smtp.port
+        ),
+        &[],
+    )
     .await;
     // On its schedule (first time: at once), every team with open
     // targets: a by Slack, e-mail and the webhook; b by e-mail (refused)
@@ -399,6 +408,7 @@ async fn quiet_hours_snoozes_and_teams_without_a_channel() {
     let p = start(
         "[nudges]\ncheck_interval = \"1s\"\nquiet_hours = \"00:00-23:59\"\ntimeout = \"1s\"\nattempts = 1\n\
          [nudges.slack]\nwebhook_env = \"GREENROOM_TEST_SLACK_WEBHOOK_2\"\n",
+        &[READY],
     )
     .await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -517,4 +527,42 @@ async fn quiet_hours_snoozes_and_teams_without_a_channel() {
             .iter()
             .any(|r| r.1["channel"] == "#team-a")
     );
+
+    // A scorecard nudges the owners of entities below its level, each
+    // with the checks it fails up to that level.
+    let resp = send("/api/scorecards/ready/nudge", None).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let sent: Value = resp.json().await.unwrap();
+    let to_a = sent["sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["team"] == "group:default/team-a")
+        .unwrap_or_else(|| panic!("{sent}"));
+    assert_eq!(
+        (to_a["status"].as_str(), to_a["subject"].as_str()),
+        (Some("sent"), Some("scorecard:ready"))
+    );
+    let text = received
+        .lock()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|r| r.1["channel"] == "#team-a")
+        .map(|r| r.1["text"].as_str().unwrap().to_string())
+        .unwrap();
+    assert!(
+        text.starts_with("*Ready: bronze: Team team-a has 2 open"),
+        "{text}"
+    );
+    assert!(
+        text.contains("docs: no annotation backstage.io/techdocs-ref"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("tested:"),
+        "checks above the level are not asked: {text}"
+    );
+    let card = p.ok("/api/scorecards/ready").await;
+    assert!(!card["nudges"].as_array().unwrap().is_empty(), "{card}");
 }

@@ -272,6 +272,25 @@ async fn scorecards_give_levels_reasons_rollups_and_history() {
         .await;
     assert_eq!(s, 200);
 
+    // Levels of a page of entities at once (the catalog table, search).
+    let (s, b) = p
+        .post(
+            "/api/scorecards/levels",
+            &json!({"entityRefs": ["svc-1", "component:default/svc-3", "site"]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b["items"],
+        json!([
+            {"entityRef": "component:default/svc-1", "levels": [{"scorecard": "production-readiness", "title": "Production readiness", "level": "gold"}]},
+            {"entityRef": "component:default/svc-3", "levels": [{"scorecard": "production-readiness", "title": "Production readiness", "level": null}]},
+            {"entityRef": "component:default/site", "levels": []},
+        ])
+    );
+    let (s, _) = p.post("/api/scorecards/levels", &json!({"refs": []})).await;
+    assert_eq!(s, 400);
+
     // CSV of every target.
     let csv = p
         .fetch("/api/scorecards/production-readiness/entities.csv")

@@ -32,10 +32,12 @@ pub fn run(n: usize) -> anyhow::Result<()> {
         &config,
         format!(
             "[server]\ndata_dir = \"data\"\n[[server.tokens]]\nname = \"bench\"\nenv = \"{TOKEN_ENV}\"\nscopes = [\"facts:write\", \"campaigns:write\"]\n\
-             [catalog]\nrefresh_interval = \"24h\"\n[[catalog.locations]]\ntype = \"file\"\ntarget = \"{}/part-*.yaml\"\n",
+             [catalog]\nrefresh_interval = \"24h\"\n[[catalog.locations]]\ntype = \"file\"\ntarget = \"{}/part-*.yaml\"\n\
+             [[catalog.locations]]\ntype = \"file\"\ntarget = \"scorecard.yaml\"\n",
             org.display()
         ),
     )?;
+    std::fs::write(dir.join("scorecard.yaml"), SCORECARD)?;
     // SAFETY: single-threaded here; the server inherits it.
     unsafe { std::env::set_var(TOKEN_ENV, "bench-token") };
     let auth = "Authorization: Bearer bench-token\r\n";
@@ -96,7 +98,48 @@ pub fn run(n: usize) -> anyhow::Result<()> {
     let detail = measure(&mut conn, 20, |_| {
         "/api/campaigns/bench-coverage".to_string()
     })?;
+    let history = history(&mut conn, auth, &dir.join("data"), &mut rng)?;
+    // Every scorecard evaluated in full (the list's roll-ups), and one
+    // entity's levels.
+    let card_full = measure(&mut conn, 10, |_| "/api/scorecards".to_string())?;
+    let card_entity = measure(&mut conn, 500, |i| {
+        format!(
+            "/api/entities/component/default/svc-{}/scorecards",
+            (i * 7919) % shape.components
+        )
+    })?;
     drop(server);
+
+    println!(
+        "campaign history       {} changes of {} targets over 90 days: {:.1} MB on disk (target < 50 MB)",
+        history.rows, history.targets, history.megabytes
+    );
+    println!(
+        "campaign page, 90 days p50 {:.0} ms, p99 {:.0} ms (burndown from that history; target p99 < 300 ms)",
+        history.page.0, history.page.1
+    );
+    println!(
+        "scorecard, 8 checks    all components p50 {:.0} ms, p99 {:.0} ms (target < 2 s); one entity's level p50 {:.2} ms, p99 {:.2} ms (target < 5 ms)",
+        card_full.0, card_full.1, card_entity.0, card_entity.1
+    );
+    let history_row = format!(
+        "| {} | {n} | {} | {} | {:.1} | {:.0} / {:.0} | {:.0} / {:.0} | {:.2} / {:.2} |\n",
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
+        history.targets,
+        history.rows,
+        history.megabytes,
+        history.page.0,
+        history.page.1,
+        card_full.0,
+        card_full.1,
+        card_entity.0,
+        card_entity.1,
+    );
+    append_row(
+        &tools::workspace_root()?.join("BENCHMARKS.md"),
+        "## Campaign history and scorecards",
+        &history_row,
+    )?;
 
     println!(
         "facts pushed           {} in {:.1} s ({push_rate:.0}/s, batches of 1,000)",
@@ -131,4 +174,119 @@ pub fn run(n: usize) -> anyhow::Result<()> {
         "## Facts and campaigns",
         &row,
     )
+}
+
+/// Eight checks over every component: spec, annotations, labels, facts.
+const SCORECARD: &str = "apiVersion: greenroom.dev/v1alpha1
+kind: Scorecard
+metadata:
+  name: bench-readiness
+spec:
+  owner: team-0
+  targets: kind=component
+  levels: [bronze, silver, gold]
+  checks:
+    - {name: owner, level: bronze, when: spec owner exists}
+    - {name: system, level: bronze, when: spec system exists}
+    - {name: slug, level: bronze, when: annotation github.com/project-slug exists}
+    - {name: sentry, level: silver, when: annotation sentry.io/project-slug exists}
+    - {name: covered, level: silver, when: fact coverage.lines >= 50}
+    - {name: production, level: silver, when: spec lifecycle == production}
+    - {name: well-covered, level: gold, when: fact coverage.lines >= 70}
+    - {name: docs, level: gold, when: annotation backstage.io/techdocs-ref exists}
+";
+
+struct History {
+    targets: usize,
+    rows: usize,
+    megabytes: f64,
+    /// The campaign page with a 90-day burndown, p50 / p99 ms.
+    page: (f64, f64),
+}
+
+/// Bytes of every file in `dir`.
+fn dir_bytes(dir: &std::path::Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
+/// 90 days of the bench campaign's history as the host records it (a row
+/// per change: each target opens, is done, some slip back and are done
+/// again, a few go), imported through the API; what it costs on disk
+/// (store and WAL, so an upper bound) and the campaign page reading it.
+fn history(
+    conn: &mut Conn,
+    auth: &str,
+    data: &std::path::Path,
+    rng: &mut Rng,
+) -> anyhow::Result<History> {
+    const DAY_MS: u64 = 86_400_000;
+    let (_, page) = conn.get("/api/campaigns/bench-coverage?days=1")?;
+    let page: serde_json::Value = serde_json::from_slice(&page)?;
+    let refs: Vec<String> = page["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|t| t["entityRef"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    let start = now - 90 * DAY_MS;
+    let mut items = Vec::new();
+    for r in &refs {
+        items.push(serde_json::json!({"entityRef": r, "status": "open", "at": start}));
+        // Up to five changes after the first, on distinct days.
+        let changes = rng.below(6) as u64;
+        let mut day = 1 + rng.below(20) as u64;
+        for c in 0..changes {
+            if day >= 90 {
+                break;
+            }
+            let status = if c % 2 == 0 { "done" } else { "open" };
+            items.push(
+                serde_json::json!({"entityRef": r, "status": status, "at": start + day * DAY_MS}),
+            );
+            day += 1 + rng.below(25) as u64;
+        }
+        if rng.below(20) == 0 {
+            items.push(
+                serde_json::json!({"entityRef": r, "status": "gone", "at": start + 89 * DAY_MS}),
+            );
+        }
+    }
+    let before = dir_bytes(data)?;
+    for batch in items.chunks(20_000) {
+        let body = serde_json::to_vec(&serde_json::json!({ "items": batch }))?;
+        let (status, answer) =
+            conn.post_json("/api/campaigns/bench-coverage/history", auth, &body)?;
+        if status != 200 {
+            bail!(
+                "POST /api/campaigns/bench-coverage/history answered {status}: {}",
+                String::from_utf8_lossy(&answer)
+            );
+        }
+    }
+    let after = dir_bytes(data)?;
+    let page = measure(conn, 20, |_| {
+        "/api/campaigns/bench-coverage?days=90".to_string()
+    })?;
+    Ok(History {
+        targets: refs.len(),
+        rows: items.len(),
+        megabytes: after.saturating_sub(before) as f64 / 1_048_576.0,
+        page,
+    })
 }

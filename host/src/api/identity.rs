@@ -106,6 +106,7 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/campaigns", Rule::Owner),
     ("POST", "/api/campaigns/dry-run", Rule::Read),
     ("POST", "/api/scorecards/dry-run", Rule::Read),
+    ("POST", "/api/scorecards/levels", Rule::Read),
     ("DELETE", "/api/campaigns/{name}", Rule::Owner),
     ("POST", "/api/campaigns/{name}/history", Rule::Owner),
     ("POST", "/api/campaigns/{name}/nudge", Rule::Owner),

@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/scorecards", get(list))
         .route("/api/scorecards/dry-run", post(dry_run))
+        .route("/api/scorecards/levels", post(levels))
         .route("/api/scorecards/{name}", get(one))
         .route("/api/scorecards/{name}/entities.csv", get(csv))
         .route("/api/scorecards/{name}/nudge", post(nudge_now))
@@ -296,4 +297,45 @@ async fn snooze(
     Ok(Json(
         super::nudges::snooze(&state, &caller, subject, &body).await?,
     ))
+}
+
+/// Entities asked for at most in one `levels` request (a page of the
+/// catalog, a page of search hits).
+const LEVELS_LIMIT: usize = 200;
+
+/// `POST /api/scorecards/levels` `{"entityRefs": [...]}`: each entity's
+/// level on every scorecard that targets it, for the catalog table and
+/// search hits. Each is read from the entity's own rows.
+async fn levels(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let refs: Vec<EntityRef> = body["entityRefs"]
+        .as_array()
+        .ok_or_else(|| ApiError::BadRequest("expected {\"entityRefs\": [...]}".into()))?
+        .iter()
+        .take(LEVELS_LIMIT)
+        .map(|r| {
+            let text = r.as_str().unwrap_or_default();
+            EntityRef::parse(text, Some("component"), "default")
+                .map_err(|e| ApiError::BadRequest(format!("entityRefs: '{text}': {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let store = state.store.clone();
+    let items = blocking(move || {
+        let cards = scorecard::all(&store)?;
+        let mut items = Vec::with_capacity(refs.len());
+        for r in &refs {
+            let mut levels = Vec::new();
+            for card in &cards {
+                if let Some(score) = scorecard::score_of(&store, card, r)? {
+                    levels.push(json!({"scorecard": card.name, "title": card.title, "level": score.level_name(card)}));
+                }
+            }
+            items.push(json!({"entityRef": r.to_string(), "levels": levels}));
+        }
+        Ok(items)
+    })
+    .await?;
+    Ok(Json(json!({ "items": items })))
 }

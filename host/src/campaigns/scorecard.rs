@@ -330,13 +330,22 @@ pub fn evaluate(store: &Store, card: &Scorecard) -> Result<Vec<Score>, StoreErro
     Ok(scores_of(card, &evaluation))
 }
 
-/// `entity`'s score on every scorecard that targets it: a few rows read
-/// per scorecard, never the whole catalog.
+/// `entity`'s score on `card`, if the card targets it: a few rows read,
+/// never the whole catalog.
+pub fn score_of(
+    store: &Store,
+    card: &Scorecard,
+    entity: &EntityRef,
+) -> Result<Option<Score>, StoreError> {
+    let evaluation = Evaluation::one(store, &card.filter, entity, &card.inputs())?;
+    Ok(scores_of(card, &evaluation).pop())
+}
+
+/// `entity`'s score on every scorecard that targets it.
 pub fn of_entity(store: &Store, entity: &EntityRef) -> Result<Vec<(Scorecard, Score)>, StoreError> {
     let mut out = Vec::new();
     for card in all(store)? {
-        let evaluation = Evaluation::one(store, &card.filter, entity, &card.inputs())?;
-        if let Some(score) = scores_of(&card, &evaluation).pop() {
+        if let Some(score) = score_of(store, &card, entity)? {
             out.push((card, score));
         }
     }

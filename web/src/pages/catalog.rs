@@ -205,7 +205,19 @@ pub fn Catalog() -> Html {
         Callback::from(move |_| go.emit(CatalogQuery::default()))
     };
     let filtered = query != CatalogQuery::default();
-    let table = loaded(&entities, "entities", |v| entity_table(v, &query, &go));
+    let refs: Vec<String> = match &entities {
+        crate::api::Load::Ready(v) => v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| Ref::of(e).to_string())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let levels = crate::pages::scorecards::use_levels(refs);
+    let table = loaded(&entities, "entities", |v| {
+        entity_table(v, &query, &go, &levels)
+    });
     html! {
         <main id="main" class="page catalog">
             <h1>{ "Catalog" }</h1>
@@ -226,7 +238,12 @@ pub fn Catalog() -> Html {
     }
 }
 
-fn entity_table(v: &Value, query: &CatalogQuery, go: &Callback<CatalogQuery>) -> Html {
+fn entity_table(
+    v: &Value,
+    query: &CatalogQuery,
+    go: &Callback<CatalogQuery>,
+    levels: &crate::pages::scorecards::Levels,
+) -> Html {
     let items = v["items"].as_array().cloned().unwrap_or_default();
     let total = v["totalItems"].as_u64().unwrap_or(0);
     if items.is_empty() {
@@ -290,7 +307,7 @@ fn entity_table(v: &Value, query: &CatalogQuery, go: &Callback<CatalogQuery>) ->
             <p class="muted" id="catalog-count">{ format!("{total} entities") }</p>
             <div class="table-wrap">
                 <table id="catalog-table" data-rendered-ms={rendered}>
-                    <thead><tr>{ headers }<th scope="col">{ "Description" }</th><th scope="col">{ "Tags" }</th></tr></thead>
+                    <thead><tr>{ headers }<th scope="col">{ "Level" }</th><th scope="col">{ "Description" }</th><th scope="col">{ "Tags" }</th></tr></thead>
                     <tbody>
                         { for items.iter().map(|e| {
                             let r = Ref::of(e);
@@ -302,6 +319,7 @@ fn entity_table(v: &Value, query: &CatalogQuery, go: &Callback<CatalogQuery>) ->
                                     <td>{ s(&e["spec"], "type") }</td>
                                     <td>{ e["spec"]["owner"].as_str().map(|o| ref_link(o, "group")).unwrap_or_default() }</td>
                                     <td>{ s(&e["spec"], "lifecycle") }</td>
+                                    <td class="levels">{ crate::pages::scorecards::level_badges(levels, &r.to_string()) }</td>
                                     <td class="description">{ s(&e["metadata"], "description") }</td>
                                     <td>{ for e["metadata"]["tags"].as_array().into_iter().flatten().map(|t| html! {
                                         <span class="tag">{ t.as_str().unwrap_or("") }</span>

@@ -295,3 +295,58 @@ pub fn TeamLevels(props: &TeamLevelsProps) -> Html {
         </div>
     }
 }
+
+/// Each entity's levels: (scorecard title, level) by entity ref.
+pub type Levels = std::rc::Rc<std::collections::HashMap<String, Vec<(String, Option<String>)>>>;
+
+/// The levels of `refs` on every scorecard, asked in one request once
+/// they are known (a page of the catalog, of search hits).
+#[hook]
+pub fn use_levels(refs: Vec<String>) -> Levels {
+    let levels = use_state(Levels::default);
+    {
+        let levels = levels.clone();
+        use_effect_with(refs, move |refs| {
+            if !refs.is_empty() {
+                let body = json!({ "entityRefs": refs });
+                wasm_bindgen_futures::spawn_local(async move {
+                    if let Ok(v) = crate::api::post("/api/scorecards/levels", &body, None).await {
+                        let map = v["items"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|i| {
+                                let list = i["levels"]
+                                    .as_array()
+                                    .into_iter()
+                                    .flatten()
+                                    .map(|l| {
+                                        (
+                                            s(l, "title").to_string(),
+                                            l["level"].as_str().map(str::to_string),
+                                        )
+                                    })
+                                    .collect();
+                                (s(i, "entityRef").to_lowercase(), list)
+                            })
+                            .collect();
+                        levels.set(std::rc::Rc::new(map));
+                    }
+                });
+            }
+        });
+    }
+    (*levels).clone()
+}
+
+/// An entity's level badges, each titled with its scorecard.
+pub fn level_badges(levels: &Levels, entity_ref: &str) -> Html {
+    let Some(list) = levels.get(&entity_ref.to_lowercase()) else {
+        return html! {};
+    };
+    html! {
+        <span class="level-badges">{ for list.iter().map(|(title, level)| html! {
+            <span class="level" title={title.clone()}>{ level_badge(level.as_deref()) }</span>
+        }) }</span>
+    }
+}

@@ -77,6 +77,17 @@ pub fn SearchPage() -> Html {
     let text = query.query.trim().to_string();
     let results =
         use_json((!text.is_empty()).then(|| format!("/api/search?q={}&limit=50", enc(&text))));
+    let refs: Vec<String> = match &results {
+        crate::api::Load::Ready(v) => v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|h| s(h, "type") == "entity")
+            .map(|h| s(h, "entityRef").to_string())
+            .collect(),
+        _ => Vec::new(),
+    };
+    let levels = crate::pages::scorecards::use_levels(refs);
     let onsubmit = Callback::from(move |e: SubmitEvent| {
         e.prevent_default();
         let q = crate::ui::input_value("search-page-input").unwrap_or_default();
@@ -105,7 +116,7 @@ pub fn SearchPage() -> Html {
                     { for groups.iter().map(|((_, title), hits)| html! {
                         <section class="result-group" aria-label={title.clone()}>
                             <h2>{ format!("{title} ({})", hits.len()) }</h2>
-                            <ul class="results">{ for hits.iter().map(result) }</ul>
+                            <ul class="results">{ for hits.iter().map(|h| result(h, &levels)) }</ul>
                         </section>
                     }) }
                 </>
@@ -126,7 +137,7 @@ pub fn SearchPage() -> Html {
     }
 }
 
-fn result(hit: &Value) -> Html {
+fn result(hit: &Value, levels: &crate::pages::scorecards::Levels) -> Html {
     let is_entity = s(hit, "type") == "entity";
     let r = Ref::parse(s(hit, "entityRef"), "component");
     let title = match s(hit, "title") {
@@ -152,7 +163,7 @@ fn result(hit: &Value) -> Html {
             <p class="snippet">{ Html::from_html_unchecked(s(hit, "snippet").to_string().into()) }</p>
             <p class="result-meta">
                 if !s(hit, "owner").is_empty() { { "Owner: " }{ ref_link(s(hit, "owner"), "group") }{ " " } }
-                if is_entity { { health(&hit["facts"]) } }
+                if is_entity { { health(&hit["facts"]) }{ crate::pages::scorecards::level_badges(levels, s(hit, "entityRef")) } }
             </p>
         </li>
     }
