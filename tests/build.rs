@@ -20,7 +20,11 @@ fn main() {
         "web/Cargo.toml",
         "web/Cargo.lock",
     ] {
-        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+        // Relative to this package, so the fingerprint follows the clone
+        // it is built from: cargo shares one fingerprint between clones
+        // of the workspace that share a target directory, and an absolute
+        // path would keep watching whichever clone built first.
+        println!("cargo:rerun-if-changed=../{dir}");
     }
     // OUT_DIR is <target>/<profile>/build/<pkg>/out.
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());

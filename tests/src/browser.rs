@@ -78,9 +78,12 @@ async fn portal(upstream: &Upstreams, extra_plugins: &[&str], extra_yaml: Option
     // What the serve loops would gather within minutes: facts (health)
     // and events (deployments) from the plugins, and the search index.
     let insights = p.state.insights.clone();
+    let store = p.state.store.clone();
     tokio::task::spawn_blocking(move || {
         insights.poll_facts();
         insights.poll_events();
+        // And the campaign and scorecard history the recorder keeps.
+        greenroom::campaigns::history::record_all(&store, greenroom::store::now_ms()).unwrap();
     })
     .await
     .unwrap();
@@ -929,6 +932,28 @@ async fn apis_dependencies_actions_campaigns_and_facts() {
         .await
         .unwrap();
     b.until("document.querySelectorAll('#catalog-table td.levels .badge').length > 0")
+        .await;
+    // The Level facet: its gold count, then only gold entities listed.
+    let gold = b
+        .until("[...document.querySelectorAll('#facet-level option')].map(o => o.value === 'production-readiness:gold' && o.innerText).find(t => t)")
+        .await;
+    let gold: u64 = gold
+        .as_str()
+        .and_then(|t| t.strip_prefix("gold ("))
+        .and_then(|t| t.strip_suffix(')'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("gold option: {gold}"));
+    assert!(gold > 0);
+    b.client
+        .execute(
+            "const s = document.querySelector('#facet-level'); s.value = 'production-readiness:gold'; s.dispatchEvent(new Event('change'))",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.until(&format!("document.querySelector('#catalog-count') && document.querySelector('#catalog-count').innerText === '{gold} entities'"))
+        .await;
+    b.until("[...document.querySelectorAll('#catalog-table td.levels')].every(td => td.innerText.includes('gold')) && document.querySelectorAll('#catalog-table td.levels').length > 0")
         .await;
     b.client
         .goto(&format!("{}/search?query=payment%20gateway", p.base))

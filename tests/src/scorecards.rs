@@ -329,6 +329,85 @@ async fn scorecards_give_levels_reasons_rollups_and_history() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+
+    // The catalog's Level facet: counts per level (as recorded) under the
+    // other facets, and the entities at one level, paged like by-query.
+    let facet = |body: Value| {
+        let c = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["scorecard"] == "production-readiness")
+            .cloned()
+            .unwrap();
+        let mut out = vec![("none".to_string(), c["none"].as_u64().unwrap())];
+        for l in c["levels"].as_array().unwrap() {
+            out.push((
+                l["level"].as_str().unwrap().to_string(),
+                l["count"].as_u64().unwrap(),
+            ));
+        }
+        out
+    };
+    assert_eq!(
+        facet(p.ok("/api/scorecards/facet?filter=kind=component").await),
+        counts(&[("none", 1), ("bronze", 1), ("silver", 0), ("gold", 1)])
+    );
+    assert_eq!(
+        facet(
+            p.ok("/api/scorecards/facet?filter=metadata.name=svc-2")
+                .await
+        ),
+        counts(&[("none", 0), ("bronze", 1), ("silver", 0), ("gold", 0)])
+    );
+    let names = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let gold = p
+        .ok("/api/scorecards/production-readiness/entities?level=gold&fields=metadata.name,spec.owner")
+        .await;
+    assert_eq!(
+        (names(&gold), gold["totalItems"].as_u64()),
+        (vec!["svc-1".to_string()], Some(1))
+    );
+    assert_eq!(gold["items"][0]["spec"], json!({"owner": "team-a"}));
+    assert_eq!(gold["pageInfo"]["nextCursor"], Value::Null);
+    let none = p
+        .ok("/api/scorecards/production-readiness/entities?level=none")
+        .await;
+    assert_eq!(names(&none), ["svc-3"]);
+    let filtered = p
+        .ok("/api/scorecards/production-readiness/entities?level=gold&filter=spec.owner=team-b")
+        .await;
+    assert_eq!(filtered["totalItems"], 0);
+    let later = p
+        .ok("/api/scorecards/production-readiness/entities?level=gold&cursor=1")
+        .await;
+    assert_eq!(
+        (
+            names(&later).len(),
+            later["pageInfo"]["prevCursor"].as_str()
+        ),
+        (0, Some("0"))
+    );
+    let (s, b) = p
+        .get("/api/scorecards/production-readiness/entities?level=platinum")
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("its levels are bronze, silver, gold"),
+        "{b}"
+    );
+    let (s, _) = p.get("/api/scorecards/nope/entities?level=gold").await;
+    assert_eq!(s, 404);
 }
 
 #[tokio::test]

@@ -108,6 +108,15 @@ pub fn run(n: usize) -> anyhow::Result<()> {
             (i * 7919) % shape.components
         )
     })?;
+    // The catalog's Level facet: counts under a filter, and one page of
+    // the entities at a level, both from the recorded history.
+    let card_facet = measure(&mut conn, 50, |_| {
+        "/api/scorecards/facet?filter=kind=component".to_string()
+    })?;
+    let card_page = measure(&mut conn, 50, |_| {
+        "/api/scorecards/bench-readiness/entities?level=bronze&filter=kind=component&limit=25"
+            .to_string()
+    })?;
     drop(server);
 
     println!(
@@ -122,8 +131,12 @@ pub fn run(n: usize) -> anyhow::Result<()> {
         "scorecard, 8 checks    all components p50 {:.0} ms, p99 {:.0} ms (target < 2 s); one entity's level p50 {:.2} ms, p99 {:.2} ms (target < 5 ms)",
         card_full.0, card_full.1, card_entity.0, card_entity.1
     );
+    println!(
+        "level facet            counts p50 {:.0} ms, p99 {:.0} ms; a page at one level p50 {:.0} ms, p99 {:.0} ms",
+        card_facet.0, card_facet.1, card_page.0, card_page.1
+    );
     let history_row = format!(
-        "| {} | {n} | {} | {} | {:.1} | {:.0} / {:.0} | {:.0} / {:.0} | {:.2} / {:.2} |\n",
+        "| {} | {n} | {} | {} | {:.1} | {:.0} / {:.0} | {:.0} / {:.0} | {:.2} / {:.2} | {:.0} / {:.0} | {:.0} / {:.0} |\n",
         humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
         history.targets,
         history.rows,
@@ -134,6 +147,10 @@ pub fn run(n: usize) -> anyhow::Result<()> {
         card_full.1,
         card_entity.0,
         card_entity.1,
+        card_facet.0,
+        card_facet.1,
+        card_page.0,
+        card_page.1,
     );
     append_row(
         &tools::workspace_root()?.join("BENCHMARKS.md"),

@@ -38,10 +38,10 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Decoded query parameters, repeats kept (`filter=` may repeat).
-struct Params(Vec<(String, String)>);
+pub(super) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn new(raw: Option<String>) -> Params {
+    pub(super) fn new(raw: Option<String>) -> Params {
         Params(
             form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -49,18 +49,18 @@ impl Params {
         )
     }
 
-    fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub(super) fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.0
             .iter()
             .filter(move |(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
 
-    fn one<'a>(&'a self, key: &'a str) -> Option<&'a str> {
+    pub(super) fn one<'a>(&'a self, key: &'a str) -> Option<&'a str> {
         self.all(key).last()
     }
 
-    fn number(&self, key: &str) -> Result<Option<usize>, ApiError> {
+    pub(super) fn number(&self, key: &str) -> Result<Option<usize>, ApiError> {
         self.one(key)
             .map(|v| {
                 v.parse::<usize>().map_err(|_| {
@@ -71,7 +71,7 @@ impl Params {
     }
 
     /// `fields=a,b&fields=c` → `[a, b, c]`.
-    fn list(&self, key: &str) -> Vec<String> {
+    pub(super) fn list(&self, key: &str) -> Vec<String> {
         self.all(key)
             .flat_map(|v| v.split(','))
             .map(str::trim)

@@ -3,27 +3,30 @@
 //! every entity's level and failing checks, each level's history, CSV; an
 //! entity's scorecards; and a dry run of a definition before it is saved.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde_json::{Value, json};
 
+use super::catalog::Params;
 use super::identity::Caller;
 use super::{ApiError, ApiJson, AppState, blocking};
 use crate::campaigns::history::History;
 use crate::campaigns::scorecard::{self, Score, Scorecard};
 use crate::catalog::EntityRef;
-use crate::store::{Store, now_ms};
+use crate::store::{Filter, Store, now_ms};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/scorecards", get(list))
         .route("/api/scorecards/dry-run", post(dry_run))
         .route("/api/scorecards/levels", post(levels))
+        .route("/api/scorecards/facet", get(facet))
         .route("/api/scorecards/{name}", get(one))
         .route("/api/scorecards/{name}/entities.csv", get(csv))
+        .route("/api/scorecards/{name}/entities", get(at_level))
         .route("/api/scorecards/{name}/nudge", post(nudge_now))
         .route("/api/scorecards/{name}/snooze", post(snooze))
         .route(
@@ -338,4 +341,117 @@ async fn levels(
     })
     .await?;
     Ok(Json(json!({ "items": items })))
+}
+
+/// The refs of the catalog entities `filter` selects; `None` when it
+/// selects all of them.
+fn selected(
+    store: &Store,
+    filter: &Filter,
+) -> Result<Option<std::collections::HashSet<String>>, ApiError> {
+    if filter.0.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        store
+            .catalog
+            .filter_refs(filter)?
+            .into_iter()
+            .map(|(_, r, _)| r)
+            .collect(),
+    ))
+}
+
+/// `GET /api/scorecards/facet?filter=`: how many of the entities the
+/// catalog filter selects stand at each level of every scorecard (as the
+/// history recorder last saw them), for the catalog's Level facet.
+async fn facet(
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let filter = Filter::parse(Params::new(raw).all("filter"))?;
+    let store = state.store.clone();
+    let items = blocking(move || {
+        let chosen = selected(&store, &filter)?;
+        let mut items = Vec::new();
+        for card in scorecard::all(&store)? {
+            let mut counts = vec![0u64; card.levels.len()];
+            let mut none = 0u64;
+            for (r, level) in scorecard::recorded_levels(&store, &card)? {
+                if chosen.as_ref().is_some_and(|c| !c.contains(&r)) {
+                    continue;
+                }
+                match level {
+                    Some(l) => counts[l] += 1,
+                    None => none += 1,
+                }
+            }
+            let levels: Vec<Value> = card
+                .levels
+                .iter()
+                .zip(counts)
+                .map(|(level, count)| json!({"level": level, "count": count}))
+                .collect();
+            items.push(json!({
+                "scorecard": card.name,
+                "title": card.title,
+                "levels": levels,
+                "none": none,
+            }));
+        }
+        Ok(items)
+    })
+    .await?;
+    Ok(Json(json!({ "items": items })))
+}
+
+/// `GET /api/scorecards/{name}/entities?level=gold&filter=&limit=&cursor=&fields=`:
+/// one page of the entities at exactly that level (`level=none`: below the
+/// first) among those the catalog filter selects, in entity-ref order,
+/// shaped as the catalog's by-query answer (the cursor is an offset).
+async fn at_level(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let p = Params::new(raw);
+    let filter = Filter::parse(p.all("filter"))?;
+    let level = p
+        .one("level")
+        .ok_or_else(|| ApiError::BadRequest("give level=<one of the levels> or level=none".into()))?
+        .to_string();
+    let limit = p.number("limit")?.unwrap_or(25).clamp(1, 500);
+    let offset = p.number("cursor")?.unwrap_or(0);
+    let fields = p.list("fields");
+    let store = state.store.clone();
+    let answer = blocking(move || {
+        let card = find(&store, &name)?;
+        let wanted = card.level_named(&level).map_err(ApiError::BadRequest)?;
+        let chosen = selected(&store, &filter)?;
+        let refs = scorecard::refs_at_level(&store, &card, wanted, chosen.as_ref())?;
+        let page: Vec<Option<EntityRef>> = refs
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|r| EntityRef::parse(r, None, "default").ok())
+            .collect();
+        let items: Vec<Value> = store
+            .catalog
+            .entities_by_refs(&page, &fields)?
+            .into_iter()
+            .flatten()
+            .filter_map(|text| serde_json::from_str(&text).ok())
+            .collect();
+        let next = offset + limit;
+        Ok(json!({
+            "items": items,
+            "totalItems": refs.len(),
+            "pageInfo": {
+                "nextCursor": (next < refs.len()).then(|| next.to_string()),
+                "prevCursor": (offset > 0).then(|| offset.saturating_sub(limit).to_string()),
+            },
+        }))
+    })
+    .await?;
+    Ok(Json(answer))
 }

@@ -251,6 +251,25 @@ impl Scorecard {
         })
     }
 
+    /// The index of the level named `name` (`none`: below the first),
+    /// or what the levels are.
+    pub fn level_named(&self, name: &str) -> Result<Option<usize>, String> {
+        if name == "none" {
+            return Ok(None);
+        }
+        self.levels
+            .iter()
+            .position(|l| l == name)
+            .map(Some)
+            .ok_or_else(|| {
+                format!(
+                    "scorecard {} has no level '{name}'; its levels are {} (or none)",
+                    self.name,
+                    self.levels.join(", ")
+                )
+            })
+    }
+
     /// The history subject of level `level`.
     pub fn subject(&self, level: usize) -> String {
         format!("scorecard:{}/{}", self.name, self.levels[level])
@@ -339,6 +358,59 @@ pub fn score_of(
 ) -> Result<Option<Score>, StoreError> {
     let evaluation = Evaluation::one(store, &card.filter, entity, &card.inputs())?;
     Ok(scores_of(card, &evaluation).pop())
+}
+
+/// Every target's level as the history recorder last saw it (an index;
+/// `None` below the first level), by entity ref: what the catalog's level
+/// facet counts and filters by, without evaluating a check. It is at most
+/// one `[campaigns] record_interval` behind the catalog; a scorecard never
+/// recorded is evaluated and recorded now.
+pub fn recorded_levels(
+    store: &Store,
+    card: &Scorecard,
+) -> Result<HashMap<String, Option<usize>>, StoreError> {
+    let mut out: HashMap<String, Option<usize>> = HashMap::new();
+    // Levels are cumulative (reaching silver means bronze too), so the
+    // last level recorded done is the entity's level.
+    for level in 0..card.levels.len() {
+        for (r, status) in store.statuses.latest_statuses(&card.subject(level))? {
+            match status {
+                Status::Done => {
+                    out.insert(r, Some(level));
+                }
+                Status::Open => {
+                    out.entry(r).or_insert(None);
+                }
+                Status::Gone => {}
+            }
+        }
+    }
+    if out.is_empty() {
+        let scores = evaluate(store, card)?;
+        record(store, card, &scores, crate::store::now_ms())?;
+        out = scores
+            .into_iter()
+            .map(|s| (s.entity_ref, s.level))
+            .collect();
+    }
+    Ok(out)
+}
+
+/// The entities at exactly `level` (`None`: below the first) as last
+/// recorded, among `among` (every target when `None`), in ref order.
+pub fn refs_at_level(
+    store: &Store,
+    card: &Scorecard,
+    level: Option<usize>,
+    among: Option<&std::collections::HashSet<String>>,
+) -> Result<Vec<String>, StoreError> {
+    let mut refs: Vec<String> = recorded_levels(store, card)?
+        .into_iter()
+        .filter(|(r, l)| *l == level && among.is_none_or(|c| c.contains(r)))
+        .map(|(r, _)| r)
+        .collect();
+    refs.sort_unstable();
+    Ok(refs)
 }
 
 /// `entity`'s score on every scorecard that targets it.

@@ -47,6 +47,9 @@ pub struct CatalogQuery {
     pub lifecycle: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// `<scorecard>:<level>` (or `<scorecard>:none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub q: Option<String>,
     /// `field,asc` or `field,desc`.
@@ -76,6 +79,7 @@ impl CatalogQuery {
             "owner" => self.owner = value,
             "lifecycle" => self.lifecycle = value,
             "tag" => self.tag = value,
+            "level" => self.level = value,
             "q" => self.q = value,
             "order" => self.order = value,
             _ => {}
@@ -97,7 +101,28 @@ impl CatalogQuery {
         (!parts.is_empty()).then(|| parts.join(","))
     }
 
+    /// The chosen scorecard level, as (scorecard, level).
+    fn level(&self) -> Option<(&str, &str)> {
+        self.level.as_deref().and_then(|l| l.split_once(':'))
+    }
+
     fn entities_url(&self) -> String {
+        if let Some((card, level)) = self.level() {
+            // The scorecard's own listing: the other facets apply, paged
+            // by offset, in entity-ref order.
+            let mut url = format!(
+                "/api/scorecards/{}/entities?level={}&limit={PAGE}&fields={FIELDS}",
+                enc(card),
+                enc(level)
+            );
+            if let Some(f) = self.filter(None) {
+                url.push_str(&format!("&filter={}", enc(&f)));
+            }
+            if let Some(c) = &self.cursor {
+                url.push_str(&format!("&cursor={}", enc(c)));
+            }
+            return url;
+        }
         let mut url = format!("/api/catalog/entities/by-query?limit={PAGE}&fields={FIELDS}");
         if let Some(c) = &self.cursor {
             url.push_str(&format!("&cursor={}", enc(c)));
@@ -128,6 +153,64 @@ impl CatalogQuery {
         }
         url
     }
+
+    /// Level counts of every scorecard under the other chosen facets.
+    fn level_facet_url(&self) -> String {
+        match self.filter(None) {
+            Some(f) => format!("/api/scorecards/facet?filter={}", enc(&f)),
+            None => "/api/scorecards/facet".to_string(),
+        }
+    }
+}
+
+/// The Level facet: one option per scorecard level with its count.
+fn level_facet(
+    facet: &crate::api::Load<std::rc::Rc<Value>>,
+    query: &CatalogQuery,
+    go: &Callback<CatalogQuery>,
+) -> Html {
+    let crate::api::Load::Ready(v) = facet else {
+        return Html::default();
+    };
+    let cards = v["items"].as_array().cloned().unwrap_or_default();
+    if cards.is_empty() {
+        return Html::default();
+    }
+    let current = query.level.clone().unwrap_or_default();
+    let onchange = {
+        let (go, query) = (go.clone(), query.clone());
+        Callback::from(move |e: Event| {
+            if let Some(t) = e.target_dyn_into::<web_sys::HtmlSelectElement>() {
+                let mut q = query.clone();
+                q.set("level", Some(t.value()));
+                go.emit(q);
+            }
+        })
+    };
+    let groups = cards.iter().map(|c| {
+        let card = s(c, "scorecard").to_string();
+        let option = |value: String, label: String| {
+            html! { <option value={value.clone()} selected={value == current}>{ label }</option> }
+        };
+        html! {
+            <optgroup label={s(c, "title").to_string()}>
+                { for c["levels"].as_array().into_iter().flatten().rev().map(|l| option(
+                    format!("{card}:{}", s(l, "level")),
+                    format!("{} ({})", s(l, "level"), l["count"].as_u64().unwrap_or(0)),
+                )) }
+                { option(format!("{card}:none"), format!("no level ({})", c["none"].as_u64().unwrap_or(0))) }
+            </optgroup>
+        }
+    });
+    html! {
+        <div class="facet">
+            <label for="facet-level">{ "Level" }</label>
+            <select id="facet-level" {onchange}>
+                <option value="" selected={current.is_empty()}>{ "All" }</option>
+                { for groups }
+            </select>
+        </div>
+    }
 }
 
 #[component]
@@ -140,6 +223,7 @@ pub fn Catalog() -> Html {
         .unwrap_or_default();
     let entities = use_json(Some(query.entities_url()));
     let facets = use_json(Some(query.facets_url()));
+    let level_facet_counts = use_json(Some(query.level_facet_url()));
     let go = {
         let navigator = navigator.clone();
         Callback::from(move |q: CatalogQuery| {
@@ -228,6 +312,7 @@ pub fn Catalog() -> Html {
                         <input id="catalog-filter" type="search" value={query.q.clone().unwrap_or_default()} placeholder="name, title, description" />
                     </form>
                     { facet_controls }
+                    { level_facet(&level_facet_counts, &query, &go) }
                     if filtered {
                         <button type="button" class="ghost" onclick={clear}>{ "Clear filters" }</button>
                     }
@@ -305,6 +390,9 @@ fn entity_table(
     html! {
         <>
             <p class="muted" id="catalog-count">{ format!("{total} entities") }</p>
+            if query.level.is_some() {
+                <p class="muted">{ "At this level as last recorded, in reference order; the text filter and sorting apply to the whole catalog only." }</p>
+            }
             <div class="table-wrap">
                 <table id="catalog-table" data-rendered-ms={rendered}>
                     <thead><tr>{ headers }<th scope="col">{ "Level" }</th><th scope="col">{ "Description" }</th><th scope="col">{ "Tags" }</th></tr></thead>
