@@ -139,6 +139,10 @@ fn default_data_dir() -> PathBuf {
 pub struct CatalogConfig {
     #[serde(default)]
     pub locations: Vec<LocationConfig>,
+    /// Entity provider locations: a plugin's `providers` export asked for
+    /// what a source knows of, on every refresh.
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
     #[serde(default)]
     pub kinds: Vec<KindConfig>,
     /// How often every location is read again, e.g. "60s", "5m".
@@ -184,6 +188,7 @@ impl Default for CatalogConfig {
     fn default() -> Self {
         CatalogConfig {
             locations: Vec::new(),
+            providers: Vec::new(),
             kinds: Vec::new(),
             refresh_interval: default_refresh(),
             fetch_timeout: default_fetch_timeout(),
@@ -651,6 +656,10 @@ pub struct PluginsConfig {
     /// How long one call into a plugin may run.
     #[serde(default = "default_call_timeout", with = "humantime_serde_compat")]
     pub call_timeout: Duration,
+    /// How long one page of an entity provider's discovery may take (it
+    /// may make many requests).
+    #[serde(default = "default_provider_timeout", with = "humantime_serde_compat")]
+    pub provider_timeout: Duration,
     #[serde(default = "default_memory_mib")]
     pub memory_limit_mib: usize,
     /// Largest answer a call may return.
@@ -733,6 +742,7 @@ impl Default for PluginsConfig {
             dir: None,
             cache_dir: None,
             call_timeout: default_call_timeout(),
+            provider_timeout: default_provider_timeout(),
             memory_limit_mib: default_memory_mib(),
             max_output_bytes: default_max_output(),
             http_timeout: default_fetch_timeout(),
@@ -751,6 +761,10 @@ impl Default for PluginsConfig {
 
 fn default_call_timeout() -> Duration {
     Duration::from_secs(2)
+}
+
+fn default_provider_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_memory_mib() -> usize {
@@ -837,6 +851,51 @@ pub struct LocationConfig {
     #[serde(rename = "type", default = "default_location_type")]
     pub kind: String,
     pub target: String,
+}
+
+/// `[[catalog.providers]]`: one provider location.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// The id of the plugin whose `providers` export answers.
+    pub plugin: String,
+    /// The location's name (lower-case letters, digits and `-`); its
+    /// entities are managed by `provider:<plugin>/<name>`.
+    pub name: String,
+    /// Settings handed to the plugin, as a JSON object.
+    #[serde(default)]
+    pub config: serde_json::Map<String, serde_json::Value>,
+    /// How long an entity the provider stopped returning stays.
+    #[serde(default = "default_provider_grace", with = "humantime_serde_compat")]
+    pub grace: Duration,
+}
+
+impl ProviderConfig {
+    /// The location target: `<plugin>/<name>`.
+    pub fn target(&self) -> String {
+        format!("{}/{}", self.plugin, self.name)
+    }
+
+    /// What is wrong with the names, if anything.
+    pub fn check(&self) -> Result<(), String> {
+        let ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 63
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        if !ok(&self.plugin) || !ok(&self.name) {
+            return Err(format!(
+                "[[catalog.providers]] plugin '{}' name '{}': both must be lower-case letters, digits and '-' (at most 63)",
+                self.plugin, self.name
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn default_provider_grace() -> Duration {
+    Duration::from_secs(3600)
 }
 
 fn default_location_type() -> String {

@@ -56,24 +56,36 @@ impl Portal {
             config.server.database.as_deref(),
             &config.store_path(),
         )?);
-        for l in &config.catalog.locations {
+        // Files and URLs, and entity providers (answered by plugins).
+        let mut configured: Vec<(String, String)> = config
+            .catalog
+            .locations
+            .iter()
+            .map(|l| (l.kind.clone(), l.target.clone()))
+            .collect();
+        for p in &config.catalog.providers {
+            p.check().map_err(anyhow::Error::msg)?;
+            configured.push((ingest::provider::KIND.to_string(), p.target()));
+        }
+        for (kind, target) in &configured {
             store
                 .locations
-                .ensure_location(&l.kind, &l.target, store::Origin::Config)
-                .with_context(|| format!("registering location {}:{}", l.kind, l.target))?;
+                .ensure_location(kind, target, store::Origin::Config)
+                .with_context(|| format!("registering location {kind}:{target}"))?;
         }
         // A location taken out of the config goes, with its entities;
         // locations added through the API or the CLI stay.
         for stale in store.locations.locations()?.into_iter().filter(|l| {
             l.origin == store::Origin::Config
-                && !config
-                    .catalog
-                    .locations
+                && !configured
                     .iter()
-                    .any(|c| c.kind == l.kind && c.target == l.target)
+                    .any(|(kind, target)| *kind == l.kind && *target == l.target)
         }) {
             tracing::info!(location = %stale.target, "location no longer in the config; removing it and its entities");
             store.locations.delete_location(&stale.id)?;
+            store
+                .plugin_state
+                .kv_delete(ingest::provider::LAST_SEEN, &stale.id)?;
         }
         let reader = ingest::Reader::for_catalog(&config)?;
         let plugins = Arc::new(plugins::Plugins::new(&config, store.clone())?);
@@ -90,12 +102,18 @@ impl Portal {
                 .watch_config(file)
                 .with_context(|| format!("cannot watch the config file {}", file.display()))?;
         }
-        let ingestor = Arc::new(ingest::Ingestor::new(
-            Arc::new(kinds),
-            reader,
-            config.base_dir.clone(),
-            ingest::RefreshLimits::of(&config.catalog),
-        ));
+        let ingestor = Arc::new(
+            ingest::Ingestor::new(
+                Arc::new(kinds),
+                reader,
+                config.base_dir.clone(),
+                ingest::RefreshLimits::of(&config.catalog),
+            )
+            .with_providers(Arc::new(plugins::providers::PluginProviders::new(
+                plugins.clone(),
+                &config.catalog.providers,
+            ))),
+        );
         let refresher = scheduler::Refresher::new(store.clone(), ingestor);
         let insights = scheduler::insights::Insights::new(store.clone(), plugins.clone());
         let search_dir = config.search_dir();

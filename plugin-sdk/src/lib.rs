@@ -131,6 +131,19 @@ pub mod widgets_bindings {
     });
 }
 
+#[cfg(feature = "providers")]
+#[doc(hidden)]
+pub mod providers_bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "export-providers",
+        with: { "greenroom:plugin/types@0.2.0": crate::bindings::greenroom::plugin::types },
+        pub_export_macro: true,
+        export_macro_name: "export_providers",
+        default_bindings_module: "greenroom_plugin_sdk::providers_bindings",
+    });
+}
+
 pub mod card;
 pub mod host;
 pub mod time;
@@ -138,7 +151,7 @@ pub mod time;
 pub use bindings::greenroom::plugin::types::{
     Action, Badge, Card, Cell, Choice, ChoiceInput, DocPage, Entity, Event, Fact, FactValue, Field,
     Input, InputField, InputKind, InputValue, Link, Node, NumberInput, PluginError, Progress,
-    SearchDocument, Tab, Table, TextInput, Tone,
+    ProviderPage, SearchDocument, Tab, Table, TextInput, Tone,
 };
 pub use card::CardBuilder;
 
@@ -216,6 +229,18 @@ pub trait Plugin {
         let _ = viewer;
         Err(PluginError::NotApplicable)
     }
+
+    /// The page of entity provider location `name` (its settings in
+    /// `config`, a JSON object as text) that starts at `cursor` (`None`:
+    /// the first) (feature `providers`).
+    fn discover(
+        name: String,
+        config: String,
+        cursor: Option<String>,
+    ) -> Result<ProviderPage, PluginError> {
+        let _ = (name, config, cursor);
+        Err(PluginError::NotApplicable)
+    }
 }
 
 /// The value of the form field `name` among an action's inputs.
@@ -243,6 +268,7 @@ macro_rules! register_plugin {
         $crate::__export_docs!($plugin);
         $crate::__export_tabs!($plugin);
         $crate::__export_widgets!($plugin);
+        $crate::__export_providers!($plugin);
     };
 }
 
@@ -460,5 +486,30 @@ macro_rules! __export_widgets {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_widgets {
+    ($plugin:ident) => {};
+}
+
+#[cfg(feature = "providers")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_providers {
+    ($plugin:ident) => {
+        impl $crate::providers_bindings::exports::greenroom::plugin::providers::Guest for $plugin {
+            fn discover(
+                name: ::std::string::String,
+                config: ::std::string::String,
+                cursor: ::core::option::Option<::std::string::String>,
+            ) -> ::core::result::Result<$crate::ProviderPage, $crate::PluginError> {
+                <$plugin as $crate::Plugin>::discover(name, config, cursor)
+            }
+        }
+        $crate::providers_bindings::export_providers!($plugin with_types_in $crate::providers_bindings);
+    };
+}
+
+#[cfg(not(feature = "providers"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_providers {
     ($plugin:ident) => {};
 }

@@ -20,6 +20,7 @@ mod insights;
 mod nudges;
 mod pg_server;
 mod plugins;
+mod providers;
 mod scorecards;
 mod search;
 mod sentry;

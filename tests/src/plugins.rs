@@ -677,7 +677,15 @@ async fn every_export_of_the_contract_is_callable() {
         .collect();
     exports.sort();
     let expected: Vec<String> = [
-        "actions", "cards", "docs", "events", "facts", "search", "tabs", "widgets",
+        "actions",
+        "cards",
+        "docs",
+        "events",
+        "facts",
+        "providers",
+        "search",
+        "tabs",
+        "widgets",
     ]
     .iter()
     .map(|i| format!("greenroom:plugin/{i}@0.2.0"))
@@ -722,6 +730,11 @@ async fn every_export_of_the_contract_is_callable() {
         assert!(matches!(&widgets[0].nodes[0], greenroom::plugins::bindings::greenroom::plugin::types::Node::Text(t) if t == "Hello, user:default/ada"));
         let page = all.doc_page(&entity, "guide/index.md", &limits).unwrap();
         assert_eq!((page.title.as_str(), page.nav[0].href.as_str()), ("checkout / guide/index.md", "index.md"));
+
+        // Discovery reads its settings; without a url it says what to set.
+        let err = all.discover("inv", "{}", None, &limits).unwrap_err();
+        assert_eq!(err.to_string(), "configuration error: set url in the provider's config");
+        assert_eq!(hello.discover("inv", "{}", None, &limits).unwrap_err().to_string(), "does not export providers");
 
         assert_eq!(hello.facts(&entity, &limits).unwrap_err().to_string(), "does not export facts");
         assert_eq!(hello.doc_page(&entity, "x", &limits).unwrap_err().to_string(), "does not export docs");

@@ -24,6 +24,7 @@
 //! an entity that turns invalid keeps its last good version, with the error
 //! attached as its status.
 
+pub mod provider;
 pub mod source;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -37,6 +38,7 @@ use crate::catalog::FieldPath;
 use crate::catalog::{EntityRef, Kinds, Problem, ValidEntity};
 use crate::store::{Location, ProblemRecord, RefreshSummary, Store, StoreError};
 use crate::yaml;
+pub use provider::{Page, Providers};
 pub use source::{ReadError, Reader, Target};
 
 /// Reads locations and validates what they hold.
@@ -48,6 +50,8 @@ pub struct Ingestor {
     pub limits: RefreshLimits,
     /// By location id, the clean files its last committed refresh read.
     memo: Mutex<HashMap<String, HashMap<String, Memo>>>,
+    /// Who answers provider locations (none: they are not read).
+    providers: Option<Arc<dyn Providers>>,
 }
 
 /// A clean file as a refresh read it: every document a valid entity the
@@ -209,6 +213,10 @@ trait Sink {
     fn writing(&self) -> bool {
         false
     }
+    /// The store written to, if any (a check writes nowhere).
+    fn store(&self) -> Option<Store> {
+        None
+    }
 }
 
 impl Ingestor {
@@ -224,7 +232,15 @@ impl Ingestor {
             base_dir,
             limits,
             memo: Mutex::default(),
+            providers: None,
         }
+    }
+
+    /// Reads provider locations (`provider:<plugin>/<name>`) through
+    /// `providers`.
+    pub fn with_providers(mut self, providers: Arc<dyn Providers>) -> Ingestor {
+        self.providers = Some(providers);
+        self
     }
 
     /// Refreshes one location in one transaction.
@@ -330,6 +346,13 @@ impl Ingestor {
         store: &Store,
         location: &Location,
     ) -> Option<(Vec<Found>, HashMap<String, Memo>)> {
+        // A provider location is refreshed alone: its plugin may write to
+        // the store (its key/value state, as may the walk), which would
+        // wait for the group's open transaction while the group waits for
+        // this read.
+        if location.kind == provider::KIND {
+            return None;
+        }
         // Never writing (so never touching the store), and stopping the
         // walk past what a refresh holds.
         let mut sink = RefreshSink::new(store, &location.id, usize::MAX);
@@ -455,6 +478,19 @@ impl Ingestor {
             field: None,
             message,
         };
+        if kind == provider::KIND {
+            let now = crate::store::now_ms();
+            let kinds = &self.kinds;
+            provider::walk(
+                self.providers.as_deref(),
+                kinds,
+                target,
+                location_id,
+                sink,
+                now,
+            )?;
+            return Ok((false, memos));
+        }
         let root = match Target::from_location(kind, target, &self.base_dir) {
             Ok(t) => t,
             Err(e) => {
@@ -1121,6 +1157,10 @@ impl Sink for RefreshSink<'_> {
 
     fn writing(&self) -> bool {
         self.tx.is_some()
+    }
+
+    fn store(&self) -> Option<Store> {
+        Some(self.store.clone())
     }
 }
 

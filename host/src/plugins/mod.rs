@@ -27,6 +27,7 @@ pub mod host;
 pub mod http;
 pub mod inputs;
 pub mod manifest;
+pub mod providers;
 pub mod runtime;
 pub mod scaffold;
 mod v0_1;

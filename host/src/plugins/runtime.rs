@@ -14,7 +14,7 @@ use wasmtime::{Config, Engine};
 
 use super::bindings::v0_1::exports::greenroom::plugin as v0_1_exports;
 use super::bindings::v0_2::exports::greenroom::plugin::{
-    actions, cards, docs, events, facts, search, tabs, widgets,
+    actions, cards, docs, events, facts, providers, search, tabs, widgets,
 };
 use super::bindings::v0_2::greenroom::plugin::types;
 use super::bindings::{v0_1, v0_2};
@@ -414,6 +414,7 @@ enum Guest {
         docs: Option<docs::GuestIndices>,
         tabs: Option<tabs::GuestIndices>,
         widgets: Option<widgets::GuestIndices>,
+        providers: Option<providers::GuestIndices>,
     },
     V0_1 {
         cards: Option<v0_1_exports::cards::GuestIndices>,
@@ -510,6 +511,7 @@ impl Loaded {
                 docs: docs::GuestIndices::new(&pre).ok(),
                 tabs: tabs::GuestIndices::new(&pre).ok(),
                 widgets: widgets::GuestIndices::new(&pre).ok(),
+                providers: providers::GuestIndices::new(&pre).ok(),
             }
         };
         Ok(Loaded {
@@ -639,6 +641,7 @@ impl Loaded {
                 docs,
                 tabs,
                 widgets,
+                providers,
             } => match name {
                 "cards" => cards.is_some(),
                 "facts" => facts.is_some(),
@@ -648,6 +651,7 @@ impl Loaded {
                 "docs" => docs.is_some(),
                 "tabs" => tabs.is_some(),
                 "widgets" => widgets.is_some(),
+                "providers" => providers.is_some(),
                 _ => false,
             },
             Guest::V0_1 {
@@ -699,6 +703,10 @@ impl Loaded {
 
     pub fn exports_widgets(&self) -> bool {
         self.exports("widgets")
+    }
+
+    pub fn exports_providers(&self) -> bool {
+        self.exports("providers")
     }
 
     /// The plugin's facts about an entity.
@@ -929,6 +937,33 @@ impl Loaded {
             limits,
             |s, inst| i.load(&mut *s, inst)?.call_widgets(&mut *s, viewer),
             |cards| cards.iter().map(card_size).sum(),
+        )
+    }
+
+    /// The page of provider location `name` (settings `config`, JSON
+    /// text) from `cursor` (0.2.0 on).
+    pub fn discover(
+        &self,
+        name: &str,
+        config: &str,
+        cursor: Option<&str>,
+        limits: &CallLimits,
+    ) -> Result<types::ProviderPage, CallError> {
+        let Guest::V0_2 { providers, .. } = &self.guest else {
+            return Err(CallError::NotExported("providers"));
+        };
+        let i = export!(providers, providers)?;
+        self.call(
+            Some(&format!("discover {name}")),
+            limits,
+            |s, inst| {
+                i.load(&mut *s, inst)?
+                    .call_discover(&mut *s, name, config, cursor)
+            },
+            |page| {
+                page.entities.iter().map(String::len).sum::<usize>()
+                    + page.next.as_ref().map_or(0, String::len)
+            },
         )
     }
 }

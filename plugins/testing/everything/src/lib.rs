@@ -4,7 +4,7 @@
 use greenroom_plugin_sdk::{
     Action, Badge, Card, CardBuilder, Cell, Choice, ChoiceInput, DocPage, Entity, Event, Fact,
     FactValue, Input, InputField, InputKind, InputValue, Link, NumberInput, Plugin, PluginError,
-    SearchDocument, Tab, TextInput, Tone, host, manifest, register_plugin,
+    ProviderPage, SearchDocument, Tab, TextInput, Tone, host, manifest, register_plugin,
 };
 
 manifest!(
@@ -174,6 +174,45 @@ impl Plugin for Everything {
                 ))
                 .build(),
         ])
+    }
+
+    /// Serves the provider location's pages from the loopback server its
+    /// config names (`{"url": ...}`), asking `url?name=&cursor=`: the
+    /// answer is `{"entities": [...], "next": "..."}`.
+    fn discover(
+        name: String,
+        config: String,
+        cursor: Option<String>,
+    ) -> Result<ProviderPage, PluginError> {
+        let config: serde_json::Value =
+            serde_json::from_str(&config).map_err(|e| PluginError::Config(e.to_string()))?;
+        let Some(base) = config["url"].as_str() else {
+            return Err(PluginError::Config(
+                "set url in the provider's config".into(),
+            ));
+        };
+        let url = match &cursor {
+            Some(c) => format!("{base}?name={name}&cursor={c}"),
+            None => format!("{base}?name={name}"),
+        };
+        let r = host::get(&url, &[]).map_err(|e| PluginError::Upstream(format!("{e:?}")))?;
+        if r.status != 200 {
+            return Err(PluginError::Upstream(format!(
+                "{url} answered {}",
+                r.status
+            )));
+        }
+        let page: serde_json::Value =
+            serde_json::from_slice(&r.body).map_err(|e| PluginError::Upstream(e.to_string()))?;
+        Ok(ProviderPage {
+            entities: page["entities"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_string))
+                .collect(),
+            next: page["next"].as_str().map(str::to_string),
+        })
     }
 
     fn doc_page(entity: Entity, path: String) -> Result<DocPage, PluginError> {
