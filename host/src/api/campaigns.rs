@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::identity::Caller;
 use super::{ApiError, ApiJson, AppState, blocking};
 use crate::auth::Permission;
-use crate::campaigns::{self, Campaign, TargetStatus};
+use crate::campaigns::{self, Campaign, TargetStatus, nudge};
 use crate::catalog::EntityRef;
 use crate::service;
 use crate::store::{Status, Store, now_ms};
@@ -165,10 +165,13 @@ fn chase_list(
             chase_more += 1;
             continue;
         }
+        // The team's Group entity, read once for both.
+        let group = campaigns::group_entity(store, &owner);
+        let channels = super::nudges::channels_of(&nudge::contact_in(&owner, group.as_ref()));
         chase.push(json!({
             "owner": owner,
-            "contact": campaigns::contact(store, &owner),
-            "channels": super::nudges::channels(store, &owner)?,
+            "contact": campaigns::contact_of(&owner, group.as_ref()),
+            "channels": channels,
             "todo": todo.len(),
             "targets": todo.iter().take(CHASE_LIST).map(|t| json!({"entityRef": t.entity_ref, "reason": t.reason})).collect::<Vec<_>>(),
         }));

@@ -29,8 +29,7 @@ pub(super) fn log(store: &Store, subject: &str) -> Result<(Value, Value), StoreE
 
 /// How a team is reached, for the chase list: its channels, or that it
 /// has none.
-pub(super) fn channels(store: &Store, team: &str) -> Result<Value, StoreError> {
-    let contact = nudge::contact(store, team)?;
+pub(super) fn channels_of(contact: &nudge::Contact) -> Value {
     let mut channels = Vec::new();
     if let Some(c) = &contact.slack_channel {
         channels.push(json!({"kind": "slack", "to": c}));
@@ -38,7 +37,7 @@ pub(super) fn channels(store: &Store, team: &str) -> Result<Value, StoreError> {
     if let Some(e) = &contact.email {
         channels.push(json!({"kind": "email", "to": e}));
     }
-    Ok(json!(channels))
+    json!(channels)
 }
 
 /// Tells every team of `chase` now, if the caller may change what

@@ -337,11 +337,14 @@ impl Timeline<'_> {
                 .sweep(recorded, teams.len(), &|r| by_ref.get(r).copied().flatten()),
         );
         per_day.push(count(&mut self.statuses.iter().map(|t| t.done)));
+        // Named once, not once per team.
+        let names: Vec<String> = ends.iter().map(|&end| day_name(end)).collect();
         let series = |index: usize| -> Vec<Day> {
-            ends.iter()
+            names
+                .iter()
                 .zip(&per_day)
-                .map(|(&end, c)| Day {
-                    day: day_name(end),
+                .map(|(name, c)| Day {
+                    day: name.clone(),
                     done: c[index].0,
                     total: c[index].1,
                 })

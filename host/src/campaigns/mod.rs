@@ -589,6 +589,11 @@ impl Evaluation {
         campaign: &Campaign,
         ends: &[i64],
     ) -> Result<Vec<Vec<bool>>, StoreError> {
+        // Nothing to replay (the host recorded every day asked for): the
+        // fact history is not read at all.
+        if ends.is_empty() {
+            return Ok(Vec::new());
+        }
         let inputs = campaign.done_when.inputs();
         // Per fact: each entity's changes, oldest first.
         let mut history: Vec<(String, HashMap<String, Timeline>)> = Vec::new();
@@ -726,11 +731,20 @@ pub fn by_team(targets: &[TargetStatus]) -> Vec<(String, Vec<&TargetStatus>)> {
 
 /// How to reach a team: its name, e-mail and links, from its Group entity.
 pub fn contact(store: &Store, owner: &str) -> Value {
-    let entity = EntityRef::parse(owner, Some("group"), "default")
+    contact_of(owner, group_entity(store, owner).as_ref())
+}
+
+/// The Group entity `owner` names, if the catalog has it.
+pub fn group_entity(store: &Store, owner: &str) -> Option<Value> {
+    EntityRef::parse(owner, Some("group"), "default")
         .ok()
         .and_then(|r| store.catalog.entity_by_ref(&r, &[]).ok().flatten())
-        .and_then(|json| serde_json::from_str::<Value>(&json).ok());
-    let Some(e) = entity else {
+        .and_then(|json| serde_json::from_str::<Value>(&json).ok())
+}
+
+/// [`contact`] from the Group entity already read.
+pub fn contact_of(owner: &str, group: Option<&Value>) -> Value {
+    let Some(e) = group else {
         return json!({"name": owner, "inCatalog": false});
     };
     let profile = &e["spec"]["profile"];

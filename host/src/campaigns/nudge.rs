@@ -164,12 +164,17 @@ pub fn contact(store: &Store, team: &str) -> Result<Contact, StoreError> {
         Err(_) => None,
     }
     .and_then(|json| serde_json::from_str::<Value>(&json).ok());
-    let Some(e) = entity else {
-        return Ok(Contact {
+    Ok(contact_in(team, entity.as_ref()))
+}
+
+/// [`contact`] from the team's Group entity already read.
+pub fn contact_in(team: &str, group: Option<&Value>) -> Contact {
+    let Some(e) = group else {
+        return Contact {
             team: team.to_string(),
             name: team.to_string(),
             ..Contact::default()
-        });
+        };
     };
     let text = |v: &Value| {
         v.as_str()
@@ -177,14 +182,14 @@ pub fn contact(store: &Store, team: &str) -> Result<Contact, StoreError> {
             .filter(|t| !t.is_empty())
             .map(str::to_string)
     };
-    Ok(Contact {
+    Contact {
         team: team.to_string(),
         name: text(&e["spec"]["profile"]["displayName"])
             .or_else(|| text(&e["metadata"]["title"]))
             .unwrap_or_else(|| e["metadata"]["name"].as_str().unwrap_or(team).to_string()),
         slack_channel: text(&e["metadata"]["annotations"][SLACK_CHANNEL]),
         email: text(&e["spec"]["profile"]["email"]).filter(|m| m.contains('@')),
-    })
+    }
 }
 
 /// The schedule rules every nudge follows.
