@@ -132,18 +132,12 @@ async fn list(
     Ok(Json(json!({ "items": items })))
 }
 
-#[derive(serde::Deserialize)]
-struct OneQuery {
-    /// Days of burndown (default 30, at most 365).
-    days: Option<usize>,
-}
-
 async fn one(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<OneQuery>,
+    Query(q): Query<super::DaysQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let days = q.days.unwrap_or(30).clamp(1, 365);
+    let days = q.days();
     let store = state.store.clone();
     Ok(Json(blocking(move || page(&store, &name, days)).await?))
 }

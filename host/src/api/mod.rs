@@ -241,3 +241,15 @@ async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value
         "search": {"documents": state.search.index.documents()},
     })))
 }
+
+/// `?days=` of a page with history: 30 unless asked, at most 365.
+#[derive(serde::Deserialize)]
+pub(crate) struct DaysQuery {
+    days: Option<usize>,
+}
+
+impl DaysQuery {
+    pub(crate) fn days(&self) -> usize {
+        self.days.unwrap_or(30).clamp(1, 365)
+    }
+}
