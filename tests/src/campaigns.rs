@@ -149,6 +149,14 @@ async fn a_catalog_campaign_shows_progress_teams_to_chase_and_burndown() {
         json!([{"name": "runtime.python", "type": "number", "entities": 3}])
     );
 
+    // Targets come a page at a time; the CSV has them all.
+    let one = p.ok("/api/campaigns/python3?limit=1&offset=1").await;
+    let all = p.ok("/api/campaigns/python3").await;
+    assert_eq!(one["itemsTotal"], all["itemsTotal"]);
+    assert!(all["itemsTotal"].as_u64().unwrap() >= 2, "{all}");
+    assert_eq!(one["items"].as_array().unwrap().len(), 1);
+    assert_eq!(one["items"][0], all["items"][1]);
+
     let c = p.ok("/api/campaigns/python3?days=21").await;
     assert_eq!(c["title"], "Every Python service on Python 3");
     assert_eq!(c["owner"], "group:default/team-platform");

@@ -263,7 +263,7 @@ fn history(
     rng: &mut Rng,
 ) -> anyhow::Result<History> {
     const DAY_MS: u64 = 86_400_000;
-    let (_, page) = conn.get("/api/campaigns/bench-coverage?days=1")?;
+    let (_, page) = conn.get("/api/campaigns/bench-coverage?days=1&limit=100000")?;
     let page: serde_json::Value = serde_json::from_slice(&page)?;
     let refs: Vec<String> = page["items"]
         .as_array()

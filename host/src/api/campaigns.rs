@@ -135,11 +135,10 @@ async fn list(
 async fn one(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<super::DaysQuery>,
+    Query(q): Query<super::DetailQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let days = q.days();
     let store = state.store.clone();
-    Ok(Json(blocking(move || page(&store, &name, days)).await?))
+    Ok(Json(blocking(move || page(&store, &name, &q)).await?))
 }
 
 /// The teams with open targets, most left first, each with its contact
@@ -176,7 +175,8 @@ fn chase_list(
 /// A campaign's page: progress overall and per team (each with its
 /// burndown), the chase list, the burndown, this week's movers and every
 /// target. Blocking.
-fn page(store: &Store, name: &str, days: usize) -> Result<Value, ApiError> {
+fn page(store: &Store, name: &str, q: &super::DetailQuery) -> Result<Value, ApiError> {
+    let days = q.days();
     let c = find(store, name)?;
     let evaluation = campaigns::Evaluation::load(store, &c)?;
     let targets = evaluation.statuses(&c);
@@ -211,7 +211,10 @@ fn page(store: &Store, name: &str, days: usize) -> Result<Value, ApiError> {
     v["nudges"] = nudges;
     v["snoozes"] = snoozes;
     v["warnings"] = json!(campaigns::predicate_warnings(store, &[&c.done_when])?);
-    v["items"] = json!(targets);
+    (v["items"], v["itemsTotal"]) = {
+        let (items, total) = q.items(&targets);
+        (items, json!(total))
+    };
     Ok(v)
 }
 

@@ -242,14 +242,30 @@ async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value
     })))
 }
 
-/// `?days=` of a page with history: 30 unless asked, at most 365.
+/// `?days=&limit=&offset=` of a campaign's or scorecard's page: 30 days
+/// of history unless asked (at most 365), and the first 500 of its
+/// targets unless asked (at most 100,000; `itemsTotal` says how many there
+/// are, the CSV has them all).
 #[derive(serde::Deserialize)]
-pub(crate) struct DaysQuery {
+pub(crate) struct DetailQuery {
     days: Option<usize>,
+    limit: Option<usize>,
+    offset: Option<usize>,
 }
 
-impl DaysQuery {
+impl DetailQuery {
     pub(crate) fn days(&self) -> usize {
         self.days.unwrap_or(30).clamp(1, 365)
+    }
+
+    /// The targets asked for, as JSON, and how many there are.
+    pub(crate) fn items<T: serde::Serialize>(&self, all: &[T]) -> (serde_json::Value, usize) {
+        let limit = self.limit.unwrap_or(500).clamp(1, 100_000);
+        let page: Vec<&T> = all
+            .iter()
+            .skip(self.offset.unwrap_or(0))
+            .take(limit)
+            .collect();
+        (serde_json::json!(page), all.len())
     }
 }

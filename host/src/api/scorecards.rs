@@ -119,15 +119,15 @@ async fn list(
 async fn one(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<super::DaysQuery>,
+    Query(q): Query<super::DetailQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let days = q.days();
     let store = state.store.clone();
-    Ok(Json(blocking(move || page(&store, &name, days)).await?))
+    Ok(Json(blocking(move || page(&store, &name, &q)).await?))
 }
 
 /// A scorecard's page. Blocking.
-fn page(store: &Store, name: &str, days: usize) -> Result<Value, ApiError> {
+fn page(store: &Store, name: &str, q: &super::DetailQuery) -> Result<Value, ApiError> {
+    let days = q.days();
     let card = find(store, name)?;
     let scores = scorecard::evaluate(store, &card)?;
     let all: Vec<&Score> = scores.iter().collect();
@@ -160,7 +160,11 @@ fn page(store: &Store, name: &str, days: usize) -> Result<Value, ApiError> {
     let (nudges, snoozes) = super::nudges::log(store, &format!("scorecard:{}", card.name))?;
     v["nudges"] = nudges;
     v["snoozes"] = snoozes;
-    v["items"] = scores.iter().map(|s| s.json(&card)).collect();
+    let rows: Vec<Value> = scores.iter().map(|s| s.json(&card)).collect();
+    (v["items"], v["itemsTotal"]) = {
+        let (items, total) = q.items(&rows);
+        (items, json!(total))
+    };
     Ok(v)
 }
 

@@ -208,7 +208,7 @@ pub fn ScorecardPage(props: &ScorecardProps) -> Html {
                             <div class="table-wrap">
                                 <table id="scorecard-entities">
                                     <thead><tr><th scope="col">{ "Entity" }</th><th scope="col">{ "Owner" }</th><th scope="col">{ "Level" }</th><th scope="col">{ "Failing" }</th></tr></thead>
-                                    <tbody>{ for items.iter().take(500).map(|e| html! {
+                                    <tbody>{ for items.iter().map(|e| html! {
                                         <tr>
                                             <td>{ ref_link(s(e, "entityRef"), "component") }</td>
                                             <td>{ e["owner"].as_str().map(|o| ref_link(o, "group")).unwrap_or_default() }</td>
@@ -220,6 +220,9 @@ pub fn ScorecardPage(props: &ScorecardProps) -> Html {
                                     }) }</tbody>
                                 </table>
                             </div>
+                            if c["itemsTotal"].as_u64().unwrap_or(0) > items.len() as u64 {
+                                <p class="muted">{ format!("The first {} of {}; the CSV has every one.", items.len(), c["itemsTotal"]) }</p>
+                            }
                         </section>
                         <section class="panel" aria-labelledby="nudges-title">
                             <h2 id="nudges-title">{ "Nudges" }</h2>
