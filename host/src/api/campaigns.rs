@@ -211,10 +211,8 @@ fn page(store: &Store, name: &str, q: &super::DetailQuery) -> Result<Value, ApiE
     v["nudges"] = nudges;
     v["snoozes"] = snoozes;
     v["warnings"] = json!(campaigns::predicate_warnings(store, &[&c.done_when])?);
-    (v["items"], v["itemsTotal"]) = {
-        let (items, total) = q.items(&targets);
-        (items, json!(total))
-    };
+    v["items"] = json!(q.page(&targets));
+    v["itemsTotal"] = json!(targets.len());
     Ok(v)
 }
 

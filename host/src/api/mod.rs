@@ -258,14 +258,10 @@ impl DetailQuery {
         self.days.unwrap_or(30).clamp(1, 365)
     }
 
-    /// The targets asked for, as JSON, and how many there are.
-    pub(crate) fn items<T: serde::Serialize>(&self, all: &[T]) -> (serde_json::Value, usize) {
+    /// The targets asked for, out of `all`.
+    pub(crate) fn page<'a, T>(&self, all: &'a [T]) -> &'a [T] {
         let limit = self.limit.unwrap_or(500).clamp(1, 100_000);
-        let page: Vec<&T> = all
-            .iter()
-            .skip(self.offset.unwrap_or(0))
-            .take(limit)
-            .collect();
-        (serde_json::json!(page), all.len())
+        let start = self.offset.unwrap_or(0).min(all.len());
+        &all[start..(start + limit).min(all.len())]
     }
 }

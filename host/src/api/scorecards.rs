@@ -160,11 +160,9 @@ fn page(store: &Store, name: &str, q: &super::DetailQuery) -> Result<Value, ApiE
     let (nudges, snoozes) = super::nudges::log(store, &format!("scorecard:{}", card.name))?;
     v["nudges"] = nudges;
     v["snoozes"] = snoozes;
-    let rows: Vec<Value> = scores.iter().map(|s| s.json(&card)).collect();
-    (v["items"], v["itemsTotal"]) = {
-        let (items, total) = q.items(&rows);
-        (items, json!(total))
-    };
+    // Only the page asked for is made into JSON.
+    v["items"] = q.page(&scores).iter().map(|s| s.json(&card)).collect();
+    v["itemsTotal"] = json!(scores.len());
     Ok(v)
 }
 
