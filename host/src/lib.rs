@@ -135,6 +135,7 @@ impl Portal {
                 limits: Default::default(),
                 oidc,
                 notifier,
+                evaluations: Default::default(),
             },
         })
     }

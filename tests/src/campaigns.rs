@@ -240,6 +240,42 @@ async fn a_catalog_campaign_shows_progress_teams_to_chase_and_burndown() {
     );
     let (s, _) = p.get("/api/campaigns/nope").await;
     assert_eq!(s, 404);
+
+    // The evaluation just viewed is kept, but never past a change: a fact
+    // moving and a catalog change are both seen at once.
+    let now = json!({"items": [{"entityRef": "refunds", "facts": {"runtime.python": 3.12}}]});
+    let (s, b) = send(
+        &p,
+        reqwest::Method::POST,
+        "/api/facts",
+        Some(TOKEN),
+        Some(&now),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let c = p.ok("/api/campaigns/python3").await;
+    assert_eq!(c["progress"]["done"], 3, "{c}");
+    let docs = [
+        team("team-platform", "platform@example.com"),
+        team("team-a", "a@example.com"),
+        team("team-b", "b@example.com"),
+        service("payments", "team-a", "python", ""),
+        service("refunds", "team-a", "python", ""),
+        service("search", "team-b", "python", ""),
+        service("ledger", "team-b", "python", ""),
+        service("checkout", "team-b", "python", ""),
+        PYTHON3.to_string(),
+    ];
+    p.write("catalog.yaml", &docs.join("---\n"));
+    p.refresh().await;
+    let c = p.ok("/api/campaigns/python3").await;
+    assert_eq!(
+        c["progress"],
+        json!({"total": 5, "done": 3, "todo": 2, "percent": 60.0}),
+        "checkout is a python service now: {c}"
+    );
+    let list = p.ok("/api/campaigns").await;
+    assert_eq!(list["items"][0]["progress"]["total"], 5, "{list}");
 }
 
 #[tokio::test]

@@ -105,13 +105,14 @@ async fn list(
                 .collect()
         })
         .transpose()?;
-    let store = state.store.clone();
+    let (store, evaluations) = (state.store.clone(), state.evaluations.clone());
     let items = blocking(move || {
         let mut items = Vec::new();
         for c in campaigns::all(&store)? {
-            let targets = campaigns::evaluate(&store, &c)?;
+            let evaluated = evaluations.get(&store, &c)?;
+            let targets = &evaluated.statuses;
             let mut v = c.summary_json();
-            v["progress"] = progress(&targets);
+            v["progress"] = progress(targets);
             if let Some(owners) = &owners {
                 let todo: Vec<&TargetStatus> = targets
                     .iter()
@@ -137,8 +138,10 @@ async fn one(
     Path(name): Path<String>,
     Query(q): Query<super::DetailQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let store = state.store.clone();
-    Ok(Json(blocking(move || page(&store, &name, &q)).await?))
+    let (store, evaluations) = (state.store.clone(), state.evaluations.clone());
+    Ok(Json(
+        blocking(move || page(&store, &evaluations, &name, &q)).await?,
+    ))
 }
 
 /// The teams with open targets, most left first, each with its contact
@@ -175,20 +178,25 @@ fn chase_list(
 /// A campaign's page: progress overall and per team (each with its
 /// burndown), the chase list, the burndown, this week's movers and every
 /// target. Blocking.
-fn page(store: &Store, name: &str, q: &super::DetailQuery) -> Result<Value, ApiError> {
+fn page(
+    store: &Store,
+    evaluations: &campaigns::Evaluations,
+    name: &str,
+    q: &super::DetailQuery,
+) -> Result<Value, ApiError> {
     let days = q.days();
     let c = find(store, name)?;
-    let evaluation = campaigns::Evaluation::load(store, &c)?;
-    let targets = evaluation.statuses(&c);
+    let evaluated = evaluations.get(store, &c)?;
+    let (evaluation, targets) = (&evaluated.evaluation, &evaluated.statuses);
     let history = campaigns::history::History::load(store, &c)?;
     let timeline = campaigns::history::Timeline {
         store,
         campaign: &c,
-        evaluation: &evaluation,
-        statuses: &targets,
+        evaluation,
+        statuses: targets,
         history: &history,
     };
-    let mut teams = team_progress(&targets);
+    let mut teams = team_progress(targets);
     let owners: Vec<String> = teams
         .iter()
         .map(|t| t["owner"].as_str().unwrap_or_default().to_string())
@@ -198,10 +206,10 @@ fn page(store: &Store, name: &str, q: &super::DetailQuery) -> Result<Value, ApiE
     for (team, (_, days)) in teams.iter_mut().zip(burndowns.teams) {
         team["burndown"] = json!(days);
     }
-    let (chase, chase_more) = chase_list(store, &targets)?;
+    let (chase, chase_more) = chase_list(store, targets)?;
     let (nudges, snoozes) = super::nudges::log(store, &campaigns::history::subject(name))?;
     let mut v = c.summary_json();
-    v["progress"] = progress(&targets);
+    v["progress"] = progress(targets);
     v["teams"] = Value::Array(teams);
     v["chase"] = Value::Array(chase);
     v["chaseMore"] = json!(chase_more);
@@ -211,7 +219,7 @@ fn page(store: &Store, name: &str, q: &super::DetailQuery) -> Result<Value, ApiE
     v["nudges"] = nudges;
     v["snoozes"] = snoozes;
     v["warnings"] = json!(campaigns::predicate_warnings(store, &[&c.done_when])?);
-    v["items"] = json!(q.page(&targets));
+    v["items"] = json!(q.page(targets));
     v["itemsTotal"] = json!(targets.len());
     Ok(v)
 }
@@ -220,11 +228,13 @@ async fn csv(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let store = state.store.clone();
+    let (store, evaluations) = (state.store.clone(), state.evaluations.clone());
     let key = name.clone();
     let text = blocking(move || {
         let c = find(&store, &key)?;
-        Ok(campaigns::targets_csv(&campaigns::evaluate(&store, &c)?))
+        Ok(campaigns::targets_csv(
+            &evaluations.get(&store, &c)?.statuses,
+        ))
     })
     .await?;
     let mut response = text.into_response();

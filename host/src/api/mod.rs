@@ -51,6 +51,8 @@ pub struct AppState {
     pub oidc: Option<Arc<crate::oidc::Oidc>>,
     /// Tells teams about their open campaign targets.
     pub notifier: Arc<crate::campaigns::notify::Notifier>,
+    /// Campaign evaluations kept until the catalog or a fact moves.
+    pub evaluations: Arc<crate::campaigns::Evaluations>,
 }
 
 /// The whole HTTP surface; used by `serve` and by tests.

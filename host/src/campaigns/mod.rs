@@ -17,6 +17,7 @@ pub mod predicate;
 pub mod scorecard;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -657,6 +658,61 @@ impl Evaluation {
                     .collect()
             })
             .collect())
+    }
+}
+
+/// A campaign's evaluation and its targets' statuses, in id order.
+pub struct Evaluated {
+    pub evaluation: Evaluation,
+    pub statuses: Vec<TargetStatus>,
+}
+
+/// Campaign evaluations kept while nothing they read moved: the catalog's
+/// change feed (targets, owners, annotations, labels, spec) and the fact
+/// history (every fact value that changes is written there). Both heads
+/// are shared by every replica, so a change made through another replica
+/// is seen too. A page view then costs two reads instead of planning the
+/// filter and loading every input; the first view after a change pays
+/// the full evaluation. At most 64 campaigns are kept, then it starts
+/// again.
+#[derive(Default)]
+pub struct Evaluations(Mutex<HashMap<String, (Heads, Arc<Evaluated>)>>);
+
+/// The change feed's and the fact history's heads.
+type Heads = (i64, i64);
+
+impl Evaluations {
+    const KEPT: usize = 64;
+
+    /// `campaign` evaluated now, or as kept when nothing moved since.
+    pub fn get(&self, store: &Store, campaign: &Campaign) -> Result<Arc<Evaluated>, StoreError> {
+        let heads = (
+            store.changes.last_entity_change()?,
+            store.facts.fact_history_head()?,
+        );
+        // The name and what decides the answer: a campaign changed under
+        // the same name is evaluated again.
+        let key = format!(
+            "{}|{:?}|{:?}",
+            campaign.name, campaign.filter, campaign.done_when
+        );
+        if let Some((at, kept)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
+            && *at == heads
+        {
+            return Ok(kept.clone());
+        }
+        let evaluation = Evaluation::load(store, campaign)?;
+        let statuses = evaluation.statuses(campaign);
+        let evaluated = Arc::new(Evaluated {
+            evaluation,
+            statuses,
+        });
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() >= Self::KEPT {
+            kept.clear();
+        }
+        kept.insert(key, (heads, evaluated.clone()));
+        Ok(evaluated)
     }
 }
 
