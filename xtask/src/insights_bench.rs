@@ -236,11 +236,14 @@ fn after_change(
     requests: usize,
     path: &str,
 ) -> anyhow::Result<(f64, f64)> {
+    // A value no earlier call wrote, so that the fact really changes.
+    static CHANGES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut samples = Vec::with_capacity(requests);
     for i in 0..requests {
+        let n = CHANGES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let fact = serde_json::json!({"items": [{
             "entityRef": format!("component:default/svc-{i}"),
-            "facts": {"coverage.lines": 1000.0 + i as f64},
+            "facts": {"coverage.lines": 1000.0 + n as f64},
         }]});
         let (status, answer) = conn.post_json("/api/facts", auth, &serde_json::to_vec(&fact)?)?;
         if status != 200 {

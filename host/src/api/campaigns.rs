@@ -203,8 +203,8 @@ fn page(
         .collect();
     let now = now_ms();
     let burndowns = timeline.burndowns(days, now, &owners)?;
-    for (team, (_, days)) in teams.iter_mut().zip(burndowns.teams) {
-        team["burndown"] = json!(days);
+    for (team, (_, left)) in teams.iter_mut().zip(burndowns.teams) {
+        team["left"] = json!(left);
     }
     let (chase, chase_more) = chase_list(store, targets)?;
     let (nudges, snoozes) = super::nudges::log(store, &campaigns::history::subject(name))?;

@@ -119,8 +119,10 @@ pub struct Day {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Burndowns {
     pub overall: Vec<Day>,
-    /// Teams as `teams` was given.
-    pub teams: Vec<(String, Vec<Day>)>,
+    /// Teams as `teams` was given, each with how many of its targets were
+    /// left (not done) on each day of `overall`: numbers, not days, as a
+    /// hundred teams times 90 days are many objects to make and send.
+    pub teams: Vec<(String, Vec<usize>)>,
 }
 
 /// A target whose status changed in the last week.
@@ -337,25 +339,24 @@ impl Timeline<'_> {
                 .sweep(recorded, teams.len(), &|r| by_ref.get(r).copied().flatten()),
         );
         per_day.push(count(&mut self.statuses.iter().map(|t| t.done)));
-        // Named once, not once per team.
         let names: Vec<String> = ends.iter().map(|&end| day_name(end)).collect();
-        let series = |index: usize| -> Vec<Day> {
-            names
-                .iter()
-                .zip(&per_day)
-                .map(|(name, c)| Day {
-                    day: name.clone(),
-                    done: c[index].0,
-                    total: c[index].1,
-                })
-                .collect()
-        };
         Ok(Burndowns {
-            overall: series(0),
+            overall: names
+                .into_iter()
+                .zip(&per_day)
+                .map(|(day, c)| Day {
+                    day,
+                    done: c[0].0,
+                    total: c[0].1,
+                })
+                .collect(),
             teams: teams
                 .iter()
                 .enumerate()
-                .map(|(i, t)| (t.clone(), series(i + 1)))
+                .map(|(i, t)| {
+                    let left = per_day.iter().map(|c| c[i + 1].1 - c[i + 1].0).collect();
+                    (t.clone(), left)
+                })
                 .collect(),
         })
     }

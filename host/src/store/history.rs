@@ -94,9 +94,11 @@ impl StatusHistory for Sqlite {
 
     fn status_changes(&self, subject: &str) -> Result<Vec<StatusChange>, StoreError> {
         self.read(|conn| {
+            // In the key's order (no sort in SQLite), then by time: a
+            // stable sort keeps each moment's refs in order.
             let mut stmt = conn.prepare_cached(
                 "SELECT entity_ref, at_ms, status FROM status_history
-                 WHERE subject = ?1 ORDER BY at_ms, entity_ref",
+                 WHERE subject = ?1 ORDER BY entity_ref, at_ms",
             )?;
             let rows = stmt.query_map(params![subject], |r| {
                 Ok(StatusChange {
@@ -105,7 +107,9 @@ impl StatusHistory for Sqlite {
                     status: Status::from_code(r.get(2)?),
                 })
             })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let mut changes = rows.collect::<Result<Vec<_>, _>>()?;
+            changes.sort_by_key(|c| c.at_ms);
+            Ok(changes)
         })
     }
 

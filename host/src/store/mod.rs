@@ -288,6 +288,8 @@ pub struct Sqlite {
     /// asks for the same facets on every view, and they change only when a
     /// refresh commits.
     facet_cache: Versioned<Facets>,
+    /// Every ref a filter selects, while the catalog stays as it was.
+    refs_cache: Versioned<FilterRefs>,
     /// The entity count and the generation it was counted at.
     count_cache: Mutex<Option<(u64, i64)>>,
     stats_cache: StatsCache,
@@ -324,6 +326,19 @@ impl<V: Clone> Versioned<V> {
         version: u64,
         compute: impl FnOnce() -> Result<V, StoreError>,
     ) -> Result<V, StoreError> {
+        self.get_or_within(key, version, 256, compute)
+    }
+
+    /// As [`Versioned::get_or`], keeping at most `most` answers, all at
+    /// the newest version: for large answers (every ref a filter selects),
+    /// so memory holds only what the catalog as it is now could serve.
+    pub(crate) fn get_or_within(
+        &self,
+        key: String,
+        version: u64,
+        most: usize,
+        compute: impl FnOnce() -> Result<V, StoreError>,
+    ) -> Result<V, StoreError> {
         if let Some((v, hit)) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
             && *v == version
         {
@@ -331,13 +346,23 @@ impl<V: Clone> Versioned<V> {
         }
         let answer = compute()?;
         let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= 256 {
+        if most < 256 {
+            cache.retain(|_, (v, _)| *v == version);
+        }
+        if cache.len() >= most {
             cache.clear();
         }
         cache.insert(key, (version, answer.clone()));
         Ok(answer)
     }
 }
+
+/// The refs a filter selects (id, ref, owner), by id order.
+pub(crate) type FilterRefs = std::sync::Arc<Vec<(i64, String, Option<String>)>>;
+
+/// Filters whose refs are kept (campaigns and scorecards ask the same few
+/// on every page view).
+pub(crate) const KEPT_FILTERS: usize = 8;
 
 /// Catalog counts (`/healthz`), kept while the store stays at the version
 /// they were counted at and for at most [`StatsCache::AGE`] (problems and
@@ -543,6 +568,7 @@ impl Sqlite {
             session_cache: Mutex::default(),
             leases: Mutex::default(),
             facet_cache: Versioned::default(),
+            refs_cache: Versioned::default(),
             count_cache: Mutex::new(None),
             stats_cache: StatsCache::default(),
             cursor_key,

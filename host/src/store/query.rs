@@ -845,24 +845,19 @@ impl Catalog for Sqlite {
         })
     }
 
+    /// Kept while this process's catalog generation stands (SQLite has
+    /// one writing process).
     fn filter_refs(
         &self,
         filter: &Filter,
     ) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
-        self.read(|conn| {
-            let mut sql = Sql::default();
-            sql.push("SELECT e.id, e.ref, e.owner_ref ");
-            let id = sql.push_from_where(conn, filter, None, true)?;
-            sql.push(" ORDER BY ");
-            sql.push(id);
-            let mut stmt = conn.prepare_cached(&sql.text)?;
-            let rows = stmt
-                .query_map(params_from_iter(sql.args.iter()), |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows)
-        })
+        let refs = self.refs_cache.get_or_within(
+            format!("{filter:?}"),
+            self.generation(),
+            super::KEPT_FILTERS,
+            || self.filter_refs_uncached(filter).map(std::sync::Arc::new),
+        )?;
+        Ok(refs.as_ref().clone())
     }
 
     fn values_of_key(&self, key: &str) -> Result<Vec<(i64, String)>, StoreError> {
@@ -1063,6 +1058,26 @@ impl Catalog for Sqlite {
 }
 
 impl Sqlite {
+    fn filter_refs_uncached(
+        &self,
+        filter: &Filter,
+    ) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
+        self.read(|conn| {
+            let mut sql = Sql::default();
+            sql.push("SELECT e.id, e.ref, e.owner_ref ");
+            let id = sql.push_from_where(conn, filter, None, true)?;
+            sql.push(" ORDER BY ");
+            sql.push(id);
+            let mut stmt = conn.prepare_cached(&sql.text)?;
+            let rows = stmt
+                .query_map(params_from_iter(sql.args.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
     /// A page in name order from the query index: the selection is a
     /// bitmap expression, its size the total, and the page a walk of the
     /// name order (see `index.rs`).

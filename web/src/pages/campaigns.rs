@@ -201,16 +201,22 @@ fn burndown(points: &[Value]) -> Html {
     }
 }
 
-/// A team's burndown as a small line of what is left, for the per-team
-/// table.
+/// Days of a burndown (`done` and `total`) as a small line of what is
+/// left.
 pub fn sparkline(points: &[Value]) -> Html {
-    if points.len() < 2 {
-        return html! {};
-    }
     let left: Vec<f64> = points
         .iter()
         .map(|p| p["total"].as_f64().unwrap_or(0.0) - p["done"].as_f64().unwrap_or(0.0))
         .collect();
+    left_line(&left)
+}
+
+/// What was left each day (oldest first) as a small line, for the
+/// per-team table.
+fn left_line(left: &[f64]) -> Html {
+    if left.len() < 2 {
+        return html! {};
+    }
     let max = left.iter().cloned().fold(1.0, f64::max);
     let (w, h) = (120.0, 24.0);
     let step = w / (left.len() - 1) as f64;
@@ -367,7 +373,7 @@ pub fn CampaignPage(props: &CampaignProps) -> Html {
                                             <tr>
                                                 <td>{ t["owner"].as_str().filter(|o| o.contains(':')).map(|o| ref_link(o, "group")).unwrap_or_else(|| html! { "(no owner)" }) }</td>
                                                 <td>{ progress(&t["progress"]) }</td>
-                                                <td>{ sparkline(t["burndown"].as_array().map(Vec::as_slice).unwrap_or(&[])) }</td>
+                                                <td>{ left_line(&t["left"].as_array().into_iter().flatten().filter_map(Value::as_f64).collect::<Vec<_>>()) }</td>
                                             </tr>
                                         }) }</tbody>
                                     </table>

@@ -257,21 +257,20 @@ impl Catalog for Postgres {
         })
     }
 
+    /// Kept while the shared change feed stands (any replica's write
+    /// moves it).
     fn filter_refs(
         &self,
         filter: &Filter,
     ) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
-        let mut sql = Sql::postgres();
-        sql.text = "SELECT e.id, e.ref, e.owner_ref ".into();
-        let id = sql.push_by_id(filter, &mut |counts| self.counts(counts))?;
-        sql.push(" ORDER BY ");
-        sql.push(id);
-        self.with(|c| {
-            Ok(c.query(&sql.text, &params(&sql.args))?
-                .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2)))
-                .collect())
-        })
+        let head = self.feed_head()?;
+        let refs = self.refs_cache.get_or_within(
+            format!("{filter:?}"),
+            head as u64,
+            crate::store::KEPT_FILTERS,
+            || self.filter_refs_uncached(filter).map(std::sync::Arc::new),
+        )?;
+        Ok(refs.as_ref().clone())
     }
 
     fn values_of_key(&self, key: &str) -> Result<Vec<(i64, String)>, StoreError> {
@@ -401,6 +400,25 @@ impl Catalog for Postgres {
             Ok(c.query(GROUPS_OF, &[&user_ref])?
                 .iter()
                 .map(|r| r.get(0))
+                .collect())
+        })
+    }
+}
+
+impl Postgres {
+    fn filter_refs_uncached(
+        &self,
+        filter: &Filter,
+    ) -> Result<Vec<(i64, String, Option<String>)>, StoreError> {
+        let mut sql = Sql::postgres();
+        sql.text = "SELECT e.id, e.ref, e.owner_ref ".into();
+        let id = sql.push_by_id(filter, &mut |counts| self.counts(counts))?;
+        sql.push(" ORDER BY ");
+        sql.push(id);
+        self.with(|c| {
+            Ok(c.query(&sql.text, &params(&sql.args))?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
                 .collect())
         })
     }

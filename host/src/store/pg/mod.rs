@@ -333,6 +333,7 @@ pub struct Postgres {
     leases: Mutex<std::collections::HashMap<String, Client>>,
     /// Facet counts by query, by change-feed position.
     facet_cache: super::Versioned<super::Facets>,
+    refs_cache: super::Versioned<super::FilterRefs>,
     /// The catalog's counts, by change-feed position and generation, and
     /// when they were counted (see `Catalog::stats`).
     stats_cache: super::StatsCache,
@@ -358,6 +359,7 @@ impl Postgres {
             generation: AtomicU64::new(1),
             leases: Mutex::default(),
             facet_cache: super::Versioned::default(),
+            refs_cache: super::Versioned::default(),
             stats_cache: super::StatsCache::default(),
             runtime: Some(
                 tokio::runtime::Builder::new_multi_thread()
