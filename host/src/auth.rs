@@ -9,6 +9,7 @@
 //! | run a plugin action on an entity | members of its owning group (transitively), admins |
 //! | plugin grants, disable/enable, polling now, search rebuild, locations, tokens, audit | admins |
 //! | create or delete a campaign | admins, the campaign's owner, tokens with `campaigns:write` |
+//! | accept, merge or dismiss a suggested entity | members of the owner it has or is given, admins |
 //! | push facts / events | tokens with `facts:write` / `events:write` |
 
 use std::fmt;
@@ -93,6 +94,11 @@ pub enum Permission<'a> {
     },
     /// Anything a signed-in person or a token may do (refresh an entity).
     SignedIn,
+    /// Decide about software a provider suggests for the catalog, whose
+    /// owner is (or, accepted, will be) `owner`.
+    Claim {
+        owner: Option<&'a str>,
+    },
 }
 
 /// Why not: 401 when nobody is known, 403 when who is known lacks the right.
@@ -243,6 +249,30 @@ impl Policy<'_> {
                 )),
                 _ => refuse(
                     "actions run as a person, never as a token: sign in as someone in the owning team".into(),
+                ),
+            },
+            Permission::Claim { .. } if self.is_admin(principal) => Ok(()),
+            Permission::Claim { .. } if anonymous => refuse(format!(
+                "deciding about a suggestion needs a member of its owner or an administrator; sign in {sign_in}"
+            )),
+            Permission::Claim { owner } => match principal {
+                Principal::Person(p)
+                    if owner.is_some_and(|o| {
+                        p.groups.iter().any(|g| g == o) || p.user_ref.as_deref() == Some(o)
+                    }) =>
+                {
+                    Ok(())
+                }
+                Principal::Person(_) => refuse(match owner {
+                    Some(o) => format!(
+                        "{who} may not decide this: only members of {o} (or administrators) may"
+                    ),
+                    None => format!(
+                        "{who} may not decide this: it has no owner yet, so an administrator decides (or accept it for a team you are in)"
+                    ),
+                }),
+                _ => refuse(
+                    "suggestions are decided by a person, not a token: sign in as someone in the owning team".into(),
                 ),
             },
             Permission::Campaign { .. }
@@ -461,6 +491,22 @@ mod tests {
             )
             .is_ok()
         );
+
+        // Suggestions: the owner's members and admins, as people; one
+        // without an owner only admins.
+        let claim = Permission::Claim { owner };
+        assert!(p.decide(&dev, claim).is_ok());
+        assert!(p.decide(&admin, claim).is_ok());
+        let e = p.decide(&other, claim).unwrap_err();
+        assert!(
+            e.message.contains("only members of group:default/checkout"),
+            "{e}"
+        );
+        assert!(p.decide(&token(&["facts:write"]), claim).is_err());
+        assert!(p.decide(&anon, claim).unwrap_err().unauthenticated);
+        let ownerless = Permission::Claim { owner: None };
+        assert!(p.decide(&dev, ownerless).is_err());
+        assert!(p.decide(&jane, ownerless).is_ok());
 
         // A demo person is nobody's administrator.
         let demo = Principal::Person(Person {

@@ -151,7 +151,7 @@ pub mod time;
 pub use bindings::greenroom::plugin::types::{
     Action, Badge, Card, Cell, Choice, ChoiceInput, DocPage, Entity, Event, Fact, FactValue, Field,
     Input, InputField, InputKind, InputValue, Link, Node, NumberInput, PluginError, Progress,
-    ProviderPage, SearchDocument, Tab, Table, TextInput, Tone,
+    ProviderFile, ProviderPage, SearchDocument, Suggestion, Tab, Table, TextInput, Tone,
 };
 pub use card::CardBuilder;
 

@@ -75,6 +75,7 @@ fn example(path: &str) -> (String, Value) {
         "/api/events" => json!({"kind": "deployment", "entityRef": "svc", "title": "svc 1.0"}),
         "/api/catalog/locations" => json!({"type": "url", "target": "https://example.com/x.yaml"}),
         "/api/tokens" => json!({"name": "x", "scopes": ["facts:write"]}),
+        "/api/suggestions/decide" => json!({"entityRef": "svc", "decision": "dismiss"}),
         _ => json!({"confirmed": true}),
     };
     (concrete, body)

@@ -95,6 +95,19 @@ async fn portal(upstream: &Upstreams, extra_plugins: &[&str], extra_yaml: Option
     p
 }
 
+/// The demo's "who are you", answered: `user` kept in local storage.
+async fn choose_user(b: &Browser, p: &Portal, user: &str) {
+    b.client.goto(&format!("{}/", p.base)).await.unwrap();
+    b.find("#home-search").await;
+    b.client
+        .execute(
+            &format!("localStorage.setItem('greenroom.user', '{user}')"),
+            vec![],
+        )
+        .await
+        .unwrap();
+}
+
 async fn upstream() -> Upstreams {
     Upstreams::start("127.0.0.1:0".parse().unwrap())
         .await
@@ -740,15 +753,7 @@ async fn apis_dependencies_actions_campaigns_and_facts() {
     let up = upstream().await;
     let p = portal(&up, &[], None).await;
     let b = browser(1280, 1000).await;
-    b.client.goto(&format!("{}/", p.base)).await.unwrap();
-    b.find("#home-search").await;
-    b.client
-        .execute(
-            "localStorage.setItem('greenroom.user', 'user:default/daniel.kim')",
-            vec![],
-        )
-        .await
-        .unwrap();
+    choose_user(&b, &p, "user:default/daniel.kim").await;
 
     // OpenAPI: its operations, each with method and path.
     b.client
@@ -888,8 +893,8 @@ async fn apis_dependencies_actions_campaigns_and_facts() {
         .send_keys("annotation backstage.io/techdocs-ref exists")
         .await
         .unwrap();
-    // The demo's 29 services, 14 with docs.
-    b.until("document.querySelector('#draft-result .bar-label') && document.querySelector('#draft-result .bar-label').innerText === '14 of 29 done (48.3%)'")
+    // The demo's 32 services (29 from files, 3 discovered), 14 with docs.
+    b.until("document.querySelector('#draft-result .bar-label') && document.querySelector('#draft-result .bar-label').innerText === '14 of 32 done (43.8%)'")
         .await;
     // A typo in a fact's name: it still counts, and says what is wrong.
     b.find("#draft-done").await.clear().await.unwrap();
@@ -908,7 +913,7 @@ async fn apis_dependencies_actions_campaigns_and_facts() {
         .goto(&format!("{}/scorecards/production-readiness", p.base))
         .await
         .unwrap();
-    b.until("document.querySelectorAll('#scorecard-entities tbody tr').length === 29")
+    b.until("document.querySelectorAll('#scorecard-entities tbody tr').length === 32")
         .await;
     b.until(
         "document.querySelector('#scorecard-entities').innerText.includes('coverage (silver)')",
@@ -1122,4 +1127,91 @@ async fn people_sign_in_with_their_provider_and_act_only_on_what_they_own() {
     );
     screenshot(&b, "action-refused").await;
     assert_eq!(runs().await.len(), before + 1, "nothing ran for Amara");
+}
+
+/// A team's unclaimed software (the demo's `northwind-labs` organisation,
+/// discovered through the GitHub plugin): the homepage says how much
+/// waits, and on the page a member accepts one (it joins the catalog),
+/// merges one into the entity it is, and dismisses one.
+#[tokio::test]
+async fn unclaimed_software_is_accepted_merged_and_dismissed() {
+    let up = upstream().await;
+    let p = portal(&up, &[], None).await;
+    let b = browser(1280, 1000).await;
+    choose_user(&b, &p, "user:default/daniel.kim").await;
+    b.client.goto(&format!("{}/", p.base)).await.unwrap();
+    // daniel.kim is in team-checkout, which CODEOWNERS gives three.
+    let count = b
+        .until("document.querySelector('#unclaimed-count') && document.querySelector('#unclaimed-count').innerText")
+        .await;
+    assert!(count.as_str().unwrap().starts_with("3 found"), "{count}");
+
+    b.client
+        .goto(&format!("{}/suggestions", p.base))
+        .await
+        .unwrap();
+    b.until("document.querySelectorAll('table.suggestions tbody tr').length === 3")
+        .await;
+    screenshot(&b, "unclaimed-software").await;
+    let row = |name: &str| format!("tr[data-ref=\"component:default/{name}\"]");
+    let decide = |name: &str, button: &str| {
+        format!(
+            "(document.querySelector('{} .decide-{button}').click(), true)",
+            row(name)
+        )
+    };
+    let outcome = |text: &str| {
+        format!(
+            "document.querySelector('#suggestion-outcome') && document.querySelector('#suggestion-outcome').innerText.includes('{text}')"
+        )
+    };
+
+    // Accepted with the owner CODEOWNERS suggested: in the catalog.
+    b.eval(&decide("price-experiments", "accept")).await;
+    b.until(&outcome("price-experiments is in the catalog"))
+        .await;
+    let accepted = p.entity("component", "price-experiments").await.unwrap();
+    assert_eq!(accepted["spec"]["owner"], "group:default/team-checkout");
+    // Merged into the entity it is.
+    b.until("document.querySelectorAll('table.suggestions tbody tr').length === 2")
+        .await;
+    b.eval(
+        "(document.getElementById('into-component-default-checkout-web-v2').value = 'checkout-web', true)",
+    )
+    .await;
+    b.eval(&decide("checkout-web-v2", "merge")).await;
+    b.until(&outcome("checkout-web-v2 is recorded as that entity"))
+        .await;
+    // Dismissed: nothing left for the team.
+    b.until("document.querySelectorAll('table.suggestions tbody tr').length === 1")
+        .await;
+    b.eval(&decide("checkout-load-tests", "dismiss")).await;
+    b.until(&outcome("checkout-load-tests is dismissed")).await;
+    b.until("document.body.innerText.includes('Nothing is waiting to be claimed.')")
+        .await;
+    // The decisions, newest first, with who took them.
+    b.until("document.querySelectorAll('ul.decisions li').length === 3")
+        .await;
+    let first = b
+        .eval("document.querySelector('ul.decisions li').innerText")
+        .await;
+    assert!(
+        first
+            .as_str()
+            .unwrap()
+            .contains("user:default/daniel.kim (demo) dismissed"),
+        "{first}"
+    );
+    let log = p.ok("/api/suggestions/decisions").await;
+    let merged = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["decision"] == "merged")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(merged["into"], "component:default/checkout-web");
+    // Everyone's list still holds the other teams'.
+    let everyone = p.ok("/api/suggestions").await;
+    assert_eq!(everyone["total"], 3, "{everyone}");
+    screenshot(&b, "unclaimed-software-decided").await;
 }

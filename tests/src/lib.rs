@@ -12,6 +12,7 @@ mod catalog_api;
 mod compat;
 mod coverage;
 mod demo;
+mod discovery;
 mod examples;
 mod github;
 mod harness;

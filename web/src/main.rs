@@ -61,6 +61,8 @@ pub enum Route {
     Plugins,
     #[at("/audit")]
     Audit,
+    #[at("/suggestions")]
+    Suggestions,
     #[at("/sign-in")]
     SignIn,
     #[not_found]
@@ -133,6 +135,7 @@ fn switch(route: Route) -> Html {
         Route::Facts => html! { <campaigns::FactsPage /> },
         Route::Plugins => html! { <plugins::PluginsAdmin /> },
         Route::Audit => html! { <audit::AuditPage /> },
+        Route::Suggestions => html! { <suggestions::SuggestionsPage /> },
         Route::SignIn => html! { <home::SignIn /> },
         Route::NotFound => html! {
             <main id="main" class="page">
@@ -228,6 +231,7 @@ fn Header() -> Html {
                 <Link<Route> to={Route::Campaigns}>{ "Campaigns" }</Link<Route>>
                 <Link<Route> to={Route::Scorecards}>{ "Scorecards" }</Link<Route>>
                 <Link<Route> to={Route::Facts}>{ "Facts" }</Link<Route>>
+                <Link<Route> to={Route::Suggestions}>{ "Unclaimed" }</Link<Route>>
                 <Link<Route> to={Route::Plugins}>{ "Plugins" }</Link<Route>>
                 <Link<Route> to={Route::Audit}>{ "Audit" }</Link<Route>>
             </nav>

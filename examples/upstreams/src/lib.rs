@@ -70,6 +70,8 @@ struct Inner {
     /// Issues per Sentry project, when a test fixes it.
     issue_count: Option<usize>,
     next_id: u64,
+    /// Organisations' repositories, for discovery.
+    orgs: HashMap<String, Vec<OrgRepo>>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -103,6 +105,7 @@ impl Upstreams {
             projects: HashMap::new(),
             issue_count: None,
             next_id: 9_000_000_000,
+            orgs: HashMap::from([("northwind-labs".to_string(), demo_org())]),
         }));
         let app = router(inner.clone());
         let task = tokio::spawn(async move {
@@ -137,6 +140,26 @@ impl Upstreams {
         inner.projects.clear();
     }
 
+    /// Makes `org` have exactly `repos` (listed in this order).
+    pub fn set_org(&self, org: &str, repos: Vec<OrgRepo>) {
+        self.lock().orgs.insert(org.to_string(), repos);
+    }
+
+    /// Writes (`Some`) or deletes (`None`) a file of `org/repo`.
+    pub fn set_file(&self, org: &str, repo: &str, path: &str, text: Option<&str>) {
+        let mut inner = self.lock();
+        if let Some(r) = inner
+            .orgs
+            .get_mut(org)
+            .and_then(|repos| repos.iter_mut().find(|r| r.name == repo))
+        {
+            match text {
+                Some(t) => r.files.insert(path.to_string(), t.to_string()),
+                None => r.files.remove(path),
+            };
+        }
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock().requests.clone()
     }
@@ -150,8 +173,172 @@ impl Upstreams {
     }
 }
 
+/// A repository of an organisation, as the discovery routes ("list
+/// organization repositories", "get repository content", "list repository
+/// contributors") serve it.
+#[derive(Debug, Clone, Default)]
+pub struct OrgRepo {
+    pub name: String,
+    pub description: Option<String>,
+    pub language: Option<String>,
+    pub topics: Vec<String>,
+    pub archived: bool,
+    pub fork: bool,
+    /// Files on the default branch by path: `catalog-info.yaml`,
+    /// `.github/CODEOWNERS`.
+    pub files: HashMap<String, String>,
+    /// Logins by commits, most first.
+    pub contributors: Vec<(String, u64)>,
+}
+
+impl OrgRepo {
+    pub fn new(name: &str) -> OrgRepo {
+        OrgRepo {
+            name: name.to_string(),
+            ..OrgRepo::default()
+        }
+    }
+
+    pub fn file(mut self, path: &str, text: &str) -> OrgRepo {
+        self.files.insert(path.to_string(), text.to_string());
+        self
+    }
+}
+
+/// The catalog file of a generated repository: one Component.
+pub fn catalog_file(org: &str, name: &str, owner: &str) -> String {
+    format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  description: {name}, described in its repository\n  annotations:\n    github.com/project-slug: {org}/{name}\nspec:\n  type: service\n  lifecycle: production\n  owner: {owner}\n"
+    )
+}
+
+/// `n` repositories of `org` made up alike on every run: three in five
+/// (`i % 5 < 3`) have a `catalog-info.yaml` owned by `team-<i % 10>`; of
+/// the rest, those with an even `i` have a `.github/CODEOWNERS` naming
+/// `@<org>/team-<i % 10>`, the others only contributors (the top one
+/// `dev-<i % 7>`). Names are `repo-<i>`.
+pub fn generated_org(org: &str, n: usize) -> Vec<OrgRepo> {
+    const LANGUAGES: [&str; 5] = ["Rust", "Go", "Python", "TypeScript", "Java"];
+    (0..n)
+        .map(|i| {
+            let name = format!("repo-{i}");
+            let team = format!("team-{}", i % 10);
+            let mut repo = OrgRepo {
+                description: Some(format!("The {name} service")),
+                language: Some(LANGUAGES[i % LANGUAGES.len()].to_string()),
+                topics: vec![if i % 2 == 0 { "backend" } else { "frontend" }.to_string()],
+                contributors: vec![(format!("dev-{}", i % 7), 120), ("dev-x".to_string(), 3)],
+                ..OrgRepo::new(&name)
+            };
+            if i % 5 < 3 {
+                repo = repo.file("catalog-info.yaml", &catalog_file(org, &name, &team));
+            } else if i % 2 == 0 {
+                repo = repo.file(
+                    ".github/CODEOWNERS",
+                    &format!("# Owners\n*.md @{org}/docs-team\n* @{org}/{team}\n"),
+                );
+            }
+            repo
+        })
+        .collect()
+}
+
+/// The demo's organisation `northwind-labs`: three repositories with a
+/// catalog file, six without (for the demo's "Unclaimed software": owners
+/// from CODEOWNERS, one from its top committer, one with none).
+pub fn demo_org() -> Vec<OrgRepo> {
+    const ORG: &str = "northwind-labs";
+    let described = |name: &str, language: &str, description: &str| OrgRepo {
+        description: Some(description.to_string()),
+        language: Some(language.to_string()),
+        ..OrgRepo::new(name)
+    };
+    let owned = |repo: OrgRepo, team: &str| {
+        repo.file(
+            ".github/CODEOWNERS",
+            &format!("# Review rules\n* @{ORG}/{team}\n"),
+        )
+    };
+    vec![
+        described(
+            "warehouse-robots",
+            "Python",
+            "Controllers for the warehouse picking robots",
+        )
+        .file(
+            "catalog-info.yaml",
+            &catalog_file(ORG, "warehouse-robots", "team-fulfilment"),
+        ),
+        described(
+            "courier-tracking",
+            "Go",
+            "Tracks parcels across courier networks",
+        )
+        .file(
+            "catalog-info.yaml",
+            &catalog_file(ORG, "courier-tracking", "team-fulfilment"),
+        ),
+        described(
+            "search-ranking-lab",
+            "Python",
+            "Experiments in product search ranking",
+        )
+        .file(
+            "catalog-info.yaml",
+            &catalog_file(ORG, "search-ranking-lab", "team-ml"),
+        ),
+        owned(
+            described(
+                "price-experiments",
+                "Python",
+                "A/B tests of prices at checkout",
+            ),
+            "team-checkout",
+        ),
+        owned(
+            described(
+                "checkout-load-tests",
+                "JavaScript",
+                "k6 load tests of the checkout flow",
+            ),
+            "team-checkout",
+        ),
+        owned(
+            described(
+                "checkout-web-v2",
+                "TypeScript",
+                "The next checkout-web, in progress",
+            ),
+            "team-checkout",
+        ),
+        owned(
+            described(
+                "fraud-notebooks",
+                "Jupyter Notebook",
+                "Notebooks behind the fraud rules",
+            ),
+            "team-risk",
+        ),
+        OrgRepo {
+            contributors: vec![
+                ("daniel.kim".to_string(), 57),
+                ("grace.chen".to_string(), 4),
+            ],
+            ..described("status-bot", "Go", "Posts the status page to chat")
+        },
+        described(
+            "design-tokens",
+            "CSS",
+            "Colours and spacing shared by the web apps",
+        ),
+    ]
+}
+
 fn router(inner: Shared) -> Router {
     let github = Router::new()
+        .route("/orgs/{org}/repos", get(list_org_repos))
+        .route("/repos/{owner}/{repo}/contents/{*path}", get(get_contents))
+        .route("/repos/{owner}/{repo}/contributors", get(list_contributors))
         .route("/repos/{owner}/{repo}/actions/runs", get(list_runs))
         .route(
             "/repos/{owner}/{repo}/actions/runs/{id}/rerun-failed-jobs",
@@ -1043,4 +1230,139 @@ async fn list_issues(
         headers.insert("link", v);
     }
     (headers, Json(json!(page))).into_response()
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({
+            "message": "Not Found",
+            "documentation_url": "https://docs.github.com/rest",
+            "status": "404"
+        })),
+    )
+        .into_response()
+}
+
+fn repo_json(org: &str, id: usize, r: &OrgRepo) -> Value {
+    json!({
+        "id": 500_000 + id,
+        "node_id": format!("R_kgDO{id:08}"),
+        "name": r.name,
+        "full_name": format!("{org}/{}", r.name),
+        "private": true,
+        "owner": {"login": org, "id": 4242, "type": "Organization"},
+        "html_url": format!("https://github.com/{org}/{}", r.name),
+        "description": r.description,
+        "fork": r.fork,
+        "url": format!("https://api.github.com/repos/{org}/{}", r.name),
+        "language": r.language,
+        "topics": r.topics,
+        "archived": r.archived,
+        "disabled": false,
+        "visibility": "private",
+        "default_branch": "main",
+        "pushed_at": rfc3339(3600),
+        "created_at": rfc3339(86_400 * 400),
+        "updated_at": rfc3339(7200),
+    })
+}
+
+/// "List organization repositories".
+async fn list_org_repos(
+    State(inner): State<Shared>,
+    Path(org): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    let inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(repos) = inner.orgs.get(&org) else {
+        return not_found();
+    };
+    let (per_page, offset) = page_of(&query);
+    let page: Vec<Value> = repos
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(per_page)
+        .map(|(i, r)| repo_json(&org, i, r))
+        .collect();
+    (
+        github_link(&absolute(&headers, &uri), repos.len(), per_page, offset),
+        Json(Value::Array(page)),
+    )
+        .into_response()
+}
+
+/// "Get repository content" of a file: its text with the raw media type
+/// (`application/vnd.github.raw+json`), else the JSON object with the
+/// content in base64.
+async fn get_contents(
+    State(inner): State<Shared>,
+    Path((owner, repo, path)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    use base64::Engine;
+    let inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(text) = inner
+        .orgs
+        .get(&owner)
+        .and_then(|repos| repos.iter().find(|r| r.name == repo))
+        .and_then(|r| r.files.get(&path))
+    else {
+        return not_found();
+    };
+    let raw = headers
+        .get("accept")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("raw"));
+    if raw {
+        return (
+            [(
+                "content-type",
+                "application/vnd.github.raw+json; charset=utf-8",
+            )],
+            text.clone(),
+        )
+            .into_response();
+    }
+    let name = path.rsplit('/').next().unwrap_or(&path);
+    Json(json!({
+        "type": "file",
+        "encoding": "base64",
+        "size": text.len(),
+        "name": name,
+        "path": path,
+        "content": base64::engine::general_purpose::STANDARD.encode(text),
+        "sha": format!("{:040x}", text.len()),
+        "html_url": format!("https://github.com/{owner}/{repo}/blob/main/{path}"),
+        "download_url": format!("https://raw.githubusercontent.com/{owner}/{repo}/main/{path}"),
+    }))
+    .into_response()
+}
+
+/// "List repository contributors", most commits first.
+async fn list_contributors(
+    State(inner): State<Shared>,
+    Path((owner, repo)): Path<(String, String)>,
+) -> Response {
+    let inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(r) = inner
+        .orgs
+        .get(&owner)
+        .and_then(|repos| repos.iter().find(|r| r.name == repo))
+    else {
+        return not_found();
+    };
+    Json(Value::Array(
+        r.contributors
+            .iter()
+            .enumerate()
+            .map(|(i, (login, n))| {
+                json!({"login": login, "id": 7000 + i, "type": "User", "contributions": n})
+            })
+            .collect(),
+    ))
+    .into_response()
 }

@@ -176,8 +176,9 @@ fn owner_of(entity_json: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Who runs the action: the caller, or in the demo the person the
-/// request names (a User of the catalog, with their groups).
+/// Who acts (runs an action, decides about a suggestion): the caller, or
+/// in the demo the person the request names (a User of the catalog, with
+/// their groups).
 pub(super) async fn acting_person(
     state: &AppState,
     caller: &Caller,
@@ -189,7 +190,7 @@ pub(super) async fn acting_person(
     let auth = &state.config.auth;
     if auth.mode != AuthMode::Guest || !auth.demo_people {
         return Err(ApiError::BadRequest(
-            "an action runs as the signed-in person; naming one in the request (\"user\") is only for the demo (auth.demo_people in guest mode)".into(),
+            "this is done as the signed-in person; naming one in the request (\"user\") is only for the demo (auth.demo_people in guest mode)".into(),
         ));
     }
     let user_ref = EntityRef::parse(&named, Some("user"), "default")

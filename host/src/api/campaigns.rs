@@ -91,20 +91,7 @@ async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let owners: Option<Vec<String>> = q
-        .owner
-        .map(|text| {
-            text.split(',')
-                .map(str::trim)
-                .filter(|o| !o.is_empty())
-                .map(|o| {
-                    EntityRef::parse(o, Some("group"), "default")
-                        .map(|r| r.to_string())
-                        .map_err(|e| ApiError::BadRequest(format!("owner '{o}': {e}")))
-                })
-                .collect()
-        })
-        .transpose()?;
+    let owners = q.owner.as_deref().map(super::owner_refs).transpose()?;
     let (store, evaluations) = (state.store.clone(), state.evaluations.clone());
     let items = blocking(move || {
         let mut items = Vec::new();

@@ -105,6 +105,7 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/events", Rule::Scope("events:write")),
     ("POST", "/api/campaigns", Rule::Owner),
     ("POST", "/api/campaigns/dry-run", Rule::Read),
+    ("POST", "/api/suggestions/decide", Rule::Owner),
     ("POST", "/api/scorecards/dry-run", Rule::Read),
     ("POST", "/api/scorecards/levels", Rule::Read),
     ("DELETE", "/api/campaigns/{name}", Rule::Owner),

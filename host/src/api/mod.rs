@@ -19,6 +19,7 @@ mod plugins;
 mod scorecards;
 mod search;
 mod signin;
+mod suggestions;
 mod web;
 
 use std::sync::Arc;
@@ -68,6 +69,7 @@ pub fn app(state: AppState) -> Router {
         .merge(campaigns::router())
         .merge(scorecards::router())
         .merge(search::router())
+        .merge(suggestions::router())
         .merge(admin::router())
         .merge(signin::router())
         .merge(web::router(web_dir))
@@ -219,6 +221,23 @@ pub(crate) fn wants_fresh(headers: &axum::http::HeaderMap) -> bool {
 }
 
 /// Runs store work off the async executor.
+/// An owner named in a query (`?owner=`): an entity ref, a bare name
+/// being a group of the default namespace.
+pub(crate) fn owner_ref(text: &str) -> Result<String, ApiError> {
+    crate::catalog::EntityRef::parse(text, Some("group"), "default")
+        .map(|r| r.to_string())
+        .map_err(|e| ApiError::BadRequest(format!("owner '{text}': {e}")))
+}
+
+/// Owners named in a query, comma-separated.
+pub(crate) fn owner_refs(text: &str) -> Result<Vec<String>, ApiError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(owner_ref)
+        .collect()
+}
+
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {

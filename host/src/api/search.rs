@@ -10,7 +10,6 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, blocking};
-use crate::catalog::EntityRef;
 use crate::search::{Hit, SearchQuery};
 use crate::store::{EventQuery, Store, now_ms};
 
@@ -89,11 +88,7 @@ fn search_query(p: Params) -> Result<SearchQuery, ApiError> {
     };
     let owner = match p.owner.as_deref() {
         None | Some("") => None,
-        Some(o) => Some(
-            EntityRef::parse(o, Some("group"), "default")
-                .map_err(|e| ApiError::BadRequest(format!("owner '{o}': {e}")))?
-                .to_string(),
-        ),
+        Some(o) => Some(super::owner_ref(o)?),
     };
     let lower = |v: Option<String>| v.filter(|v| !v.is_empty()).map(|v| v.to_lowercase());
     Ok(SearchQuery {

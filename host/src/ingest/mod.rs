@@ -52,6 +52,10 @@ pub struct Ingestor {
     memo: Mutex<HashMap<String, HashMap<String, Memo>>>,
     /// Who answers provider locations (none: they are not read).
     providers: Option<Arc<dyn Providers>>,
+    /// By location id, the one page a partial refresh of a provider
+    /// location reads instead of asking the provider (see
+    /// [`Ingestor::refresh_page`]).
+    pinned: Mutex<HashMap<String, Page>>,
 }
 
 /// A clean file as a refresh read it: every document a valid entity the
@@ -233,6 +237,7 @@ impl Ingestor {
             limits,
             memo: Mutex::default(),
             providers: None,
+            pinned: Mutex::default(),
         }
     }
 
@@ -241,6 +246,29 @@ impl Ingestor {
     pub fn with_providers(mut self, providers: Arc<dyn Providers>) -> Ingestor {
         self.providers = Some(providers);
         self
+    }
+
+    /// Refreshes part of provider location `location`: what `page` holds
+    /// (a catalog file a webhook named, a suggestion someone accepted)
+    /// replaces what the location gave under the same keys, and
+    /// everything else it holds is kept as it is; the provider is not
+    /// asked.
+    pub fn refresh_page(
+        &self,
+        store: &Store,
+        location: &Location,
+        page: Page,
+    ) -> Result<RefreshSummary, StoreError> {
+        self.pinned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(location.id.clone(), page);
+        let done = self.refresh(store, location);
+        self.pinned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&location.id);
+        done
     }
 
     /// Refreshes one location in one transaction.
@@ -481,14 +509,18 @@ impl Ingestor {
         if kind == provider::KIND {
             let now = crate::store::now_ms();
             let kinds = &self.kinds;
-            provider::walk(
-                self.providers.as_deref(),
-                kinds,
+            let pinned = self
+                .pinned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(location_id)
+                .cloned();
+            let at = provider::At {
                 target,
                 location_id,
-                sink,
-                now,
-            )?;
+                now_ms: now,
+            };
+            provider::walk(self.providers.as_deref(), kinds, at, pinned, sink)?;
             return Ok((false, memos));
         }
         let root = match Target::from_location(kind, target, &self.base_dir) {
@@ -627,15 +659,7 @@ impl Ingestor {
         let docs = match yaml::parse_documents(&text) {
             Ok(d) => d,
             Err(e) => {
-                sink.problem(ProblemRecord {
-                    location_id: location_id.to_string(),
-                    source: source.clone(),
-                    line: Some(e.line as u32),
-                    column: Some(e.col as u32),
-                    entity_ref: None,
-                    field: None,
-                    message: format!("YAML syntax error: {}", e.message),
-                });
+                sink.problem(syntax_problem(&e, location_id, &source));
                 sink.keep_source(&source);
                 return Ok(());
             }
@@ -675,27 +699,14 @@ impl Ingestor {
                     (invalid.entity_ref, problems)
                 }
             };
-            let records = all
-                .into_iter()
-                .map(|p| {
-                    let (line, col) = yaml::locate(&text, index, &p.field).unwrap_or((doc.line, 1));
-                    let field = p.field.to_string();
-                    let message = if p.message.starts_with(&field) || field.is_empty() {
-                        p.message
-                    } else {
-                        format!("{field}: {}", p.message)
-                    };
-                    ProblemRecord {
-                        location_id: location_id.to_string(),
-                        source: source.clone(),
-                        line: Some(line as u32),
-                        column: Some(col as u32),
-                        entity_ref: entity_ref.as_ref().map(ToString::to_string),
-                        field: (!field.is_empty()).then_some(field),
-                        message,
-                    }
-                })
-                .collect();
+            let at = DocumentAt {
+                text: &text,
+                index,
+                line: doc.line,
+                location_id,
+                source: &source,
+            };
+            let records = at.records(all, entity_ref.as_ref());
             clean = false;
             sink.invalid(entity_ref.as_ref(), records)?;
         }
@@ -872,6 +883,62 @@ fn location_targets(value: &Value) -> Vec<String> {
 }
 
 /// Records where an entity came from, as Backstage does.
+/// A YAML syntax error in `source` as the location's problem.
+fn syntax_problem(e: &yaml::YamlError, location_id: &str, source: &str) -> ProblemRecord {
+    ProblemRecord {
+        location_id: location_id.to_string(),
+        source: source.to_string(),
+        line: Some(e.line as u32),
+        column: Some(e.col as u32),
+        entity_ref: None,
+        field: None,
+        message: format!("YAML syntax error: {}", e.message),
+    }
+}
+
+/// Document `index` of a catalog file's `text` (starting on `line`), for
+/// placing its problems.
+struct DocumentAt<'a> {
+    text: &'a str,
+    index: usize,
+    line: usize,
+    location_id: &'a str,
+    source: &'a str,
+}
+
+impl DocumentAt<'_> {
+    /// `problems` as records, each on its field's line (or the document's
+    /// first), its message led by the field.
+    fn records(
+        &self,
+        problems: Vec<Problem>,
+        entity_ref: Option<&EntityRef>,
+    ) -> Vec<ProblemRecord> {
+        problems
+            .into_iter()
+            .map(|p| {
+                let (line, col) =
+                    yaml::locate(self.text, self.index, &p.field).unwrap_or((self.line, 1));
+                let field = p.field.to_string();
+                let message = if p.message.starts_with(&field) || field.is_empty() {
+                    p.message
+                } else {
+                    format!("{field}: {}", p.message)
+                };
+                ProblemRecord {
+                    location_id: self.location_id.to_string(),
+                    source: self.source.to_string(),
+                    line: Some(line as u32),
+                    column: Some(col as u32),
+                    entity_ref: entity_ref.map(ToString::to_string),
+                    field: (!field.is_empty()).then_some(field),
+                    message,
+                }
+            })
+            .collect()
+    }
+}
+
 fn annotate(value: &mut Value, source: &str, origin: &str) {
     let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) else {
         return;

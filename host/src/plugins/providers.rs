@@ -63,6 +63,12 @@ impl Providers for PluginProviders {
             .discover(&c.name, &config, cursor, &limits)
             .map(|p| Page {
                 entities: p.entities,
+                files: p.files.into_iter().map(|f| (f.url, f.text)).collect(),
+                suggestions: p
+                    .suggestions
+                    .into_iter()
+                    .map(|s| (s.entity, s.reason))
+                    .collect(),
                 next: p.next,
             })
             .map_err(|e| format!("plugin {}: {e}", c.plugin))

@@ -962,6 +962,16 @@ impl Loaded {
             },
             |page| {
                 page.entities.iter().map(String::len).sum::<usize>()
+                    + page
+                        .files
+                        .iter()
+                        .map(|f| f.url.len() + f.text.len())
+                        .sum::<usize>()
+                    + page
+                        .suggestions
+                        .iter()
+                        .map(|s| s.entity.len() + s.reason.len())
+                        .sum::<usize>()
                     + page.next.as_ref().map_or(0, String::len)
             },
         )

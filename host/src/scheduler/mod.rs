@@ -101,6 +101,33 @@ impl Refresher {
         done.pop().expect("one location, one outcome")
     }
 
+    /// Refreshes part of a provider location now: what `page` holds
+    /// replaces what it gave under the same keys, the rest is kept, and
+    /// the provider is not asked (`Ingestor::refresh_page`). For an
+    /// accepted suggestion or a file a webhook named: in the catalog (and
+    /// the change feed search follows) when this answers.
+    pub async fn refresh_page(
+        &self,
+        location: Location,
+        page: crate::ingest::Page,
+    ) -> anyhow::Result<RefreshSummary> {
+        let _guard = self.running.lock().await;
+        let (store, ingestor) = (self.store.clone(), self.ingestor.clone());
+        let started = Instant::now();
+        let summary = tokio::task::spawn_blocking(move || {
+            ingestor
+                .refresh_page(&store, &location, page)
+                .map(|s| (s, location))
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("the refresh panicked: {e}"))?;
+        crate::metrics::refresh(started.elapsed().as_secs_f64(), summary.is_err());
+        let (summary, location) = summary?;
+        self.record_change(&location.id, &location.target, &summary)
+            .await;
+        Ok(summary)
+    }
+
     /// Queues a registered location for its first read and answers at
     /// once; `reply`, when given, hears how it went. One task reads what
     /// is queued, in groups that commit together.

@@ -10,6 +10,7 @@ pub mod actions;
 pub mod campaigns;
 pub mod docs;
 pub mod locations;
+pub mod suggestions;
 
 use crate::store::StoreError;
 

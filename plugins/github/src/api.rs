@@ -171,26 +171,7 @@ impl Repo {
         url: &str,
         body: Option<Value>,
     ) -> Result<Response, PluginError> {
-        let key = &self.settings.base_url;
-        if let Some(until) = host::rate_limited_until(key) {
-            return Err(rate_limited(until));
-        }
-        let auth = format!("Bearer {{{{secret:{}}}}}", self.settings.token_secret);
-        let mut headers = vec![
-            ("Accept", "application/vnd.github+json"),
-            ("X-GitHub-Api-Version", "2022-11-28"),
-            ("User-Agent", "greenroom-github-plugin"),
-            ("Authorization", auth.as_str()),
-        ];
-        if body.is_some() {
-            headers.push(("Content-Type", "application/json"));
-        }
-        let body = body.map(|b| b.to_string().into_bytes());
-        let response = host::fetch(method, url, &headers, body)?;
-        if let Some(until) = host::note_rate_limit(key, &response) {
-            return Err(rate_limited(until));
-        }
-        Ok(response)
+        request(&self.settings, method, url, body, JSON)
     }
 
     /// What a failed answer means, in words that say what to do.
@@ -215,6 +196,43 @@ impl Repo {
             )),
         }
     }
+}
+
+/// GitHub's JSON media type.
+pub const JSON: &str = "application/vnd.github+json";
+
+/// A file's text rather than JSON around it ("get repository content").
+pub const RAW: &str = "application/vnd.github.raw+json";
+
+/// A request to GitHub with the token, answered `accept`; refused without
+/// a request while GitHub told us to wait, and remembering when it does.
+pub fn request(
+    settings: &Settings,
+    method: &str,
+    url: &str,
+    body: Option<Value>,
+    accept: &str,
+) -> Result<Response, PluginError> {
+    let key = &settings.base_url;
+    if let Some(until) = host::rate_limited_until(key) {
+        return Err(rate_limited(until));
+    }
+    let auth = format!("Bearer {{{{secret:{}}}}}", settings.token_secret);
+    let mut headers = vec![
+        ("Accept", accept),
+        ("X-GitHub-Api-Version", "2022-11-28"),
+        ("User-Agent", "greenroom-github-plugin"),
+        ("Authorization", auth.as_str()),
+    ];
+    if body.is_some() {
+        headers.push(("Content-Type", "application/json"));
+    }
+    let body = body.map(|b| b.to_string().into_bytes());
+    let response = host::fetch(method, url, &headers, body)?;
+    if let Some(until) = host::note_rate_limit(key, &response) {
+        return Err(rate_limited(until));
+    }
+    Ok(response)
 }
 
 fn runs_of(body: Value) -> Result<Vec<Value>, PluginError> {

@@ -5,12 +5,13 @@
 //! pull request). Works with github.com and GitHub Enterprise; see README.md.
 
 mod api;
+mod discover;
 
 use greenroom_plugin_sdk::host;
 use greenroom_plugin_sdk::time::{ago, duration, parse_rfc3339_ms};
 use greenroom_plugin_sdk::{
     Action, Badge, Card, CardBuilder, Cell, Entity, Event, Fact, FactValue, Input, InputField,
-    InputKind, Link, Plugin, PluginError, TextInput, Tone, input_text, manifest, register_plugin,
+    InputKind, Link, Plugin, PluginError, ProviderPage, TextInput, Tone, input_text, manifest, register_plugin,
 };
 use serde_json::{Value, json};
 
@@ -209,6 +210,16 @@ impl Plugin for GitHub {
             url: Some(repo.web_url("pulls")),
         });
         Ok(facts)
+    }
+
+    /// Every repository of the location's organisation, a page at a
+    /// time (see `discover.rs`).
+    fn discover(
+        _name: String,
+        config: String,
+        cursor: Option<String>,
+    ) -> Result<ProviderPage, PluginError> {
+        discover::discover(&config, cursor)
     }
 
     fn events(since_ms: u64) -> Result<Vec<Event>, PluginError> {

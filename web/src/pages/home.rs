@@ -266,8 +266,9 @@ pub fn Home() -> Html {
                     </section>
                     <section class="panel" aria-labelledby="my-tasks">
                         <h2 id="my-tasks">{ "My campaign tasks" }</h2>
-                        <CampaignTasks owners={Rc::new(groups)} />
+                        <CampaignTasks owners={Rc::new(groups.clone())} />
                     </section>
+                    <crate::pages::suggestions::WaitingForMyTeams owners={Rc::new(groups)} />
                 </>
             }
         }

@@ -9,3 +9,4 @@ pub mod home;
 pub mod plugins;
 pub mod scorecards;
 pub mod search;
+pub mod suggestions;

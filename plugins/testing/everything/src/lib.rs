@@ -4,7 +4,7 @@
 use greenroom_plugin_sdk::{
     Action, Badge, Card, CardBuilder, Cell, Choice, ChoiceInput, DocPage, Entity, Event, Fact,
     FactValue, Input, InputField, InputKind, InputValue, Link, NumberInput, Plugin, PluginError,
-    ProviderPage, SearchDocument, Tab, TextInput, Tone, host, manifest, register_plugin,
+    ProviderFile, ProviderPage, SearchDocument, Suggestion, Tab, TextInput, Tone, host, manifest, register_plugin,
 };
 
 manifest!(
@@ -210,6 +210,24 @@ impl Plugin for Everything {
                 .into_iter()
                 .flatten()
                 .map(|e| e.as_str().map_or_else(|| e.to_string(), str::to_string))
+                .collect(),
+            files: page["files"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| ProviderFile {
+                    url: f["url"].as_str().unwrap_or_default().to_string(),
+                    text: f["text"].as_str().unwrap_or_default().to_string(),
+                })
+                .collect(),
+            suggestions: page["suggestions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| Suggestion {
+                    entity: s["entity"].to_string(),
+                    reason: s["reason"].as_str().unwrap_or_default().to_string(),
+                })
                 .collect(),
             next: page["next"].as_str().map(str::to_string),
         })

@@ -1,0 +1,377 @@
+//! Discovery through the GitHub plugin's `providers` export, in the real
+//! host against the loopback GitHub ("list organization repositories",
+//! "get repository content" for catalog files and CODEOWNERS, "list
+//! repository contributors"): repositories with a catalog file join the
+//! catalog, the others wait as suggestions with an owner for a person to
+//! claim.
+
+use greenroom_upstreams::{OrgRepo, Upstreams, catalog_file, generated_org};
+use serde_json::{Value, json};
+
+use crate::plugins::{portal_with_docs, wasm};
+use crate::sentry::upstream_config;
+use crate::support::{Portal, group};
+
+/// The organisation's 200 generated repositories (120 with a catalog
+/// file, 80 without) and four more, each for one rule.
+fn acme() -> Vec<OrgRepo> {
+    let mut repos = generated_org("acme", 200);
+    // Archived: left out, catalog file and all.
+    repos.push(OrgRepo {
+        archived: true,
+        ..OrgRepo::new("legacy").file(
+            "catalog-info.yaml",
+            &catalog_file("acme", "legacy", "team-1"),
+        )
+    });
+    // A file with one good entity and one invalid: the good one is kept.
+    repos.push(OrgRepo::new("mixed").file(
+        "catalog-info.yaml",
+        &format!(
+            "{}---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: Mixed Bad!\nspec:\n  type: service\n  lifecycle: production\n  owner: team-1\n",
+            catalog_file("acme", "mixed-ok", "team-1")
+        ),
+    ));
+    // No catalog file; CODEOWNERS has two rules for everything (the last
+    // wins) and a comment.
+    repos.push(OrgRepo::new("owners-twice").file(
+        "CODEOWNERS",
+        "# moved in 2026\n* @acme/team-old\n* @acme/team-new @jane # lead\n",
+    ));
+    // No catalog file, no CODEOWNERS, no contributors.
+    repos.push(OrgRepo::new("nobody"));
+    repos
+}
+
+async fn discovering_portal(upstream: &Upstreams) -> Portal {
+    upstream.set_org("acme", acme());
+    let settings = format!("base_url = \"{}\"", upstream.github_url());
+    let config = format!(
+        "{}[[catalog.providers]]\nplugin = \"github\"\nname = \"acme\"\nconfig = {{ organisation = \"acme\" }}\n",
+        upstream_config("github", "GITHUB_TOKEN", upstream, &settings)
+    );
+    let docs: Vec<String> = (0..10).map(|i| group(&format!("team-{i}"))).collect();
+    let files = [(
+        "github.wasm".to_string(),
+        std::fs::read(wasm("github")).unwrap(),
+    )];
+    portal_with_docs(&files, &docs, "", &config).await
+}
+
+fn annotation<'v>(e: &'v Value, name: &str) -> &'v str {
+    e["metadata"]["annotations"][name]
+        .as_str()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn github_discovery_catalogs_repositories_with_files_and_suggests_the_rest() {
+    let upstream = Upstreams::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let p = discovering_portal(&upstream).await;
+
+    // 120 generated repositories with a file, and the good half of
+    // `mixed`; nothing of the archived one.
+    let components = p
+        .ok("/api/catalog/entities/by-query?filter=kind=component&limit=1")
+        .await;
+    assert_eq!(components["totalItems"], 121, "{components}");
+    let repo0 = p.entity("component", "repo-0").await.unwrap();
+    assert_eq!(
+        annotation(&repo0, "backstage.io/managed-by-location"),
+        "url:https://github.com/acme/repo-0/blob/main/catalog-info.yaml"
+    );
+    assert_eq!(
+        annotation(&repo0, "backstage.io/managed-by-origin-location"),
+        "provider:github/acme"
+    );
+    assert_eq!(repo0["spec"]["owner"], "team-0");
+    assert!(p.entity("component", "mixed-ok").await.is_some());
+    assert!(p.entity("component", "legacy").await.is_none());
+    let problems = p.problems().await;
+    let bad: Vec<&Value> = problems
+        .iter()
+        .filter(|pr| {
+            pr.to_string()
+                .contains("acme/mixed/blob/main/catalog-info.yaml")
+        })
+        .collect();
+    assert_eq!(bad.len(), 1, "{problems:?}");
+    assert_eq!(bad[0]["field"], "metadata.name", "{}", bad[0]);
+    assert_eq!(bad[0]["line"], 16, "the line of the bad name: {}", bad[0]);
+
+    // The token went with every request, never into the plugin.
+    let requests = upstream.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path.starts_with("/github/orgs/acme/repos")),
+        "{requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.authorization.as_deref() == Some("Bearer test-github_token"))
+    );
+
+    // The other 80 generated ones, owners-twice and nobody wait as
+    // suggestions, none of them in the catalog.
+    let all = p.ok("/api/suggestions?limit=1000").await;
+    assert_eq!(all["total"], 82, "{all}");
+    let find = |name: &str| {
+        all["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["entityRef"] == format!("component:default/{name}"))
+            .unwrap_or_else(|| panic!("no suggestion {name}: {all}"))
+            .clone()
+    };
+    // repo-4: CODEOWNERS; its language a tag, its description kept.
+    let four = find("repo-4");
+    assert_eq!(four["owner"], "group:default/team-4");
+    assert_eq!(four["provider"], "github/acme");
+    assert!(
+        four["reason"]
+            .as_str()
+            .unwrap()
+            .contains("acme/repo-4 has no catalog-info.yaml")
+            && four["reason"]
+                .as_str()
+                .unwrap()
+                .contains("owner from .github/CODEOWNERS"),
+        "{four}"
+    );
+    assert_eq!(four["entity"]["metadata"]["tags"][0], "java");
+    assert_eq!(
+        four["entity"]["metadata"]["description"],
+        "The repo-4 service"
+    );
+    assert_eq!(
+        annotation(&four["entity"], "github.com/project-slug"),
+        "acme/repo-4"
+    );
+    // repo-3: no CODEOWNERS, so its top committer.
+    let three = find("repo-3");
+    assert_eq!(three["owner"], "user:default/dev-3");
+    assert!(three["reason"].as_str().unwrap().contains("top committer"));
+    assert_eq!(find("owners-twice")["owner"], "group:default/team-new");
+    let nobody = find("nobody");
+    assert!(nobody["owner"].is_null(), "{nobody}");
+    assert!(nobody["entity"]["spec"].get("owner").is_none(), "{nobody}");
+    assert!(nobody["reason"].as_str().unwrap().contains("choose one"));
+    assert!(p.entity("component", "repo-4").await.is_none());
+
+    // A team sees its own; `none` lists those without an owner.
+    let team4 = p.ok("/api/suggestions?owner=team-4").await;
+    assert_eq!(team4["total"], 20, "{team4}");
+    let none = p.ok("/api/suggestions?owner=none").await;
+    assert_eq!(none["total"], 1, "{none}");
+    let (s, _) = p.get("/api/suggestions?owner=group:").await;
+    assert_eq!(s, 400);
+
+    // Someone adds a catalog file: at the next refresh the repository is
+    // in the catalog and no longer suggested.
+    upstream.set_file(
+        "acme",
+        "repo-3",
+        "catalog-info.yaml",
+        Some(&catalog_file("acme", "repo-3", "team-3")),
+    );
+    p.refresh().await;
+    assert_eq!(
+        p.entity("component", "repo-3").await.unwrap()["spec"]["owner"],
+        "team-3"
+    );
+    let after = p.ok("/api/suggestions?limit=1").await;
+    assert_eq!(after["total"], 81, "{after}");
+}
+
+/// People of the catalog, through the sign-in proxy: jane administers
+/// (platform), dan is in team-4, eve in team-1.
+const PEOPLE: &str = "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: platform\nspec:\n  type: team\n  children: []\n---\napiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: jane\nspec:\n  profile:\n    email: jane@example.com\n  memberOf: [platform]\n---\napiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: dan\nspec:\n  profile:\n    email: dan@example.com\n  memberOf: [team-4]\n---\napiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: eve\nspec:\n  profile:\n    email: eve@example.com\n  memberOf: [team-1]\n";
+
+async fn decide(p: &Portal, email: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = p
+        .http
+        .post(format!("{}/api/suggestions/decide", p.base))
+        .json(&body);
+    if let Some(e) = email {
+        req = req.header("X-Forwarded-Email", e);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn waiting(p: &Portal) -> u64 {
+    p.ok("/api/suggestions?limit=1").await["total"]
+        .as_u64()
+        .unwrap()
+}
+
+fn says(answer: &(u16, Value), status: u16, text: &str) {
+    assert_eq!(answer.0, status, "{}", answer.1);
+    let message = answer.1["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(text), "'{text}' in {}", answer.1);
+}
+
+#[tokio::test]
+async fn suggestions_are_accepted_merged_or_dismissed_by_their_teams() {
+    let upstream = Upstreams::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    upstream.set_org("acme", acme());
+    let settings = format!("base_url = \"{}\"", upstream.github_url());
+    let config = format!(
+        "{}[[catalog.providers]]\nplugin = \"github\"\nname = \"acme\"\nconfig = {{ organisation = \"acme\" }}\n\
+         [auth]\nmode = \"proxy\"\nrequire_sign_in = false\nadmins = [\"group:default/platform\"]\n[auth.proxy]\ntrusted = [\"127.0.0.0/8\"]\n",
+        upstream_config("github", "GITHUB_TOKEN", &upstream, &settings)
+    );
+    let mut docs: Vec<String> = (0..10).map(|i| group(&format!("team-{i}"))).collect();
+    docs.push(PEOPLE.to_string());
+    let files = [(
+        "github.wasm".to_string(),
+        std::fs::read(wasm("github")).unwrap(),
+    )];
+    let p = portal_with_docs(&files, &docs, "", &config).await;
+    let (jane, dan, eve) = (
+        Some("jane@example.com"),
+        Some("dan@example.com"),
+        Some("eve@example.com"),
+    );
+    assert_eq!(waiting(&p).await, 82);
+
+    // Nobody signed in, someone of another team, a token: refused.
+    let accept4 = json!({"entityRef": "repo-4", "decision": "accept"});
+    says(&decide(&p, None, accept4.clone()).await, 401, "sign in");
+    says(
+        &decide(&p, eve, accept4.clone()).await,
+        403,
+        "only members of group:default/team-4",
+    );
+    // Dan is in team-4: accepted with the suggested owner, in the catalog
+    // when the answer comes.
+    let (s, b) = decide(&p, dan, accept4.clone()).await;
+    assert_eq!(s, 200, "{b}");
+    let repo4 = p
+        .entity("component", "repo-4")
+        .await
+        .expect("accepted into the catalog");
+    assert_eq!(repo4["spec"]["owner"], "group:default/team-4");
+    assert_eq!(
+        annotation(&repo4, "backstage.io/managed-by-location"),
+        "provider:github/acme"
+    );
+    assert_eq!(repo4["metadata"]["tags"][0], "java");
+    // Decided once: not waiting any more.
+    says(
+        &decide(&p, dan, accept4).await,
+        404,
+        "no suggestion component:default/repo-4 is waiting",
+    );
+
+    // One without an owner: accepted for a team the person is in; the
+    // owner must be in the catalog.
+    let nobody = |owner: &str| json!({"entityRef": "nobody", "decision": "accept", "owner": owner});
+    says(&decide(&p, dan, nobody("team-9")).await, 403, "team-9");
+    says(
+        &decide(&p, jane, nobody("ghost-team")).await,
+        422,
+        "not in the catalog",
+    );
+    let (s, b) = decide(&p, dan, nobody("team-4")).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        p.entity("component", "nobody").await.unwrap()["spec"]["owner"],
+        "group:default/team-4"
+    );
+    // An administrator accepts for any team (repo-9's suggested owner is
+    // its top committer, who is not in the catalog).
+    let (s, b) = decide(
+        &p,
+        jane,
+        json!({"entityRef": "component:default/repo-9", "decision": "accept", "owner": "group:default/team-9"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+
+    // Merged into an entity the catalog has; dismissed with a note.
+    says(
+        &decide(
+            &p,
+            dan,
+            json!({"entityRef": "repo-14", "decision": "merge", "into": "ghost"}),
+        )
+        .await,
+        422,
+        "not in the catalog",
+    );
+    let (s, b) = decide(
+        &p,
+        dan,
+        json!({"entityRef": "repo-14", "decision": "merge", "into": "repo-0"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = decide(
+        &p,
+        dan,
+        json!({"entityRef": "repo-24", "decision": "dismiss", "note": "a fork of a vendor's tool"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    says(
+        &decide(&p, dan, json!({"entityRef": "repo-34", "decision": "keep"})).await,
+        400,
+        "accept, merge, dismiss",
+    );
+    assert!(p.entity("component", "repo-14").await.is_none());
+    assert!(p.entity("component", "repo-24").await.is_none());
+    assert_eq!(waiting(&p).await, 82 - 5);
+
+    // Each decision recorded: who, when, what.
+    let log = p.ok("/api/suggestions/decisions").await;
+    assert_eq!(log["total"], 5, "{log}");
+    let last = &log["items"][0];
+    assert_eq!(last["entityRef"], "component:default/repo-24");
+    assert_eq!(last["decision"], "dismissed");
+    assert_eq!(last["by"], "user:default/dan");
+    assert_eq!(last["note"], "a fork of a vendor's tool");
+    assert_eq!(last["provider"], "github/acme");
+    let merged = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["decision"] == "merged")
+        .unwrap();
+    assert_eq!(merged["into"], "component:default/repo-0");
+
+    // The next discovery keeps every decision: accepted ones stay in the
+    // catalog with the owner chosen, the others stay out.
+    p.refresh().await;
+    assert_eq!(
+        p.entity("component", "repo-4").await.unwrap()["spec"]["owner"],
+        "group:default/team-4"
+    );
+    assert_eq!(
+        p.entity("component", "nobody").await.unwrap()["spec"]["owner"],
+        "group:default/team-4"
+    );
+    assert!(p.entity("component", "repo-24").await.is_none());
+    assert_eq!(waiting(&p).await, 82 - 5);
+    // Searchable like any entity.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while p.ok("/api/search?q=repo-4").await["total"]
+        .as_u64()
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "repo-4 never searchable"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
