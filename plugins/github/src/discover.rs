@@ -150,7 +150,9 @@ pub fn discover(config: &str, cursor: Option<String>) -> Result<ProviderPage, Pl
                     text,
                 });
             }
-            None => out.suggestions.push(suggest(&settings, &d, repo, full, branch)?),
+            None => out
+                .suggestions
+                .push(suggest(&settings, &d, repo, full, branch)?),
         }
     }
     Ok(out)
@@ -261,18 +263,17 @@ fn owner_of_all(codeowners: &str) -> Option<String> {
             (words.next()? == "*").then(|| words.find(|w| w.starts_with('@')))?
         })
         .next_back()
-        .map(|owner| match owner.trim_start_matches('@').split_once('/') {
-            Some((_, team)) => format!("group:default/{}", entity_name(team)),
-            None => format!("user:default/{}", entity_name(&owner[1..])),
-        })
+        .map(
+            |owner| match owner.trim_start_matches('@').split_once('/') {
+                Some((_, team)) => format!("group:default/{}", entity_name(team)),
+                None => format!("user:default/{}", entity_name(&owner[1..])),
+            },
+        )
 }
 
 /// The login with most commits.
 fn top_committer(settings: &Settings, full: &str) -> Result<Option<String>, PluginError> {
-    let url = format!(
-        "{}/repos/{full}/contributors?per_page=5",
-        settings.base_url
-    );
+    let url = format!("{}/repos/{full}/contributors?per_page=5", settings.base_url);
     let response = api::request(settings, "GET", &url, None, JSON)?;
     match response.status {
         200 => {}

@@ -11,7 +11,8 @@ use greenroom_plugin_sdk::host;
 use greenroom_plugin_sdk::time::{ago, duration, parse_rfc3339_ms};
 use greenroom_plugin_sdk::{
     Action, Badge, Card, CardBuilder, Cell, Entity, Event, Fact, FactValue, Input, InputField,
-    InputKind, Link, Plugin, PluginError, ProviderPage, TextInput, Tone, input_text, manifest, register_plugin,
+    InputKind, Link, Plugin, PluginError, ProviderPage, TextInput, Tone, input_text, manifest,
+    register_plugin,
 };
 use serde_json::{Value, json};
 

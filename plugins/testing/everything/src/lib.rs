@@ -4,7 +4,8 @@
 use greenroom_plugin_sdk::{
     Action, Badge, Card, CardBuilder, Cell, Choice, ChoiceInput, DocPage, Entity, Event, Fact,
     FactValue, Input, InputField, InputKind, InputValue, Link, NumberInput, Plugin, PluginError,
-    ProviderFile, ProviderPage, SearchDocument, Suggestion, Tab, TextInput, Tone, host, manifest, register_plugin,
+    ProviderFile, ProviderPage, SearchDocument, Suggestion, Tab, TextInput, Tone, host, manifest,
+    register_plugin,
 };
 
 manifest!(
