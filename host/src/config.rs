@@ -696,6 +696,36 @@ pub struct PluginsConfig {
     /// How often plugins are asked for new events ("0s": never).
     #[serde(default = "default_events_interval", with = "humantime_serde_compat")]
     pub events_interval: Duration,
+    /// Plugins that receive webhook deliveries at
+    /// `POST /api/webhooks/<id>`, `[plugins.webhooks.<id>]`: how a
+    /// delivery is signed. A plugin not listed receives none.
+    #[serde(default)]
+    pub webhooks: HashMap<String, IncomingWebhook>,
+}
+
+/// How one plugin's webhook deliveries are signed: an HMAC-SHA256 of the
+/// body with a shared secret, hex in a header (GitHub's
+/// `X-Hub-Signature-256: sha256=<hex>`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IncomingWebhook {
+    /// The secret's name: its value comes from the environment variable
+    /// `GREENROOM_SECRET_<NAME>`, never from this file.
+    pub secret: String,
+    /// The header that carries the signature.
+    #[serde(default = "default_signature_header")]
+    pub signature_header: String,
+    /// The header that names the event (`push`).
+    #[serde(default = "default_event_header")]
+    pub event_header: String,
+}
+
+fn default_signature_header() -> String {
+    "X-Hub-Signature-256".into()
+}
+
+fn default_event_header() -> String {
+    "X-GitHub-Event".into()
 }
 
 fn default_facts_interval() -> Duration {
@@ -755,6 +785,7 @@ impl Default for PluginsConfig {
             allow_actions: Vec::new(),
             facts_interval: default_facts_interval(),
             events_interval: default_events_interval(),
+            webhooks: HashMap::new(),
         }
     }
 }

@@ -144,6 +144,19 @@ pub mod providers_bindings {
     });
 }
 
+#[cfg(feature = "webhooks")]
+#[doc(hidden)]
+pub mod webhooks_bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "export-webhooks",
+        with: { "greenroom:plugin/types@0.2.0": crate::bindings::greenroom::plugin::types },
+        pub_export_macro: true,
+        export_macro_name: "export_webhooks",
+        default_bindings_module: "greenroom_plugin_sdk::webhooks_bindings",
+    });
+}
+
 pub mod card;
 pub mod host;
 pub mod time;
@@ -152,6 +165,7 @@ pub use bindings::greenroom::plugin::types::{
     Action, Badge, Card, Cell, Choice, ChoiceInput, DocPage, Entity, Event, Fact, FactValue, Field,
     Input, InputField, InputKind, InputValue, Link, Node, NumberInput, PluginError, Progress,
     ProviderFile, ProviderPage, SearchDocument, Suggestion, Tab, Table, TextInput, Tone,
+    WebhookOutcome,
 };
 pub use card::CardBuilder;
 
@@ -241,6 +255,13 @@ pub trait Plugin {
         let _ = (name, config, cursor);
         Err(PluginError::NotApplicable)
     }
+
+    /// A webhook delivery the host verified: the source's event name
+    /// (`push`) and the body as sent (feature `webhooks`).
+    fn webhook(event: String, payload: String) -> Result<WebhookOutcome, PluginError> {
+        let _ = (event, payload);
+        Err(PluginError::NotApplicable)
+    }
 }
 
 /// The value of the form field `name` among an action's inputs.
@@ -269,6 +290,7 @@ macro_rules! register_plugin {
         $crate::__export_tabs!($plugin);
         $crate::__export_widgets!($plugin);
         $crate::__export_providers!($plugin);
+        $crate::__export_webhooks!($plugin);
     };
 }
 
@@ -511,5 +533,29 @@ macro_rules! __export_providers {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_providers {
+    ($plugin:ident) => {};
+}
+
+#[cfg(feature = "webhooks")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_webhooks {
+    ($plugin:ident) => {
+        impl $crate::webhooks_bindings::exports::greenroom::plugin::webhooks::Guest for $plugin {
+            fn handle(
+                event: ::std::string::String,
+                payload: ::std::string::String,
+            ) -> ::core::result::Result<$crate::WebhookOutcome, $crate::PluginError> {
+                <$plugin as $crate::Plugin>::webhook(event, payload)
+            }
+        }
+        $crate::webhooks_bindings::export_webhooks!($plugin with_types_in $crate::webhooks_bindings);
+    };
+}
+
+#[cfg(not(feature = "webhooks"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_webhooks {
     ($plugin:ident) => {};
 }

@@ -5,7 +5,7 @@
 //! catalog, the others wait as suggestions with an owner for a person to
 //! claim.
 
-use greenroom_upstreams::{OrgRepo, Upstreams, catalog_file, generated_org};
+use greenroom_upstreams::{OrgRepo, Upstreams, catalog_file, deliveries, generated_org};
 use serde_json::{Value, json};
 
 use crate::plugins::{portal_with_docs, wasm};
@@ -171,6 +171,39 @@ async fn github_discovery_catalogs_repositories_with_files_and_suggests_the_rest
     let (s, _) = p.get("/api/suggestions?owner=group:").await;
     assert_eq!(s, 400);
 
+    // Coverage: 121 of the 203 things seen are in the catalog; per team,
+    // and the day's point of the trend.
+    let coverage = p.ok("/api/catalog/coverage").await;
+    let acme = &coverage["providers"][0];
+    assert_eq!(acme["provider"], "github/acme", "{coverage}");
+    assert_eq!(
+        (&acme["inCatalog"], &acme["waiting"]),
+        (&json!(121), &json!(82)),
+        "{acme}"
+    );
+    assert_eq!(acme["percent"], 59.6);
+    assert_eq!(coverage["total"]["percent"], 59.6);
+    let team = |owner: &str| {
+        acme["teams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["owner"] == owner)
+            .unwrap_or_else(|| panic!("no {owner} in {acme}"))
+            .clone()
+    };
+    // team-0 owns 20 repositories, all with a file; team-4's 20 wait.
+    assert_eq!(team("group:default/team-0")["percent"], 100.0);
+    assert_eq!(
+        (
+            team("group:default/team-4")["inCatalog"].clone(),
+            team("group:default/team-4")["waiting"].clone()
+        ),
+        (json!(0), json!(20))
+    );
+    assert_eq!(acme["trend"].as_array().unwrap().len(), 1, "{acme}");
+    assert_eq!(acme["trend"][0]["inCatalog"], 121);
+
     // Someone adds a catalog file: at the next refresh the repository is
     // in the catalog and no longer suggested.
     upstream.set_file(
@@ -186,6 +219,13 @@ async fn github_discovery_catalogs_repositories_with_files_and_suggests_the_rest
     );
     let after = p.ok("/api/suggestions?limit=1").await;
     assert_eq!(after["total"], 81, "{after}");
+    // The day's point moved with it.
+    let trend = p.ok("/api/catalog/coverage").await["providers"][0]["trend"].clone();
+    assert_eq!(trend.as_array().unwrap().len(), 1, "{trend}");
+    assert_eq!(
+        (&trend[0]["inCatalog"], &trend[0]["waiting"]),
+        (&json!(122), &json!(81))
+    );
 }
 
 /// People of the catalog, through the sign-in proxy: jane administers
@@ -374,4 +414,199 @@ async fn suggestions_are_accepted_merged_or_dismissed_by_their_teams() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+const HOOK_SECRET: &str = "hook-secret-for-tests";
+
+/// Posts a delivery as GitHub would, signed with `secret` (none: no
+/// signature header).
+async fn deliver(p: &Portal, event: &str, body: &Value, secret: Option<&str>) -> (u16, Value) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let mut req = p
+        .http
+        .post(format!("{}/api/webhooks/github", p.base))
+        .header("X-GitHub-Event", event)
+        .header("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+        .header("content-type", "application/json");
+    if let Some(s) = secret {
+        req = req.header("X-Hub-Signature-256", deliveries::signature(s, &bytes));
+    }
+    let resp = req.body(bytes).send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn github_webhooks_refresh_only_what_they_name_and_feed_deployments() {
+    let upstream = Upstreams::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    upstream.set_org("acme", generated_org("acme", 20));
+    // SAFETY: only this test uses the variable.
+    unsafe { std::env::set_var("GREENROOM_SECRET_GITHUB_WEBHOOK_TEST", HOOK_SECRET) };
+    let settings = format!("base_url = \"{}\"", upstream.github_url());
+    let config = format!(
+        "{}[plugins.webhooks.github]\nsecret = \"GITHUB_WEBHOOK_TEST\"\n\
+         [[catalog.providers]]\nplugin = \"github\"\nname = \"acme\"\nconfig = {{ organisation = \"acme\" }}\n",
+        upstream_config("github", "GITHUB_TOKEN", &upstream, &settings)
+    );
+    let docs: Vec<String> = (0..10).map(|i| group(&format!("team-{i}"))).collect();
+    let files = [(
+        "github.wasm".to_string(),
+        std::fs::read(wasm("github")).unwrap(),
+    )];
+    let p = portal_with_docs(&files, &docs, "", &config).await;
+    assert_eq!(
+        p.entity("component", "repo-0").await.unwrap()["spec"]["owner"],
+        "team-0"
+    );
+    let file = |name: &str, owner: &str, words: &str| {
+        catalog_file("acme", name, owner)
+            .replace(&format!("{name}, described in its repository"), words)
+    };
+    let main_push = |name: &str, changes: (&[&str], &[&str], &[&str])| {
+        deliveries::push("acme", name, "main", changes)
+    };
+    const CATALOG: &[&str] = &["catalog-info.yaml"];
+
+    // A delivery not signed with the secret is refused before anything
+    // else, and the refusal is in the audit trail.
+    upstream.set_file(
+        "acme",
+        "repo-0",
+        "catalog-info.yaml",
+        Some(&file("repo-0", "team-9", "moved to tangerine")),
+    );
+    let push0 = main_push("repo-0", (&[], CATALOG, &[]));
+    says(
+        &deliver(&p, "push", &push0, Some("not-the-secret")).await,
+        401,
+        "does not match",
+    );
+    says(
+        &deliver(&p, "push", &push0, None).await,
+        401,
+        "no X-Hub-Signature-256",
+    );
+    assert_eq!(
+        p.entity("component", "repo-0").await.unwrap()["spec"]["owner"],
+        "team-0"
+    );
+    let audit = p.admin_get("/api/audit?target=/api/webhooks/github").await;
+    let refused: Vec<&Value> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["status"] == 401)
+        .collect();
+    assert_eq!(refused.len(), 2, "{audit}");
+
+    // Signed: the pushed catalog file is read again before the answer.
+    upstream.clear_requests();
+    let (s, b) = deliver(&p, "push", &push0, Some(HOOK_SECRET)).await;
+    assert_eq!((s, &b["files"]), (200, &json!(1)), "{b}");
+    let repo0 = p.entity("component", "repo-0").await.unwrap();
+    assert_eq!(repo0["spec"]["owner"], "team-9");
+    // Only that file was read: no listing of the organisation.
+    let paths: Vec<String> = upstream.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        [
+            "/github/repos/acme/repo-0/contents/catalog-info.yaml?ref=b1d3c0ffee5e7a11ab1e0000000000000000cafe"
+        ],
+        "{paths:?}"
+    );
+    // And searchable.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while p.ok("/api/search?q=tangerine").await["total"]
+        .as_u64()
+        .unwrap_or(0)
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pushed change never reached search"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // A push to another branch, or not touching the catalog file: nothing.
+    let other = deliveries::push("acme", "repo-0", "feature/x", (&[], CATALOG, &[]));
+    let (s, b) = deliver(&p, "push", &other, Some(HOOK_SECRET)).await;
+    assert_eq!(
+        (s, &b["files"], &b["gone"]),
+        (200, &json!(0), &json!(0)),
+        "{b}"
+    );
+    let readme = main_push("repo-0", (&[], &["README.md"], &[]));
+    let (_, b) = deliver(&p, "push", &readme, Some(HOOK_SECRET)).await;
+    assert_eq!(b["files"], 0, "{b}");
+
+    // A file added where there was none: in the catalog.
+    upstream.set_file(
+        "acme",
+        "repo-3",
+        "catalog-info.yaml",
+        Some(&file("repo-3", "team-3", "now described")),
+    );
+    let (s, b) = deliver(
+        &p,
+        "push",
+        &main_push("repo-3", (CATALOG, &[], &[])),
+        Some(HOOK_SECRET),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert!(p.entity("component", "repo-3").await.is_some());
+    // A file removed, a repository archived: their entities go, the
+    // others stay.
+    upstream.set_file("acme", "repo-1", "catalog-info.yaml", None);
+    let (_, b) = deliver(
+        &p,
+        "push",
+        &main_push("repo-1", (&[], &[], CATALOG)),
+        Some(HOOK_SECRET),
+    )
+    .await;
+    assert_eq!(b["gone"], 1, "{b}");
+    assert!(p.entity("component", "repo-1").await.is_none());
+    let archived = deliveries::repository_event("acme", "repo-2", "archived");
+    let (_, b) = deliver(&p, "repository", &archived, Some(HOOK_SECRET)).await;
+    assert_eq!(b["gone"], 1, "{b}");
+    assert!(p.entity("component", "repo-2").await.is_none());
+    for kept in ["repo-0", "repo-3", "repo-5", "repo-6"] {
+        assert!(p.entity("component", kept).await.is_some(), "{kept} lost");
+    }
+
+    // A deployment's status: in "deployed in the last 30 minutes" at once.
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let deployed = deliveries::deployment_status(
+        "acme",
+        "repo-0",
+        (4242, "c0ffee1234567890", "production", "success"),
+        &now,
+    );
+    let (s, b) = deliver(&p, "deployment_status", &deployed, Some(HOOK_SECRET)).await;
+    assert_eq!((s, &b["events"]), (200, &json!(1)), "{b}");
+    let feed = p.ok("/api/events?since=30m&kind=deployment&limit=20").await;
+    let event = feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["title"] == "repo-0 deployed c0ffee1 to production")
+        .unwrap_or_else(|| panic!("{feed}"));
+    assert_eq!(event["entityRef"], "component:default/repo-0");
+
+    // Something GitHub sends that changes nothing here (its ping).
+    let (s, _) = deliver(
+        &p,
+        "ping",
+        &json!({"zen": "Keep it logically awesome."}),
+        Some(HOOK_SECRET),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // A plugin without a webhook configured hears nothing.
+    let (s, b) = p.post("/api/webhooks/sentry", &json!({})).await;
+    assert_eq!(s, 404, "{b}");
 }

@@ -685,6 +685,7 @@ async fn every_export_of_the_contract_is_callable() {
         "providers",
         "search",
         "tabs",
+        "webhooks",
         "widgets",
     ]
     .iter()
@@ -735,6 +736,11 @@ async fn every_export_of_the_contract_is_callable() {
         let err = all.discover("inv", "{}", None, &limits).unwrap_err();
         assert_eq!(err.to_string(), "configuration error: set url in the provider's config");
         assert_eq!(hello.discover("inv", "{}", None, &limits).unwrap_err().to_string(), "does not export providers");
+        // A webhook delivery: the event named, the file handed back.
+        let out = all.webhook("push", r#"{"file": {"url": "https://x/catalog-info.yaml", "text": "kind: Component"}}"#, &limits).unwrap();
+        assert_eq!((out.events[0].title.as_str(), out.files[0].url.as_str()), ("push delivered", "https://x/catalog-info.yaml"));
+        assert_eq!(all.webhook("push", "not json", &limits).unwrap_err().to_string(), "upstream error: not JSON: expected ident at line 1 column 2");
+        assert_eq!(hello.webhook("push", "{}", &limits).unwrap_err().to_string(), "does not export webhooks");
 
         assert_eq!(hello.facts(&entity, &limits).unwrap_err().to_string(), "does not export facts");
         assert_eq!(hello.doc_page(&entity, "x", &limits).unwrap_err().to_string(), "does not export docs");

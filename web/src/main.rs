@@ -88,6 +88,8 @@ pub struct Session {
     pub require_sign_in: bool,
     /// Where to sign in and with what (`auth.mode = "oidc"`).
     pub sign_in: Option<SignInWith>,
+    /// The caller administers this portal.
+    pub admin: bool,
 }
 
 #[derive(Clone, PartialEq)]
@@ -266,6 +268,7 @@ fn App() -> Html {
                     url: url.to_string(),
                     provider: w["signIn"]["provider"].as_str().unwrap_or("").to_string(),
                 }),
+                admin: w["admin"] == true,
             }
         }
         _ => Session {
@@ -274,6 +277,7 @@ fn App() -> Html {
             known: false,
             require_sign_in: false,
             sign_in: None,
+            admin: false,
         },
     };
     // Nothing to read before signing in: the sign-in page, wherever one

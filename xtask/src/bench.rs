@@ -50,6 +50,13 @@ pub enum Bench {
         #[arg(long, default_value_t = 100_000)]
         entities: usize,
     },
+    /// Discovery of an organisation of N repositories through the GitHub
+    /// plugin on the loopback stand-in, and signed push deliveries until
+    /// their change is searchable.
+    Discovery {
+        #[arg(long, default_value_t = 10_000)]
+        repos: usize,
+    },
     /// Search at N entities plus P docs pages: full build, query latency,
     /// change to searchable.
     Search {
@@ -129,6 +136,7 @@ pub fn run(what: Bench) -> anyhow::Result<()> {
         Bench::FirstParty => crate::first_party::run(),
         Bench::Insights { entities } => crate::insights_bench::run(entities),
         Bench::Search { entities, pages } => crate::search_bench::run(entities, pages),
+        Bench::Discovery { repos } => crate::discovery_bench::run(repos),
         Bench::Web { entities } => crate::web_bench::run(entities),
         Bench::Load {
             entities,

@@ -4,6 +4,7 @@
 
 mod backstage_bench;
 mod bench;
+mod discovery_bench;
 mod examples_bench;
 mod first_party;
 mod http;

@@ -1366,3 +1366,107 @@ async fn list_contributors(
     ))
     .into_response()
 }
+
+/// Webhook deliveries as GitHub sends them: the event name (the
+/// `X-GitHub-Event` header), the body, and `X-Hub-Signature-256`
+/// (`sha256=` and the hex HMAC-SHA256 of the body with the webhook's
+/// secret).
+pub mod deliveries {
+    use hmac::{KeyInit, Mac};
+    use serde_json::{Value, json};
+
+    /// `X-Hub-Signature-256` of `body` with `secret`.
+    pub fn signature(secret: &str, body: &[u8]) -> String {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+            .expect("HMAC takes keys of any length");
+        mac.update(body);
+        let bytes = mac.finalize().into_bytes();
+        format!(
+            "sha256={}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        )
+    }
+
+    fn repository(org: &str, name: &str) -> Value {
+        json!({
+            "id": 500_001,
+            "name": name,
+            "full_name": format!("{org}/{name}"),
+            "private": true,
+            "owner": {"login": org, "type": "Organization"},
+            "html_url": format!("https://github.com/{org}/{name}"),
+            "default_branch": "main",
+            "master_branch": "main",
+        })
+    }
+
+    /// A `push` of one commit to `branch` that adds, modifies and removes
+    /// the given paths.
+    pub fn push(
+        org: &str,
+        name: &str,
+        branch: &str,
+        (added, modified, removed): (&[&str], &[&str], &[&str]),
+    ) -> Value {
+        let commit = json!({
+            "id": "b1d3c0ffee5e7a11ab1e0000000000000000cafe",
+            "message": "Update the catalog file",
+            "timestamp": "2026-12-07T10:00:00Z",
+            "author": {"name": "Dan", "username": "dan"},
+            "added": added,
+            "modified": modified,
+            "removed": removed,
+        });
+        json!({
+            "ref": format!("refs/heads/{branch}"),
+            "before": "0000000000000000000000000000000000000000",
+            "after": "b1d3c0ffee5e7a11ab1e0000000000000000cafe",
+            "repository": repository(org, name),
+            "pusher": {"name": "dan", "email": "dan@example.com"},
+            "sender": {"login": "dan", "type": "User"},
+            "commits": [commit.clone()],
+            "head_commit": commit,
+        })
+    }
+
+    /// A `repository` event (`created`, `deleted`, `archived`, ...).
+    pub fn repository_event(org: &str, name: &str, action: &str) -> Value {
+        json!({
+            "action": action,
+            "repository": repository(org, name),
+            "sender": {"login": "dan", "type": "User"},
+        })
+    }
+
+    /// A `deployment_status` event: deployment `id` of `sha` to
+    /// `environment` is now `state` (`success`, `failure`, `in_progress`).
+    pub fn deployment_status(
+        org: &str,
+        name: &str,
+        (id, sha, environment, state): (u64, &str, &str, &str),
+        created_at: &str,
+    ) -> Value {
+        json!({
+            "action": "created",
+            "deployment_status": {
+                "id": id * 10 + 1,
+                "state": state,
+                "environment": environment,
+                "target_url": format!("https://github.com/{org}/{name}/deployments"),
+                "log_url": format!("https://github.com/{org}/{name}/actions/runs/{id}"),
+                "created_at": created_at,
+                "creator": {"login": "deploy-bot", "type": "Bot"},
+            },
+            "deployment": {
+                "id": id,
+                "sha": sha,
+                "ref": "main",
+                "environment": environment,
+                "created_at": created_at,
+                "creator": {"login": "dan", "type": "User"},
+            },
+            "repository": repository(org, name),
+            "sender": {"login": "deploy-bot", "type": "Bot"},
+        })
+    }
+}

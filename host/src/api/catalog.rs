@@ -35,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/refresh", post(refresh))
         .route("/problems", get(problems))
         .route("/orphans", get(orphans))
+        .route("/coverage", get(super::suggestions::coverage))
 }
 
 /// Decoded query parameters, repeats kept (`filter=` may repeat).

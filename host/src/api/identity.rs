@@ -106,6 +106,9 @@ pub const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/campaigns", Rule::Owner),
     ("POST", "/api/campaigns/dry-run", Rule::Read),
     ("POST", "/api/suggestions/decide", Rule::Owner),
+    // The delivery's signature is its caller's proof (checked first by
+    // the handler, with the webhook's secret).
+    ("POST", "/api/webhooks/{plugin}", Rule::Public),
     ("POST", "/api/scorecards/dry-run", Rule::Read),
     ("POST", "/api/scorecards/levels", Rule::Read),
     ("DELETE", "/api/campaigns/{name}", Rule::Owner),

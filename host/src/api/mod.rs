@@ -21,6 +21,7 @@ mod search;
 mod signin;
 mod suggestions;
 mod web;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -70,6 +71,7 @@ pub fn app(state: AppState) -> Router {
         .merge(scorecards::router())
         .merge(search::router())
         .merge(suggestions::router())
+        .merge(webhooks::router())
         .merge(admin::router())
         .merge(signin::router())
         .merge(web::router(web_dir))

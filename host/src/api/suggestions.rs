@@ -154,3 +154,17 @@ async fn decisions(
         .collect();
     Ok(Json(json!({ "items": items, "total": all.len() })))
 }
+
+/// `GET /api/catalog/coverage`: how much of what each entity provider
+/// sees (an organisation's repositories) is in the catalog, per team, and
+/// per day; with the totals over every provider.
+pub(super) async fn coverage(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    let all = blocking(move || Ok(provider::coverage(&store)?)).await?;
+    let covered: usize = all.iter().map(|c| c.in_catalog + c.merged).sum();
+    let waiting: usize = all.iter().map(|c| c.waiting).sum();
+    Ok(Json(json!({
+        "providers": all,
+        "total": {"covered": covered, "waiting": waiting, "percent": provider::percent(covered, waiting)},
+    })))
+}

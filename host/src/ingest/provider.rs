@@ -53,6 +53,9 @@ pub struct Page {
     pub files: Vec<(String, String)>,
     /// Entities for a person to accept: (entity as JSON text, why).
     pub suggestions: Vec<(String, String)>,
+    /// Catalog files that are gone (their urls): a partial refresh drops
+    /// what they gave.
+    pub gone: Vec<String>,
     /// Where the next page starts; `None` on the last.
     pub next: Option<String>,
 }
@@ -131,6 +134,184 @@ pub fn record_decision(
         .plugin_state
         .kv_set(DECISIONS, location_id, &bytes, None, u64::MAX)
         .map(drop)
+}
+
+/// The key/value owner under which the host keeps each provider
+/// location's coverage per day (one key per location).
+pub const COVERAGE: &str = "greenroom.coverage";
+
+/// Days of coverage trend kept.
+const TREND_DAYS: usize = 90;
+
+/// One day of a provider location's coverage: what it gave the catalog
+/// and what waited to be claimed, at its last discovery that day.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Point {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    pub in_catalog: usize,
+    pub waiting: usize,
+}
+
+fn trend(store: &Store, location_id: &str) -> Vec<Point> {
+    store
+        .plugin_state
+        .kv_get(COVERAGE, location_id)
+        .ok()
+        .flatten()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+fn record_trend(
+    store: &Store,
+    location_id: &str,
+    now_ms: i64,
+    in_catalog: usize,
+    waiting: usize,
+) -> Result<(), StoreError> {
+    let day = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + Duration::from_millis(now_ms.max(0) as u64),
+    )
+    .to_string()[..10]
+        .to_string();
+    let mut points = trend(store, location_id);
+    points.retain(|p| p.day != day);
+    points.push(Point {
+        day,
+        in_catalog,
+        waiting,
+    });
+    let old = points.len().saturating_sub(TREND_DAYS);
+    points.drain(..old);
+    let bytes = serde_json::to_vec(&points).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    store
+        .plugin_state
+        .kv_set(COVERAGE, location_id, &bytes, None, u64::MAX)
+        .map(drop)
+}
+
+/// How much of what one provider location sees is in the catalog.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Coverage {
+    /// `<plugin>/<name>`, e.g. `github/acme` (an organisation).
+    pub provider: String,
+    /// Entities in the catalog from it (its files, its entities, the
+    /// suggestions accepted).
+    pub in_catalog: usize,
+    /// Suggestions merged into an entity the catalog had: covered too.
+    pub merged: usize,
+    /// Suggestions nobody decided yet.
+    pub waiting: usize,
+    /// Suggestions dismissed: not counted.
+    pub dismissed: usize,
+    /// Covered (in the catalog or merged) of everything it sees, in %.
+    pub percent: f64,
+    pub teams: Vec<TeamCoverage>,
+    /// Per day, oldest first.
+    pub trend: Vec<Point>,
+}
+
+/// One owner's share of a provider location's coverage.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamCoverage {
+    /// `None`: suggestions without an owner.
+    pub owner: Option<String>,
+    pub in_catalog: usize,
+    pub waiting: usize,
+    pub percent: f64,
+}
+
+/// `covered` of `covered + waiting`, in % to one decimal (100 of none).
+pub fn percent(covered: usize, waiting: usize) -> f64 {
+    match covered + waiting {
+        0 => 100.0,
+        all => (covered as f64 * 1000.0 / all as f64).round() / 10.0,
+    }
+}
+
+/// Coverage of every provider location, by target. Blocking.
+pub fn coverage(store: &Store) -> Result<Vec<Coverage>, StoreError> {
+    let waiting_all = suggestions(store)?;
+    let mut out = Vec::new();
+    let mut locations: Vec<crate::store::Location> = store
+        .locations
+        .locations()?
+        .into_iter()
+        .filter(|l| l.kind == KIND)
+        .collect();
+    locations.sort_by(|a, b| a.target.cmp(&b.target));
+    for location in locations {
+        let origin = format!("{KIND}:{}", location.target);
+        let filter = crate::store::Filter(vec![crate::store::FilterSet::from_pairs([(
+            "metadata.annotations.backstage.io/managed-by-origin-location",
+            origin.as_str(),
+        )])]);
+        let mut teams: std::collections::BTreeMap<Option<String>, (usize, usize)> =
+            Default::default();
+        let entities = store.catalog.filter_refs(&filter)?;
+        for (_, _, owner) in &entities {
+            teams.entry(owner.clone()).or_default().0 += 1;
+        }
+        let waiting: Vec<&Suggestion> = waiting_all
+            .iter()
+            .filter(|(t, _)| *t == location.target)
+            .map(|(_, s)| s)
+            .collect();
+        for s in &waiting {
+            teams.entry(s.owner.clone()).or_default().1 += 1;
+        }
+        let decided = decisions(store, &location.id);
+        let count = |c: Choice| decided.iter().filter(|d| d.decision == c).count();
+        let merged = count(Choice::Merged);
+        out.push(Coverage {
+            provider: location.target.clone(),
+            in_catalog: entities.len(),
+            merged,
+            waiting: waiting.len(),
+            dismissed: count(Choice::Dismissed),
+            percent: percent(entities.len() + merged, waiting.len()),
+            teams: teams
+                .into_iter()
+                .map(|(owner, (in_catalog, waiting))| TeamCoverage {
+                    owner,
+                    in_catalog,
+                    waiting,
+                    percent: percent(in_catalog, waiting),
+                })
+                .collect(),
+            trend: trend(store, &location.id),
+        });
+    }
+    Ok(out)
+}
+
+/// The provider location of plugin `plugin` a catalog file at `url`
+/// belongs in: the one that gave it before, else the plugin's first (by
+/// target); `None` when the plugin has none.
+pub fn location_for_file(
+    store: &Store,
+    plugin: &str,
+    url: &str,
+) -> Result<Option<crate::store::Location>, StoreError> {
+    let mut mine: Vec<crate::store::Location> = store
+        .locations
+        .locations()?
+        .into_iter()
+        .filter(|l| l.kind == KIND && l.target.split('/').next() == Some(plugin))
+        .collect();
+    mine.sort_by(|a, b| a.target.cmp(&b.target));
+    let key = format!("url:{url}");
+    let holder = mine
+        .iter()
+        .position(|l| last_seen(store, &l.id).contains_key(&key));
+    Ok(match holder {
+        Some(i) => Some(mine.swap_remove(i)),
+        None => mine.into_iter().next(),
+    })
 }
 
 /// Every provider location's suggestions that are not in the catalog
@@ -241,6 +422,7 @@ pub(super) fn walk(
             .collect(),
         returned: Vec::new(),
         suggested: Vec::new(),
+        entities: 0,
     };
     let mut seen = store
         .as_ref()
@@ -248,8 +430,10 @@ pub(super) fn walk(
         .unwrap_or_default();
     let partial = pinned.is_some();
     let mut failed = None;
+    let mut gone = Vec::new();
     if let Some(page) = pinned {
         walk.page(&page, 1, sink)?;
+        gone = page.gone;
     } else {
         let mut cursor: Option<String> = None;
         for page_no in 1.. {
@@ -285,7 +469,11 @@ pub(super) fn walk(
     }
     let returned: std::collections::HashSet<String> = walk.returned.into_iter().collect();
     if partial {
-        // Everything the page did not name stays as it was.
+        // Everything the page did not name stays as it was; what it says
+        // is gone goes.
+        let gone: std::collections::HashSet<String> =
+            gone.iter().map(|url| format!("url:{url}")).collect();
+        seen.retain(|key, _| !gone.contains(key));
         for key in seen.keys().filter(|k| !returned.contains(*k)) {
             sink.keep_source(&source_of(&location, key));
         }
@@ -313,6 +501,12 @@ pub(super) fn walk(
             store
                 .plugin_state
                 .kv_set(SUGGESTIONS, at.location_id, &bytes, None, u64::MAX)?;
+            let waiting = walk
+                .suggested
+                .iter()
+                .filter(|s| !walk.decided.contains_key(&s.entity_ref))
+                .count();
+            record_trend(&store, at.location_id, at.now_ms, walk.entities, waiting)?;
         }
     }
     Ok(())
@@ -346,6 +540,8 @@ struct Walk<'a> {
     /// The source keys given (see [`source_of`]).
     returned: Vec<String>,
     suggested: Vec<Suggestion>,
+    /// Valid entities given (for the coverage trend).
+    entities: usize,
 }
 
 impl Walk<'_> {
@@ -353,7 +549,7 @@ impl Walk<'_> {
         let location = self.location.clone();
         for (url, text) in &page.files {
             let key = format!("url:{url}");
-            file(
+            self.entities += file(
                 self.kinds,
                 (&location, self.location_id),
                 (&key, text),
@@ -429,6 +625,7 @@ impl Walk<'_> {
                 let r = valid.entity_ref.to_string();
                 sink.entity(valid, &source_of(location, &r), line)?;
                 self.returned.push(r);
+                self.entities += 1;
             }
             Err(invalid) => {
                 let r = invalid.entity_ref.as_ref().map(EntityRef::to_string);
@@ -468,22 +665,24 @@ fn file(
     (location, location_id): (&str, &str),
     (key, text): (&str, &str),
     sink: &mut dyn Sink,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     let source = source_of(location, key);
     let docs = match yaml::parse_documents(text) {
         Ok(d) => d,
         Err(e) => {
             sink.problem(super::syntax_problem(&e, location_id, key));
             sink.keep_source(&source);
-            return Ok(());
+            return Ok(0);
         }
     };
+    let mut valid_ones = 0;
     for (index, doc) in docs.into_iter().enumerate() {
         let mut value = doc.value;
         annotate(&mut value, key, location);
         match kinds.validate(value) {
             Ok(valid) => {
                 sink.entity(valid, &source, doc.line)?;
+                valid_ones += 1;
             }
             Err(invalid) => {
                 let at = super::DocumentAt {
@@ -498,7 +697,7 @@ fn file(
             }
         }
     }
-    Ok(())
+    Ok(valid_ones)
 }
 
 /// A suggested entity checked as the catalog would check it, or why not.

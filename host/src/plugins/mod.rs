@@ -690,6 +690,22 @@ pub fn error_card_json(plugin: &Loaded, error: &CallError) -> Value {
 }
 
 /// A tone as the API writes it.
+/// A plugin's event as the store keeps it (`source` = `plugin:<id>`).
+pub fn event_record(plugin: &str, e: types::Event) -> crate::store::EventRecord {
+    crate::store::EventRecord {
+        source: format!("plugin:{plugin}"),
+        id: e.id,
+        kind: e.kind,
+        entity_ref: e.entity_ref,
+        title: e.title,
+        url: e.url,
+        at_ms: e.at_ms as i64,
+        tone: tone(e.tone).into(),
+        actor: e.actor,
+        owner: None,
+    }
+}
+
 pub fn tone(t: types::Tone) -> &'static str {
     match t {
         types::Tone::Neutral => "neutral",

@@ -69,6 +69,7 @@ impl Providers for PluginProviders {
                     .into_iter()
                     .map(|s| (s.entity, s.reason))
                     .collect(),
+                gone: Vec::new(),
                 next: p.next,
             })
             .map_err(|e| format!("plugin {}: {e}", c.plugin))

@@ -14,7 +14,7 @@ use wasmtime::{Config, Engine};
 
 use super::bindings::v0_1::exports::greenroom::plugin as v0_1_exports;
 use super::bindings::v0_2::exports::greenroom::plugin::{
-    actions, cards, docs, events, facts, providers, search, tabs, widgets,
+    actions, cards, docs, events, facts, providers, search, tabs, webhooks, widgets,
 };
 use super::bindings::v0_2::greenroom::plugin::types;
 use super::bindings::{v0_1, v0_2};
@@ -415,6 +415,7 @@ enum Guest {
         tabs: Option<tabs::GuestIndices>,
         widgets: Option<widgets::GuestIndices>,
         providers: Option<providers::GuestIndices>,
+        webhooks: Option<webhooks::GuestIndices>,
     },
     V0_1 {
         cards: Option<v0_1_exports::cards::GuestIndices>,
@@ -512,6 +513,7 @@ impl Loaded {
                 tabs: tabs::GuestIndices::new(&pre).ok(),
                 widgets: widgets::GuestIndices::new(&pre).ok(),
                 providers: providers::GuestIndices::new(&pre).ok(),
+                webhooks: webhooks::GuestIndices::new(&pre).ok(),
             }
         };
         Ok(Loaded {
@@ -642,6 +644,7 @@ impl Loaded {
                 tabs,
                 widgets,
                 providers,
+                webhooks,
             } => match name {
                 "cards" => cards.is_some(),
                 "facts" => facts.is_some(),
@@ -652,6 +655,7 @@ impl Loaded {
                 "tabs" => tabs.is_some(),
                 "widgets" => widgets.is_some(),
                 "providers" => providers.is_some(),
+                "webhooks" => webhooks.is_some(),
                 _ => false,
             },
             Guest::V0_1 {
@@ -707,6 +711,10 @@ impl Loaded {
 
     pub fn exports_providers(&self) -> bool {
         self.exports("providers")
+    }
+
+    pub fn exports_webhooks(&self) -> bool {
+        self.exports("webhooks")
     }
 
     /// The plugin's facts about an entity.
@@ -973,6 +981,37 @@ impl Loaded {
                         .map(|s| s.entity.len() + s.reason.len())
                         .sum::<usize>()
                     + page.next.as_ref().map_or(0, String::len)
+            },
+        )
+    }
+
+    /// What the verified webhook delivery `event` (`payload`, its body)
+    /// changes (0.2.0 on).
+    pub fn webhook(
+        &self,
+        event: &str,
+        payload: &str,
+        limits: &CallLimits,
+    ) -> Result<types::WebhookOutcome, CallError> {
+        let Guest::V0_2 { webhooks, .. } = &self.guest else {
+            return Err(CallError::NotExported("webhooks"));
+        };
+        let i = export!(webhooks, webhooks)?;
+        self.call(
+            Some(&format!("webhook {event}")),
+            limits,
+            |s, inst| i.load(&mut *s, inst)?.call_handle(&mut *s, event, payload),
+            |out| {
+                out.files
+                    .iter()
+                    .map(|f| f.url.len() + f.text.len())
+                    .sum::<usize>()
+                    + out.gone.iter().map(String::len).sum::<usize>()
+                    + out
+                        .events
+                        .iter()
+                        .map(|e| e.id.len() + e.title.len() + 64)
+                        .sum::<usize>()
             },
         )
     }

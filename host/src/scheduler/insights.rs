@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use crate::plugins::bindings::greenroom::plugin::types;
 use crate::plugins::host::entity_record;
-use crate::plugins::{CallError, Plugins, tone};
-use crate::store::{EventRecord, FactRecord, FactValue, Store, now_ms};
+use crate::plugins::{CallError, Plugins};
+use crate::store::{FactRecord, FactValue, Store, now_ms};
 
 /// Entities read per page while polling facts.
 const PAGE: usize = 500;
@@ -141,18 +141,7 @@ impl Insights {
                 Ok(events) => {
                     let records = events
                         .into_iter()
-                        .map(|e| EventRecord {
-                            source: format!("plugin:{id}"),
-                            id: e.id,
-                            kind: e.kind,
-                            entity_ref: e.entity_ref,
-                            title: e.title,
-                            url: e.url,
-                            at_ms: e.at_ms as i64,
-                            tone: tone(e.tone).into(),
-                            actor: e.actor,
-                            owner: None,
-                        })
+                        .map(|e| crate::plugins::event_record(&id, e))
                         .collect();
                     summary.stored += crate::insights::put_plugin_events(&self.store, &id, records);
                     self.last_events

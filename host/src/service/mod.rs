@@ -11,6 +11,7 @@ pub mod campaigns;
 pub mod docs;
 pub mod locations;
 pub mod suggestions;
+pub mod webhooks;
 
 use crate::store::StoreError;
 

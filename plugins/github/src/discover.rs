@@ -101,6 +101,13 @@ pub fn discover(config: &str, cursor: Option<String>) -> Result<ProviderPage, Pl
         "{}/orgs/{}/repos?type=all&sort=full_name&per_page={PER_PAGE}&page={page}",
         settings.base_url, d.organisation
     );
+    // Webhook deliveries name repositories, not provider locations: the
+    // organisation's catalog file name is remembered for them.
+    let _ = greenroom_plugin_sdk::host::kv_set(
+        &format!("catalog-path:{}", d.organisation.to_lowercase()),
+        d.catalog_path.as_bytes(),
+        None,
+    );
     let response = api::request(&settings, "GET", &url, None, JSON)?;
     match response.status {
         200 => {}
@@ -158,9 +165,9 @@ pub fn discover(config: &str, cursor: Option<String>) -> Result<ProviderPage, Pl
     Ok(out)
 }
 
-/// The text of `path` on `branch` of `full` (`owner/name`), or `None`
-/// when the repository has no such file.
-fn file(
+/// The text of `path` at `branch` (or a commit) of `full`
+/// (`owner/name`), or `None` when the repository has no such file.
+pub fn file(
     settings: &Settings,
     full: &str,
     path: &str,
@@ -179,6 +186,15 @@ fn file(
             response.body_excerpt(200)
         ))),
     }
+}
+
+/// The catalog file's path in repository `full` (`owner/name`): what the
+/// owner's provider location reads (`catalog-info.yaml` unless it says).
+pub fn catalog_path_of(full: &str) -> String {
+    let org = full.split('/').next().unwrap_or_default().to_lowercase();
+    greenroom_plugin_sdk::host::kv_get(&format!("catalog-path:{org}"))
+        .and_then(|v| String::from_utf8(v).ok())
+        .unwrap_or_else(|| "catalog-info.yaml".into())
 }
 
 /// A Component for a repository without a catalog file, and why.

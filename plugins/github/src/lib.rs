@@ -6,13 +6,14 @@
 
 mod api;
 mod discover;
+mod webhook;
 
 use greenroom_plugin_sdk::host;
 use greenroom_plugin_sdk::time::{ago, duration, parse_rfc3339_ms};
 use greenroom_plugin_sdk::{
     Action, Badge, Card, CardBuilder, Cell, Entity, Event, Fact, FactValue, Input, InputField,
-    InputKind, Link, Plugin, PluginError, ProviderPage, TextInput, Tone, input_text, manifest,
-    register_plugin,
+    InputKind, Link, Plugin, PluginError, ProviderPage, TextInput, Tone, WebhookOutcome,
+    input_text, manifest, register_plugin,
 };
 use serde_json::{Value, json};
 
@@ -221,6 +222,12 @@ impl Plugin for GitHub {
         cursor: Option<String>,
     ) -> Result<ProviderPage, PluginError> {
         discover::discover(&config, cursor)
+    }
+
+    /// Pushes, repository changes and deployment statuses, as GitHub
+    /// delivers them (see `webhook.rs`).
+    fn webhook(event: String, payload: String) -> Result<WebhookOutcome, PluginError> {
+        webhook::handle(&event, &payload)
     }
 
     fn events(since_ms: u64) -> Result<Vec<Event>, PluginError> {
@@ -448,6 +455,16 @@ impl Plugin for GitHub {
 /// Deployments (with their latest status) and deploy-workflow runs of one
 /// repository at or after `since_ms`. A deploy run for a commit that has a
 /// deployment is the same event and is left out.
+/// How a deployment in `state` (its latest status) reads in the feed.
+fn deployment_verb(state: &str) -> (&'static str, Tone) {
+    match state {
+        "success" => ("deployed", Tone::Good),
+        "failure" | "error" => ("failed to deploy", Tone::Critical),
+        "inactive" => ("deployed (since replaced)", Tone::Neutral),
+        _ => ("is deploying", Tone::Info),
+    }
+}
+
 fn repo_events(repo: &Repo, entity: &Entity, since_ms: u64) -> Result<Vec<Event>, PluginError> {
     let mut events = Vec::new();
     let mut deployed_shas: Vec<String> = Vec::new();
@@ -472,12 +489,7 @@ fn repo_events(repo: &Repo, entity: &Entity, since_ms: u64) -> Result<Vec<Event>
             .as_ref()
             .and_then(|s| s["state"].as_str())
             .unwrap_or("pending");
-        let (verb, tone) = match state {
-            "success" => ("deployed", Tone::Good),
-            "failure" | "error" => ("failed to deploy", Tone::Critical),
-            "inactive" => ("deployed (since replaced)", Tone::Neutral),
-            _ => ("is deploying", Tone::Info),
-        };
+        let (verb, tone) = deployment_verb(state);
         events.push(Event {
             id: format!("deployment:{}:{id}", repo.slug),
             kind: "deployment".into(),

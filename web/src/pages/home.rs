@@ -301,6 +301,7 @@ pub fn Home() -> Html {
                 </section>
             </div>
             { mine }
+            if session.admin { <crate::pages::suggestions::CoveragePanel /> }
             { match &widgets {
                 Load::Ready(v) if v["widgets"].as_array().is_some_and(|w| !w.is_empty()) => html! {
                     <section class="panel" aria-labelledby="widgets">

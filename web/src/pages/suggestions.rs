@@ -120,6 +120,7 @@ pub fn SuggestionsPage() -> Html {
                 None => html! {},
             } }
             { loaded(&list, "suggestions", |v| table(v, &decide)) }
+            <CoveragePanel />
             <section class="panel" aria-labelledby="decisions-title">
                 <h2 id="decisions-title">{ "Decisions" }</h2>
                 { loaded(&log, "decisions", |v| decisions(v)) }
@@ -241,6 +242,45 @@ pub fn WaitingForMyTeams(props: &WaitingProps) -> Html {
             <ul>{ for v["items"].as_array().into_iter().flatten().map(|i| html! {
                 <li><strong>{ Ref::parse(s(i, "entityRef"), "component").name }</strong>{ " — " }<span class="muted small">{ s(i, "reason").to_string() }</span></li>
             }) }</ul>
+        </section>
+    }
+}
+
+/// How much of what the providers see is in the catalog: per provider
+/// (an organisation), its teams furthest behind, and the trend.
+#[component]
+pub fn CoveragePanel() -> Html {
+    let coverage = use_json(Some("/api/catalog/coverage".into()));
+    let Load::Ready(v) = &coverage else {
+        return html! {};
+    };
+    let providers = v["providers"].as_array().cloned().unwrap_or_default();
+    if providers.is_empty() {
+        return html! {};
+    }
+    html! {
+        <section class="panel" aria-labelledby="coverage-title" id="coverage">
+            <h2 id="coverage-title">{ "Catalog coverage" }</h2>
+            <p class="muted">{ format!("{}% of the software the providers see is in the catalog; {} waiting to be claimed.", v["total"]["percent"], v["total"]["waiting"]) }</p>
+            { for providers.iter().map(|c| {
+                let covered = c["inCatalog"].as_f64().unwrap_or(0.0) + c["merged"].as_f64().unwrap_or(0.0);
+                let all = covered + c["waiting"].as_f64().unwrap_or(0.0);
+                let mut behind: Vec<&Value> = c["teams"].as_array().into_iter().flatten().filter(|t| t["waiting"].as_u64().unwrap_or(0) > 0).collect();
+                behind.sort_by(|a, b| b["waiting"].as_u64().cmp(&a["waiting"].as_u64()));
+                let trend: Vec<String> = c["trend"].as_array().into_iter().flatten().map(|p| format!("{}: {} in, {} waiting", s(p, "day"), p["inCatalog"], p["waiting"])).collect();
+                html! {
+                    <div class="coverage-provider">
+                        <h3>{ s(c, "provider").to_string() }</h3>
+                        { crate::ui::bar(covered, all.max(1.0), &format!("{}% ({covered} of {all})", c["percent"])) }
+                        if !behind.is_empty() {
+                            <p class="small">{ "Most waiting: " }{ for behind.iter().take(5).map(|t| html! {
+                                <span class="coverage-team">{ t["owner"].as_str().map(|o| ref_link(o, "group")).unwrap_or_else(|| html! { "(no owner)" }) }{ format!(" {} · ", t["waiting"]) }</span>
+                            }) }</p>
+                        }
+                        if trend.len() > 1 { <p class="muted small">{ trend.join("; ") }</p> }
+                    </div>
+                }
+            }) }
         </section>
     }
 }

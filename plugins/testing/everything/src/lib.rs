@@ -4,8 +4,8 @@
 use greenroom_plugin_sdk::{
     Action, Badge, Card, CardBuilder, Cell, Choice, ChoiceInput, DocPage, Entity, Event, Fact,
     FactValue, Input, InputField, InputKind, InputValue, Link, NumberInput, Plugin, PluginError,
-    ProviderFile, ProviderPage, SearchDocument, Suggestion, Tab, TextInput, Tone, host, manifest,
-    register_plugin,
+    ProviderFile, ProviderPage, SearchDocument, Suggestion, Tab, TextInput, Tone, WebhookOutcome,
+    host, manifest, register_plugin,
 };
 
 manifest!(
@@ -175,6 +175,37 @@ impl Plugin for Everything {
                 ))
                 .build(),
         ])
+    }
+
+    /// A delivery as one event naming it, and the payload (when it is
+    /// `{"file": {"url", "text"}}`) as a catalog file to read again.
+    fn webhook(event: String, payload: String) -> Result<WebhookOutcome, PluginError> {
+        let body: serde_json::Value = serde_json::from_str(&payload)
+            .map_err(|e| PluginError::Upstream(format!("not JSON: {e}")))?;
+        Ok(WebhookOutcome {
+            files: body["file"]["url"]
+                .as_str()
+                .map(|url| ProviderFile {
+                    url: url.to_string(),
+                    text: body["file"]["text"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                })
+                .into_iter()
+                .collect(),
+            gone: Vec::new(),
+            events: vec![Event {
+                id: format!("webhook:{event}"),
+                kind: "webhook".into(),
+                entity_ref: None,
+                title: format!("{event} delivered"),
+                url: None,
+                at_ms: host::now_ms(),
+                tone: Tone::Info,
+                actor: None,
+            }],
+        })
     }
 
     /// Serves the provider location's pages from the loopback server its
