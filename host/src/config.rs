@@ -899,6 +899,21 @@ pub struct ProviderConfig {
     /// How long an entity the provider stopped returning stays.
     #[serde(default = "default_provider_grace", with = "humantime_serde_compat")]
     pub grace: Duration,
+    /// What accepting one of its suggestions does: `register` it in the
+    /// catalog at once (the default), or open a `pull-request` adding its
+    /// catalog file through the plugin (its action `catalog-pull-request`;
+    /// the plugin must be in `[plugins] allow_actions`).
+    #[serde(default)]
+    pub accept: Accept,
+}
+
+/// See [`ProviderConfig::accept`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Accept {
+    #[default]
+    Register,
+    PullRequest,
 }
 
 impl ProviderConfig {
@@ -1204,6 +1219,7 @@ impl Config {
         Ok(crate::net::Guard {
             resolve_override: HashMap::new(),
             proxy,
+            clients: Default::default(),
         })
     }
 

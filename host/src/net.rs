@@ -198,7 +198,19 @@ pub struct Guard {
     pub resolve_override: HashMap<String, IpAddr>,
     /// A proxy for every request; none unless configured.
     pub proxy: Option<Url>,
+    /// Clients by origin host and the addresses it resolved to, shared by
+    /// every clone: a client loads the trusted roots once and keeps its
+    /// connections (a discovery makes thousands of requests to one host),
+    /// and still reaches only the addresses checked for it.
+    pub clients: Clients,
 }
+
+/// Clients kept by (host, resolved addresses); see [`Guard::clients`].
+pub type Clients =
+    std::sync::Arc<std::sync::Mutex<HashMap<(String, Vec<SocketAddr>), reqwest::Client>>>;
+
+/// Clients kept at most (then the cache starts again).
+const KEPT_CLIENTS: usize = 64;
 
 /// Headers that never follow a redirect to another origin.
 const CREDENTIALS: [HeaderName; 3] = [
@@ -225,8 +237,9 @@ impl Guard {
             let origin = allow(&request.url)?;
             let addrs = self.resolve(&origin).await?;
             let mut send = self
-                .client(&origin, &addrs, timeout)?
+                .client(&origin, &addrs)?
                 .request(request.method.clone(), request.url.clone())
+                .timeout(deadline.saturating_duration_since(Instant::now()))
                 .headers(request.headers.clone());
             if let Some(body) = &request.body {
                 send = send.body(body.clone());
@@ -302,17 +315,31 @@ impl Guard {
     }
 
     /// A client that reaches `origin` only at `addrs`, follows no redirect
-    /// by itself and uses no proxy unless one is configured.
-    fn client(
-        &self,
-        origin: &Origin,
-        addrs: &[SocketAddr],
-        timeout: Duration,
-    ) -> Result<reqwest::Client, Error> {
+    /// by itself and uses no proxy unless one is configured; made once per
+    /// host and addresses.
+    fn client(&self, origin: &Origin, addrs: &[SocketAddr]) -> Result<reqwest::Client, Error> {
+        let key = (origin.host.clone(), addrs.to_vec());
+        if let Some(client) = self
+            .clients
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(client.clone());
+        }
+        let client = self.new_client(origin, addrs)?;
+        let mut kept = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() >= KEPT_CLIENTS {
+            kept.clear();
+        }
+        kept.insert(key, client.clone());
+        Ok(client)
+    }
+
+    fn new_client(&self, origin: &Origin, addrs: &[SocketAddr]) -> Result<reqwest::Client, Error> {
         let builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .resolve_to_addrs(&origin.host, addrs)
-            .timeout(timeout)
             .user_agent(concat!("greenroom/", env!("CARGO_PKG_VERSION")));
         let builder = match &self.proxy {
             Some(proxy) => builder.proxy(

@@ -1180,8 +1180,10 @@ async fn unclaimed_software_is_accepted_merged_and_dismissed() {
     )
     .await;
     b.eval(&decide("checkout-web-v2", "merge")).await;
-    b.until(&outcome("checkout-web-v2 is recorded as that entity"))
-        .await;
+    b.until(&outcome(
+        "checkout-web-v2 is recorded as component:default/checkout-web",
+    ))
+    .await;
     // Dismissed: nothing left for the team.
     b.until("document.querySelectorAll('table.suggestions tbody tr').length === 1")
         .await;
@@ -1213,5 +1215,17 @@ async fn unclaimed_software_is_accepted_merged_and_dismissed() {
     // Everyone's list still holds the other teams'.
     let everyone = p.ok("/api/suggestions").await;
     assert_eq!(everyone["total"], 3, "{everyone}");
+    // Coverage of what the providers see, with the teams most behind.
+    // Three files and the one accepted in the catalog, one merged, three
+    // waiting (the dismissed one does not count): 5 of 8.
+    b.until("document.querySelector('#coverage') && document.querySelector('#coverage').innerText.includes('62.5% (5 of 8)')")
+        .await;
+    let coverage = b
+        .eval("document.querySelector('#coverage').innerText")
+        .await;
+    assert!(
+        coverage.as_str().unwrap().contains("github/northwind-labs"),
+        "{coverage}"
+    );
     screenshot(&b, "unclaimed-software-decided").await;
 }

@@ -402,18 +402,7 @@ async fn suggestions_are_accepted_merged_or_dismissed_by_their_teams() {
     assert!(p.entity("component", "repo-24").await.is_none());
     assert_eq!(waiting(&p).await, 82 - 5);
     // Searchable like any entity.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while p.ok("/api/search?q=repo-4").await["total"]
-        .as_u64()
-        .unwrap_or(0)
-        == 0
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "repo-4 never searchable"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    p.until_found("repo-4").await;
 }
 
 const HOOK_SECRET: &str = "hook-secret-for-tests";
@@ -517,18 +506,7 @@ async fn github_webhooks_refresh_only_what_they_name_and_feed_deployments() {
         "{paths:?}"
     );
     // And searchable.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while p.ok("/api/search?q=tangerine").await["total"]
-        .as_u64()
-        .unwrap_or(0)
-        == 0
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the pushed change never reached search"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    p.until_found("tangerine").await;
 
     // A push to another branch, or not touching the catalog file: nothing.
     let other = deliveries::push("acme", "repo-0", "feature/x", (&[], CATALOG, &[]));
@@ -609,4 +587,136 @@ async fn github_webhooks_refresh_only_what_they_name_and_feed_deployments() {
     // A plugin without a webhook configured hears nothing.
     let (s, b) = p.post("/api/webhooks/sentry", &json!({})).await;
     assert_eq!(s, 404, "{b}");
+}
+
+#[tokio::test]
+async fn discovery_takes_only_the_topics_asked_for_and_no_forks() {
+    let upstream = Upstreams::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let repo = |name: &str, topic: &str, fork: bool| OrgRepo {
+        topics: vec![topic.to_string()],
+        fork,
+        ..OrgRepo::new(name).file(
+            "catalog-info.yaml",
+            &catalog_file("topical", name, "team-1"),
+        )
+    };
+    upstream.set_org(
+        "topical",
+        vec![
+            repo("api-one", "backend", false),
+            repo("api-two", "Backend", false),
+            repo("web-one", "frontend", false),
+            repo("api-fork", "backend", true),
+            OrgRepo {
+                topics: vec!["frontend".into()],
+                ..OrgRepo::new("web-two")
+            },
+        ],
+    );
+    let settings = format!("base_url = \"{}\"", upstream.github_url());
+    let config = format!(
+        "{}[[catalog.providers]]\nplugin = \"github\"\nname = \"topical\"\nconfig = {{ organisation = \"topical\", topics = [\"backend\"] }}\n",
+        upstream_config("github", "GITHUB_TOKEN", &upstream, &settings)
+    );
+    let files = [(
+        "github.wasm".to_string(),
+        std::fs::read(wasm("github")).unwrap(),
+    )];
+    let p = portal_with_docs(&files, &[group("team-1")], "", &config).await;
+    for (name, kept) in [
+        ("api-one", true),
+        ("api-two", true),
+        ("web-one", false),
+        ("api-fork", false),
+    ] {
+        assert_eq!(p.entity("component", name).await.is_some(), kept, "{name}");
+    }
+    // The frontend repository without a file is not suggested either.
+    assert_eq!(waiting(&p).await, 0);
+}
+
+#[tokio::test]
+async fn accepting_can_open_a_pull_request_instead() {
+    let upstream = Upstreams::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    upstream.set_org("acme", generated_org("acme", 10));
+    let settings = format!("base_url = \"{}\"", upstream.github_url());
+    let provider = "[[catalog.providers]]\nplugin = \"github\"\nname = \"acme\"\nconfig = { organisation = \"acme\" }\naccept = \"pull-request\"\n";
+    let config = format!(
+        "{}{provider}[auth]\nmode = \"proxy\"\nrequire_sign_in = false\n[auth.proxy]\ntrusted = [\"127.0.0.0/8\"]\n",
+        upstream_config("github", "GITHUB_TOKEN", &upstream, &settings)
+    );
+    let mut docs: Vec<String> = (0..10).map(|i| group(&format!("team-{i}"))).collect();
+    docs.push(PEOPLE.to_string());
+    let files = [(
+        "github.wasm".to_string(),
+        std::fs::read(wasm("github")).unwrap(),
+    )];
+    // Without the plugin's actions allowed, accepting says what to set.
+    let p = portal_with_docs(&files, &docs, "", &config).await;
+    let dan = Some("dan@example.com");
+    let accept4 = json!({"entityRef": "repo-4", "decision": "accept"});
+    says(
+        &decide(&p, dan, accept4.clone()).await,
+        403,
+        "allow_actions",
+    );
+    drop(p);
+    let p = portal_with_docs(
+        &files,
+        &docs,
+        "",
+        // Settings of [plugins] come first.
+        &format!("allow_actions = [\"github\"]\n{config}"),
+    )
+    .await;
+    let (s, b) = decide(&p, dan, accept4).await;
+    assert_eq!(s, 200, "{b}");
+    let message = b["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Opened pull request #")
+            && message.contains(" adding catalog-info.yaml: https://github.com/acme/repo-4/pull/"),
+        "{message}"
+    );
+    // Not in the catalog until the pull request is merged; not waiting
+    // either.
+    assert!(p.entity("component", "repo-4").await.is_none());
+    assert_eq!(waiting(&p).await, 3);
+    let log = p.ok("/api/suggestions/decisions").await;
+    assert_eq!(log["items"][0]["decision"], "proposed", "{log}");
+    assert_eq!(log["items"][0]["pullRequest"], message);
+    // The pull request carries the catalog file, with the owner.
+    let file = upstream
+        .branch_file(
+            "acme",
+            "repo-4",
+            "greenroom/catalog-info",
+            "catalog-info.yaml",
+        )
+        .expect("the file on the pull request's branch");
+    assert!(file.contains("kind: Component\n"), "{file}");
+    assert!(file.contains("  name: repo-4\n"), "{file}");
+    assert!(file.contains("  owner: group:default/team-4\n"), "{file}");
+    assert!(
+        file.contains("github.com/project-slug: acme/repo-4"),
+        "{file}"
+    );
+    assert!(!file.contains("managed-by"), "{file}");
+    let coverage = p.ok("/api/catalog/coverage").await;
+    assert_eq!(coverage["providers"][0]["proposed"], 1, "{coverage}");
+    // Merged: the next discovery reads the file like any other.
+    upstream.set_file("acme", "repo-4", "catalog-info.yaml", Some(&file));
+    p.refresh().await;
+    let repo4 = p
+        .entity("component", "repo-4")
+        .await
+        .expect("in the catalog once merged");
+    assert_eq!(repo4["spec"]["owner"], "group:default/team-4");
+    assert_eq!(
+        annotation(&repo4, "backstage.io/managed-by-location"),
+        "url:https://github.com/acme/repo-4/blob/main/catalog-info.yaml"
+    );
 }

@@ -130,18 +130,7 @@ async fn a_provider_fills_the_catalog_keeps_its_last_good_set_and_lets_go_after_
         "{locations}"
     );
     // Searchable like any entity.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let found = p.ok("/api/search?q=disc-c").await;
-        if found["total"].as_u64().unwrap_or(0) > 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "disc-c never searchable: {found}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    p.until_found("disc-c").await;
 
     // A discovery that fails keeps the last good set.
     inv.lock().unwrap().fail = true;

@@ -240,6 +240,23 @@ impl Portal {
         }
     }
 
+    /// Waits (20 s at most) until search finds `q`: it indexes behind the
+    /// catalog.
+    pub async fn until_found(&self, q: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while self.ok(&format!("/api/search?q={q}")).await["total"]
+            .as_u64()
+            .unwrap_or(0)
+            == 0
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "search never found {q}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn problems(&self) -> Vec<Value> {
         self.ok("/api/catalog/problems").await["items"]
             .as_array()

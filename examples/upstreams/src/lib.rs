@@ -160,6 +160,18 @@ impl Upstreams {
         }
     }
 
+    /// What was written to `path` on `branch` of `org/repo`, if anything.
+    pub fn branch_file(&self, org: &str, repo: &str, branch: &str, path: &str) -> Option<String> {
+        self.lock()
+            .orgs
+            .get(org)?
+            .iter()
+            .find(|r| r.name == repo)?
+            .branch_files
+            .get(&(branch.to_string(), path.to_string()))
+            .cloned()
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock().requests.clone()
     }
@@ -189,6 +201,11 @@ pub struct OrgRepo {
     pub files: HashMap<String, String>,
     /// Logins by commits, most first.
     pub contributors: Vec<(String, u64)>,
+    /// Files written to other branches ("create or update file
+    /// contents"): (branch, path) to text.
+    pub branch_files: HashMap<(String, String), String>,
+    /// Branches made ("create a reference"): name to the commit.
+    pub branches: HashMap<String, String>,
 }
 
 impl OrgRepo {
@@ -337,7 +354,16 @@ pub fn demo_org() -> Vec<OrgRepo> {
 fn router(inner: Shared) -> Router {
     let github = Router::new()
         .route("/orgs/{org}/repos", get(list_org_repos))
-        .route("/repos/{owner}/{repo}/contents/{*path}", get(get_contents))
+        .route("/repos/{owner}/{repo}", get(get_repo))
+        .route(
+            "/repos/{owner}/{repo}/contents/{*path}",
+            get(get_contents).put(put_contents),
+        )
+        .route(
+            "/repos/{owner}/{repo}/git/ref/heads/{*branch}",
+            get(get_branch_ref),
+        )
+        .route("/repos/{owner}/{repo}/git/refs", post(create_ref))
         .route("/repos/{owner}/{repo}/contributors", get(list_contributors))
         .route("/repos/{owner}/{repo}/actions/runs", get(list_runs))
         .route(
@@ -357,7 +383,10 @@ fn router(inner: Shared) -> Router {
             "/repos/{owner}/{repo}/deployments/{id}/statuses",
             get(list_statuses),
         )
-        .route("/repos/{owner}/{repo}/pulls", get(list_pulls))
+        .route(
+            "/repos/{owner}/{repo}/pulls",
+            get(list_pulls).post(create_pull),
+        )
         .route("/repos/{owner}/{repo}/pulls/{number}/merge", put(merge));
     let sentry = Router::new().route("/api/0/projects/{org}/{project}/issues/", get(list_issues));
     Router::new()
@@ -1469,4 +1498,179 @@ pub mod deliveries {
             "sender": {"login": "deploy-bot", "type": "Bot"},
         })
     }
+}
+
+/// An organisation's repository, changed by `f`; `None` when there is none.
+fn with_org_repo<T>(
+    inner: &Shared,
+    owner: &str,
+    repo: &str,
+    f: impl FnOnce(usize, &mut OrgRepo) -> T,
+) -> Option<T> {
+    let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
+    let repos = inner.orgs.get_mut(owner)?;
+    let (i, r) = repos.iter_mut().enumerate().find(|(_, r)| r.name == repo)?;
+    Some(f(i, r))
+}
+
+/// The head commit of an organisation's default branch, made up.
+const MAIN_SHA: &str = "aa11bb22cc33dd44ee55ff6600778899aabbccdd";
+
+/// "Get a repository".
+async fn get_repo(
+    State(inner): State<Shared>,
+    Path((owner, repo)): Path<(String, String)>,
+) -> Response {
+    with_org_repo(&inner, &owner, &repo, |i, r| {
+        Json(repo_json(&owner, i, r)).into_response()
+    })
+    .unwrap_or_else(not_found)
+}
+
+/// "Get a reference" of a branch: the default one, or one made here.
+async fn get_branch_ref(
+    State(inner): State<Shared>,
+    Path((owner, repo, branch)): Path<(String, String, String)>,
+) -> Response {
+    with_org_repo(&inner, &owner, &repo, |_, r| {
+        let sha = match branch.as_str() {
+            "main" => Some(MAIN_SHA.to_string()),
+            other => r.branches.get(other).cloned(),
+        };
+        match sha {
+            Some(sha) => Json(json!({
+                "ref": format!("refs/heads/{branch}"),
+                "object": {"sha": sha, "type": "commit"},
+            }))
+            .into_response(),
+            None => not_found(),
+        }
+    })
+    .unwrap_or_else(not_found)
+}
+
+/// "Create a reference": a branch; 422 when it exists.
+async fn create_ref(
+    State(inner): State<Shared>,
+    Path((owner, repo)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let (Some(name), Some(sha)) = (
+        body["ref"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("refs/heads/")),
+        body["sha"].as_str(),
+    ) else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"message": "Invalid request.", "status": "422"})),
+        )
+            .into_response();
+    };
+    with_org_repo(&inner, &owner, &repo, |_, r| {
+        if r.branches.contains_key(name) {
+            return (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(json!({"message": "Reference already exists", "status": "422"})),
+            )
+                .into_response();
+        }
+        r.branches.insert(name.to_string(), sha.to_string());
+        (
+            StatusCode::CREATED,
+            Json(json!({"ref": body["ref"], "object": {"sha": sha, "type": "commit"}})),
+        )
+            .into_response()
+    })
+    .unwrap_or_else(not_found)
+}
+
+/// "Create or update file contents" on a branch (`content` in base64).
+async fn put_contents(
+    State(inner): State<Shared>,
+    Path((owner, repo, path)): Path<(String, String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    use base64::Engine;
+    let text = body["content"]
+        .as_str()
+        .and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    let (Some(text), Some(branch), Some(_message)) =
+        (text, body["branch"].as_str(), body["message"].as_str())
+    else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"message": "Invalid request: message, content (base64) and branch are required", "status": "422"})),
+        )
+            .into_response();
+    };
+    with_org_repo(&inner, &owner, &repo, |_, r| {
+        if !r.branches.contains_key(branch) {
+            return not_found();
+        }
+        r.branch_files
+            .insert((branch.to_string(), path.clone()), text.clone());
+        (
+            StatusCode::CREATED,
+            Json(json!({
+                "content": {"name": path.rsplit('/').next(), "path": path, "size": text.len(), "type": "file",
+                    "html_url": format!("https://github.com/{owner}/{repo}/blob/{branch}/{path}")},
+                "commit": {"sha": "c0mm17c0mm17c0mm17c0mm17c0mm17c0mm17c0mm", "message": body["message"]},
+            })),
+        )
+            .into_response()
+    })
+    .unwrap_or_else(not_found)
+}
+
+/// "Create a pull request": listed with the repository's open ones.
+async fn create_pull(
+    State(inner): State<Shared>,
+    Path((owner, repo)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let (Some(title), Some(head), Some(base)) = (
+        body["title"].as_str(),
+        body["head"].as_str(),
+        body["base"].as_str(),
+    ) else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"message": "Validation Failed: title, head and base are required", "status": "422"})),
+        )
+            .into_response();
+    };
+    let known = with_org_repo(&inner, &owner, &repo, |_, r| r.branches.contains_key(head));
+    if known != Some(true) {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"message": format!("Validation Failed: head {head} is not a branch"), "status": "422"})),
+        )
+            .into_response();
+    }
+    let slug = format!("{owner}/{repo}");
+    let pull = with_repo(&inner, &slug, |r, next_id| {
+        *next_id += 1;
+        let n = 1000 + r.pulls.len() as u64;
+        let pull = json!({
+            "url": format!("https://api.github.com/repos/{slug}/pulls/{n}"),
+            "id": *next_id,
+            "number": n,
+            "state": "open",
+            "title": title,
+            "body": body["body"],
+            "user": user("greenroom[bot]"),
+            "draft": false,
+            "created_at": rfc3339(0),
+            "updated_at": rfc3339(0),
+            "merged_at": null,
+            "head": {"ref": head, "sha": "c0mm17c0mm17c0mm17c0mm17c0mm17c0mm17c0mm"},
+            "base": {"ref": base, "sha": MAIN_SHA},
+            "html_url": format!("https://github.com/{slug}/pull/{n}"),
+        });
+        r.pulls.insert(0, pull.clone());
+        pull
+    });
+    (StatusCode::CREATED, Json(pull)).into_response()
 }

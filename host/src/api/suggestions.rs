@@ -122,18 +122,31 @@ async fn decide(
             owner: owner.as_deref(),
         },
     )?;
-    let (store, by) = (state.store.clone(), caller.actor());
+    let (store, plugins, by) = (state.store.clone(), state.plugins.clone(), caller.actor());
     let location = waiting.location.clone();
     let entity_ref = waiting.suggestion.entity_ref.clone();
-    let page = blocking(move || Ok(service::decide(&store, &waiting, &asked, &by)?)).await?;
-    if let Some(page) = page {
+    let by_pull_request =
+        state.config.catalog.providers.iter().any(|p| {
+            p.target() == location.target && p.accept == crate::config::Accept::PullRequest
+        });
+    let decided = blocking(move || {
+        let landing = match by_pull_request {
+            true => service::Landing::PullRequest(&plugins),
+            false => service::Landing::Register,
+        };
+        Ok(service::decide(&store, &waiting, &asked, &by, landing)?)
+    })
+    .await?;
+    if let Some(page) = decided.page {
         state
             .refresher
             .refresh_page(location, page)
             .await
             .map_err(ApiError::Internal)?;
     }
-    Ok(Json(json!({ "entityRef": entity_ref, "decided": true })))
+    Ok(Json(
+        json!({ "entityRef": entity_ref, "decided": true, "message": decided.message }),
+    ))
 }
 
 /// Every decision taken on suggestions, newest first, a page at a time.

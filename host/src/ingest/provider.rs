@@ -88,6 +88,9 @@ pub enum Choice {
     Merged,
     /// Not software the catalog should hold.
     Dismissed,
+    /// Accepted by a pull request adding its catalog file: in the catalog
+    /// once that is merged.
+    Proposed,
 }
 
 /// A decision on a suggestion, as recorded.
@@ -100,6 +103,9 @@ pub struct Decision {
     pub owner: Option<String>,
     /// Merged: the entity it is.
     pub into: Option<String>,
+    /// Proposed: what the plugin said of the pull request it opened.
+    #[serde(default)]
+    pub pull_request: Option<String>,
     /// Why, in the person's words.
     pub note: Option<String>,
     pub by: String,
@@ -207,6 +213,9 @@ pub struct Coverage {
     pub waiting: usize,
     /// Suggestions dismissed: not counted.
     pub dismissed: usize,
+    /// Suggestions accepted by a pull request not merged yet: counted as
+    /// waiting.
+    pub proposed: usize,
     /// Covered (in the catalog or merged) of everything it sees, in %.
     pub percent: f64,
     pub teams: Vec<TeamCoverage>,
@@ -266,14 +275,15 @@ pub fn coverage(store: &Store) -> Result<Vec<Coverage>, StoreError> {
         }
         let decided = decisions(store, &location.id);
         let count = |c: Choice| decided.iter().filter(|d| d.decision == c).count();
-        let merged = count(Choice::Merged);
+        let (merged, proposed) = (count(Choice::Merged), count(Choice::Proposed));
         out.push(Coverage {
             provider: location.target.clone(),
             in_catalog: entities.len(),
             merged,
             waiting: waiting.len(),
             dismissed: count(Choice::Dismissed),
-            percent: percent(entities.len() + merged, waiting.len()),
+            proposed,
+            percent: percent(entities.len() + merged, waiting.len() + proposed),
             teams: teams
                 .into_iter()
                 .map(|(owner, (in_catalog, waiting))| TeamCoverage {

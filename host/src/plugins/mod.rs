@@ -253,7 +253,7 @@ impl Plugins {
     }
 
     /// The plugins section in force.
-    fn config(&self) -> Arc<PluginsConfig> {
+    pub fn config(&self) -> Arc<PluginsConfig> {
         self.config
             .read()
             .unwrap_or_else(|p| p.into_inner())

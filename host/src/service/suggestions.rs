@@ -78,21 +78,40 @@ pub fn owner_to_check(asked: &Asked, waiting: &Waiting) -> Result<Option<String>
     }
 }
 
-/// Records `asked` on `waiting` as taken by `by`; for an acceptance,
-/// answers the page that puts the entity in the catalog (for
-/// `Refresher::refresh_page` on `waiting.location`). Blocking.
+/// How an acceptance lands, from the provider location's `accept`.
+pub enum Landing<'a> {
+    /// In the catalog at once.
+    Register,
+    /// By a pull request the plugin opens (its `catalog-pull-request`
+    /// action), run as the person who accepted.
+    PullRequest(&'a crate::plugins::Plugins),
+}
+
+/// What a decision did.
+pub struct Decided {
+    /// The page that puts an accepted entity in the catalog (for
+    /// `Refresher::refresh_page` on the suggestion's location).
+    pub page: Option<Page>,
+    /// What to tell the person (a pull request's address).
+    pub message: String,
+}
+
+/// Records `asked` on `waiting` as taken by `by`, landing an acceptance
+/// as `landing` says. Blocking.
 pub fn decide(
     store: &Store,
     waiting: &Waiting,
     asked: &Asked,
     by: &str,
-) -> Result<Option<Page>, ServiceError> {
+    landing: Landing<'_>,
+) -> Result<Decided, ServiceError> {
     let s = &waiting.suggestion;
     let mut decision = Decision {
         entity_ref: s.entity_ref.clone(),
         decision: Choice::Dismissed,
         owner: None,
         into: None,
+        pull_request: None,
         note: asked
             .note
             .as_deref()
@@ -147,15 +166,77 @@ pub fn decide(
             )));
         }
     }
+    let mut message = match (&decision.decision, &decision.into) {
+        (Choice::Accepted, _) => format!("{} is in the catalog", s.entity_ref),
+        (Choice::Merged, Some(into)) => format!("{} is recorded as {into}", s.entity_ref),
+        _ => format!("{} is dismissed", s.entity_ref),
+    };
+    if decision.decision == Choice::Accepted
+        && let Landing::PullRequest(plugins) = landing
+    {
+        let said = pull_request(plugins, waiting, decision.owner.as_deref(), by)?;
+        decision.decision = Choice::Proposed;
+        decision.pull_request = Some(said.clone());
+        message = said;
+    }
     let accepted = decision.decision == Choice::Accepted;
     {
         let _one = DECIDING.lock().unwrap_or_else(|p| p.into_inner());
         provider::record_decision(store, &waiting.location.id, decision)?;
     }
-    Ok(accepted.then(|| Page {
-        suggestions: vec![(s.entity.to_string(), s.reason.clone())],
-        ..Page::default()
-    }))
+    Ok(Decided {
+        page: accepted.then(|| Page {
+            suggestions: vec![(s.entity.to_string(), s.reason.clone())],
+            ..Page::default()
+        }),
+        message,
+    })
+}
+
+/// Has the suggestion's plugin open a pull request adding its catalog
+/// file with `owner`; answers what the plugin said.
+fn pull_request(
+    plugins: &crate::plugins::Plugins,
+    waiting: &Waiting,
+    owner: Option<&str>,
+    by: &str,
+) -> Result<String, ServiceError> {
+    let id = waiting
+        .location
+        .target
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    if !plugins.config().allow_actions.iter().any(|a| a == id) {
+        return Err(ServiceError::Forbidden(format!(
+            "accepting opens a pull request through plugin {id}, whose actions are off: list it in [plugins] allow_actions"
+        )));
+    }
+    let plugin = plugins
+        .enabled()
+        .into_iter()
+        .find(|p| p.manifest.id == id)
+        .ok_or_else(|| {
+            ServiceError::Conflict(format!("plugin {id} is not loaded or is disabled"))
+        })?;
+    let mut entity = waiting.suggestion.entity.clone();
+    if let Some(owner) = owner {
+        entity["spec"]["owner"] = serde_json::Value::String(owner.to_string());
+    }
+    let record = crate::plugins::host::entity_record(entity.to_string())
+        .ok_or_else(|| ServiceError::Invalid("the suggestion is not an entity".into()))?;
+    plugin
+        .run_action(
+            "catalog-pull-request",
+            &record,
+            &[],
+            &serde_json::Value::Null,
+            by,
+            &plugins.limits(),
+        )
+        .map_err(|e| {
+            ServiceError::Plugin(format!("plugin {id} could not open the pull request: {e}"))
+        })
 }
 
 /// Every decision taken, newest first, with the provider location each

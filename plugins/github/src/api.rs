@@ -103,6 +103,17 @@ impl Repo {
         runs_of(body)
     }
 
+    /// "Get a repository": its default branch, its page.
+    pub fn info(&self) -> Result<Value, PluginError> {
+        let url = format!("{}/repos/{}", self.settings.base_url, self.slug);
+        Ok(self.get(&url)?.0)
+    }
+
+    /// A route of the repository that answers one object.
+    pub fn object(&self, path: &str) -> Result<Value, PluginError> {
+        Ok(self.get(&self.api_url(path))?.0)
+    }
+
     /// A list route of the repository (one page).
     pub fn list(&self, path: &str) -> Result<Vec<Value>, PluginError> {
         match self.get(&self.api_url(path))?.0 {

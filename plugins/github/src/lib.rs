@@ -5,6 +5,7 @@
 //! pull request). Works with github.com and GitHub Enterprise; see README.md.
 
 mod api;
+mod claim;
 mod discover;
 mod webhook;
 
@@ -386,11 +387,17 @@ impl Plugin for GitHub {
         id: String,
         entity: Entity,
         inputs: Vec<Input>,
-        _actor: String,
+        actor: String,
     ) -> Result<String, PluginError> {
         let repo = repo_of(&entity)?;
         let mut parts = id.split(':');
         match (parts.next(), parts.next(), parts.next()) {
+            // Run by the host when someone accepts a suggestion of a
+            // provider location with `accept = "pull-request"`; never
+            // offered on an entity's page.
+            (Some("catalog-pull-request"), None, None) => {
+                claim::open_pull_request(&repo, &entity, &actor)
+            }
             (Some("rerun"), Some(run), None) => {
                 let run: u64 = run
                     .parse()

@@ -82,14 +82,9 @@ pub fn SuggestionsPage() -> Html {
             let (reload, outcome) = (reload.clone(), outcome.clone());
             wasm_bindgen_futures::spawn_local(async move {
                 let answer = crate::api::post("/api/suggestions/decide", &body, None).await;
-                outcome.set(Some(answer.map(|_| {
-                    let what = match decision {
-                        "accept" => "is in the catalog",
-                        "merge" => "is recorded as that entity",
-                        _ => "is dismissed",
-                    };
-                    format!("{} {what}.", s(&body, "entityRef"))
-                })));
+                // The portal says what happened (in the catalog, or a
+                // pull request opened).
+                outcome.set(Some(answer.map(|v| format!("{}.", s(&v, "message")))));
                 reload.set(*reload + 1);
             });
         })
@@ -120,7 +115,7 @@ pub fn SuggestionsPage() -> Html {
                 None => html! {},
             } }
             { loaded(&list, "suggestions", |v| table(v, &decide)) }
-            <CoveragePanel />
+            <CoveragePanel version={*reload} />
             <section class="panel" aria-labelledby="decisions-title">
                 <h2 id="decisions-title">{ "Decisions" }</h2>
                 { loaded(&log, "decisions", |v| decisions(v)) }
@@ -248,9 +243,16 @@ pub fn WaitingForMyTeams(props: &WaitingProps) -> Html {
 
 /// How much of what the providers see is in the catalog: per provider
 /// (an organisation), its teams furthest behind, and the trend.
+#[derive(Properties, PartialEq)]
+pub struct CoverageProps {
+    /// Loaded again when this changes (after a decision).
+    #[prop_or_default]
+    pub version: u32,
+}
+
 #[component]
-pub fn CoveragePanel() -> Html {
-    let coverage = use_json(Some("/api/catalog/coverage".into()));
+pub fn CoveragePanel(props: &CoverageProps) -> Html {
+    let coverage = use_json(Some(format!("/api/catalog/coverage?v={}", props.version)));
     let Load::Ready(v) = &coverage else {
         return html! {};
     };
@@ -273,8 +275,11 @@ pub fn CoveragePanel() -> Html {
                         <h3>{ s(c, "provider").to_string() }</h3>
                         { crate::ui::bar(covered, all.max(1.0), &format!("{}% ({covered} of {all})", c["percent"])) }
                         if !behind.is_empty() {
-                            <p class="small">{ "Most waiting: " }{ for behind.iter().take(5).map(|t| html! {
-                                <span class="coverage-team">{ t["owner"].as_str().map(|o| ref_link(o, "group")).unwrap_or_else(|| html! { "(no owner)" }) }{ format!(" {} · ", t["waiting"]) }</span>
+                            <p class="small">{ "Most waiting: " }{ for behind.iter().take(5).enumerate().map(|(i, t)| html! {
+                                <span class="coverage-team">
+                                    if i > 0 { { " · " } }
+                                    { t["owner"].as_str().map(|o| ref_link(o, "group")).unwrap_or_else(|| html! { "(no owner)" }) }{ format!(" {}", t["waiting"]) }
+                                </span>
                             }) }</p>
                         }
                         if trend.len() > 1 { <p class="muted small">{ trend.join("; ") }</p> }
