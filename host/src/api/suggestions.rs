@@ -100,40 +100,13 @@ async fn decide(
     Extension(caller): Extension<Caller>,
     ApiJson(asked): ApiJson<Asked>,
 ) -> Result<Json<Value>, ApiError> {
-    // A token never decides (but an administrator's): refused before
-    // anything is looked up.
-    if matches!(caller.principal, Principal::Token(_)) {
-        caller.require(&state, Permission::Claim { owner: None })?;
-    }
-    let store = state.store.clone();
-    let (waiting, asked) = {
-        let asked = asked.clone();
-        blocking(move || {
-            let waiting = service::find(&store, &asked.entity_ref)?;
-            Ok((waiting, asked))
-        })
-        .await?
-    };
-    let owner = service::owner_to_check(&asked, &waiting)?;
-    let caller = super::actions::acting_person(&state, &caller, asked.user.clone()).await?;
-    caller.require(
-        &state,
-        Permission::Claim {
-            owner: owner.as_deref(),
-        },
-    )?;
-    let (store, plugins, by) = (state.store.clone(), state.plugins.clone(), caller.actor());
+    let (waiting, asked, by) = authorised(&state, &caller, asked).await?;
+    let (store, plugins) = (state.store.clone(), state.plugins.clone());
+    let config = state.config.clone();
     let location = waiting.location.clone();
     let entity_ref = waiting.suggestion.entity_ref.clone();
-    let by_pull_request =
-        state.config.catalog.providers.iter().any(|p| {
-            p.target() == location.target && p.accept == crate::config::Accept::PullRequest
-        });
     let decided = blocking(move || {
-        let landing = match by_pull_request {
-            true => service::Landing::PullRequest(&plugins),
-            false => service::Landing::Register,
-        };
+        let landing = service::landing(&config.catalog.providers, &plugins, &waiting.location);
         Ok(service::decide(&store, &waiting, &asked, &by, landing)?)
     })
     .await?;
@@ -147,6 +120,35 @@ async fn decide(
     Ok(Json(
         json!({ "entityRef": entity_ref, "decided": true, "message": decided.message }),
     ))
+}
+
+/// The waiting suggestion `asked` names and who decides it (the caller,
+/// or the demo's person), once the policy lets them.
+async fn authorised(
+    state: &AppState,
+    caller: &Caller,
+    asked: Asked,
+) -> Result<(service::Waiting, Asked, String), ApiError> {
+    // A token never decides (but an administrator's): refused before
+    // anything is looked up.
+    if matches!(caller.principal, Principal::Token(_)) {
+        caller.require(state, Permission::Claim { owner: None })?;
+    }
+    let store = state.store.clone();
+    let (waiting, asked) = blocking(move || {
+        let waiting = service::find(&store, &asked.entity_ref)?;
+        Ok((waiting, asked))
+    })
+    .await?;
+    let owner = service::owner_to_check(&asked, &waiting)?;
+    let acting = super::actions::acting_person(state, caller, asked.user.clone()).await?;
+    acting.require(
+        state,
+        Permission::Claim {
+            owner: owner.as_deref(),
+        },
+    )?;
+    Ok((waiting, asked, acting.actor()))
 }
 
 /// Every decision taken on suggestions, newest first, a page at a time.

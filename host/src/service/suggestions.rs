@@ -87,6 +87,22 @@ pub enum Landing<'a> {
     PullRequest(&'a crate::plugins::Plugins),
 }
 
+/// How an acceptance on `location` lands, from its `[[catalog.providers]]`
+/// entry's `accept`.
+pub fn landing<'a>(
+    providers: &[crate::config::ProviderConfig],
+    plugins: &'a crate::plugins::Plugins,
+    location: &Location,
+) -> Landing<'a> {
+    let by_pull_request = providers
+        .iter()
+        .any(|p| p.target() == location.target && p.accept == crate::config::Accept::PullRequest);
+    match by_pull_request {
+        true => Landing::PullRequest(plugins),
+        false => Landing::Register,
+    }
+}
+
 /// What a decision did.
 pub struct Decided {
     /// The page that puts an accepted entity in the catalog (for
