@@ -50,7 +50,9 @@ async fn discovering_portal(upstream: &Upstreams) -> Portal {
         "{}[[catalog.providers]]\nplugin = \"github\"\nname = \"acme\"\nconfig = {{ organisation = \"acme\" }}\n",
         upstream_config("github", "GITHUB_TOKEN", upstream, &settings)
     );
-    let docs: Vec<String> = (0..10).map(|i| group(&format!("team-{i}"))).collect();
+    let mut docs: Vec<String> = (0..10).map(|i| group(&format!("team-{i}"))).collect();
+    // dev-6 is in the catalog, in team-6; the other committers are not.
+    docs.push("apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: dev-6\nspec:\n  memberOf: [team-6]\n".into());
     let files = [(
         "github.wasm".to_string(),
         std::fs::read(wasm("github")).unwrap(),
@@ -156,6 +158,16 @@ async fn github_discovery_catalogs_repositories_with_files_and_suggests_the_rest
     let three = find("repo-3");
     assert_eq!(three["owner"], "user:default/dev-3");
     assert!(three["reason"].as_str().unwrap().contains("top committer"));
+    // repo-13: its top committer dev-6 is in the catalog, so their team.
+    let thirteen = find("repo-13");
+    assert_eq!(thirteen["owner"], "group:default/team-6");
+    assert!(
+        thirteen["reason"]
+            .as_str()
+            .unwrap()
+            .contains("owner is the team of its top committer dev-6"),
+        "{thirteen}"
+    );
     assert_eq!(find("owners-twice")["owner"], "group:default/team-new");
     let nobody = find("nobody");
     assert!(nobody["owner"].is_null(), "{nobody}");

@@ -338,8 +338,8 @@ pub fn demo_org() -> Vec<OrgRepo> {
         ),
         OrgRepo {
             contributors: vec![
-                ("daniel.kim".to_string(), 57),
-                ("grace.chen".to_string(), 4),
+                ("omar.haddad".to_string(), 57),
+                ("daniel.kim".to_string(), 4),
             ],
             ..described("status-bot", "Go", "Posts the status page to chat")
         },

@@ -673,8 +673,9 @@ pub struct Evaluated {
 /// are shared by every replica, so a change made through another replica
 /// is seen too. A page view then costs two reads instead of planning the
 /// filter and loading every input; the first view after a change pays
-/// the full evaluation. At most 64 campaigns are kept, then it starts
-/// again.
+/// the full evaluation. At most 16 campaigns are kept, all of the store
+/// as it is now (an evaluation holds its targets and the values its
+/// check reads, a few MB at 100,000 entities), then it starts again.
 #[derive(Default)]
 pub struct Evaluations(Mutex<HashMap<String, (Heads, Arc<Evaluated>)>>);
 
@@ -682,7 +683,7 @@ pub struct Evaluations(Mutex<HashMap<String, (Heads, Arc<Evaluated>)>>);
 type Heads = (i64, i64);
 
 impl Evaluations {
-    const KEPT: usize = 64;
+    const KEPT: usize = 16;
 
     /// `campaign` evaluated now, or as kept when nothing moved since.
     pub fn get(&self, store: &Store, campaign: &Campaign) -> Result<Arc<Evaluated>, StoreError> {
@@ -708,6 +709,8 @@ impl Evaluations {
             statuses,
         });
         let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Only evaluations of the store as it is now are worth memory.
+        kept.retain(|_, (at, _)| *at == heads);
         if kept.len() >= Self::KEPT {
             kept.clear();
         }

@@ -3,7 +3,8 @@
 //! branch gives the file's text, which the host reads as a catalog file;
 //! one without becomes a suggested Component with its description, its
 //! language as a tag and an owner from CODEOWNERS (the rule for `*`) or
-//! else its top committer, for a person to accept.
+//! else its top committer's team (or the committer, without one), for a
+//! person to accept.
 //!
 //! A provider location's settings (`[[catalog.providers]] config`):
 //!
@@ -212,10 +213,16 @@ fn suggest(
             Some(owner)
         }
         None => match top_committer(settings, full)? {
-            Some(login) => {
-                reason.push_str("; owner is its top committer");
-                Some(format!("user:default/{login}"))
-            }
+            Some(login) => match team_of(&login) {
+                Some(team) => {
+                    reason.push_str(&format!("; owner is the team of its top committer {login}"));
+                    Some(team)
+                }
+                None => {
+                    reason.push_str("; owner is its top committer");
+                    Some(format!("user:default/{login}"))
+                }
+            },
             None => {
                 reason.push_str("; no owner found: choose one");
                 None
@@ -285,6 +292,18 @@ fn owner_of_all(codeowners: &str) -> Option<String> {
                 None => format!("user:default/{}", entity_name(&owner[1..])),
             },
         )
+}
+
+/// The first team of the catalog's User `login`, if it has one.
+fn team_of(login: &str) -> Option<String> {
+    let user = greenroom_plugin_sdk::host::entity(&format!("user:default/{login}"))?;
+    let json: Value = serde_json::from_str(&user.json).ok()?;
+    json["relations"]
+        .as_array()?
+        .iter()
+        .find(|r| r["type"] == "memberOf")
+        .and_then(|r| r["targetRef"].as_str())
+        .map(str::to_string)
 }
 
 /// The login with most commits.

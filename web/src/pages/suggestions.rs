@@ -33,8 +33,12 @@ fn slug(entity_ref: &str) -> String {
 pub fn SuggestionsPage() -> Html {
     let me = use_context::<Me>().expect("Me context");
     let session = use_context::<Session>().expect("Session context");
-    // Whose suggestions: "" every one, "mine" my teams', "none" ownerless.
-    let scope = use_state(|| "mine".to_string());
+    // Whose suggestions: "" every one, "mine" my teams' (when I am
+    // someone), "none" ownerless.
+    let scope = {
+        let mine = me.is_some();
+        use_state(move || if mine { "mine" } else { "" }.to_string())
+    };
     let reload = use_state(|| 0u32);
     let outcome = use_state(|| None::<Result<String, String>>);
     let user = use_json(me.as_ref().map(|u| {
