@@ -732,3 +732,87 @@ async fn accepting_can_open_a_pull_request_instead() {
         "url:https://github.com/acme/repo-4/blob/main/catalog-info.yaml"
     );
 }
+
+/// A push delivered while a slow discovery of the same organisation runs
+/// (and has already read the old file): in the catalog when answered,
+/// and still there after the discovery commits what it read before.
+#[tokio::test]
+async fn a_webhook_lands_during_a_discovery_and_stays() {
+    let upstream = Upstreams::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    upstream.set_org("acme", generated_org("acme", 10));
+    // SAFETY: only this module sets the variable, always to this value.
+    unsafe { std::env::set_var("GREENROOM_SECRET_GITHUB_WEBHOOK_TEST", HOOK_SECRET) };
+    let settings = format!("base_url = \"{}\"", upstream.github_url());
+    let config = format!(
+        "{}[plugins.webhooks.github]\nsecret = \"GITHUB_WEBHOOK_TEST\"\n\
+         [[catalog.providers]]\nplugin = \"github\"\nname = \"acme\"\nconfig = {{ organisation = \"acme\" }}\n",
+        upstream_config("github", "GITHUB_TOKEN", &upstream, &settings)
+    );
+    let docs: Vec<String> = (0..10).map(|i| group(&format!("team-{i}"))).collect();
+    let files = [(
+        "github.wasm".to_string(),
+        std::fs::read(wasm("github")).unwrap(),
+    )];
+    let p = std::sync::Arc::new(portal_with_docs(&files, &docs, "", &config).await);
+    // Someone changed repo-0's file without a webhook reaching the
+    // portal: the next discovery reads that version (team-5).
+    let version = |owner: &str| catalog_file("acme", "repo-0", owner);
+    upstream.set_file(
+        "acme",
+        "repo-0",
+        "catalog-info.yaml",
+        Some(&version("team-5")),
+    );
+    // Every request to GitHub takes 150 ms: the discovery (about 20
+    // requests) takes seconds, and reads repo-0's file at its start.
+    upstream.set_mode(greenroom_upstreams::Mode::Slow(
+        std::time::Duration::from_millis(150),
+    ));
+    upstream.clear_requests();
+    let discovery = {
+        let p = p.clone();
+        tokio::spawn(async move { p.refresh().await })
+    };
+    // Its requests go one after another: once it asks about repo-1, it
+    // has repo-0's file as it was.
+    let read = |upstream: &Upstreams| {
+        upstream
+            .requests()
+            .iter()
+            .any(|r| r.path.starts_with("/github/repos/acme/repo-1/"))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !read(&upstream) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the discovery never read repo-0"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Then a newer change (team-7), delivered while the discovery runs.
+    upstream.set_file(
+        "acme",
+        "repo-0",
+        "catalog-info.yaml",
+        Some(&version("team-7")),
+    );
+    let push = deliveries::push("acme", "repo-0", "main", (&[], &["catalog-info.yaml"], &[]));
+    let (s, b) = deliver(&p, "push", &push, Some(HOOK_SECRET)).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        !discovery.is_finished(),
+        "the discovery was meant to be still running"
+    );
+    assert_eq!(
+        p.entity("component", "repo-0").await.unwrap()["spec"]["owner"],
+        "team-7"
+    );
+    discovery.await.unwrap();
+    assert_eq!(
+        p.entity("component", "repo-0").await.unwrap()["spec"]["owner"],
+        "team-7",
+        "the discovery's older read (team-5) won"
+    );
+}

@@ -42,6 +42,8 @@ pub enum Mode {
     Malformed,
     /// Never answers.
     Hang,
+    /// Answers normally, each request this much later.
+    Slow(Duration),
 }
 
 /// A request the upstream received.
@@ -432,6 +434,11 @@ async fn behave(
     };
     match mode {
         Mode::Normal => {
+            next.run(axum::extract::Request::from_parts(parts, bytes.into()))
+                .await
+        }
+        Mode::Slow(delay) => {
+            tokio::time::sleep(delay).await;
             next.run(axum::extract::Request::from_parts(parts, bytes.into()))
                 .await
         }

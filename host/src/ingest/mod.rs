@@ -52,10 +52,6 @@ pub struct Ingestor {
     memo: Mutex<HashMap<String, HashMap<String, Memo>>>,
     /// Who answers provider locations (none: they are not read).
     providers: Option<Arc<dyn Providers>>,
-    /// By location id, the one page a partial refresh of a provider
-    /// location reads instead of asking the provider (see
-    /// [`Ingestor::refresh_page`]).
-    pinned: Mutex<HashMap<String, Page>>,
 }
 
 /// A clean file as a refresh read it: every document a valid entity the
@@ -237,7 +233,6 @@ impl Ingestor {
             limits,
             memo: Mutex::default(),
             providers: None,
-            pinned: Mutex::default(),
         }
     }
 
@@ -252,23 +247,37 @@ impl Ingestor {
     /// (a catalog file a webhook named, a suggestion someone accepted)
     /// replaces what the location gave under the same keys, and
     /// everything else it holds is kept as it is; the provider is not
-    /// asked.
+    /// asked. Safe beside a full refresh of the same location: each
+    /// writes in its own transaction (see `Refresher::refresh_page` for
+    /// the order they land in).
     pub fn refresh_page(
         &self,
         store: &Store,
         location: &Location,
-        page: Page,
+        page: &Page,
     ) -> Result<RefreshSummary, StoreError> {
-        self.pinned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(location.id.clone(), page);
-        let done = self.refresh(store, location);
-        self.pinned
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&location.id);
-        done
+        let at = || provider::At {
+            target: &location.target,
+            location_id: &location.id,
+            now_ms: crate::store::now_ms(),
+        };
+        loop {
+            let mut sink = RefreshSink::new(store, &location.id, self.limits.held_entities);
+            provider::walk(
+                self.providers.as_deref(),
+                &self.kinds,
+                at(),
+                Some(page.clone()),
+                &mut sink,
+            )?;
+            match sink.finish()? {
+                Finished::Committed(mut summaries, _) => {
+                    return Ok(summaries.pop().expect("one location, one summary"));
+                }
+                // Something it keeps changed under it: read again.
+                Finished::Lost(_) => continue,
+            }
+        }
     }
 
     /// Refreshes one location in one transaction.
@@ -509,18 +518,12 @@ impl Ingestor {
         if kind == provider::KIND {
             let now = crate::store::now_ms();
             let kinds = &self.kinds;
-            let pinned = self
-                .pinned
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(location_id)
-                .cloned();
             let at = provider::At {
                 target,
                 location_id,
                 now_ms: now,
             };
-            provider::walk(self.providers.as_deref(), kinds, at, pinned, sink)?;
+            provider::walk(self.providers.as_deref(), kinds, at, None, sink)?;
             return Ok((false, memos));
         }
         let root = match Target::from_location(kind, target, &self.base_dir) {

@@ -61,6 +61,10 @@ pub struct Refresher {
     /// Registered locations waiting for their first read, each with whom
     /// to tell how it went.
     queued: std::sync::Mutex<Vec<(Location, Option<Reply>)>>,
+    /// Partial refreshes that landed while a refresh held `running`: that
+    /// refresh may have read their files before the change and commit
+    /// after them, so it applies them again before it lets go.
+    landed: std::sync::Mutex<Vec<(Location, crate::ingest::Page)>>,
 }
 
 /// Where a queued refresh's outcome goes.
@@ -76,6 +80,7 @@ impl Refresher {
             ready: AtomicBool::new(false),
             leading: AtomicBool::new(false),
             queued: std::sync::Mutex::new(Vec::new()),
+            landed: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -98,6 +103,7 @@ impl Refresher {
     pub async fn refresh(&self, location: Location) -> anyhow::Result<RefreshSummary> {
         let _guard = self.running.lock().await;
         let mut done = self.refresh_group(vec![location]).await;
+        self.apply_landed().await;
         done.pop().expect("one location, one outcome")
     }
 
@@ -105,27 +111,51 @@ impl Refresher {
     /// replaces what it gave under the same keys, the rest is kept, and
     /// the provider is not asked (`Ingestor::refresh_page`). For an
     /// accepted suggestion or a file a webhook named: in the catalog (and
-    /// the change feed search follows) when this answers.
+    /// the change feed search follows) when this answers, without waiting
+    /// for a full refresh that may be running. Such a refresh may have
+    /// read the file before the change and commit after this, so it is
+    /// told to apply the page again when it ends.
     pub async fn refresh_page(
         &self,
         location: Location,
         page: crate::ingest::Page,
     ) -> anyhow::Result<RefreshSummary> {
-        let _guard = self.running.lock().await;
-        let (store, ingestor) = (self.store.clone(), self.ingestor.clone());
-        let started = Instant::now();
-        let summary = tokio::task::spawn_blocking(move || {
-            ingestor
-                .refresh_page(&store, &location, page)
-                .map(|s| (s, location))
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("the refresh panicked: {e}"))?;
-        crate::metrics::refresh(started.elapsed().as_secs_f64(), summary.is_err());
-        let (summary, location) = summary?;
+        if self.running.try_lock().is_err() {
+            self.landed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((location.clone(), page.clone()));
+        }
+        let summary = self.apply_page(location.clone(), page).await?;
         self.record_change(&location.id, &location.target, &summary)
             .await;
         Ok(summary)
+    }
+
+    async fn apply_page(
+        &self,
+        location: Location,
+        page: crate::ingest::Page,
+    ) -> anyhow::Result<RefreshSummary> {
+        let (store, ingestor) = (self.store.clone(), self.ingestor.clone());
+        let started = Instant::now();
+        let summary =
+            tokio::task::spawn_blocking(move || ingestor.refresh_page(&store, &location, &page))
+                .await
+                .map_err(|e| anyhow::anyhow!("the refresh panicked: {e}"))?;
+        crate::metrics::refresh(started.elapsed().as_secs_f64(), summary.is_err());
+        Ok(summary?)
+    }
+
+    /// Applies again the partial refreshes that landed while the caller
+    /// (holding `running`) refreshed.
+    async fn apply_landed(&self) {
+        let landed = std::mem::take(&mut *self.landed.lock().unwrap_or_else(|p| p.into_inner()));
+        for (location, page) in landed {
+            if let Err(e) = self.apply_page(location.clone(), page).await {
+                tracing::warn!(location = %location.target, error = %e, "cannot apply a change again after a refresh");
+            }
+        }
     }
 
     /// Queues a registered location for its first read and answers at
@@ -149,6 +179,7 @@ impl Refresher {
             let (locations, replies): (Vec<_>, Vec<_>) = queued.into_iter().unzip();
             let targets: Vec<String> = locations.iter().map(|l| l.target.clone()).collect();
             let done = this.refresh_group(locations).await;
+            this.apply_landed().await;
             for ((outcome, reply), target) in done.into_iter().zip(replies).zip(targets) {
                 match (outcome, reply) {
                     (outcome, Some(reply)) => {
@@ -290,7 +321,9 @@ impl Refresher {
         let targets: Vec<String> = locations.iter().map(|l| l.target.clone()).collect();
         let done = {
             let _guard = self.running.lock().await;
-            self.refresh_group(locations).await
+            let done = self.refresh_group(locations).await;
+            self.apply_landed().await;
+            done
         };
         for (outcome, target) in done.into_iter().zip(targets) {
             if let Err(e) = outcome {
