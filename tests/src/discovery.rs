@@ -437,13 +437,15 @@ async fn deliver(p: &Portal, event: &str, body: &Value, secret: Option<&str>) ->
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test]
-async fn github_webhooks_refresh_only_what_they_name_and_feed_deployments() {
+/// A portal discovering the organisation `acme` of `repos` generated
+/// repositories, taking GitHub's webhook deliveries signed with
+/// [`HOOK_SECRET`].
+async fn webhook_portal(repos: usize) -> (Upstreams, Portal) {
     let upstream = Upstreams::start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    upstream.set_org("acme", generated_org("acme", 20));
-    // SAFETY: only this test uses the variable.
+    upstream.set_org("acme", generated_org("acme", repos));
+    // SAFETY: only this module sets the variable, always to this value.
     unsafe { std::env::set_var("GREENROOM_SECRET_GITHUB_WEBHOOK_TEST", HOOK_SECRET) };
     let settings = format!("base_url = \"{}\"", upstream.github_url());
     let config = format!(
@@ -457,6 +459,12 @@ async fn github_webhooks_refresh_only_what_they_name_and_feed_deployments() {
         std::fs::read(wasm("github")).unwrap(),
     )];
     let p = portal_with_docs(&files, &docs, "", &config).await;
+    (upstream, p)
+}
+
+#[tokio::test]
+async fn github_webhooks_refresh_only_what_they_name_and_feed_deployments() {
+    let (upstream, p) = webhook_portal(20).await;
     assert_eq!(
         p.entity("component", "repo-0").await.unwrap()["spec"]["owner"],
         "team-0"
@@ -738,24 +746,8 @@ async fn accepting_can_open_a_pull_request_instead() {
 /// and still there after the discovery commits what it read before.
 #[tokio::test]
 async fn a_webhook_lands_during_a_discovery_and_stays() {
-    let upstream = Upstreams::start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    upstream.set_org("acme", generated_org("acme", 10));
-    // SAFETY: only this module sets the variable, always to this value.
-    unsafe { std::env::set_var("GREENROOM_SECRET_GITHUB_WEBHOOK_TEST", HOOK_SECRET) };
-    let settings = format!("base_url = \"{}\"", upstream.github_url());
-    let config = format!(
-        "{}[plugins.webhooks.github]\nsecret = \"GITHUB_WEBHOOK_TEST\"\n\
-         [[catalog.providers]]\nplugin = \"github\"\nname = \"acme\"\nconfig = {{ organisation = \"acme\" }}\n",
-        upstream_config("github", "GITHUB_TOKEN", &upstream, &settings)
-    );
-    let docs: Vec<String> = (0..10).map(|i| group(&format!("team-{i}"))).collect();
-    let files = [(
-        "github.wasm".to_string(),
-        std::fs::read(wasm("github")).unwrap(),
-    )];
-    let p = std::sync::Arc::new(portal_with_docs(&files, &docs, "", &config).await);
+    let (upstream, p) = webhook_portal(10).await;
+    let p = std::sync::Arc::new(p);
     // Someone changed repo-0's file without a webhook reaching the
     // portal: the next discovery reads that version (team-5).
     let version = |owner: &str| catalog_file("acme", "repo-0", owner);
