@@ -103,12 +103,15 @@ pub fn discover(config: &str, cursor: Option<String>) -> Result<ProviderPage, Pl
         settings.base_url, d.organisation
     );
     // Webhook deliveries name repositories, not provider locations: the
-    // organisation's catalog file name is remembered for them.
-    let _ = greenroom_plugin_sdk::host::kv_set(
-        &format!("catalog-path:{}", d.organisation.to_lowercase()),
-        d.catalog_path.as_bytes(),
-        None,
-    );
+    // organisation's catalog file name is remembered for them, once per
+    // discovery.
+    if page == 1 {
+        let _ = greenroom_plugin_sdk::host::kv_set(
+            &path_key(&d.organisation),
+            d.catalog_path.as_bytes(),
+            None,
+        );
+    }
     let response = api::request(&settings, "GET", &url, None, JSON)?;
     match response.status {
         200 => {}
@@ -189,11 +192,16 @@ pub fn file(
     }
 }
 
+/// Where an organisation's catalog file name is kept.
+fn path_key(organisation: &str) -> String {
+    format!("catalog-path:{}", organisation.to_lowercase())
+}
+
 /// The catalog file's path in repository `full` (`owner/name`): what the
 /// owner's provider location reads (`catalog-info.yaml` unless it says).
 pub fn catalog_path_of(full: &str) -> String {
-    let org = full.split('/').next().unwrap_or_default().to_lowercase();
-    greenroom_plugin_sdk::host::kv_get(&format!("catalog-path:{org}"))
+    let org = full.split('/').next().unwrap_or_default();
+    greenroom_plugin_sdk::host::kv_get(&path_key(org))
         .and_then(|v| String::from_utf8(v).ok())
         .unwrap_or_else(|| "catalog-info.yaml".into())
 }
