@@ -647,6 +647,14 @@ impl RefreshTx for PgRefresh<'_> {
 
     fn commit(mut self: Box<Self>) -> Result<RefreshSummary, StoreError> {
         let summary = self.finish_location()?;
+        if self.changes >= ANALYZE_AFTER {
+            // Flushed before the answer, whatever the server's default:
+            // the vacuum that follows can mark a page all-visible only
+            // once the commit of its rows is on disk (a server with
+            // `synchronous_commit = off` left every page unmarked).
+            self.client()
+                .batch_execute("SET LOCAL synchronous_commit = on")?;
+        }
         self.client().batch_execute("COMMIT")?;
         let client = self
             .client
