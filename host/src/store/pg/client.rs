@@ -170,17 +170,21 @@ impl Client {
         Ok(Started(runtime.spawn(task(self.inner.clone(), statement))))
     }
 
-    /// Runs `sql` on `runtime` without waiting for it; the connection
-    /// closes when it is done. A failure is logged as `what`.
+    /// Runs the statements of `sql` one after another on `runtime`
+    /// without waiting for them; the connection closes when they are done.
+    /// A failure stops them and is logged as `what`.
     pub(in crate::store) fn run_detached(
         self,
         runtime: &tokio::runtime::Runtime,
-        sql: &'static str,
+        sql: &'static [&'static str],
         what: &'static str,
     ) {
         runtime.spawn(async move {
-            if let Err(e) = self.inner.batch_execute(sql).await {
-                tracing::warn!(error = %e, "{what}");
+            for statement in sql {
+                if let Err(e) = self.inner.batch_execute(statement).await {
+                    tracing::warn!(error = %e, "{what}");
+                    return;
+                }
             }
         });
     }
