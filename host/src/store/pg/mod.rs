@@ -405,12 +405,12 @@ impl Postgres {
     ///
     /// The refresh's commit is flushed first (`PgRefresh::commit`): until
     /// it is on disk no page of its rows can be marked all-visible. Every
-    /// table is vacuumed before any is analyzed: `VACUUM (ANALYZE)` over
-    /// the three analyzed `entities` before vacuuming `search`, and left
-    /// all 18,494 pages of `search` unmarked at 100,000 entities (uncached
-    /// facets 270 ms against 43), which autovacuum, seeing no change
-    /// since, did not come back to
-    /// (`a_large_refresh_on_postgres_leaves_the_catalog_vacuumed`).
+    /// table is vacuumed before any is analyzed: one `VACUUM (ANALYZE)`
+    /// of the three analyzed `entities` before it vacuumed `search`, and
+    /// that left all 18,494 pages of `search` unmarked at 100,000 entities
+    /// (uncached facets 271 ms against 46), which autovacuum, seeing no
+    /// change since, did not come back to. Tested by
+    /// `a_large_refresh_on_postgres_leaves_the_catalog_vacuumed`.
     fn analyze(&self) {
         const FAILED: &str =
             "could not vacuum and analyze the catalog's tables after a large refresh";
