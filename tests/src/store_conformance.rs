@@ -1382,6 +1382,49 @@ pub fn the_change_feed_follows_every_committed_write(store: &Store) {
     let kept = store.changes.entity_changes_after(start, 100).unwrap();
     assert!(kept.ends_with(&after), "{kept:?}");
     assert!(store.changes.forgotten_through().unwrap() <= last);
+
+    // A changed entity, and every entity of a deleted location, too.
+    let before = store.changes.last_entity_change().unwrap();
+    refresh(
+        store,
+        "a.yaml",
+        vec![component("a", "service", "team-b", "A")],
+    );
+    let id = refresh(
+        store,
+        "c.yaml",
+        vec![
+            component("c1", "service", "team-c", "C"),
+            component("c2", "service", "team-c", "C"),
+        ],
+    );
+    let written = store.changes.last_entity_change().unwrap();
+    assert!(store.locations.delete_location(&id).unwrap());
+    let refs = |from| -> Vec<String> {
+        let mut refs: Vec<String> = store
+            .changes
+            .entity_changes_after(from, 100)
+            .unwrap()
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect();
+        refs.sort();
+        refs
+    };
+    assert_eq!(
+        refs(before),
+        [
+            "component:default/a",
+            "component:default/c1",
+            "component:default/c1",
+            "component:default/c2",
+            "component:default/c2"
+        ]
+    );
+    assert_eq!(
+        refs(written),
+        ["component:default/c1", "component:default/c2"]
+    );
 }
 
 fn fact(entity: &str, name: &str, value: FactValue, at_ms: i64) -> FactRecord {

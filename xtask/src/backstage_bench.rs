@@ -17,7 +17,7 @@ use anyhow::{Context, bail};
 
 use crate::bench::{
     Rng, append_row, create_token, measure, peak_rss_mib, prepare, start, wait_health, wait_ready,
-    wait_searchable,
+    wait_searchable, work_so_far,
 };
 use crate::http::Conn;
 use crate::tools;
@@ -159,6 +159,7 @@ pub fn run(n: usize, requests: usize) -> anyhow::Result<()> {
         .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
         .collect();
     files.sort();
+    let before = work_so_far(server.pid())?;
     let started = Instant::now();
     for file in &files {
         let body = serde_json::json!({"type": "file", "target": file.to_string_lossy()});
@@ -181,6 +182,9 @@ pub fn run(n: usize, requests: usize) -> anyhow::Result<()> {
         |h| h["catalog"]["entities"].as_u64() == Some(n as u64),
     )?;
     let ingest = started.elapsed();
+    let (cpu_before, written_before) = before;
+    let (cpu, written) = work_so_far(server.pid())?;
+    let (cpu, written) = (cpu - cpu_before, written - written_before);
     // Queries are measured in the steady state, as in the other part.
     wait_searchable(&mut conn, n)?;
     eprintln!(
@@ -231,6 +235,7 @@ pub fn run(n: usize, requests: usize) -> anyhow::Result<()> {
     let fmt = |(p50, p99): (f64, f64)| format!("{p50:.2} / {p99:.2}");
     println!("entities                     {n} in {} files", files.len());
     println!("ingest through the API       {:.1} s", ingest.as_secs_f64());
+    println!("  server CPU, bytes written  {cpu:.1} s, {written:.0} MiB");
     println!("filtered page + total        {} ms", fmt(filtered));
     println!("full text, name+title        {} ms", fmt(text_fields));
     println!("full text, default fields    {} ms", fmt(text_default));
@@ -241,7 +246,7 @@ pub fn run(n: usize, requests: usize) -> anyhow::Result<()> {
         &tools::workspace_root()?.join("BENCHMARKS.md"),
         "## Backstage clients' queries",
         &format!(
-            "| {} | {n} | {:.1} s | {} | {} | {} | {} | {} | {rss:.0} MiB |\n",
+            "| {} | {n} | {:.1} s | {} | {} | {} | {} | {} | {rss:.0} MiB | {cpu:.1} s, {written:.0} MiB |\n",
             humantime::format_rfc3339_seconds(std::time::SystemTime::now()),
             ingest.as_secs_f64(),
             fmt(filtered),

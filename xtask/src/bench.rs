@@ -280,8 +280,6 @@ pub(crate) fn generate(dir: &Path, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Percentiles of a set of durations, in milliseconds.
-/// The `q` quantile of sorted samples, in milliseconds.
 /// Builds `package`'s binary `bin` in release and returns its path.
 pub(crate) fn release_bin(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
     tools::cargo(&["build", "--release", "--package", package, "--bin", bin])?;
@@ -327,6 +325,7 @@ pub(crate) fn wait_health(
     }
 }
 
+/// The `q` quantile of sorted samples, in milliseconds.
 pub(crate) fn quantile_ms(sorted: &[Duration], q: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
@@ -383,6 +382,31 @@ pub(crate) fn start_at(bin: &Path, config: &Path, addr: &str) -> anyhow::Result<
         .and_then(|a| a.parse().ok())
         .with_context(|| format!("server did not print its address: {line:?}"))?;
     Ok(Server { child, addr })
+}
+
+/// The CPU time (user and system, seconds) a process has used so far, and
+/// the bytes it has handed to `write` and its kin (MiB): measures of work
+/// steadier than wall time on a shared machine.
+pub(crate) fn work_so_far(pid: u32) -> anyhow::Result<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses: utime and
+    // stime are the 12th and 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("no command name in /proc stat")?
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    // The kernel's USER_HZ, 100 on every Linux this runs on.
+    let cpu = ticks / 100.0;
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io"))?;
+    let written: f64 = io
+        .lines()
+        .find_map(|l| l.strip_prefix("wchar:"))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no wchar in /proc io")?;
+    Ok((cpu, written / (1024.0 * 1024.0)))
 }
 
 pub(crate) fn peak_rss_mib(pid: u32) -> anyhow::Result<f64> {

@@ -12,7 +12,7 @@
 //!
 //! The index is rebuilt when it is missing, unreadable or of another
 //! schema version; otherwise it follows the catalog through the
-//! `entity_changes` table, which SQLite triggers fill.
+//! `entity_changes` table, where the store records every entity change.
 
 pub mod background;
 pub mod indexer;

@@ -15,8 +15,9 @@
 //!   candidates are the intersection of its trigrams' bitmaps, each checked
 //!   against its text.
 //!
-//! **Invariant:** the index follows `entity_changes` (SQLite triggers fill
-//! it with the id of every entity added, changed or removed). Each query
+//! **Invariant:** the index follows `entity_changes` (the writer records
+//! the id of every entity added, changed or removed: `write::record_change`
+//! and `delete_location`). Each query
 //! first applies what changed since the last one, on its own read
 //! connection, so it sees every committed write, made by this process or
 //! another on the same file. A gap in the feed, or a change too large to

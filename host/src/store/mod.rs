@@ -480,11 +480,15 @@ impl Locations for Sqlite {
         let mut conn = self.writer();
         let tx = conn.transaction()?;
         tx.execute(
+            "INSERT INTO entity_changes (ref, entity_id) SELECT ref, id FROM entities WHERE location_id = ?1",
+            [id],
+        )?;
+        tx.execute(
             "DELETE FROM search WHERE entity_id IN (SELECT id FROM entities WHERE location_id = ?1)",
             [id],
         )?;
         tx.execute(
-            "DELETE FROM relations WHERE source_ref IN (SELECT ref FROM entities WHERE location_id = ?1)",
+            "DELETE FROM entity_relations WHERE source_id IN (SELECT id FROM entities WHERE location_id = ?1)",
             [id],
         )?;
         tx.execute("DELETE FROM entities WHERE location_id = ?1", [id])?;
@@ -536,6 +540,10 @@ impl Sqlite {
         // never checkpoints: a thread of its own does (`checkpoint.rs`).
         writer
             .execute_batch("PRAGMA cache_size = -65536; PRAGMA journal_size_limit = 67108864; PRAGMA wal_autocheckpoint = 0;")?;
+        // Room for every statement a refresh runs, with each size of its
+        // multi-row inserts (`write.rs`): the default 16 made it prepare
+        // some again and again.
+        writer.set_prepared_statement_cache_capacity(64);
         schema::migrate(&mut writer, path)?;
         // Two v4 UUIDs: 244 bits from the operating system's generator.
         let fresh: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]

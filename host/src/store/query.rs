@@ -1240,10 +1240,13 @@ fn assemble(
     row: &rusqlite::Row<'_>,
     fields: &[String],
 ) -> Result<String, StoreError> {
+    let id: i64 = row.get(0)?;
     let entity_ref: String = row.get(3)?;
     let mut stmt = conn.prepare_cached(RELATIONS_SQL)?;
     let relations = stmt
-        .query_map([&entity_ref], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map(params![entity_ref, id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
         .collect::<Result<Vec<_>, _>>()?;
     splice(
         &Stored {
@@ -1258,9 +1261,10 @@ fn assemble(
 }
 
 /// An entity's relations, declared (false) and declared by others
-/// (true), by its ref. (PostgreSQL reads them in the entity's own
-/// statement instead: `pg::catalog::entity_columns`.)
-const RELATIONS_SQL: &str = "SELECT 0, type, target_ref FROM relations WHERE source_ref = ?1 \
+/// (true), by its ref (`?1`) and id (`?2`): its own are stored under its
+/// id. (PostgreSQL reads them in the entity's own statement instead:
+/// `pg::catalog::entity_columns`.)
+const RELATIONS_SQL: &str = "SELECT 0, type, target_ref FROM entity_relations WHERE source_id = ?2 \
      UNION ALL SELECT 1, type, source_ref FROM relations WHERE target_ref = ?1";
 
 /// An entity as stored.
