@@ -370,30 +370,27 @@ impl RefreshTx for SqliteRefresh<'_> {
                 id
             }
         };
-        for rows in p.flat.chunks(ROWS_PER_INSERT) {
-            let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(rows.len() * 4);
-            for (k, v, original) in rows {
-                args.extend([k as &dyn rusqlite::ToSql, v, &id, original]);
-            }
-            let sql = insert_rows("search (key, value, entity_id, original)", 4, rows.len());
-            self.conn.prepare_cached(&sql)?.execute(&*args)?;
-        }
-        let relations: Vec<(&str, String)> = relations
+        let search: Vec<[&dyn rusqlite::ToSql; 4]> = p
+            .flat
             .iter()
-            .map(|r| (r.kind, r.target.to_string()))
+            .map(|(k, v, original)| [k as &dyn rusqlite::ToSql, v, &id, original])
             .collect();
-        for rows in relations.chunks(ROWS_PER_INSERT) {
-            let mut args: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(rows.len() * 3);
-            for (kind, target) in rows {
-                args.extend([&id as &dyn rusqlite::ToSql, kind, target]);
-            }
-            let sql = insert_rows(
-                "entity_relations (source_id, type, target_ref)",
-                3,
-                rows.len(),
-            );
-            self.conn.prepare_cached(&sql)?.execute(&*args)?;
-        }
+        insert_all(
+            &self.conn,
+            "search (key, value, entity_id, original)",
+            &search,
+        )?;
+        let targets: Vec<String> = relations.iter().map(|r| r.target.to_string()).collect();
+        let relations: Vec<[&dyn rusqlite::ToSql; 3]> = relations
+            .iter()
+            .zip(&targets)
+            .map(|(r, target)| [&id as &dyn rusqlite::ToSql, &r.kind, target])
+            .collect();
+        insert_all(
+            &self.conn,
+            "entity_relations (source_id, type, target_ref)",
+            &relations,
+        )?;
         Ok(Ok(()))
     }
 
@@ -523,16 +520,25 @@ impl Drop for SqliteRefresh<'_> {
 /// for a component of the Backstage benchmark).
 const ROWS_PER_INSERT: usize = 16;
 
-/// `INSERT OR IGNORE INTO {into} VALUES` with `n` rows of `width`
-/// placeholders. Single-row or not, such a statement never needs undoing
-/// half-way (a conflict skips its row), so SQLite keeps no statement
-/// journal for it.
-fn insert_rows(into: &str, width: usize, n: usize) -> String {
-    let row = format!("({})", vec!["?"; width].join(", "));
-    format!(
-        "INSERT OR IGNORE INTO {into} VALUES {}",
-        vec![row.as_str(); n].join(", ")
-    )
+/// Inserts `rows` into `into` (a table and its columns), up to
+/// [`ROWS_PER_INSERT`] a statement, ignoring rows already there. Such a
+/// statement never needs undoing half-way (a conflict skips its row), so
+/// SQLite keeps no statement journal for it, however many rows it holds.
+fn insert_all<const W: usize>(
+    conn: &Connection,
+    into: &str,
+    rows: &[[&dyn rusqlite::ToSql; W]],
+) -> Result<(), StoreError> {
+    let row = format!("({})", vec!["?"; W].join(", "));
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let sql = format!(
+            "INSERT OR IGNORE INTO {into} VALUES {}",
+            vec![row.as_str(); chunk.len()].join(", ")
+        );
+        let args: Vec<&dyn rusqlite::ToSql> = chunk.iter().flatten().copied().collect();
+        conn.prepare_cached(&sql)?.execute(&*args)?;
+    }
+    Ok(())
 }
 
 /// Records that entity `id` (`entity_ref`) was added, changed or removed,
