@@ -5,11 +5,11 @@
 
 use std::collections::BTreeSet;
 
-use greenroom::catalog::{EntityRef, Kinds, ValidEntity};
+use greenroom::catalog::{EntityRef, Kinds};
 use greenroom::store::{
-    AuditEntry, AuditQuery, EventQuery, EventRecord, FactRecord, FactValue, Filter, FullText,
-    ListQuery, NudgeRecord, Order, Origin, PageQuery, ProblemRecord, Rejected, SessionRecord,
-    Status, StatusChange, Store, StoreError, StoredGrants, TokenRecord, now_ms,
+    AuditEntry, AuditQuery, Draft, EventQuery, EventRecord, FactRecord, FactValue, Filter,
+    FullText, ListQuery, NudgeRecord, Order, Origin, PageQuery, ProblemRecord, Rejected,
+    SessionRecord, Status, StatusChange, Store, StoreError, StoredGrants, TokenRecord, now_ms,
 };
 use serde_json::{Value, json};
 
@@ -24,6 +24,7 @@ macro_rules! conformance {
             [
                 locations_are_unique_and_deleting_one_removes_its_entities,
                 a_refresh_commits_whole_and_replaces_what_it_no_longer_produced,
+                entities_worked_out_ahead_are_stored_as_the_writer_would,
                 an_uncommitted_refresh_changes_nothing,
                 the_first_location_to_claim_an_entity_keeps_it,
                 locations_refreshed_in_one_transaction_keep_their_own_rules,
@@ -485,13 +486,14 @@ async fn a_large_refresh_on_postgres_leaves_the_catalog_vacuumed() {
     }
 }
 
-fn entity(value: Value) -> ValidEntity {
-    Kinds::default()
+fn entity(value: Value) -> Draft {
+    let valid = Kinds::default()
         .validate(value)
-        .unwrap_or_else(|e| panic!("{e:?}"))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    Draft::of(valid).unwrap()
 }
 
-fn group(name: &str, parent: Option<&str>, members: &[&str]) -> ValidEntity {
+fn group(name: &str, parent: Option<&str>, members: &[&str]) -> Draft {
     let mut spec = json!({"type": "team", "children": [], "members": members});
     if let Some(p) = parent {
         spec["parent"] = json!(p);
@@ -502,14 +504,14 @@ fn group(name: &str, parent: Option<&str>, members: &[&str]) -> ValidEntity {
     )
 }
 
-fn user(name: &str, email: &str) -> ValidEntity {
+fn user(name: &str, email: &str) -> Draft {
     entity(
         json!({"apiVersion": "backstage.io/v1alpha1", "kind": "User",
         "metadata": {"name": name}, "spec": {"profile": {"email": email}, "memberOf": []}}),
     )
 }
 
-fn component(name: &str, kind: &str, owner: &str, title: &str) -> ValidEntity {
+fn component(name: &str, kind: &str, owner: &str, title: &str) -> Draft {
     entity(
         json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
         "metadata": {"name": name, "title": title},
@@ -526,7 +528,7 @@ fn has(store: &Store, r: &EntityRef) -> bool {
 }
 
 /// Registers a location and writes `entities` into it in one refresh.
-fn refresh(store: &Store, target: &str, entities: Vec<ValidEntity>) -> String {
+fn refresh(store: &Store, target: &str, entities: Vec<Draft>) -> String {
     let id = store
         .locations
         .ensure_location("file", target, Origin::Config)
@@ -534,7 +536,7 @@ fn refresh(store: &Store, target: &str, entities: Vec<ValidEntity>) -> String {
         .id;
     let mut tx = store.locations.begin_refresh(&id).unwrap();
     // As ingest does: a backend may write looked-up entities in batches.
-    let refs: Vec<String> = entities.iter().map(|e| e.entity_ref.to_string()).collect();
+    let refs: Vec<String> = entities.iter().map(|e| e.key().to_string()).collect();
     tx.prefetch(&refs).unwrap();
     for e in entities {
         tx.put(e, &format!("file:{target}")).unwrap().unwrap();
@@ -590,6 +592,74 @@ pub fn locations_are_unique_and_deleting_one_removes_its_entities(store: &Store)
     assert!(!has(store, &component_ref("a")));
     assert!(store.locations.location(&loc.id).unwrap().is_none());
     assert!(!store.locations.delete_location(&loc.id).unwrap());
+}
+
+/// A group's reader works out each entity's stored form before the
+/// writer meets it (`Draft::work_out`, with a fresh uid); the writer works
+/// out the others. Both give the same entity, and a changed entity keeps
+/// its uid either way.
+pub fn entities_worked_out_ahead_are_stored_as_the_writer_would(store: &Store) {
+    let ahead = |name: &str, title: &str| {
+        let mut d = component(name, "service", "team-a", title);
+        d.work_out().unwrap();
+        d
+    };
+    let stored = |name: &str| -> Value {
+        let json = store
+            .catalog
+            .entity_by_ref(&component_ref(name), &[])
+            .unwrap()
+            .unwrap();
+        serde_json::from_str(&json).unwrap()
+    };
+    refresh(
+        store,
+        "a.yaml",
+        vec![
+            component("late", "service", "team-a", "Late Title"),
+            ahead("early", "Late Title"),
+        ],
+    );
+    let (late, early) = (stored("late"), stored("early"));
+    let uid = |v: &Value| v["metadata"]["uid"].as_str().unwrap().to_string();
+    assert_ne!(uid(&late), uid(&early));
+    // The same entity but for its name and uid.
+    let mut same = early.clone();
+    same["metadata"]["name"] = json!("late");
+    same["metadata"]["uid"] = late["metadata"]["uid"].clone();
+    same["metadata"]["etag"] = late["metadata"]["etag"].clone();
+    assert_eq!(same, late);
+    let by_title = |title: &str| {
+        let query = ListQuery {
+            filter: filter(&[&format!("metadata.title={title}")]),
+            ..Default::default()
+        };
+        let mut found = names(&store.catalog.list(&query).unwrap());
+        found.sort();
+        found
+    };
+    assert_eq!(by_title("late title"), ["early", "late"]);
+
+    // Changed, and worked out ahead under a fresh uid: stored under its own.
+    let before = (uid(&late), uid(&early));
+    refresh(
+        store,
+        "a.yaml",
+        vec![ahead("late", "New Title"), ahead("early", "Late Title")],
+    );
+    let (late, early) = (stored("late"), stored("early"));
+    assert_eq!((uid(&late), uid(&early)), before);
+    assert_eq!(late["metadata"]["title"], "New Title");
+    assert_eq!(
+        store
+            .catalog
+            .entity_by_uid(&before.0, &[])
+            .unwrap()
+            .map(|j| names(&[j])),
+        Some(vec!["late".to_string()])
+    );
+    assert_eq!(by_title("late title"), ["early"]);
+    assert_eq!(by_title("new title"), ["late"]);
 }
 
 pub fn a_refresh_commits_whole_and_replaces_what_it_no_longer_produced(store: &Store) {

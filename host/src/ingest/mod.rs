@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::FieldPath;
 use crate::catalog::{EntityRef, Kinds, Problem, ValidEntity};
-use crate::store::{Location, ProblemRecord, RefreshSummary, Store, StoreError};
+use crate::store::{Draft, Location, ProblemRecord, RefreshSummary, Store, StoreError};
 use crate::yaml;
 pub use provider::{Page, Providers};
 pub use source::{ReadError, Reader, Target};
@@ -394,6 +394,7 @@ impl Ingestor {
         // walk past what a refresh holds.
         let mut sink = RefreshSink::new(store, &location.id, usize::MAX);
         sink.stop_after = self.limits.held_entities;
+        sink.work_ahead = true;
         let memos = Memos {
             known: self.recall(&location.id),
             learned: HashMap::new(),
@@ -1023,6 +1024,9 @@ struct RefreshSink<'s> {
     held_entities: usize,
     /// Past this many entities held the sink is full: the walk stops.
     stop_after: usize,
+    /// Whether each entity's stored form is worked out as it is found
+    /// (reading ahead of a group's writer), rather than when written.
+    work_ahead: bool,
     tx: Option<Box<dyn crate::store::RefreshTx + 's>>,
     /// The summaries of the locations written before the current one.
     done: Vec<RefreshSummary>,
@@ -1034,7 +1038,7 @@ struct RefreshSink<'s> {
 }
 
 enum Found {
-    Entity(ValidEntity, String, usize),
+    Entity(Draft, String, usize),
     Invalid(Option<EntityRef>, Vec<ProblemRecord>),
     Problem(ProblemRecord),
     KeepSource(String),
@@ -1058,6 +1062,7 @@ impl<'s> RefreshSink<'s> {
             held: Vec::new(),
             held_entities: 0,
             stop_after: usize::MAX,
+            work_ahead: false,
             tx: None,
             done: Vec::new(),
             refused: HashSet::new(),
@@ -1074,7 +1079,7 @@ impl<'s> RefreshSink<'s> {
             .held
             .iter()
             .filter_map(|found| match found {
-                Found::Entity(e, ..) => Some(e.entity_ref.to_string()),
+                Found::Entity(e, ..) => Some(e.key().to_string()),
                 _ => None,
             })
             .collect();
@@ -1102,9 +1107,9 @@ impl<'s> RefreshSink<'s> {
 
     /// Writes a valid entity; one the store refuses becomes a problem of
     /// its file, which is then not clean after all.
-    fn put(&mut self, entity: ValidEntity, source: &str, line: usize) -> Result<(), StoreError> {
-        let entity_ref = entity.entity_ref.to_string();
-        let Err(rejected) = self.tx_mut().put(entity, source)? else {
+    fn put(&mut self, draft: Draft, source: &str, line: usize) -> Result<(), StoreError> {
+        let entity_ref = draft.key().to_string();
+        let Err(rejected) = self.tx_mut().put(draft, source)? else {
             return Ok(());
         };
         use crate::store::Rejected;
@@ -1178,8 +1183,12 @@ impl Sink for RefreshSink<'_> {
         line: usize,
     ) -> Result<bool, StoreError> {
         self.held_entities += 1;
+        let mut draft = Draft::of(entity)?;
+        if self.work_ahead {
+            draft.work_out()?;
+        }
         self.held
-            .push(Found::Entity(entity, source.to_string(), line));
+            .push(Found::Entity(draft, source.to_string(), line));
         // A refusal shows when written: the source is then in `refused`.
         Ok(true)
     }

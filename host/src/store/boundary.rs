@@ -8,13 +8,13 @@
 //! executor (`spawn_blocking`), as they did when the store was SQLite
 //! alone. A backend that talks to a server blocks its calling thread.
 
-use crate::catalog::{EntityRef, ValidEntity};
+use crate::catalog::EntityRef;
 
 use super::{
-    ActionRun, AuditEntry, AuditQuery, EntityPage, EventQuery, EventRecord, Facets, FactRecord,
-    FactValue, Filter, ListQuery, Location, NudgeRecord, Origin, PageQuery, ProblemRecord,
-    QueryError, RankedFact, RefreshSummary, Rejected, SessionRecord, Stats, Status, StatusChange,
-    StoreError, StoredGrants, TokenRecord,
+    ActionRun, AuditEntry, AuditQuery, Draft, EntityPage, EventQuery, EventRecord, Facets,
+    FactRecord, FactValue, Filter, ListQuery, Location, NudgeRecord, Origin, PageQuery,
+    ProblemRecord, QueryError, RankedFact, RefreshSummary, Rejected, SessionRecord, Stats, Status,
+    StatusChange, StoreError, StoredGrants, TokenRecord,
 };
 
 /// Reading the catalog: entities by ref or uid, filtered lists and pages
@@ -420,11 +420,7 @@ pub trait RefreshTx {
     }
 
     /// Writes a valid entity read from `source` (unless unchanged).
-    fn put(
-        &mut self,
-        entity: ValidEntity,
-        source: &str,
-    ) -> Result<Result<(), Rejected>, StoreError>;
+    fn put(&mut self, draft: Draft, source: &str) -> Result<Result<(), Rejected>, StoreError>;
 
     /// Keeps the stored version of an entity that is now invalid, with the
     /// errors attached as its status. Returns whether there was one to keep.

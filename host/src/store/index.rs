@@ -591,7 +591,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::super::{
-        Catalog, ChangeFeed, Filter, FullText, Locations, Order, Origin, PageQuery, Sqlite,
+        Catalog, ChangeFeed, Draft, Filter, FullText, Locations, Order, Origin, PageQuery, Sqlite,
     };
     use crate::catalog::Kinds;
 
@@ -691,9 +691,12 @@ mod tests {
         let kinds = Kinds::default();
         for (v, _) in entities {
             let source = format!("file:{location}");
-            tx.put(kinds.validate(v.clone()).unwrap(), &source)
-                .unwrap()
-                .unwrap();
+            tx.put(
+                Draft::of(kinds.validate(v.clone()).unwrap()).unwrap(),
+                &source,
+            )
+            .unwrap()
+            .unwrap();
         }
         tx.commit().unwrap();
     }

@@ -46,7 +46,7 @@ pub use history::{NudgeRecord, Status, StatusChange};
 pub use kv::StoredGrants;
 pub use pg::Postgres;
 pub use query::{EntityPage, Filter, FilterSet, FullText, ListQuery, Order, PageQuery, QueryError};
-pub use write::{RefreshSummary, Rejected};
+pub use write::{Draft, RefreshSummary, Rejected};
 
 /// Errors from the store. SQLite's own errors are internal: callers show a
 /// generic message and log the detail.
@@ -698,12 +698,12 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::catalog::{EntityRef, Kinds, ValidEntity};
+    use crate::catalog::{EntityRef, Kinds};
 
-    fn valid(name: &str) -> ValidEntity {
-        Kinds::default()
+    fn valid(name: &str) -> Draft {
+        Draft::of(Kinds::default()
             .validate(json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": name}, "spec": {"type": "team"}}))
-            .unwrap()
+            .unwrap()).unwrap()
     }
 
     fn has(store: &Sqlite, name: &str) -> bool {
@@ -836,9 +836,12 @@ mod plan_tests {
                 spec["dependsOn"] = json!(["resource:r-0"]);
             }
             let v = json!({"apiVersion": "backstage.io/v1alpha1", "kind": kind, "metadata": {"name": format!("e-{:05}", (i * 7919) % N), "tags": [format!("t{}", i % 4)]}, "spec": spec});
-            tx.put(kinds.validate(v).unwrap(), "file:x.yaml")
-                .unwrap()
-                .unwrap();
+            tx.put(
+                Draft::of(kinds.validate(v).unwrap()).unwrap(),
+                "file:x.yaml",
+            )
+            .unwrap()
+            .unwrap();
         }
         tx.commit().unwrap();
         (dir, store)
@@ -1040,9 +1043,10 @@ mod cache_tests {
             .add_location("file", "x.yaml", Origin::Config)
             .unwrap();
         let group = |name: &str| {
-            Kinds::default()
+            let valid = Kinds::default()
                 .validate(json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Group", "metadata": {"name": name}, "spec": {"type": "team"}}))
-                .unwrap()
+                .unwrap();
+            Draft::of(valid).unwrap()
         };
         let refresh = |names: &[&str]| {
             let mut tx = store.begin_refresh(&loc.id).unwrap();

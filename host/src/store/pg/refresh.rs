@@ -10,8 +10,8 @@ use tokio_postgres::types::ToSql;
 
 use super::client::{Client, Started};
 use super::{CATALOG_LOCK, Postgres};
-use crate::catalog::{EntityRef, ValidEntity};
-use crate::store::write::{Existing, Prepared, Put, RefreshBook};
+use crate::catalog::EntityRef;
+use crate::store::write::{Draft, Existing, Prepared, Put, RefreshBook};
 use crate::store::{
     ChangeFeed, Leases, Location, Locations, Origin, ProblemRecord, RefreshSummary, RefreshTx,
     Rejected, StoreError, now_ms,
@@ -483,18 +483,13 @@ impl RefreshTx for PgRefresh<'_> {
         Ok(())
     }
 
-    fn put(
-        &mut self,
-        entity: ValidEntity,
-        source: &str,
-    ) -> Result<Result<(), Rejected>, StoreError> {
-        let ValidEntity {
+    fn put(&mut self, draft: Draft, source: &str) -> Result<Result<(), Rejected>, StoreError> {
+        let Draft {
             entity_ref,
-            value,
-            owner,
+            key,
             relations,
-        } = entity;
-        let key = entity_ref.to_string();
+            stored,
+        } = draft;
         // Met once: a second definition is the book's duplicate.
         let existing = self.own.remove(&key);
         if let Some(location) = self.elsewhere.get(&key) {
@@ -503,7 +498,8 @@ impl RefreshTx for PgRefresh<'_> {
             }));
         }
         let decided = self.book.put(
-            (&key, value, owner),
+            &key,
+            stored,
             source,
             existing.as_ref(),
             // Never asked: `existing` is only ever this location's own;
@@ -534,10 +530,7 @@ impl RefreshTx for PgRefresh<'_> {
                 entity_ref,
                 source: source.to_string(),
                 prepared: p,
-                relations: relations
-                    .iter()
-                    .map(|r| (r.kind, r.target.to_string()))
-                    .collect(),
+                relations,
             });
             if self.pending_rows >= BATCH_ROWS {
                 self.flush()?;
@@ -546,8 +539,8 @@ impl RefreshTx for PgRefresh<'_> {
         }
         let now = now_ms();
         let [keys, values, originals] = search_columns(&p.flat);
-        let types: Vec<&str> = relations.iter().map(|r| r.kind).collect();
-        let targets: Vec<String> = relations.iter().map(|r| r.target.to_string()).collect();
+        let (types, targets): (Vec<&str>, Vec<&str>) =
+            relations.iter().map(|(t, x)| (*t, x.as_str())).unzip();
         // Not looked up first: one statement writes the entity (unless
         // another location has it), its search rows and its relations.
         let location_id = self.book.location_id.clone();
