@@ -121,6 +121,8 @@ impl Portal {
             .with_context(|| format!("cannot open the search index in {}", search_dir.display()))?;
         let search = search::indexer::Indexer::new(index, store.clone(), plugins.clone())
             .context("cannot start the search indexing thread")?;
+        let ingestor = refresher.ingestor().clone();
+        search.yield_to(move || ingestor.is_refreshing());
         let oidc = oidc::Oidc::new(&config)?.map(Arc::new);
         let notifier = campaigns::notify::Notifier::new(store.clone(), &config)?;
         Ok(Portal {

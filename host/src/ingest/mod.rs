@@ -29,6 +29,7 @@ pub mod source;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -52,6 +53,24 @@ pub struct Ingestor {
     memo: Mutex<HashMap<String, HashMap<String, Memo>>>,
     /// Who answers provider locations (none: they are not read).
     providers: Option<Arc<dyn Providers>>,
+    /// Refreshes under way (a group counts once more than its members).
+    running: AtomicUsize,
+}
+
+/// Counts a refresh as under way for as long as it lives.
+struct Running<'a>(&'a AtomicUsize);
+
+impl<'a> Running<'a> {
+    fn start(count: &'a AtomicUsize) -> Running<'a> {
+        count.fetch_add(1, Ordering::AcqRel);
+        Running(count)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A clean file as a refresh read it: every document a valid entity the
@@ -233,7 +252,15 @@ impl Ingestor {
             limits,
             memo: Mutex::default(),
             providers: None,
+            running: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether a refresh is reading or writing locations now: work that
+    /// can wait (following the catalog into the search index) waits for
+    /// it, as the writer every refresh waits on needs the CPU.
+    pub fn is_refreshing(&self) -> bool {
+        self.running.load(Ordering::Acquire) > 0
     }
 
     /// Reads provider locations (`provider:<plugin>/<name>`) through
@@ -256,6 +283,7 @@ impl Ingestor {
         location: &Location,
         page: &Page,
     ) -> Result<RefreshSummary, StoreError> {
+        let _running = Running::start(&self.running);
         let at = || provider::At {
             target: &location.target,
             location_id: &location.id,
@@ -286,6 +314,7 @@ impl Ingestor {
         store: &Store,
         location: &Location,
     ) -> Result<RefreshSummary, StoreError> {
+        let _running = Running::start(&self.running);
         let mut known = self.recall(&location.id);
         let mut held = self.limits.held_entities;
         loop {
@@ -344,6 +373,7 @@ impl Ingestor {
         if let [one] = locations {
             return vec![self.refresh(store, one)];
         }
+        let _running = Running::start(&self.running);
         let mut out = Vec::with_capacity(locations.len());
         std::thread::scope(|scope| {
             // One location read ahead at most: memory stays bounded.
@@ -1539,12 +1569,15 @@ mod tests {
                 .expect("a store write waited for a file being read");
             assert!(written.unwrap());
             assert!(!refreshing.is_finished(), "the file is still being read");
+            // What can wait for the refresh (search indexing) sees it.
+            assert!(ingestor.is_refreshing());
             pipe.write_all(b"from a pipe").unwrap();
             drop(pipe);
             let summary = refreshing.join().unwrap().unwrap();
             assert_eq!(summary.added, 1, "{summary:?}");
         });
         assert_eq!(description(&store, "a").as_deref(), Some("from a pipe"));
+        assert!(!ingestor.is_refreshing());
     }
 
     #[test]
