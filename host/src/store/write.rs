@@ -16,7 +16,7 @@ use crate::catalog::{EntityRef, ValidEntity};
 /// at once; its stored JSON and search rows by [`Draft::work_out`] (the
 /// thread that reads a group's locations calls it, while the writer
 /// writes the location before) or else by the writer, when it finds the
-/// entity new or changed. A third of the writer's time at 100,000
+/// entity new or changed. A sixth of the writer's time at 100,000
 /// entities went to this work, all of it under the write lock.
 pub struct Draft {
     pub(super) entity_ref: EntityRef,
