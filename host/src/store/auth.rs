@@ -284,7 +284,10 @@ impl Access for Sqlite {
             "UPDATE sessions SET ended_ms = ?2 WHERE id = ?1 AND ended_ms IS NULL",
             params![id, now],
         )?;
-        self.session_cached(id, |s| s.ended_ms = Some(now));
+        // A session ended before keeps the time it ended at.
+        if n == 1 {
+            self.session_cached(id, |s| s.ended_ms = Some(now));
+        }
         Ok(n == 1)
     }
 
